@@ -1,0 +1,19 @@
+//! tincan-core: the sans-IO protocol of tincan.
+//!
+//! Nothing in this crate touches a socket, a clock, a thread or the OS random
+//! source: time comes in as `now` arguments (milliseconds since the Unix epoch,
+//! chosen by the driver) and randomness through [`Entropy`]. That keeps every
+//! decision deterministic, so the node daemon, the relay and the simulator in
+//! `tincan-netsim` all drive the very same code.
+//!
+//! # Layout
+//! - [`id`]: printable user, device and message ids.
+//! - [`entropy`]: the randomness the caller hands in.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod entropy;
+pub mod id;
+
+pub use entropy::Entropy;
+pub use id::{DeviceId, IdParseError, MessageId, UserId};
