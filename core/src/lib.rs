@@ -9,11 +9,16 @@
 //! # Layout
 //! - [`id`]: printable user, device and message ids.
 //! - [`entropy`]: the randomness the caller hands in.
+//! - [`identity`]: user and device keys, device certificates, the stored identity.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod entropy;
 pub mod id;
+pub mod identity;
 
 pub use entropy::Entropy;
 pub use id::{DeviceId, IdParseError, MessageId, UserId};
+pub use identity::{
+    verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
+};
