@@ -1,0 +1,353 @@
+//! The peer book: which devices are known, whose they are, under which
+//! name, whether they are reachable — and how a name typed by a user
+//! resolves to exactly one person.
+//!
+//! Anti-spoofing rule: ids are hashes of keys, but display names are free
+//! text, so anyone can call themselves "bob". The first user id seen under
+//! a name keeps it (a *pin*, persisted by the driver). Another user using
+//! the same name is shown as `bob (abcd-efgh)` and never wins a lookup for
+//! plain `bob`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DeviceId, UserId};
+
+/// How a peer was found; shown in `peers --json` as `via`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Announced over mDNS on the local network.
+    Lan,
+    /// Configured by address (`--peer HOST:PORT` or the config file).
+    Static,
+    /// Known from an earlier run, not seen yet in this one.
+    Remembered,
+}
+
+/// What the book knows about one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The device.
+    pub device: DeviceId,
+    /// Its owner.
+    pub user: UserId,
+    /// The owner's display name as the device announced it.
+    pub name: String,
+    /// Addresses the device was last reachable at.
+    pub addrs: Vec<SocketAddr>,
+    /// Whether a live, authenticated connection exists.
+    pub online: bool,
+    /// How it was found.
+    pub via: Via,
+}
+
+/// The outcome of [`PeerBook::learn`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LearnOutcome {
+    /// A device not known before.
+    New {
+        /// Whether the device's name was just pinned to its user (a new pin to persist).
+        pinned: bool,
+    },
+    /// A known device; its details were refreshed.
+    Known,
+    /// The device announces a name pinned to another user: a possible spoof.
+    NameConflict {
+        /// The contested name.
+        name: String,
+        /// The user who holds the name.
+        holder: UserId,
+        /// The user who also claims it.
+        claimant: UserId,
+    },
+}
+
+/// Why a typed peer name did not resolve to one user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// Nobody matches; the candidates are everyone known.
+    #[error("no peer matches {query:?}; known peers: {}", list(candidates))]
+    Unknown {
+        /// What the user typed.
+        query: String,
+        /// Everyone known, as `name (fingerprint) user_id`.
+        candidates: Vec<String>,
+    },
+    /// Several users match; the candidates are those.
+    #[error("{query:?} matches several peers: {}", list(candidates))]
+    Ambiguous {
+        /// What the user typed.
+        query: String,
+        /// The matching users, as `name (fingerprint) user_id`.
+        candidates: Vec<String>,
+    },
+}
+
+fn list(candidates: &[String]) -> String {
+    if candidates.is_empty() {
+        "none yet".to_string()
+    } else {
+        candidates.join(", ")
+    }
+}
+
+fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Known devices and name pins. Pure data; the driver persists changes.
+#[derive(Debug, Default, Clone)]
+pub struct PeerBook {
+    devices: BTreeMap<DeviceId, PeerInfo>,
+    pins: HashMap<String, UserId>,
+}
+
+impl PeerBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Restores a pin loaded from storage.
+    pub fn restore_pin(&mut self, name: &str, user: UserId) {
+        self.pins.entry(name_key(name)).or_insert(user);
+    }
+
+    /// Records (or refreshes) a device that proved its identity, applying the
+    /// pin rule to its name.
+    pub fn learn(&mut self, info: PeerInfo) -> LearnOutcome {
+        let key = name_key(&info.name);
+        let mut pinned = false;
+        let holder = match self.pins.get(&key) {
+            Some(holder) => *holder,
+            None if key.is_empty() => info.user,
+            None => {
+                self.pins.insert(key, info.user);
+                pinned = true;
+                info.user
+            }
+        };
+        let name = info.name.clone();
+        let claimant = info.user;
+        let known = match self.devices.get_mut(&info.device) {
+            Some(existing) => {
+                existing.name = info.name;
+                if !info.addrs.is_empty() {
+                    existing.addrs = info.addrs;
+                }
+                existing.online |= info.online;
+                if existing.via == Via::Remembered || info.via == Via::Lan {
+                    existing.via = info.via;
+                }
+                true
+            }
+            None => {
+                self.devices.insert(info.device, info);
+                false
+            }
+        };
+        if holder != claimant {
+            LearnOutcome::NameConflict {
+                name,
+                holder,
+                claimant,
+            }
+        } else if known {
+            LearnOutcome::Known
+        } else {
+            LearnOutcome::New { pinned }
+        }
+    }
+
+    /// Marks a device online or offline; returns whether that changed anything.
+    pub fn set_online(&mut self, device: &DeviceId, online: bool) -> bool {
+        match self.devices.get_mut(device) {
+            Some(info) if info.online != online => {
+                info.online = online;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One device.
+    pub fn device(&self, device: &DeviceId) -> Option<&PeerInfo> {
+        self.devices.get(device)
+    }
+
+    /// All devices, in id order.
+    pub fn devices(&self) -> impl Iterator<Item = &PeerInfo> {
+        self.devices.values()
+    }
+
+    /// The devices of one user.
+    pub fn devices_of<'a>(&'a self, user: &'a UserId) -> impl Iterator<Item = &'a PeerInfo> + 'a {
+        self.devices.values().filter(move |d| d.user == *user)
+    }
+
+    /// Whether `user` owns the name it announces (false for an impostor).
+    pub fn holds_name(&self, user: &UserId, name: &str) -> bool {
+        self.pins.get(&name_key(name)).is_none_or(|holder| holder == user)
+    }
+
+    /// The name to show for a user: the plain name if the user holds it,
+    /// `name (fingerprint)` otherwise.
+    pub fn display_name(&self, user: &UserId) -> String {
+        let Some(name) = self.devices_of(user).map(|d| d.name.clone()).next() else {
+            return user.fingerprint();
+        };
+        if self.holds_name(user, &name) && !name.trim().is_empty() {
+            name
+        } else {
+            format!("{} ({})", name, user.fingerprint())
+        }
+    }
+
+    fn users(&self) -> Vec<UserId> {
+        let mut users: Vec<UserId> = self.devices.values().map(|d| d.user).collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
+    fn describe(&self, user: &UserId) -> String {
+        format!("{} {}", self.display_name(user), user)
+    }
+
+    /// Resolves what a user typed (a name, a disambiguated `name (fp)`, or a
+    /// user-id prefix) to exactly one user.
+    ///
+    /// A pinned name resolves to its holder only, never to a newcomer using
+    /// the same name.
+    pub fn resolve(&self, query: &str) -> Result<UserId, ResolveError> {
+        let key = name_key(query);
+        let users = self.users();
+        if let Some(holder) = self.pins.get(&key) {
+            if users.contains(holder) {
+                return Ok(*holder);
+            }
+        }
+        let by_display: Vec<UserId> = users
+            .iter()
+            .filter(|u| name_key(&self.display_name(u)) == key)
+            .copied()
+            .collect();
+        if let [one] = by_display.as_slice() {
+            return Ok(*one);
+        }
+        // Users announcing this name without holding it: never pick one
+        // silently, list them so the user can choose by fingerprint.
+        let impostors: Vec<String> = users
+            .iter()
+            .filter(|u| self.devices_of(u).any(|d| name_key(&d.name) == key))
+            .map(|u| self.describe(u))
+            .collect();
+        if !impostors.is_empty() {
+            return Err(ResolveError::Ambiguous {
+                query: query.to_string(),
+                candidates: impostors,
+            });
+        }
+        let by_prefix: Vec<UserId> = if key.len() >= 4 {
+            users.iter().filter(|u| u.matches_prefix(&key)).copied().collect()
+        } else {
+            Vec::new()
+        };
+        match by_prefix.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ResolveError::Unknown {
+                query: query.to_string(),
+                candidates: users.iter().map(|u| self.describe(u)).collect(),
+            }),
+            many => Err(ResolveError::Ambiguous {
+                query: query.to_string(),
+                candidates: many.iter().map(|u| self.describe(u)).collect(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u8, user: u8, name: &str) -> PeerInfo {
+        PeerInfo {
+            device: DeviceId::from_public_key(&[n; 32]),
+            user: UserId::from_public_key(&[user; 32]),
+            name: name.to_string(),
+            addrs: Vec::new(),
+            online: true,
+            via: Via::Static,
+        }
+    }
+
+    #[test]
+    fn first_user_keeps_the_name_and_a_newcomer_is_disambiguated() {
+        let mut book = PeerBook::new();
+        let bob = peer(1, 1, "Bob");
+        let fake = peer(2, 2, "bob");
+        assert_eq!(book.learn(bob.clone()), LearnOutcome::New { pinned: true });
+        assert!(matches!(book.learn(fake.clone()), LearnOutcome::NameConflict { .. }));
+        assert_eq!(book.resolve("BOB"), Ok(bob.user));
+        assert_eq!(book.display_name(&bob.user), "Bob");
+        let shown = book.display_name(&fake.user);
+        assert_eq!(shown, format!("bob ({})", fake.user.fingerprint()));
+        assert_eq!(book.resolve(&shown), Ok(fake.user));
+    }
+
+    #[test]
+    fn restored_pin_beats_a_newcomer_seen_first_in_this_run() {
+        let mut book = PeerBook::new();
+        let bob = peer(1, 1, "bob");
+        book.restore_pin("bob", bob.user);
+        let fake = peer(2, 2, "bob");
+        assert!(matches!(book.learn(fake.clone()), LearnOutcome::NameConflict { .. }));
+        // The holder is not present: "bob" must not silently pick the newcomer.
+        assert!(matches!(book.resolve("bob"), Err(ResolveError::Ambiguous { .. })));
+        book.learn(bob.clone());
+        assert_eq!(book.resolve("bob"), Ok(bob.user));
+    }
+
+    #[test]
+    fn id_prefix_unknown_and_ambiguous() {
+        let mut book = PeerBook::new();
+        let a = peer(1, 1, "alice");
+        let c = peer(3, 3, "carol");
+        book.learn(a.clone());
+        book.learn(c.clone());
+        assert_eq!(book.resolve(&a.user.to_string()[..8]), Ok(a.user));
+        match book.resolve("dave") {
+            Err(ResolveError::Unknown { candidates, .. }) => assert_eq!(candidates.len(), 2),
+            other => panic!("expected unknown, got {other:?}"),
+        }
+        // Two users whose ids share a (short) prefix cannot be told apart by it.
+        let users = [a.user.to_string(), c.user.to_string()];
+        let common = users[0]
+            .chars()
+            .zip(users[1].chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+        if common >= 4 {
+            assert!(matches!(
+                book.resolve(&users[0][..common]),
+                Err(ResolveError::Ambiguous { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn online_flag_changes_are_reported_once() {
+        let mut book = PeerBook::new();
+        let a = peer(1, 1, "alice");
+        book.learn(a.clone());
+        assert!(!book.set_online(&a.device, true));
+        assert!(book.set_online(&a.device, false));
+        assert!(!book.set_online(&a.device, false));
+        assert!(!book.device(&a.device).is_some_and(|d| d.online));
+    }
+}

@@ -1,0 +1,161 @@
+//! Shared helpers for the end-to-end tests: build and locate the real
+//! `tincan` binary, start daemons (optionally inside a network namespace),
+//! run CLI commands and wait for conditions with generous deadlines.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The path of the `tincan` binary, built once per test process.
+///
+/// The binary lives in the `tincan-node` package, so cargo does not hand its
+/// path to this package's tests (`CARGO_BIN_EXE_*` is per package): build it.
+pub fn tincan_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "tincan-node", "--bin", "tincan"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build for the tincan binary");
+        assert!(status.success(), "building the tincan binary failed");
+        // target/<profile>/deps/<test-binary> -> target/<profile>/tincan
+        let exe = std::env::current_exe().expect("current exe");
+        let dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let bin = dir.join("tincan");
+        assert!(bin.exists(), "tincan binary not found at {}", bin.display());
+        bin
+    })
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+/// For waiting on events, never for asserting speed.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free TCP/UDP port on 127.0.0.1 (best effort: bind to 0, read, release).
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// Runs `tincan --home HOME ARGS...` to completion.
+pub fn cli(home: &Path, args: &[&str]) -> Output {
+    Command::new(tincan_bin())
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run tincan")
+}
+
+/// Runs a CLI command that must succeed and print JSON; returns the JSON.
+pub fn cli_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let out = cli(home, args);
+    assert!(
+        out.status.success(),
+        "tincan {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("tincan {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+/// A running `tincan run` daemon; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    /// The daemon's home directory.
+    pub home: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `tincan --home HOME run ARGS...`, optionally inside network
+    /// namespace `netns`, and waits until its control socket answers.
+    pub fn start(home: &Path, args: &[&str], netns: Option<&str>) -> Daemon {
+        std::fs::create_dir_all(home).expect("create home");
+        let log = home.join(format!("daemon-{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open daemon log");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(tincan_bin());
+                c
+            }
+            None => Command::new(tincan_bin()),
+        };
+        cmd.arg("--home")
+            .arg(home)
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "tincan=debug,info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone log"))
+            .stderr(log_file);
+        let child = cmd.spawn().expect("spawn tincan run");
+        let mut daemon = Daemon {
+            home: home.to_path_buf(),
+            child: Some(child),
+            log,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&mut self) {
+        let home = self.home.clone();
+        let log = self.log.clone();
+        let child = self.child.as_mut().expect("child");
+        wait_for("daemon control socket", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "daemon exited early with {status}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            cli(&home, &["status", "--json"]).status.success().then_some(())
+        });
+    }
+
+    /// `tincan status --json` of this daemon.
+    pub fn status(&self) -> serde_json::Value {
+        cli_json(&self.home, &["status", "--json"])
+    }
+
+    /// The daemon's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the daemon with SIGKILL and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
