@@ -1,0 +1,378 @@
+//! Message history: one row per message, in and out.
+//!
+//! A message's identity is `(from_device, id)`: ids are random per sender, and
+//! the same message may arrive more than once (direct and via a gateway, or
+//! after a redelivery), so inserting a known pair is a no-op. A message's
+//! state only moves forward (see [`MessageState::can_advance_to`]), so a late
+//! or duplicated receipt cannot undo a newer one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tincan_core::{DeviceId, MessageId, UserId};
+
+use super::{column, outbox, OutboxEntry, Store, StoreError};
+
+/// Delivery state of a message.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    /// Stored locally, not yet handed to any recipient device.
+    Queued,
+    /// Accepted by at least one recipient device or a relay.
+    Sent,
+    /// The recipient acknowledged it.
+    Delivered,
+    /// The recipient displayed it.
+    Read,
+    /// Given up (expired or rejected); see the message's `error`.
+    Failed,
+}
+
+impl MessageState {
+    /// The lowercase name stored in the database and used on the control API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Queued => "queued",
+            MessageState::Sent => "sent",
+            MessageState::Delivered => "delivered",
+            MessageState::Read => "read",
+            MessageState::Failed => "failed",
+        }
+    }
+
+    /// Whether a message in this state may move to `next`.
+    ///
+    /// `queued < sent < delivered < read` only move forward; `failed` is
+    /// reachable only from `queued` or `sent`. A failed message may still
+    /// become `delivered` or `read`, because a receipt is proof of delivery
+    /// that overrides an earlier give-up (e.g. an expiry racing the ack).
+    /// Staying in the same state is not an advance.
+    pub fn can_advance_to(self, next: MessageState) -> bool {
+        use MessageState::*;
+        match (self, next) {
+            (Queued | Sent, Failed) => true,
+            (_, Failed) => false,
+            (Failed, Delivered | Read) => true,
+            (Failed, _) => false,
+            // Declaration order is the forward order of the other states.
+            (current, next) => next > current,
+        }
+    }
+}
+
+impl fmt::Display for MessageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of `queued`, `sent`, `delivered`, `read`,
+/// `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown message state {0:?}")]
+pub struct ParseStateError(pub String);
+
+impl FromStr for MessageState {
+    type Err = ParseStateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "queued" => MessageState::Queued,
+            "sent" => MessageState::Sent,
+            "delivered" => MessageState::Delivered,
+            "read" => MessageState::Read,
+            "failed" => MessageState::Failed,
+            other => return Err(ParseStateError(other.to_owned())),
+        })
+    }
+}
+
+/// Whether a message was received or sent by this node's user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received from `peer`.
+    In,
+    /// Sent to `peer` (from this or another of our devices).
+    Out,
+}
+
+impl Direction {
+    /// The lowercase name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "in" => Ok(Direction::In),
+            "out" => Ok(Direction::Out),
+            other => Err(StoreError::Corrupt(format!("unknown direction {other:?}"))),
+        }
+    }
+}
+
+/// One stored message of a 1:1 conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Random id chosen by the sending device.
+    pub id: MessageId,
+    /// Received or sent.
+    pub direction: Direction,
+    /// The other party of the 1:1 conversation.
+    pub peer: UserId,
+    /// The author.
+    pub from_user: UserId,
+    /// The author's device; with `id` it identifies the message.
+    pub from_device: DeviceId,
+    /// The addressee.
+    pub to_user: UserId,
+    /// The message body.
+    pub text: String,
+    /// When it was sent, by the sender's clock (ms since the Unix epoch).
+    pub sent_at_ms: u64,
+    /// When this node received it, by our clock; `None` for our own messages.
+    pub received_at_ms: Option<u64>,
+    /// Delivery state.
+    pub state: MessageState,
+    /// Why it failed, when `state` is `Failed`.
+    pub error: Option<String>,
+}
+
+/// Which part of a conversation [`Store::history`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// At most this many messages, the newest ones matching; `None` is all.
+    pub limit: Option<u32>,
+    /// Only messages with `sent_at_ms < before_ms` (paging backwards).
+    pub before_ms: Option<u64>,
+    /// Only messages with `sent_at_ms >= since_ms`.
+    pub since_ms: Option<u64>,
+}
+
+const COLUMNS: &str = "id, from_device, direction, peer, from_user, to_user, text, \
+                       sent_at_ms, received_at_ms, state, error";
+
+/// A row as SQLite returned it, before any decoding can fail.
+struct RawMessage {
+    id: Vec<u8>,
+    from_device: Vec<u8>,
+    direction: String,
+    peer: Vec<u8>,
+    from_user: Vec<u8>,
+    to_user: Vec<u8>,
+    text: String,
+    sent_at_ms: i64,
+    received_at_ms: Option<i64>,
+    state: String,
+    error: Option<String>,
+}
+
+impl RawMessage {
+    /// Reads the columns listed in [`COLUMNS`], in order.
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawMessage {
+            id: row.get(0)?,
+            from_device: row.get(1)?,
+            direction: row.get(2)?,
+            peer: row.get(3)?,
+            from_user: row.get(4)?,
+            to_user: row.get(5)?,
+            text: row.get(6)?,
+            sent_at_ms: row.get(7)?,
+            received_at_ms: row.get(8)?,
+            state: row.get(9)?,
+            error: row.get(10)?,
+        })
+    }
+
+    fn decode(self) -> Result<MessageRecord, StoreError> {
+        Ok(MessageRecord {
+            id: column::message_id(&self.id, "messages.id")?,
+            direction: Direction::parse(&self.direction)?,
+            peer: column::user(&self.peer, "messages.peer")?,
+            from_user: column::user(&self.from_user, "messages.from_user")?,
+            from_device: column::device(&self.from_device, "messages.from_device")?,
+            to_user: column::user(&self.to_user, "messages.to_user")?,
+            text: self.text,
+            sent_at_ms: column::unsigned(self.sent_at_ms, "messages.sent_at_ms")?,
+            received_at_ms: column::opt_unsigned(self.received_at_ms, "messages.received_at_ms")?,
+            state: self
+                .state
+                .parse()
+                .map_err(|e: ParseStateError| StoreError::Corrupt(e.to_string()))?,
+            error: self.error,
+        })
+    }
+}
+
+/// Inserts `m`; with `ignore_duplicate` a known `(from_device, id)` is a
+/// no-op returning false, otherwise it is a constraint error.
+fn insert(
+    conn: &Connection,
+    m: &MessageRecord,
+    ignore_duplicate: bool,
+) -> Result<bool, StoreError> {
+    let conflict = if ignore_duplicate {
+        "ON CONFLICT (from_device, id) DO NOTHING"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+         {conflict}"
+    );
+    let changed = conn.prepare_cached(&sql)?.execute(params![
+        &m.id.0[..],
+        &m.from_device.0[..],
+        m.direction.as_str(),
+        &m.peer.0[..],
+        &m.from_user.0[..],
+        &m.to_user.0[..],
+        m.text,
+        column::int(m.sent_at_ms, "sent_at_ms")?,
+        column::opt_int(m.received_at_ms, "received_at_ms")?,
+        m.state.as_str(),
+        m.error,
+    ])?;
+    Ok(changed == 1)
+}
+
+/// Query bounds saturate at `i64::MAX` (SQLite's largest integer), so a
+/// caller may pass `u64::MAX` to mean "no bound".
+fn bound(ms: Option<u64>) -> Option<i64> {
+    ms.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Inserts a message; returns false (and changes nothing) when
+    /// `(from_device, id)` already exists.
+    pub fn insert_message(&self, m: &MessageRecord) -> Result<bool, StoreError> {
+        insert(&self.conn, m, true)
+    }
+
+    /// Inserts an outgoing message and its outbox entries in one transaction,
+    /// so a kill between them cannot lose or half-queue it. Fails, changing
+    /// nothing, if the message or any `(message_id, device)` entry already
+    /// exists.
+    pub fn queue_outgoing(
+        &self,
+        m: &MessageRecord,
+        entries: &[OutboxEntry],
+    ) -> Result<(), StoreError> {
+        // `&self` API on a single-threaded actor; the transaction borrows the
+        // connection for its whole life, so nothing else can interleave.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        insert(&tx, m, false)?;
+        for entry in entries {
+            outbox::insert_entry(&tx, entry)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Updates the state of a message (by `id` + `from_device`); never moves a
+    /// state backwards (see [`MessageState::can_advance_to`]). `error` is
+    /// stored with an accepted change. Returns the resulting state, or `None`
+    /// if there is no such message.
+    pub fn set_message_state(
+        &self,
+        id: &MessageId,
+        from_device: &DeviceId,
+        state: MessageState,
+        error: Option<&str>,
+    ) -> Result<Option<MessageState>, StoreError> {
+        // IMMEDIATE: read-then-write must not race another writer between
+        // the check and the update.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let current: Option<String> = tx
+            .prepare_cached("SELECT state FROM messages WHERE from_device = ?1 AND id = ?2")?
+            .query_row(params![&from_device.0[..], &id.0[..]], |r| r.get(0))
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(None);
+        };
+        let current: MessageState = current
+            .parse()
+            .map_err(|e: ParseStateError| StoreError::Corrupt(e.to_string()))?;
+        if !current.can_advance_to(state) {
+            tracing::debug!(%id, from = %current, to = %state, "ignoring state regression");
+            return Ok(Some(current));
+        }
+        tx.prepare_cached(
+            "UPDATE messages SET state = ?3, error = ?4 WHERE from_device = ?1 AND id = ?2",
+        )?
+        .execute(params![
+            &from_device.0[..],
+            &id.0[..],
+            state.as_str(),
+            error
+        ])?;
+        tx.commit()?;
+        Ok(Some(state))
+    }
+
+    /// The message `(from_device, id)`, if stored.
+    pub fn message(
+        &self,
+        id: &MessageId,
+        from_device: &DeviceId,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE from_device = ?1 AND id = ?2");
+        self.conn
+            .prepare_cached(&sql)?
+            .query_row(params![&from_device.0[..], &id.0[..]], RawMessage::from_row)
+            .optional()?
+            .map(RawMessage::decode)
+            .transpose()
+    }
+
+    /// The conversation with `peer` (a user), oldest first: at most `limit`
+    /// of the newest matching rows, optionally only rows with
+    /// `sent_at_ms < before_ms` and/or `sent_at_ms >= since_ms`. Equal
+    /// timestamps keep insertion order. Rows that do not decode are skipped
+    /// with a warning.
+    pub fn history(
+        &self,
+        peer: &UserId,
+        query: &HistoryQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        // Newest first so LIMIT keeps the newest page, then reversed.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE peer = ?1
+               AND (?2 IS NULL OR sent_at_ms < ?2)
+               AND (?3 IS NULL OR sent_at_ms >= ?3)
+             ORDER BY sent_at_ms DESC, seq DESC
+             LIMIT ?4"
+        );
+        // A negative LIMIT means no limit in SQLite.
+        let limit = query.limit.map_or(-1, i64::from);
+        let raws = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![
+                    &peer.0[..],
+                    bound(query.before_ms),
+                    bound(query.since_ms),
+                    limit
+                ],
+                RawMessage::from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = column::decode_all(raws, "messages", RawMessage::decode);
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! Schema migrations.
+//!
+//! [`MIGRATIONS`] is append-only: a released entry is never edited, because
+//! databases in the field have already run it. Versions start at 1 and are
+//! consecutive; `PRAGMA user_version` records the last one applied (0 is an
+//! empty file). Each migration and its version bump commit in one
+//! transaction, so a crash mid-upgrade leaves the previous version intact and
+//! the next open retries.
+//!
+//! Tables are `STRICT` so SQLite rejects a value of the wrong type instead of
+//! storing it, and ids carry `CHECK`s on their byte length.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// One schema step: the version it produces and the SQL that gets there.
+pub(crate) struct Migration {
+    /// The `user_version` after this step.
+    pub(crate) version: u32,
+    /// Statements run in one transaction.
+    pub(crate) sql: &'static str,
+}
+
+/// Every schema step, in order.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
+            -- `seq` is an explicit INTEGER PRIMARY KEY because VACUUM may
+            -- renumber an implicit rowid, and history relies on it to keep
+            -- insertion order among equal timestamps.
+            CREATE TABLE messages (
+                seq            INTEGER PRIMARY KEY,
+                id             BLOB    NOT NULL CHECK (length(id) = 16),
+                from_device    BLOB    NOT NULL CHECK (length(from_device) = 20),
+                direction      TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+                peer           BLOB    NOT NULL CHECK (length(peer) = 20),
+                from_user      BLOB    NOT NULL CHECK (length(from_user) = 20),
+                to_user        BLOB    NOT NULL CHECK (length(to_user) = 20),
+                text           TEXT    NOT NULL,
+                sent_at_ms     INTEGER NOT NULL CHECK (sent_at_ms >= 0),
+                received_at_ms INTEGER CHECK (received_at_ms >= 0),
+                state          TEXT    NOT NULL
+                    CHECK (state IN ('queued', 'sent', 'delivered', 'read', 'failed')),
+                error          TEXT,
+                -- A sender picks message ids at random per device, so the
+                -- pair is the identity used for dedupe of redelivered copies.
+                UNIQUE (from_device, id)
+            ) STRICT;
+
+            CREATE TABLE outbox (
+                seq             INTEGER PRIMARY KEY,
+                message_id      BLOB    NOT NULL CHECK (length(message_id) = 16),
+                device          BLOB    NOT NULL CHECK (length(device) = 20),
+                envelope        BLOB    NOT NULL,
+                created_at_ms   INTEGER NOT NULL CHECK (created_at_ms >= 0),
+                expires_at_ms   INTEGER NOT NULL CHECK (expires_at_ms >= 0),
+                attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                last_attempt_ms INTEGER CHECK (last_attempt_ms >= 0),
+                UNIQUE (message_id, device)
+            ) STRICT;
+        ",
+    },
+    Migration {
+        version: 2,
+        sql: "
+            -- History is always read per conversation, newest page first;
+            -- the index ends in the implicit rowid (= seq), which is the
+            -- tie-breaker of the ORDER BY.
+            CREATE INDEX messages_by_peer ON messages (peer, sent_at_ms);
+
+            CREATE TABLE peers (
+                device       BLOB    PRIMARY KEY CHECK (length(device) = 20),
+                user         BLOB    NOT NULL CHECK (length(user) = 20),
+                name         TEXT    NOT NULL,
+                cert         BLOB    NOT NULL,
+                addrs        TEXT    NOT NULL, -- JSON array of strings
+                last_seen_ms INTEGER NOT NULL CHECK (last_seen_ms >= 0)
+            ) STRICT;
+
+            -- `name` is the normalised (trimmed, lowercased) display name.
+            CREATE TABLE name_pins (
+                name TEXT PRIMARY KEY,
+                user BLOB NOT NULL CHECK (length(user) = 20)
+            ) STRICT;
+        ",
+    },
+];
+
+/// The newest schema version this build knows.
+pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// Reads `PRAGMA user_version`.
+pub(crate) fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    let raw: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    u32::try_from(raw).map_err(|_| StoreError::Corrupt(format!("negative user_version {raw}")))
+}
+
+/// Brings the database to [`LATEST`]; returns the resulting version.
+pub(crate) fn run(conn: &mut Connection) -> Result<u32, StoreError> {
+    run_up_to(conn, LATEST)
+}
+
+/// Applies every migration newer than the file's version up to `target`.
+/// Split from [`run`] so tests can build an old-version file.
+pub(crate) fn run_up_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
+    let mut current = user_version(conn)?;
+    if current > LATEST {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: LATEST,
+        });
+    }
+    let start = current;
+    let pending = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > start && m.version <= target);
+    for m in pending {
+        let fail = |source| StoreError::Migration {
+            version: m.version,
+            source,
+        };
+        // IMMEDIATE takes the write lock up front, so a concurrent opener
+        // waits (busy timeout) instead of both starting the same migration.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        // Another process may have migrated while we waited for the lock.
+        let now = user_version(&tx)?;
+        if now >= m.version {
+            current = now;
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(fail)?;
+        // user_version lives in the database header, so setting it inside
+        // the transaction commits atomically with the schema change.
+        tx.pragma_update(None, "user_version", m.version)
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        tracing::info!(version = m.version, "applied storage migration");
+        current = m.version;
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_util::{message, user};
+    use crate::store::{Direction, MessageState, Store};
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+        }
+    }
+
+    #[test]
+    fn upgrades_a_v1_file_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let m = message(1, Direction::In, 1_000);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            assert_eq!(run_up_to(&mut conn, 1).unwrap(), 1);
+            // Written with the v1 column layout, as a v1 build would have.
+            conn.execute(
+                "INSERT INTO messages (id, from_device, direction, peer, from_user,
+                     to_user, text, sent_at_ms, received_at_ms, state, error)
+                 VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8, 'delivered', NULL)",
+                rusqlite::params![
+                    &m.id.0[..],
+                    &m.from_device.0[..],
+                    &m.peer.0[..],
+                    &m.from_user.0[..],
+                    &m.to_user.0[..],
+                    m.text,
+                    m.sent_at_ms as i64,
+                    m.received_at_ms.map(|t| t as i64),
+                ],
+            )
+            .unwrap();
+            // The v2 tables do not exist yet.
+            assert!(conn.prepare("SELECT * FROM peers").is_err());
+        }
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), LATEST);
+        let got = store.message(&m.id, &m.from_device).unwrap().unwrap();
+        assert_eq!(got.text, m.text);
+        assert_eq!(got.state, MessageState::Delivered);
+        assert_eq!(
+            store.history(&m.peer, &Default::default()).unwrap().len(),
+            1
+        );
+        // A v2 table works after the upgrade.
+        assert_eq!(store.pin_name("Ann", &user(1)).unwrap(), user(1));
+    }
+
+    #[test]
+    fn rerunning_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(run(&mut conn).unwrap(), LATEST);
+        assert_eq!(run(&mut conn).unwrap(), LATEST);
+    }
+
+    #[test]
+    fn refuses_a_newer_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", LATEST + 1)
+                .unwrap();
+        }
+        match Store::open(&path) {
+            Err(StoreError::TooNew { found, supported }) => {
+                assert_eq!((found, supported), (LATEST + 1, LATEST));
+            }
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn failed_migration_leaves_previous_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_up_to(&mut conn, 1).unwrap();
+        // Make migration 2 collide with an existing object.
+        conn.execute_batch("CREATE TABLE peers (x INTEGER)")
+            .unwrap();
+        match run(&mut conn) {
+            Err(StoreError::Migration { version: 2, .. }) => {}
+            other => panic!("expected Migration error, got {other:?}"),
+        }
+        assert_eq!(user_version(&conn).unwrap(), 1);
+        // The index from the failed step was rolled back with it.
+        let idx: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_peer'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(idx, 0);
+    }
+}
