@@ -1,0 +1,179 @@
+//! LAN discovery end to end: three real daemons in three network namespaces
+//! on one bridge find each other over mDNS (no static peers), exchange
+//! messages, and notice when one of them dies.
+//!
+//! Needs root and iproute2 (CI has both); skips otherwise. mDNS runs only
+//! inside the namespaces this test creates, never in the root namespace.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{cli, cli_json, wait_for, Daemon};
+use serde_json::Value;
+use tincan_netsim::{netns_available, Lan};
+
+/// Generous deadlines: they bound a hang, they do not measure speed.
+const DISCOVERY: Duration = Duration::from_secs(20);
+const DELIVERY: Duration = Duration::from_secs(20);
+const GONE: Duration = Duration::from_secs(15);
+
+struct Node {
+    name: &'static str,
+    home: PathBuf,
+    daemon: Daemon,
+}
+
+/// The running nodes. When a test panics, their logs are printed before the
+/// daemons are killed, so a failure shows what each daemon saw.
+struct Nodes(Vec<Node>);
+
+impl Nodes {
+    fn get(&self, name: &str) -> &Node {
+        self.0.iter().find(|n| n.name == name).expect("known node")
+    }
+
+    fn get_mut(&mut self, name: &str) -> &mut Node {
+        self.0
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("known node")
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in &self.0 {
+                eprintln!(
+                    "===== log of {} ({}) =====\n{}",
+                    node.name,
+                    node.home.display(),
+                    node.daemon.log()
+                );
+            }
+        }
+    }
+}
+
+/// `tincan peers --json` of the node at `home`.
+fn peers(home: &Path) -> Vec<Value> {
+    match cli_json(home, &["peers", "--json"]) {
+        Value::Array(peers) => peers,
+        other => panic!("peers --json is not an array: {other}"),
+    }
+}
+
+/// The `online` flag of the peer called `name` in `home`'s peer list, if listed.
+fn online(home: &Path, name: &str) -> Option<bool> {
+    peers(home)
+        .iter()
+        .find(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .and_then(|p| p["online"].as_bool())
+}
+
+/// Sends `text` from `from` to `to` and waits for delivery; then waits until
+/// `to`'s history with `from` holds the text, sent by `from`'s user id.
+fn send_and_check(nodes: &Nodes, from: &str, to: &str, text: &str) {
+    let sender = nodes.get(from);
+    let receiver = nodes.get(to);
+    let out = cli(
+        &sender.home,
+        &[
+            "send",
+            &to.to_lowercase(),
+            text,
+            "--wait",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{from}: send to {to} failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let from_id = sender.daemon.status()["user_id"]
+        .as_str()
+        .expect("status has user_id")
+        .to_owned();
+    wait_for(
+        &format!("{to}'s history to show {text:?}"),
+        DELIVERY,
+        || {
+            let history = cli_json(&receiver.home, &["history", &from.to_lowercase(), "--json"]);
+            history
+                .as_array()
+                .expect("history --json is an array")
+                .iter()
+                .any(|m| m["text"] == text && m["from"] == from_id.as_str())
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
+    if !netns_available() {
+        println!("skipping mdns_lan: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    // Declared first so it is dropped last, after the daemons.
+    let mut lan = Lan::new("10.77.2").expect("create lan");
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    let mut nodes = Nodes(Vec::new());
+    for name in ["Alice", "Bob", "Carol"] {
+        let host = lan.add_host(&name.to_lowercase()).expect("add host");
+        let home = tmp.path().join(name.to_lowercase());
+        std::fs::create_dir_all(&home).expect("create home");
+        let out = cli(&home, &["init", "--name", name]);
+        assert!(
+            out.status.success(),
+            "{name}: init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // mDNS on, no static peers: discovery is the point of this test.
+        let daemon = Daemon::start(&home, &["--listen", "0.0.0.0:7000"], Some(&host.ns));
+        nodes.0.push(Node { name, home, daemon });
+    }
+
+    // Everyone sees the two others online.
+    for node in &nodes.0 {
+        let others: Vec<&str> = nodes
+            .0
+            .iter()
+            .map(|n| n.name)
+            .filter(|n| *n != node.name)
+            .collect();
+        wait_for(
+            &format!("{} to see {others:?} online", node.name),
+            DISCOVERY,
+            || {
+                others
+                    .iter()
+                    .all(|other| online(&node.home, other) == Some(true))
+                    .then_some(())
+            },
+        );
+    }
+
+    send_and_check(&nodes, "Alice", "Bob", "hello from alice");
+    send_and_check(&nodes, "Carol", "Alice", "hello from carol");
+
+    // Carol crashes; the others notice without her saying goodbye.
+    nodes.get_mut("Carol").daemon.kill();
+    for name in ["Alice", "Bob"] {
+        let home = &nodes.get(name).home;
+        wait_for(&format!("{name} to see carol offline"), GONE, || {
+            (online(home, "carol") == Some(false)).then_some(())
+        });
+    }
+}
