@@ -4,8 +4,9 @@
 //! holding a bridge `br0`. [`Lan::add_host`] creates a namespace
 //! `tc-<pid>-<n>-<label>` with a veth `eth0` whose other end is a port of the
 //! bridge, address `PREFIX.N/24` (N = 1, 2, … in the order hosts are added)
-//! and `lo` up. Multicast is flooded across the bridge (snooping off), so
-//! mDNS works between the hosts of a LAN and nowhere else.
+//! and `lo` up, and a route for multicast (`224.0.0.0/4 dev eth0`). Multicast
+//! is flooded across the bridge (snooping off), so mDNS works between the
+//! hosts of a LAN and nowhere else.
 //!
 //! # Invariants
 //! - Nothing is configured in the root namespace: a veth pair is created there
@@ -211,6 +212,10 @@ impl Lan {
         ip(&["-n", &ns, "link", "set", "eth0", "multicast", "on"])?;
         ip(&["-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        // Real LAN hosts have a default route that multicast follows; these
+        // have none, so route multicast explicitly. Otherwise sockets that
+        // join a group on INADDR_ANY fail with ENODEV.
+        ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
         tracing::debug!(ns, %addr, "added host");
 
         Ok(Host {
