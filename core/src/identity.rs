@@ -53,7 +53,10 @@ impl<'de> Deserialize<'de> for Signature {
                 f.write_str("64 signature bytes")
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, byte) in out.iter_mut().enumerate() {
                     *byte = seq
@@ -252,7 +255,12 @@ pub struct DeviceCert {
 }
 
 /// The signed message: context, then fixed-width fields (unambiguous).
-fn cert_message(user: &[u8; 32], device: &[u8; 32], agreement: &[u8; 32], issued_at: u64) -> Vec<u8> {
+fn cert_message(
+    user: &[u8; 32],
+    device: &[u8; 32],
+    agreement: &[u8; 32],
+    issued_at: u64,
+) -> Vec<u8> {
     let mut message = Vec::with_capacity(CERT_CONTEXT.len() + 104);
     message.extend_from_slice(CERT_CONTEXT);
     message.extend_from_slice(user);
@@ -265,7 +273,8 @@ fn cert_message(user: &[u8; 32], device: &[u8; 32], agreement: &[u8; 32], issued
 impl DeviceCert {
     /// Checks both ed25519 keys and the user key's signature.
     pub fn verify(&self) -> Result<(), CertError> {
-        let user = VerifyingKey::from_bytes(&self.user_key).map_err(|_| CertError::BadKey("user"))?;
+        let user =
+            VerifyingKey::from_bytes(&self.user_key).map_err(|_| CertError::BadKey("user"))?;
         VerifyingKey::from_bytes(&self.device_key).map_err(|_| CertError::BadKey("device"))?;
         let message = cert_message(
             &self.user_key,
@@ -452,12 +461,12 @@ mod tests {
         assert_eq!(id.cert.device_id(), id.device.id());
         assert_eq!(Some(id.cert.user_id()), id.user.as_ref().map(UserKey::id));
         assert_eq!(id.cert.agreement_key, id.device.agreement_public_key());
-    }
-
-    #[test]
-    fn generation_is_deterministic_per_seed() {
-        assert_eq!(identity(3).to_bytes(), identity(3).to_bytes());
-        assert_ne!(identity(3).device_id(), identity(4).device_id());
+        assert_eq!(
+            identity(1).to_bytes(),
+            id.to_bytes(),
+            "deterministic per seed"
+        );
+        assert_ne!(identity(3).device_id(), id.device_id());
     }
 
     #[test]
@@ -491,7 +500,10 @@ mod tests {
         let cert = identity(6).cert;
         let bytes = cert.to_bytes();
         assert_eq!(DeviceCert::from_bytes(&bytes), Ok(cert));
-        assert_eq!(DeviceCert::from_bytes(&bytes[..bytes.len() - 1]), Err(CertError::Malformed));
+        assert_eq!(
+            DeviceCert::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(CertError::Malformed)
+        );
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(DeviceCert::from_bytes(&longer), Err(CertError::Malformed));
@@ -505,7 +517,10 @@ mod tests {
         assert_eq!(back.cert, id.cert);
         assert_eq!(back.name, "alice");
         assert_eq!(back.device_id(), id.device_id());
-        assert_eq!(back.user.map(|u| u.to_bytes()), id.user.map(|u| u.to_bytes()));
+        assert_eq!(
+            back.user.map(|u| u.to_bytes()),
+            id.user.map(|u| u.to_bytes())
+        );
     }
 
     #[test]
@@ -553,18 +568,15 @@ mod tests {
         assert_eq!(again.agreement_public_key(), device.agreement_public_key());
         let signature = device.sign(b"hello");
         assert!(verify_signature(&device.public_key(), b"hello", &signature));
-        assert!(!verify_signature(&device.public_key(), b"hellO", &signature));
+        assert!(!verify_signature(
+            &device.public_key(),
+            b"hellO",
+            &signature
+        ));
         assert!(!verify_signature(&[0u8; 32], b"hello", &signature));
-    }
-
-    #[test]
-    fn agreement_is_symmetric() {
-        let a = identity(14).device;
-        let b = identity(15).device;
-        assert_eq!(
-            a.agree(&b.agreement_public_key()),
-            b.agree(&a.agreement_public_key())
-        );
+        let other = identity(14).device;
+        let shared = device.agree(&other.agreement_public_key());
+        assert_eq!(shared, other.agree(&device.agreement_public_key()));
     }
 
     #[test]

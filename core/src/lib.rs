@@ -10,15 +10,24 @@
 //! - [`id`]: printable user, device and message ids.
 //! - [`entropy`]: the randomness the caller hands in.
 //! - [`identity`]: user and device keys, device certificates, the stored identity.
+//! - [`envelope`]: end-to-end sealed messages, one payload for many devices.
+//! - [`receipt`]: signed delivered/read acknowledgements.
+//! - [`wire`]: length-prefixed, versioned postcard frames.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod entropy;
+pub mod envelope;
 pub mod id;
 pub mod identity;
+pub mod receipt;
+pub mod wire;
 
 pub use entropy::Entropy;
+pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};
 pub use id::{DeviceId, IdParseError, MessageId, UserId};
 pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
 };
+pub use receipt::{Receipt, ReceiptError, ReceiptKind};
+pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};
