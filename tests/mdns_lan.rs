@@ -126,6 +126,9 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
         return;
     }
     // Declared first so it is dropped last, after the daemons.
+    let start = std::time::Instant::now();
+    // Progress on stderr: shown with a failure, to see where time went.
+    let step = |what: &str| eprintln!("[{:>6.1?}] {what}", start.elapsed());
     let mut lan = Lan::new("10.77.2").expect("create lan");
     let tmp = tempfile::tempdir().expect("tempdir");
 
@@ -135,6 +138,7 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
         let home = tmp.path().join(name.to_lowercase());
         std::fs::create_dir_all(&home).expect("create home");
         let out = cli(&home, &["init", "--name", name]);
+        step(&format!("{name} initialised"));
         assert!(
             out.status.success(),
             "{name}: init failed: {}",
@@ -144,6 +148,8 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
         let daemon = Daemon::start(&home, &["--listen", "0.0.0.0:7000"], Some(&host.ns));
         nodes.0.push(Node { name, home, daemon });
     }
+
+    step("three daemons running");
 
     // Everyone sees the two others online.
     for node in &nodes.0 {
@@ -165,8 +171,11 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
         );
     }
 
+    step("everyone sees the others online");
     send_and_check(&nodes, "Alice", "Bob", "hello from alice");
+    step("alice -> bob delivered");
     send_and_check(&nodes, "Carol", "Alice", "hello from carol");
+    step("carol -> alice delivered");
 
     // Carol crashes; the others notice without her saying goodbye.
     nodes.get_mut("Carol").daemon.kill();
@@ -175,5 +184,6 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
         wait_for(&format!("{name} to see carol offline"), GONE, || {
             (online(home, "carol") == Some(false)).then_some(())
         });
+        step(&format!("{name} sees carol offline"));
     }
 }
