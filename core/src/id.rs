@@ -170,14 +170,26 @@ mod tests {
     #[test]
     fn user_and_device_ids_of_one_key_differ() {
         let key = [1u8; 32];
-        assert_ne!(UserId::from_public_key(&key).0, DeviceId::from_public_key(&key).0);
+        assert_ne!(
+            UserId::from_public_key(&key).0,
+            DeviceId::from_public_key(&key).0
+        );
     }
 
     #[test]
     fn bad_text_is_a_clear_error() {
-        assert_eq!("!!".parse::<UserId>(), Err(IdParseError::Encoding("base32")));
-        assert!(matches!("aaaa".parse::<UserId>(), Err(IdParseError::Length { .. })));
-        assert!(matches!("zz".parse::<MessageId>(), Err(IdParseError::Encoding("hex"))));
+        assert_eq!(
+            "!!".parse::<UserId>(),
+            Err(IdParseError::Encoding("base32"))
+        );
+        assert!(matches!(
+            "aaaa".parse::<UserId>(),
+            Err(IdParseError::Length { .. })
+        ));
+        assert!(matches!(
+            "zz".parse::<MessageId>(),
+            Err(IdParseError::Encoding("hex"))
+        ));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`envelope`]: end-to-end sealed messages, one payload for many devices.
 //! - [`receipt`]: signed delivered/read acknowledgements.
 //! - [`wire`]: length-prefixed, versioned postcard frames.
+//! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
+//! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,6 +22,8 @@ pub mod entropy;
 pub mod envelope;
 pub mod id;
 pub mod identity;
+pub mod outbox;
+pub mod peer_book;
 pub mod receipt;
 pub mod wire;
 

@@ -114,14 +114,12 @@ impl Outbox {
         expires_at: u64,
         attempts: u32,
     ) {
-        self.entries
-            .entry((message_id, device))
-            .or_insert(Entry {
-                expires_at,
-                attempts,
-                in_flight: false,
-                not_before: 0,
-            });
+        self.entries.entry((message_id, device)).or_insert(Entry {
+            expires_at,
+            attempts,
+            in_flight: false,
+            not_before: 0,
+        });
         self.schedule(now);
     }
 
@@ -155,7 +153,8 @@ impl Outbox {
         match outcome {
             AttemptOutcome::Delivered => {
                 if self.entries.remove(&key).is_some() {
-                    self.events.push_back(OutboxEvent::Delivered { message_id, device });
+                    self.events
+                        .push_back(OutboxEvent::Delivered { message_id, device });
                 }
             }
             AttemptOutcome::Refused(reason) => {
@@ -240,7 +239,9 @@ impl Outbox {
 
 fn backoff_ms(attempts: u32) -> u64 {
     let exp = attempts.saturating_sub(1).min(16);
-    INITIAL_BACKOFF_MS.saturating_mul(1 << exp).min(MAX_BACKOFF_MS)
+    INITIAL_BACKOFF_MS
+        .saturating_mul(1 << exp)
+        .min(MAX_BACKOFF_MS)
 }
 
 #[cfg(test)]
@@ -258,12 +259,24 @@ mod tests {
         outbox.push(0, m, d, 10_000, 0);
         assert_eq!(outbox.poll_transmit(), None);
         outbox.handle_reachable(5, d, true);
-        assert_eq!(outbox.poll_transmit(), Some(Transmit { message_id: m, device: d }));
+        assert_eq!(
+            outbox.poll_transmit(),
+            Some(Transmit {
+                message_id: m,
+                device: d
+            })
+        );
         // In flight: no second copy while waiting.
         outbox.handle_timeout(6);
         assert_eq!(outbox.poll_transmit(), None);
         outbox.handle_outcome(7, m, d, AttemptOutcome::Delivered);
-        assert_eq!(outbox.poll_event(), Some(OutboxEvent::Delivered { message_id: m, device: d }));
+        assert_eq!(
+            outbox.poll_event(),
+            Some(OutboxEvent::Delivered {
+                message_id: m,
+                device: d
+            })
+        );
         assert!(outbox.is_empty());
         // A late duplicate outcome reports nothing new.
         outbox.handle_outcome(8, m, d, AttemptOutcome::Delivered);
@@ -286,7 +299,10 @@ mod tests {
         assert_eq!(outbox.poll_timeout(), Some(700 + 2 * INITIAL_BACKOFF_MS));
         outbox.handle_reachable(701, d, false);
         outbox.handle_reachable(702, d, true);
-        assert!(outbox.poll_transmit().is_some(), "reconnect skips the backoff");
+        assert!(
+            outbox.poll_transmit().is_some(),
+            "reconnect skips the backoff"
+        );
     }
 
     #[test]
@@ -297,11 +313,15 @@ mod tests {
         outbox.push(0, m1, d, 50, 0);
         outbox.push(0, m2, d, 1_000, 0);
         outbox.handle_timeout(50);
-        assert!(matches!(outbox.poll_event(), Some(OutboxEvent::Failed { message_id, .. }) if message_id == m1));
+        assert!(
+            matches!(outbox.poll_event(), Some(OutboxEvent::Failed { message_id, .. }) if message_id == m1)
+        );
         outbox.handle_reachable(60, d, true);
         assert!(outbox.poll_transmit().is_some());
         outbox.handle_outcome(61, m2, d, AttemptOutcome::Refused("blocked".into()));
-        assert!(matches!(outbox.poll_event(), Some(OutboxEvent::Failed { reason, .. }) if reason == "blocked"));
+        assert!(
+            matches!(outbox.poll_event(), Some(OutboxEvent::Failed { reason, .. }) if reason == "blocked")
+        );
         assert!(outbox.is_empty());
         assert_eq!(outbox.poll_timeout(), None);
     }

@@ -191,7 +191,9 @@ impl PeerBook {
 
     /// Whether `user` owns the name it announces (false for an impostor).
     pub fn holds_name(&self, user: &UserId, name: &str) -> bool {
-        self.pins.get(&name_key(name)).is_none_or(|holder| holder == user)
+        self.pins
+            .get(&name_key(name))
+            .is_none_or(|holder| holder == user)
     }
 
     /// The name to show for a user: the plain name if the user holds it,
@@ -253,7 +255,11 @@ impl PeerBook {
             });
         }
         let by_prefix: Vec<UserId> = if key.len() >= 4 {
-            users.iter().filter(|u| u.matches_prefix(&key)).copied().collect()
+            users
+                .iter()
+                .filter(|u| u.matches_prefix(&key))
+                .copied()
+                .collect()
         } else {
             Vec::new()
         };
@@ -292,7 +298,10 @@ mod tests {
         let bob = peer(1, 1, "Bob");
         let fake = peer(2, 2, "bob");
         assert_eq!(book.learn(bob.clone()), LearnOutcome::New { pinned: true });
-        assert!(matches!(book.learn(fake.clone()), LearnOutcome::NameConflict { .. }));
+        assert!(matches!(
+            book.learn(fake.clone()),
+            LearnOutcome::NameConflict { .. }
+        ));
         assert_eq!(book.resolve("BOB"), Ok(bob.user));
         assert_eq!(book.display_name(&bob.user), "Bob");
         let shown = book.display_name(&fake.user);
@@ -306,9 +315,15 @@ mod tests {
         let bob = peer(1, 1, "bob");
         book.restore_pin("bob", bob.user);
         let fake = peer(2, 2, "bob");
-        assert!(matches!(book.learn(fake.clone()), LearnOutcome::NameConflict { .. }));
+        assert!(matches!(
+            book.learn(fake.clone()),
+            LearnOutcome::NameConflict { .. }
+        ));
         // The holder is not present: "bob" must not silently pick the newcomer.
-        assert!(matches!(book.resolve("bob"), Err(ResolveError::Ambiguous { .. })));
+        assert!(matches!(
+            book.resolve("bob"),
+            Err(ResolveError::Ambiguous { .. })
+        ));
         book.learn(bob.clone());
         assert_eq!(book.resolve("bob"), Ok(bob.user));
     }

@@ -1,3 +1,32 @@
-//! tincan-node: the daemon behind the `tincan` binary.
+//! tincan-node: the daemon behind the `tincan` binary, usable as a library.
+//!
+//! # Layout
+//! - [`node`]: [`Node::start`] and the [`NodeHandle`]; inside, the actor and QUIC links.
+//! - [`config`], [`home`], [`keystore`]: where a node lives and what it is.
+//! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
+//! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
+//! - [`discovery`]: mDNS announce + browse.
+//! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client.
+//! - [`event`]: events and views with stable JSON shapes.
+//! - [`platform`]: the OS-specific bits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod control;
+pub mod discovery;
+pub mod event;
+pub mod home;
+pub mod keystore;
+pub mod node;
+pub mod platform;
+pub mod store;
+pub mod tls;
+
+pub use config::{NodeConfig, DEFAULT_PORT};
+pub use control::client::{ControlClient, ControlError, EventStream};
+pub use control::protocol::{Reply, Request};
+pub use event::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+pub use home::Home;
+pub use node::{Node, NodeError, NodeHandle, StartError};
+pub use store::{HistoryQuery, MessageState};

@@ -39,7 +39,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -71,7 +74,10 @@ pub fn cli_json(home: &Path, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("tincan {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "tincan {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -131,7 +137,10 @@ impl Daemon {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            cli(&home, &["status", "--json"]).status.success().then_some(())
+            cli(&home, &["status", "--json"])
+                .status
+                .success()
+                .then_some(())
         });
     }
 

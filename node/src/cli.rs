@@ -1,0 +1,303 @@
+//! Command-line parsing (clap) and the command implementations.
+
+mod print;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use tincan_node::{
+    config, keystore, ControlClient, Home, MessageView, Node, NodeConfig, PeerView, Request,
+    StatusView, WhoAmI,
+};
+
+/// tincan — an office messenger with no server: nodes on a LAN find each
+/// other over mDNS and talk directly over end-to-end encrypted QUIC.
+#[derive(Debug, Parser)]
+#[command(name = "tincan", version, about, long_about = None)]
+pub struct Cli {
+    /// Home directory (identity, history, config, control socket).
+    /// Default: the platform data dir, e.g. ~/.local/share/tincan.
+    #[arg(long, global = true, env = "TINCAN_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create this device's identity (a user key and a device key).
+    Init {
+        /// Your display name, as colleagues will see it.
+        #[arg(long)]
+        name: String,
+        /// Replace an existing identity (its keys are lost).
+        #[arg(long)]
+        force: bool,
+        /// Print the new identity as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show this device's identity (works without a running node).
+    Whoami {
+        /// Print as JSON: {"user_id","device_id","name"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the node in the foreground (creates an identity named after the
+    /// OS user on first run). Stop with Ctrl-C.
+    Run {
+        /// QUIC listen address [default: 0.0.0.0:47070, or a random port if taken].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// A peer to dial directly (when multicast is blocked); repeatable.
+        #[arg(long = "peer", value_name = "HOST:PORT")]
+        peers: Vec<String>,
+        /// Do not use mDNS (no LAN announce or discovery).
+        #[arg(long)]
+        no_mdns: bool,
+        /// The display name for a new identity [default: the OS user name].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List peers: colleagues found on the LAN or configured.
+    Peers {
+        /// Print as JSON: [{"name","user_id","device_id","addrs","online","via"}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a text message (end-to-end encrypted).
+    Send {
+        /// The recipient: display name or user-id prefix.
+        peer: String,
+        /// The text (at most 64 KiB; bigger content belongs in a file transfer).
+        text: String,
+        /// Wait until the recipient's device acknowledges it; exit 0 only then.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: stop waiting after SECS (the message stays queued).
+        #[arg(long, value_name = "SECS", requires = "wait")]
+        timeout: Option<u64>,
+        /// Print the message as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the conversation with a peer, oldest first.
+    History {
+        /// The peer: display name or user-id prefix.
+        peer: String,
+        /// At most this many (newest) messages.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Only messages sent before this Unix time in milliseconds.
+        #[arg(long, value_name = "UNIX_MS")]
+        before: Option<u64>,
+        /// Only messages sent at or after this Unix time in milliseconds.
+        #[arg(long, value_name = "UNIX_MS")]
+        since: Option<u64>,
+        /// Print as JSON: [{"id","from","to","text","sent_at","state"}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the running node's status.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print live events (messages, delivery states, peers) as JSON lines.
+    Watch,
+}
+
+fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
+    match cli_home {
+        Some(dir) => Ok(Home::new(dir)),
+        None => Home::platform_default().context("cannot find a home directory; pass --home DIR"),
+    }
+}
+
+/// Runs one CLI invocation.
+pub async fn run(cli: Cli) -> Result<()> {
+    let home = home_of(cli.home)?;
+    match cli.command {
+        Command::Init { name, force, json } => {
+            let identity = keystore::create(&home, &name, force)?;
+            let who = WhoAmI {
+                user_id: identity.user_id().to_string(),
+                device_id: identity.device_id().to_string(),
+                name: identity.name.clone(),
+            };
+            if json {
+                print::json(&who)?;
+            } else {
+                println!(
+                    "created identity for {} in {}",
+                    who.name,
+                    home.root().display()
+                );
+                print::whoami(&who, &identity.user_id().fingerprint());
+            }
+        }
+        Command::Whoami { json } => {
+            let identity = keystore::load(&home)?;
+            let who = WhoAmI {
+                user_id: identity.user_id().to_string(),
+                device_id: identity.device_id().to_string(),
+                name: identity.name.clone(),
+            };
+            if json {
+                print::json(&who)?;
+            } else {
+                print::whoami(&who, &identity.user_id().fingerprint());
+            }
+        }
+        Command::Run {
+            listen,
+            peers,
+            no_mdns,
+            name,
+        } => run_node(home, listen, peers, no_mdns, name).await?,
+        Command::Peers { json } => {
+            let peers: Vec<PeerView> = ask(&home, &Request::Peers).await?;
+            if json {
+                print::json(&peers)?;
+            } else {
+                print::peers(&peers);
+            }
+        }
+        Command::Send {
+            peer,
+            text,
+            wait,
+            timeout,
+            json,
+        } => {
+            if text.len() > tincan_core::wire::MAX_TEXT_LEN {
+                bail!(
+                    "message is {} bytes, over the {}-byte limit for text; send it as a file instead",
+                    text.len(),
+                    tincan_core::wire::MAX_TEXT_LEN
+                );
+            }
+            let request = Request::Send {
+                peer,
+                text,
+                wait,
+                timeout_secs: timeout,
+            };
+            let sent: MessageView = ask(&home, &request).await?;
+            if json {
+                print::json(&sent)?;
+            } else {
+                println!("{} {}", sent.state, sent.id);
+            }
+        }
+        Command::History {
+            peer,
+            limit,
+            before,
+            since,
+            json,
+        } => {
+            let request = Request::History {
+                peer,
+                limit,
+                before,
+                since,
+            };
+            let messages: Vec<MessageView> = ask(&home, &request).await?;
+            if json {
+                print::json(&messages)?;
+            } else {
+                print::history(&messages);
+            }
+        }
+        Command::Status { json } => {
+            let status: StatusView = ask(&home, &Request::Status).await?;
+            if json {
+                print::json(&status)?;
+            } else {
+                print::status(&status);
+            }
+        }
+        Command::Watch => {
+            let client = ControlClient::connect(&home).await?;
+            let mut events = client.watch().await?;
+            loop {
+                let line = events.next_raw().await?;
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn ask<T: serde::de::DeserializeOwned>(home: &Home, request: &Request) -> Result<T> {
+    let mut client = ControlClient::connect(home).await?;
+    let data = client.request(request).await?;
+    serde_json::from_value(data).context("unexpected answer from the node")
+}
+
+async fn run_node(
+    home: Home,
+    listen: Option<String>,
+    peers: Vec<String>,
+    no_mdns: bool,
+    name: Option<String>,
+) -> Result<()> {
+    init_tracing();
+    let mut node_config = NodeConfig::from_home(home)?;
+    if let Some(listen) = listen {
+        node_config.listen = Some(config::parse_listen(&listen)?);
+    }
+    for peer in &peers {
+        config::check_peer(peer)?;
+    }
+    node_config.peers.extend(peers);
+    if no_mdns {
+        node_config.mdns = false;
+    }
+    node_config.create_identity_as = Some(name.unwrap_or_else(tincan_node::platform::os_user_name));
+    let node = Node::start(node_config).await?;
+    let who = node.whoami();
+    eprintln!(
+        "tincan running as {} ({}) on {} — Ctrl-C to stop",
+        who.name,
+        who.user_id,
+        node.listen_addr()
+    );
+    wait_for_signal().await;
+    node.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,51 @@
+//! Human-readable and JSON output of CLI commands.
+
+use tincan_node::{MessageView, PeerView, StatusView, WhoAmI};
+
+/// Prints any value as pretty JSON on stdout.
+pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn whoami(who: &WhoAmI, fingerprint: &str) {
+    println!("name:        {}", who.name);
+    println!("user id:     {}", who.user_id);
+    println!("fingerprint: {fingerprint}");
+    println!("device id:   {}", who.device_id);
+}
+
+pub fn peers(peers: &[PeerView]) {
+    if peers.is_empty() {
+        println!("no peers yet");
+        return;
+    }
+    for p in peers {
+        let dot = if p.online { "●" } else { "○" };
+        println!(
+            "{dot} {:<24} {:<8} {} {}",
+            p.name,
+            p.via,
+            &p.user_id[..8.min(p.user_id.len())],
+            p.addrs.join(",")
+        );
+    }
+}
+
+pub fn history(messages: &[MessageView]) {
+    for m in messages {
+        let arrow = if m.direction == "out" { "→" } else { "←" };
+        println!("{} {arrow} {} [{}]", m.sent_at, m.text, m.state);
+    }
+}
+
+pub fn status(s: &StatusView) {
+    println!("{} ({}) listening on {}", s.name, s.user_id, s.listen);
+    println!(
+        "peers online: {} of {} known; outbox: {}; mdns: {}",
+        s.peers_online,
+        s.peers_known,
+        s.outbox,
+        if s.mdns { "on" } else { "off" }
+    );
+}

@@ -1,0 +1,153 @@
+//! Node configuration: defaults, the optional `config.toml` in the home,
+//! and command-line overrides, merged in that order.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::home::Home;
+
+/// The port a node listens on by default. Another node of the same host
+/// (a terminal server) that finds it taken falls back to a random port and
+/// announces that one over mDNS.
+pub const DEFAULT_PORT: u16 = 47_070;
+
+/// What `config.toml` may hold. Every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address, e.g. `"0.0.0.0:47070"`.
+    pub listen: Option<String>,
+    /// Static peers (`HOST:PORT`), for networks that block multicast.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// Whether to use mDNS discovery (default true).
+    pub mdns: Option<bool>,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but is not valid TOML for tincan.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A listen address does not parse.
+    #[error("invalid listen address {0:?} (expected IP:PORT, e.g. 0.0.0.0:47070)")]
+    BadListen(String),
+    /// A static peer is not `HOST:PORT`.
+    #[error("invalid peer {0:?} (expected HOST:PORT)")]
+    BadPeer(String),
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl FileConfig {
+    /// Reads `config.toml` of `home`; a missing file is the empty config.
+    pub fn load(home: &Home) -> Result<Self, ConfigError> {
+        let path = home.config_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Everything [`crate::Node::start`] needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The home directory.
+    pub home: Home,
+    /// Where to listen; `None` = `0.0.0.0:DEFAULT_PORT`, falling back to a random port.
+    pub listen: Option<SocketAddr>,
+    /// Static peers, `HOST:PORT`.
+    pub peers: Vec<String>,
+    /// Whether to announce and browse over mDNS.
+    pub mdns: bool,
+    /// The name for a new identity if the home has none (`None` = refuse to start without one).
+    pub create_identity_as: Option<String>,
+    /// Whether to serve the control socket (the CLI / bot API).
+    pub control_socket: bool,
+}
+
+impl NodeConfig {
+    /// Defaults for `home`, merged with its `config.toml`.
+    pub fn from_home(home: Home) -> Result<Self, ConfigError> {
+        let file = FileConfig::load(&home)?;
+        let listen = file.listen.as_deref().map(parse_listen).transpose()?;
+        for peer in &file.peers {
+            check_peer(peer)?;
+        }
+        Ok(Self {
+            home,
+            listen,
+            peers: file.peers,
+            mdns: file.mdns.unwrap_or(true),
+            create_identity_as: None,
+            control_socket: true,
+        })
+    }
+}
+
+/// Parses a listen address.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::BadListen(text.to_string()))
+}
+
+/// Checks that a static peer looks like `HOST:PORT` (resolved when dialled).
+pub fn check_peer(text: &str) -> Result<(), ConfigError> {
+    match text.trim().rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(ConfigError::BadPeer(text.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_config_merges_and_rejects_nonsense() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path());
+        std::fs::write(
+            home.config_path(),
+            "listen = \"127.0.0.1:5000\"\npeers = [\"10.0.0.2:47070\"]\nmdns = false\n",
+        )
+        .expect("write");
+        let config = NodeConfig::from_home(home.clone()).expect("config");
+        assert_eq!(config.listen, Some("127.0.0.1:5000".parse().expect("addr")));
+        assert_eq!(config.peers, vec!["10.0.0.2:47070".to_string()]);
+        assert!(!config.mdns);
+        std::fs::write(home.config_path(), "peers = [\"nope\"]\n").expect("write");
+        assert!(matches!(
+            NodeConfig::from_home(home.clone()),
+            Err(ConfigError::BadPeer(_))
+        ));
+        std::fs::write(home.config_path(), "colour = 1\n").expect("write");
+        assert!(matches!(
+            NodeConfig::from_home(home),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,94 @@
+//! Control-socket request and reply types (serde JSON).
+
+use serde::{Deserialize, Serialize};
+
+/// One request line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// `{"cmd":"whoami"}`
+    Whoami,
+    /// `{"cmd":"status"}`
+    Status,
+    /// `{"cmd":"peers"}`
+    Peers,
+    /// `{"cmd":"send","peer":"bob","text":"hi","wait":false}`
+    Send {
+        /// Name or user-id prefix.
+        peer: String,
+        /// The text.
+        text: String,
+        /// Answer only once delivered (or failed).
+        #[serde(default)]
+        wait: bool,
+        /// With `wait`: give up waiting after this many seconds (the message stays queued).
+        #[serde(default)]
+        timeout_secs: Option<u64>,
+    },
+    /// `{"cmd":"history","peer":"bob","limit":50}`
+    History {
+        /// Name or user-id prefix.
+        peer: String,
+        /// At most this many (newest) messages.
+        #[serde(default)]
+        limit: Option<u32>,
+        /// Only messages sent before this Unix ms.
+        #[serde(default)]
+        before: Option<u64>,
+        /// Only messages sent at or after this Unix ms.
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    /// `{"cmd":"watch"}`: stream events as lines.
+    Watch,
+}
+
+/// One reply line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The result, when ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// The error, when not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    /// A successful reply carrying `value`.
+    pub fn data<T: Serialize>(value: T) -> Self {
+        match serde_json::to_value(value) {
+            Ok(v) => Self {
+                ok: true,
+                data: Some(v),
+                error: None,
+            },
+            Err(e) => Self::err(format!("cannot encode reply: {e}")),
+        }
+    }
+
+    /// A successful reply with a plain string.
+    pub fn ok(text: &str) -> Self {
+        Self::data(text)
+    }
+
+    /// A failed reply.
+    pub fn err(error: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            data: None,
+            error: Some(error.into()),
+        }
+    }
+
+    /// A reply from a node result.
+    pub fn from_result<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Self {
+        match result {
+            Ok(v) => Self::data(v),
+            Err(e) => Self::err(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! What a node reports: the event stream and the data views that the CLI,
+//! the control socket (bot API) and the GUI all share, with stable JSON shapes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{MessageRecord, MessageState};
+
+/// One device of a peer, as `tincan peers --json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Display name; `name (abcd-efgh)` when another user holds the plain name.
+    pub name: String,
+    /// The peer's user id.
+    pub user_id: String,
+    /// The peer's device id.
+    pub device_id: String,
+    /// Addresses it was reachable at.
+    pub addrs: Vec<String>,
+    /// Whether an authenticated connection is live.
+    pub online: bool,
+    /// How it was found: `lan` (mDNS), `static` (configured), `remembered`.
+    pub via: String,
+}
+
+/// One message, as `tincan history --json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// Message id (hex).
+    pub id: String,
+    /// Sender user id.
+    pub from: String,
+    /// Recipient user id.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// When the sender sent it, Unix milliseconds (sender's clock).
+    pub sent_at: u64,
+    /// `queued`, `sent`, `delivered`, `read` or `failed`.
+    pub state: MessageState,
+    /// `in` or `out`, from this node's point of view.
+    pub direction: String,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<&MessageRecord> for MessageView {
+    fn from(m: &MessageRecord) -> Self {
+        Self {
+            id: m.id.to_string(),
+            from: m.from_user.to_string(),
+            to: m.to_user.to_string(),
+            text: m.text.clone(),
+            sent_at: m.sent_at_ms,
+            state: m.state,
+            direction: match m.direction {
+                crate::store::Direction::In => "in",
+                crate::store::Direction::Out => "out",
+            }
+            .to_string(),
+            error: m.error.clone(),
+        }
+    }
+}
+
+/// `tincan whoami --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// This user's id.
+    pub user_id: String,
+    /// This device's id.
+    pub device_id: String,
+    /// The display name.
+    pub name: String,
+}
+
+/// `tincan status --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// This user's id.
+    pub user_id: String,
+    /// This device's id.
+    pub device_id: String,
+    /// The display name.
+    pub name: String,
+    /// The QUIC listen address.
+    pub listen: String,
+    /// Peer devices with a live connection.
+    pub peers_online: usize,
+    /// Peer devices known.
+    pub peers_known: usize,
+    /// Deliveries still waiting in the outbox.
+    pub outbox: usize,
+    /// Whether mDNS discovery runs.
+    pub mdns: bool,
+}
+
+/// Something that happened, as `tincan watch` prints it (one JSON line each).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A new message arrived (duplicates are never reported twice).
+    MessageReceived {
+        /// The message.
+        message: MessageView,
+        /// The sender's display name.
+        from_name: String,
+    },
+    /// An outgoing message changed state.
+    MessageState {
+        /// Message id.
+        id: String,
+        /// Recipient user id.
+        to: String,
+        /// The new state.
+        state: MessageState,
+        /// Why, when failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A peer device came online.
+    PeerOnline {
+        /// The peer.
+        peer: PeerView,
+    },
+    /// A peer device went offline.
+    PeerOffline {
+        /// The peer.
+        peer: PeerView,
+    },
+    /// A device announced a name already held by another user.
+    NameConflict {
+        /// The contested name.
+        name: String,
+        /// User id holding the name.
+        holder: String,
+        /// User id also claiming it; shown as `name (fingerprint)`.
+        claimant: String,
+    },
+}

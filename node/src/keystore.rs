@@ -1,0 +1,163 @@
+//! Loading and creating the device identity on disk.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tincan_core::{Entropy, Identity, IdentityError};
+
+use crate::home::Home;
+
+/// Longest display name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Why the identity could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeystoreError {
+    /// No identity exists in this home yet.
+    #[error("no identity in {0}: run `tincan init --name NAME` first")]
+    Missing(String),
+    /// An identity exists and `--force` was not given.
+    #[error(
+        "an identity already exists in {0}; use --force to replace it (the old keys are lost)"
+    )]
+    Exists(String),
+    /// The display name is empty or too long.
+    #[error("invalid name: {0}")]
+    BadName(String),
+    /// The identity file is not a tincan identity.
+    #[error("identity file {path} is unreadable: {source}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        source: IdentityError,
+    },
+    /// Reading or writing failed.
+    #[error("identity file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The OS random source, for real keys.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, dest: &mut [u8]) {
+        // Without OS randomness no key can be made safely: stopping is right.
+        getrandom::fill(dest).expect("the OS random source is unavailable");
+    }
+}
+
+/// Checks and normalises a display name.
+pub fn validate_name(name: &str) -> Result<String, KeystoreError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(KeystoreError::BadName("the name is empty".into()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(KeystoreError::BadName(format!(
+            "the name is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(KeystoreError::BadName(
+            "the name contains control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Loads the identity of `home`.
+pub fn load(home: &Home) -> Result<Identity, KeystoreError> {
+    let path = home.identity_path();
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeystoreError::Missing(home.root().display().to_string()))
+        }
+        Err(source) => {
+            return Err(KeystoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    Identity::from_bytes(&bytes).map_err(|source| KeystoreError::Corrupt {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Creates a new user + device identity named `name` in `home`.
+pub fn create(home: &Home, name: &str, force: bool) -> Result<Identity, KeystoreError> {
+    let name = validate_name(name)?;
+    let path = home.identity_path();
+    let io = |source| KeystoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.exists() && !force {
+        return Err(KeystoreError::Exists(home.root().display().to_string()));
+    }
+    home.create().map_err(io)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let identity = Identity::generate(&name, now, &mut OsEntropy);
+    crate::platform::write_secret(&path, &identity.to_bytes()).map_err(io)?;
+    Ok(identity)
+}
+
+/// Loads the identity, creating one named `name` if the home has none.
+pub fn load_or_create(home: &Home, name: &str) -> Result<(Identity, bool), KeystoreError> {
+    match load(home) {
+        Ok(identity) => Ok((identity, false)),
+        Err(KeystoreError::Missing(_)) => create(home, name, false).map(|i| (i, true)),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_refuses_to_overwrite_without_force_and_writes_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().join("h"));
+        let first = create(&home, "Alice", false).expect("create");
+        assert!(matches!(
+            create(&home, "Alice", false),
+            Err(KeystoreError::Exists(_))
+        ));
+        assert_eq!(load(&home).expect("load").device_id(), first.device_id());
+        let second = create(&home, "Alice", true).expect("force");
+        assert_ne!(second.device_id(), first.device_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(home.identity_path())
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn names_are_checked_and_corrupt_files_reported() {
+        assert!(validate_name("  ").is_err());
+        assert!(validate_name(&"x".repeat(65)).is_err());
+        assert_eq!(validate_name(" Bob ").expect("ok"), "Bob");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path());
+        std::fs::write(home.identity_path(), b"garbage").expect("write");
+        assert!(matches!(load(&home), Err(KeystoreError::Corrupt { .. })));
+    }
+}

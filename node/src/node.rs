@@ -1,0 +1,304 @@
+//! The node as a library: [`Node::start`] returns a [`NodeHandle`] that
+//! takes commands and hands out an event stream. The CLI daemon, the
+//! control socket (bot API) and the GUI are all thin clients of it.
+//!
+//! Inside, one actor (`node/actor.rs`) owns all state and drives the
+//! sans-IO core (`PeerBook`, `Outbox`); connection tasks (`node/link.rs`)
+//! only move frames between QUIC streams and the actor.
+
+mod actor;
+mod link;
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tincan_core::peer_book::ResolveError;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::{NodeConfig, DEFAULT_PORT};
+use crate::event::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+use crate::keystore::{self, KeystoreError};
+use crate::store::{HistoryQuery, Store, StoreError};
+use crate::tls::{self, TlsIdentityError};
+
+/// How long QUIC waits without hearing from a peer before declaring it gone.
+/// Keep-alives every second keep healthy connections open; a killed peer is
+/// shown offline after this long.
+pub(crate) const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The home directory is unusable.
+    #[error("home directory {path}: {source}")]
+    Home {
+        /// The directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another node already runs on this home.
+    #[error("another tincan node is already running with home {0}")]
+    AlreadyRunning(String),
+    /// The identity could not be loaded or created.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The TLS identity could not be built.
+    #[error(transparent)]
+    Tls(#[from] TlsIdentityError),
+    /// The QUIC socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// mDNS could not start.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
+    /// The control socket could not be opened.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The socket path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The peer name or id did not resolve to exactly one user.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The text is over the message size limit.
+    #[error("message is {len} bytes, over the {max}-byte limit for text; send it as a file instead (file transfer)")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The text is empty.
+    #[error("message is empty")]
+    EmptyText,
+    /// The user is known but none of their devices' keys are.
+    #[error("no device of {0} is known yet; wait until they have been online once")]
+    NoDevices(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The message could not be sealed.
+    #[error("cannot encrypt the message: {0}")]
+    Seal(String),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Commands from handles to the actor.
+pub(crate) enum Command {
+    Status(oneshot::Sender<StatusView>),
+    Peers(oneshot::Sender<Vec<PeerView>>),
+    Send {
+        peer: String,
+        text: String,
+        reply: oneshot::Sender<Result<MessageView, NodeError>>,
+    },
+    History {
+        peer: String,
+        query: HistoryQuery,
+        reply: oneshot::Sender<Result<Vec<MessageView>, NodeError>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Starts nodes.
+#[derive(Debug)]
+pub struct Node;
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    whoami: Arc<WhoAmI>,
+    listen: SocketAddr,
+}
+
+impl Node {
+    /// Starts a node: loads (or creates) the identity, opens the database,
+    /// binds the QUIC endpoint, starts discovery and the control socket.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tincan_node::{Home, Node, NodeConfig};
+    /// let mut config = NodeConfig::from_home(Home::new("/tmp/alice"))?;
+    /// config.create_identity_as = Some("Alice".into());
+    /// config.mdns = false;
+    /// let node = Node::start(config).await?;
+    /// let mut events = node.subscribe();
+    /// node.send("bob", "lunch at 12?").await?;
+    /// while let Ok(event) = events.recv().await {
+    ///     println!("{event:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
+        let home = config.home.clone();
+        let home_err = |source| StartError::Home {
+            path: home.root().display().to_string(),
+            source,
+        };
+        home.create().map_err(home_err)?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.lock_path())
+            .map_err(home_err)?;
+        if lock.try_lock().is_err() {
+            return Err(StartError::AlreadyRunning(
+                home.root().display().to_string(),
+            ));
+        }
+        let identity = match &config.create_identity_as {
+            Some(name) => {
+                let (identity, created) = keystore::load_or_create(&home, name)?;
+                if created {
+                    tracing::info!(name = %identity.name, user = %identity.user_id(), "created a new identity");
+                }
+                identity
+            }
+            None => keystore::load(&home)?,
+        };
+        let store = Store::open(&home.database_path())?;
+        let (server_tls, client_tls) = tls::rustls_configs(&identity)?;
+        let endpoint = link::bind_endpoint(config.listen, server_tls, client_tls)?;
+        let listen = endpoint.local_addr().map_err(|source| StartError::Bind {
+            addr: config
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            source,
+        })?;
+        tracing::info!(%listen, user = %identity.user_id(), device = %identity.device_id(), name = %identity.name, "node listening");
+
+        let (disc_tx, disc_rx) = mpsc::channel(64);
+        let discovery = if config.mdns {
+            Some(crate::discovery::Discovery::start(
+                &identity,
+                listen.port(),
+                disc_tx,
+            )?)
+        } else {
+            drop(disc_tx);
+            None
+        };
+        let (commands, command_rx) = mpsc::channel(64);
+        let (events, _) = broadcast::channel(1024);
+        let handle = NodeHandle {
+            commands,
+            events: events.clone(),
+            whoami: Arc::new(WhoAmI {
+                user_id: identity.user_id().to_string(),
+                device_id: identity.device_id().to_string(),
+                name: identity.name.clone(),
+            }),
+            listen,
+        };
+        let control = if config.control_socket {
+            Some(
+                crate::control::serve(&home, handle.clone()).map_err(|source| {
+                    StartError::Control {
+                        path: home.control_socket_path().display().to_string(),
+                        source,
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
+        let actor = actor::Actor::new(actor::Parts {
+            identity,
+            store,
+            endpoint,
+            events,
+            static_peers: config.peers,
+            mdns: config.mdns,
+            listen,
+        })?;
+        tokio::spawn(actor.run(command_rx, disc_rx, discovery, control, lock));
+        Ok(handle)
+    }
+}
+
+impl NodeHandle {
+    /// Who this node is.
+    pub fn whoami(&self) -> WhoAmI {
+        (*self.whoami).clone()
+    }
+
+    /// The QUIC listen address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Subscribes to the event stream (from now on).
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<StatusView, NodeError> {
+        self.ask(Command::Status).await
+    }
+
+    /// Known peer devices.
+    pub async fn peers(&self) -> Result<Vec<PeerView>, NodeError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Queues a text message to `peer` (a name or user-id prefix). Returns
+    /// once it is stored in the outbox; watch events for delivery.
+    pub async fn send(&self, peer: &str, text: &str) -> Result<MessageView, NodeError> {
+        let (peer, text) = (peer.to_string(), text.to_string());
+        self.ask(|reply| Command::Send { peer, text, reply })
+            .await?
+    }
+
+    /// The conversation with `peer`, oldest first.
+    pub async fn history(
+        &self,
+        peer: &str,
+        query: HistoryQuery,
+    ) -> Result<Vec<MessageView>, NodeError> {
+        let peer = peer.to_string();
+        self.ask(|reply| Command::History { peer, query, reply })
+            .await?
+    }
+
+    /// Stops the node: says goodbye to peers and on mDNS, closes the database.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+}

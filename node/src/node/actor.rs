@@ -1,0 +1,802 @@
+//! The node actor: owns the identity, the database, the peer book, the
+//! outbox and the live connections, and is the only place that decides.
+//! One `select!` loop; it sleeps until the outbox's next timeout.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
+use tincan_core::peer_book::{LearnOutcome, PeerBook, PeerInfo, Via};
+use tincan_core::wire::{self, Frame, Hello, RefuseReason, MAX_TEXT_LEN};
+use tincan_core::{
+    Content, DeviceCert, DeviceId, Envelope, Identity, MessageId, OpenError, Receipt, ReceiptKind,
+    UserId,
+};
+use tokio::sync::{broadcast, mpsc};
+
+use super::link::{self, LinkEvent};
+use super::{Command, NodeError, StartError};
+use crate::discovery::{Discovery, DiscoveryEvent};
+use crate::event::{MessageView, NodeEvent, PeerView, StatusView};
+use crate::keystore::OsEntropy;
+use crate::store::{
+    Direction, MessageRecord, MessageState, OutboxEntry, PeerRecord, Store, StoreError,
+};
+
+/// How long an undelivered message waits for its recipient before the
+/// sender is told it failed.
+const MESSAGE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How often static peers and discovered-but-unconnected devices are dialled.
+const DIAL_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait between dials of an unreachable static peer.
+const MAX_DIAL_BACKOFF_MS: u64 = 10_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What [`Actor::new`] is built from.
+pub(crate) struct Parts {
+    pub identity: Identity,
+    pub store: Store,
+    pub endpoint: quinn::Endpoint,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub static_peers: Vec<String>,
+    pub mdns: bool,
+    pub listen: SocketAddr,
+}
+
+/// Dial state of one address.
+#[derive(Default)]
+struct DialState {
+    in_progress: bool,
+    failures: u32,
+    next_at: u64,
+}
+
+/// An outgoing message still being delivered to some devices.
+struct Pending {
+    frame: Arc<Vec<u8>>,
+    to: UserId,
+    remaining: HashSet<DeviceId>,
+    delivered: bool,
+    last_error: Option<String>,
+}
+
+pub(crate) struct Actor {
+    identity: Identity,
+    store: Store,
+    endpoint: quinn::Endpoint,
+    events: broadcast::Sender<NodeEvent>,
+    static_peers: Vec<String>,
+    mdns: bool,
+    listen: SocketAddr,
+    hello: Arc<Hello>,
+    book: PeerBook,
+    certs: HashMap<DeviceId, DeviceCert>,
+    conns: HashMap<DeviceId, Vec<quinn::Connection>>,
+    hints: HashMap<DeviceId, Vec<SocketAddr>>,
+    dials: HashMap<SocketAddr, DialState>,
+    outbox: Outbox,
+    pending: BTreeMap<MessageId, Pending>,
+    link_tx: mpsc::Sender<LinkEvent>,
+    link_rx: Option<mpsc::Receiver<LinkEvent>>,
+}
+
+impl Actor {
+    pub(crate) fn new(parts: Parts) -> Result<Self, StartError> {
+        let (link_tx, link_rx) = mpsc::channel(256);
+        let hello = Arc::new(Hello {
+            name: parts.identity.name.clone(),
+            listen_port: parts.listen.port(),
+            cert: parts.identity.cert.clone(),
+        });
+        let mut actor = Actor {
+            identity: parts.identity,
+            store: parts.store,
+            endpoint: parts.endpoint,
+            events: parts.events,
+            static_peers: parts.static_peers,
+            mdns: parts.mdns,
+            listen: parts.listen,
+            hello,
+            book: PeerBook::new(),
+            certs: HashMap::new(),
+            conns: HashMap::new(),
+            hints: HashMap::new(),
+            dials: HashMap::new(),
+            outbox: Outbox::new(),
+            pending: BTreeMap::new(),
+            link_tx,
+            link_rx: Some(link_rx),
+        };
+        actor.restore()?;
+        Ok(actor)
+    }
+
+    /// Reloads pins, known peers and the outbox after a restart.
+    fn restore(&mut self) -> Result<(), StoreError> {
+        for (name, user) in self.store.pins()? {
+            self.book.restore_pin(&name, user);
+        }
+        for peer in self.store.peers()? {
+            let Ok(cert) = DeviceCert::from_bytes(&peer.cert) else {
+                tracing::warn!(device = %peer.device, "stored peer certificate is unreadable; skipped");
+                continue;
+            };
+            if cert.verify().is_err() || cert.device_id() != peer.device {
+                tracing::warn!(device = %peer.device, "stored peer certificate is invalid; skipped");
+                continue;
+            }
+            self.certs.insert(peer.device, cert);
+            self.book.learn(PeerInfo {
+                device: peer.device,
+                user: peer.user,
+                name: peer.name,
+                addrs: peer.addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+                online: false,
+                via: Via::Remembered,
+            });
+        }
+        let now = now_ms();
+        for entry in self.store.outbox_entries()? {
+            let to = self
+                .book
+                .device(&entry.device)
+                .map(|d| d.user)
+                .or_else(|| self.certs.get(&entry.device).map(DeviceCert::user_id));
+            let Some(to) = to else {
+                tracing::warn!(message = %entry.message_id, "outbox entry for an unknown device kept");
+                continue;
+            };
+            let pending = self
+                .pending
+                .entry(entry.message_id)
+                .or_insert_with(|| Pending {
+                    frame: Arc::new(entry.envelope.clone()),
+                    to,
+                    remaining: HashSet::new(),
+                    delivered: false,
+                    last_error: None,
+                });
+            pending.remaining.insert(entry.device);
+            self.outbox.push(
+                now,
+                entry.message_id,
+                entry.device,
+                entry.expires_at_ms,
+                entry.attempts,
+            );
+        }
+        if !self.outbox.is_empty() {
+            tracing::info!(entries = self.outbox.len(), "restored outbox");
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut discovery_rx: mpsc::Receiver<DiscoveryEvent>,
+        discovery: Option<Discovery>,
+        control: Option<crate::control::ControlServer>,
+        lock: File,
+    ) {
+        let mut link_rx = self.link_rx.take().expect("link receiver taken once");
+        let mut dial_tick = tokio::time::interval(DIAL_INTERVAL);
+        dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let endpoint = self.endpoint.clone();
+        let shutdown_reply = loop {
+            let wake = self.outbox.poll_timeout().map(|at| {
+                let wait = at.saturating_sub(now_ms());
+                tokio::time::Instant::now() + Duration::from_millis(wait.min(3_600_000))
+            });
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown(reply)) => break Some(reply),
+                    Some(cmd) => self.on_command(cmd),
+                    None => break None,
+                },
+                Some(ev) = link_rx.recv() => self.on_link(ev),
+                Some(ev) = discovery_rx.recv() => self.on_discovery(ev),
+                Some(incoming) = endpoint.accept() => {
+                    tokio::spawn(link::accept(incoming, self.hello.clone(), self.link_tx.clone()));
+                }
+                _ = dial_tick.tick() => self.dial_due(),
+                _ = sleep_until(wake) => self.outbox.handle_timeout(now_ms()),
+            }
+            self.drive_outbox();
+        };
+        tracing::info!("shutting down");
+        for conns in self.conns.values() {
+            for conn in conns {
+                conn.close(0u32.into(), b"goodbye");
+            }
+        }
+        if let Some(discovery) = discovery {
+            tokio::task::spawn_blocking(move || discovery.shutdown())
+                .await
+                .ok();
+        }
+        if let Some(control) = control {
+            control.stop();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        drop(lock);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No subscribers is fine: events are also in the database.
+        let _ = self.events.send(event);
+    }
+
+    fn peer_view(&self, info: &PeerInfo) -> PeerView {
+        PeerView {
+            name: self.book.display_name(&info.user),
+            user_id: info.user.to_string(),
+            device_id: info.device.to_string(),
+            addrs: info.addrs.iter().map(ToString::to_string).collect(),
+            online: info.online,
+            via: match info.via {
+                Via::Lan => "lan",
+                Via::Static => "static",
+                Via::Remembered => "remembered",
+            }
+            .to_string(),
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Status(reply) => {
+                let _ = reply.send(StatusView {
+                    user_id: self.identity.user_id().to_string(),
+                    device_id: self.identity.device_id().to_string(),
+                    name: self.identity.name.clone(),
+                    listen: self.listen.to_string(),
+                    peers_online: self.book.devices().filter(|d| d.online).count(),
+                    peers_known: self.book.devices().count(),
+                    outbox: self.outbox.len(),
+                    mdns: self.mdns,
+                });
+            }
+            Command::Peers(reply) => {
+                let peers = self.book.devices().map(|d| self.peer_view(d)).collect();
+                let _ = reply.send(peers);
+            }
+            Command::Send { peer, text, reply } => {
+                let _ = reply.send(self.send_text(&peer, text));
+            }
+            Command::History { peer, query, reply } => {
+                let result = self
+                    .book
+                    .resolve(&peer)
+                    .map_err(NodeError::from)
+                    .and_then(|user| Ok(self.store.history(&user, &query)?))
+                    .map(|rows| rows.iter().map(MessageView::from).collect());
+                let _ = reply.send(result);
+            }
+            Command::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn send_text(&mut self, peer: &str, text: String) -> Result<MessageView, NodeError> {
+        if text.trim().is_empty() {
+            return Err(NodeError::EmptyText);
+        }
+        if text.len() > MAX_TEXT_LEN {
+            return Err(NodeError::TooLarge {
+                len: text.len(),
+                max: MAX_TEXT_LEN,
+            });
+        }
+        let to = self.book.resolve(peer)?;
+        let certs: Vec<DeviceCert> = self
+            .book
+            .devices_of(&to)
+            .filter_map(|d| self.certs.get(&d.device).cloned())
+            .collect();
+        if certs.is_empty() {
+            return Err(NodeError::NoDevices(self.book.display_name(&to)));
+        }
+        let now = now_ms();
+        let mut entropy = OsEntropy;
+        let id = MessageId::random(&mut entropy);
+        let content = Content::Text { text: text.clone() };
+        let envelope = Envelope::seal(
+            &self.identity.device,
+            &self.identity.cert,
+            &certs,
+            id,
+            now,
+            &content,
+            &mut entropy,
+        )
+        .map_err(|e| NodeError::Seal(e.to_string()))?;
+        let frame =
+            wire::encode(&Frame::Envelope(envelope)).map_err(|e| NodeError::Seal(e.to_string()))?;
+        let record = MessageRecord {
+            id,
+            direction: Direction::Out,
+            peer: to,
+            from_user: self.identity.user_id(),
+            from_device: self.identity.device_id(),
+            to_user: to,
+            text,
+            sent_at_ms: now,
+            received_at_ms: None,
+            state: MessageState::Queued,
+            error: None,
+        };
+        let expires = now + MESSAGE_TTL_MS;
+        let entries: Vec<OutboxEntry> = certs
+            .iter()
+            .map(|c| OutboxEntry {
+                message_id: id,
+                device: c.device_id(),
+                envelope: frame.clone(),
+                created_at_ms: now,
+                expires_at_ms: expires,
+                attempts: 0,
+                last_attempt_ms: None,
+            })
+            .collect();
+        // Durable before anything leaves: a kill from here on loses nothing.
+        self.store.queue_outgoing(&record, &entries)?;
+        self.pending.insert(
+            id,
+            Pending {
+                frame: Arc::new(frame),
+                to,
+                remaining: certs.iter().map(DeviceCert::device_id).collect(),
+                delivered: false,
+                last_error: None,
+            },
+        );
+        for cert in &certs {
+            self.outbox.push(now, id, cert.device_id(), expires, 0);
+        }
+        tracing::info!(message = %id, to = %to, devices = certs.len(), "queued message");
+        self.emit_state(id, to, MessageState::Queued, None);
+        Ok(MessageView::from(&record))
+    }
+
+    fn emit_state(&self, id: MessageId, to: UserId, state: MessageState, error: Option<String>) {
+        self.emit(NodeEvent::MessageState {
+            id: id.to_string(),
+            to: to.to_string(),
+            state,
+            error,
+        });
+    }
+
+    fn set_state(&mut self, id: MessageId, state: MessageState, error: Option<String>) {
+        let Some(to) = self.pending.get(&id).map(|p| p.to) else {
+            return;
+        };
+        match self
+            .store
+            .set_message_state(&id, &self.identity.device_id(), state, error.as_deref())
+        {
+            Ok(Some(now)) if now == state => self.emit_state(id, to, state, error),
+            Ok(_) => {}
+            Err(e) => tracing::error!(message = %id, error = %e, "cannot store message state"),
+        }
+    }
+
+    /// Starts every transmit the outbox asks for and applies its events.
+    fn drive_outbox(&mut self) {
+        while let Some(t) = self.outbox.poll_transmit() {
+            let conn = self.conns.get(&t.device).and_then(|c| c.last()).cloned();
+            match (conn, self.pending.get(&t.message_id)) {
+                (Some(conn), Some(p)) => {
+                    if let Err(e) =
+                        self.store
+                            .outbox_record_attempt(&t.message_id, &t.device, now_ms())
+                    {
+                        tracing::warn!(error = %e, "cannot record attempt");
+                    }
+                    tokio::spawn(link::deliver(
+                        conn,
+                        p.frame.clone(),
+                        t.message_id,
+                        t.device,
+                        self.link_tx.clone(),
+                    ));
+                }
+                _ => self.outbox.handle_outcome(
+                    now_ms(),
+                    t.message_id,
+                    t.device,
+                    AttemptOutcome::Failed("no connection".into()),
+                ),
+            }
+        }
+        while let Some(event) = self.outbox.poll_event() {
+            let (message_id, device, failure) = match event {
+                OutboxEvent::Delivered { message_id, device } => (message_id, device, None),
+                OutboxEvent::Failed {
+                    message_id,
+                    device,
+                    reason,
+                } => (message_id, device, Some(reason)),
+            };
+            if let Err(e) = self.store.outbox_remove(&message_id, &device) {
+                tracing::error!(error = %e, "cannot remove outbox entry");
+            }
+            let Some(pending) = self.pending.get_mut(&message_id) else {
+                continue;
+            };
+            pending.remaining.remove(&device);
+            let done = pending.remaining.is_empty();
+            match failure {
+                None => {
+                    pending.delivered = true;
+                    tracing::info!(message = %message_id, %device, "delivered");
+                    self.set_state(message_id, MessageState::Delivered, None);
+                }
+                Some(reason) => {
+                    tracing::warn!(message = %message_id, %device, %reason, "delivery failed");
+                    pending.last_error = Some(reason);
+                }
+            }
+            if done {
+                if let Some(p) = self.pending.remove(&message_id) {
+                    if !p.delivered {
+                        self.pending.insert(message_id, p);
+                        let error = self
+                            .pending
+                            .get(&message_id)
+                            .and_then(|p| p.last_error.clone());
+                        self.set_state(message_id, MessageState::Failed, error);
+                        self.pending.remove(&message_id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up {
+                conn,
+                cert,
+                hello,
+                addr,
+                dialed,
+            } => self.on_up(conn, cert, hello, addr, dialed),
+            LinkEvent::Down {
+                device,
+                stable_id,
+                reason,
+            } => {
+                if let Some(list) = self.conns.get_mut(&device) {
+                    list.retain(|c| c.stable_id() != stable_id);
+                    if list.is_empty() {
+                        self.conns.remove(&device);
+                        self.book.set_online(&device, false);
+                        self.outbox.handle_reachable(now_ms(), device, false);
+                        tracing::info!(%device, %reason, "peer offline");
+                        if let Some(info) = self.book.device(&device) {
+                            self.emit(NodeEvent::PeerOffline {
+                                peer: self.peer_view(info),
+                            });
+                        }
+                    }
+                }
+            }
+            LinkEvent::Resolved(addrs) => self.dial_all(addrs, now_ms()),
+            LinkEvent::DialFailed { addr, reason } => {
+                let state = self.dials.entry(addr).or_default();
+                state.in_progress = false;
+                state.failures = state.failures.saturating_add(1);
+                let backoff = (500u64 << state.failures.min(5)).min(MAX_DIAL_BACKOFF_MS);
+                state.next_at = now_ms() + backoff;
+                tracing::debug!(%addr, %reason, "dial failed");
+            }
+            LinkEvent::Inbound {
+                device,
+                envelope,
+                reply,
+            } => {
+                if let Some(frame) = self.on_envelope(device, *envelope) {
+                    let _ = reply.send(frame);
+                }
+            }
+            LinkEvent::Written { message_id, device } => {
+                tracing::debug!(message = %message_id, %device, "envelope written");
+                self.set_state(message_id, MessageState::Sent, None);
+            }
+            LinkEvent::Attempted {
+                message_id,
+                device,
+                result,
+            } => {
+                let outcome = self.judge_answer(message_id, device, result);
+                self.outbox
+                    .handle_outcome(now_ms(), message_id, device, outcome);
+            }
+        }
+    }
+
+    fn judge_answer(
+        &self,
+        message_id: MessageId,
+        device: DeviceId,
+        result: Result<Frame, String>,
+    ) -> AttemptOutcome {
+        match result {
+            Ok(Frame::Receipt(receipt)) => {
+                let Some(cert) = self.certs.get(&device) else {
+                    return AttemptOutcome::Failed("receipt from an unknown device".into());
+                };
+                if receipt.message_id != message_id
+                    || receipt.sender_device != self.identity.device_id()
+                    || receipt.verify(cert).is_err()
+                {
+                    tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
+                    return AttemptOutcome::Failed("invalid receipt".into());
+                }
+                AttemptOutcome::Delivered
+            }
+            Ok(Frame::Refused { reason, .. }) => match reason {
+                RefuseReason::Other(text) => AttemptOutcome::Failed(text),
+                permanent => {
+                    AttemptOutcome::Refused(format!("refused by recipient: {permanent:?}"))
+                }
+            },
+            Ok(_) => AttemptOutcome::Failed("unexpected answer".into()),
+            Err(e) => AttemptOutcome::Failed(e),
+        }
+    }
+
+    fn on_up(
+        &mut self,
+        conn: quinn::Connection,
+        cert: DeviceCert,
+        hello: Hello,
+        addr: SocketAddr,
+        dialed: Option<SocketAddr>,
+    ) {
+        let device = cert.device_id();
+        let user = cert.user_id();
+        if device == self.identity.device_id() {
+            // We dialled ourselves (a static peer pointing at us): stop trying.
+            conn.close(0u32.into(), b"self");
+            if let Some(addr) = dialed {
+                self.dials.entry(addr).or_default().next_at = u64::MAX;
+            }
+            return;
+        }
+        if let Some(addr) = dialed {
+            let state = self.dials.entry(addr).or_default();
+            *state = DialState::default();
+        }
+        let via = if self.hints.contains_key(&device) {
+            Via::Lan
+        } else {
+            Via::Static
+        };
+        let outcome = self.book.learn(PeerInfo {
+            device,
+            user,
+            name: hello.name.clone(),
+            addrs: vec![addr],
+            online: true,
+            via,
+        });
+        match outcome {
+            LearnOutcome::New { pinned: true } => {
+                if let Err(e) = self.store.pin_name(&hello.name, &user) {
+                    tracing::warn!(error = %e, "cannot persist name pin");
+                }
+            }
+            LearnOutcome::NameConflict {
+                name,
+                holder,
+                claimant,
+            } => {
+                tracing::warn!(
+                    %name, %holder, %claimant,
+                    "SPOOF WARNING: a second user announces the name {name:?}; shown as {:?}, never chosen for {name:?}",
+                    self.book.display_name(&claimant)
+                );
+                self.emit(NodeEvent::NameConflict {
+                    name,
+                    holder: holder.to_string(),
+                    claimant: claimant.to_string(),
+                });
+            }
+            _ => {}
+        }
+        self.certs.insert(device, cert.clone());
+        let record = PeerRecord {
+            device,
+            user,
+            name: hello.name,
+            cert: cert.to_bytes(),
+            addrs: vec![addr.to_string()],
+            last_seen_ms: now_ms(),
+        };
+        if let Err(e) = self.store.upsert_peer(&record) {
+            tracing::warn!(%device, error = %e, "cannot store peer");
+        }
+        let list = self.conns.entry(device).or_default();
+        let was_online = !list.is_empty();
+        list.push(conn);
+        self.book.set_online(&device, true);
+        if !was_online {
+            tracing::info!(%device, %user, %addr, "peer online");
+            self.outbox.handle_reachable(now_ms(), device, true);
+            if let Some(info) = self.book.device(&device) {
+                self.emit(NodeEvent::PeerOnline {
+                    peer: self.peer_view(info),
+                });
+            }
+        }
+    }
+
+    /// Handles an envelope a peer delivered. `None` = no answer (could not
+    /// store it): the sender will retry.
+    fn on_envelope(&mut self, from: DeviceId, envelope: Envelope) -> Option<Frame> {
+        let message_id = envelope.id;
+        let refuse = |reason| Some(Frame::Refused { message_id, reason });
+        let opened = match envelope.open(&self.identity.device) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::warn!(%from, message = %message_id, error = %e, "refused envelope");
+                return refuse(match e {
+                    OpenError::NotForThisDevice => RefuseReason::NotForThisDevice,
+                    OpenError::BadSignature | OpenError::SenderCert(_) => {
+                        RefuseReason::BadSignature
+                    }
+                    _ => RefuseReason::Undecryptable,
+                });
+            }
+        };
+        let sender = opened.sender.clone();
+        let text = match opened.content {
+            Content::Text { text } if text.len() <= MAX_TEXT_LEN => text,
+            Content::Text { .. } => return refuse(RefuseReason::TooLarge),
+            #[allow(unreachable_patterns)]
+            _ => return refuse(RefuseReason::Other("unsupported content".into())),
+        };
+        let now = now_ms();
+        let record = MessageRecord {
+            id: message_id,
+            direction: Direction::In,
+            peer: sender.user_id(),
+            from_user: sender.user_id(),
+            from_device: sender.device_id(),
+            to_user: self.identity.user_id(),
+            text,
+            sent_at_ms: opened.created_at_ms,
+            received_at_ms: Some(now),
+            state: MessageState::Delivered,
+            error: None,
+        };
+        // Dedupe after the signature check (inside open), so nobody can
+        // suppress a message by replaying its id.
+        match self.store.insert_message(&record) {
+            Ok(true) => {
+                tracing::info!(message = %message_id, from = %sender.user_id(), "message received");
+                self.emit(NodeEvent::MessageReceived {
+                    message: MessageView::from(&record),
+                    from_name: self.book.display_name(&sender.user_id()),
+                });
+            }
+            Ok(false) => {
+                tracing::debug!(message = %message_id, "duplicate message acknowledged again")
+            }
+            Err(e) => {
+                tracing::error!(message = %message_id, error = %e, "cannot store incoming message; not acknowledged");
+                return None;
+            }
+        }
+        let receipt = Receipt::sign(
+            &self.identity.device,
+            message_id,
+            sender.device_id(),
+            ReceiptKind::Delivered,
+            now,
+        );
+        Some(Frame::Receipt(receipt))
+    }
+
+    fn on_discovery(&mut self, ev: DiscoveryEvent) {
+        match ev {
+            DiscoveryEvent::Found {
+                device,
+                addrs,
+                user,
+                name,
+            } => {
+                tracing::debug!(%device, %user, %name, ?addrs, "mdns hint");
+                self.hints.insert(device, addrs);
+                self.dial_due();
+            }
+            DiscoveryEvent::Lost { device } => {
+                tracing::debug!(%device, "mdns goodbye");
+                self.hints.remove(&device);
+            }
+        }
+    }
+
+    /// Dials static peers and discovered devices that have no live connection.
+    fn dial_due(&mut self) {
+        let now = now_ms();
+        let mut targets: Vec<SocketAddr> = self
+            .hints
+            .iter()
+            .filter(|(device, _)| !self.conns.contains_key(device))
+            .flat_map(|(_, addrs)| addrs.iter().copied())
+            .collect();
+        for peer in &self.static_peers {
+            match peer.parse::<SocketAddr>() {
+                Ok(addr) => targets.push(addr),
+                // A host name: resolve off the actor, dial when resolved.
+                Err(_) => {
+                    let (peer, tx) = (peer.clone(), self.link_tx.clone());
+                    tokio::spawn(async move {
+                        match tokio::net::lookup_host(&peer).await {
+                            Ok(addrs) => {
+                                let _ = tx.send(LinkEvent::Resolved(addrs.collect())).await;
+                            }
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "cannot resolve static peer")
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        self.dial_all(targets, now);
+    }
+
+    fn dial_all(&mut self, targets: Vec<SocketAddr>, now: u64) {
+        let online: HashSet<SocketAddr> = self
+            .book
+            .devices()
+            .filter(|d| d.online)
+            .flat_map(|d| d.addrs.iter().copied())
+            .collect();
+        for addr in targets {
+            if !online.contains(&addr) {
+                self.try_dial(addr, now);
+            }
+        }
+    }
+
+    fn try_dial(&mut self, addr: SocketAddr, now: u64) {
+        if addr == self.listen {
+            return;
+        }
+        let state = self.dials.entry(addr).or_default();
+        if state.in_progress || state.next_at > now {
+            return;
+        }
+        state.in_progress = true;
+        tokio::spawn(link::dial(
+            self.endpoint.clone(),
+            addr,
+            self.hello.clone(),
+            self.link_tx.clone(),
+        ));
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

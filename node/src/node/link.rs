@@ -1,0 +1,351 @@
+//! QUIC plumbing: the endpoint, one task per connection and one per
+//! delivery attempt. These tasks decide nothing; they move frames between
+//! streams and the actor, and report what happened.
+//!
+//! Stream protocol (all frames are `tincan_core::wire` frames):
+//! - each side opens one unidirectional stream and sends `Hello`;
+//! - a delivery is one bidirectional stream: the sender writes `Envelope`
+//!   and finishes, the recipient answers `Receipt` or `Refused` and finishes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use tincan_core::wire::{self, Frame, Hello, MAX_FRAME_LEN};
+use tincan_core::{DeviceCert, DeviceId, Envelope, MessageId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StartError;
+use crate::config::DEFAULT_PORT;
+use crate::tls;
+
+/// Longest a whole delivery attempt may take before it counts as failed.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest the peer may take to send its Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read from one stream at most: one frame and its length prefix.
+const STREAM_LIMIT: usize = MAX_FRAME_LEN + 4;
+
+/// What connection and delivery tasks tell the actor.
+pub(crate) enum LinkEvent {
+    /// A peer proved who it is and said hello.
+    Up {
+        conn: quinn::Connection,
+        cert: DeviceCert,
+        hello: Hello,
+        /// Where the peer listens (its address with its announced port).
+        addr: SocketAddr,
+        /// The address we dialled, when we did.
+        dialed: Option<SocketAddr>,
+    },
+    /// A connection ended.
+    Down {
+        device: DeviceId,
+        stable_id: usize,
+        reason: String,
+    },
+    /// A static peer's host name resolved to these addresses.
+    Resolved(Vec<SocketAddr>),
+    /// Dialling an address failed before a peer was authenticated.
+    DialFailed { addr: SocketAddr, reason: String },
+    /// A peer delivered an envelope; the actor answers on `reply`.
+    Inbound {
+        device: DeviceId,
+        envelope: Box<Envelope>,
+        reply: oneshot::Sender<Frame>,
+    },
+    /// A delivery attempt wrote its envelope completely.
+    Written {
+        message_id: MessageId,
+        device: DeviceId,
+    },
+    /// A delivery attempt ended with the peer's answer or an error.
+    Attempted {
+        message_id: MessageId,
+        device: DeviceId,
+        result: Result<Frame, String>,
+    },
+}
+
+/// Binds the one QUIC endpoint of the node (server and client).
+pub(crate) fn bind_endpoint(
+    listen: Option<SocketAddr>,
+    server_tls: rustls::ServerConfig,
+    client_tls: rustls::ClientConfig,
+) -> Result<quinn::Endpoint, StartError> {
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    transport.max_idle_timeout(Some(
+        super::IDLE_TIMEOUT
+            .try_into()
+            .map_err(|_| bind_error(listen, std::io::Error::other("idle timeout")))?,
+    ));
+    let transport = Arc::new(transport);
+    let server_crypto = QuicServerConfig::try_from(server_tls)
+        .map_err(|e| bind_error(listen, std::io::Error::other(e.to_string())))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server.transport_config(transport.clone());
+    let client_crypto = QuicClientConfig::try_from(client_tls)
+        .map_err(|e| bind_error(listen, std::io::Error::other(e.to_string())))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(transport);
+
+    let default = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT));
+    let endpoint = match quinn::Endpoint::server(server.clone(), listen.unwrap_or(default)) {
+        Ok(e) => e,
+        // Another user's node on this host holds the default port: take any
+        // port; mDNS announces whichever we got.
+        Err(e) if listen.is_none() && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!(
+                "port {DEFAULT_PORT} is taken (another node on this host?); using a random port"
+            );
+            quinn::Endpoint::server(server, SocketAddr::from(([0, 0, 0, 0], 0)))
+                .map_err(|e| bind_error(listen, e))?
+        }
+        Err(e) => return Err(bind_error(listen, e)),
+    };
+    let mut endpoint = endpoint;
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+fn bind_error(listen: Option<SocketAddr>, source: std::io::Error) -> StartError {
+    StartError::Bind {
+        addr: listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+        source,
+    }
+}
+
+/// Dials `addr` and runs the connection.
+pub(crate) async fn dial(
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    hello: Arc<Hello>,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    let connecting = match endpoint.connect(addr, tls::SERVER_NAME) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx
+                .send(LinkEvent::DialFailed {
+                    addr,
+                    reason: e.to_string(),
+                })
+                .await;
+            return;
+        }
+    };
+    match connecting.await {
+        Ok(conn) => run_connection(conn, hello, tx, Some(addr)).await,
+        Err(e) => {
+            let _ = tx
+                .send(LinkEvent::DialFailed {
+                    addr,
+                    reason: e.to_string(),
+                })
+                .await;
+        }
+    }
+}
+
+/// Completes an incoming handshake and runs the connection.
+pub(crate) async fn accept(
+    incoming: quinn::Incoming,
+    hello: Arc<Hello>,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    let remote = incoming.remote_address();
+    match incoming.await {
+        Ok(conn) => run_connection(conn, hello, tx, None).await,
+        // Garbage, scanners and peers with bad keys end here: log, move on.
+        Err(e) => tracing::info!(%remote, error = %e, "refused incoming connection"),
+    }
+}
+
+async fn exchange_hello(conn: &quinn::Connection, hello: &Hello) -> Result<Hello, String> {
+    let bytes = wire::encode(&Frame::Hello(hello.clone())).map_err(|e| e.to_string())?;
+    let mut out = conn.open_uni().await.map_err(|e| e.to_string())?;
+    out.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    out.finish().map_err(|e| e.to_string())?;
+    let mut inbound = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_uni())
+        .await
+        .map_err(|_| "no hello from peer".to_string())?
+        .map_err(|e| e.to_string())?;
+    let bytes = tokio::time::timeout(HELLO_TIMEOUT, inbound.read_to_end(STREAM_LIMIT))
+        .await
+        .map_err(|_| "hello timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    match wire::decode(&bytes) {
+        Ok((Frame::Hello(h), _)) => Ok(h),
+        Ok((other, _)) => Err(format!("expected hello, got {}", frame_name(&other))),
+        Err(e) => Err(format!("bad hello: {e}")),
+    }
+}
+
+async fn run_connection(
+    conn: quinn::Connection,
+    hello: Arc<Hello>,
+    tx: mpsc::Sender<LinkEvent>,
+    dialed: Option<SocketAddr>,
+) {
+    let remote = conn.remote_address();
+    let Some(cert) = tls::peer_device_cert(&conn) else {
+        tracing::warn!(%remote, "peer presented no valid device certificate");
+        conn.close(1u32.into(), b"bad certificate");
+        return;
+    };
+    let device = cert.device_id();
+    let peer_hello = match exchange_hello(&conn, &hello).await {
+        Ok(h) if h.cert == cert => h,
+        Ok(_) => {
+            tracing::warn!(%remote, %device, "hello names another device than the tls certificate; closing");
+            conn.close(2u32.into(), b"hello mismatch");
+            return;
+        }
+        Err(reason) => {
+            tracing::info!(%remote, %device, %reason, "handshake incomplete");
+            conn.close(3u32.into(), b"no hello");
+            if let Some(addr) = dialed {
+                let _ = tx.send(LinkEvent::DialFailed { addr, reason }).await;
+            }
+            return;
+        }
+    };
+    let addr = SocketAddr::new(remote.ip(), peer_hello.listen_port);
+    let stable_id = conn.stable_id();
+    if tx
+        .send(LinkEvent::Up {
+            conn: conn.clone(),
+            cert,
+            hello: peer_hello,
+            addr,
+            dialed,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let reason = loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_stream(send, recv, device, tx.clone()));
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    let _ = tx
+        .send(LinkEvent::Down {
+            device,
+            stable_id,
+            reason,
+        })
+        .await;
+}
+
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    device: DeviceId,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    let bytes = match tokio::time::timeout(ATTEMPT_TIMEOUT, recv.read_to_end(STREAM_LIMIT)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            tracing::warn!(%device, error = %e, "refused a stream (oversize or broken)");
+            let _ = send.reset(1u32.into());
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%device, "stream stalled; dropped");
+            let _ = send.reset(2u32.into());
+            return;
+        }
+    };
+    let frame = match wire::decode(&bytes) {
+        Ok((Frame::Envelope(envelope), _)) => {
+            let (reply, answer) = oneshot::channel();
+            let inbound = LinkEvent::Inbound {
+                device,
+                envelope: Box::new(envelope),
+                reply,
+            };
+            if tx.send(inbound).await.is_err() {
+                return;
+            }
+            match answer.await {
+                Ok(frame) => frame,
+                // The actor could not store it: no receipt, the sender retries.
+                Err(_) => {
+                    let _ = send.reset(3u32.into());
+                    return;
+                }
+            }
+        }
+        Ok((other, _)) => {
+            tracing::debug!(%device, frame = frame_name(&other), "ignoring unexpected frame");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%device, error = %e, "malformed frame refused");
+            let _ = send.reset(4u32.into());
+            return;
+        }
+    };
+    match wire::encode(&frame) {
+        Ok(bytes) => {
+            if send.write_all(&bytes).await.is_ok() {
+                let _ = send.finish();
+                // Let the answer reach the peer before the stream is dropped.
+                let _ = send.stopped().await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot encode answer"),
+    }
+}
+
+/// One delivery attempt of an encoded envelope frame over `conn`.
+pub(crate) async fn deliver(
+    conn: quinn::Connection,
+    frame: Arc<Vec<u8>>,
+    message_id: MessageId,
+    device: DeviceId,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    let attempt = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        let _ = tx.send(LinkEvent::Written { message_id, device }).await;
+        let answer = recv
+            .read_to_end(STREAM_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        wire::decode(&answer)
+            .map(|(frame, _)| frame)
+            .map_err(|e| format!("bad answer: {e}"))
+    };
+    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer in time".to_string()),
+    };
+    let _ = tx
+        .send(LinkEvent::Attempted {
+            message_id,
+            device,
+            result,
+        })
+        .await;
+}
+
+fn frame_name(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::Hello(_) => "hello",
+        Frame::Envelope(_) => "envelope",
+        Frame::Receipt(_) => "receipt",
+        Frame::Refused { .. } => "refused",
+        Frame::Goodbye => "goodbye",
+        _ => "unknown",
+    }
+}
