@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up and starts a tincan node on this machine: installs what the
+# project needs (scripts/setup.sh), builds the `tincan` binary (release) and
+# runs it in the foreground. On first run it creates an identity named after
+# the OS user. Extra arguments go to `tincan run` (e.g. --no-mdns, --peer).
+#
+# Set TINCAN_HOME to choose the home directory (default: the platform data
+# dir, e.g. ~/.local/share/tincan).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+cargo build --release -q -p tincan-node --bin tincan
+target_dir="${CARGO_TARGET_DIR:-target}"
+echo "tincan built: $target_dir/release/tincan (try: $target_dir/release/tincan peers)" >&2
+exec "$target_dir/release/tincan" run "$@"
