@@ -93,6 +93,17 @@ impl Daemon {
     /// Starts `tincan --home HOME run ARGS...`, optionally inside network
     /// namespace `netns`, and waits until its control socket answers.
     pub fn start(home: &Path, args: &[&str], netns: Option<&str>) -> Daemon {
+        Self::start_with_env(home, args, netns, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables for the
+    /// daemon process (e.g. `USER`, to test the default identity name).
+    pub fn start_with_env(
+        home: &Path,
+        args: &[&str],
+        netns: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         std::fs::create_dir_all(home).expect("create home");
         let log = home.join(format!("daemon-{}.log", std::process::id()));
         let log_file = std::fs::OpenOptions::new()
@@ -113,6 +124,7 @@ impl Daemon {
             .arg("run")
             .args(args)
             .env("RUST_LOG", "tincan=debug,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))
             .stderr(log_file);
