@@ -3,6 +3,8 @@
 //! run CLI commands and wait for conditions with generous deadlines.
 #![allow(dead_code)]
 
+pub mod raw_peer;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
