@@ -8,23 +8,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
+use tincan_core::outbox::Outbox;
 use tincan_core::peer_book::{LearnOutcome, PeerBook, PeerInfo, Via};
-use tincan_core::wire::{self, Frame, Hello, RefuseReason, MAX_TEXT_LEN};
-use tincan_core::{
-    Content, DeviceCert, DeviceId, Envelope, Identity, MessageId, OpenError, Receipt, ReceiptKind,
-    UserId,
-};
+use tincan_core::wire::Hello;
+use tincan_core::{DeviceCert, DeviceId, Identity, MessageId, UserId};
 use tokio::sync::{broadcast, mpsc};
+
+mod inbound;
+mod outgoing;
 
 use super::link::{self, LinkEvent};
 use super::{Command, NodeError, StartError};
 use crate::discovery::{Discovery, DiscoveryEvent};
 use crate::event::{MessageView, NodeEvent, PeerView, StatusView};
-use crate::keystore::OsEntropy;
-use crate::store::{
-    Direction, MessageRecord, MessageState, OutboxEntry, PeerRecord, Store, StoreError,
-};
+use crate::store::{MessageState, PeerRecord, Store, StoreError};
 
 /// How long an undelivered message waits for its recipient before the
 /// sender is told it failed.
@@ -289,182 +286,6 @@ impl Actor {
         }
     }
 
-    fn send_text(&mut self, peer: &str, text: String) -> Result<MessageView, NodeError> {
-        if text.trim().is_empty() {
-            return Err(NodeError::EmptyText);
-        }
-        if text.len() > MAX_TEXT_LEN {
-            return Err(NodeError::TooLarge {
-                len: text.len(),
-                max: MAX_TEXT_LEN,
-            });
-        }
-        let to = self.book.resolve(peer)?;
-        let certs: Vec<DeviceCert> = self
-            .book
-            .devices_of(&to)
-            .filter_map(|d| self.certs.get(&d.device).cloned())
-            .collect();
-        if certs.is_empty() {
-            return Err(NodeError::NoDevices(self.book.display_name(&to)));
-        }
-        let now = now_ms();
-        let mut entropy = OsEntropy;
-        let id = MessageId::random(&mut entropy);
-        let content = Content::Text { text: text.clone() };
-        let envelope = Envelope::seal(
-            &self.identity.device,
-            &self.identity.cert,
-            &certs,
-            id,
-            now,
-            &content,
-            &mut entropy,
-        )
-        .map_err(|e| NodeError::Seal(e.to_string()))?;
-        let frame =
-            wire::encode(&Frame::Envelope(envelope)).map_err(|e| NodeError::Seal(e.to_string()))?;
-        let record = MessageRecord {
-            id,
-            direction: Direction::Out,
-            peer: to,
-            from_user: self.identity.user_id(),
-            from_device: self.identity.device_id(),
-            to_user: to,
-            text,
-            sent_at_ms: now,
-            received_at_ms: None,
-            state: MessageState::Queued,
-            error: None,
-        };
-        let expires = now + MESSAGE_TTL_MS;
-        let entries: Vec<OutboxEntry> = certs
-            .iter()
-            .map(|c| OutboxEntry {
-                message_id: id,
-                device: c.device_id(),
-                envelope: frame.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
-                attempts: 0,
-                last_attempt_ms: None,
-            })
-            .collect();
-        // Durable before anything leaves: a kill from here on loses nothing.
-        self.store.queue_outgoing(&record, &entries)?;
-        self.pending.insert(
-            id,
-            Pending {
-                frame: Arc::new(frame),
-                to,
-                remaining: certs.iter().map(DeviceCert::device_id).collect(),
-                delivered: false,
-                last_error: None,
-            },
-        );
-        for cert in &certs {
-            self.outbox.push(now, id, cert.device_id(), expires, 0);
-        }
-        tracing::info!(message = %id, to = %to, devices = certs.len(), "queued message");
-        self.emit_state(id, to, MessageState::Queued, None);
-        Ok(MessageView::from(&record))
-    }
-
-    fn emit_state(&self, id: MessageId, to: UserId, state: MessageState, error: Option<String>) {
-        self.emit(NodeEvent::MessageState {
-            id: id.to_string(),
-            to: to.to_string(),
-            state,
-            error,
-        });
-    }
-
-    fn set_state(&mut self, id: MessageId, state: MessageState, error: Option<String>) {
-        let Some(to) = self.pending.get(&id).map(|p| p.to) else {
-            return;
-        };
-        match self
-            .store
-            .set_message_state(&id, &self.identity.device_id(), state, error.as_deref())
-        {
-            Ok(Some(now)) if now == state => self.emit_state(id, to, state, error),
-            Ok(_) => {}
-            Err(e) => tracing::error!(message = %id, error = %e, "cannot store message state"),
-        }
-    }
-
-    /// Starts every transmit the outbox asks for and applies its events.
-    fn drive_outbox(&mut self) {
-        while let Some(t) = self.outbox.poll_transmit() {
-            let conn = self.conns.get(&t.device).and_then(|c| c.last()).cloned();
-            match (conn, self.pending.get(&t.message_id)) {
-                (Some(conn), Some(p)) => {
-                    if let Err(e) =
-                        self.store
-                            .outbox_record_attempt(&t.message_id, &t.device, now_ms())
-                    {
-                        tracing::warn!(error = %e, "cannot record attempt");
-                    }
-                    tokio::spawn(link::deliver(
-                        conn,
-                        p.frame.clone(),
-                        t.message_id,
-                        t.device,
-                        self.link_tx.clone(),
-                    ));
-                }
-                _ => self.outbox.handle_outcome(
-                    now_ms(),
-                    t.message_id,
-                    t.device,
-                    AttemptOutcome::Failed("no connection".into()),
-                ),
-            }
-        }
-        while let Some(event) = self.outbox.poll_event() {
-            let (message_id, device, failure) = match event {
-                OutboxEvent::Delivered { message_id, device } => (message_id, device, None),
-                OutboxEvent::Failed {
-                    message_id,
-                    device,
-                    reason,
-                } => (message_id, device, Some(reason)),
-            };
-            if let Err(e) = self.store.outbox_remove(&message_id, &device) {
-                tracing::error!(error = %e, "cannot remove outbox entry");
-            }
-            let Some(pending) = self.pending.get_mut(&message_id) else {
-                continue;
-            };
-            pending.remaining.remove(&device);
-            let done = pending.remaining.is_empty();
-            match failure {
-                None => {
-                    pending.delivered = true;
-                    tracing::info!(message = %message_id, %device, "delivered");
-                    self.set_state(message_id, MessageState::Delivered, None);
-                }
-                Some(reason) => {
-                    tracing::warn!(message = %message_id, %device, %reason, "delivery failed");
-                    pending.last_error = Some(reason);
-                }
-            }
-            if done {
-                if let Some(p) = self.pending.remove(&message_id) {
-                    if !p.delivered {
-                        self.pending.insert(message_id, p);
-                        let error = self
-                            .pending
-                            .get(&message_id)
-                            .and_then(|p| p.last_error.clone());
-                        self.set_state(message_id, MessageState::Failed, error);
-                        self.pending.remove(&message_id);
-                    }
-                }
-            }
-        }
-    }
-
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Up {
@@ -525,37 +346,6 @@ impl Actor {
                 self.outbox
                     .handle_outcome(now_ms(), message_id, device, outcome);
             }
-        }
-    }
-
-    fn judge_answer(
-        &self,
-        message_id: MessageId,
-        device: DeviceId,
-        result: Result<Frame, String>,
-    ) -> AttemptOutcome {
-        match result {
-            Ok(Frame::Receipt(receipt)) => {
-                let Some(cert) = self.certs.get(&device) else {
-                    return AttemptOutcome::Failed("receipt from an unknown device".into());
-                };
-                if receipt.message_id != message_id
-                    || receipt.sender_device != self.identity.device_id()
-                    || receipt.verify(cert).is_err()
-                {
-                    tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
-                    return AttemptOutcome::Failed("invalid receipt".into());
-                }
-                AttemptOutcome::Delivered
-            }
-            Ok(Frame::Refused { reason, .. }) => match reason {
-                RefuseReason::Other(text) => AttemptOutcome::Failed(text),
-                permanent => {
-                    AttemptOutcome::Refused(format!("refused by recipient: {permanent:?}"))
-                }
-            },
-            Ok(_) => AttemptOutcome::Failed("unexpected answer".into()),
-            Err(e) => AttemptOutcome::Failed(e),
         }
     }
 
@@ -647,71 +437,6 @@ impl Actor {
 
     /// Handles an envelope a peer delivered. `None` = no answer (could not
     /// store it): the sender will retry.
-    fn on_envelope(&mut self, from: DeviceId, envelope: Envelope) -> Option<Frame> {
-        let message_id = envelope.id;
-        let refuse = |reason| Some(Frame::Refused { message_id, reason });
-        let opened = match envelope.open(&self.identity.device) {
-            Ok(opened) => opened,
-            Err(e) => {
-                tracing::warn!(%from, message = %message_id, error = %e, "refused envelope");
-                return refuse(match e {
-                    OpenError::NotForThisDevice => RefuseReason::NotForThisDevice,
-                    OpenError::BadSignature | OpenError::SenderCert(_) => {
-                        RefuseReason::BadSignature
-                    }
-                    _ => RefuseReason::Undecryptable,
-                });
-            }
-        };
-        let sender = opened.sender.clone();
-        let text = match opened.content {
-            Content::Text { text } if text.len() <= MAX_TEXT_LEN => text,
-            Content::Text { .. } => return refuse(RefuseReason::TooLarge),
-            #[allow(unreachable_patterns)]
-            _ => return refuse(RefuseReason::Other("unsupported content".into())),
-        };
-        let now = now_ms();
-        let record = MessageRecord {
-            id: message_id,
-            direction: Direction::In,
-            peer: sender.user_id(),
-            from_user: sender.user_id(),
-            from_device: sender.device_id(),
-            to_user: self.identity.user_id(),
-            text,
-            sent_at_ms: opened.created_at_ms,
-            received_at_ms: Some(now),
-            state: MessageState::Delivered,
-            error: None,
-        };
-        // Dedupe after the signature check (inside open), so nobody can
-        // suppress a message by replaying its id.
-        match self.store.insert_message(&record) {
-            Ok(true) => {
-                tracing::info!(message = %message_id, from = %sender.user_id(), "message received");
-                self.emit(NodeEvent::MessageReceived {
-                    message: MessageView::from(&record),
-                    from_name: self.book.display_name(&sender.user_id()),
-                });
-            }
-            Ok(false) => {
-                tracing::debug!(message = %message_id, "duplicate message acknowledged again")
-            }
-            Err(e) => {
-                tracing::error!(message = %message_id, error = %e, "cannot store incoming message; not acknowledged");
-                return None;
-            }
-        }
-        let receipt = Receipt::sign(
-            &self.identity.device,
-            message_id,
-            sender.device_id(),
-            ReceiptKind::Delivered,
-            now,
-        );
-        Some(Frame::Receipt(receipt))
-    }
-
     fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {
             DiscoveryEvent::Found {

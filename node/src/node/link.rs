@@ -339,6 +339,18 @@ pub(crate) async fn deliver(
         .await;
 }
 
+/// Sends an encoded envelope frame once and ignores the answer: for
+/// ephemeral content that is worth nothing if late (typing, presence).
+pub(crate) async fn deliver_once(conn: quinn::Connection, frame: Arc<Vec<u8>>) {
+    let attempt = async {
+        let (mut send, mut recv) = conn.open_bi().await.ok()?;
+        send.write_all(&frame).await.ok()?;
+        send.finish().ok()?;
+        recv.read_to_end(STREAM_LIMIT).await.ok()
+    };
+    let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await;
+}
+
 fn frame_name(frame: &Frame) -> &'static str {
     match frame {
         Frame::Hello(_) => "hello",

@@ -278,6 +278,17 @@ impl Store {
         Ok(())
     }
 
+    /// Queues outbox entries that carry no history row (control content such
+    /// as receipts or membership changes), all or none.
+    pub fn queue_control(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        for entry in entries {
+            outbox::insert_entry(&tx, entry)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Updates the state of a message (by `id` + `from_device`); never moves a
     /// state backwards (see [`MessageState::can_advance_to`]). `error` is
     /// stored with an accepted change. Returns the resulting state, or `None`

@@ -1,0 +1,110 @@
+//! Incoming envelopes: open (decrypt + verify), hand the content to its
+//! handler, acknowledge. Each kind of content has one handler here (or in a
+//! module of its own), so a new kind adds a match arm and a function.
+
+use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
+use tincan_core::{Content, DeviceId, Envelope, OpenError, Opened, Receipt, ReceiptKind};
+
+use super::{now_ms, Actor};
+use crate::event::{MessageView, NodeEvent};
+use crate::store::{Direction, MessageRecord, MessageState};
+
+/// Why an opened envelope gets no receipt.
+pub(super) enum Rejection {
+    /// Tell the sender it will never be accepted (it stops retrying).
+    Refuse(RefuseReason),
+    /// Could not be stored right now: stay silent so the sender retries.
+    Retry,
+}
+
+impl Actor {
+    /// Handles an envelope a peer delivered. `None` = no answer: the sender
+    /// will retry.
+    pub(super) fn on_envelope(&mut self, from: DeviceId, envelope: Envelope) -> Option<Frame> {
+        let message_id = envelope.id;
+        let opened = match envelope.open(&self.identity.device) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::warn!(%from, message = %message_id, error = %e, "refused envelope");
+                let reason = match e {
+                    OpenError::NotForThisDevice => RefuseReason::NotForThisDevice,
+                    OpenError::BadSignature | OpenError::SenderCert(_) => {
+                        RefuseReason::BadSignature
+                    }
+                    _ => RefuseReason::Undecryptable,
+                };
+                return Some(Frame::Refused { message_id, reason });
+            }
+        };
+        let now = now_ms();
+        let sender_device = opened.sender.device_id();
+        match self.on_content(opened, now) {
+            Ok(()) => {
+                let receipt = Receipt::sign(
+                    &self.identity.device,
+                    message_id,
+                    sender_device,
+                    ReceiptKind::Delivered,
+                    now,
+                );
+                Some(Frame::Receipt(receipt))
+            }
+            Err(Rejection::Refuse(reason)) => {
+                tracing::warn!(%from, message = %message_id, ?reason, "refused content");
+                Some(Frame::Refused { message_id, reason })
+            }
+            Err(Rejection::Retry) => None,
+        }
+    }
+
+    /// Dispatches verified content to its handler. Dedupe happens in the
+    /// handlers, after the signature check done by `open`, so nobody can
+    /// suppress a message by replaying its id.
+    fn on_content(&mut self, opened: Opened, now: u64) -> Result<(), Rejection> {
+        match opened.content.clone() {
+            Content::Text { text } => self.on_text(&opened, text, now),
+            #[allow(unreachable_patterns)]
+            _ => Err(Rejection::Refuse(RefuseReason::Other(
+                "unsupported content".into(),
+            ))),
+        }
+    }
+
+    fn on_text(&mut self, opened: &Opened, text: String, now: u64) -> Result<(), Rejection> {
+        if text.len() > MAX_TEXT_LEN {
+            return Err(Rejection::Refuse(RefuseReason::TooLarge));
+        }
+        let sender = &opened.sender;
+        let record = MessageRecord {
+            id: opened.id,
+            direction: Direction::In,
+            peer: sender.user_id(),
+            from_user: sender.user_id(),
+            from_device: sender.device_id(),
+            to_user: self.identity.user_id(),
+            text,
+            sent_at_ms: opened.created_at_ms,
+            received_at_ms: Some(now),
+            state: MessageState::Delivered,
+            error: None,
+        };
+        match self.store.insert_message(&record) {
+            Ok(true) => {
+                tracing::info!(message = %opened.id, from = %sender.user_id(), "message received");
+                self.emit(NodeEvent::MessageReceived {
+                    message: MessageView::from(&record),
+                    from_name: self.book.display_name(&sender.user_id()),
+                });
+                Ok(())
+            }
+            Ok(false) => {
+                tracing::debug!(message = %opened.id, "duplicate message acknowledged again");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(message = %opened.id, error = %e, "cannot store incoming message; not acknowledged");
+                Err(Rejection::Retry)
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Outgoing traffic: sealing content into envelopes, queueing it durably
+//! in the outbox (or sending it once, for ephemeral state), and applying
+//! the outbox's transmits and events.
+
+use std::sync::Arc;
+
+use tincan_core::outbox::{AttemptOutcome, OutboxEvent};
+use tincan_core::wire::{self, Frame, RefuseReason, MAX_TEXT_LEN};
+use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, UserId};
+
+use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
+use crate::event::{MessageView, NodeEvent};
+use crate::keystore::OsEntropy;
+use crate::node::link;
+use crate::node::NodeError;
+use crate::store::{Direction, MessageRecord, MessageState, OutboxEntry};
+
+impl Actor {
+    pub(super) fn send_text(&mut self, peer: &str, text: String) -> Result<MessageView, NodeError> {
+        if text.trim().is_empty() {
+            return Err(NodeError::EmptyText);
+        }
+        if text.len() > MAX_TEXT_LEN {
+            return Err(NodeError::TooLarge {
+                len: text.len(),
+                max: MAX_TEXT_LEN,
+            });
+        }
+        let to = self.book.resolve(peer)?;
+        let certs: Vec<DeviceCert> = self
+            .book
+            .devices_of(&to)
+            .filter_map(|d| self.certs.get(&d.device).cloned())
+            .collect();
+        if certs.is_empty() {
+            return Err(NodeError::NoDevices(self.book.display_name(&to)));
+        }
+        let now = now_ms();
+        let id = MessageId::random(&mut OsEntropy);
+        let record = MessageRecord {
+            id,
+            direction: Direction::Out,
+            peer: to,
+            from_user: self.identity.user_id(),
+            from_device: self.identity.device_id(),
+            to_user: to,
+            text: text.clone(),
+            sent_at_ms: now,
+            received_at_ms: None,
+            state: MessageState::Queued,
+            error: None,
+        };
+        self.queue_envelope(id, now, &Content::Text { text }, to, &certs, Some(&record))?;
+        tracing::info!(message = %id, to = %to, devices = certs.len(), "queued message");
+        self.emit_state(id, to, MessageState::Queued, None);
+        Ok(MessageView::from(&record))
+    }
+
+    pub(super) fn emit_state(
+        &self,
+        id: MessageId,
+        to: UserId,
+        state: MessageState,
+        error: Option<String>,
+    ) {
+        self.emit(NodeEvent::MessageState {
+            id: id.to_string(),
+            to: to.to_string(),
+            state,
+            error,
+        });
+    }
+
+    pub(super) fn set_state(&mut self, id: MessageId, state: MessageState, error: Option<String>) {
+        let Some(to) = self.pending.get(&id).map(|p| p.to) else {
+            return;
+        };
+        match self
+            .store
+            .set_message_state(&id, &self.identity.device_id(), state, error.as_deref())
+        {
+            Ok(Some(now)) if now == state => self.emit_state(id, to, state, error),
+            Ok(_) => {}
+            Err(e) => tracing::error!(message = %id, error = %e, "cannot store message state"),
+        }
+    }
+
+    /// Starts every transmit the outbox asks for and applies its events.
+    pub(super) fn drive_outbox(&mut self) {
+        while let Some(t) = self.outbox.poll_transmit() {
+            let conn = self.conns.get(&t.device).and_then(|c| c.last()).cloned();
+            match (conn, self.pending.get(&t.message_id)) {
+                (Some(conn), Some(p)) => {
+                    if let Err(e) =
+                        self.store
+                            .outbox_record_attempt(&t.message_id, &t.device, now_ms())
+                    {
+                        tracing::warn!(error = %e, "cannot record attempt");
+                    }
+                    tokio::spawn(link::deliver(
+                        conn,
+                        p.frame.clone(),
+                        t.message_id,
+                        t.device,
+                        self.link_tx.clone(),
+                    ));
+                }
+                _ => self.outbox.handle_outcome(
+                    now_ms(),
+                    t.message_id,
+                    t.device,
+                    AttemptOutcome::Failed("no connection".into()),
+                ),
+            }
+        }
+        while let Some(event) = self.outbox.poll_event() {
+            let (message_id, device, failure) = match event {
+                OutboxEvent::Delivered { message_id, device } => (message_id, device, None),
+                OutboxEvent::Failed {
+                    message_id,
+                    device,
+                    reason,
+                } => (message_id, device, Some(reason)),
+            };
+            if let Err(e) = self.store.outbox_remove(&message_id, &device) {
+                tracing::error!(error = %e, "cannot remove outbox entry");
+            }
+            let Some(pending) = self.pending.get_mut(&message_id) else {
+                continue;
+            };
+            pending.remaining.remove(&device);
+            let done = pending.remaining.is_empty();
+            match failure {
+                None => {
+                    pending.delivered = true;
+                    tracing::info!(message = %message_id, %device, "delivered");
+                    self.set_state(message_id, MessageState::Delivered, None);
+                }
+                Some(reason) => {
+                    tracing::warn!(message = %message_id, %device, %reason, "delivery failed");
+                    pending.last_error = Some(reason);
+                }
+            }
+            if done {
+                if let Some(p) = self.pending.remove(&message_id) {
+                    if !p.delivered {
+                        self.pending.insert(message_id, p);
+                        let error = self
+                            .pending
+                            .get(&message_id)
+                            .and_then(|p| p.last_error.clone());
+                        self.set_state(message_id, MessageState::Failed, error);
+                        self.pending.remove(&message_id);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn judge_answer(
+        &self,
+        message_id: MessageId,
+        device: DeviceId,
+        result: Result<Frame, String>,
+    ) -> AttemptOutcome {
+        match result {
+            Ok(Frame::Receipt(receipt)) => {
+                let Some(cert) = self.certs.get(&device) else {
+                    return AttemptOutcome::Failed("receipt from an unknown device".into());
+                };
+                if receipt.message_id != message_id
+                    || receipt.sender_device != self.identity.device_id()
+                    || receipt.verify(cert).is_err()
+                {
+                    tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
+                    return AttemptOutcome::Failed("invalid receipt".into());
+                }
+                AttemptOutcome::Delivered
+            }
+            Ok(Frame::Refused { reason, .. }) => match reason {
+                RefuseReason::Other(text) => AttemptOutcome::Failed(text),
+                permanent => {
+                    AttemptOutcome::Refused(format!("refused by recipient: {permanent:?}"))
+                }
+            },
+            Ok(_) => AttemptOutcome::Failed("unexpected answer".into()),
+            Err(e) => AttemptOutcome::Failed(e),
+        }
+    }
+
+    /// Seals `content` for `certs` (devices of user `to`) and queues it in
+    /// the durable outbox, together with its history `record` if it has one,
+    /// in one transaction: from here on a kill loses nothing.
+    pub(super) fn queue_envelope(
+        &mut self,
+        id: MessageId,
+        now: u64,
+        content: &Content,
+        to: UserId,
+        certs: &[DeviceCert],
+        record: Option<&MessageRecord>,
+    ) -> Result<(), NodeError> {
+        let frame = self.seal_frame(id, now, content, certs)?;
+        let expires = now + MESSAGE_TTL_MS;
+        let entries: Vec<OutboxEntry> = certs
+            .iter()
+            .map(|c| OutboxEntry {
+                message_id: id,
+                device: c.device_id(),
+                envelope: frame.clone(),
+                created_at_ms: now,
+                expires_at_ms: expires,
+                attempts: 0,
+                last_attempt_ms: None,
+            })
+            .collect();
+        match record {
+            Some(record) => self.store.queue_outgoing(record, &entries)?,
+            None => self.store.queue_control(&entries)?,
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                frame: Arc::new(frame),
+                to,
+                remaining: certs.iter().map(DeviceCert::device_id).collect(),
+                delivered: false,
+                last_error: None,
+            },
+        );
+        for cert in certs {
+            self.outbox.push(now, id, cert.device_id(), expires, 0);
+        }
+        Ok(())
+    }
+
+    /// Seals `content` and sends it now to those of `certs` that are online,
+    /// once, without the outbox: for state that is only worth its latest
+    /// value or not at all (typing, presence). Nothing is stored.
+    #[allow(dead_code)]
+    pub(super) fn send_ephemeral(&mut self, content: &Content, certs: &[DeviceCert]) {
+        let online: Vec<DeviceCert> = certs
+            .iter()
+            .filter(|c| self.conns.contains_key(&c.device_id()))
+            .cloned()
+            .collect();
+        if online.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let id = MessageId::random(&mut OsEntropy);
+        let frame = match self.seal_frame(id, now, content, &online) {
+            Ok(frame) => Arc::new(frame),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot seal ephemeral content");
+                return;
+            }
+        };
+        for cert in &online {
+            if let Some(conn) = self
+                .conns
+                .get(&cert.device_id())
+                .and_then(|c| c.last())
+                .cloned()
+            {
+                tokio::spawn(link::deliver_once(conn, frame.clone()));
+            }
+        }
+    }
+
+    fn seal_frame(
+        &self,
+        id: MessageId,
+        now: u64,
+        content: &Content,
+        certs: &[DeviceCert],
+    ) -> Result<Vec<u8>, NodeError> {
+        let envelope = Envelope::seal(
+            &self.identity.device,
+            &self.identity.cert,
+            certs,
+            id,
+            now,
+            content,
+            &mut OsEntropy,
+        )
+        .map_err(|e| NodeError::Seal(e.to_string()))?;
+        wire::encode(&Frame::Envelope(envelope)).map_err(|e| NodeError::Seal(e.to_string()))
+    }
+}
