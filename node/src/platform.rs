@@ -42,10 +42,13 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The OS user's name, for a first identity when none was given.
+/// The OS user's name, for a first identity when none was given: the
+/// environment first (so a terminal-server session can override it), then
+/// the account database (whoami), then a neutral default.
 pub fn os_user_name() -> String {
     ["USER", "USERNAME", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| Some(whoami::username()).filter(|v| !v.trim().is_empty()))
         .unwrap_or_else(|| "tincan user".to_string())
 }
