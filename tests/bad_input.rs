@@ -454,3 +454,118 @@ async fn peer_with_mismatched_key_is_refused() {
     assert_eq!(alice.peers().len(), 1, "peers: {:?}", alice.peers());
     still_serves(&alice, &honest, &conn, "honest message").await;
 }
+
+/// Resident memory of the daemon whose home is `home`, in KiB (Linux).
+fn daemon_rss_kib(home: &Path) -> u64 {
+    let home = home.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == &home) && args.iter().any(|a| a == "run") {
+            let status = std::fs::read_to_string(entry.path().join("status")).expect("status");
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .expect("VmRSS");
+            return line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .expect("rss number");
+        }
+    }
+    panic!("daemon process for {home} not found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_streams_cannot_pin_memory() {
+    let alice = Node::start("alice", &[]);
+    let before = daemon_rss_kib(alice.home());
+    let bob = RawPeer::new("Bob").expect("raw peer");
+    let conn = bob.connect(alice.addr).await.expect("connect to alice");
+
+    // The protocol reads one uni stream per connection (the Hello). Open
+    // as many more as the node allows and fill them: nobody reads them.
+    let step = Duration::from_secs(1);
+    let chunk = vec![7u8; 64 * 1024];
+    let (mut streams, mut written) = (Vec::new(), 0usize);
+    'open: for _ in 0..200 {
+        let Ok(Ok(mut stream)) = tokio::time::timeout(step, conn.conn.open_uni()).await else {
+            break;
+        };
+        for _ in 0..32 {
+            match tokio::time::timeout(step, stream.write_all(&chunk)).await {
+                Ok(Ok(())) => written += chunk.len(),
+                _ => break,
+            }
+            if written >= 160 << 20 {
+                break 'open;
+            }
+        }
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = daemon_rss_kib(alice.home());
+    eprintln!(
+        "{} unread streams, {} KiB written; daemon rss {before} KiB -> {after} KiB",
+        streams.len(),
+        written >> 10
+    );
+    assert!(
+        after.saturating_sub(before) < 40 << 10,
+        "one peer made the daemon hold {} KiB more ({} KiB written)",
+        after.saturating_sub(before),
+        written >> 10
+    );
+    let fresh = bob.connect(alice.addr).await.expect("fresh connection");
+    still_serves(&alice, &bob, &fresh, "after the stream flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_hello_names_are_refused() {
+    let alice = Node::start("alice", &[]);
+    let mut refused = Vec::new();
+    for name in [
+        "evil\u{1b}[2J\u{1b}[31mred\nfake line".to_string(),
+        "x".repeat(10_000),
+        "   ".to_string(),
+        " padded ".to_string(),
+    ] {
+        let peer = RawPeer::new(&name).expect("raw peer");
+        match peer.connect(alice.addr).await {
+            Ok(conn) => {
+                let closed = conn.closed_within(DEADLINE).await;
+                assert!(closed.is_some(), "hello named {name:?} accepted");
+                refused.push(conn);
+            }
+            Err(e) => eprintln!(
+                "hello named {:?} refused: {e:#}",
+                &name[..name.len().min(20)]
+            ),
+        }
+    }
+
+    let honest = RawPeer::new("honest").expect("raw peer");
+    let conn = honest.connect(alice.addr).await.expect("honest peer");
+    wait_for("honest peer listed", DEADLINE, || {
+        alice
+            .peers()
+            .iter()
+            .any(|p| p["name"] == "honest")
+            .then_some(())
+    });
+    assert_eq!(alice.peers().len(), 1, "peers: {:?}", alice.peers());
+    let out = cli(alice.home(), &["peers"]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !shown.contains('\u{1b}') && shown.lines().count() == 1,
+        "peer list shows: {shown:?}"
+    );
+    still_serves(&alice, &honest, &conn, "honest message").await;
+}

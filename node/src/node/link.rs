@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::StartError;
 use crate::config::DEFAULT_PORT;
-use crate::tls;
+use crate::{keystore, tls};
 
 /// Longest a whole delivery attempt may take before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -76,6 +76,14 @@ pub(crate) fn bind_endpoint(
 ) -> Result<quinn::Endpoint, StartError> {
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    // Bound what one peer can make us buffer. The protocol needs a single
+    // uni stream per side (the Hello); further ones would never be read
+    // and, with quinn's defaults (100 streams, ~1.25 MB each, unlimited per
+    // connection), let any peer pin over 100 MB of our memory. Delivery
+    // streams are read as they arrive and cut at one frame.
+    transport.max_concurrent_uni_streams(1u32.into());
+    transport.stream_receive_window(quinn::VarInt::from_u32(STREAM_LIMIT as u32));
+    transport.receive_window(quinn::VarInt::from_u32(8 * STREAM_LIMIT as u32));
     transport.max_idle_timeout(Some(
         super::IDLE_TIMEOUT
             .try_into()
@@ -197,12 +205,24 @@ async fn run_connection(
     };
     let device = cert.device_id();
     let peer_hello = match exchange_hello(&conn, &hello).await {
-        Ok(h) if h.cert == cert => h,
-        Ok(_) => {
+        Ok(h) if h.cert != cert => {
             tracing::warn!(%remote, %device, "hello names another device than the tls certificate; closing");
             conn.close(2u32.into(), b"hello mismatch");
             return;
         }
+        // Names end up in peer lists and terminals: hold them to the rules
+        // every node's own name already obeys (no control characters, at
+        // most 64 characters, trimmed), so no peer can inject escapes.
+        Ok(h) if keystore::validate_name(&h.name).ok().as_deref() != Some(h.name.as_str()) => {
+            tracing::warn!(%remote, %device, "hello carries an invalid display name; closing");
+            conn.close(4u32.into(), b"invalid name");
+            if let Some(addr) = dialed {
+                let reason = "peer announced an invalid name".to_string();
+                let _ = tx.send(LinkEvent::DialFailed { addr, reason }).await;
+            }
+            return;
+        }
+        Ok(h) => h,
         Err(reason) => {
             tracing::info!(%remote, %device, %reason, "handshake incomplete");
             conn.close(3u32.into(), b"no hello");
