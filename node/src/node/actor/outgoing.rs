@@ -122,37 +122,33 @@ impl Actor {
                     reason,
                 } => (message_id, device, Some(reason)),
             };
-            if let Err(e) = self.store.outbox_remove(&message_id, &device) {
-                tracing::error!(error = %e, "cannot remove outbox entry");
-            }
-            let Some(pending) = self.pending.get_mut(&message_id) else {
-                continue;
-            };
-            pending.remaining.remove(&device);
-            let done = pending.remaining.is_empty();
-            match failure {
-                None => {
-                    pending.delivered = true;
-                    tracing::info!(message = %message_id, %device, "delivered");
-                    self.set_state(message_id, MessageState::Delivered, None);
-                }
-                Some(reason) => {
-                    tracing::warn!(message = %message_id, %device, %reason, "delivery failed");
-                    pending.last_error = Some(reason);
-                }
-            }
-            if done {
-                if let Some(p) = self.pending.remove(&message_id) {
-                    if !p.delivered {
-                        self.pending.insert(message_id, p);
-                        let error = self
-                            .pending
-                            .get(&message_id)
-                            .and_then(|p| p.last_error.clone());
-                        self.set_state(message_id, MessageState::Failed, error);
-                        self.pending.remove(&message_id);
+            // The message state is written before the outbox row goes: a kill
+            // in between then re-sends (deduped by the receiver) rather than
+            // leaving a delivered message stuck as "sent".
+            if let Some(pending) = self.pending.get_mut(&message_id) {
+                pending.remaining.remove(&device);
+                let done = pending.remaining.is_empty();
+                match failure {
+                    None => {
+                        pending.delivered = true;
+                        tracing::info!(message = %message_id, %device, "delivered");
+                        self.set_state(message_id, MessageState::Delivered, None);
+                    }
+                    Some(reason) => {
+                        tracing::warn!(message = %message_id, %device, %reason, "delivery failed");
+                        pending.last_error = Some(reason);
+                        if done && !pending.delivered {
+                            let error = pending.last_error.clone();
+                            self.set_state(message_id, MessageState::Failed, error);
+                        }
                     }
                 }
+                if done {
+                    self.pending.remove(&message_id);
+                }
+            }
+            if let Err(e) = self.store.outbox_remove(&message_id, &device) {
+                tracing::error!(error = %e, "cannot remove outbox entry");
             }
         }
     }
