@@ -7,11 +7,18 @@
 //!   `ip`; tests check [`netns_available`] and skip otherwise. Everything it
 //!   creates is removed again when the [`Lan`] is dropped, also on panic.
 //!
-//! A deterministic in-process simulator (seeded, virtual clock) will sit next
-//! to it; the namespace harness is for end-to-end tests of the real binaries.
+//! - [`sim`]: a deterministic, seeded, virtual-time simulator that drives
+//!   `tincan-core`'s state machines alone (no daemon, no sockets): sites with
+//!   gateways and a relay, loss, partitions, crashes and roaming, with real
+//!   envelopes and receipts and per-site WAN counters. Failing scenarios
+//!   print their seed ([`sim::check_seeds`]).
+//!
+//! The namespace harness is for end-to-end tests of the real binaries; the
+//! simulator is for protocol properties over many seeds in seconds.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod netns;
+pub mod sim;
 
 pub use netns::{netns_available, Host, Lan};

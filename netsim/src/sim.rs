@@ -1,0 +1,520 @@
+//! A deterministic, seeded, virtual-time network simulator for core's state
+//! machines (turmoil-like).
+//!
+//! A [`SimBuilder`] fixes the seed, the per-hop latency and loss and the
+//! number of sites; [`Sim::add_node`] places devices, each holding a real
+//! [`tincan_core::Identity`] and [`tincan_core::outbox::Outbox`]. Messages are
+//! real [`tincan_core::Envelope`]s sealed with real keys and acknowledged by
+//! real signed [`tincan_core::Receipt`]s, so byte counts are real. Time is
+//! virtual: [`Sim::step`] jumps to the next event of a (time, sequence)
+//! priority queue, and nothing reads the wall clock or the OS random source,
+//! so one seed always gives one run ([`Sim::trace_hash`]).
+//!
+//! # Layout
+//! - [`SimBuilder`]: seed, sites, latency, loss and timeouts.
+//! - [`queue`]: the event queue and what travels on it.
+//! - [`net`]: sites, partitions, per-hop latency and loss, WAN counters.
+//! - [`world`]: state shared by all nodes and the gateway/relay routing (one
+//!   envelope copy per destination site, fanned out inside the site).
+//! - [`node`]: one device driving core's outbox, with its durable store.
+//! - [`seed`]: random streams and [`check_seeds`].
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use tincan_netsim::sim::{SimBuilder, SiteIdx};
+//!
+//! let mut sim = SimBuilder::new().seed(7).sites(2).loss(0.1).build();
+//! let alice = sim.add_node(SiteIdx(0), "alice");
+//! let bob = sim.add_node(SiteIdx(1), "bob");
+//! let to = [sim.node(bob).user_id()];
+//! let id = sim.send(alice, &to, "hello").expect("send");
+//! sim.run_until(|s| s.is_quiescent(), Duration::from_secs(60)).expect("delivered");
+//! assert!(sim.node(alice).is_delivered(&id, &sim.node(bob).device_id()));
+//! assert!(sim.delivery_report().is_exactly_once());
+//! ```
+
+mod builder;
+pub mod net;
+pub mod node;
+mod queue;
+pub mod seed;
+mod world;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use tincan_core::envelope::SealError;
+use tincan_core::wire::{self, EncodeError, Frame};
+use tincan_core::{Content, DeviceId, Envelope, Identity, MessageId, UserId};
+
+pub use builder::SimBuilder;
+pub use net::{LinkCount, NetStats, WanStats};
+pub use node::{Displayed, SimNode};
+pub use seed::{check_seeds, SimRng, SEED_ENV};
+
+use queue::{Event, Hop, Packet};
+use world::World;
+
+/// Virtual time at which every simulation starts (ms since the Unix epoch,
+/// 2023-11-14), so certificates and envelopes carry plausible dates.
+pub const START_MS: u64 = 1_700_000_000_000;
+
+/// Index of a node, in the order of [`Sim::add_node`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeIdx(pub usize);
+
+/// Index of a site (a LAN), `0..sites`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SiteIdx(pub usize);
+
+impl fmt::Display for NodeIdx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "node{}", self.0)
+    }
+}
+
+impl fmt::Display for SiteIdx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "site{}", self.0)
+    }
+}
+
+/// Why a simulation command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The sending node is crashed.
+    #[error("{0} is down")]
+    NodeDown(NodeIdx),
+    /// A recipient user has no node in the simulation.
+    #[error("user {0} is not in the simulation")]
+    UnknownUser(UserId),
+    /// Core refused to seal the envelope.
+    #[error("cannot seal: {0}")]
+    Seal(#[from] SealError),
+    /// The envelope does not fit in a frame.
+    #[error("cannot encode: {0}")]
+    Encode(#[from] EncodeError),
+    /// The condition did not hold within the allowed virtual time.
+    #[error("condition not met after {elapsed:?} of virtual time")]
+    Timeout {
+        /// Virtual time spent.
+        elapsed: Duration,
+    },
+    /// No event is left, so the condition can never become true.
+    #[error("nothing left to simulate and the condition is not met")]
+    Stalled,
+}
+
+/// A message sent in the simulation, for checking outcomes.
+#[derive(Clone, Debug)]
+pub struct SentMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// The sending node.
+    pub from: NodeIdx,
+    /// The nodes it was sealed for.
+    pub to: Vec<NodeIdx>,
+    /// Bytes of its `Frame::Envelope`.
+    pub frame_len: usize,
+}
+
+/// How the sent messages fared; see [`Sim::delivery_report`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Expected (message, recipient) displays.
+    pub expected: usize,
+    /// (message, recipient) pairs not displayed.
+    pub missing: Vec<(MessageId, NodeIdx)>,
+    /// (message, recipient, times) displayed more than once.
+    pub duplicated: Vec<(MessageId, NodeIdx, usize)>,
+    /// (message, recipient) displays nobody sent to that node.
+    pub unexpected: Vec<(MessageId, NodeIdx)>,
+    /// (message, recipient) pairs whose sender never saw a receipt.
+    pub unacknowledged: Vec<(MessageId, NodeIdx)>,
+}
+
+impl DeliveryReport {
+    /// Every message displayed exactly once at every recipient, nothing
+    /// else displayed, and every delivery acknowledged to its sender.
+    pub fn is_exactly_once(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.unexpected.is_empty()
+            && self.unacknowledged.is_empty()
+    }
+}
+
+/// A running simulation.
+pub struct Sim {
+    world: World,
+    nodes: Vec<SimNode>,
+    sent: Vec<SentMessage>,
+    rng: SimRng,
+    seed: u64,
+}
+
+impl Sim {
+    /// The seed this simulation was built with.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.world.now - START_MS)
+    }
+
+    /// Virtual time, ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.world.now
+    }
+
+    /// A random stream for the scenario's own choices (who sends to whom,
+    /// when), derived from the seed and independent of the network's.
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
+    }
+
+    /// Number of sites.
+    pub fn sites(&self) -> usize {
+        self.world.net.sites
+    }
+
+    /// Adds a device named `name` (a new user with one device) in `site`.
+    ///
+    /// # Panics
+    /// If `site` is out of range (a bug in the scenario).
+    pub fn add_node(&mut self, site: SiteIdx, name: &str) -> NodeIdx {
+        assert!(site.0 < self.sites(), "{site} out of range");
+        let idx = NodeIdx(self.nodes.len());
+        let identity = Identity::generate(name, self.world.now / 1000, &mut self.world.crypto);
+        let dir = &mut self.world.dir;
+        dir.by_device.insert(identity.device_id(), idx);
+        dir.certs.push(identity.cert.clone());
+        dir.users.entry(identity.user_id()).or_default().push(idx);
+        self.world.net.location.push(site);
+        self.world.net.up.push(true);
+        self.nodes.push(SimNode::new(idx, identity));
+        idx
+    }
+
+    /// All node indices.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeIdx> {
+        (0..self.nodes.len()).map(NodeIdx)
+    }
+
+    /// A node.
+    ///
+    /// # Panics
+    /// If `idx` was not returned by [`Sim::add_node`].
+    pub fn node(&self, idx: NodeIdx) -> &SimNode {
+        &self.nodes[idx.0]
+    }
+
+    /// The site `node` is in now.
+    pub fn site_of(&self, node: NodeIdx) -> SiteIdx {
+        self.world.net.location[node.0]
+    }
+
+    /// What crossed `site`'s WAN link so far.
+    pub fn wan(&self, site: SiteIdx) -> WanStats {
+        self.world.net.wan[site.0]
+    }
+
+    /// Network-wide counters.
+    pub fn net_stats(&self) -> NetStats {
+        self.world.net.stats
+    }
+
+    /// Every message sent so far.
+    pub fn sent(&self) -> &[SentMessage] {
+        &self.sent
+    }
+
+    /// Hash of every event processed so far (time, order, place, ids): equal
+    /// for equal seeds and scenarios.
+    pub fn trace_hash(&self) -> String {
+        self.world.trace_hash()
+    }
+
+    /// Events still scheduled.
+    pub fn queued_events(&self) -> usize {
+        self.world.queue.len()
+    }
+
+    /// Seals `text` from `from` to every device of the users `to`, stores it
+    /// in the sender's outbox and starts delivery.
+    pub fn send(
+        &mut self,
+        from: NodeIdx,
+        to: &[UserId],
+        text: &str,
+    ) -> Result<MessageId, SimError> {
+        if !self.nodes[from.0].is_up() {
+            return Err(SimError::NodeDown(from));
+        }
+        let mut targets = Vec::new();
+        for user in to {
+            let nodes = self
+                .world
+                .dir
+                .users
+                .get(user)
+                .ok_or(SimError::UnknownUser(*user))?;
+            targets.extend(nodes.iter().copied());
+        }
+        targets.sort();
+        targets.dedup();
+        let certs: Vec<_> = targets
+            .iter()
+            .map(|n| self.world.dir.certs[n.0].clone())
+            .collect();
+        let w = &mut self.world;
+        let id = MessageId::random(&mut w.crypto);
+        let sender = &self.nodes[from.0];
+        let content = Content::Text {
+            text: text.to_owned(),
+        };
+        let envelope = Envelope::seal(
+            &sender.identity().device,
+            &sender.identity().cert,
+            &certs,
+            id,
+            w.now,
+            &content,
+            &mut w.crypto,
+        )?;
+        let frame_len = wire::encode(&Frame::Envelope(envelope.clone()))?.len();
+        let devices: Vec<(DeviceId, bool)> = targets
+            .iter()
+            .map(|n| (certs_device(w, *n), w.net.path_up(from, *n)))
+            .collect();
+        w.trace(&[b"send", &id.0, &(from.0 as u64).to_le_bytes()]);
+        self.nodes[from.0].queue(w, envelope, frame_len, &devices);
+        self.sent.push(SentMessage {
+            id,
+            from,
+            to: targets,
+            frame_len,
+        });
+        Ok(id)
+    }
+
+    /// Cuts the WAN path between two sites (at the relay).
+    pub fn partition(&mut self, a: SiteIdx, b: SiteIdx) {
+        self.world.net.partition(a, b);
+        self.world.trace(&[b"partition", &site_bytes(a, b)]);
+        self.refresh_reachability(None);
+    }
+
+    /// Restores the WAN path between two sites.
+    pub fn heal(&mut self, a: SiteIdx, b: SiteIdx) {
+        self.world.net.heal(a, b);
+        self.world.trace(&[b"heal", &site_bytes(a, b)]);
+        self.refresh_reachability(None);
+    }
+
+    /// Restores every WAN path.
+    pub fn heal_all(&mut self) {
+        self.world.net.heal_all();
+        self.world.trace(&[b"heal all"]);
+        self.refresh_reachability(None);
+    }
+
+    /// Stops `node`: it drops what arrives and forgets its memory; its store
+    /// (outbox entries, received set, history) survives.
+    pub fn crash(&mut self, node: NodeIdx) {
+        if !self.nodes[node.0].is_up() {
+            return;
+        }
+        self.nodes[node.0].crash();
+        self.world.net.up[node.0] = false;
+        self.world
+            .trace(&[b"crash", &(node.0 as u64).to_le_bytes()]);
+        self.refresh_reachability(None);
+    }
+
+    /// Starts a crashed `node` again; it reloads its outbox from its store.
+    pub fn restart(&mut self, node: NodeIdx) {
+        if self.nodes[node.0].is_up() {
+            return;
+        }
+        self.nodes[node.0].restart(&self.world);
+        self.world.net.up[node.0] = true;
+        self.world
+            .trace(&[b"restart", &(node.0 as u64).to_le_bytes()]);
+        self.refresh_reachability(None);
+    }
+
+    /// Moves `node` to `site` (a laptop changing office): its connections
+    /// drop and come back, packets on their way to the old site are lost.
+    ///
+    /// # Panics
+    /// If `site` is out of range.
+    pub fn roam(&mut self, node: NodeIdx, site: SiteIdx) {
+        assert!(site.0 < self.sites(), "{site} out of range");
+        self.world.net.location[node.0] = site;
+        self.world.trace(&[
+            b"roam",
+            &(node.0 as u64).to_le_bytes(),
+            &(site.0 as u64).to_le_bytes(),
+        ]);
+        self.refresh_reachability(Some(node));
+    }
+
+    /// Tells every running node's outbox which of its pending devices have a
+    /// path now; `bounce` marks a node whose connections all dropped and
+    /// came back. Then drives the outboxes.
+    fn refresh_reachability(&mut self, bounce: Option<NodeIdx>) {
+        for n in 0..self.nodes.len() {
+            if !self.nodes[n].is_up() {
+                continue;
+            }
+            for device in self.nodes[n].pending_devices() {
+                let Some(target) = self.world.node_of(&device) else {
+                    continue;
+                };
+                let up = self.world.net.path_up(NodeIdx(n), target);
+                let bounced = bounce.is_some_and(|b| b.0 == n || b == target);
+                self.nodes[n].set_reachable(&self.world, device, up, bounced);
+            }
+            self.nodes[n].drive(&mut self.world);
+        }
+    }
+
+    /// Processes the next event, advancing virtual time to it. Returns
+    /// `false` when nothing is left.
+    pub fn step(&mut self) -> bool {
+        let Some((time, seq, event)) = self.world.queue.pop() else {
+            return false;
+        };
+        self.world.now = self.world.now.max(time);
+        self.world.trace_event(seq, &event);
+        match event {
+            Event::Arrive {
+                at: Hop::Node(n),
+                packet,
+            } => self.arrive(n, packet),
+            Event::Arrive { at, packet } => self.world.forward(at, packet),
+            Event::Wake { node, incarnation } => {
+                let sim_node = &mut self.nodes[node.0];
+                if sim_node.is_up() && sim_node.incarnation() == incarnation {
+                    sim_node.on_wake(&mut self.world, time);
+                }
+            }
+            Event::AttemptTimeout {
+                node,
+                incarnation,
+                message_id,
+                device,
+                attempt,
+            } => {
+                let sim_node = &mut self.nodes[node.0];
+                if sim_node.is_up() && sim_node.incarnation() == incarnation {
+                    sim_node.on_attempt_timeout(&mut self.world, message_id, device, attempt);
+                }
+            }
+        }
+        true
+    }
+
+    /// A packet reached node `n`'s interface.
+    fn arrive(&mut self, n: NodeIdx, packet: Packet) {
+        let expected_site = match &packet {
+            Packet::Envelope { to, .. } => to.first().map(|(site, _)| *site),
+            Packet::Receipt { to_site, .. } => Some(*to_site),
+        };
+        if !self.nodes[n.0].is_up() || expected_site != Some(self.world.net.location[n.0]) {
+            self.world.net.stats.undeliverable += 1;
+            return;
+        }
+        let node = &mut self.nodes[n.0];
+        match packet {
+            Packet::Envelope { envelope, .. } => node.on_envelope(&mut self.world, &envelope),
+            Packet::Receipt { receipt, .. } => node.on_receipt(&mut self.world, &receipt),
+        }
+    }
+
+    /// Steps until `pred` holds (checked before every step) or `max` of
+    /// virtual time has passed from now.
+    pub fn run_until(
+        &mut self,
+        mut pred: impl FnMut(&Sim) -> bool,
+        max: Duration,
+    ) -> Result<Duration, SimError> {
+        let start = self.world.now;
+        let deadline = start.saturating_add(max.as_millis() as u64);
+        loop {
+            if pred(self) {
+                return Ok(Duration::from_millis(self.world.now - start));
+            }
+            match self.world.queue.peek_time() {
+                None => return Err(SimError::Stalled),
+                Some(t) if t > deadline => {
+                    self.world.now = deadline;
+                    return Err(SimError::Timeout { elapsed: max });
+                }
+                Some(_) => {
+                    self.step();
+                }
+            }
+        }
+    }
+
+    /// Processes every event due within `duration`, then sets the clock to
+    /// its end.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.world.now.saturating_add(duration.as_millis() as u64);
+        while self.world.queue.peek_time().is_some_and(|t| t <= end) {
+            self.step();
+        }
+        self.world.now = end;
+    }
+
+    /// Whether no node has anything left to deliver (every message was
+    /// acknowledged, refused or expired). Cheap: O(nodes).
+    pub fn is_quiescent(&self) -> bool {
+        self.nodes.iter().all(|n| n.pending_len() == 0)
+    }
+
+    /// Compares what was sent with what was displayed and acknowledged.
+    pub fn delivery_report(&self) -> DeliveryReport {
+        let mut report = DeliveryReport::default();
+        let mut shown: BTreeMap<(MessageId, NodeIdx), usize> = BTreeMap::new();
+        for node in &self.nodes {
+            for d in node.displayed() {
+                *shown.entry((d.id, node.idx())).or_default() += 1;
+            }
+        }
+        for sent in &self.sent {
+            for to in &sent.to {
+                report.expected += 1;
+                match shown.remove(&(sent.id, *to)) {
+                    None => report.missing.push((sent.id, *to)),
+                    Some(1) => {}
+                    Some(times) => report.duplicated.push((sent.id, *to, times)),
+                }
+                let device = self.nodes[to.0].device_id();
+                if !self.nodes[sent.from.0].is_delivered(&sent.id, &device) {
+                    report.unacknowledged.push((sent.id, *to));
+                }
+            }
+        }
+        report.unexpected = shown.into_keys().collect();
+        report
+    }
+}
+
+fn certs_device(w: &World, n: NodeIdx) -> DeviceId {
+    w.dir.certs[n.0].device_id()
+}
+
+fn site_bytes(a: SiteIdx, b: SiteIdx) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&(a.0 as u64).to_le_bytes());
+    out[8..].copy_from_slice(&(b.0 as u64).to_le_bytes());
+    out
+}

@@ -1,0 +1,412 @@
+//! One simulated device: core's identity and outbox, driven the way the
+//! daemon drives them, plus the few tables the daemon keeps in SQLite.
+//!
+//! # What survives a crash
+//! The durable part (`pending` messages with their attempt counts, the
+//! received set, the displayed history, delivery results) models the store
+//! and survives [`crate::sim::Sim::crash`]. The [`Outbox`], the in-flight
+//! attempts, the reachability view and timers are memory and are rebuilt on
+//! restart from the durable part, as the daemon rebuilds its outbox.
+//!
+//! # Invariants
+//! - A message is displayed at most once per (sender device, message id),
+//!   checked after `Envelope::open` verified the signature, and a receipt is
+//!   sent for every copy that opens (duplicates included), so a lost receipt
+//!   is repaired by the retry it causes.
+//! - An outbox entry is reported delivered only on a receipt that verifies
+//!   against the recipient's certificate and names this device as sender.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
+use tincan_core::{DeviceId, Envelope, Identity, MessageId, Receipt, ReceiptKind, UserId};
+
+use super::queue::Event;
+use super::world::World;
+use super::NodeIdx;
+
+/// A message shown to the user of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Displayed {
+    /// The sending device.
+    pub from: DeviceId,
+    /// The message id.
+    pub id: MessageId,
+    /// When it was displayed (virtual ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// A queued message, as the store keeps it.
+#[derive(Clone, Debug)]
+struct Pending {
+    envelope: Arc<Envelope>,
+    frame_len: usize,
+    expires_at: u64,
+    /// Devices still to deliver to, with the attempts made so far.
+    devices: BTreeMap<DeviceId, u32>,
+}
+
+/// A simulated device.
+pub struct SimNode {
+    idx: NodeIdx,
+    identity: Identity,
+    up: bool,
+    incarnation: u32,
+    // Memory: lost on crash.
+    outbox: Outbox,
+    in_flight: BTreeMap<(MessageId, DeviceId), u64>,
+    reachable: BTreeMap<DeviceId, bool>,
+    scheduled_wake: Option<u64>,
+    next_attempt: u64,
+    // Durable: the store.
+    pending: BTreeMap<MessageId, Pending>,
+    received: BTreeSet<(DeviceId, MessageId)>,
+    displayed: Vec<Displayed>,
+    delivered: BTreeSet<(MessageId, DeviceId)>,
+    failed: Vec<(MessageId, DeviceId, String)>,
+    duplicates: u64,
+    rejected: u64,
+}
+
+impl SimNode {
+    pub(crate) fn new(idx: NodeIdx, identity: Identity) -> Self {
+        Self {
+            idx,
+            identity,
+            up: true,
+            incarnation: 0,
+            outbox: Outbox::new(),
+            in_flight: BTreeMap::new(),
+            reachable: BTreeMap::new(),
+            scheduled_wake: None,
+            next_attempt: 0,
+            pending: BTreeMap::new(),
+            received: BTreeSet::new(),
+            displayed: Vec::new(),
+            delivered: BTreeSet::new(),
+            failed: Vec::new(),
+            duplicates: 0,
+            rejected: 0,
+        }
+    }
+
+    /// This node's index.
+    pub fn idx(&self) -> NodeIdx {
+        self.idx
+    }
+
+    /// The node's keys and certificate.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The node's display name.
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// The node's user id (each node is its own user).
+    pub fn user_id(&self) -> UserId {
+        self.identity.user_id()
+    }
+
+    /// The node's device id.
+    pub fn device_id(&self) -> DeviceId {
+        self.identity.device_id()
+    }
+
+    /// Whether the node is running.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Every message displayed, in order.
+    pub fn displayed(&self) -> &[Displayed] {
+        &self.displayed
+    }
+
+    /// Whether `device` acknowledged message `id` sent by this node.
+    pub fn is_delivered(&self, id: &MessageId, device: &DeviceId) -> bool {
+        self.delivered.contains(&(*id, *device))
+    }
+
+    /// Deliveries the outbox gave up on (refused or expired).
+    pub fn failures(&self) -> &[(MessageId, DeviceId, String)] {
+        &self.failed
+    }
+
+    /// (message, device) pairs still waiting for a receipt.
+    pub fn pending_len(&self) -> usize {
+        self.pending.values().map(|p| p.devices.len()).sum()
+    }
+
+    /// Copies that arrived again after being displayed (and were acknowledged
+    /// without being displayed twice).
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// Envelopes or receipts that failed verification.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    pub(crate) fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// Devices this node still has to deliver to.
+    pub(crate) fn pending_devices(&self) -> BTreeSet<DeviceId> {
+        self.pending
+            .values()
+            .flat_map(|p| p.devices.keys().copied())
+            .collect()
+    }
+
+    /// Stores a sealed message for `devices` and queues it in the outbox.
+    pub(crate) fn queue(
+        &mut self,
+        w: &mut World,
+        envelope: Envelope,
+        frame_len: usize,
+        devices: &[(DeviceId, bool)],
+    ) {
+        let id = envelope.id;
+        let expires_at = w.now + w.config.expiry_ms;
+        self.pending.insert(
+            id,
+            Pending {
+                envelope: Arc::new(envelope),
+                frame_len,
+                expires_at,
+                devices: devices.iter().map(|(d, _)| (*d, 0)).collect(),
+            },
+        );
+        for (device, reachable) in devices {
+            self.set_reachable(w, *device, *reachable, false);
+        }
+        for (device, _) in devices {
+            self.outbox.push(w.now, id, *device, expires_at, 0);
+        }
+        self.drive(w);
+    }
+
+    /// Tells the outbox whether `device` has a path, when that changed (or
+    /// always, after a lost-then-found connection when `bounce` is set).
+    pub(crate) fn set_reachable(&mut self, w: &World, device: DeviceId, up: bool, bounce: bool) {
+        if bounce && self.reachable.get(&device) == Some(&true) {
+            self.outbox.handle_reachable(w.now, device, false);
+            self.reachable.insert(device, false);
+        }
+        if self.reachable.get(&device) != Some(&up) {
+            self.outbox.handle_reachable(w.now, device, up);
+            self.reachable.insert(device, up);
+        }
+    }
+
+    /// The node stops: memory is lost, the store stays.
+    pub(crate) fn crash(&mut self) {
+        self.up = false;
+        self.incarnation += 1;
+        self.outbox = Outbox::new();
+        self.in_flight.clear();
+        self.reachable.clear();
+        self.scheduled_wake = None;
+    }
+
+    /// The node starts again and reloads its outbox from the store; the
+    /// caller then sets reachability and drives it.
+    pub(crate) fn restart(&mut self, w: &World) {
+        self.up = true;
+        for (id, pending) in &self.pending {
+            for (device, attempts) in &pending.devices {
+                self.outbox
+                    .push(w.now, *id, *device, pending.expires_at, *attempts);
+            }
+        }
+    }
+
+    /// A packet with an envelope for this device arrived.
+    pub(crate) fn on_envelope(&mut self, w: &mut World, envelope: &Envelope) {
+        let opened = match envelope.open(&self.identity.device) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::debug!(node = self.idx.0, error = %e, "envelope refused");
+                self.rejected += 1;
+                return;
+            }
+        };
+        let from = opened.sender.device_id();
+        if self.received.insert((from, opened.id)) {
+            self.displayed.push(Displayed {
+                from,
+                id: opened.id,
+                at_ms: w.now,
+            });
+        } else {
+            self.duplicates += 1;
+        }
+        let receipt = Receipt::sign(
+            &self.identity.device,
+            opened.id,
+            from,
+            ReceiptKind::Delivered,
+            w.now,
+        );
+        w.route_receipt(self.idx, receipt);
+    }
+
+    /// A receipt for a message of this node arrived.
+    pub(crate) fn on_receipt(&mut self, w: &mut World, receipt: &Receipt) {
+        let valid = receipt.sender_device == self.device_id()
+            && w.node_of(&receipt.recipient_device)
+                .and_then(|n| w.dir.certs.get(n.0))
+                .is_some_and(|cert| receipt.verify(cert).is_ok());
+        if !valid {
+            self.rejected += 1;
+            return;
+        }
+        let key = (receipt.message_id, receipt.recipient_device);
+        if !self
+            .pending
+            .get(&key.0)
+            .is_some_and(|p| p.devices.contains_key(&key.1))
+        {
+            // A late receipt for something already delivered.
+            return;
+        }
+        self.in_flight.remove(&key);
+        self.outbox
+            .handle_outcome(w.now, key.0, key.1, AttemptOutcome::Delivered);
+        self.drive(w);
+    }
+
+    /// The outbox's timer fired.
+    pub(crate) fn on_wake(&mut self, w: &mut World, time: u64) {
+        if self.scheduled_wake == Some(time) {
+            self.scheduled_wake = None;
+        }
+        self.outbox.handle_timeout(w.now);
+        self.drive(w);
+    }
+
+    /// No receipt came back for `attempt` in time.
+    pub(crate) fn on_attempt_timeout(
+        &mut self,
+        w: &mut World,
+        message_id: MessageId,
+        device: DeviceId,
+        attempt: u64,
+    ) {
+        let key = (message_id, device);
+        if self.in_flight.get(&key) != Some(&attempt) {
+            return;
+        }
+        self.in_flight.remove(&key);
+        self.outbox.handle_outcome(
+            w.now,
+            message_id,
+            device,
+            AttemptOutcome::Failed("no receipt in time".into()),
+        );
+        self.drive(w);
+    }
+
+    /// Performs what the outbox asks for and applies what it reports, until
+    /// it has nothing more, then sets its timer (the documented drive loop).
+    pub(crate) fn drive(&mut self, w: &mut World) {
+        loop {
+            let mut batch: BTreeMap<MessageId, Vec<DeviceId>> = BTreeMap::new();
+            while let Some(t) = self.outbox.poll_transmit() {
+                batch.entry(t.message_id).or_default().push(t.device);
+            }
+            let mut progressed = !batch.is_empty();
+            for (id, devices) in batch {
+                self.transmit(w, id, &devices);
+            }
+            while let Some(event) = self.outbox.poll_event() {
+                progressed = true;
+                self.apply(event);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if let Some(at) = self.outbox.poll_timeout() {
+            if self.scheduled_wake.is_none_or(|s| at < s) {
+                let at = at.max(w.now);
+                self.scheduled_wake = Some(at);
+                let incarnation = self.incarnation;
+                w.queue.push(
+                    at,
+                    Event::Wake {
+                        node: self.idx,
+                        incarnation,
+                    },
+                );
+            }
+        }
+    }
+
+    /// One attempt of message `id` to `devices`, sent as one routed copy.
+    fn transmit(&mut self, w: &mut World, id: MessageId, devices: &[DeviceId]) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            for device in devices {
+                self.outbox.handle_outcome(
+                    w.now,
+                    id,
+                    *device,
+                    AttemptOutcome::Refused("message not in store".into()),
+                );
+            }
+            return;
+        };
+        for device in devices {
+            if let Some(attempts) = pending.devices.get_mut(device) {
+                *attempts = attempts.saturating_add(1);
+            }
+            let attempt = self.next_attempt;
+            self.next_attempt += 1;
+            self.in_flight.insert((id, *device), attempt);
+            w.queue.push(
+                w.now + w.config.attempt_timeout_ms,
+                Event::AttemptTimeout {
+                    node: self.idx,
+                    incarnation: self.incarnation,
+                    message_id: id,
+                    device: *device,
+                    attempt,
+                },
+            );
+        }
+        let envelope = Arc::clone(&pending.envelope);
+        let frame_len = pending.frame_len;
+        w.route_envelope(self.idx, &envelope, frame_len, devices);
+    }
+
+    /// Records an outbox event in the store.
+    fn apply(&mut self, event: OutboxEvent) {
+        let (id, device) = match event {
+            OutboxEvent::Delivered { message_id, device } => {
+                self.delivered.insert((message_id, device));
+                (message_id, device)
+            }
+            OutboxEvent::Failed {
+                message_id,
+                device,
+                reason,
+            } => {
+                self.failed.push((message_id, device, reason));
+                (message_id, device)
+            }
+        };
+        self.in_flight.remove(&(id, device));
+        if let Some(pending) = self.pending.get_mut(&id) {
+            pending.devices.remove(&device);
+            if pending.devices.is_empty() {
+                self.pending.remove(&id);
+            }
+        }
+    }
+}

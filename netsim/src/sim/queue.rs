@@ -1,0 +1,190 @@
+//! The event queue: a priority queue ordered by (virtual time, sequence).
+//!
+//! The sequence number is assigned at scheduling time and breaks ties, so
+//! two events due at the same millisecond run in the order they were
+//! scheduled — the only source of order besides time, which keeps runs
+//! reproducible without relying on any hash-map iteration order.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use tincan_core::{DeviceId, Envelope, MessageId, Receipt};
+
+use super::{NodeIdx, SiteIdx};
+
+/// Where a packet arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hop {
+    /// A device.
+    Node(NodeIdx),
+    /// A site's gateway, on its LAN side (traffic leaving the site).
+    GatewayOut(SiteIdx),
+    /// The relay in the middle of the WAN.
+    Relay,
+    /// A site's gateway, on its WAN side (traffic entering the site).
+    GatewayIn(SiteIdx),
+}
+
+/// Something on the wire.
+#[derive(Clone, Debug)]
+pub(crate) enum Packet {
+    /// A sealed envelope for some devices, grouped by destination site.
+    Envelope {
+        /// The envelope, shared by every copy.
+        envelope: Arc<Envelope>,
+        /// Length of its encoded `Frame::Envelope` (real bytes).
+        frame_len: usize,
+        /// The site it left.
+        from: SiteIdx,
+        /// Destination devices, grouped by the site they were in when sent.
+        to: Vec<(SiteIdx, Vec<DeviceId>)>,
+    },
+    /// A signed delivered-receipt on its way back to the sender device.
+    Receipt {
+        /// The receipt.
+        receipt: Receipt,
+        /// Length of its encoded `Frame::Receipt`.
+        frame_len: usize,
+        /// The site it left.
+        from: SiteIdx,
+        /// The site the sender device was in when the receipt left.
+        to_site: SiteIdx,
+    },
+}
+
+impl Packet {
+    /// Bytes of this copy on a link: the frame plus a 20-byte device id per
+    /// routed destination (the routing header a gateway or relay reads).
+    pub(crate) fn wire_len(&self) -> u64 {
+        let len = match self {
+            Packet::Envelope { frame_len, to, .. } => {
+                frame_len + 20 * to.iter().map(|(_, d)| d.len()).sum::<usize>()
+            }
+            Packet::Receipt { frame_len, .. } => frame_len + 20,
+        };
+        len as u64
+    }
+}
+
+/// What happens at a point in virtual time.
+#[derive(Clone, Debug)]
+pub(crate) enum Event {
+    /// A packet reaches a hop.
+    Arrive {
+        /// Where.
+        at: Hop,
+        /// What.
+        packet: Packet,
+    },
+    /// A node's outbox asked to be woken (its `poll_timeout`).
+    Wake {
+        /// The node.
+        node: NodeIdx,
+        /// The node's incarnation when scheduled; stale after a crash.
+        incarnation: u32,
+    },
+    /// A delivery attempt got no receipt in time.
+    AttemptTimeout {
+        /// The sending node.
+        node: NodeIdx,
+        /// The node's incarnation when scheduled.
+        incarnation: u32,
+        /// The message.
+        message_id: MessageId,
+        /// The device it was sent to.
+        device: DeviceId,
+        /// Which attempt this timer belongs to.
+        attempt: u64,
+    },
+}
+
+struct Scheduled {
+    time: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    /// Reversed, so the max-heap pops the earliest (time, seq) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.time, other.seq).cmp(&(self.time, self.seq))
+    }
+}
+
+/// Pending events, earliest first.
+#[derive(Default)]
+pub(crate) struct Queue {
+    heap: BinaryHeap<Scheduled>,
+    next_seq: u64,
+}
+
+impl Queue {
+    /// Schedules `event` at `time`; returns its sequence number.
+    pub(crate) fn push(&mut self, time: u64, event: Event) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Scheduled { time, seq, event });
+        seq
+    }
+
+    /// Removes and returns the earliest event as (time, seq, event).
+    pub(crate) fn pop(&mut self) -> Option<(u64, u64, Event)> {
+        self.heap.pop().map(|s| (s.time, s.seq, s.event))
+    }
+
+    /// When the earliest event is due.
+    pub(crate) fn peek_time(&self) -> Option<u64> {
+        self.heap.peek().map(|s| s.time)
+    }
+
+    /// Number of pending events.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wake(node: usize) -> Event {
+        Event::Wake {
+            node: NodeIdx(node),
+            incarnation: 0,
+        }
+    }
+
+    fn node_of(event: &Event) -> usize {
+        match event {
+            Event::Wake { node, .. } => node.0,
+            _ => usize::MAX,
+        }
+    }
+
+    #[test]
+    fn pops_by_time_then_by_scheduling_order() {
+        let mut q = Queue::default();
+        q.push(20, wake(0));
+        q.push(10, wake(1));
+        q.push(20, wake(2));
+        q.push(10, wake(3));
+        let order: Vec<(u64, usize)> =
+            std::iter::from_fn(|| q.pop().map(|(t, _, e)| (t, node_of(&e)))).collect();
+        assert_eq!(order, vec![(10, 1), (10, 3), (20, 0), (20, 2)]);
+    }
+}
