@@ -35,8 +35,28 @@ pub fn peers(peers: &[PeerView]) {
 pub fn history(messages: &[MessageView]) {
     for m in messages {
         let arrow = if m.direction == "out" { "→" } else { "←" };
-        println!("{} {arrow} {} [{}]", m.sent_at, m.text, m.state);
+        println!(
+            "{} {arrow} {} [{}]",
+            m.sent_at,
+            terminal_safe(&m.text),
+            m.state
+        );
     }
+}
+
+/// Text from other people, made safe to print on a terminal: control
+/// characters (escape sequences could rewrite the screen) are shown as
+/// `\u{..}`; newlines and tabs are kept.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 pub fn status(s: &StatusView) {
@@ -48,4 +68,15 @@ pub fn status(s: &StatusView) {
         s.outbox,
         if s.mdns { "on" } else { "off" }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_sequences_are_neutralised() {
+        let shown = super::terminal_safe("hi\u{1b}[2Jthere\nline");
+        assert!(!shown.contains('\u{1b}'));
+        assert!(shown.contains("\\u{1b}"));
+        assert!(shown.contains('\n'));
+    }
 }
