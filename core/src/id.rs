@@ -111,6 +111,18 @@ key_id!(
     "tincan device id v1"
 );
 
+key_id!(
+    /// An organisation: the hash of its organisation (signing) key.
+    OrgId,
+    "tincan org id v1"
+);
+key_id!(
+    /// A relay: the hash of its signing key. Printed in full it is the
+    /// fingerprint a user pins in `HOST:PORT#FINGERPRINT`.
+    RelayId,
+    "tincan relay id v1"
+);
+
 /// A 128-bit message id, chosen at random by the sender.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MessageId(pub [u8; 16]);

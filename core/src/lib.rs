@@ -15,23 +15,32 @@
 //! - [`wire`]: length-prefixed, versioned postcard frames.
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
+//! - [`org`]: organisation keys, memberships, revocation lists.
+//! - [`route`]: items routed across sites and the answers hops return.
+//! - [`site`], [`election`], [`lease`]: sites, the branch-gateway election
+//!   and the relay's lease table.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod election;
 pub mod entropy;
 pub mod envelope;
 pub mod id;
 pub mod identity;
+pub mod org;
 pub mod outbox;
 pub mod peer_book;
 pub mod receipt;
+pub mod route;
+pub mod site;
 pub mod wire;
 
 pub use entropy::Entropy;
 pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};
-pub use id::{DeviceId, IdParseError, MessageId, UserId};
+pub use id::{DeviceId, IdParseError, MessageId, OrgId, RelayId, UserId};
 pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
 };
+pub use org::{Membership, MembershipError, OrgKey, Revocations};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};

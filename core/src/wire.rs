@@ -17,13 +17,19 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::election::Beacon;
 use crate::envelope::Envelope;
 use crate::identity::DeviceCert;
+use crate::org::{Membership, Revocations};
 use crate::receipt::Receipt;
-use crate::MessageId;
+use crate::route::{DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Welcome};
+use crate::site::SiteId;
+use crate::{DeviceId, MessageId};
 
 /// The version byte this build writes and accepts.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version 2 added organisations, relays and gateways (membership in
+/// `Hello`, routing, leases, beacons).
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Largest frame body accepted (version byte + postcard). Text messages up to
 /// [`MAX_TEXT_LEN`] fit in one Envelope frame with room to spare, even to
@@ -45,6 +51,9 @@ pub struct Hello {
     pub listen_port: u16,
     /// This device's certificate (must match the TLS key).
     pub cert: DeviceCert,
+    /// The user's organisation membership, if they joined one. Peers of the
+    /// same organisation elect a gateway together.
+    pub membership: Option<Membership>,
 }
 
 /// Why a receiver refused an envelope.
@@ -61,6 +70,11 @@ pub enum RefuseReason {
     TooLarge,
     /// The receiver blocked the sender.
     Blocked,
+    /// The relay's mailbox for the device is full (per-device quota).
+    MailboxFull,
+    /// The destination device is not known to the relay or is not in the
+    /// sender's organisation.
+    UnknownDevice,
     /// Anything else, explained for logs.
     Other(String),
 }
@@ -84,6 +98,98 @@ pub enum Frame {
     },
     /// The sender is closing the connection on purpose.
     Goodbye,
+    /// An item for other devices (answered with [`Frame::Answers`]).
+    Route(Route),
+    /// One answer per device of a [`Frame::Route`].
+    Answers(Vec<DeviceAnswer>),
+    /// A LAN peer's election state (sent as a QUIC datagram).
+    Beacon(Beacon),
+    /// First frame from a device to the relay.
+    Register(Register),
+    /// The relay accepted [`Frame::Register`].
+    Welcome(Welcome),
+    /// A gateway asks the relay for (or renews) the lease of its site.
+    LeaseClaim {
+        /// The site.
+        site: SiteId,
+        /// The epoch claimed.
+        epoch: u64,
+    },
+    /// The relay granted [`Frame::LeaseClaim`].
+    LeaseGranted {
+        /// The site.
+        site: SiteId,
+        /// The epoch granted.
+        epoch: u64,
+        /// How long the lease lasts from the relay's receipt of the claim.
+        ttl_ms: u64,
+    },
+    /// The relay refused [`Frame::LeaseClaim`].
+    LeaseRefused {
+        /// The site.
+        site: SiteId,
+        /// The epoch that was claimed.
+        epoch: u64,
+        /// The site's current epoch at the relay.
+        current_epoch: u64,
+        /// The live holder, if any.
+        holder: Option<DeviceId>,
+    },
+    /// A gateway gives its lease up.
+    LeaseRelease {
+        /// The site.
+        site: SiteId,
+        /// The epoch released.
+        epoch: u64,
+    },
+    /// A gateway tells the relay which devices its site holds now.
+    SiteMembers {
+        /// The site.
+        site: SiteId,
+        /// The gateway's lease epoch.
+        epoch: u64,
+        /// The site's devices, the gateway included.
+        members: Vec<MemberCard>,
+    },
+    /// Devices of the organisation and where they are (relay → gateway or
+    /// roaming device, gateway → its LAN).
+    Directory(Vec<DirectoryEntry>),
+    /// Probable LAN neighbours behind the same public address.
+    Neighbours(Vec<Neighbour>),
+    /// The organisation's newest revocation list.
+    Revocations(Revocations),
+    /// A request that needs no other answer was taken.
+    Ack,
+    /// The request was refused, with a reason for the log.
+    Error(String),
+}
+
+impl Frame {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "hello",
+            Frame::Envelope(_) => "envelope",
+            Frame::Receipt(_) => "receipt",
+            Frame::Refused { .. } => "refused",
+            Frame::Goodbye => "goodbye",
+            Frame::Route(_) => "route",
+            Frame::Answers(_) => "answers",
+            Frame::Beacon(_) => "beacon",
+            Frame::Register(_) => "register",
+            Frame::Welcome(_) => "welcome",
+            Frame::LeaseClaim { .. } => "lease-claim",
+            Frame::LeaseGranted { .. } => "lease-granted",
+            Frame::LeaseRefused { .. } => "lease-refused",
+            Frame::LeaseRelease { .. } => "lease-release",
+            Frame::SiteMembers { .. } => "site-members",
+            Frame::Directory(_) => "directory",
+            Frame::Neighbours(_) => "neighbours",
+            Frame::Revocations(_) => "revocations",
+            Frame::Ack => "ack",
+            Frame::Error(_) => "error",
+        }
+    }
 }
 
 /// Why a frame could not be encoded.
@@ -280,255 +386,4 @@ impl FrameDecoder {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::entropy::SeededEntropy;
-    use crate::envelope::Content;
-    use crate::identity::Identity;
-    use crate::receipt::ReceiptKind;
-
-    fn person(seed: u64) -> Identity {
-        Identity::generate("p", 1_700_000_000, &mut SeededEntropy::new(seed))
-    }
-
-    fn envelope(from: &Identity, to: &[&Identity], text: &str) -> Envelope {
-        let certs: Vec<DeviceCert> = to.iter().map(|p| p.cert.clone()).collect();
-        let mut entropy = SeededEntropy::new(9);
-        let id = MessageId::random(&mut entropy);
-        let content = Content::Text {
-            text: text.to_owned(),
-        };
-        Envelope::seal(
-            &from.device,
-            &from.cert,
-            &certs,
-            id,
-            5,
-            &content,
-            &mut entropy,
-        )
-        .expect("seal")
-    }
-
-    fn every_frame() -> Vec<Frame> {
-        let (a, b) = (person(1), person(2));
-        let id = MessageId([3; 16]);
-        let mut frames = vec![
-            Frame::Hello(Hello {
-                name: "alice".into(),
-                listen_port: 4433,
-                cert: a.cert.clone(),
-            }),
-            Frame::Envelope(envelope(&a, &[&b], "hi")),
-            Frame::Receipt(Receipt::sign(
-                &b.device,
-                id,
-                a.device_id(),
-                ReceiptKind::Read,
-                7,
-            )),
-            Frame::Goodbye,
-        ];
-        for reason in [
-            RefuseReason::NotForThisDevice,
-            RefuseReason::Undecryptable,
-            RefuseReason::BadSignature,
-            RefuseReason::TooLarge,
-            RefuseReason::Blocked,
-            RefuseReason::Other("full".into()),
-        ] {
-            frames.push(Frame::Refused {
-                message_id: id,
-                reason,
-            });
-        }
-        frames
-    }
-
-    fn frame_with_body(version: u8, postcard_body: &[u8]) -> Vec<u8> {
-        let len = 1 + postcard_body.len() as u32;
-        let mut out = len.to_be_bytes().to_vec();
-        out.push(version);
-        out.extend_from_slice(postcard_body);
-        out
-    }
-
-    #[test]
-    fn every_frame_round_trips() {
-        for frame in every_frame() {
-            let bytes = encode(&frame).expect("encode");
-            assert_eq!(decode(&bytes), Ok((frame, bytes.len())));
-        }
-    }
-
-    #[test]
-    fn goodbye_golden_bytes() {
-        // length 2 | version 1 | postcard variant index 4 (Goodbye)
-        assert_eq!(encode(&Frame::Goodbye), Ok(vec![0, 0, 0, 2, 1, 4]));
-        assert_eq!(decode(&[0, 0, 0, 2, 1, 4, 0xaa]), Ok((Frame::Goodbye, 6)));
-    }
-
-    #[test]
-    fn truncated_input_says_how_much_is_needed() {
-        assert_eq!(decode(&[]), Err(DecodeError::Truncated { needed: 4 }));
-        assert_eq!(
-            decode(&[0, 0, 0]),
-            Err(DecodeError::Truncated { needed: 4 })
-        );
-        assert_eq!(
-            decode(&[0, 0, 0, 2, 1]),
-            Err(DecodeError::Truncated { needed: 6 })
-        );
-        let bytes = encode(&every_frame()[0]).expect("encode");
-        for len in 0..bytes.len() {
-            assert!(matches!(
-                decode(&bytes[..len]),
-                Err(DecodeError::Truncated { .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn oversize_prefix_is_rejected_without_buffering() {
-        let len = MAX_FRAME_LEN + 1;
-        let prefix = (len as u32).to_be_bytes();
-        let oversize = Err(DecodeError::Oversize {
-            len,
-            max: MAX_FRAME_LEN,
-        });
-        assert_eq!(decode(&prefix), oversize);
-
-        let mut decoder = FrameDecoder::new();
-        decoder.feed(&[0, 0, 0, 2, 1, 4]);
-        decoder.feed(&prefix);
-        decoder.feed(&vec![0u8; 100_000]);
-        assert_eq!(decoder.buffered(), 6);
-        assert_eq!(decoder.poll_frame(), Ok(Some(Frame::Goodbye)));
-        assert_eq!(decoder.poll_frame().map(|_| ()), oversize.map(|_| ()));
-        assert_eq!(decoder.buffered(), 0);
-        decoder.feed(&[0, 0, 0, 2, 1, 4]);
-        assert_eq!(decoder.buffered(), 0);
-        assert!(decoder.poll_frame().is_err());
-    }
-
-    #[test]
-    fn unknown_version_is_reported() {
-        let bytes = frame_with_body(99, &[4]);
-        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(99)));
-    }
-
-    #[test]
-    fn bad_bodies_are_malformed_or_trailing() {
-        assert!(matches!(
-            decode(&frame_with_body(1, &[0xff, 0xff])),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode(&frame_with_body(1, &[])),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode(&[0, 0, 0, 0]),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert_eq!(
-            decode(&frame_with_body(1, &[4, 0])),
-            Err(DecodeError::TrailingBytes)
-        );
-        let mut decoder = FrameDecoder::new();
-        decoder.feed(&[0, 0, 0, 0]);
-        assert!(matches!(
-            decoder.poll_frame(),
-            Err(DecodeError::Malformed(_))
-        ));
-    }
-
-    #[test]
-    fn largest_text_to_most_recipients_fits_one_frame() {
-        let sender = person(1);
-        let recipients: Vec<Identity> = (0..crate::envelope::MAX_RECIPIENTS as u64)
-            .map(|i| person(1_000 + i))
-            .collect();
-        let refs: Vec<&Identity> = recipients.iter().collect();
-        // Multi-byte characters, exactly MAX_TEXT_LEN bytes.
-        let text = "é".repeat(MAX_TEXT_LEN / 2);
-        let frame = Frame::Envelope(envelope(&sender, &refs, &text));
-        let bytes = encode(&frame).expect("64 KiB text fits");
-        assert!(bytes.len() < MAX_FRAME_LEN * 3 / 4, "{} bytes", bytes.len());
-        assert_eq!(decode(&bytes).map(|(f, _)| f), Ok(frame));
-    }
-
-    #[test]
-    fn too_large_frame_is_refused_by_encode() {
-        let frame = Frame::Refused {
-            message_id: MessageId([0; 16]),
-            reason: RefuseReason::Other("x".repeat(MAX_FRAME_LEN)),
-        };
-        assert!(matches!(encode(&frame), Err(EncodeError::TooLarge { .. })));
-    }
-
-    #[test]
-    fn byte_at_a_time_yields_the_same_frames() {
-        let frames = every_frame();
-        let stream: Vec<u8> = frames
-            .iter()
-            .flat_map(|f| encode(f).expect("encode"))
-            .collect();
-        let mut decoder = FrameDecoder::new();
-        let mut got = Vec::new();
-        for byte in &stream {
-            decoder.feed(std::slice::from_ref(byte));
-            while let Some(frame) = decoder.poll_frame().expect("valid stream") {
-                got.push(frame);
-            }
-        }
-        assert_eq!(got, frames);
-        assert_eq!(decoder.buffered(), 0);
-
-        let mut decoder = FrameDecoder::new();
-        decoder.feed(&stream);
-        let mut got = Vec::new();
-        while let Some(frame) = decoder.poll_frame().expect("valid stream") {
-            got.push(frame);
-        }
-        assert_eq!(got, frames);
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), chunk in 1usize..64) {
-            let _ = decode(&bytes);
-            let mut decoder = FrameDecoder::new();
-            for piece in bytes.chunks(chunk) {
-                decoder.feed(piece);
-                while let Ok(Some(_)) = decoder.poll_frame() {}
-                prop_assert!(decoder.buffered() <= MAX_FRAME_LEN + 4);
-            }
-        }
-
-        #[test]
-        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..4096)) {
-            let bytes = frame_with_body(PROTOCOL_VERSION, &body);
-            let _ = decode(&bytes);
-            let mut decoder = FrameDecoder::new();
-            decoder.feed(&bytes);
-            let _ = decoder.poll_frame();
-        }
-
-        #[test]
-        fn any_text_round_trips_sealed_and_framed(text in "\\PC{0,300}") {
-            let (a, b) = (person(1), person(2));
-            let frame = Frame::Envelope(envelope(&a, &[&b], &text));
-            let bytes = encode(&frame).expect("encode");
-            let (decoded, used) = decode(&bytes).expect("decode");
-            prop_assert_eq!(used, bytes.len());
-            let Frame::Envelope(envelope) = decoded else {
-                return Err(TestCaseError::fail("not an envelope"));
-            };
-            let opened = envelope.open(&b.device).expect("open");
-            prop_assert_eq!(opened.content, Content::Text { text });
-        }
-    }
-}
+mod tests;

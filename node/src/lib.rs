@@ -5,6 +5,7 @@
 //! - [`config`], [`home`], [`keystore`]: where a node lives and what it is.
 //! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
 //! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
+//! - [`rpc`]: one request / one answer per QUIC stream (shared with the relay).
 //! - [`discovery`]: mDNS announce + browse.
 //! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client.
 //! - [`event`]: events and views with stable JSON shapes.
@@ -20,6 +21,7 @@ pub mod home;
 pub mod keystore;
 pub mod node;
 pub mod platform;
+pub mod rpc;
 pub mod store;
 pub mod tls;
 

@@ -102,6 +102,7 @@ impl RawPeer {
             name: self.identity.name.clone(),
             listen_port: self.endpoint.local_addr().map(|a| a.port()).unwrap_or(0),
             cert: self.identity.cert.clone(),
+            membership: None,
         }
     }
 

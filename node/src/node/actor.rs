@@ -93,6 +93,7 @@ impl Actor {
             name: parts.identity.name.clone(),
             listen_port: parts.listen.port(),
             cert: parts.identity.cert.clone(),
+            membership: None,
         });
         let mut actor = Actor {
             identity: parts.identity,

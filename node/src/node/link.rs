@@ -186,7 +186,7 @@ async fn exchange_hello(conn: &quinn::Connection, hello: &Hello) -> Result<Hello
         .map_err(|e| e.to_string())?;
     match wire::decode(&bytes) {
         Ok((Frame::Hello(h), _)) => Ok(h),
-        Ok((other, _)) => Err(format!("expected hello, got {}", frame_name(&other))),
+        Ok((other, _)) => Err(format!("expected hello, got {}", other.name())),
         Err(e) => Err(format!("bad hello: {e}")),
     }
 }
@@ -304,7 +304,7 @@ async fn serve_stream(
             }
         }
         Ok((other, _)) => {
-            tracing::debug!(%device, frame = frame_name(&other), "ignoring unexpected frame");
+            tracing::debug!(%device, frame = other.name(), "ignoring unexpected frame");
             return;
         }
         Err(e) => {
@@ -369,15 +369,4 @@ pub(crate) async fn deliver_once(conn: quinn::Connection, frame: Arc<Vec<u8>>) {
         recv.read_to_end(STREAM_LIMIT).await.ok()
     };
     let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await;
-}
-
-fn frame_name(frame: &Frame) -> &'static str {
-    match frame {
-        Frame::Hello(_) => "hello",
-        Frame::Envelope(_) => "envelope",
-        Frame::Receipt(_) => "receipt",
-        Frame::Refused { .. } => "refused",
-        Frame::Goodbye => "goodbye",
-        _ => "unknown",
-    }
 }
