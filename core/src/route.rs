@@ -36,7 +36,7 @@ pub const MAX_ROUTE_DEVICES: usize = crate::envelope::MAX_RECIPIENTS;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Routed {
     /// A sealed message (the receiver answers with receipts).
-    Envelope(Envelope),
+    Envelope(Box<Envelope>),
     /// An end-to-end receipt travelling back to the original sender after
     /// the relay delivered the message from its mailbox.
     Receipt(Receipt),

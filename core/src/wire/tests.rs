@@ -53,7 +53,7 @@ fn every_frame() -> Vec<Frame> {
         Frame::Goodbye,
         Frame::Route(Route {
             to: vec![b.device_id()],
-            item: Routed::Envelope(envelope(&a, &[&b], "routed")),
+            item: Routed::Envelope(Box::new(envelope(&a, &[&b], "routed"))),
         }),
         Frame::Answers(vec![
             DeviceAnswer {
