@@ -354,7 +354,7 @@ impl Actor {
         &mut self,
         conn: quinn::Connection,
         cert: DeviceCert,
-        hello: Hello,
+        hello: Box<Hello>,
         addr: SocketAddr,
         dialed: Option<SocketAddr>,
     ) {

@@ -33,7 +33,7 @@ pub(crate) enum LinkEvent {
     Up {
         conn: quinn::Connection,
         cert: DeviceCert,
-        hello: Hello,
+        hello: Box<Hello>,
         /// Where the peer listens (its address with its announced port).
         addr: SocketAddr,
         /// The address we dialled, when we did.
@@ -238,7 +238,7 @@ async fn run_connection(
         .send(LinkEvent::Up {
             conn: conn.clone(),
             cert,
-            hello: peer_hello,
+            hello: Box::new(peer_hello),
             addr,
             dialed,
         })
