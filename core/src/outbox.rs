@@ -7,6 +7,9 @@
 //! (`poll_timeout`).
 //!
 //! Invariants:
+//! - a relay's custody (it stored the message durably for an offline
+//!   device) stops the retries but not the entry: it stays, *held*, until
+//!   the end-to-end receipt arrives later or it expires;
 //! - an entry leaves the outbox only on a verified end-to-end receipt, a
 //!   permanent refusal by the recipient, or expiry — each reported as an
 //!   event, so nothing is dropped without the sender being told;
@@ -43,6 +46,9 @@ pub enum AttemptOutcome {
     Refused(String),
     /// The attempt failed in transit (connection lost, timeout): retry.
     Failed(String),
+    /// The relay stored it durably for the device: stop retrying and wait
+    /// for the receipt (reported later as [`AttemptOutcome::Delivered`]).
+    Custody,
 }
 
 /// What happened to an entry, for the driver to store and show.
@@ -53,6 +59,13 @@ pub enum OutboxEvent {
         /// The message.
         message_id: MessageId,
         /// The device that acknowledged it.
+        device: DeviceId,
+    },
+    /// The relay holds the message for the (offline) device.
+    Held {
+        /// The message.
+        message_id: MessageId,
+        /// The device it is held for.
         device: DeviceId,
     },
     /// The message will not reach the device; the sender must be told.
@@ -72,6 +85,7 @@ struct Entry {
     attempts: u32,
     in_flight: bool,
     not_before: u64,
+    held: bool,
 }
 
 /// Pending deliveries, keyed by (message, device).
@@ -119,6 +133,7 @@ impl Outbox {
             attempts,
             in_flight: false,
             not_before: 0,
+            held: false,
         });
         self.schedule(now);
     }
@@ -166,6 +181,16 @@ impl Outbox {
                     });
                 }
             }
+            AttemptOutcome::Custody => {
+                if let Some(entry) = self.entries.get_mut(&key) {
+                    entry.in_flight = false;
+                    if !entry.held {
+                        entry.held = true;
+                        self.events
+                            .push_back(OutboxEvent::Held { message_id, device });
+                    }
+                }
+            }
             AttemptOutcome::Failed(_) => {
                 if let Some(entry) = self.entries.get_mut(&key) {
                     entry.in_flight = false;
@@ -201,7 +226,7 @@ impl Outbox {
             .iter()
             .filter(|(_, e)| !e.in_flight)
             .map(|((_, device), e)| {
-                if self.reachable.contains(device) {
+                if self.reachable.contains(device) && !e.held {
                     e.not_before.min(e.expires_at)
                 } else {
                     e.expires_at
@@ -218,15 +243,27 @@ impl Outbox {
             .map(|(k, _)| *k)
             .collect();
         for (message_id, device) in expired {
-            self.entries.remove(&(message_id, device));
+            let held = self
+                .entries
+                .remove(&(message_id, device))
+                .is_some_and(|e| e.held);
+            let reason = if held {
+                "expired: the relay held it, but the recipient never came online"
+            } else {
+                "expired before the recipient came online"
+            };
             self.events.push_back(OutboxEvent::Failed {
                 message_id,
                 device,
-                reason: "expired before the recipient came online".to_string(),
+                reason: reason.to_string(),
             });
         }
         for ((message_id, device), entry) in self.entries.iter_mut() {
-            if !entry.in_flight && entry.not_before <= now && self.reachable.contains(device) {
+            if !entry.in_flight
+                && !entry.held
+                && entry.not_before <= now
+                && self.reachable.contains(device)
+            {
                 entry.in_flight = true;
                 self.transmits.push_back(Transmit {
                     message_id: *message_id,
@@ -324,6 +361,45 @@ mod tests {
         );
         assert!(outbox.is_empty());
         assert_eq!(outbox.poll_timeout(), None);
+    }
+
+    #[test]
+    fn custody_stops_retries_until_the_late_receipt_or_expiry() {
+        let mut outbox = Outbox::new();
+        let (m, d) = ids(5);
+        let (m2, _) = ids(6);
+        outbox.push(0, m, d, 10_000, 0);
+        outbox.push(0, m2, d, 20_000, 0);
+        outbox.handle_reachable(0, d, true);
+        assert!(outbox.poll_transmit().is_some());
+        assert!(outbox.poll_transmit().is_some());
+        outbox.handle_outcome(1, m, d, AttemptOutcome::Custody);
+        outbox.handle_outcome(1, m2, d, AttemptOutcome::Custody);
+        assert_eq!(
+            outbox.poll_event(),
+            Some(OutboxEvent::Held {
+                message_id: m,
+                device: d
+            })
+        );
+        assert!(outbox.poll_event().is_some());
+        // Reconnects and time do not re-send a held message.
+        outbox.handle_reachable(2, d, false);
+        outbox.handle_reachable(3, d, true);
+        outbox.handle_timeout(5_000);
+        assert_eq!(outbox.poll_transmit(), None);
+        assert_eq!(outbox.poll_timeout(), Some(10_000));
+        // The receipt arrives later through the relay.
+        outbox.handle_outcome(6_000, m, d, AttemptOutcome::Delivered);
+        assert!(matches!(
+            outbox.poll_event(),
+            Some(OutboxEvent::Delivered { .. })
+        ));
+        outbox.handle_timeout(20_000);
+        assert!(
+            matches!(outbox.poll_event(), Some(OutboxEvent::Failed { reason, .. }) if reason.contains("relay held"))
+        );
+        assert!(outbox.is_empty());
     }
 
     #[test]

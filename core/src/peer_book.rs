@@ -25,6 +25,10 @@ pub enum Via {
     Static,
     /// Known from an earlier run, not seen yet in this one.
     Remembered,
+    /// In another site, reached through this site's gateway.
+    Gateway,
+    /// In another site or roaming, reached through the relay directly.
+    Relay,
 }
 
 /// What the book knows about one device.

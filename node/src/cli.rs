@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and the command implementations.
 
+mod org;
 mod print;
 
 use std::path::PathBuf;
@@ -60,7 +61,19 @@ enum Command {
         /// The display name for a new identity [default: the OS user name].
         #[arg(long)]
         name: Option<String>,
+        /// The organisation's relay, HOST:PORT#FINGERPRINT (overrides config.toml).
+        #[arg(long, value_name = "HOST:PORT#FINGERPRINT")]
+        relay: Option<String>,
+        /// Branch gateway: auto (default), prefer, or never (e.g. on a laptop).
+        #[arg(long, value_name = "auto|prefer|never")]
+        gateway: Option<String>,
     },
+    /// Organisations: create one (admin), enrol and revoke members, join one.
+    #[command(subcommand)]
+    Org(org::OrgCommand),
+    /// The relay that bridges branches and roaming laptops.
+    #[command(subcommand)]
+    Relay(org::RelayCommand),
     /// List peers: colleagues found on the LAN or configured.
     Peers {
         /// Print as JSON: [{"name","user_id","device_id","addrs","online","via"}].
@@ -69,7 +82,8 @@ enum Command {
     },
     /// Send a text message (end-to-end encrypted).
     Send {
-        /// The recipient: display name or user-id prefix.
+        /// The recipient: display name or user-id prefix; several separated
+        /// by commas (`bob,carol`) get one message sealed to all of them.
         peer: String,
         /// The text (at most 64 KiB; bigger content belongs in a file transfer).
         text: String,
@@ -157,7 +171,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             peers,
             no_mdns,
             name,
-        } => run_node(home, listen, peers, no_mdns, name).await?,
+            relay,
+            gateway,
+        } => {
+            let options = RunOptions {
+                listen,
+                peers,
+                no_mdns,
+                name,
+                relay,
+                gateway,
+            };
+            run_node(home, options).await?
+        }
+        Command::Org(cmd) => org::run_org(&home, cmd).await?,
+        Command::Relay(cmd) => org::run_relay(&home, cmd)?,
         Command::Peers { json } => {
             let peers: Vec<PeerView> = ask(&home, &Request::Peers).await?;
             if json {
@@ -239,26 +267,40 @@ async fn ask<T: serde::de::DeserializeOwned>(home: &Home, request: &Request) -> 
     serde_json::from_value(data).context("unexpected answer from the node")
 }
 
-async fn run_node(
-    home: Home,
+/// The flags of `tincan run`.
+struct RunOptions {
     listen: Option<String>,
     peers: Vec<String>,
     no_mdns: bool,
     name: Option<String>,
-) -> Result<()> {
+    relay: Option<String>,
+    gateway: Option<String>,
+}
+
+async fn run_node(home: Home, options: RunOptions) -> Result<()> {
     init_tracing();
     let mut node_config = NodeConfig::from_home(home)?;
-    if let Some(listen) = listen {
+    if let Some(listen) = options.listen {
         node_config.listen = Some(config::parse_listen(&listen)?);
     }
-    for peer in &peers {
+    for peer in &options.peers {
         config::check_peer(peer)?;
     }
-    node_config.peers.extend(peers);
-    if no_mdns {
+    node_config.peers.extend(options.peers);
+    if options.no_mdns {
         node_config.mdns = false;
     }
-    node_config.create_identity_as = Some(name.unwrap_or_else(tincan_node::platform::os_user_name));
+    if let Some(relay) = options.relay {
+        node_config.relay = Some(config::RelayAddr::parse(&relay)?);
+    }
+    if let Some(gateway) = options.gateway {
+        node_config.gateway = config::parse_gateway(&gateway)?;
+    }
+    node_config.create_identity_as = Some(
+        options
+            .name
+            .unwrap_or_else(tincan_node::platform::os_user_name),
+    );
     let node = Node::start(node_config).await?;
     let who = node.whoami();
     eprintln!(

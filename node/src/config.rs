@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+use tincan_core::site::GatewayPreference;
+use tincan_core::RelayId;
 
 use crate::home::Home;
 
@@ -23,6 +25,10 @@ pub struct FileConfig {
     pub peers: Vec<String>,
     /// Whether to use mDNS discovery (default true).
     pub mdns: Option<bool>,
+    /// The organisation's relay, `HOST:PORT#FINGERPRINT`.
+    pub relay: Option<String>,
+    /// Branch-gateway preference: `auto` (default), `prefer` or `never`.
+    pub gateway: Option<String>,
 }
 
 /// Why the configuration is unusable.
@@ -43,6 +49,14 @@ pub enum ConfigError {
     /// A static peer is not `HOST:PORT`.
     #[error("invalid peer {0:?} (expected HOST:PORT)")]
     BadPeer(String),
+    /// A relay address is not `HOST:PORT#FINGERPRINT`.
+    #[error(
+        "invalid relay {0:?} (expected HOST:PORT#FINGERPRINT, as `tincan-relay init` prints it)"
+    )]
+    BadRelay(String),
+    /// A gateway preference other than auto, prefer, never.
+    #[error("invalid gateway preference {0:?} (expected auto, prefer or never)")]
+    BadGateway(String),
     /// The file could not be read.
     #[error("config file {path}: {source}")]
     Io {
@@ -54,6 +68,24 @@ pub enum ConfigError {
 }
 
 impl FileConfig {
+    /// Writes the config back to `config.toml` (atomically: temp file +
+    /// rename, so a crash leaves the old or the new file, never half).
+    pub fn save(&self, home: &Home) -> Result<(), ConfigError> {
+        let path = home.config_path();
+        let io = |source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = toml::to_string(self).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        home.create().map_err(io)?;
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
     /// Reads `config.toml` of `home`; a missing file is the empty config.
     pub fn load(home: &Home) -> Result<Self, ConfigError> {
         let path = home.config_path();
@@ -86,6 +118,46 @@ pub struct NodeConfig {
     pub create_identity_as: Option<String>,
     /// Whether to serve the control socket (the CLI / bot API).
     pub control_socket: bool,
+    /// The organisation's relay, if configured.
+    pub relay: Option<RelayAddr>,
+    /// Whether this node may become its site's gateway.
+    pub gateway: GatewayPreference,
+}
+
+/// Where the relay is and which key it must prove: `HOST:PORT#FINGERPRINT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayAddr {
+    /// `HOST:PORT`, resolved when dialled.
+    pub host_port: String,
+    /// The relay's id; the connection is refused unless the relay proves it.
+    pub fingerprint: RelayId,
+}
+
+impl RelayAddr {
+    /// Parses `HOST:PORT#FINGERPRINT`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::BadRelay(text.to_string());
+        let (host_port, fingerprint) = text.trim().split_once('#').ok_or_else(bad)?;
+        check_peer(host_port).map_err(|_| bad())?;
+        let fingerprint = fingerprint.trim().parse::<RelayId>().map_err(|_| bad())?;
+        Ok(Self {
+            host_port: host_port.trim().to_string(),
+            fingerprint,
+        })
+    }
+}
+
+impl std::fmt::Display for RelayAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.host_port, self.fingerprint)
+    }
+}
+
+/// Parses a gateway preference.
+pub fn parse_gateway(text: &str) -> Result<GatewayPreference, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::BadGateway(text.to_string()))
 }
 
 impl NodeConfig {
@@ -96,6 +168,13 @@ impl NodeConfig {
         for peer in &file.peers {
             check_peer(peer)?;
         }
+        let relay = file.relay.as_deref().map(RelayAddr::parse).transpose()?;
+        let gateway = file
+            .gateway
+            .as_deref()
+            .map(parse_gateway)
+            .transpose()?
+            .unwrap_or(GatewayPreference::Auto);
         Ok(Self {
             home,
             listen,
@@ -103,6 +182,8 @@ impl NodeConfig {
             mdns: file.mdns.unwrap_or(true),
             create_identity_as: None,
             control_socket: true,
+            relay,
+            gateway,
         })
     }
 }

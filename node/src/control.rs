@@ -227,6 +227,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
             }
         }
         Request::Watch => Reply::err("watch is handled by the connection"),
+        Request::ReloadOrg => Reply::from_result(node.reload_org().await.map(|()| "reloaded")),
     }
 }
 

@@ -93,6 +93,36 @@ pub struct StatusView {
     pub outbox: usize,
     /// Whether mDNS discovery runs.
     pub mdns: bool,
+    /// The organisation joined, if any.
+    pub org: Option<String>,
+    /// `gateway`, `member`, `roaming` or `standalone`.
+    pub role: String,
+    /// This node's site id, once it has one.
+    pub site: Option<String>,
+    /// The site's gateway as this node knows it.
+    pub gateway: Option<GatewayView>,
+    /// The relay, if configured.
+    pub relay: Option<RelayView>,
+}
+
+/// A site's gateway: device and lease epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayView {
+    /// The gateway's device id.
+    pub device_id: String,
+    /// Its lease epoch.
+    pub epoch: u64,
+}
+
+/// The relay connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayView {
+    /// `HOST:PORT#FINGERPRINT` as configured.
+    pub addr: String,
+    /// Whether this node holds a live connection to it now.
+    pub connected: bool,
+    /// Why the last attempt failed, if it did.
+    pub error: Option<String>,
 }
 
 /// Something that happened, as `tincan watch` prints it (one JSON line each).
@@ -128,6 +158,14 @@ pub enum NodeEvent {
     PeerOffline {
         /// The peer.
         peer: PeerView,
+    },
+    /// This node's part for its site changed (gateway election, roaming).
+    RoleChanged {
+        /// `gateway`, `member`, `roaming` or `standalone`.
+        role: String,
+        /// The site's gateway, if there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gateway: Option<GatewayView>,
     },
     /// A device announced a name already held by another user.
     NameConflict {

@@ -46,6 +46,21 @@ impl Home {
         self.root.join("control.sock")
     }
 
+    /// The organisation key (admin's home only, 0600).
+    pub fn org_key_path(&self) -> PathBuf {
+        self.root.join("org.key")
+    }
+
+    /// This user's organisation membership.
+    pub fn membership_path(&self) -> PathBuf {
+        self.root.join("membership.txt")
+    }
+
+    /// The newest organisation revocation list seen.
+    pub fn revocations_path(&self) -> PathBuf {
+        self.root.join("revocations.bin")
+    }
+
     /// The lock held by the running node.
     pub fn lock_path(&self) -> PathBuf {
         self.root.join("node.lock")

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`node`]: [`Node::start`] and the [`NodeHandle`]; inside, the actor and QUIC links.
 //! - [`config`], [`home`], [`keystore`]: where a node lives and what it is.
+//! - [`org`]: organisation key (admin), membership, revocation list files.
 //! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
 //! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
 //! - [`rpc`]: one request / one answer per QUIC stream (shared with the relay).
@@ -20,6 +21,7 @@ pub mod event;
 pub mod home;
 pub mod keystore;
 pub mod node;
+pub mod org;
 pub mod platform;
 pub mod rpc;
 pub mod store;
@@ -28,7 +30,7 @@ pub mod tls;
 pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
-pub use event::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+pub use event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView, WhoAmI};
 pub use home::Home;
 pub use node::{Node, NodeError, NodeHandle, StartError};
 pub use store::{HistoryQuery, MessageState};

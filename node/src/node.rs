@@ -8,6 +8,7 @@
 
 mod actor;
 mod link;
+mod uplink;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -62,6 +63,9 @@ pub enum StartError {
     /// mDNS could not start.
     #[error(transparent)]
     Discovery(#[from] crate::discovery::DiscoveryError),
+    /// An organisation file is unusable.
+    #[error(transparent)]
+    Org(#[from] crate::org::OrgError),
     /// The control socket could not be opened.
     #[error("control socket {path}: {source}")]
     Control {
@@ -99,6 +103,9 @@ pub enum NodeError {
     /// The message could not be sealed.
     #[error("cannot encrypt the message: {0}")]
     Seal(String),
+    /// An organisation file is unusable.
+    #[error(transparent)]
+    Org(#[from] crate::org::OrgError),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -118,6 +125,7 @@ pub(crate) enum Command {
         query: HistoryQuery,
         reply: oneshot::Sender<Result<Vec<MessageView>, NodeError>>,
     },
+    ReloadOrg(oneshot::Sender<Result<(), NodeError>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -181,6 +189,11 @@ impl Node {
             None => keystore::load(&home)?,
         };
         let store = Store::open(&home.database_path())?;
+        let membership = crate::org::load_membership(&home, &identity)?;
+        let revocations = crate::org::load_revocations(&home)?;
+        if config.relay.is_some() && membership.is_none() {
+            tracing::warn!("a relay is configured but this node has not joined an organisation (`tincan org join FILE`): LAN only");
+        }
         let (server_tls, client_tls) = tls::rustls_configs(&identity)?;
         let endpoint = link::bind_endpoint(config.listen, server_tls, client_tls)?;
         let listen = endpoint.local_addr().map_err(|source| StartError::Bind {
@@ -234,6 +247,11 @@ impl Node {
             static_peers: config.peers,
             mdns: config.mdns,
             listen,
+            home: home.clone(),
+            relay: config.relay,
+            gateway: config.gateway,
+            membership,
+            revocations,
         })?;
         tokio::spawn(actor.run(command_rx, disc_rx, discovery, control, lock));
         Ok(handle)
@@ -295,6 +313,12 @@ impl NodeHandle {
         let peer = peer.to_string();
         self.ask(|reply| Command::History { peer, query, reply })
             .await?
+    }
+
+    /// Re-reads the organisation files of the home (after `tincan org
+    /// revoke` or `org join`): applies and spreads a newer revocation list.
+    pub async fn reload_org(&self) -> Result<(), NodeError> {
+        self.ask(Command::ReloadOrg).await?
     }
 
     /// Stops the node: says goodbye to peers and on mDNS, closes the database.

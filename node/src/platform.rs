@@ -52,3 +52,24 @@ pub fn os_user_name() -> String {
         .or_else(|| Some(whoami::username()).filter(|v| !v.trim().is_empty()))
         .unwrap_or_else(|| "tincan user".to_string())
 }
+
+/// The addresses this node can be reached at on its LANs (non-loopback
+/// interface addresses with the listen port), for the relay's neighbour
+/// matching when multicast is blocked. A specific listen address is the
+/// only one.
+pub fn lan_addrs(listen: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
+    if !listen.ip().is_unspecified() {
+        return vec![listen];
+    }
+    match if_addrs::get_if_addrs() {
+        Ok(addrs) => addrs
+            .into_iter()
+            .filter(|a| !a.is_loopback() && a.ip().is_ipv4() == listen.is_ipv4())
+            .map(|a| std::net::SocketAddr::new(a.ip(), listen.port()))
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list interfaces");
+            Vec::new()
+        }
+    }
+}

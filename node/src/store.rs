@@ -226,6 +226,7 @@ mod test_util {
             expires_at_ms: created_at_ms + 86_400_000,
             attempts: 0,
             last_attempt_ms: None,
+            held: false,
         }
     }
 

@@ -388,6 +388,8 @@ impl SimNode {
     /// Records an outbox event in the store.
     fn apply(&mut self, event: OutboxEvent) {
         let (id, device) = match event {
+            // The simulated relay never takes custody: it only forwards.
+            OutboxEvent::Held { .. } => return,
             OutboxEvent::Delivered { message_id, device } => {
                 self.delivered.insert((message_id, device));
                 (message_id, device)

@@ -68,6 +68,27 @@ pub fn status(s: &StatusView) {
         s.outbox,
         if s.mdns { "on" } else { "off" }
     );
+    let site = s.site.as_deref().unwrap_or("none");
+    println!("role: {}; site: {site}", s.role);
+    if let Some(g) = &s.gateway {
+        println!("gateway: {} (epoch {})", g.device_id, g.epoch);
+    }
+    match &s.relay {
+        Some(r) => println!(
+            "relay: {} ({}){}",
+            r.addr,
+            if r.connected {
+                "connected"
+            } else {
+                "not connected"
+            },
+            r.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        None => println!("relay: none (LAN only)"),
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub enum Request {
     },
     /// `{"cmd":"watch"}`: stream events as lines.
     Watch,
+    /// `{"cmd":"reload_org"}`: re-read the home's organisation files (a new
+    /// revocation list is applied and spread).
+    ReloadOrg,
 }
 
 /// One reply line.

@@ -2,25 +2,32 @@
 //! outbox and the live connections, and is the only place that decides.
 //! One `select!` loop; it sleeps until the outbox's next timeout.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tincan_core::election::{ElectionConfig, GatewayElection};
 use tincan_core::outbox::Outbox;
 use tincan_core::peer_book::{LearnOutcome, PeerBook, PeerInfo, Via};
+use tincan_core::route::{DirectoryEntry, MemberCard};
+use tincan_core::site::{GatewayPreference, Role, SiteId};
 use tincan_core::wire::Hello;
-use tincan_core::{DeviceCert, DeviceId, Identity, MessageId, UserId};
+use tincan_core::{DeviceCert, DeviceId, Identity, Membership, MessageId, Revocations, UserId};
 use tokio::sync::{broadcast, mpsc};
 
+mod election;
 mod inbound;
 mod outgoing;
+mod relay;
+mod routing;
 
 use super::link::{self, LinkEvent};
 use super::{Command, NodeError, StartError};
+use crate::config::RelayAddr;
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::event::{MessageView, NodeEvent, PeerView, StatusView};
+use crate::event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView};
 use crate::store::{MessageState, PeerRecord, Store, StoreError};
 
 /// How long an undelivered message waits for its recipient before the
@@ -47,6 +54,35 @@ pub(crate) struct Parts {
     pub static_peers: Vec<String>,
     pub mdns: bool,
     pub listen: SocketAddr,
+    pub home: crate::home::Home,
+    pub relay: Option<RelayAddr>,
+    pub gateway: GatewayPreference,
+    pub membership: Option<Membership>,
+    pub revocations: Option<Revocations>,
+}
+
+/// Store keys of persisted election facts.
+const SITE_KEY: &str = "site";
+const EPOCH_KEY: &str = "max_epoch";
+
+/// The relay connection as the actor sees it.
+#[derive(Default)]
+struct RelayLink {
+    conn: Option<quinn::Connection>,
+    /// The relay's device id (its key), once connected.
+    device: Option<DeviceId>,
+    connecting: bool,
+    failures: u32,
+    next_at: u64,
+    error: Option<String>,
+    /// The `lonely` flag of the last registration.
+    registered_lonely: bool,
+}
+
+/// A device of another site (or roaming), as the relay's directory says.
+#[derive(Clone, Debug)]
+struct RemotePeer {
+    online: bool,
 }
 
 /// Dial state of one address.
@@ -84,6 +120,22 @@ pub(crate) struct Actor {
     pending: BTreeMap<MessageId, Pending>,
     link_tx: mpsc::Sender<LinkEvent>,
     link_rx: Option<mpsc::Receiver<LinkEvent>>,
+    home: crate::home::Home,
+    relay_addr: Option<RelayAddr>,
+    membership: Option<Membership>,
+    revocations: Option<Revocations>,
+    election: GatewayElection,
+    /// LAN-connected devices of this node's organisation, with the card
+    /// the gateway reports to the relay for them.
+    org_peers: BTreeMap<DeviceId, MemberCard>,
+    relay: RelayLink,
+    remote: BTreeMap<DeviceId, RemotePeer>,
+    /// The newest directory from the relay, forwarded to LAN members.
+    directory: Vec<DirectoryEntry>,
+    /// Devices the outbox was last told are reachable.
+    reachable: BTreeSet<DeviceId>,
+    /// The site membership last reported to the relay.
+    members_sent: Option<(SiteId, u64, Vec<DeviceId>)>,
 }
 
 impl Actor {
@@ -93,8 +145,22 @@ impl Actor {
             name: parts.identity.name.clone(),
             listen_port: parts.listen.port(),
             cert: parts.identity.cert.clone(),
-            membership: None,
+            membership: parts.membership.clone(),
         });
+        let now = now_ms();
+        let stored_site = parts
+            .store
+            .node_state(SITE_KEY)?
+            .and_then(|s| s.parse::<SiteId>().ok());
+        let stored_epoch = parts
+            .store
+            .node_state(EPOCH_KEY)?
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut config = ElectionConfig::new(parts.identity.device_id());
+        config.preference = parts.gateway;
+        let mut election = GatewayElection::new(config, now, stored_site, stored_epoch, now);
+        election.set_relay_configured(now, parts.relay.is_some() && parts.membership.is_some());
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -113,6 +179,17 @@ impl Actor {
             pending: BTreeMap::new(),
             link_tx,
             link_rx: Some(link_rx),
+            home: parts.home,
+            relay_addr: parts.relay,
+            membership: parts.membership,
+            revocations: parts.revocations,
+            election,
+            org_peers: BTreeMap::new(),
+            relay: RelayLink::default(),
+            remote: BTreeMap::new(),
+            directory: Vec::new(),
+            reachable: BTreeSet::new(),
+            members_sent: None,
         };
         actor.restore()?;
         Ok(actor)
@@ -171,6 +248,14 @@ impl Actor {
                 entry.expires_at_ms,
                 entry.attempts,
             );
+            if entry.held {
+                self.outbox.handle_outcome(
+                    now,
+                    entry.message_id,
+                    entry.device,
+                    tincan_core::outbox::AttemptOutcome::Custody,
+                );
+            }
         }
         if !self.outbox.is_empty() {
             tracing::info!(entries = self.outbox.len(), "restored outbox");
@@ -191,7 +276,11 @@ impl Actor {
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();
         let shutdown_reply = loop {
-            let wake = self.outbox.poll_timeout().map(|at| {
+            let due = match (self.outbox.poll_timeout(), self.election.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wake = due.map(|at| {
                 let wait = at.saturating_sub(now_ms());
                 tokio::time::Instant::now() + Duration::from_millis(wait.min(3_600_000))
             });
@@ -206,12 +295,25 @@ impl Actor {
                 Some(incoming) = endpoint.accept() => {
                     tokio::spawn(link::accept(incoming, self.hello.clone(), self.link_tx.clone()));
                 }
-                _ = dial_tick.tick() => self.dial_due(),
-                _ = sleep_until(wake) => self.outbox.handle_timeout(now_ms()),
+                _ = dial_tick.tick() => {
+                    self.dial_due();
+                    self.relay_tick();
+                }
+                _ = sleep_until(wake) => {
+                    let now = now_ms();
+                    self.outbox.handle_timeout(now);
+                    self.election.handle_timeout(now, &mut crate::keystore::OsEntropy);
+                }
             }
+            self.drive_election();
+            self.manage_relay();
+            self.refresh_reachability();
             self.drive_outbox();
         };
         tracing::info!("shutting down");
+        if let Some(conn) = &self.relay.conn {
+            conn.close(0u32.into(), b"goodbye");
+        }
         for conns in self.conns.values() {
             for conn in conns {
                 conn.close(0u32.into(), b"goodbye");
@@ -248,6 +350,8 @@ impl Actor {
                 Via::Lan => "lan",
                 Via::Static => "static",
                 Via::Remembered => "remembered",
+                Via::Gateway | Via::Relay if self.election.role() == Role::Member => "gateway",
+                Via::Gateway | Via::Relay => "relay",
             }
             .to_string(),
         }
@@ -265,6 +369,18 @@ impl Actor {
                     peers_known: self.book.devices().count(),
                     outbox: self.outbox.len(),
                     mdns: self.mdns,
+                    org: self.membership.as_ref().map(|m| m.org_id().to_string()),
+                    role: self.election.role().as_str().to_string(),
+                    site: self.election.site().map(|s| s.to_string()),
+                    gateway: self.election.gateway().map(|g| GatewayView {
+                        device_id: g.device.to_string(),
+                        epoch: g.epoch,
+                    }),
+                    relay: self.relay_addr.as_ref().map(|addr| RelayView {
+                        addr: addr.to_string(),
+                        connected: self.relay.conn.is_some(),
+                        error: self.relay.error.clone(),
+                    }),
                 });
             }
             Command::Peers(reply) => {
@@ -282,6 +398,9 @@ impl Actor {
                     .and_then(|user| Ok(self.store.history(&user, &query)?))
                     .map(|rows| rows.iter().map(MessageView::from).collect());
                 let _ = reply.send(result);
+            }
+            Command::ReloadOrg(reply) => {
+                let _ = reply.send(self.reload_org());
             }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
@@ -305,8 +424,10 @@ impl Actor {
                     list.retain(|c| c.stable_id() != stable_id);
                     if list.is_empty() {
                         self.conns.remove(&device);
+                        if self.org_peers.remove(&device).is_some() {
+                            self.election.handle_peer_lost(now_ms(), device);
+                        }
                         self.book.set_online(&device, false);
-                        self.outbox.handle_reachable(now_ms(), device, false);
                         tracing::info!(%device, %reason, "peer offline");
                         if let Some(info) = self.book.device(&device) {
                             self.emit(NodeEvent::PeerOffline {
@@ -347,6 +468,29 @@ impl Actor {
                 self.outbox
                     .handle_outcome(now_ms(), message_id, device, outcome);
             }
+            LinkEvent::RouteIn { from, route, reply } => self.on_route_in(from, *route, reply),
+            LinkEvent::Control { from, frame, reply } => {
+                let answer = self.on_control(from, *frame);
+                let _ = reply.send(answer);
+            }
+            LinkEvent::Beacon { from, beacon } => {
+                if self.org_peers.contains_key(&from) {
+                    self.election.handle_beacon(now_ms(), from, beacon);
+                }
+            }
+            LinkEvent::Routed {
+                message_id,
+                devices,
+                result,
+            } => self.on_routed(message_id, devices, result),
+            LinkEvent::RelayUp {
+                conn,
+                welcome,
+                relay_device,
+            } => self.on_relay_up(conn, welcome, relay_device),
+            LinkEvent::RelayFailed { reason } => self.on_relay_failed(reason),
+            LinkEvent::RelayDown { stable_id, reason } => self.on_relay_down(stable_id, reason),
+            LinkEvent::LeaseAnswer { sent_at, result } => self.on_lease_answer(sent_at, result),
         }
     }
 
@@ -377,7 +521,14 @@ impl Actor {
         } else {
             Via::Static
         };
-        let outcome = self.book.learn(PeerInfo {
+        if let Some(card) = self.org_card(&cert, &hello) {
+            self.org_peers.insert(device, card);
+        } else if self.is_revoked(&user) {
+            tracing::warn!(%device, %user, "refusing a revoked user's device");
+            conn.close(5u32.into(), b"revoked");
+            return;
+        }
+        self.learn_peer(PeerInfo {
             device,
             user,
             name: hello.name.clone(),
@@ -385,9 +536,39 @@ impl Actor {
             online: true,
             via,
         });
-        match outcome {
+        self.certs.insert(device, cert.clone());
+        let record = PeerRecord {
+            device,
+            user,
+            name: hello.name,
+            cert: cert.to_bytes(),
+            addrs: vec![addr.to_string()],
+            last_seen_ms: now_ms(),
+        };
+        if let Err(e) = self.store.upsert_peer(&record) {
+            tracing::warn!(%device, error = %e, "cannot store peer");
+        }
+        let list = self.conns.entry(device).or_default();
+        let was_online = !list.is_empty();
+        list.push(conn);
+        self.book.set_online(&device, true);
+        if !was_online {
+            tracing::info!(%device, %user, %addr, "peer online");
+            if let Some(info) = self.book.device(&device) {
+                self.emit(NodeEvent::PeerOnline {
+                    peer: self.peer_view(info),
+                });
+            }
+        }
+    }
+
+    /// Adds or refreshes a peer in the book; persists a new name pin and
+    /// reports a name conflict (a spoof attempt) loudly.
+    fn learn_peer(&mut self, info: PeerInfo) {
+        let (name, user) = (info.name.clone(), info.user);
+        match self.book.learn(info) {
             LearnOutcome::New { pinned: true } => {
-                if let Err(e) = self.store.pin_name(&hello.name, &user) {
+                if let Err(e) = self.store.pin_name(&name, &user) {
                     tracing::warn!(error = %e, "cannot persist name pin");
                 }
             }
@@ -409,35 +590,8 @@ impl Actor {
             }
             _ => {}
         }
-        self.certs.insert(device, cert.clone());
-        let record = PeerRecord {
-            device,
-            user,
-            name: hello.name,
-            cert: cert.to_bytes(),
-            addrs: vec![addr.to_string()],
-            last_seen_ms: now_ms(),
-        };
-        if let Err(e) = self.store.upsert_peer(&record) {
-            tracing::warn!(%device, error = %e, "cannot store peer");
-        }
-        let list = self.conns.entry(device).or_default();
-        let was_online = !list.is_empty();
-        list.push(conn);
-        self.book.set_online(&device, true);
-        if !was_online {
-            tracing::info!(%device, %user, %addr, "peer online");
-            self.outbox.handle_reachable(now_ms(), device, true);
-            if let Some(info) = self.book.device(&device) {
-                self.emit(NodeEvent::PeerOnline {
-                    peer: self.peer_view(info),
-                });
-            }
-        }
     }
 
-    /// Handles an envelope a peer delivered. `None` = no answer (could not
-    /// store it): the sender will retry.
     fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {
             DiscoveryEvent::Found {

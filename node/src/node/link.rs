@@ -5,14 +5,20 @@
 //! Stream protocol (all frames are `tincan_core::wire` frames):
 //! - each side opens one unidirectional stream and sends `Hello`;
 //! - a delivery is one bidirectional stream: the sender writes `Envelope`
-//!   and finishes, the recipient answers `Receipt` or `Refused` and finishes.
+//!   and finishes, the recipient answers `Receipt` or `Refused` and finishes;
+//! - every other request (`Route`, `Directory`, `Neighbours`,
+//!   `Revocations`) is one bidirectional stream too, answered with one frame
+//!   (`crate::rpc`);
+//! - election beacons are QUIC datagrams (unreliable, latest wins).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use tincan_core::wire::{self, Frame, Hello, MAX_FRAME_LEN};
+use tincan_core::election::Beacon;
+use tincan_core::route::{DeviceAnswer, Route, Routed, Welcome};
+use tincan_core::wire::{self, Frame, Hello};
 use tincan_core::{DeviceCert, DeviceId, Envelope, MessageId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,10 +28,14 @@ use crate::{keystore, tls};
 
 /// Longest a whole delivery attempt may take before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest a routed exchange may take across hops (gateway → relay →
+/// gateway → device, each with its own shorter deadline).
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest the peer may take to send its Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes read from one stream at most: one frame and its length prefix.
-const STREAM_LIMIT: usize = MAX_FRAME_LEN + 4;
+use crate::rpc::STREAM_LIMIT;
+/// Largest datagram accepted (beacons are ~100 bytes).
+const DATAGRAM_LIMIT: usize = 1200;
 
 /// What connection and delivery tasks tell the actor.
 pub(crate) enum LinkEvent {
@@ -66,6 +76,41 @@ pub(crate) enum LinkEvent {
         device: DeviceId,
         result: Result<Frame, String>,
     },
+    /// A peer (LAN device, gateway or the relay) hands us a routed item.
+    RouteIn {
+        from: DeviceId,
+        route: Box<Route>,
+        reply: oneshot::Sender<Frame>,
+    },
+    /// Directory, neighbours or revocations from the relay or the gateway.
+    Control {
+        from: DeviceId,
+        frame: Box<Frame>,
+        reply: oneshot::Sender<Frame>,
+    },
+    /// A LAN peer's election beacon.
+    Beacon { from: DeviceId, beacon: Beacon },
+    /// A routed send (one copy for `devices`) ended.
+    Routed {
+        message_id: MessageId,
+        devices: Vec<DeviceId>,
+        result: Result<Vec<DeviceAnswer>, String>,
+    },
+    /// The relay accepted our registration.
+    RelayUp {
+        conn: quinn::Connection,
+        welcome: Welcome,
+        relay_device: DeviceId,
+    },
+    /// Connecting or registering to the relay failed.
+    RelayFailed { reason: String },
+    /// The relay connection ended.
+    RelayDown { stable_id: usize, reason: String },
+    /// The relay answered a lease claim or release.
+    LeaseAnswer {
+        sent_at: u64,
+        result: Result<Frame, String>,
+    },
 }
 
 /// Binds the one QUIC endpoint of the node (server and client).
@@ -82,6 +127,8 @@ pub(crate) fn bind_endpoint(
     // connection), let any peer pin over 100 MB of our memory. Delivery
     // streams are read as they arrive and cut at one frame.
     transport.max_concurrent_uni_streams(1u32.into());
+    // Beacons only: a few small datagrams a second per peer.
+    transport.datagram_receive_buffer_size(Some(16 * 1024));
     transport.stream_receive_window(quinn::VarInt::from_u32(STREAM_LIMIT as u32));
     transport.receive_window(quinn::VarInt::from_u32(8 * STREAM_LIMIT as u32));
     transport.max_idle_timeout(Some(
@@ -247,14 +294,8 @@ async fn run_connection(
     {
         return;
     }
-    let reason = loop {
-        match conn.accept_bi().await {
-            Ok((send, recv)) => {
-                tokio::spawn(serve_stream(send, recv, device, tx.clone()));
-            }
-            Err(e) => break e.to_string(),
-        }
-    };
+    tokio::spawn(read_beacons(conn.clone(), device, tx.clone()));
+    let reason = serve_streams(&conn, device, &tx).await;
     let _ = tx
         .send(LinkEvent::Down {
             device,
@@ -262,6 +303,50 @@ async fn run_connection(
             reason,
         })
         .await;
+}
+
+/// Serves the peer's request streams until the connection ends; returns
+/// why it ended.
+pub(crate) async fn serve_streams(
+    conn: &quinn::Connection,
+    device: DeviceId,
+    tx: &mpsc::Sender<LinkEvent>,
+) -> String {
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_stream(send, recv, device, tx.clone()));
+            }
+            Err(e) => break e.to_string(),
+        }
+    }
+}
+
+/// Forwards the peer's beacon datagrams to the actor.
+async fn read_beacons(conn: quinn::Connection, device: DeviceId, tx: mpsc::Sender<LinkEvent>) {
+    while let Ok(bytes) = conn.read_datagram().await {
+        if bytes.len() > DATAGRAM_LIMIT {
+            continue;
+        }
+        match wire::decode(&bytes) {
+            Ok((Frame::Beacon(beacon), _)) => {
+                if tx
+                    .send(LinkEvent::Beacon {
+                        from: device,
+                        beacon,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok((other, _)) => {
+                tracing::debug!(%device, frame = other.name(), "ignoring datagram")
+            }
+            Err(e) => tracing::debug!(%device, error = %e, "malformed datagram"),
+        }
+    }
 }
 
 async fn serve_stream(
@@ -283,28 +368,28 @@ async fn serve_stream(
             return;
         }
     };
-    let frame = match wire::decode(&bytes) {
-        Ok((Frame::Envelope(envelope), _)) => {
-            let (reply, answer) = oneshot::channel();
-            let inbound = LinkEvent::Inbound {
-                device,
-                envelope: Box::new(envelope),
+    let (reply, answer) = oneshot::channel();
+    let event = match wire::decode(&bytes) {
+        Ok((Frame::Envelope(envelope), _)) => LinkEvent::Inbound {
+            device,
+            envelope: Box::new(envelope),
+            reply,
+        },
+        Ok((Frame::Route(route), _)) => LinkEvent::RouteIn {
+            from: device,
+            route: Box::new(route),
+            reply,
+        },
+        Ok((frame @ (Frame::Directory(_) | Frame::Neighbours(_) | Frame::Revocations(_)), _)) => {
+            LinkEvent::Control {
+                from: device,
+                frame: Box::new(frame),
                 reply,
-            };
-            if tx.send(inbound).await.is_err() {
-                return;
-            }
-            match answer.await {
-                Ok(frame) => frame,
-                // The actor could not store it: no receipt, the sender retries.
-                Err(_) => {
-                    let _ = send.reset(3u32.into());
-                    return;
-                }
             }
         }
         Ok((other, _)) => {
-            tracing::debug!(%device, frame = other.name(), "ignoring unexpected frame");
+            tracing::debug!(%device, frame = other.name(), "refusing unexpected request");
+            let _ = crate::rpc::answer(&mut send, &Frame::Error("unexpected request".into())).await;
             return;
         }
         Err(e) => {
@@ -313,15 +398,85 @@ async fn serve_stream(
             return;
         }
     };
-    match wire::encode(&frame) {
-        Ok(bytes) => {
-            if send.write_all(&bytes).await.is_ok() {
-                let _ = send.finish();
-                // Let the answer reach the peer before the stream is dropped.
-                let _ = send.stopped().await;
-            }
+    if tx.send(event).await.is_err() {
+        return;
+    }
+    let frame = match answer.await {
+        Ok(frame) => frame,
+        // The actor could not store it: no answer, the sender retries.
+        Err(_) => {
+            let _ = send.reset(3u32.into());
+            return;
         }
-        Err(e) => tracing::error!(error = %e, "cannot encode answer"),
+    };
+    if let Err(e) = crate::rpc::answer(&mut send, &frame).await {
+        tracing::debug!(%device, error = %e, "answer not delivered");
+    }
+}
+
+/// One routed send of `route` over `conn` (to a gateway or the relay):
+/// one copy of the item for all of `route.to`.
+pub(crate) async fn route(conn: quinn::Connection, route: Route, tx: mpsc::Sender<LinkEvent>) {
+    let message_id = route.item.message_id();
+    let devices = route.to.clone();
+    let result = match crate::rpc::request(&conn, &Frame::Route(route), ROUTE_TIMEOUT).await {
+        Ok(Frame::Answers(answers)) => Ok(answers),
+        Ok(Frame::Error(e)) => Err(format!("refused by hop: {e}")),
+        Ok(other) => Err(format!("unexpected answer {}", other.name())),
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = tx
+        .send(LinkEvent::Routed {
+            message_id,
+            devices,
+            result,
+        })
+        .await;
+}
+
+/// Asks `conn` to take `route` and returns its answers (for a gateway
+/// forwarding a member's or the relay's item). Devices the hop did not
+/// answer for, or all of them when it failed, are `Failed`.
+pub(crate) async fn forward(conn: quinn::Connection, route: Route) -> Vec<DeviceAnswer> {
+    use tincan_core::route::Answer;
+    let to = route.to.clone();
+    let answers = match crate::rpc::request(&conn, &Frame::Route(route), ROUTE_TIMEOUT).await {
+        Ok(Frame::Answers(answers)) => answers,
+        Ok(other) => {
+            tracing::debug!(answer = other.name(), "hop gave no answers");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "forwarding failed");
+            Vec::new()
+        }
+    };
+    to.into_iter()
+        .map(|device| {
+            answers
+                .iter()
+                .find(|a| a.device == device)
+                .cloned()
+                .unwrap_or(DeviceAnswer {
+                    device,
+                    answer: Answer::Failed("no answer from the next hop".into()),
+                })
+        })
+        .collect()
+}
+
+/// The item of a delivered envelope frame, for routing.
+pub(crate) fn routed_envelope(frame: &[u8]) -> Option<Routed> {
+    match wire::decode(frame) {
+        Ok((Frame::Envelope(envelope), _)) => Some(Routed::Envelope(Box::new(envelope))),
+        _ => None,
+    }
+}
+
+/// Sends a small request and forgets the answer (directory pushes).
+pub(crate) async fn notify(conn: quinn::Connection, frame: Arc<Frame>) {
+    if let Err(e) = crate::rpc::request(&conn, &frame, ROUTE_TIMEOUT).await {
+        tracing::debug!(frame = frame.name(), error = %e, "notification not taken");
     }
 }
 

@@ -86,6 +86,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ) STRICT;
         ",
     },
+    Migration {
+        version: 3,
+        sql: "
+            -- A relay took custody: no more retries, the row waits for the
+            -- end-to-end receipt (or expiry).
+            ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0
+                CHECK (held IN (0, 1));
+
+            -- Small node facts that must survive restarts (site id, the
+            -- highest gateway epoch seen).
+            CREATE TABLE node_state (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) STRICT;
+        ",
+    },
 ];
 
 /// The newest schema version this build knows.

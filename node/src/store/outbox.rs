@@ -29,6 +29,8 @@ pub struct OutboxEntry {
     pub attempts: u32,
     /// When the last send was tried.
     pub last_attempt_ms: Option<u64>,
+    /// A relay holds it for the device; waiting for the receipt only.
+    pub held: bool,
 }
 
 /// A row as SQLite returned it, before any decoding can fail.
@@ -40,6 +42,7 @@ struct RawEntry {
     expires_at_ms: i64,
     attempts: i64,
     last_attempt_ms: Option<i64>,
+    held: i64,
 }
 
 impl RawEntry {
@@ -52,6 +55,7 @@ impl RawEntry {
             expires_at_ms: column::unsigned(self.expires_at_ms, "outbox.expires_at_ms")?,
             attempts: column::unsigned(self.attempts, "outbox.attempts")?,
             last_attempt_ms: column::opt_unsigned(self.last_attempt_ms, "outbox.last_attempt_ms")?,
+            held: self.held != 0,
         })
     }
 }
@@ -84,7 +88,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT message_id, device, envelope, created_at_ms, expires_at_ms,
-                        attempts, last_attempt_ms
+                        attempts, last_attempt_ms, held
                  FROM outbox ORDER BY created_at_ms, seq",
             )?
             .query_map([], |row| {
@@ -96,6 +100,7 @@ impl Store {
                     expires_at_ms: row.get(4)?,
                     attempts: row.get(5)?,
                     last_attempt_ms: row.get(6)?,
+                    held: row.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -114,6 +119,39 @@ impl Store {
             .prepare_cached("DELETE FROM outbox WHERE message_id = ?1 AND device = ?2")?
             .execute(params![&message_id.0[..], &device.0[..]])?;
         Ok(removed == 1)
+    }
+
+    /// Marks the entry as held by a relay (custody): it is not sent again.
+    pub fn outbox_mark_held(
+        &self,
+        message_id: &MessageId,
+        device: &DeviceId,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE outbox SET held = 1 WHERE message_id = ?1 AND device = ?2")?
+            .execute(params![&message_id.0[..], &device.0[..]])?;
+        Ok(())
+    }
+
+    /// A persisted node fact (see migration 3), if set.
+    pub fn node_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM node_state WHERE key = ?1")?
+            .query_row(params![key], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Sets a persisted node fact.
+    pub fn set_node_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO node_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, value])?;
+        Ok(())
     }
 
     /// Counts a send attempt at `at_ms`. A missing entry (already removed by

@@ -26,14 +26,30 @@ impl Actor {
                 max: MAX_TEXT_LEN,
             });
         }
-        let to = self.book.resolve(peer)?;
-        let certs: Vec<DeviceCert> = self
-            .book
-            .devices_of(&to)
-            .filter_map(|d| self.certs.get(&d.device).cloned())
-            .collect();
-        if certs.is_empty() {
-            return Err(NodeError::NoDevices(self.book.display_name(&to)));
+        // `bob,carol,dave`: one envelope sealed to every device of all of
+        // them, so it crosses each WAN link once.
+        let mut users = Vec::new();
+        for name in peer.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let user = self.book.resolve(name)?;
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        let to = match users.first() {
+            Some(user) => *user,
+            None => self.book.resolve(peer)?,
+        };
+        let mut certs: Vec<DeviceCert> = Vec::new();
+        for user in &users {
+            let before = certs.len();
+            certs.extend(
+                self.book
+                    .devices_of(user)
+                    .filter_map(|d| self.certs.get(&d.device).cloned()),
+            );
+            if certs.len() == before {
+                return Err(NodeError::NoDevices(self.book.display_name(user)));
+            }
         }
         let now = now_ms();
         let id = MessageId::random(&mut OsEntropy);
@@ -87,8 +103,13 @@ impl Actor {
 
     /// Starts every transmit the outbox asks for and applies its events.
     pub(super) fn drive_outbox(&mut self) {
+        let mut remote: std::collections::BTreeMap<MessageId, Vec<DeviceId>> = Default::default();
         while let Some(t) = self.outbox.poll_transmit() {
             let conn = self.conns.get(&t.device).and_then(|c| c.last()).cloned();
+            if conn.is_none() && self.remote.contains_key(&t.device) {
+                remote.entry(t.message_id).or_default().push(t.device);
+                continue;
+            }
             match (conn, self.pending.get(&t.message_id)) {
                 (Some(conn), Some(p)) => {
                     if let Err(e) =
@@ -113,8 +134,17 @@ impl Actor {
                 ),
             }
         }
+        self.route_remote(remote);
         while let Some(event) = self.outbox.poll_event() {
             let (message_id, device, failure) = match event {
+                OutboxEvent::Held { message_id, device } => {
+                    tracing::info!(message = %message_id, %device, "relay holds it for the offline device");
+                    if let Err(e) = self.store.outbox_mark_held(&message_id, &device) {
+                        tracing::error!(error = %e, "cannot mark outbox entry held");
+                    }
+                    self.set_state(message_id, MessageState::Sent, None);
+                    continue;
+                }
                 OutboxEvent::Delivered { message_id, device } => (message_id, device, None),
                 OutboxEvent::Failed {
                     message_id,
@@ -208,6 +238,7 @@ impl Actor {
                 expires_at_ms: expires,
                 attempts: 0,
                 last_attempt_ms: None,
+                held: false,
             })
             .collect();
         match record {

@@ -1,0 +1,337 @@
+//! The relay side of the actor: when to hold a relay connection (roaming
+//! or gateway only), what the relay tells us (directory, neighbours,
+//! revocations), and which devices the outbox may try.
+
+use std::sync::Arc;
+
+use tincan_core::peer_book::{PeerInfo, Via};
+use tincan_core::route::{DirectoryEntry, Neighbour, Register, Welcome};
+use tincan_core::site::Role;
+use tincan_core::wire::Frame;
+use tincan_core::{DeviceId, Revocations};
+
+use super::{now_ms, Actor, RemotePeer};
+use crate::event::NodeEvent;
+use crate::node::link;
+use crate::node::uplink;
+use crate::node::NodeError;
+use crate::store::PeerRecord;
+
+/// Longest wait between attempts to reach the relay.
+const MAX_RELAY_BACKOFF_MS: u64 = 10_000;
+
+impl Actor {
+    /// Whether this node should hold a relay connection now: a member of an
+    /// organisation with a relay, and not behind a gateway.
+    fn wants_relay(&self) -> bool {
+        self.relay_addr.is_some()
+            && self.membership.is_some()
+            && matches!(self.election.role(), Role::Roaming | Role::Gateway)
+    }
+
+    /// Opens or closes the relay connection to match the role.
+    pub(super) fn manage_relay(&mut self) {
+        let now = now_ms();
+        if !self.wants_relay() {
+            if let Some(conn) = self.relay.conn.take() {
+                tracing::info!("behind a gateway now; closing the relay connection");
+                conn.close(0u32.into(), b"member");
+                self.election.handle_relay(now, false);
+            }
+            return;
+        }
+        if self.relay.conn.is_some() || self.relay.connecting || self.relay.next_at > now {
+            return;
+        }
+        let (Some(addr), Some(register)) = (self.relay_addr.clone(), self.register_frame()) else {
+            return;
+        };
+        self.relay.connecting = true;
+        self.relay.registered_lonely = register.lonely;
+        tracing::debug!(relay = %addr, "connecting to the relay");
+        tokio::spawn(uplink::run(
+            self.endpoint.clone(),
+            addr,
+            register,
+            self.link_tx.clone(),
+        ));
+    }
+
+    fn register_frame(&self) -> Option<Register> {
+        Some(Register {
+            name: self.identity.name.clone(),
+            membership: self.membership.clone()?,
+            lan_addrs: crate::platform::lan_addrs(self.listen),
+            lonely: self.org_peers.is_empty(),
+        })
+    }
+
+    /// Once a second: re-register when loneliness changed (so the relay
+    /// introduces neighbours when multicast is blocked).
+    pub(super) fn relay_tick(&mut self) {
+        let lonely = self.org_peers.is_empty();
+        if lonely == self.relay.registered_lonely {
+            return;
+        }
+        let (Some(conn), Some(register)) = (self.relay.conn.clone(), self.register_frame()) else {
+            return;
+        };
+        self.relay.registered_lonely = lonely;
+        tokio::spawn(link::notify(conn, Arc::new(Frame::Register(register))));
+    }
+
+    pub(super) fn on_relay_up(
+        &mut self,
+        conn: quinn::Connection,
+        welcome: Welcome,
+        relay_device: DeviceId,
+    ) {
+        tracing::info!(public_addr = %welcome.public_addr, "connected to the relay");
+        self.relay.connecting = false;
+        self.relay.failures = 0;
+        self.relay.error = None;
+        self.relay.device = Some(relay_device);
+        if !self.wants_relay() {
+            conn.close(0u32.into(), b"member");
+            return;
+        }
+        if let Some(list) = &self.revocations {
+            tokio::spawn(link::notify(
+                conn.clone(),
+                Arc::new(Frame::Revocations(list.clone())),
+            ));
+        }
+        self.relay.conn = Some(conn);
+        self.members_sent = None;
+        self.election.handle_relay(now_ms(), true);
+    }
+
+    pub(super) fn on_relay_failed(&mut self, reason: String) {
+        tracing::warn!(%reason, "relay unreachable");
+        self.relay.connecting = false;
+        self.relay.failures = self.relay.failures.saturating_add(1);
+        let backoff = (500u64 << self.relay.failures.min(5)).min(MAX_RELAY_BACKOFF_MS);
+        self.relay.next_at = now_ms() + backoff;
+        self.relay.error = Some(reason);
+    }
+
+    pub(super) fn on_relay_down(&mut self, stable_id: usize, reason: String) {
+        if self.relay.conn.as_ref().map(quinn::Connection::stable_id) != Some(stable_id) {
+            return;
+        }
+        tracing::info!(%reason, "relay connection closed");
+        self.relay.conn = None;
+        self.relay.error = Some(reason);
+        self.relay.next_at = now_ms() + 500;
+        self.election.handle_relay(now_ms(), false);
+    }
+
+    /// Whether `from` may tell us about the organisation: the relay, or the
+    /// gateway we follow.
+    fn is_uplink(&self, from: &DeviceId) -> bool {
+        Some(*from) == self.relay.device && self.relay.conn.is_some()
+            || self.election.gateway().map(|g| g.device) == Some(*from)
+    }
+
+    pub(super) fn on_control(&mut self, from: DeviceId, frame: Frame) -> Frame {
+        if !self.is_uplink(&from) {
+            return Frame::Error("only the relay or this site's gateway may send that".into());
+        }
+        match frame {
+            Frame::Directory(entries) => self.on_directory(from, entries),
+            Frame::Neighbours(list) => self.on_neighbours(list),
+            Frame::Revocations(list) => match self.apply_revocations(list) {
+                Ok(()) => Frame::Ack,
+                Err(e) => Frame::Error(e.to_string()),
+            },
+            other => Frame::Error(format!("unexpected {}", other.name())),
+        }
+    }
+
+    fn on_directory(&mut self, from: DeviceId, entries: Vec<DirectoryEntry>) -> Frame {
+        let me = self.identity.device_id();
+        let mut valid = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let device = entry.cert.device_id();
+            if device == me
+                || entry.cert.verify().is_err()
+                || self.is_revoked(&entry.cert.user_id())
+            {
+                continue;
+            }
+            if crate::keystore::validate_name(&entry.name).ok().as_deref() != Some(&entry.name) {
+                tracing::warn!(%device, "directory entry with an invalid name skipped");
+                continue;
+            }
+            valid.push(entry);
+        }
+        for entry in &valid {
+            let device = entry.cert.device_id();
+            let user = entry.cert.user_id();
+            self.certs.insert(device, entry.cert.clone());
+            let was_online = self.remote.get(&device).is_some_and(|r| r.online);
+            self.remote.insert(
+                device,
+                RemotePeer {
+                    online: entry.online,
+                },
+            );
+            if self.conns.contains_key(&device) {
+                continue;
+            }
+            self.learn_peer(PeerInfo {
+                device,
+                user,
+                name: entry.name.clone(),
+                addrs: Vec::new(),
+                online: entry.online,
+                via: Via::Relay,
+            });
+            self.book.set_online(&device, entry.online);
+            let record = PeerRecord {
+                device,
+                user,
+                name: entry.name.clone(),
+                cert: entry.cert.to_bytes(),
+                addrs: Vec::new(),
+                last_seen_ms: now_ms(),
+            };
+            if let Err(e) = self.store.upsert_peer(&record) {
+                tracing::warn!(%device, error = %e, "cannot store remote peer");
+            }
+            if was_online != entry.online {
+                if let Some(info) = self.book.device(&device) {
+                    let peer = self.peer_view(info);
+                    self.emit(if entry.online {
+                        NodeEvent::PeerOnline { peer }
+                    } else {
+                        NodeEvent::PeerOffline { peer }
+                    });
+                }
+            }
+        }
+        // As gateway, pass the relay's directory on to the LAN.
+        if self.election.role() == Role::Gateway && Some(from) == self.relay.device {
+            let mut for_lan = valid.clone();
+            for_lan.push(DirectoryEntry {
+                cert: self.identity.cert.clone(),
+                name: self.identity.name.clone(),
+                online: true,
+                site: self.election.site(),
+            });
+            self.directory = for_lan;
+            self.push_directory_to_lan();
+        }
+        Frame::Ack
+    }
+
+    /// Sends the newest directory to every organisation peer on the LAN.
+    pub(super) fn push_directory_to_lan(&self) {
+        if self.directory.is_empty() {
+            return;
+        }
+        let frame = Arc::new(Frame::Directory(self.directory.clone()));
+        for device in self.org_peers.keys() {
+            if let Some(conn) = self.conns.get(device).and_then(|c| c.last()) {
+                tokio::spawn(link::notify(conn.clone(), frame.clone()));
+            }
+        }
+    }
+
+    fn on_neighbours(&mut self, list: Vec<Neighbour>) -> Frame {
+        for neighbour in list {
+            if neighbour.device == self.identity.device_id() || neighbour.addrs.is_empty() {
+                continue;
+            }
+            tracing::info!(device = %neighbour.device, addrs = ?neighbour.addrs, "relay introduced a probable LAN neighbour");
+            self.hints.insert(neighbour.device, neighbour.addrs);
+        }
+        self.dial_due();
+        Frame::Ack
+    }
+
+    /// Takes a newer revocation list: stores it, cuts off revoked users and
+    /// passes it on (to the relay and the LAN).
+    fn apply_revocations(&mut self, list: Revocations) -> Result<(), NodeError> {
+        let Some(membership) = &self.membership else {
+            return Ok(());
+        };
+        if self.revocations.as_ref() == Some(&list) {
+            return Ok(());
+        }
+        crate::org::accept_revocations(&list, membership, self.revocations.as_ref())?;
+        crate::org::save_revocations(&self.home, &list)?;
+        tracing::info!(
+            serial = list.serial,
+            revoked = list.revoked.len(),
+            "new revocation list"
+        );
+        self.revocations = Some(list.clone());
+        self.enforce_revocations();
+        let frame = Arc::new(Frame::Revocations(list));
+        if let Some(conn) = &self.relay.conn {
+            tokio::spawn(link::notify(conn.clone(), frame.clone()));
+        }
+        for device in self.org_peers.keys() {
+            if let Some(conn) = self.conns.get(device).and_then(|c| c.last()) {
+                tokio::spawn(link::notify(conn.clone(), frame.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes connections to revoked users' devices.
+    fn enforce_revocations(&mut self) {
+        let revoked: Vec<DeviceId> = self
+            .conns
+            .keys()
+            .filter(|d| {
+                self.certs
+                    .get(d)
+                    .is_some_and(|c| self.is_revoked(&c.user_id()))
+            })
+            .copied()
+            .collect();
+        for device in revoked {
+            tracing::warn!(%device, "closing the connection of a revoked user");
+            if let Some(conns) = self.conns.get(&device) {
+                for conn in conns {
+                    conn.close(5u32.into(), b"revoked");
+                }
+            }
+            if self.org_peers.remove(&device).is_some() {
+                self.election.handle_peer_lost(now_ms(), device);
+            }
+            self.remote.remove(&device);
+        }
+    }
+
+    /// Re-reads the home's organisation files (`tincan org revoke`).
+    pub(super) fn reload_org(&mut self) -> Result<(), NodeError> {
+        if let Some(list) = crate::org::load_revocations(&self.home)? {
+            self.apply_revocations(list)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the outbox which devices have a path now: a LAN connection,
+    /// or (for devices the relay knows) an uplink.
+    pub(super) fn refresh_reachability(&mut self) {
+        let now = now_ms();
+        let uplink = self.uplink_conn().is_some();
+        let mut now_reachable: std::collections::BTreeSet<DeviceId> =
+            self.conns.keys().copied().collect();
+        if uplink {
+            now_reachable.extend(self.remote.keys().copied());
+        }
+        let lost: Vec<DeviceId> = self.reachable.difference(&now_reachable).copied().collect();
+        let gained: Vec<DeviceId> = now_reachable.difference(&self.reachable).copied().collect();
+        for device in lost {
+            self.outbox.handle_reachable(now, device, false);
+        }
+        for device in gained {
+            self.outbox.handle_reachable(now, device, true);
+        }
+        self.reachable = now_reachable;
+    }
+}
