@@ -15,6 +15,8 @@
 //! - [`wire`]: length-prefixed, versioned postcard frames.
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
+//! - [`site`]: site ids, gateway preference, candidate rank and roles.
+//! - [`lease`]: the relay's gateway leases with epoch fencing.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,9 +24,11 @@ pub mod entropy;
 pub mod envelope;
 pub mod id;
 pub mod identity;
+pub mod lease;
 pub mod outbox;
 pub mod peer_book;
 pub mod receipt;
+pub mod site;
 pub mod wire;
 
 pub use entropy::Entropy;
@@ -33,5 +37,7 @@ pub use id::{DeviceId, IdParseError, MessageId, UserId};
 pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
 };
+pub use lease::{Lease, LeaseRefusal, LeaseTable};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
+pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};
