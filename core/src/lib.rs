@@ -16,10 +16,12 @@
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
 //! - [`site`]: site ids, gateway preference, candidate rank and roles.
+//! - [`election`]: the per-node branch-gateway election state machine.
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod election;
 pub mod entropy;
 pub mod envelope;
 pub mod id;
@@ -31,6 +33,7 @@ pub mod receipt;
 pub mod site;
 pub mod wire;
 
+pub use election::{Beacon, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection};
 pub use entropy::Entropy;
 pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};
 pub use id::{DeviceId, IdParseError, MessageId, UserId};
