@@ -17,7 +17,8 @@
 //!   the lowest site wins (the merge rule), then the highest epoch; a
 //!   gateway that is beaten releases its lease and follows.
 //! - No live gateway: the best [`Rank`] among this node and its live peers
-//!   claims the lease, for the lowest site id heard (minting one only if
+//!   claims the lease (once `settle_ms` after start have passed, so it has
+//!   heard its peers), for the lowest site id heard (minting one only if
 //!   nobody has one), at an epoch above every epoch seen. While claiming it
 //!   stays `Roaming`; a grant makes it [`Role::Gateway`].
 //! - Refused: stay `Roaming`, raise the known epoch, retry every
@@ -70,12 +71,16 @@ pub struct ElectionConfig {
     pub step_down_after_ms: u64,
     /// Delay between claims while refused or unanswered.
     pub claim_retry_ms: u64,
+    /// After start a node listens this long before it claims, so that it
+    /// has heard every peer's beacon (and site) first: two nodes booting
+    /// together must not each mint a site.
+    pub settle_ms: u64,
 }
 
 impl ElectionConfig {
     /// The defaults for `me`: beacons every 500 ms, peers gone after
     /// 1.5 s, renewals every second of a 3 s lease, step-down after 2.5 s,
-    /// claims retried every 250 ms.
+    /// claims retried every 250 ms, 1.5 s of listening after start.
     pub fn new(me: DeviceId) -> Self {
         Self {
             me,
@@ -86,6 +91,7 @@ impl ElectionConfig {
             lease_ttl_ms: 3_000,
             step_down_after_ms: 2_500,
             claim_retry_ms: 250,
+            settle_ms: 1_500,
         }
     }
 
@@ -162,6 +168,8 @@ struct Peer {
 pub struct GatewayElection {
     config: ElectionConfig,
     started_at: u64,
+    /// When this state machine was created (the settle period runs from it).
+    created_at: u64,
     relay_configured: bool,
     relay_connected: bool,
     site: Option<SiteId>,
@@ -172,9 +180,10 @@ pub struct GatewayElection {
     gateway: Option<GatewayRef>,
     last_beacon: Option<Beacon>,
     next_beacon_at: u64,
-    /// Set when the winner must mint a site id but had no entropy at hand:
-    /// asks for a `handle_timeout` at once.
-    wants_entropy_at: Option<u64>,
+    /// When the winner must decide again although nothing else is due: at
+    /// the end of the settle period, or at once when it must mint a site id
+    /// and had no entropy at hand.
+    decide_again_at: Option<u64>,
     transmits: VecDeque<ElectionTransmit>,
     events: VecDeque<ElectionEvent>,
 }
@@ -194,6 +203,7 @@ impl GatewayElection {
         let mut election = Self {
             config,
             started_at: started_at_ms,
+            created_at: now,
             relay_configured: false,
             relay_connected: false,
             site: stored_site,
@@ -204,7 +214,7 @@ impl GatewayElection {
             gateway: None,
             last_beacon: None,
             next_beacon_at: now,
-            wants_entropy_at: None,
+            decide_again_at: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -272,6 +282,11 @@ impl GatewayElection {
         // whatever device the beacon names.
         if let Some(rank) = beacon.rank.as_mut() {
             rank.device = from;
+        }
+        if !self.peers.contains_key(&from) {
+            // A newcomer learns the LAN from our answer at once rather than
+            // at our next beacon.
+            self.next_beacon_at = now;
         }
         let seen = beacon.max_epoch.max(beacon.gateway.map_or(0, |g| g.epoch));
         self.see_epoch(seen);
@@ -376,7 +391,7 @@ impl GatewayElection {
             Some(self.next_beacon_at),
             peer_expiry,
             self.claim.as_ref().map(Claim::next_timeout),
-            self.wants_entropy_at,
+            self.decide_again_at,
         ]
         .into_iter()
         .flatten()
@@ -386,7 +401,7 @@ impl GatewayElection {
     /// Brings the state up to `now`: forgets silent peers, enforces the
     /// step-down deadline, decides, and queues due claims and beacons.
     fn update(&mut self, now: u64, entropy: Option<&mut dyn Entropy>) {
-        self.wants_entropy_at = None;
+        self.decide_again_at = None;
         let timeout = self.config.peer_timeout_ms;
         self.peers
             .retain(|_, p| p.heard_at.saturating_add(timeout) > now);
@@ -461,11 +476,16 @@ impl GatewayElection {
             }
             return self.set_role(Role::Roaming, None);
         }
+        let settled_at = self.created_at.saturating_add(self.config.settle_ms);
+        if self.claim.is_none() && now < settled_at {
+            self.decide_again_at = Some(settled_at);
+            return self.set_role(Role::Roaming, None);
+        }
         let site = match (lowest_site, entropy) {
             (Some(site), _) => site,
             (None, Some(entropy)) => SiteId::random(entropy),
             (None, None) => {
-                self.wants_entropy_at = Some(now);
+                self.decide_again_at = Some(now);
                 return self.set_role(Role::Roaming, None);
             }
         };

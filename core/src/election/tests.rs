@@ -15,6 +15,8 @@ fn site(n: u8) -> SiteId {
 fn node(n: u8, preference: GatewayPreference, stored_site: Option<SiteId>) -> GatewayElection {
     let mut config = ElectionConfig::new(dev(n));
     config.preference = preference;
+    // Most tests claim at time 0; the settle period has its own test.
+    config.settle_ms = 0;
     let mut e = GatewayElection::new(config, 0, stored_site, 0, 0);
     assert_eq!(e.role(), Role::Standalone);
     e.set_relay_configured(0, true);
@@ -373,4 +375,30 @@ fn beacons_go_out_periodically_and_on_change() {
         Some(GatewayPreference::Prefer)
     );
     assert_eq!(a.poll_timeout(), Some(1_200));
+}
+
+#[test]
+fn a_new_node_listens_before_claiming_and_answers_newcomers_at_once() {
+    let mut e = GatewayElection::new(ElectionConfig::new(dev(1)), 0, Some(site(1)), 0, 0);
+    e.set_relay_configured(0, true);
+    e.handle_relay(0, true);
+    drain(&mut e);
+    e.handle_beacon(100, dev(2), peer(2, Some(site(1)), None));
+    let (tx, _) = drain(&mut e);
+    assert!(claims(&tx).is_empty(), "still settling");
+    assert!(last_beacon(&tx).is_some(), "the newcomer hears us at once");
+    assert_eq!(e.poll_timeout(), Some(600), "next beacon first");
+    e.handle_timeout(600, &mut SeededEntropy::new(0));
+    drain(&mut e);
+    e.handle_beacon(700, dev(2), peer(2, Some(site(1)), None));
+    let (tx, _) = drain(&mut e);
+    assert!(
+        last_beacon(&tx).is_none(),
+        "a known peer waits for the interval: {tx:?}"
+    );
+    e.handle_timeout(1_100, &mut SeededEntropy::new(0));
+    assert_eq!(e.poll_timeout(), Some(1_500), "end of the settle period");
+    e.handle_timeout(1_500, &mut SeededEntropy::new(0));
+    let (tx, _) = drain(&mut e);
+    assert_eq!(claims(&tx), vec![(site(1), 1)]);
 }
