@@ -1,16 +1,578 @@
-//! Gateway election (interim definitions; the election branch brings the state machine).
+//! The branch-gateway election, one [`GatewayElection`] per node.
+//!
+//! Sans-IO like the rest of core: the driver reports LAN beacons, relay
+//! connectivity and lease answers (`handle_*`, always with `now` in Unix
+//! ms), and polls for what to send ([`GatewayElection::poll_transmit`]), what
+//! changed ([`GatewayElection::poll_event`]) and when to wake
+//! ([`GatewayElection::poll_timeout`]). Every decision iterates `BTreeMap`s,
+//! so equal inputs give equal outputs.
+//!
+//! # Rules
+//! - No relay configured: [`Role::Standalone`].
+//! - No live LAN peer: [`Role::Roaming`] (alone on a LAN, a node talks to
+//!   the relay itself and needs no lease).
+//! - A live gateway on the LAN (a peer whose own fresh beacon says it holds
+//!   the lease) is followed: [`Role::Member`]. Incumbency: a better
+//!   candidate never deposes a live gateway. Among several live gateways
+//!   the lowest site wins (the merge rule), then the highest epoch; a
+//!   gateway that is beaten releases its lease and follows.
+//! - No live gateway: the best [`Rank`] among this node and its live peers
+//!   claims the lease (once `settle_ms` after start have passed, so it has
+//!   heard its peers), for the lowest site id heard (minting one only if
+//!   nobody has one), at an epoch above every epoch seen. While claiming it
+//!   stays `Roaming`; a grant makes it [`Role::Gateway`].
+//! - Refused: stay `Roaming`, raise the known epoch, retry every
+//!   `claim_retry_ms`. The old holder's lease lapses at most `ttl` after its
+//!   last renewal, which bounds failover.
+//! - A holder steps down on its own clock at `send time of the last granted
+//!   claim + step_down_after_ms`, which is before the relay's lease could
+//!   have lapsed (see [`claim`]); so at no instant do two nodes act as
+//!   gateway of one site with live leases.
+//! - A node whose preference is `Never`, or whose relay connection is down,
+//!   has no rank: it never claims, and a gateway in that state steps down.
+//!
+//! Peers are live while their last beacon is younger than
+//! `peer_timeout_ms`. A gateway is believed only on its own beacon, never on
+//! hearsay, so a dead gateway cannot be kept alive by peers vouching for
+//! each other.
+
+mod claim;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::site::{GatewayRef, SiteId};
+use crate::site::{GatewayPreference, GatewayRef, Rank, Role, SiteId};
+use crate::{DeviceId, Entropy};
 
-/// A LAN peer's election state.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+use claim::Claim;
+
+/// Timing and identity of one node's election.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionConfig {
+    /// This device.
+    pub me: DeviceId,
+    /// Whether it may be gateway, and how eagerly.
+    pub preference: GatewayPreference,
+    /// How often a beacon goes to every LAN peer (also sent on any change).
+    pub beacon_interval_ms: u64,
+    /// A peer silent for this long is gone.
+    pub peer_timeout_ms: u64,
+    /// How often a gateway renews its lease.
+    pub renew_interval_ms: u64,
+    /// The relay's lease lifetime.
+    pub lease_ttl_ms: u64,
+    /// A holder with no grant for this long after sending the last granted
+    /// claim steps down. Must be below `lease_ttl_ms`; the difference is the
+    /// longest relay round trip that keeps the step-down safe.
+    pub step_down_after_ms: u64,
+    /// Delay between claims while refused or unanswered.
+    pub claim_retry_ms: u64,
+    /// After start a node listens this long before it claims, so that it
+    /// has heard every peer's beacon (and site) first: two nodes booting
+    /// together must not each mint a site.
+    pub settle_ms: u64,
+}
+
+impl ElectionConfig {
+    /// The defaults for `me`: beacons every 500 ms, peers gone after
+    /// 1.5 s, renewals every second of a 3 s lease, step-down after 2.5 s,
+    /// claims retried every 250 ms, 1.5 s of listening after start.
+    pub fn new(me: DeviceId) -> Self {
+        Self {
+            me,
+            preference: GatewayPreference::Auto,
+            beacon_interval_ms: 500,
+            peer_timeout_ms: 1_500,
+            renew_interval_ms: 1_000,
+            lease_ttl_ms: 3_000,
+            step_down_after_ms: 2_500,
+            claim_retry_ms: 250,
+            settle_ms: 1_500,
+        }
+    }
+
+    /// How long a claim may wait for its answer before it counts as lost.
+    fn answer_window_ms(&self) -> u64 {
+        self.lease_ttl_ms.saturating_sub(self.step_down_after_ms)
+    }
+}
+
+/// What a node tells its LAN peers about itself, every beacon interval and
+/// on every change. Travels in LAN datagrams to authenticated peers of the
+/// same organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Beacon {
-    /// The site the peer is in.
+    /// The site the sender belongs to (or claims), if it has one.
     pub site: Option<SiteId>,
-    /// The gateway it believes in.
+    /// Its rank, `None` when it is not eligible right now.
+    pub rank: Option<Rank>,
+    /// The gateway it believes in: itself when it holds the lease.
     pub gateway: Option<GatewayRef>,
-    /// The highest epoch it has seen.
+    /// The highest lease epoch it has seen.
     pub max_epoch: u64,
+}
+
+/// Something to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionTransmit {
+    /// To every live LAN peer.
+    Beacon(Beacon),
+    /// To the relay: claim or renew the site's lease at `epoch`. Answer
+    /// with [`GatewayElection::handle_lease_granted`] or
+    /// [`GatewayElection::handle_lease_refused`].
+    Claim {
+        /// The site.
+        site: SiteId,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// To the relay: give the lease up (stepping down gracefully). May be
+    /// dropped when the relay is unreachable; the lease then lapses.
+    Release {
+        /// The site.
+        site: SiteId,
+        /// The epoch.
+        epoch: u64,
+    },
+}
+
+/// Something that changed, for the driver to act on or persist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionEvent {
+    /// The node's role, or the gateway it follows, changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The gateway (this node when `Gateway`, the followed one when
+        /// `Member`, else `None`).
+        gateway: Option<GatewayRef>,
+    },
+    /// The node's site changed; persist it.
+    SiteChanged(SiteId),
+    /// A higher lease epoch was seen or used; persist it.
+    EpochSeen(u64),
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    beacon: Beacon,
+    heard_at: u64,
+}
+
+/// The election state of one node.
+#[derive(Debug)]
+pub struct GatewayElection {
+    config: ElectionConfig,
+    started_at: u64,
+    /// When this state machine was created (the settle period runs from it).
+    created_at: u64,
+    relay_configured: bool,
+    relay_connected: bool,
+    site: Option<SiteId>,
+    max_epoch: u64,
+    peers: BTreeMap<DeviceId, Peer>,
+    claim: Option<Claim>,
+    role: Role,
+    gateway: Option<GatewayRef>,
+    last_beacon: Option<Beacon>,
+    next_beacon_at: u64,
+    /// When the winner must decide again although nothing else is due: at
+    /// the end of the settle period, or at once when it must mint a site id
+    /// and had no entropy at hand.
+    decide_again_at: Option<u64>,
+    transmits: VecDeque<ElectionTransmit>,
+    events: VecDeque<ElectionEvent>,
+}
+
+impl GatewayElection {
+    /// A node that starts with its persisted site and highest epoch.
+    /// `started_at_ms` is when the node came up (for the uptime rank). The
+    /// relay counts as not configured until
+    /// [`Self::set_relay_configured`], so the node starts `Standalone`.
+    pub fn new(
+        config: ElectionConfig,
+        now: u64,
+        stored_site: Option<SiteId>,
+        stored_max_epoch: u64,
+        started_at_ms: u64,
+    ) -> Self {
+        let mut election = Self {
+            config,
+            started_at: started_at_ms,
+            created_at: now,
+            relay_configured: false,
+            relay_connected: false,
+            site: stored_site,
+            max_epoch: stored_max_epoch,
+            peers: BTreeMap::new(),
+            claim: None,
+            role: Role::Standalone,
+            gateway: None,
+            last_beacon: None,
+            next_beacon_at: now,
+            decide_again_at: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        election.update(now, None);
+        election
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// This node's site, if it has one.
+    pub fn site(&self) -> Option<SiteId> {
+        self.site
+    }
+
+    /// The gateway this node uses (itself when it is gateway).
+    pub fn gateway(&self) -> Option<GatewayRef> {
+        self.gateway
+    }
+
+    /// The highest lease epoch seen.
+    pub fn max_epoch(&self) -> u64 {
+        self.max_epoch
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ElectionConfig {
+        &self.config
+    }
+
+    /// The live LAN peers, as of the last input.
+    pub fn lan_peers(&self) -> impl Iterator<Item = DeviceId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The relay is configured (`true`) or not. Unconfigured means
+    /// `Standalone`; a gateway releases its lease.
+    pub fn set_relay_configured(&mut self, now: u64, configured: bool) {
+        self.relay_configured = configured;
+        self.update(now, None);
+    }
+
+    /// The relay connection came up or went down. A node without one is not
+    /// eligible, and a gateway that loses it steps down at once.
+    pub fn handle_relay(&mut self, now: u64, connected: bool) {
+        self.relay_connected = connected;
+        self.update(now, None);
+    }
+
+    /// Changes the configured preference. `Never` makes a gateway step down;
+    /// `Prefer` does not depose a live gateway.
+    pub fn set_preference(&mut self, now: u64, preference: GatewayPreference) {
+        self.config.preference = preference;
+        self.update(now, None);
+    }
+
+    /// A beacon from `from`, an authenticated peer of this organisation.
+    pub fn handle_beacon(&mut self, now: u64, from: DeviceId, mut beacon: Beacon) {
+        if from == self.config.me {
+            return;
+        }
+        // A peer can only rank itself: the authenticated sender wins over
+        // whatever device the beacon names.
+        if let Some(rank) = beacon.rank.as_mut() {
+            rank.device = from;
+        }
+        if !self.peers.contains_key(&from) {
+            // A newcomer learns the LAN from our answer at once rather than
+            // at our next beacon.
+            self.next_beacon_at = now;
+        }
+        let seen = beacon.max_epoch.max(beacon.gateway.map_or(0, |g| g.epoch));
+        self.see_epoch(seen);
+        self.peers.insert(
+            from,
+            Peer {
+                beacon,
+                heard_at: now,
+            },
+        );
+        self.update(now, None);
+    }
+
+    /// The connection to `from` closed: it is gone at once.
+    pub fn handle_peer_lost(&mut self, now: u64, from: DeviceId) {
+        self.peers.remove(&from);
+        self.update(now, None);
+    }
+
+    /// The relay granted (or renewed) the lease of `site` at `epoch`.
+    pub fn handle_lease_granted(&mut self, now: u64, site: SiteId, epoch: u64) {
+        self.see_epoch(epoch);
+        let config = &self.config;
+        match self.claim.as_mut() {
+            Some(claim) if claim.site == site && claim.epoch == epoch => {
+                claim.handle_granted(now, config);
+            }
+            // A lease this node no longer wants (a late answer to a claim it
+            // gave up): hand it back rather than block the site until it
+            // lapses.
+            _ => self
+                .transmits
+                .push_back(ElectionTransmit::Release { site, epoch }),
+        }
+        self.update(now, None);
+    }
+
+    /// The relay refused the claim of `site` at `epoch`; `current_epoch` is
+    /// the site's epoch there and `holder` its live holder, if any.
+    pub fn handle_lease_refused(
+        &mut self,
+        now: u64,
+        site: SiteId,
+        epoch: u64,
+        current_epoch: u64,
+        holder: Option<DeviceId>,
+    ) {
+        // Who holds the lease needs no action here: if the holder is on this
+        // LAN its beacons say so; if not, this node waits for it to lapse.
+        let _ = holder;
+        self.see_epoch(current_epoch);
+        if let Some(claim) = self
+            .claim
+            .as_mut()
+            .filter(|c| c.site == site && c.epoch == epoch)
+        {
+            claim.handle_refused(now, &self.config);
+            // A refusal below our epoch ("held") predates any grant of it,
+            // so it only matters for a pending claim; one at or above our
+            // epoch means the relay will never grant (or renew) it.
+            if current_epoch >= epoch {
+                if claim.granted {
+                    self.claim = None;
+                } else {
+                    self.max_epoch += 1;
+                    self.events
+                        .push_back(ElectionEvent::EpochSeen(self.max_epoch));
+                    claim.rebase(self.max_epoch, now);
+                }
+            }
+        }
+        self.update(now, None);
+    }
+
+    /// Time passed: beacons, renewals, retries, peer timeouts, step-down.
+    /// `entropy` mints a site id when this node is the first gateway.
+    pub fn handle_timeout(&mut self, now: u64, entropy: &mut dyn Entropy) {
+        self.update(now, Some(entropy));
+    }
+
+    /// The next thing to send, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<ElectionTransmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing that changed, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ElectionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must be called next (Unix ms).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let peer_expiry = self
+            .peers
+            .values()
+            .map(|p| p.heard_at.saturating_add(self.config.peer_timeout_ms))
+            .min();
+        [
+            Some(self.next_beacon_at),
+            peer_expiry,
+            self.claim.as_ref().map(Claim::next_timeout),
+            self.decide_again_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Brings the state up to `now`: forgets silent peers, enforces the
+    /// step-down deadline, decides, and queues due claims and beacons.
+    fn update(&mut self, now: u64, entropy: Option<&mut dyn Entropy>) {
+        self.decide_again_at = None;
+        let timeout = self.config.peer_timeout_ms;
+        self.peers
+            .retain(|_, p| p.heard_at.saturating_add(timeout) > now);
+        if self.claim.as_ref().is_some_and(|c| c.must_step_down(now)) {
+            self.drop_claim();
+        }
+        self.decide(now, entropy);
+        if let Some(claim) = self.claim.as_mut().filter(|c| c.is_due(now)) {
+            claim.sent(now, &self.config);
+            self.transmits.push_back(ElectionTransmit::Claim {
+                site: claim.site,
+                epoch: claim.epoch,
+            });
+        }
+        let beacon = self.beacon(now);
+        if now >= self.next_beacon_at || self.last_beacon.as_ref() != Some(&beacon) {
+            self.transmits
+                .push_back(ElectionTransmit::Beacon(beacon.clone()));
+            self.last_beacon = Some(beacon);
+            self.next_beacon_at = now.saturating_add(self.config.beacon_interval_ms);
+        }
+    }
+
+    /// Applies the rules in the module docs.
+    fn decide(&mut self, now: u64, entropy: Option<&mut dyn Entropy>) {
+        let my_rank = self.my_rank(now);
+        if my_rank.is_none() {
+            self.drop_claim();
+        }
+        if !self.relay_configured {
+            return self.set_role(Role::Standalone, None);
+        }
+        if self.peers.is_empty() {
+            self.drop_claim();
+            return self.set_role(Role::Roaming, None);
+        }
+        let best_other = self.best_live_gateway();
+        if let Some(claim) = self.claim.as_ref().filter(|c| c.granted) {
+            let mine = GatewayRef {
+                device: self.config.me,
+                epoch: claim.epoch,
+            };
+            let beaten = best_other
+                .is_some_and(|other| gateway_order(other) < gateway_order((claim.site, mine)));
+            if !beaten {
+                return self.set_role(Role::Gateway, Some(mine));
+            }
+            self.drop_claim();
+        }
+        if let Some((site, gateway)) = best_other {
+            self.drop_claim();
+            self.set_site(site);
+            return self.set_role(Role::Member, Some(gateway));
+        }
+        // No gateway on the LAN: the best candidate claims.
+        let lowest_site = self
+            .peers
+            .values()
+            .filter_map(|p| p.beacon.site)
+            .chain(self.site)
+            .min();
+        let i_win = my_rank.is_some_and(|mine| {
+            self.peers
+                .values()
+                .filter_map(|p| p.beacon.rank)
+                .all(|theirs| theirs < mine)
+        });
+        if !i_win {
+            self.drop_claim();
+            if let Some(site) = lowest_site {
+                self.set_site(site);
+            }
+            return self.set_role(Role::Roaming, None);
+        }
+        let settled_at = self.created_at.saturating_add(self.config.settle_ms);
+        if self.claim.is_none() && now < settled_at {
+            self.decide_again_at = Some(settled_at);
+            return self.set_role(Role::Roaming, None);
+        }
+        let site = match (lowest_site, entropy) {
+            (Some(site), _) => site,
+            (None, Some(entropy)) => SiteId::random(entropy),
+            (None, None) => {
+                self.decide_again_at = Some(now);
+                return self.set_role(Role::Roaming, None);
+            }
+        };
+        if self.claim.as_ref().is_some_and(|c| c.site != site) {
+            self.drop_claim();
+        }
+        if self.claim.is_none() {
+            self.set_site(site);
+            self.max_epoch += 1;
+            self.events
+                .push_back(ElectionEvent::EpochSeen(self.max_epoch));
+            self.claim = Some(Claim::new(site, self.max_epoch, now));
+        }
+        self.set_role(Role::Roaming, None);
+    }
+
+    /// The best gateway vouching for itself in a fresh beacon.
+    fn best_live_gateway(&self) -> Option<(SiteId, GatewayRef)> {
+        self.peers
+            .iter()
+            .filter_map(|(device, peer)| {
+                let gateway = peer.beacon.gateway.filter(|g| g.device == *device)?;
+                Some((peer.beacon.site?, gateway))
+            })
+            .min_by_key(|candidate| gateway_order(*candidate))
+    }
+
+    fn my_rank(&self, now: u64) -> Option<Rank> {
+        if !(self.relay_configured && self.relay_connected) {
+            return None;
+        }
+        Rank::new(
+            self.config.preference,
+            now.saturating_sub(self.started_at),
+            self.config.me,
+        )
+    }
+
+    fn beacon(&self, now: u64) -> Beacon {
+        Beacon {
+            site: self.site,
+            rank: self.my_rank(now),
+            gateway: self.gateway,
+            max_epoch: self.max_epoch,
+        }
+    }
+
+    /// Gives up the current claim or lease, releasing it at the relay when
+    /// a claim went out (it may have been granted without our knowing).
+    fn drop_claim(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            if claim.ever_sent() {
+                self.transmits.push_back(ElectionTransmit::Release {
+                    site: claim.site,
+                    epoch: claim.epoch,
+                });
+            }
+        }
+    }
+
+    fn see_epoch(&mut self, epoch: u64) {
+        if epoch > self.max_epoch {
+            self.max_epoch = epoch;
+            self.events.push_back(ElectionEvent::EpochSeen(epoch));
+        }
+    }
+
+    fn set_site(&mut self, site: SiteId) {
+        if self.site != Some(site) {
+            self.site = Some(site);
+            self.events.push_back(ElectionEvent::SiteChanged(site));
+        }
+    }
+
+    fn set_role(&mut self, role: Role, gateway: Option<GatewayRef>) {
+        if (self.role, self.gateway) != (role, gateway) {
+            self.role = role;
+            self.gateway = gateway;
+            self.events
+                .push_back(ElectionEvent::RoleChanged { role, gateway });
+        }
+    }
+}
+
+/// Sort key of live gateways, best first: lowest site (the merge rule), then
+/// highest epoch (the newer lease), then lowest device (a tie the relay
+/// cannot produce, broken deterministically anyway).
+fn gateway_order((site, gateway): (SiteId, GatewayRef)) -> (SiteId, Reverse<u64>, DeviceId) {
+    (site, Reverse(gateway.epoch), gateway.device)
 }

@@ -17,8 +17,9 @@
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
 //! - [`org`]: organisation keys, memberships, revocation lists.
 //! - [`route`]: items routed across sites and the answers hops return.
-//! - [`site`], [`election`], [`lease`]: sites, the branch-gateway election
-//!   and the relay's lease table.
+//! - [`site`]: site ids, gateway preference, candidate rank and roles.
+//! - [`election`]: the per-node branch-gateway election state machine.
+//! - [`lease`]: the relay's gateway leases with epoch fencing.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod entropy;
 pub mod envelope;
 pub mod id;
 pub mod identity;
+pub mod lease;
 pub mod org;
 pub mod outbox;
 pub mod peer_book;
@@ -35,12 +37,15 @@ pub mod route;
 pub mod site;
 pub mod wire;
 
+pub use election::{Beacon, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection};
 pub use entropy::Entropy;
 pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};
 pub use id::{DeviceId, IdParseError, MessageId, OrgId, RelayId, UserId};
 pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
 };
+pub use lease::{Lease, LeaseRefusal, LeaseTable};
 pub use org::{Membership, MembershipError, OrgKey, Revocations};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
+pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};
