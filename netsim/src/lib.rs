@@ -21,4 +21,4 @@
 pub mod netns;
 pub mod sim;
 
-pub use netns::{netns_available, Host, Lan};
+pub use netns::{kill_child, netns_available, netns_pids, Host, Internet, Lan, SiteId};
