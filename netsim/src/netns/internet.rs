@@ -192,16 +192,22 @@ impl Internet {
         let ns = &self.site(site)?.router.ns;
         let mut script = String::from("table ip tc_loss {}\ndelete table ip tc_loss\n");
         if percent > 0 {
+            // `numgen random mod 100` is 0..=99, so `< 100` does not parse.
+            let chance = if percent == 100 {
+                String::new()
+            } else {
+                format!("numgen random mod 100 < {percent} ")
+            };
             // Inbound before conntrack (raw), outbound after NAT.
             script.push_str(&format!(
                 "table ip tc_loss {{
   chain ingress {{
     type filter hook prerouting priority raw; policy accept;
-    iifname \"wan\" numgen random mod 100 < {percent} drop
+    iifname \"wan\" {chance}drop
   }}
   chain egress {{
     type filter hook postrouting priority 300; policy accept;
-    oifname \"wan\" numgen random mod 100 < {percent} drop
+    oifname \"wan\" {chance}drop
   }}
 }}
 "

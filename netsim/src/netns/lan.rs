@@ -254,6 +254,8 @@ impl Lan {
             "eth0",
         ])?;
         host.ip = addr;
+        // The new gateway may have the old one's address but another MAC.
+        ip(&["-n", &host.ns, "neigh", "flush", "dev", "eth0"])?;
         ip(&["-n", &to.ns, "link", "set", &host.port, "up"])?;
         host_routes(&host.ns, to.gateway)?;
         tracing::debug!(ns = host.ns, %addr, lan = to.ns, "moved host");
