@@ -7,6 +7,8 @@
 //! - [`Internet`] (in `netns/internet.rs`): a WAN [`Lan`] with public hosts
 //!   (a relay) and sites, each a [`Lan`] behind its own NAT router, with
 //!   per-site WAN counters, loss and rate limits.
+//! - [`DelayProxy`] (in `netns/delay.rs`): a UDP forwarder in a host's
+//!   namespace that delays every datagram (there is no `tc netem` here).
 //! - `netns/sys.rs`: unique names, running `ip` / `nft` / `tc` in a
 //!   namespace, and finding and killing a namespace's processes
 //!   ([`netns_pids`], [`kill_child`]).
@@ -26,10 +28,12 @@
 
 use std::sync::OnceLock;
 
+mod delay;
 mod internet;
 mod lan;
 mod sys;
 
+pub use delay::DelayProxy;
 pub use internet::{Internet, SiteId};
 pub use lan::{Host, Lan};
 pub use sys::{kill_child, netns_pids};

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use tincan_netsim::{kill_child, netns_available, Host, Internet};
+use tincan_netsim::{kill_child, netns_available, DelayProxy, Host, Internet};
 
 /// Skips the calling test (with a printed line) when namespaces are missing.
 macro_rules! require_netns {
@@ -364,6 +364,43 @@ fn wan_counters_and_impairments_act_on_the_site_router() {
     assert!(!ping_once(&a1, relay.ip), "ping crossed a pulled WAN cable");
     net.set_wan_link(a, true).expect("plug wan cable");
     assert!(reaches(&a1, relay.ip), "no ping after replugging the WAN");
+}
+
+#[test]
+fn a_delay_proxy_forwards_both_ways() {
+    require_netns!();
+    let mut net = Internet::new(WAN).expect("create internet");
+    let relay = net.add_host("relay").expect("add relay");
+    let a = net.add_site("a", "10.1.1").expect("add site a");
+    let a1 = net.add_host_to(a, "a1").expect("add a1");
+    let _echo = echo_server(&relay);
+    let target = SocketAddr::new(relay.ip.into(), ECHO_PORT);
+    let delay = Duration::from_millis(150);
+    let proxy = DelayProxy::start(&relay, ECHO_PORT + 1, target, delay).expect("start proxy");
+    assert_eq!(
+        proxy.addr(),
+        SocketAddr::new(relay.ip.into(), ECHO_PORT + 1)
+    );
+
+    // The echo server sees the proxy (on the relay), not a's router, and the
+    // answer comes back from the proxy's address. The round trip is printed,
+    // not asserted (no timing assertions).
+    let mut client = Helper::spawn(&a1, "client", "");
+    client.wait_for("ready");
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        client.send_line(&proxy.addr().to_string());
+        assert_eq!(client.wait_for("client "), format!("seen {}", relay.ip));
+        println!("round trip through the proxy: {:?}", started.elapsed());
+    }
+    let names = net.namespaces();
+    drop(proxy);
+    drop(net);
+    drop(client);
+    let listed = netns_list();
+    for name in &names {
+        assert!(!listed.contains(name), "{name} left behind in {listed:?}");
+    }
 }
 
 /// Builds an internet with a process running in a (moved) host; returns it,
