@@ -4,8 +4,11 @@
 //! - [`netns`]: real Linux network namespaces. A [`Lan`] is one broadcast
 //!   domain (a bridge in its own namespace); each [`Host`] is a namespace
 //!   plugged into it, in which tests run real `tincan` daemons. Needs root and
-//!   `ip`; tests check [`netns_available`] and skip otherwise. Everything it
-//!   creates is removed again when the [`Lan`] is dropped, also on panic.
+//!   `ip`; tests check [`netns_available`] and skip otherwise. An
+//!   [`Internet`] adds a WAN with public hosts (a relay) and sites, each a
+//!   LAN behind its own NAT router, with roaming between them and per-site
+//!   WAN counters, loss and rate limits. Everything it creates is removed
+//!   again when the [`Lan`] or [`Internet`] is dropped, also on panic.
 //!
 //! - [`sim`]: a deterministic, seeded, virtual-time simulator that drives
 //!   `tincan-core`'s state machines alone (no daemon, no sockets): sites with
@@ -21,4 +24,4 @@
 pub mod netns;
 pub mod sim;
 
-pub use netns::{netns_available, Host, Lan};
+pub use netns::{kill_child, netns_available, netns_pids, DelayProxy, Host, Internet, Lan, SiteId};
