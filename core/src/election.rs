@@ -26,7 +26,7 @@
 //!   last renewal, which bounds failover.
 //! - A holder steps down on its own clock at `send time of the last granted
 //!   claim + step_down_after_ms`, which is before the relay's lease could
-//!   have lapsed (see [`claim`]); so at no instant do two nodes act as
+//!   have lapsed (see `election/claim.rs`); so at no instant do two nodes act as
 //!   gateway of one site with live leases.
 //! - A node whose preference is `Never`, or whose relay connection is down,
 //!   has no rank: it never claims, and a gateway in that state steps down.

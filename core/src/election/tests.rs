@@ -402,3 +402,12 @@ fn a_new_node_listens_before_claiming_and_answers_newcomers_at_once() {
     let (tx, _) = drain(&mut e);
     assert_eq!(claims(&tx), vec![(site(1), 1)]);
 }
+
+#[test]
+fn beacons_round_trip_through_postcard() {
+    let mut beacon = peer(3, Some(site(2)), Some(7));
+    beacon.rank = Rank::new(GatewayPreference::Prefer, 3_600_000, dev(3));
+    let bytes = postcard::to_stdvec(&beacon).expect("encode");
+    assert!(bytes.len() < 64, "a beacon fits a small datagram");
+    assert_eq!(postcard::from_bytes::<Beacon>(&bytes), Ok(beacon));
+}
