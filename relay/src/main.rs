@@ -9,7 +9,15 @@ use clap::Parser;
 use cli::{Cli, Command, RunArgs};
 use tincan_relay::{key, RelayConfig, RelayHome};
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    if let Err(e) = real_main() {
+        // One clear line (no backtrace dump), non-zero exit.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let home = match cli.home.clone() {
         Some(dir) => RelayHome::new(dir),
