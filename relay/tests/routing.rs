@@ -235,3 +235,33 @@ async fn organisations_never_see_each_other() {
         .iter()
         .all(|i| !matches!(i, Inbound::Route(_))));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_beyond_the_rate_are_failed_not_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    // One route per second, bursts of two: ten quick routes cannot all pass.
+    let relay = Relay::start(dir.path(), &[acme.id()], &["--rate", "1"]);
+    let alice = acme.device("alice");
+    let bob = acme.device("bob");
+    let a = Client::connect(relay.addr, &alice).await.expect("alice");
+    let _b = Client::connect(relay.addr, &bob).await.expect("bob");
+    let mut limited = 0;
+    for i in 0..10 {
+        let e = seal(&alice, &[&bob], &format!("spam {i}"));
+        match answer_for(&a.route(route_of(&e, &[&bob])).await, &bob) {
+            Answer::Failed(reason) => {
+                assert_eq!(reason, "rate limited");
+                limited += 1;
+            }
+            Answer::Receipt(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(limited > 0, "no route was rate limited");
+    assert_eq!(
+        relay.status()["mail_total"],
+        0,
+        "limited routes are not stored"
+    );
+}
