@@ -23,6 +23,13 @@ use crate::store::StoredDevice;
 /// Most LAN addresses one device may announce.
 const MAX_LAN_ADDRS: usize = 16;
 
+/// The address the relay sees `conn` come from, IPv4-mapped IPv6 shown
+/// as IPv4 (a dual-stack listener reports IPv4 peers that way).
+fn public_addr(conn: &quinn::Connection) -> std::net::SocketAddr {
+    let remote = conn.remote_address();
+    std::net::SocketAddr::new(remote.ip().to_canonical(), remote.port())
+}
+
 /// Checks a Register against the peer's certificate; the organisation or
 /// the reason to refuse, worded for the user.
 fn check(shared: &Shared, cert: &DeviceCert, reg: &Register) -> Result<OrgId, String> {
@@ -136,7 +143,7 @@ pub async fn first_register(
             device,
             DirectConn {
                 conn: conn.clone(),
-                remote: conn.remote_address(),
+                remote: public_addr(conn),
                 lan_addrs: reg.lan_addrs.clone(),
                 lonely: reg.lonely,
             },
@@ -151,7 +158,7 @@ pub async fn first_register(
         }
     }
     let welcome = Frame::Welcome(Welcome {
-        public_addr: conn.remote_address(),
+        public_addr: public_addr(conn),
         lease_ttl_ms: shared.config.lease_ttl_ms,
     });
     if let Err(e) = rpc::answer(&mut send, &welcome).await {
@@ -183,7 +190,7 @@ pub fn re_register(shared: &Arc<Shared>, peer: &Peer, reg: Register) -> Frame {
     }
     after_change(shared, peer, lonely);
     Frame::Welcome(Welcome {
-        public_addr: peer.conn.remote_address(),
+        public_addr: public_addr(&peer.conn),
         lease_ttl_ms: shared.config.lease_ttl_ms,
     })
 }

@@ -215,10 +215,23 @@ pub fn bind_endpoint(
     })
 }
 
+/// The unit of the per-address connection cap: the IPv4 address, or the
+/// IPv6 /64 (one host usually owns a whole /64).
+pub fn flood_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Accepts connections until the endpoint closes.
 pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
-        let ip = incoming.remote_address().ip();
+        let ip = flood_key(incoming.remote_address().ip());
         let admitted = {
             let mut per_ip = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
             let n = per_ip.entry(ip).or_insert(0);
@@ -366,5 +379,24 @@ pub async fn push(conn: quinn::Connection, frame: Frame) {
         Ok(Frame::Ack) => {}
         Ok(other) => tracing::debug!(push = what, answer = other.name(), "push not acknowledged"),
         Err(e) => tracing::debug!(push = what, error = %e, "push failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flood_keys_group_an_ipv6_64_and_unmap_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(flood_key(a), flood_key(b));
+        assert_ne!(flood_key(a), flood_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(
+            flood_key(mapped),
+            "192.0.2.7".parse::<IpAddr>().expect("ip")
+        );
     }
 }
