@@ -1,0 +1,80 @@
+//! The command line of `tincan-relay` (clap): global `--home`, and the
+//! `init`, `run` and `status` commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tincan_core::OrgId;
+use tincan_relay::config::{parse_org, parse_size, DEFAULT_LEASE_TTL_MS};
+
+/// The tincan internet relay: bridges branch offices and roaming laptops,
+/// routing end-to-end encrypted messages it cannot read.
+#[derive(Debug, Parser)]
+#[command(name = "tincan-relay", version, about)]
+pub struct Cli {
+    /// The relay's home directory (key, database, control socket).
+    #[arg(long, global = true, env = "TINCAN_RELAY_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the relay key and print its fingerprint.
+    Init {
+        /// Print JSON: {"fingerprint"}.
+        #[arg(long)]
+        json: bool,
+        /// Replace an existing key (devices that pinned it will refuse the relay).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the relay.
+    Run(RunArgs),
+    /// Show devices, sites, leases and stored mail of the running relay.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// UDP address to listen on, e.g. 0.0.0.0:7443.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Organisation to serve: its id (32 base32 characters) or its public key
+    /// (64 hex characters). Repeat for several organisations.
+    #[arg(long = "org", required = true, num_args = 1.., value_name = "ORG", value_parser = parse_org)]
+    pub orgs: Vec<OrgId>,
+    /// Serve Prometheus metrics on this TCP address (GET /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Days stored mail is kept for an offline device.
+    #[arg(long, default_value_t = 7, value_name = "DAYS")]
+    pub mail_ttl_days: u64,
+    /// Most stored items per device.
+    #[arg(long, default_value_t = 10_000, value_name = "ITEMS")]
+    pub mailbox_quota: u64,
+    /// Most stored bytes per device (e.g. 64MiB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub mailbox_quota_bytes: u64,
+    /// Routes per second one device may send (bursts of twice that).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub rate: u32,
+    /// Lease time to live in ms (gateways renew about every second).
+    #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_name = "MS", hide = true)]
+    pub lease_ttl_ms: u64,
+    /// Most connections from one source IP address.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_conns_per_ip: usize,
+    /// Accepted for symmetry with the other commands; `run` prints logs.
+    #[arg(long, hide = true)]
+    pub json: bool,
+}

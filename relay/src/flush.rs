@@ -1,0 +1,277 @@
+//! Mail flush: hands stored items to devices that became reachable.
+//!
+//! Items go oldest first, grouped per connection, and one item addressed to
+//! several devices behind the same gateway travels once with all of them in
+//! `to` (one copy per site, also from the mailbox). At most one flush runs
+//! per connection at a time.
+//!
+//! Answers: `Receipt` (valid, from that device) → the row is replaced, in
+//! one transaction, by that receipt stored for the original sender, which
+//! is then flushed by the same rules; `Accepted` → deleted; `Refused` →
+//! deleted and logged; anything else → kept for the next round.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tincan_core::route::{Answer, Routed};
+use tincan_core::wire::Frame;
+use tincan_core::{DeviceId, OrgId};
+use tincan_node::rpc;
+
+use crate::router::{encode_route, HOP_TIMEOUT};
+use crate::server::Shared;
+use crate::store::{MailKind, MailRow, NewMail, PutOutcome};
+
+/// Most rows read per device and round.
+const BATCH_ROWS: usize = 256;
+
+/// Starts flushing the mail of `devices` of `org` that are reachable.
+pub fn flush_devices(shared: &Arc<Shared>, org: OrgId, devices: &[DeviceId]) {
+    let now = shared.clock.mono_ms();
+    let mut groups: HashMap<usize, (quinn::Connection, Vec<DeviceId>)> = HashMap::new();
+    {
+        let registry = shared.registry();
+        for d in devices {
+            if let Some(conn) = registry.locate(now, &org, d).conn() {
+                groups
+                    .entry(conn.stable_id())
+                    .or_insert_with(|| (conn.clone(), Vec::new()))
+                    .1
+                    .push(*d);
+            }
+        }
+    }
+    for (id, (conn, devices)) in groups {
+        let fresh = shared
+            .flushing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        if !fresh {
+            continue;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            flush_connection(&shared, org, &conn, devices).await;
+            shared
+                .flushing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+    }
+}
+
+/// Flushes every reachable device that has mail (the periodic round).
+pub async fn flush_all(shared: &Arc<Shared>) {
+    let with_mail = match shared.store.run(|db| db.devices_with_mail()).await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list mailboxes");
+            return;
+        }
+    };
+    let mut by_org: HashMap<OrgId, Vec<DeviceId>> = HashMap::new();
+    for (org, device) in with_mail {
+        by_org.entry(org).or_default().push(device);
+    }
+    for (org, devices) in by_org {
+        flush_devices(shared, org, &devices);
+    }
+}
+
+async fn flush_connection(
+    shared: &Arc<Shared>,
+    org: OrgId,
+    conn: &quinn::Connection,
+    devices: Vec<DeviceId>,
+) {
+    loop {
+        let ids = devices.clone();
+        let rows = shared
+            .store
+            .run(move |db| {
+                let mut rows = Vec::new();
+                for d in ids {
+                    rows.extend(db.mail_for(d, BATCH_ROWS)?);
+                }
+                Ok(rows)
+            })
+            .await;
+        let mut rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read mail");
+                return;
+            }
+        };
+        if rows.is_empty() {
+            return;
+        }
+        let full_round = rows.len() >= BATCH_ROWS;
+        rows.sort_by_key(|r| r.id);
+        // Group identical items, in order of their oldest copy.
+        let mut batches: Vec<(Vec<u8>, Vec<MailRow>)> = Vec::new();
+        for row in rows {
+            match batches.iter_mut().find(|(item, _)| *item == row.item) {
+                Some((_, list)) => list.push(row),
+                None => batches.push((row.item.clone(), vec![row])),
+            }
+        }
+        let mut progress = false;
+        for (bytes, rows) in batches {
+            match deliver_batch(shared, org, conn, &bytes, rows).await {
+                Some(p) => progress |= p,
+                None => return,
+            }
+        }
+        if !progress || !full_round {
+            return;
+        }
+    }
+}
+
+/// Delivers one item to its rows' devices; `None` if the connection failed.
+async fn deliver_batch(
+    shared: &Arc<Shared>,
+    org: OrgId,
+    conn: &quinn::Connection,
+    bytes: &[u8],
+    rows: Vec<MailRow>,
+) -> Option<bool> {
+    let item: Routed = match postcard::from_bytes(bytes) {
+        Ok(item) => item,
+        Err(e) => {
+            tracing::warn!(error = %e, "dropping undecodable mail");
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let _ = shared.store.run(move |db| db.delete_mail(&ids)).await;
+            return Some(true);
+        }
+    };
+    let to: Vec<DeviceId> = rows.iter().map(|r| r.device).collect();
+    let frame = match encode_route(to, item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot encode stored mail");
+            return Some(false);
+        }
+    };
+    let answers = match rpc::request_encoded(conn, &frame, HOP_TIMEOUT).await {
+        Ok(Frame::Answers(list)) => list,
+        Ok(other) => {
+            tracing::debug!(answer = other.name(), "flush got no answers");
+            return Some(false);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "flush stopped");
+            return None;
+        }
+    };
+    let mut progress = false;
+    let mut delete = Vec::new();
+    for row in rows {
+        let Some(answer) = answers.iter().find(|a| a.device == row.device) else {
+            continue;
+        };
+        match &answer.answer {
+            Answer::Receipt(receipt) => {
+                let valid = matches!(&item, Routed::Envelope(e) if receipt.message_id == e.id)
+                    && receipt.recipient_device == row.device
+                    && shared
+                        .registry()
+                        .known(&org, &row.device)
+                        .is_some_and(|k| receipt.verify(&k.cert).is_ok());
+                if valid {
+                    progress |= settle_with_receipt(shared, org, &row, receipt.clone()).await;
+                } else if row.kind != MailKind::Envelope {
+                    delete.push(row.id);
+                } else {
+                    tracing::warn!(device = %row.device, message = %row.message_id, "invalid receipt for stored mail; kept");
+                }
+            }
+            Answer::Accepted => delete.push(row.id),
+            Answer::Refused(reason) => {
+                tracing::info!(device = %row.device, message = %row.message_id, ?reason, "stored item refused by its device; deleted");
+                delete.push(row.id);
+            }
+            Answer::Failed(_) | Answer::Custody => {}
+        }
+    }
+    if !delete.is_empty() {
+        let n = delete.len();
+        match shared.store.run(move |db| db.delete_mail(&delete)).await {
+            Ok(()) => {
+                shared.metrics.mail_delivered.inc_by(n as u64);
+                shared.metrics.mail_items.dec_by(n as i64);
+                progress = true;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot delete delivered mail"),
+        }
+    }
+    Some(progress)
+}
+
+/// Replaces a delivered envelope row by its receipt for the sender, then
+/// flushes the sender.
+async fn settle_with_receipt(
+    shared: &Arc<Shared>,
+    org: OrgId,
+    row: &MailRow,
+    receipt: tincan_core::Receipt,
+) -> bool {
+    let sender = row
+        .sender
+        .filter(|s| shared.registry().known(&org, s).is_some());
+    let item = Routed::Receipt(receipt);
+    let Ok(bytes) = postcard::to_allocvec(&item) else {
+        return false;
+    };
+    let now = shared.clock.wall_ms();
+    let ttl = u64::try_from(shared.config.mail_ttl.as_millis()).unwrap_or(u64::MAX);
+    let mail = NewMail {
+        org,
+        devices: sender.into_iter().collect(),
+        message_id: item.message_id(),
+        kind: MailKind::of(&item),
+        sender: None,
+        item: bytes,
+        now_ms: now,
+        expires_ms: now.saturating_add(ttl),
+    };
+    let id = row.id;
+    let (items, quota_bytes) = (
+        shared.config.mailbox_quota,
+        shared.config.mailbox_quota_bytes,
+    );
+    match shared
+        .store
+        .run(move |db| db.replace_with_receipt(id, &mail, items, quota_bytes))
+        .await
+    {
+        Ok(outcomes) => {
+            shared.metrics.mail_delivered.inc();
+            shared.metrics.mail_items.dec();
+            for (_, outcome) in &outcomes {
+                match outcome {
+                    PutOutcome::Stored => {
+                        shared.metrics.mail_stored.inc();
+                        shared.metrics.mail_items.inc();
+                    }
+                    PutOutcome::Full => {
+                        tracing::info!(message = %row.message_id, "sender's mailbox is full; receipt dropped (the sender retries)")
+                    }
+                    PutOutcome::Duplicate => {}
+                }
+            }
+            tracing::debug!(device = %row.device, message = %row.message_id, "stored mail delivered");
+            if let Some(s) = sender {
+                flush_devices(shared, org, &[s]);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot settle delivered mail");
+            false
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Branch gateways: lease claims, releases and site member lists.
+//!
+//! Leases are per (organisation, site), granted by [`crate::lease`]. A grant
+//! with a new epoch is persisted *before* it is answered, so a restarted
+//! relay never grants an epoch it granted before. `SiteMembers` is taken
+//! only from the live holder of that epoch, and every card's membership
+//! chain must be valid for the organisation.
+
+use std::sync::Arc;
+
+use tincan_core::route::MemberCard;
+use tincan_core::site::SiteId;
+use tincan_core::wire::Frame;
+
+use crate::lease::LeaseRefusal;
+use crate::server::{Peer, Shared};
+use crate::store::StoredDevice;
+
+/// Most devices one site list may name.
+pub const MAX_SITE_MEMBERS: usize = tincan_core::route::MAX_ROUTE_DEVICES;
+
+/// `LeaseClaim{site, epoch}` from `peer`.
+pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) -> Frame {
+    let now = shared.clock.mono_ms();
+    let key = (peer.org, site);
+    let (result, persist) = {
+        let mut registry = shared.registry();
+        let before = registry.leases.holder(now, &key);
+        let result = registry.leases.claim(now, key, peer.device, epoch);
+        let persisted = registry.persisted_epochs.get(&key).copied().unwrap_or(0);
+        let persist = result.is_ok() && epoch > persisted;
+        if result.is_ok() && before != Some((peer.device, epoch)) {
+            // A new holder or epoch: the old member list no longer routes.
+            drop(registry);
+            shared.dirty(peer.org);
+        }
+        (result, persist)
+    };
+    match result {
+        Ok(lease) => {
+            if persist {
+                let org = peer.org;
+                match shared
+                    .store
+                    .run(move |db| db.put_epoch(org, site, epoch))
+                    .await
+                {
+                    Ok(()) => {
+                        shared.registry().persisted_epochs.insert(key, epoch);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot persist a lease epoch; claim refused");
+                        shared
+                            .registry()
+                            .leases
+                            .release(now, key, peer.device, epoch);
+                        return Frame::Error("relay storage unavailable".into());
+                    }
+                }
+                tracing::info!(device = %peer.device, org = %peer.org, epoch, "lease granted");
+            }
+            shared.metrics.leases_granted.inc();
+            Frame::LeaseGranted {
+                site,
+                epoch: lease.epoch,
+                ttl_ms: shared.config.lease_ttl_ms,
+            }
+        }
+        Err(refusal) => {
+            shared.metrics.leases_refused.inc();
+            let (current_epoch, holder) = match refusal {
+                LeaseRefusal::Stale {
+                    current_epoch,
+                    holder,
+                } => (current_epoch, holder),
+                LeaseRefusal::Held {
+                    current_epoch,
+                    holder,
+                } => (current_epoch, Some(holder)),
+            };
+            Frame::LeaseRefused {
+                site,
+                epoch,
+                current_epoch,
+                holder,
+            }
+        }
+    }
+}
+
+/// `LeaseRelease{site, epoch}` from `peer`.
+pub fn release(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) -> Frame {
+    let now = shared.clock.mono_ms();
+    let released = shared
+        .registry()
+        .leases
+        .release(now, (peer.org, site), peer.device, epoch);
+    if released {
+        tracing::info!(device = %peer.device, epoch, "lease released");
+        shared.dirty(peer.org);
+    }
+    Frame::Ack
+}
+
+/// `SiteMembers{site, epoch, members}` from `peer`.
+pub async fn site_members(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    site: SiteId,
+    epoch: u64,
+    members: Vec<MemberCard>,
+) -> Frame {
+    let now = shared.clock.mono_ms();
+    let holder = shared.registry().leases.holder(now, &(peer.org, site));
+    if holder != Some((peer.device, epoch)) {
+        return Frame::Error(format!(
+            "site members refused: this device is not the live lease holder of the site at epoch {epoch}"
+        ));
+    }
+    if members.len() > MAX_SITE_MEMBERS {
+        return Frame::Error(format!("at most {MAX_SITE_MEMBERS} site members"));
+    }
+    let revocations = shared
+        .registry()
+        .org(&peer.org)
+        .and_then(|s| s.revocations.clone());
+    let now_secs = shared.clock.wall_secs();
+    for card in &members {
+        let device = card.cert.device_id();
+        match card
+            .membership
+            .admits(&card.cert, now_secs, revocations.as_ref())
+        {
+            Ok(org) if org == peer.org => {}
+            Ok(_) => {
+                return Frame::Error(format!(
+                    "member card of device {device} is for another organisation"
+                ))
+            }
+            Err(e) => return Frame::Error(format!("member card of device {device} refused: {e}")),
+        }
+        let name_ok =
+            tincan_node::keystore::validate_name(&card.name).is_ok_and(|n| n == card.name);
+        if !name_ok {
+            return Frame::Error(format!(
+                "member card of device {device} has an invalid name"
+            ));
+        }
+    }
+    let wall = shared.clock.wall_ms();
+    let devices: Vec<_> = members.iter().map(|c| c.cert.device_id()).collect();
+    let stored: Vec<StoredDevice> = members
+        .iter()
+        .map(|c| StoredDevice {
+            org: peer.org,
+            cert: c.cert.clone(),
+            name: c.name.clone(),
+            last_seen_ms: wall,
+        })
+        .collect();
+    if let Err(e) = shared
+        .store
+        .run(move |db| stored.iter().try_for_each(|d| db.upsert_device(d)))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record site members");
+    }
+    {
+        let mut registry = shared.registry();
+        // The lease may have ended while storing; only the live holder's
+        // list routes.
+        if registry.leases.holder(now, &(peer.org, site)) != Some((peer.device, epoch)) {
+            return Frame::Error("site members refused: the lease ended".into());
+        }
+        for c in members {
+            registry.know(peer.org, c.cert, c.name, wall);
+        }
+        registry.set_site_members(peer.org, site, epoch, peer.device, devices.clone());
+    }
+    tracing::debug!(device = %peer.device, n = devices.len(), "site members updated");
+    shared.dirty(peer.org);
+    crate::flush::flush_devices(shared, peer.org, &devices);
+    Frame::Ack
+}

@@ -1,0 +1,402 @@
+//! The QUIC server: the endpoint, the connection lifecycle (handshake,
+//! registration, streams, departure) and the state every task shares.
+//!
+//! # Connection lifecycle
+//! 1. An `Incoming` from an IP that already has
+//!    [`RelayConfig::max_conns_per_ip`] connections is refused before any
+//!    crypto; otherwise the TLS handshake must finish within
+//!    [`HANDSHAKE_TIMEOUT`] with a valid device certificate.
+//! 2. The first bidirectional stream must carry `Register` within
+//!    [`REGISTER_TIMEOUT`] (see [`crate::register`]).
+//! 3. Afterwards every stream is one request and one answer
+//!    ([`tincan_node::rpc`]); streams are served concurrently, bounded by
+//!    the transport's stream limit.
+//! 4. When the connection ends, the device's registration (if still this
+//!    connection's) and its leases end.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use quinn::crypto::rustls::QuicServerConfig;
+use tincan_core::wire::Frame;
+use tincan_core::{DeviceId, OrgId, RelayId, UserId};
+use tincan_node::rpc::{self, RpcError};
+use tokio::sync::mpsc;
+
+use crate::config::RelayConfig;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::router::TokenBucket;
+use crate::store::Store;
+use crate::{close, gateway, register, revoke, router};
+
+/// Longest a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection may stay unregistered.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a request may take to arrive once its stream is open.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent bidirectional streams a device may open.
+const MAX_STREAMS: u32 = 32;
+/// Idle timeout of a connection (clients keep alive every second).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Two clocks: monotonic ms for leases, Unix ms for storage.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock started now.
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+
+    /// Monotonic ms since start (never 0).
+    pub fn mono_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// Unix time, ms.
+    pub fn wall_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    /// Unix time, s.
+    pub fn wall_secs(&self) -> u64 {
+        self.wall_ms() / 1000
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What tasks ask the housekeeping actor to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    /// The devices or reachability of an organisation changed: push its
+    /// directory soon (debounced).
+    Dirty(OrgId),
+}
+
+/// State shared by every task of a running relay.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration.
+    pub config: RelayConfig,
+    /// The relay's fingerprint.
+    pub fingerprint: RelayId,
+    /// The bound QUIC address.
+    pub listen: SocketAddr,
+    /// Storage.
+    pub store: Store,
+    registry: Mutex<Registry>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Route rate limits per device.
+    pub limits: Mutex<HashMap<DeviceId, TokenBucket>>,
+    /// Connections with a flush in progress.
+    pub flushing: Mutex<HashSet<usize>>,
+    /// Open connections per source IP.
+    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// To the housekeeping actor.
+    pub events: mpsc::UnboundedSender<Event>,
+    /// The clocks.
+    pub clock: Clock,
+}
+
+impl Shared {
+    /// Builds the shared state.
+    pub(crate) fn new(
+        config: RelayConfig,
+        fingerprint: RelayId,
+        listen: SocketAddr,
+        store: Store,
+        registry: Registry,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Self {
+        Self {
+            config,
+            fingerprint,
+            listen,
+            store,
+            registry: Mutex::new(registry),
+            metrics: Arc::new(Metrics::new()),
+            limits: Mutex::new(HashMap::new()),
+            flushing: Mutex::new(HashSet::new()),
+            per_ip: Mutex::new(HashMap::new()),
+            events,
+            clock: Clock::new(),
+        }
+    }
+
+    /// The registry, locked (held briefly, never across an await).
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a directory push to `org`.
+    pub fn dirty(&self, org: OrgId) {
+        let _ = self.events.send(Event::Dirty(org));
+    }
+}
+
+/// A registered device's connection, as stream handlers see it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its organisation.
+    pub org: OrgId,
+    /// The device.
+    pub device: DeviceId,
+    /// Its user.
+    pub user: UserId,
+    /// The connection.
+    pub conn: quinn::Connection,
+}
+
+/// Why the endpoint could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The TLS identity could not be built.
+    #[error("tls: {0}")]
+    Tls(#[from] tincan_node::tls::TlsIdentityError),
+    /// The QUIC configuration was refused.
+    #[error("quic configuration: {0}")]
+    Config(String),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Binds the relay's QUIC endpoint with the device TLS identity of `key`.
+pub fn bind_endpoint(
+    key: &tincan_core::Identity,
+    listen: SocketAddr,
+) -> Result<quinn::Endpoint, EndpointError> {
+    let (server_tls, _) = tincan_node::tls::rustls_configs(key)?;
+    let mut transport = quinn::TransportConfig::default();
+    // Devices only use bidirectional request/answer streams; each is read
+    // up to one frame, and the windows bound what one peer can pin.
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
+    transport.stream_receive_window(quinn::VarInt::from_u32(rpc::STREAM_LIMIT as u32));
+    transport.receive_window(quinn::VarInt::from_u32(8 * rpc::STREAM_LIMIT as u32));
+    transport.max_idle_timeout(Some(
+        IDLE_TIMEOUT
+            .try_into()
+            .map_err(|_| EndpointError::Config("idle timeout".into()))?,
+    ));
+    let crypto =
+        QuicServerConfig::try_from(server_tls).map_err(|e| EndpointError::Config(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport));
+    quinn::Endpoint::server(server, listen).map_err(|source| EndpointError::Bind {
+        addr: listen,
+        source,
+    })
+}
+
+/// The unit of the per-address connection cap: the IPv4 address, or the
+/// IPv6 /64 (one host usually owns a whole /64).
+pub fn flood_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Accepts connections until the endpoint closes.
+pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        let ip = flood_key(incoming.remote_address().ip());
+        let admitted = {
+            let mut per_ip = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= shared.config.max_conns_per_ip {
+                false
+            } else {
+                *n += 1;
+                true
+            }
+        };
+        if !admitted {
+            shared.metrics.refused("per_ip_limit");
+            tracing::info!(%ip, "too many connections from one address; refused");
+            incoming.refuse();
+            continue;
+        }
+        let guard = IpGuard {
+            shared: shared.clone(),
+            ip,
+        };
+        tokio::spawn(run_connection(shared.clone(), incoming, guard));
+    }
+}
+
+/// Gives back an IP's connection slot when dropped.
+struct IpGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Decrements the open-connection gauge when dropped.
+struct ConnGauge(Arc<Metrics>);
+
+impl Drop for ConnGauge {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
+
+async fn run_connection(shared: Arc<Shared>, incoming: quinn::Incoming, _slot: IpGuard) {
+    let remote = incoming.remote_address();
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            shared.metrics.refused("handshake");
+            tracing::info!(%remote, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.refused("handshake_timeout");
+            tracing::info!(%remote, "handshake timed out");
+            return;
+        }
+    };
+    shared.metrics.connections.inc();
+    shared.metrics.connections_accepted.inc();
+    let _gauge = ConnGauge(shared.metrics.clone());
+    let Some(cert) = tincan_node::tls::peer_device_cert(&conn) else {
+        shared.metrics.refused("certificate");
+        conn.close(close::REFUSED, b"no valid device certificate");
+        return;
+    };
+    let Some(peer) = register::first_register(&shared, &conn, cert).await else {
+        return;
+    };
+    tracing::info!(%remote, device = %peer.device, org = %peer.org, "device registered");
+    let reason = loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_stream(shared.clone(), peer.clone(), send, recv));
+            }
+            Err(e) => break e,
+        }
+    };
+    tracing::info!(%remote, device = %peer.device, reason = %reason, "device disconnected");
+    register::departed(&shared, &peer);
+}
+
+async fn serve_stream(
+    shared: Arc<Shared>,
+    peer: Peer,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let request = match rpc::read_request(&mut recv, REQUEST_TIMEOUT).await {
+        Ok(frame) => frame,
+        Err(e) => {
+            match &e {
+                RpcError::Decode(_) => {
+                    tracing::warn!(device = %peer.device, error = %e, "malformed frame; stream reset")
+                }
+                _ => tracing::debug!(device = %peer.device, error = %e, "stream broke"),
+            }
+            let _ = send.reset(close::STREAM_MALFORMED);
+            let _ = recv.stop(close::STREAM_MALFORMED);
+            return;
+        }
+    };
+    let name = request.name();
+    let answer = dispatch(&shared, &peer, request).await;
+    if let Frame::Error(reason) = &answer {
+        tracing::info!(device = %peer.device, request = name, %reason, "request refused");
+    }
+    if let Err(e) = rpc::answer(&mut send, &answer).await {
+        tracing::debug!(device = %peer.device, error = %e, "answer not delivered");
+    }
+}
+
+async fn dispatch(shared: &Arc<Shared>, peer: &Peer, request: Frame) -> Frame {
+    match request {
+        Frame::Register(reg) => register::re_register(shared, peer, reg),
+        Frame::Route(route) => router::handle_route(shared, peer, route).await,
+        Frame::LeaseClaim { site, epoch } => gateway::claim(shared, peer, site, epoch).await,
+        Frame::LeaseRelease { site, epoch } => gateway::release(shared, peer, site, epoch),
+        Frame::SiteMembers {
+            site,
+            epoch,
+            members,
+        } => gateway::site_members(shared, peer, site, epoch, members).await,
+        Frame::Revocations(list) => revoke::handle(shared, peer, list).await,
+        other => Frame::Error(format!(
+            "unexpected {} request: the relay takes register, route, lease-claim, lease-release, site-members and revocations",
+            other.name()
+        )),
+    }
+}
+
+/// Sends `frame` to `conn` and expects `Ack` (pushes: directory,
+/// neighbours, revocations); logs anything else.
+pub async fn push(conn: quinn::Connection, frame: Frame) {
+    let what = frame.name();
+    match rpc::request(&conn, &frame, router::HOP_TIMEOUT).await {
+        Ok(Frame::Ack) => {}
+        Ok(other) => tracing::debug!(push = what, answer = other.name(), "push not acknowledged"),
+        Err(e) => tracing::debug!(push = what, error = %e, "push failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flood_keys_group_an_ipv6_64_and_unmap_ipv4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(flood_key(a), flood_key(b));
+        assert_ne!(flood_key(a), flood_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(
+            flood_key(mapped),
+            "192.0.2.7".parse::<IpAddr>().expect("ip")
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! Mailboxes: items the relay holds in custody for devices it cannot reach.
+//!
+//! A row is one (destination device, item); the same envelope for five
+//! offline devices is five rows (each is delivered and deleted on its own).
+//! Dedupe is on `(device, message id, kind)`, so a sender retrying after a
+//! lost `Custody` answer never stores a second copy.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use tincan_core::route::Routed;
+use tincan_core::{DeviceId, MessageId, OrgId, ReceiptKind};
+
+use super::{id20, int, uint, Db, StoreError};
+
+/// What a mail row holds (part of the dedupe key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// A sealed envelope.
+    Envelope,
+    /// A delivered receipt travelling back to its sender.
+    Delivered,
+    /// A read receipt travelling back to its sender.
+    Read,
+}
+
+impl MailKind {
+    /// The kind of a routed item.
+    pub fn of(item: &Routed) -> MailKind {
+        match item {
+            Routed::Envelope(_) => MailKind::Envelope,
+            Routed::Receipt(r) => match r.kind {
+                ReceiptKind::Delivered => MailKind::Delivered,
+                ReceiptKind::Read => MailKind::Read,
+            },
+        }
+    }
+
+    fn code(self) -> i64 {
+        match self {
+            MailKind::Envelope => 0,
+            MailKind::Delivered => 1,
+            MailKind::Read => 2,
+        }
+    }
+
+    fn from_code(code: i64) -> Option<MailKind> {
+        match code {
+            0 => Some(MailKind::Envelope),
+            1 => Some(MailKind::Delivered),
+            2 => Some(MailKind::Read),
+            _ => None,
+        }
+    }
+}
+
+/// An item to store for some devices.
+#[derive(Clone, Debug)]
+pub struct NewMail {
+    /// The organisation of the devices.
+    pub org: OrgId,
+    /// Destination devices.
+    pub devices: Vec<DeviceId>,
+    /// The item's message id.
+    pub message_id: MessageId,
+    /// The item's kind.
+    pub kind: MailKind,
+    /// For an envelope, the sending device (its receipt goes back there).
+    pub sender: Option<DeviceId>,
+    /// The postcard-encoded [`Routed`] item.
+    pub item: Vec<u8>,
+    /// Now, ms since the Unix epoch.
+    pub now_ms: u64,
+    /// When the item expires, ms since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+/// What became of one device's copy in [`Db::put_mail`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored now.
+    Stored,
+    /// Already stored before (a retry).
+    Duplicate,
+    /// The device's mailbox is over quota; nothing stored.
+    Full,
+}
+
+/// A stored item for one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailRow {
+    /// Row id (insertion order).
+    pub id: i64,
+    /// The organisation.
+    pub org: OrgId,
+    /// The destination device.
+    pub device: DeviceId,
+    /// The item's message id.
+    pub message_id: MessageId,
+    /// The item's kind.
+    pub kind: MailKind,
+    /// For an envelope, the sending device.
+    pub sender: Option<DeviceId>,
+    /// The postcard-encoded [`Routed`] item.
+    pub item: Vec<u8>,
+    /// When it was stored, ms since the Unix epoch.
+    pub stored_ms: u64,
+}
+
+fn put_one(
+    tx: &Transaction<'_>,
+    mail: &NewMail,
+    device: DeviceId,
+    quota_items: u64,
+    quota_bytes: u64,
+) -> Result<PutOutcome, StoreError> {
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM mail WHERE device = ?1 AND message_id = ?2 AND kind = ?3",
+            params![
+                device.0.as_slice(),
+                mail.message_id.0.as_slice(),
+                mail.kind.code()
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Ok(PutOutcome::Duplicate);
+    }
+    let (items, bytes): (i64, i64) = tx.query_row(
+        "SELECT count(*), coalesce(sum(length(item)), 0) FROM mail WHERE device = ?1",
+        params![device.0.as_slice()],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let size = mail.item.len() as u64;
+    if uint(items) >= quota_items || uint(bytes).saturating_add(size) > quota_bytes {
+        return Ok(PutOutcome::Full);
+    }
+    tx.execute(
+        "INSERT INTO mail (org, device, message_id, kind, sender, item, stored_ms, expires_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            mail.org.0.as_slice(),
+            device.0.as_slice(),
+            mail.message_id.0.as_slice(),
+            mail.kind.code(),
+            mail.sender.map(|s| s.0.to_vec()),
+            mail.item,
+            int(mail.now_ms),
+            int(mail.expires_ms)
+        ],
+    )?;
+    Ok(PutOutcome::Stored)
+}
+
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
+    let id: i64 = r.get(0)?;
+    let org: Vec<u8> = r.get(1)?;
+    let device: Vec<u8> = r.get(2)?;
+    let message_id: Vec<u8> = r.get(3)?;
+    let kind: i64 = r.get(4)?;
+    let sender: Option<Vec<u8>> = r.get(5)?;
+    let item: Vec<u8> = r.get(6)?;
+    let stored: i64 = r.get(7)?;
+    let sender = match sender {
+        None => Some(None),
+        Some(s) => id20(&s).map(|s| Some(DeviceId(s))),
+    };
+    Ok((|| {
+        Some(MailRow {
+            id,
+            org: OrgId(id20(&org)?),
+            device: DeviceId(id20(&device)?),
+            message_id: MessageId(message_id.as_slice().try_into().ok()?),
+            kind: MailKind::from_code(kind)?,
+            sender: sender?,
+            item,
+            stored_ms: uint(stored),
+        })
+    })())
+}
+
+const ROW_COLUMNS: &str = "id, org, device, message_id, kind, sender, item, stored_ms";
+
+impl Db {
+    /// Stores `mail` for each of its devices in one durable transaction,
+    /// respecting the per-device quotas; one outcome per device.
+    pub fn put_mail(
+        &mut self,
+        mail: &NewMail,
+        quota_items: u64,
+        quota_bytes: u64,
+    ) -> Result<Vec<(DeviceId, PutOutcome)>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(mail.devices.len());
+        for &device in &mail.devices {
+            out.push((
+                device,
+                put_one(&tx, mail, device, quota_items, quota_bytes)?,
+            ));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Up to `limit` items for `device`, oldest first.
+    pub fn mail_for(&self, device: DeviceId, limit: usize) -> Result<Vec<MailRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM mail WHERE device = ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                device.0.as_slice(),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            row_of,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row? {
+                Some(row) => out.push(row),
+                None => tracing::warn!(%device, "skipping a corrupt mail row"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes mail rows.
+    pub fn delete_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("DELETE FROM mail WHERE id = ?1", params![id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes the delivered row `id` and, in the same transaction, stores
+    /// the receipt that travels back to the sender (so a crash can lose
+    /// neither the delivery nor the receipt).
+    pub fn replace_with_receipt(
+        &mut self,
+        id: i64,
+        receipt: &NewMail,
+        quota_items: u64,
+        quota_bytes: u64,
+    ) -> Result<Vec<(DeviceId, PutOutcome)>, StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM mail WHERE id = ?1", params![id])?;
+        let mut out = Vec::with_capacity(receipt.devices.len());
+        for &device in &receipt.devices {
+            out.push((
+                device,
+                put_one(&tx, receipt, device, quota_items, quota_bytes)?,
+            ));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Every (organisation, device) with stored mail.
+    pub fn devices_with_mail(&self) -> Result<Vec<(OrgId, DeviceId)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT org, device FROM mail")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (org, device) = row?;
+            if let (Some(org), Some(device)) = (id20(&org), id20(&device)) {
+                out.push((OrgId(org), DeviceId(device)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stored items per organisation.
+    pub fn mail_counts(&self) -> Result<Vec<(OrgId, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT org, count(*) FROM mail GROUP BY org")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (org, n) = row?;
+            if let Some(org) = id20(&org) {
+                out.push((OrgId(org), uint(n)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes mail whose TTL passed at `now_ms`; returns what was deleted.
+    pub fn expire(&mut self, now_ms: u64) -> Result<Vec<MailRow>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let expired = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {ROW_COLUMNS} FROM mail WHERE expires_ms <= ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map(params![int(now_ms)], row_of)?;
+            let mut out = Vec::new();
+            for row in rows {
+                if let Some(row) = row? {
+                    out.push(row);
+                }
+            }
+            out
+        };
+        tx.execute(
+            "DELETE FROM mail WHERE expires_ms <= ?1",
+            params![int(now_ms)],
+        )?;
+        tx.commit()?;
+        Ok(expired)
+    }
+}

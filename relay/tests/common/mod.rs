@@ -1,0 +1,485 @@
+//! Test harness: the real `tincan-relay` binary on 127.0.0.1 and a small
+//! scripted device that speaks the relay protocol with the real libraries
+//! (core identities, memberships, envelopes and receipts; node's TLS and
+//! rpc). Only ever dial 127.0.0.1.
+#![allow(dead_code)]
+
+pub mod relay;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use quinn::crypto::rustls::QuicClientConfig;
+use tincan_core::route::{
+    Answer, DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Routed, Welcome,
+};
+use tincan_core::wire::{Frame, RefuseReason};
+use tincan_core::{
+    Content, DeviceCert, DeviceId, Envelope, Identity, Membership, MessageId, OrgKey, Receipt,
+    ReceiptKind, Revocations,
+};
+use tincan_node::keystore::OsEntropy;
+use tincan_node::{rpc, tls};
+use tokio::sync::mpsc;
+
+/// Bounds a wait for an event; not a speed requirement.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Unix time, ms.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Unix time, s.
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+/// An organisation with its admin key.
+pub struct Org {
+    pub key: OrgKey,
+    pub name: String,
+}
+
+impl Org {
+    pub fn new(name: &str) -> Self {
+        Self {
+            key: OrgKey::generate(&mut OsEntropy),
+            name: name.into(),
+        }
+    }
+
+    pub fn id(&self) -> tincan_core::OrgId {
+        self.key.id()
+    }
+
+    /// A member device valid for a day.
+    pub fn device(&self, name: &str) -> Device {
+        self.device_until(name, now_secs() + 86_400)
+    }
+
+    /// A member device whose membership ends at `expires_at` (unix s).
+    pub fn device_until(&self, name: &str, expires_at: u64) -> Device {
+        let identity = Identity::generate(name, now_secs(), &mut OsEntropy);
+        let membership = self
+            .key
+            .issue(&self.name, identity.user_id(), now_secs() - 10, expires_at)
+            .expect("issue membership");
+        Device {
+            identity,
+            membership,
+        }
+    }
+}
+
+/// A device: identity plus its organisation membership.
+#[derive(Clone)]
+pub struct Device {
+    pub identity: Identity,
+    pub membership: Membership,
+}
+
+impl Device {
+    pub fn id(&self) -> DeviceId {
+        self.identity.device_id()
+    }
+
+    pub fn cert(&self) -> DeviceCert {
+        self.identity.cert.clone()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    pub fn card(&self) -> MemberCard {
+        MemberCard {
+            cert: self.cert(),
+            membership: self.membership.clone(),
+            name: self.identity.name.clone(),
+        }
+    }
+
+    pub fn register(&self) -> Register {
+        Register {
+            name: self.identity.name.clone(),
+            membership: self.membership.clone(),
+            lan_addrs: Vec::new(),
+            lonely: false,
+        }
+    }
+}
+
+/// Seals a text from `from` to `to`.
+pub fn seal(from: &Device, to: &[&Device], text: &str) -> Envelope {
+    let certs: Vec<DeviceCert> = to.iter().map(|d| d.cert()).collect();
+    Envelope::seal(
+        &from.identity.device,
+        &from.identity.cert,
+        &certs,
+        MessageId::random(&mut OsEntropy),
+        now_ms(),
+        &Content::Text { text: text.into() },
+        &mut OsEntropy,
+    )
+    .expect("seal")
+}
+
+/// A route of an envelope to the given devices.
+pub fn route_of(envelope: &Envelope, to: &[&Device]) -> Frame {
+    Frame::Route(Route {
+        to: to.iter().map(|d| d.id()).collect(),
+        item: Routed::Envelope(Box::new(envelope.clone())),
+    })
+}
+
+/// How a client answers routes the relay sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Open envelopes of held identities and sign receipts; accept receipts.
+    Normal,
+    /// Answer every device `Failed`.
+    Fail,
+}
+
+/// Something the relay sent a client.
+#[derive(Clone, Debug)]
+pub enum Inbound {
+    Route(Route),
+    Directory(Vec<DirectoryEntry>),
+    Neighbours(Vec<Neighbour>),
+    Revocations(Revocations),
+    Other(String),
+}
+
+/// A registered device connection (or a fake gateway holding members).
+pub struct Client {
+    pub device: Device,
+    pub endpoint: quinn::Endpoint,
+    pub conn: quinn::Connection,
+    pub welcome: Welcome,
+    pub route_streams: Arc<AtomicUsize>,
+    pub mode: Arc<Mutex<Mode>>,
+    inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<Inbound>>,
+    seen: Mutex<Vec<Inbound>>,
+}
+
+/// Why registration failed: the Error frame and/or the close.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The Error frame's text, if it arrived.
+    pub error: Option<String>,
+    /// The application close code and reason, if it closed.
+    pub close: Option<(u64, String)>,
+}
+
+/// A client endpoint on 127.0.0.1 presenting `identity`.
+pub fn client_endpoint(identity: &Identity) -> Result<quinn::Endpoint> {
+    let (_, client_tls) = tls::rustls_configs(identity)?;
+    let crypto = QuicClientConfig::try_from(client_tls)?;
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}
+
+/// Waits up to `DEADLINE` for the close of `conn`; `(code, reason)`.
+pub async fn close_of(conn: &quinn::Connection) -> Option<(u64, String)> {
+    match tokio::time::timeout(DEADLINE, conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => Some((
+            c.error_code.into_inner(),
+            String::from_utf8_lossy(&c.reason).into_owned(),
+        )),
+        Ok(other) => Some((u64::MAX, other.to_string())),
+        Err(_) => None,
+    }
+}
+
+impl Client {
+    /// Connects and registers `device`; `Err(refusal)` if the relay refused.
+    pub async fn connect(relay: SocketAddr, device: &Device) -> Result<Client, Refusal> {
+        Self::connect_with(relay, device, device.register(), Vec::new()).await
+    }
+
+    /// Connects with a custom Register, holding `members` (a fake gateway
+    /// answers for them).
+    pub async fn connect_with(
+        relay: SocketAddr,
+        device: &Device,
+        register: Register,
+        members: Vec<Device>,
+    ) -> Result<Client, Refusal> {
+        let fail = |e: String| Refusal {
+            error: Some(format!("client error: {e}")),
+            close: None,
+        };
+        let endpoint = client_endpoint(&device.identity).map_err(|e| fail(e.to_string()))?;
+        let conn = endpoint
+            .connect(relay, tls::SERVER_NAME)
+            .map_err(|e| fail(e.to_string()))?
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let answer = rpc::request(&conn, &Frame::Register(register), DEADLINE).await;
+        let welcome = match answer {
+            Ok(Frame::Welcome(w)) => w,
+            Ok(Frame::Error(e)) => {
+                return Err(Refusal {
+                    error: Some(e),
+                    close: close_of(&conn).await,
+                })
+            }
+            Ok(other) => return Err(fail(format!("unexpected {}", other.name()))),
+            Err(e) => {
+                eprintln!("register exchange failed: {e}");
+                return Err(Refusal {
+                    error: None,
+                    close: close_of(&conn).await,
+                });
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let route_streams = Arc::new(AtomicUsize::new(0));
+        let mode = Arc::new(Mutex::new(Mode::Normal));
+        let mut held: HashMap<DeviceId, Identity> = HashMap::new();
+        held.insert(device.id(), device.identity.clone());
+        for m in members {
+            held.insert(m.id(), m.identity);
+        }
+        tokio::spawn(serve(
+            conn.clone(),
+            Arc::new(held),
+            tx,
+            route_streams.clone(),
+            mode.clone(),
+        ));
+        Ok(Client {
+            device: device.clone(),
+            endpoint,
+            conn,
+            welcome,
+            route_streams,
+            mode,
+            inbox: tokio::sync::Mutex::new(rx),
+            seen: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// One request, one answer.
+    pub async fn request(&self, frame: Frame) -> Frame {
+        rpc::request(&self.conn, &frame, DEADLINE)
+            .await
+            .expect("relay answers")
+    }
+
+    /// Routes and returns the answers.
+    pub async fn route(&self, frame: Frame) -> Vec<DeviceAnswer> {
+        match self.request(frame).await {
+            Frame::Answers(a) => a,
+            other => panic!("expected answers, got {other:?}"),
+        }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+
+    /// Waits for an inbound item matching `pick` (earlier items are kept
+    /// in `seen`).
+    pub async fn wait_for<T>(&self, what: &str, mut pick: impl FnMut(&Inbound) -> Option<T>) -> T {
+        if let Some(t) = self.seen.lock().expect("seen").iter().find_map(&mut pick) {
+            return t;
+        }
+        let deadline = Instant::now() + DEADLINE;
+        let mut inbox = self.inbox.lock().await;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, inbox.recv()).await {
+                Ok(Some(item)) => {
+                    let hit = pick(&item);
+                    self.seen.lock().expect("seen").push(item);
+                    if let Some(t) = hit {
+                        return t;
+                    }
+                }
+                Ok(None) => panic!(
+                    "{}: connection gone while waiting for {what}",
+                    self.device.name()
+                ),
+                Err(_) => panic!("{}: no {what} within {DEADLINE:?}", self.device.name()),
+            }
+        }
+    }
+
+    /// Everything received so far (drains the inbox without waiting).
+    pub async fn received(&self) -> Vec<Inbound> {
+        let mut inbox = self.inbox.lock().await;
+        while let Ok(item) = inbox.try_recv() {
+            self.seen.lock().expect("seen").push(item);
+        }
+        self.seen.lock().expect("seen").clone()
+    }
+
+    /// Waits for a directory whose entries satisfy `ok`.
+    pub async fn wait_directory(
+        &self,
+        what: &str,
+        ok: impl Fn(&[DirectoryEntry]) -> bool,
+    ) -> Vec<DirectoryEntry> {
+        // Only the latest directory counts: clear older ones as they fail.
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let latest = self
+                .received()
+                .await
+                .into_iter()
+                .rev()
+                .find_map(|i| match i {
+                    Inbound::Directory(d) => Some(d),
+                    _ => None,
+                });
+            if let Some(d) = latest.filter(|d| ok(d)) {
+                return d;
+            }
+            if Instant::now() > deadline {
+                panic!("{}: no directory with {what}", self.device.name());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Closes the connection and waits until the relay could see it.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.endpoint.wait_idle()).await;
+    }
+}
+
+async fn serve(
+    conn: quinn::Connection,
+    held: Arc<HashMap<DeviceId, Identity>>,
+    tx: mpsc::UnboundedSender<Inbound>,
+    route_streams: Arc<AtomicUsize>,
+    mode: Arc<Mutex<Mode>>,
+) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let held = held.clone();
+        let tx = tx.clone();
+        let route_streams = route_streams.clone();
+        let mode = *mode.lock().expect("mode");
+        tokio::spawn(async move {
+            let Ok(frame) = rpc::read_request(&mut recv, DEADLINE).await else {
+                return;
+            };
+            let answer = match frame {
+                Frame::Route(route) => {
+                    route_streams.fetch_add(1, Ordering::SeqCst);
+                    let answers = answer_route(&route, &held, mode);
+                    let _ = tx.send(Inbound::Route(route));
+                    Frame::Answers(answers)
+                }
+                Frame::Directory(d) => {
+                    let _ = tx.send(Inbound::Directory(d));
+                    Frame::Ack
+                }
+                Frame::Neighbours(n) => {
+                    let _ = tx.send(Inbound::Neighbours(n));
+                    Frame::Ack
+                }
+                Frame::Revocations(r) => {
+                    let _ = tx.send(Inbound::Revocations(r));
+                    Frame::Ack
+                }
+                other => {
+                    let _ = tx.send(Inbound::Other(other.name().into()));
+                    Frame::Error("unexpected".into())
+                }
+            };
+            let _ = rpc::answer(&mut send, &answer).await;
+        });
+    }
+}
+
+fn answer_route(
+    route: &Route,
+    held: &HashMap<DeviceId, Identity>,
+    mode: Mode,
+) -> Vec<DeviceAnswer> {
+    route
+        .to
+        .iter()
+        .map(|d| {
+            let answer = match (mode, held.get(d), &route.item) {
+                (Mode::Fail, _, _) => Answer::Failed("test says fail".into()),
+                (_, None, _) => Answer::Failed("not here".into()),
+                (_, Some(me), Routed::Envelope(e)) => match e.open(&me.device) {
+                    Ok(_) => Answer::Receipt(Receipt::sign(
+                        &me.device,
+                        e.id,
+                        e.sender.device_id(),
+                        ReceiptKind::Delivered,
+                        now_ms(),
+                    )),
+                    Err(_) => Answer::Refused(RefuseReason::Undecryptable),
+                },
+                (_, Some(_), Routed::Receipt(_)) => Answer::Accepted,
+            };
+            DeviceAnswer { device: *d, answer }
+        })
+        .collect()
+}
+
+/// The answer for `device` in `answers`.
+pub fn answer_for(answers: &[DeviceAnswer], device: &Device) -> Answer {
+    answers
+        .iter()
+        .find(|a| a.device == device.id())
+        .map(|a| a.answer.clone())
+        .unwrap_or_else(|| panic!("no answer for {}", device.name()))
+}
+
+/// Waits until `check` returns `Some`, polling.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(t) = check().await {
+            return t;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asserts `r` is a refusal whose error and close reason contain `needle`,
+/// with close code 0x10.
+pub fn assert_refused(r: Result<Client, Refusal>, needle: &str) {
+    let refusal = match r {
+        Ok(c) => panic!("{} was accepted", c.device.name()),
+        Err(r) => r,
+    };
+    eprintln!("refusal: {refusal:?}");
+    if let Some(e) = &refusal.error {
+        assert!(e.contains(needle), "error {e:?} lacks {needle:?}");
+    }
+    let (code, reason) = refusal.close.expect("connection closed");
+    assert_eq!(code, 0x10, "close code");
+    assert!(
+        reason.contains(needle),
+        "close reason {reason:?} lacks {needle:?}"
+    );
+}
