@@ -3,6 +3,7 @@
 //! run CLI commands and wait for conditions with generous deadlines.
 #![allow(dead_code)]
 
+pub mod branches;
 pub mod raw_peer;
 
 use std::path::{Path, PathBuf};
@@ -16,21 +17,33 @@ use std::time::{Duration, Instant};
 /// path to this package's tests (`CARGO_BIN_EXE_*` is per package): build it.
 pub fn tincan_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "tincan-node", "--bin", "tincan"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build for the tincan binary");
-        assert!(status.success(), "building the tincan binary failed");
-        // target/<profile>/deps/<test-binary> -> target/<profile>/tincan
-        let exe = std::env::current_exe().expect("current exe");
-        let dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let bin = dir.join("tincan");
-        assert!(bin.exists(), "tincan binary not found at {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| build_bin("tincan-node", "tincan"))
+}
+
+/// The path of the `tincan-relay` binary, built once per test process.
+pub fn relay_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("tincan-relay", "tincan-relay"))
+}
+
+fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", package, "--bin", bin])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    // target/<profile>/deps/<test-binary> -> target/<profile>/<bin>
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(bin);
+    assert!(
+        path.exists(),
+        "{bin} binary not found at {}",
+        path.display()
+    );
+    path
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.

@@ -1,0 +1,90 @@
+//! Branch offices end to end: two LANs behind NAT routers (3 and 2 real
+//! daemons) and a relay on the WAN. Each LAN elects exactly one gateway by
+//! itself; messages cross in both directions through gateway → relay →
+//! gateway; each side sees the other branch's people online.
+//!
+//! Needs root and iproute2 (CI has both); skips otherwise. mDNS and all
+//! traffic stay inside the namespaces this test creates.
+
+mod common;
+
+use std::time::Duration;
+
+use common::branches::Branches;
+use common::cli_json;
+use tincan_netsim::netns_available;
+
+/// Generous deadlines: they bound a hang, they do not measure speed.
+const ELECTION: Duration = Duration::from_secs(40);
+const DIRECTORY: Duration = Duration::from_secs(30);
+
+#[test]
+fn two_branches_elect_one_gateway_each_and_talk_across() {
+    if !netns_available() {
+        println!("skipping: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    let mut org = Branches::new(&[
+        ("a", "10.1.1", &["Alice", "Anna", "Arno"]),
+        ("b", "10.2.1", &["Bob", "Berta"]),
+    ]);
+    org.start_all(&[]);
+    let gw_a = org.wait_one_gateway(&["Alice", "Anna", "Arno"], ELECTION);
+    let gw_b = org.wait_one_gateway(&["Bob", "Berta"], ELECTION);
+    println!("gateways: branch a {gw_a}, branch b {gw_b}");
+    let status = org.status(&gw_a);
+    assert_eq!(status["relay"]["connected"], true, "{status}");
+    let member = ["Alice", "Anna", "Arno"]
+        .into_iter()
+        .find(|n| *n != gw_a)
+        .expect("a member");
+    let status = org.status(member);
+    assert_eq!(
+        status["relay"]["connected"], false,
+        "only the gateway holds the relay: {status}"
+    );
+    assert!(status["site"].is_string(), "{status}");
+
+    // The other branch's people appear by themselves, online.
+    let bob_device = org.member("Bob").device_id.clone();
+    common::wait_for("Bob visible in branch a", DIRECTORY, || {
+        let peers = cli_json(&org.member("Arno").home, &["peers", "--json"]);
+        peers.as_array()?.iter().find(|p| {
+            p["device_id"] == bob_device.as_str()
+                && p["online"] == true
+                && (p["via"] == "gateway" || p["via"] == "relay")
+        })?;
+        Some(())
+    });
+    let arno_device = org.member("Arno").device_id.clone();
+    common::wait_for("Arno visible in branch b", DIRECTORY, || {
+        let peers = cli_json(&org.member("Berta").home, &["peers", "--json"]);
+        peers
+            .as_array()?
+            .iter()
+            .find(|p| p["device_id"] == arno_device.as_str() && p["online"] == true)?;
+        Some(())
+    });
+
+    // Both ways, from members and gateways alike.
+    org.send_delivered("Arno", "Bob", "hello branch b");
+    org.send_delivered("Berta", "Anna", "hello branch a");
+    org.send_delivered(&gw_a, "Berta", "from the gateway");
+    assert_eq!(org.history_texts("Bob", "Arno"), ["hello branch b"]);
+    assert_eq!(org.history_texts("Anna", "Berta"), ["hello branch a"]);
+    assert_eq!(org.history_texts("Berta", &gw_a), ["from the gateway"]);
+    let relay_status = std::process::Command::new(common::relay_bin())
+        .arg("--home")
+        .arg(&org.relay.home)
+        .args(["status", "--json"])
+        .output()
+        .expect("relay status");
+    let relay_status: serde_json::Value =
+        serde_json::from_slice(&relay_status.stdout).expect("relay status json");
+    let sites = relay_status["orgs"][0]["sites"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let live: Vec<_> = sites.iter().filter(|s| s["holder"].is_string()).collect();
+    assert_eq!(live.len(), 2, "one live lease per branch: {relay_status}");
+}

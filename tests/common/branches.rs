@@ -1,0 +1,302 @@
+//! An organisation spread over NATed branch offices: a relay on the WAN,
+//! sites behind their own NAT routers, one real `tincan` daemon per host,
+//! all enrolled in one organisation. Built on the netns `Internet` harness;
+//! everything it creates is removed when it is dropped (also on panic, when
+//! the daemons' logs are printed first).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tincan_netsim::netns::SiteId;
+use tincan_netsim::{Host, Internet};
+
+use super::{cli, cli_json, relay_bin, wait_for, Daemon};
+
+/// The relay's QUIC port on its WAN host.
+pub const RELAY_PORT: u16 = 7443;
+
+/// One member's device.
+pub struct Member {
+    /// Display name.
+    pub name: String,
+    /// Home directory.
+    pub home: PathBuf,
+    /// The host (namespace) it runs in.
+    pub host: Host,
+    /// The daemon, once started.
+    pub daemon: Option<Daemon>,
+    /// `whoami --json` user id.
+    pub user_id: String,
+    /// `whoami --json` device id.
+    pub device_id: String,
+}
+
+/// The running relay process.
+pub struct Relay {
+    /// Its home.
+    pub home: PathBuf,
+    /// `HOST:PORT#FINGERPRINT`.
+    pub addr: String,
+    child: Option<Child>,
+    log: PathBuf,
+    host_ns: String,
+    org: String,
+}
+
+impl Relay {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("relay log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.host_ns])
+            .arg(relay_bin())
+            .arg("--home")
+            .arg(&self.home)
+            .args(["run", "--listen", &format!("0.0.0.0:{RELAY_PORT}")])
+            .args(["--org", &self.org])
+            .env("RUST_LOG", "tincan_relay=debug,info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn relay");
+        self.child = Some(child);
+        let home = self.home.clone();
+        wait_for("relay control socket", Duration::from_secs(30), || {
+            Command::new(relay_bin())
+                .arg("--home")
+                .arg(&home)
+                .args(["status", "--json"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|_| ())
+        });
+    }
+
+    /// SIGKILLs the relay.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same home.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The relay's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The whole organisation. Field order matters for drop: daemons and the
+/// relay stop before the namespaces go.
+pub struct Branches {
+    /// Every member, in creation order.
+    pub members: Vec<Member>,
+    /// The relay.
+    pub relay: Relay,
+    /// The sites, in creation order.
+    pub sites: Vec<SiteId>,
+    /// The organisation id.
+    pub org_id: String,
+    /// The namespaces (last, so it is dropped last).
+    pub net: Internet,
+    _dir: tempfile::TempDir,
+}
+
+impl Branches {
+    /// Builds sites `(label, subnet prefix, member names)`; the first
+    /// member of the first site is the admin. Daemons are not started yet.
+    pub fn new(sites: &[(&str, &str, &[&str])]) -> Branches {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut net = Internet::new("198.51.100").expect("internet");
+        let relay_host = net.add_host("relay").expect("relay host");
+        let relay_home = dir.path().join("relay");
+        let fp = cli_json_relay(&relay_home, &["init", "--json"]);
+        let fingerprint = fp["fingerprint"].as_str().expect("fingerprint").to_string();
+        let mut members = Vec::new();
+        let mut site_ids = Vec::new();
+        for (label, prefix, names) in sites {
+            let site = net.add_site(label, prefix).expect("site");
+            site_ids.push(site);
+            for name in names.iter() {
+                let host = net
+                    .add_host_to(site, &name.to_ascii_lowercase())
+                    .expect("host");
+                let home = dir.path().join(name.to_ascii_lowercase());
+                let who = cli_json(&home, &["init", "--name", name, "--json"]);
+                members.push(Member {
+                    name: name.to_string(),
+                    home,
+                    host,
+                    daemon: None,
+                    user_id: who["user_id"].as_str().expect("user id").to_string(),
+                    device_id: who["device_id"].as_str().expect("device id").to_string(),
+                });
+            }
+        }
+        let admin = members[0].home.clone();
+        let org = cli_json(&admin, &["org", "init", "--name", "Acme", "--json"]);
+        let org_id = org["org_id"].as_str().expect("org id").to_string();
+        for member in &members[1..] {
+            let file = dir.path().join(format!("{}.membership", member.name));
+            let file_arg = file.to_str().expect("utf-8 path");
+            cli_json(
+                &admin,
+                &["org", "issue", &member.user_id, "--out", file_arg, "--json"],
+            );
+            cli_json(&member.home, &["org", "join", file_arg, "--json"]);
+        }
+        let mut relay = Relay {
+            home: relay_home.clone(),
+            addr: format!("{}:{RELAY_PORT}#{fingerprint}", relay_host.ip),
+            child: None,
+            log: dir.path().join("relay.log"),
+            host_ns: relay_host.ns.clone(),
+            org: org_id.clone(),
+        };
+        relay.spawn();
+        Branches {
+            members,
+            relay,
+            sites: site_ids,
+            org_id,
+            net,
+            _dir: dir,
+        }
+    }
+
+    /// Starts every member's daemon with `--relay` and `extra` flags.
+    pub fn start_all(&mut self, extra: &[&str]) {
+        for i in 0..self.members.len() {
+            self.start(i, extra);
+        }
+    }
+
+    /// Starts member `i`'s daemon.
+    pub fn start(&mut self, i: usize, extra: &[&str]) {
+        let relay = self.relay.addr.clone();
+        let member = &mut self.members[i];
+        let mut args = vec!["--relay", relay.as_str(), "--name", member.name.as_str()];
+        args.extend_from_slice(extra);
+        member.daemon = Some(Daemon::start(&member.home, &args, Some(&member.host.ns)));
+    }
+
+    /// The member called `name`.
+    pub fn member(&self, name: &str) -> &Member {
+        self.members
+            .iter()
+            .find(|m| m.name == name)
+            .expect("known member")
+    }
+
+    /// `status --json` of `name`.
+    pub fn status(&self, name: &str) -> Value {
+        cli_json(&self.member(name).home, &["status", "--json"])
+    }
+
+    /// Waits until exactly one of `names` is gateway and all others are its
+    /// members; returns the gateway's name.
+    pub fn wait_one_gateway(&self, names: &[&str], timeout: Duration) -> String {
+        wait_for(&format!("one gateway among {names:?}"), timeout, || {
+            let statuses: Vec<(String, Value)> = names
+                .iter()
+                .map(|n| (n.to_string(), self.status(n)))
+                .collect();
+            let gateways: Vec<&(String, Value)> = statuses
+                .iter()
+                .filter(|(_, s)| s["role"] == "gateway")
+                .collect();
+            let [(name, gateway)] = gateways.as_slice() else {
+                return None;
+            };
+            let device = gateway["device_id"].clone();
+            let all_follow = statuses
+                .iter()
+                .filter(|(n, _)| n != name)
+                .all(|(_, s)| s["role"] == "member" && s["gateway"]["device_id"] == device);
+            all_follow.then(|| name.clone())
+        })
+    }
+
+    /// Sends `text` from `from` to `to` (names, comma-separated) and waits
+    /// until it is delivered; returns the message id.
+    pub fn send_delivered(&self, from: &str, to: &str, text: &str) -> String {
+        let home = &self.member(from).home;
+        let out = cli(
+            home,
+            &["send", to, text, "--wait", "--timeout", "60", "--json"],
+        );
+        assert!(
+            out.status.success(),
+            "send {from} → {to} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sent: Value = serde_json::from_slice(&out.stdout).expect("send json");
+        assert_eq!(sent["state"], "delivered", "{sent}");
+        sent["id"].as_str().expect("id").to_string()
+    }
+
+    /// Texts of `of`'s conversation with `peer`.
+    pub fn history_texts(&self, of: &str, peer: &str) -> Vec<String> {
+        let rows = cli_json(&self.member(of).home, &["history", peer, "--json"]);
+        rows.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["text"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Branches {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for m in &self.members {
+                if let Some(d) = &m.daemon {
+                    eprintln!("===== log of {} =====\n{}", m.name, d.log());
+                }
+            }
+            eprintln!("===== relay log =====\n{}", self.relay.log());
+        }
+        for m in &mut self.members {
+            if let Some(d) = m.daemon.as_mut() {
+                d.kill();
+            }
+        }
+        self.relay.kill();
+    }
+}
+
+fn cli_json_relay(home: &Path, args: &[&str]) -> Value {
+    let out = Command::new(relay_bin())
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run tincan-relay");
+    assert!(
+        out.status.success(),
+        "tincan-relay {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("relay json")
+}
