@@ -236,6 +236,20 @@ impl Branches {
         })
     }
 
+    /// Waits until `of` lists `peer`'s device online.
+    pub fn wait_online(&self, of: &str, peer: &str, timeout: Duration) {
+        let device = self.member(peer).device_id.clone();
+        let home = self.member(of).home.clone();
+        wait_for(&format!("{peer} online at {of}"), timeout, || {
+            let peers = cli_json(&home, &["peers", "--json"]);
+            peers
+                .as_array()?
+                .iter()
+                .find(|p| p["device_id"] == device.as_str() && p["online"] == true)?;
+            Some(())
+        });
+    }
+
     /// Sends `text` from `from` to `to` (names, comma-separated) and waits
     /// until it is delivered; returns the message id.
     pub fn send_delivered(&self, from: &str, to: &str, text: &str) -> String {
