@@ -12,7 +12,6 @@ use tincan_core::route::MemberCard;
 use tincan_core::site::SiteId;
 use tincan_core::wire::Frame;
 
-use crate::lease::LeaseRefusal;
 use crate::server::{Peer, Shared};
 use crate::store::StoredDevice;
 
@@ -53,7 +52,7 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
                         shared
                             .registry()
                             .leases
-                            .release(now, key, peer.device, epoch);
+                            .release(now, &key, peer.device, epoch);
                         return Frame::Error("relay storage unavailable".into());
                     }
                 }
@@ -68,16 +67,7 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
         }
         Err(refusal) => {
             shared.metrics.leases_refused.inc();
-            let (current_epoch, holder) = match refusal {
-                LeaseRefusal::Stale {
-                    current_epoch,
-                    holder,
-                } => (current_epoch, holder),
-                LeaseRefusal::Held {
-                    current_epoch,
-                    holder,
-                } => (current_epoch, Some(holder)),
-            };
+            let (current_epoch, holder) = (refusal.current_epoch(), refusal.holder());
             Frame::LeaseRefused {
                 site,
                 epoch,
@@ -94,7 +84,7 @@ pub fn release(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) -> F
     let released = shared
         .registry()
         .leases
-        .release(now, (peer.org, site), peer.device, epoch);
+        .release(now, &(peer.org, site), peer.device, epoch);
     if released {
         tracing::info!(device = %peer.device, epoch, "lease released");
         shared.dirty(peer.org);

@@ -10,7 +10,7 @@
 //! - [`config`]: configuration, home files, parsers for operator input.
 //! - [`key`]: the relay key (a tincan identity) and its fingerprint.
 //! - [`store`]: SQLite storage (mail, devices, revocations, epochs).
-//! - [`lease`]: the lease table (stand-in for `tincan_core::lease`).
+//! - leases: `tincan_core::lease::LeaseTable` (shared with the simulator).
 //! - [`registry`]: who is where (devices, connections, sites).
 //! - [`server`]: the QUIC endpoint and the connection lifecycle.
 //! - [`register`]: registration checks, Welcome, neighbours.
@@ -30,7 +30,6 @@ pub mod flush;
 pub mod gateway;
 pub mod housekeeping;
 pub mod key;
-pub mod lease;
 pub mod metrics;
 pub mod register;
 pub mod registry;

@@ -23,7 +23,7 @@ use tincan_core::route::{DirectoryEntry, Neighbour};
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, OrgId, Revocations};
 
-use crate::lease::LeaseTable;
+use tincan_core::lease::LeaseTable;
 
 /// A device the relay has seen (directly or in a gateway's list).
 #[derive(Clone, Debug)]
