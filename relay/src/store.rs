@@ -6,7 +6,7 @@
 //!   so the relay may answer `Custody` right after [`Db::put_mail`] returns.
 //! - Every method that writes several rows does it in one transaction, so a
 //!   killed relay leaves all or nothing of it.
-//! - The schema is versioned in `PRAGMA user_version`; [`MIGRATIONS`] is
+//! - The schema is versioned in `PRAGMA user_version`; `MIGRATIONS` is
 //!   append-only and each step commits with its version bump.
 //! - Rows that do not decode are skipped with a warning, never a panic.
 //!
