@@ -224,6 +224,34 @@ impl Db {
         Ok(out)
     }
 
+    /// Up to `limit` items for any of `devices`, oldest first.
+    pub fn mail_for_devices(
+        &self,
+        devices: &[DeviceId],
+        limit: usize,
+    ) -> Result<Vec<MailRow>, StoreError> {
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        // Stay far below SQLite's bound on statement parameters.
+        for chunk in devices.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {ROW_COLUMNS} FROM mail WHERE device IN ({marks}) ORDER BY id LIMIT {limit_sql}"
+            ))?;
+            let ids = chunk.iter().map(|d| d.0.to_vec());
+            let rows = stmt.query_map(rusqlite::params_from_iter(ids), row_of)?;
+            for row in rows {
+                match row? {
+                    Some(row) => out.push(row),
+                    None => tracing::warn!("skipping a corrupt mail row"),
+                }
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// Deletes mail rows.
     pub fn delete_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;

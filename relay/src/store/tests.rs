@@ -66,6 +66,13 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     assert_eq!(rows[0].sender, Some(DeviceId([9; 20])));
     assert_eq!(rows[1].kind, MailKind::Delivered);
     assert_eq!(db.mail_counts().expect("counts"), vec![(org, 3)]);
+    let both = db.mail_for_devices(&[carol, bob], 2).expect("rows");
+    assert_eq!(both.len(), 2);
+    assert!(both[0].id < both[1].id);
+    assert_eq!(
+        db.mail_for_devices(&[carol, bob], 10).expect("rows").len(),
+        3
+    );
     assert_eq!(db.devices_with_mail().expect("with mail").len(), 2);
 
     let receipt = mail(org, vec![DeviceId([9; 20])], 1, MailKind::Delivered, 5);
