@@ -228,9 +228,8 @@ async fn settle_with_receipt(
     row: &MailRow,
     receipt: tincan_core::Receipt,
 ) -> bool {
-    let sender = row
-        .sender
-        .filter(|s| shared.registry().known(&org, s).is_some());
+    // An envelope row's origin is its sender.
+    let sender = Some(row.origin).filter(|s| shared.registry().known(&org, s).is_some());
     let item = Routed::Receipt(receipt);
     let Ok(bytes) = postcard::to_allocvec(&item) else {
         return false;
@@ -242,7 +241,7 @@ async fn settle_with_receipt(
         devices: sender.into_iter().collect(),
         message_id: item.message_id(),
         kind: MailKind::of(&item),
-        sender: None,
+        origin: row.device,
         item: bytes,
         now_ms: now,
         expires_ms: now.saturating_add(ttl),

@@ -86,18 +86,20 @@ const MIGRATIONS: &[Migration] = &[Migration {
         ) STRICT;
 
         -- One row per (destination device, item). `kind` tells envelopes
-        -- from delivered/read receipts, which share the message id.
+        -- from delivered/read receipts, which share the message id;
+        -- `origin` is the envelope's sender or the receipt's signer, so
+        -- nobody can suppress another device's item by reusing its id.
         CREATE TABLE mail (
             id          INTEGER PRIMARY KEY AUTOINCREMENT,
             org         BLOB    NOT NULL CHECK (length(org) = 20),
             device      BLOB    NOT NULL CHECK (length(device) = 20),
             message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
             kind        INTEGER NOT NULL,
-            sender      BLOB    CHECK (sender IS NULL OR length(sender) = 20),
+            origin      BLOB    NOT NULL CHECK (length(origin) = 20),
             item        BLOB    NOT NULL,
             stored_ms   INTEGER NOT NULL,
             expires_ms  INTEGER NOT NULL,
-            UNIQUE (device, message_id, kind)
+            UNIQUE (device, message_id, kind, origin)
         ) STRICT;
         CREATE INDEX mail_by_device ON mail (device, id);
         CREATE INDEX mail_by_expiry ON mail (expires_ms);

@@ -14,7 +14,7 @@ fn mail(org: OrgId, devices: Vec<DeviceId>, id: u8, kind: MailKind, size: usize)
         devices,
         message_id: MessageId([id; 16]),
         kind,
-        sender: Some(DeviceId([9; 20])),
+        origin: DeviceId([9; 20]),
         item: vec![id; size],
         now_ms: 1_000,
         expires_ms: 5_000,
@@ -41,6 +41,15 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
             db.put_mail(&m, 2, 1_000).expect("put again"),
             vec![(bob, PutOutcome::Duplicate), (carol, PutOutcome::Duplicate)]
         );
+        // Same id and kind from another origin: a separate item.
+        let other = NewMail {
+            origin: DeviceId([8; 20]),
+            ..mail(org, vec![carol], 1, MailKind::Envelope, 10)
+        };
+        assert_eq!(
+            db.put_mail(&other, 5, 1_000).expect("put")[0].1,
+            PutOutcome::Stored
+        );
         // Same id, other kind: a separate item.
         let r = mail(org, vec![bob], 1, MailKind::Delivered, 10);
         assert_eq!(
@@ -63,15 +72,15 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     let rows = db.mail_for(bob, 10).expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].kind, MailKind::Envelope);
-    assert_eq!(rows[0].sender, Some(DeviceId([9; 20])));
+    assert_eq!(rows[0].origin, DeviceId([9; 20]));
     assert_eq!(rows[1].kind, MailKind::Delivered);
-    assert_eq!(db.mail_counts().expect("counts"), vec![(org, 3)]);
+    assert_eq!(db.mail_counts().expect("counts"), vec![(org, 4)]);
     let both = db.mail_for_devices(&[carol, bob], 2).expect("rows");
     assert_eq!(both.len(), 2);
     assert!(both[0].id < both[1].id);
     assert_eq!(
         db.mail_for_devices(&[carol, bob], 10).expect("rows").len(),
-        3
+        4
     );
     assert_eq!(db.devices_with_mail().expect("with mail").len(), 2);
 
@@ -81,7 +90,7 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     assert_eq!(db.mail_for(bob, 10).expect("rows").len(), 1);
     assert_eq!(db.mail_for(DeviceId([9; 20]), 10).expect("rows").len(), 1);
     assert_eq!(db.expire(4_999).expect("expire").len(), 0);
-    assert_eq!(db.expire(5_000).expect("expire").len(), 3);
+    assert_eq!(db.expire(5_000).expect("expire").len(), 4);
     assert!(db.devices_with_mail().expect("with mail").is_empty());
 }
 
