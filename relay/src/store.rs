@@ -73,9 +73,10 @@ struct Migration {
 }
 
 /// Every schema step, in order (append-only).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
         CREATE TABLE devices (
             org          BLOB    NOT NULL CHECK (length(org) = 20),
             device       BLOB    NOT NULL CHECK (length(device) = 20),
@@ -86,20 +87,18 @@ const MIGRATIONS: &[Migration] = &[Migration {
         ) STRICT;
 
         -- One row per (destination device, item). `kind` tells envelopes
-        -- from delivered/read receipts, which share the message id;
-        -- `origin` is the envelope's sender or the receipt's signer, so
-        -- nobody can suppress another device's item by reusing its id.
+        -- from delivered/read receipts, which share the message id.
         CREATE TABLE mail (
             id          INTEGER PRIMARY KEY AUTOINCREMENT,
             org         BLOB    NOT NULL CHECK (length(org) = 20),
             device      BLOB    NOT NULL CHECK (length(device) = 20),
             message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
             kind        INTEGER NOT NULL,
-            origin      BLOB    NOT NULL CHECK (length(origin) = 20),
+            sender      BLOB    CHECK (sender IS NULL OR length(sender) = 20),
             item        BLOB    NOT NULL,
             stored_ms   INTEGER NOT NULL,
             expires_ms  INTEGER NOT NULL,
-            UNIQUE (device, message_id, kind, origin)
+            UNIQUE (device, message_id, kind)
         ) STRICT;
         CREATE INDEX mail_by_device ON mail (device, id);
         CREATE INDEX mail_by_expiry ON mail (expires_ms);
@@ -117,7 +116,38 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (org, site)
         ) STRICT;
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+        -- Dedupe on the item's origin too (the envelope's sender or the
+        -- receipt's signer): receipts of several recipients of one message
+        -- must not collide, and nobody may suppress another device's item
+        -- by reusing its id. Version-1 receipt rows had no sender; they get
+        -- an all-zero origin (only their dedupe key is affected).
+        CREATE TABLE mail_v2 (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            org         BLOB    NOT NULL CHECK (length(org) = 20),
+            device      BLOB    NOT NULL CHECK (length(device) = 20),
+            message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
+            kind        INTEGER NOT NULL,
+            origin      BLOB    NOT NULL CHECK (length(origin) = 20),
+            item        BLOB    NOT NULL,
+            stored_ms   INTEGER NOT NULL,
+            expires_ms  INTEGER NOT NULL,
+            UNIQUE (device, message_id, kind, origin)
+        ) STRICT;
+        INSERT INTO mail_v2 (id, org, device, message_id, kind, origin, item, stored_ms, expires_ms)
+            SELECT id, org, device, message_id, kind, coalesce(sender, zeroblob(20)),
+                   item, stored_ms, expires_ms
+            FROM mail;
+        DROP TABLE mail;
+        ALTER TABLE mail_v2 RENAME TO mail;
+        CREATE INDEX mail_by_device ON mail (device, id);
+        CREATE INDEX mail_by_expiry ON mail (expires_ms);
+    ",
+    },
+];
 
 /// A device as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

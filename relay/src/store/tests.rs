@@ -30,7 +30,7 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     let carol = DeviceId([3; 20]);
     {
         let mut db = Db::open(&path).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 1);
+        assert_eq!(db.schema_version().expect("version"), 2);
         let m = mail(org, vec![bob, carol], 1, MailKind::Envelope, 10);
         let out = db.put_mail(&m, 2, 1_000).expect("put");
         assert_eq!(
@@ -130,4 +130,32 @@ fn devices_revocations_and_epochs_round_trip() {
     db.put_epoch(acme.id(), site, 3).expect("epoch");
     assert_eq!(db.epoch(acme.id(), site).expect("epoch"), Some(7));
     assert_eq!(db.epochs().expect("epochs"), vec![(acme.id(), site, 7)]);
+}
+
+#[test]
+fn version_1_mail_is_migrated_with_its_origin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("relay.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0].sql).expect("v1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO mail (org, device, message_id, kind, sender, item, stored_ms, expires_ms)
+             VALUES (?1, ?2, ?3, 0, ?4, x'01', 1, 9)",
+            rusqlite::params![
+                [1u8; 20].as_slice(),
+                [2u8; 20].as_slice(),
+                [3u8; 16].as_slice(),
+                [4u8; 20].as_slice()
+            ],
+        )
+        .expect("insert");
+    }
+    let db = Db::open(&path).expect("migrate");
+    assert_eq!(db.schema_version().expect("version"), 2);
+    let rows = db.mail_for(DeviceId([2; 20]), 10).expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].origin, DeviceId([4; 20]));
 }
