@@ -196,16 +196,23 @@ pub enum ServeError {
     },
 }
 
+/// Fails if a relay already answers on the socket at `path` (checked
+/// before the database is opened, and again when serving).
+pub async fn ensure_not_running(path: &Path) -> Result<(), ServeError> {
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        let home = path.parent().unwrap_or(path).display().to_string();
+        return Err(ServeError::Running(home));
+    }
+    Ok(())
+}
+
 /// Serves the control socket at `path`.
 pub async fn serve(path: &Path, shared: Arc<Shared>) -> Result<ControlServer, ServeError> {
     let io = |source| ServeError::Io {
         path: path.display().to_string(),
         source,
     };
-    if tokio::net::UnixStream::connect(path).await.is_ok() {
-        let home = path.parent().unwrap_or(path).display().to_string();
-        return Err(ServeError::Running(home));
-    }
+    ensure_not_running(path).await?;
     // Nobody answers: a leftover of a killed relay.
     let _ = std::fs::remove_file(path);
     let listener = tokio::net::UnixListener::bind(path).map_err(io)?;

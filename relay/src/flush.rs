@@ -22,8 +22,9 @@ use crate::router::{encode_route, HOP_TIMEOUT};
 use crate::server::Shared;
 use crate::store::{MailKind, MailRow, NewMail, PutOutcome};
 
-/// Most rows read per device and round.
-const BATCH_ROWS: usize = 256;
+/// Most rows read per round of one connection's flush (bounds memory: an
+/// item is at most one frame).
+const ROUND_ROWS: usize = 64;
 
 /// Starts flushing the mail of `devices` of `org` that are reachable.
 pub fn flush_devices(shared: &Arc<Shared>, org: OrgId, devices: &[DeviceId]) {
@@ -86,19 +87,17 @@ async fn flush_connection(
     conn: &quinn::Connection,
     devices: Vec<DeviceId>,
 ) {
-    loop {
-        let ids = devices.clone();
+    // Every round deletes rows or drops the devices whose rows it kept,
+    // so the loop ends, and a device that cannot take its mail never holds
+    // up the others behind the same gateway.
+    let mut active = devices;
+    while !active.is_empty() {
+        let ids = active.clone();
         let rows = shared
             .store
-            .run(move |db| {
-                let mut rows = Vec::new();
-                for d in ids {
-                    rows.extend(db.mail_for(d, BATCH_ROWS)?);
-                }
-                Ok(rows)
-            })
+            .run(move |db| db.mail_for_devices(&ids, ROUND_ROWS))
             .await;
-        let mut rows = match rows {
+        let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read mail");
@@ -108,73 +107,78 @@ async fn flush_connection(
         if rows.is_empty() {
             return;
         }
-        let full_round = rows.len() >= BATCH_ROWS;
-        rows.sort_by_key(|r| r.id);
         // Group identical items, in order of their oldest copy.
         let mut batches: Vec<(Vec<u8>, Vec<MailRow>)> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         for row in rows {
-            match batches.iter_mut().find(|(item, _)| *item == row.item) {
-                Some((_, list)) => list.push(row),
-                None => batches.push((row.item.clone(), vec![row])),
+            match index.get(&row.item) {
+                Some(&i) => batches[i].1.push(row),
+                None => {
+                    index.insert(row.item.clone(), batches.len());
+                    batches.push((row.item.clone(), vec![row]));
+                }
             }
         }
-        let mut progress = false;
+        drop(index);
         for (bytes, rows) in batches {
             match deliver_batch(shared, org, conn, &bytes, rows).await {
-                Some(p) => progress |= p,
+                Some(kept) => active.retain(|d| !kept.contains(d)),
                 None => return,
             }
-        }
-        if !progress || !full_round {
-            return;
         }
     }
 }
 
-/// Delivers one item to its rows' devices; `None` if the connection failed.
+/// Delivers one item to its rows' devices; returns the devices whose rows
+/// were kept, or `None` if the connection or the database failed.
 async fn deliver_batch(
     shared: &Arc<Shared>,
     org: OrgId,
     conn: &quinn::Connection,
     bytes: &[u8],
     rows: Vec<MailRow>,
-) -> Option<bool> {
+) -> Option<Vec<DeviceId>> {
     let item: Routed = match postcard::from_bytes(bytes) {
         Ok(item) => item,
         Err(e) => {
             tracing::warn!(error = %e, "dropping undecodable mail");
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let _ = shared.store.run(move |db| db.delete_mail(&ids)).await;
-            return Some(true);
+            shared
+                .store
+                .run(move |db| db.delete_mail(&ids))
+                .await
+                .ok()?;
+            return Some(Vec::new());
         }
     };
-    let to: Vec<DeviceId> = rows.iter().map(|r| r.device).collect();
-    let frame = match encode_route(to, item.clone()) {
+    let all: Vec<DeviceId> = rows.iter().map(|r| r.device).collect();
+    let frame = match encode_route(all.clone(), item.clone()) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(error = %e, "cannot encode stored mail");
-            return Some(false);
+            return Some(all);
         }
     };
     let answers = match rpc::request_encoded(conn, &frame, HOP_TIMEOUT).await {
         Ok(Frame::Answers(list)) => list,
         Ok(other) => {
             tracing::debug!(answer = other.name(), "flush got no answers");
-            return Some(false);
+            return Some(all);
         }
         Err(e) => {
             tracing::debug!(error = %e, "flush stopped");
             return None;
         }
     };
-    let mut progress = false;
+    let mut kept = Vec::new();
     let mut delete = Vec::new();
     for row in rows {
-        let Some(answer) = answers.iter().find(|a| a.device == row.device) else {
-            continue;
-        };
-        match &answer.answer {
-            Answer::Receipt(receipt) => {
+        let answer = answers
+            .iter()
+            .find(|a| a.device == row.device)
+            .map(|a| &a.answer);
+        match answer {
+            Some(Answer::Receipt(receipt)) => {
                 let valid = matches!(&item, Routed::Envelope(e) if receipt.message_id == e.id)
                     && receipt.recipient_device == row.device
                     && shared
@@ -182,19 +186,22 @@ async fn deliver_batch(
                         .known(&org, &row.device)
                         .is_some_and(|k| receipt.verify(&k.cert).is_ok());
                 if valid {
-                    progress |= settle_with_receipt(shared, org, &row, receipt.clone()).await;
+                    if !settle_with_receipt(shared, org, &row, receipt.clone()).await {
+                        return None;
+                    }
                 } else if row.kind != MailKind::Envelope {
                     delete.push(row.id);
                 } else {
                     tracing::warn!(device = %row.device, message = %row.message_id, "invalid receipt for stored mail; kept");
+                    kept.push(row.device);
                 }
             }
-            Answer::Accepted => delete.push(row.id),
-            Answer::Refused(reason) => {
+            Some(Answer::Accepted) => delete.push(row.id),
+            Some(Answer::Refused(reason)) => {
                 tracing::info!(device = %row.device, message = %row.message_id, ?reason, "stored item refused by its device; deleted");
                 delete.push(row.id);
             }
-            Answer::Failed(_) | Answer::Custody => {}
+            Some(Answer::Failed(_) | Answer::Custody) | None => kept.push(row.device),
         }
     }
     if !delete.is_empty() {
@@ -203,12 +210,14 @@ async fn deliver_batch(
             Ok(()) => {
                 shared.metrics.mail_delivered.inc_by(n as u64);
                 shared.metrics.mail_items.dec_by(n as i64);
-                progress = true;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot delete delivered mail"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete delivered mail");
+                return None;
+            }
         }
     }
-    Some(progress)
+    Some(kept)
 }
 
 /// Replaces a delivered envelope row by its receipt for the sender, then
@@ -219,9 +228,8 @@ async fn settle_with_receipt(
     row: &MailRow,
     receipt: tincan_core::Receipt,
 ) -> bool {
-    let sender = row
-        .sender
-        .filter(|s| shared.registry().known(&org, s).is_some());
+    // An envelope row's origin is its sender.
+    let sender = Some(row.origin).filter(|s| shared.registry().known(&org, s).is_some());
     let item = Routed::Receipt(receipt);
     let Ok(bytes) = postcard::to_allocvec(&item) else {
         return false;
@@ -233,7 +241,7 @@ async fn settle_with_receipt(
         devices: sender.into_iter().collect(),
         message_id: item.message_id(),
         kind: MailKind::of(&item),
-        sender: None,
+        origin: row.device,
         item: bytes,
         now_ms: now,
         expires_ms: now.saturating_add(ttl),

@@ -1,5 +1,6 @@
 //! The housekeeping actor: debounced directory pushes and the periodic
-//! rounds (lease expiry detection, mail flush, mail expiry).
+//! rounds (lease expiry detection, membership expiry of connected devices,
+//! mail flush, mail expiry).
 //!
 //! One `select!` loop: [`Event::Dirty`] marks an organisation; its
 //! directory is pushed [`DIRECTORY_DEBOUNCE`] after the first mark, so a
@@ -65,6 +66,10 @@ pub async fn run(
                 if ticks >= next_flush {
                     next_flush = ticks + FLUSH_EVERY;
                     crate::flush::flush_all(&shared).await;
+                }
+                let expired = shared.registry().expired(shared.clock.wall_secs());
+                for conn in expired {
+                    conn.close(crate::close::REFUSED, b"membership expired");
                 }
                 if ticks >= next_expiry {
                     next_expiry = ticks + EXPIRE_EVERY;

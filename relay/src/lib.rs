@@ -112,6 +112,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     if config.orgs.is_empty() {
         return Err(StartError::NoOrg);
     }
+    control::ensure_not_running(&config.home.control_socket_path()).await?;
     let (identity, created) = key::load_or_create(&config.home)?;
     let fingerprint = key::fingerprint(&identity);
     if created {

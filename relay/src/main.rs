@@ -58,6 +58,7 @@ fn run(home: RelayHome, args: RunArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = RelayConfig::new(home, args.listen, args.orgs);
     config.metrics = args.metrics;

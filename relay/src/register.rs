@@ -146,6 +146,7 @@ pub async fn first_register(
                 remote: public_addr(conn),
                 lan_addrs: reg.lan_addrs.clone(),
                 lonely: reg.lonely,
+                expires_at: reg.membership.expires_at,
             },
         );
         let revocations = registry.org(&org).and_then(|s| s.revocations.clone());
@@ -186,7 +187,13 @@ pub fn re_register(shared: &Arc<Shared>, peer: &Peer, reg: Register) -> Frame {
     {
         let mut registry = shared.registry();
         registry.know(peer.org, cert, reg.name, shared.clock.wall_ms());
-        registry.update_lan(&peer.org, &peer.device, reg.lan_addrs, reg.lonely);
+        registry.update_lan(
+            &peer.org,
+            &peer.device,
+            reg.lan_addrs,
+            reg.lonely,
+            reg.membership.expires_at,
+        );
     }
     after_change(shared, peer, lonely);
     Frame::Welcome(Welcome {

@@ -47,6 +47,8 @@ pub struct DirectConn {
     pub lan_addrs: Vec<SocketAddr>,
     /// Whether it asked for neighbours.
     pub lonely: bool,
+    /// When the device's membership ends, unix seconds.
+    pub expires_at: u64,
 }
 
 /// A site as its gateway last described it.
@@ -210,13 +212,15 @@ impl Registry {
             .filter(|old| old.stable_id() != new_id)
     }
 
-    /// Updates the LAN data of a registered connection (a second Register).
+    /// Updates the LAN data and membership expiry of a registered connection
+    /// (a second Register).
     pub fn update_lan(
         &mut self,
         org: &OrgId,
         device: &DeviceId,
         lan: Vec<SocketAddr>,
         lonely: bool,
+        expires_at: u64,
     ) {
         if let Some(d) = self
             .orgs
@@ -225,6 +229,7 @@ impl Registry {
         {
             d.lan_addrs = lan;
             d.lonely = lonely;
+            d.expires_at = expires_at;
         }
     }
 
@@ -370,6 +375,16 @@ impl Registry {
             .collect();
         entries.sort_by_key(|e| e.cert.device_id());
         entries
+    }
+
+    /// Registered connections whose membership has ended at `now_secs`.
+    pub fn expired(&self, now_secs: u64) -> Vec<quinn::Connection> {
+        self.orgs
+            .values()
+            .flat_map(|s| s.direct.values())
+            .filter(|d| d.expires_at <= now_secs)
+            .map(|d| d.conn.clone())
+            .collect()
     }
 
     /// The registered connections of `org`.

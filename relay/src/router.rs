@@ -267,9 +267,9 @@ pub async fn custody(
         devices: devices.clone(),
         message_id: item.message_id(),
         kind: MailKind::of(item),
-        sender: match item {
-            Routed::Envelope(e) => Some(e.sender.device_id()),
-            Routed::Receipt(_) => None,
+        origin: match item {
+            Routed::Envelope(e) => e.sender.device_id(),
+            Routed::Receipt(r) => r.recipient_device,
         },
         item: bytes,
         now_ms: now,

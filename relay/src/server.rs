@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quinn::crypto::rustls::QuicServerConfig;
-use tincan_core::wire::Frame;
+use tincan_core::wire::{self, Frame};
 use tincan_core::{DeviceId, OrgId, RelayId, UserId};
-use tincan_node::rpc::{self, RpcError};
+use tincan_node::rpc;
 use tokio::sync::mpsc;
 
 use crate::config::RelayConfig;
@@ -328,17 +328,33 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let request = match rpc::read_request(&mut recv, REQUEST_TIMEOUT).await {
-        Ok(frame) => frame,
-        Err(e) => {
-            match &e {
-                RpcError::Decode(_) => {
-                    tracing::warn!(device = %peer.device, error = %e, "malformed frame; stream reset")
-                }
-                _ => tracing::debug!(device = %peer.device, error = %e, "stream broke"),
-            }
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(rpc::STREAM_LIMIT)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            tracing::debug!(device = %peer.device, error = %e, "stream broke or oversize; reset");
             let _ = send.reset(close::STREAM_MALFORMED);
             let _ = recv.stop(close::STREAM_MALFORMED);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(device = %peer.device, "stream stalled; reset");
+            let _ = send.reset(close::STREAM_MALFORMED);
+            let _ = recv.stop(close::STREAM_MALFORMED);
+            return;
+        }
+    };
+    let request = match wire::decode(&bytes) {
+        Ok((frame, _)) => frame,
+        Err(e) => {
+            if let Some(kind) = unknown_frame_kind(&bytes) {
+                // A frame kind of a newer protocol revision: say so.
+                let answer = Frame::Error(format!("unknown frame kind {kind}"));
+                let _ = rpc::answer(&mut send, &answer).await;
+                return;
+            }
+            tracing::warn!(device = %peer.device, error = %e, "malformed frame; stream reset");
+            let _ = send.reset(close::STREAM_MALFORMED);
             return;
         }
     };
@@ -350,6 +366,28 @@ async fn serve_stream(
     if let Err(e) = rpc::answer(&mut send, &answer).await {
         tracing::debug!(device = %peer.device, error = %e, "answer not delivered");
     }
+}
+
+/// Frame kinds this build knows (`Frame` variants `Hello` … `Error`).
+const KNOWN_FRAME_KINDS: u64 = 20;
+
+/// The variant index of a well-framed, current-version body whose kind
+/// this build does not know (a later protocol addition), if it is one.
+fn unknown_frame_kind(bytes: &[u8]) -> Option<u64> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let body = bytes.get(4..)?;
+    if body.len() != len || *body.first()? != wire::PROTOCOL_VERSION {
+        return None;
+    }
+    // postcard writes the discriminant as a LEB128 varint.
+    let mut kind: u64 = 0;
+    for (i, b) in body.get(1..)?.iter().take(5).enumerate() {
+        kind |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return (kind >= KNOWN_FRAME_KINDS).then_some(kind);
+        }
+    }
+    None
 }
 
 async fn dispatch(shared: &Arc<Shared>, peer: &Peer, request: Frame) -> Frame {
@@ -385,6 +423,17 @@ pub async fn push(conn: quinn::Connection, frame: Frame) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_frame_kinds_are_told_from_garbage() {
+        let ack = wire::encode(&Frame::Ack).expect("encode");
+        assert_eq!(unknown_frame_kind(&ack), None);
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 2, 25]), Some(25));
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 3, 2, 0x80, 0x01]), Some(128));
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 9, 25]), None);
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 9, 2, 25]), None);
+        assert_eq!(unknown_frame_kind(&[0, 0]), None);
+    }
 
     #[test]
     fn flood_keys_group_an_ipv6_64_and_unmap_ipv4() {

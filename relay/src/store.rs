@@ -6,7 +6,7 @@
 //!   so the relay may answer `Custody` right after [`Db::put_mail`] returns.
 //! - Every method that writes several rows does it in one transaction, so a
 //!   killed relay leaves all or nothing of it.
-//! - The schema is versioned in `PRAGMA user_version`; [`MIGRATIONS`] is
+//! - The schema is versioned in `PRAGMA user_version`; `MIGRATIONS` is
 //!   append-only and each step commits with its version bump.
 //! - Rows that do not decode are skipped with a warning, never a panic.
 //!
@@ -73,9 +73,10 @@ struct Migration {
 }
 
 /// Every schema step, in order (append-only).
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "
         CREATE TABLE devices (
             org          BLOB    NOT NULL CHECK (length(org) = 20),
             device       BLOB    NOT NULL CHECK (length(device) = 20),
@@ -115,7 +116,38 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (org, site)
         ) STRICT;
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        sql: "
+        -- Dedupe on the item's origin too (the envelope's sender or the
+        -- receipt's signer): receipts of several recipients of one message
+        -- must not collide, and nobody may suppress another device's item
+        -- by reusing its id. Version-1 receipt rows had no sender; they get
+        -- an all-zero origin (only their dedupe key is affected).
+        CREATE TABLE mail_v2 (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            org         BLOB    NOT NULL CHECK (length(org) = 20),
+            device      BLOB    NOT NULL CHECK (length(device) = 20),
+            message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
+            kind        INTEGER NOT NULL,
+            origin      BLOB    NOT NULL CHECK (length(origin) = 20),
+            item        BLOB    NOT NULL,
+            stored_ms   INTEGER NOT NULL,
+            expires_ms  INTEGER NOT NULL,
+            UNIQUE (device, message_id, kind, origin)
+        ) STRICT;
+        INSERT INTO mail_v2 (id, org, device, message_id, kind, origin, item, stored_ms, expires_ms)
+            SELECT id, org, device, message_id, kind, coalesce(sender, zeroblob(20)),
+                   item, stored_ms, expires_ms
+            FROM mail;
+        DROP TABLE mail;
+        ALTER TABLE mail_v2 RENAME TO mail;
+        CREATE INDEX mail_by_device ON mail (device, id);
+        CREATE INDEX mail_by_expiry ON mail (expires_ms);
+    ",
+    },
+];
 
 /// A device as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]

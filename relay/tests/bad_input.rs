@@ -137,6 +137,14 @@ async fn garbage_does_not_hurt_good_clients() {
     );
     let wrong_version = [0u8, 0, 0, 2, 9, 0];
     assert!(raw_exchange(&a.conn, &wrong_version).await.is_err());
+    // A frame kind of a later protocol revision is answered, not reset.
+    let future = raw_exchange(&a.conn, &[0, 0, 0, 3, 2, 42, 0])
+        .await
+        .expect("an answer");
+    match tincan_core::wire::decode(&future).expect("a frame").0 {
+        Frame::Error(e) => assert!(e.contains("unknown frame kind 42"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
     match a.request(Frame::Directory(vec![])).await {
         Frame::Error(e) => assert!(e.contains("unexpected"), "{e}"),
         other => panic!("expected an error, got {other:?}"),

@@ -145,6 +145,21 @@ async fn status_json_metrics_and_sigterm() {
         assert!(body.contains(name), "metrics lack {name}:\n{body}");
     }
 
+    // A second relay on the same home refuses to start.
+    let second = cli(
+        dir.path(),
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--org",
+            &acme.id().to_string(),
+        ],
+    );
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already running"), "{err}");
+
     let code = relay.terminate();
     assert!(code.success(), "graceful exit: {code:?}");
     let (code, reason) = common::close_of(&a.conn).await.expect("alice closed");

@@ -180,3 +180,78 @@ async fn leases_fence_epochs_and_sites_get_one_copy() {
     assert_eq!(sites[0]["epoch"], 3);
     assert_eq!(sites[0]["holder"], gw2.id().to_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_mail_reaches_a_site_once_when_its_gateway_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let relay = Relay::start(dir.path(), &[acme.id()], &[]);
+    let site = SiteId([9; 16]);
+    let gw = acme.device("gw");
+    let m1 = acme.device("m1");
+    let m2 = acme.device("m2");
+    let alice = acme.device("alice");
+    let g = Client::connect_with(relay.addr, &gw, gw.register(), vec![m1.clone(), m2.clone()])
+        .await
+        .expect("gw");
+    let a = Client::connect(relay.addr, &alice).await.expect("alice");
+    let members = || Frame::SiteMembers {
+        site,
+        epoch: 0,
+        members: vec![gw.card(), m1.card(), m2.card()],
+    };
+    let with_epoch = |epoch| match members() {
+        Frame::SiteMembers { site, members, .. } => Frame::SiteMembers {
+            site,
+            epoch,
+            members,
+        },
+        other => other,
+    };
+    // The site is listed once (so the relay knows m1 and m2), then the
+    // gateway steps down.
+    assert!(matches!(
+        g.request(claim(site, 1)).await,
+        Frame::LeaseGranted { .. }
+    ));
+    assert_eq!(g.request(with_epoch(1)).await, Frame::Ack);
+    assert_eq!(
+        g.request(Frame::LeaseRelease { site, epoch: 1 }).await,
+        Frame::Ack
+    );
+    a.wait_directory("m1 and m2 offline", |d| {
+        [&m1, &m2]
+            .iter()
+            .all(|m| d.iter().any(|e| e.cert == m.cert() && !e.online))
+    })
+    .await;
+
+    let envelope = seal(&alice, &[&m1, &m2], "for the branch, later");
+    let answers = a.route(route_of(&envelope, &[&m1, &m2])).await;
+    assert_eq!(answer_for(&answers, &m1), Answer::Custody);
+    assert_eq!(answer_for(&answers, &m2), Answer::Custody);
+    let before = g.route_streams.load(Ordering::SeqCst);
+
+    // The gateway comes back: one stream carries the item to both.
+    assert!(matches!(
+        g.request(claim(site, 2)).await,
+        Frame::LeaseGranted { .. }
+    ));
+    assert_eq!(g.request(with_epoch(2)).await, Frame::Ack);
+    for m in [&m1, &m2] {
+        a.wait_for("a member's receipt", |i| match i {
+            Inbound::Route(Route {
+                item: Routed::Receipt(r),
+                ..
+            }) if r.message_id == envelope.id && r.recipient_device == m.id() => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+    assert_eq!(g.route_streams.load(Ordering::SeqCst) - before, 1);
+    common::eventually("mailboxes empty", || {
+        let s = relay.status();
+        async move { (s["mail_total"] == 0).then_some(()) }
+    })
+    .await;
+}

@@ -126,3 +126,16 @@ async fn lonely_devices_behind_one_address_are_told_about_each_other() {
     });
     assert!(!carol_told, "carol is on another LAN");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_membership_that_ends_while_connected_closes_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let relay = Relay::start(dir.path(), &[acme.id()], &[]);
+    let brief = acme.device_until("brief", now_secs() + 3);
+    let b = Client::connect(relay.addr, &brief)
+        .await
+        .expect("still valid");
+    let (code, reason) = close_of(&b.conn).await.expect("closed at expiry");
+    assert_eq!((code, reason.as_str()), (0x10, "membership expired"));
+}

@@ -2,8 +2,11 @@
 //!
 //! A row is one (destination device, item); the same envelope for five
 //! offline devices is five rows (each is delivered and deleted on its own).
-//! Dedupe is on `(device, message id, kind)`, so a sender retrying after a
-//! lost `Custody` answer never stores a second copy.
+//! Dedupe is on `(device, message id, kind, origin)` — origin being the
+//! envelope's sender or the receipt's signer — so a sender retrying after a
+//! lost `Custody` answer never stores a second copy, receipts of several
+//! recipients of one message never collide, and no device can suppress
+//! another's item by reusing its id.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use tincan_core::route::Routed;
@@ -63,8 +66,9 @@ pub struct NewMail {
     pub message_id: MessageId,
     /// The item's kind.
     pub kind: MailKind,
-    /// For an envelope, the sending device (its receipt goes back there).
-    pub sender: Option<DeviceId>,
+    /// The envelope's sending device (its receipt goes back there) or the
+    /// receipt's signing device.
+    pub origin: DeviceId,
     /// The postcard-encoded [`Routed`] item.
     pub item: Vec<u8>,
     /// Now, ms since the Unix epoch.
@@ -97,8 +101,8 @@ pub struct MailRow {
     pub message_id: MessageId,
     /// The item's kind.
     pub kind: MailKind,
-    /// For an envelope, the sending device.
-    pub sender: Option<DeviceId>,
+    /// The envelope's sending device or the receipt's signing device.
+    pub origin: DeviceId,
     /// The postcard-encoded [`Routed`] item.
     pub item: Vec<u8>,
     /// When it was stored, ms since the Unix epoch.
@@ -114,11 +118,13 @@ fn put_one(
 ) -> Result<PutOutcome, StoreError> {
     let exists: Option<i64> = tx
         .query_row(
-            "SELECT id FROM mail WHERE device = ?1 AND message_id = ?2 AND kind = ?3",
+            "SELECT id FROM mail
+             WHERE device = ?1 AND message_id = ?2 AND kind = ?3 AND origin = ?4",
             params![
                 device.0.as_slice(),
                 mail.message_id.0.as_slice(),
-                mail.kind.code()
+                mail.kind.code(),
+                mail.origin.0.as_slice()
             ],
             |r| r.get(0),
         )
@@ -136,14 +142,14 @@ fn put_one(
         return Ok(PutOutcome::Full);
     }
     tx.execute(
-        "INSERT INTO mail (org, device, message_id, kind, sender, item, stored_ms, expires_ms)
+        "INSERT INTO mail (org, device, message_id, kind, origin, item, stored_ms, expires_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             mail.org.0.as_slice(),
             device.0.as_slice(),
             mail.message_id.0.as_slice(),
             mail.kind.code(),
-            mail.sender.map(|s| s.0.to_vec()),
+            mail.origin.0.as_slice(),
             mail.item,
             int(mail.now_ms),
             int(mail.expires_ms)
@@ -158,13 +164,9 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
     let device: Vec<u8> = r.get(2)?;
     let message_id: Vec<u8> = r.get(3)?;
     let kind: i64 = r.get(4)?;
-    let sender: Option<Vec<u8>> = r.get(5)?;
+    let origin: Vec<u8> = r.get(5)?;
     let item: Vec<u8> = r.get(6)?;
     let stored: i64 = r.get(7)?;
-    let sender = match sender {
-        None => Some(None),
-        Some(s) => id20(&s).map(|s| Some(DeviceId(s))),
-    };
     Ok((|| {
         Some(MailRow {
             id,
@@ -172,14 +174,14 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
             device: DeviceId(id20(&device)?),
             message_id: MessageId(message_id.as_slice().try_into().ok()?),
             kind: MailKind::from_code(kind)?,
-            sender: sender?,
+            origin: DeviceId(id20(&origin)?),
             item,
             stored_ms: uint(stored),
         })
     })())
 }
 
-const ROW_COLUMNS: &str = "id, org, device, message_id, kind, sender, item, stored_ms";
+const ROW_COLUMNS: &str = "id, org, device, message_id, kind, origin, item, stored_ms";
 
 impl Db {
     /// Stores `mail` for each of its devices in one durable transaction,
@@ -221,6 +223,34 @@ impl Db {
                 None => tracing::warn!(%device, "skipping a corrupt mail row"),
             }
         }
+        Ok(out)
+    }
+
+    /// Up to `limit` items for any of `devices`, oldest first.
+    pub fn mail_for_devices(
+        &self,
+        devices: &[DeviceId],
+        limit: usize,
+    ) -> Result<Vec<MailRow>, StoreError> {
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        // Stay far below SQLite's bound on statement parameters.
+        for chunk in devices.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {ROW_COLUMNS} FROM mail WHERE device IN ({marks}) ORDER BY id LIMIT {limit_sql}"
+            ))?;
+            let ids = chunk.iter().map(|d| d.0.to_vec());
+            let rows = stmt.query_map(rusqlite::params_from_iter(ids), row_of)?;
+            for row in rows {
+                match row? {
+                    Some(row) => out.push(row),
+                    None => tracing::warn!("skipping a corrupt mail row"),
+                }
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        out.truncate(limit);
         Ok(out)
     }
 

@@ -14,7 +14,7 @@ fn mail(org: OrgId, devices: Vec<DeviceId>, id: u8, kind: MailKind, size: usize)
         devices,
         message_id: MessageId([id; 16]),
         kind,
-        sender: Some(DeviceId([9; 20])),
+        origin: DeviceId([9; 20]),
         item: vec![id; size],
         now_ms: 1_000,
         expires_ms: 5_000,
@@ -30,7 +30,7 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     let carol = DeviceId([3; 20]);
     {
         let mut db = Db::open(&path).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 1);
+        assert_eq!(db.schema_version().expect("version"), 2);
         let m = mail(org, vec![bob, carol], 1, MailKind::Envelope, 10);
         let out = db.put_mail(&m, 2, 1_000).expect("put");
         assert_eq!(
@@ -40,6 +40,15 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
         assert_eq!(
             db.put_mail(&m, 2, 1_000).expect("put again"),
             vec![(bob, PutOutcome::Duplicate), (carol, PutOutcome::Duplicate)]
+        );
+        // Same id and kind from another origin: a separate item.
+        let other = NewMail {
+            origin: DeviceId([8; 20]),
+            ..mail(org, vec![carol], 1, MailKind::Envelope, 10)
+        };
+        assert_eq!(
+            db.put_mail(&other, 5, 1_000).expect("put")[0].1,
+            PutOutcome::Stored
         );
         // Same id, other kind: a separate item.
         let r = mail(org, vec![bob], 1, MailKind::Delivered, 10);
@@ -63,9 +72,16 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     let rows = db.mail_for(bob, 10).expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].kind, MailKind::Envelope);
-    assert_eq!(rows[0].sender, Some(DeviceId([9; 20])));
+    assert_eq!(rows[0].origin, DeviceId([9; 20]));
     assert_eq!(rows[1].kind, MailKind::Delivered);
-    assert_eq!(db.mail_counts().expect("counts"), vec![(org, 3)]);
+    assert_eq!(db.mail_counts().expect("counts"), vec![(org, 4)]);
+    let both = db.mail_for_devices(&[carol, bob], 2).expect("rows");
+    assert_eq!(both.len(), 2);
+    assert!(both[0].id < both[1].id);
+    assert_eq!(
+        db.mail_for_devices(&[carol, bob], 10).expect("rows").len(),
+        4
+    );
     assert_eq!(db.devices_with_mail().expect("with mail").len(), 2);
 
     let receipt = mail(org, vec![DeviceId([9; 20])], 1, MailKind::Delivered, 5);
@@ -74,7 +90,7 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     assert_eq!(db.mail_for(bob, 10).expect("rows").len(), 1);
     assert_eq!(db.mail_for(DeviceId([9; 20]), 10).expect("rows").len(), 1);
     assert_eq!(db.expire(4_999).expect("expire").len(), 0);
-    assert_eq!(db.expire(5_000).expect("expire").len(), 3);
+    assert_eq!(db.expire(5_000).expect("expire").len(), 4);
     assert!(db.devices_with_mail().expect("with mail").is_empty());
 }
 
@@ -114,4 +130,32 @@ fn devices_revocations_and_epochs_round_trip() {
     db.put_epoch(acme.id(), site, 3).expect("epoch");
     assert_eq!(db.epoch(acme.id(), site).expect("epoch"), Some(7));
     assert_eq!(db.epochs().expect("epochs"), vec![(acme.id(), site, 7)]);
+}
+
+#[test]
+fn version_1_mail_is_migrated_with_its_origin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("relay.db");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0].sql).expect("v1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO mail (org, device, message_id, kind, sender, item, stored_ms, expires_ms)
+             VALUES (?1, ?2, ?3, 0, ?4, x'01', 1, 9)",
+            rusqlite::params![
+                [1u8; 20].as_slice(),
+                [2u8; 20].as_slice(),
+                [3u8; 16].as_slice(),
+                [4u8; 20].as_slice()
+            ],
+        )
+        .expect("insert");
+    }
+    let db = Db::open(&path).expect("migrate");
+    assert_eq!(db.schema_version().expect("version"), 2);
+    let rows = db.mail_for(DeviceId([2; 20]), 10).expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].origin, DeviceId([4; 20]));
 }
