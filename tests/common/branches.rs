@@ -199,6 +199,18 @@ impl Branches {
         member.daemon = Some(Daemon::start(&member.home, &args, Some(&member.host.ns)));
     }
 
+    /// Moves `name`'s host (daemon running) to site number `site`: its
+    /// cable is replugged into that LAN and it gets a new address there.
+    pub fn roam(&mut self, name: &str, site: usize) {
+        let to = self.sites[site];
+        let member = self
+            .members
+            .iter_mut()
+            .find(|m| m.name == name)
+            .expect("known member");
+        self.net.move_host(&mut member.host, to).expect("move host");
+    }
+
     /// The member called `name`.
     pub fn member(&self, name: &str) -> &Member {
         self.members
