@@ -73,6 +73,22 @@ fn two_branches_elect_one_gateway_each_and_talk_across() {
     assert_eq!(org.history_texts("Bob", "Arno"), ["hello branch b"]);
     assert_eq!(org.history_texts("Anna", "Berta"), ["hello branch a"]);
     assert_eq!(org.history_texts("Berta", &gw_a), ["from the gateway"]);
+
+    // One message to two people of the other branch: one envelope, shown in
+    // both of the sender's conversations and received by both.
+    org.send_delivered("Anna", "Bob,Berta", "to both of you");
+    for peer in ["Bob", "Berta"] {
+        assert!(
+            org.history_texts("Anna", peer)
+                .contains(&"to both of you".to_string()),
+            "Anna's conversation with {peer}"
+        );
+        common::wait_for(&format!("{peer} got the group message"), DIRECTORY, || {
+            org.history_texts(peer, "Anna")
+                .contains(&"to both of you".to_string())
+                .then_some(())
+        });
+    }
     let relay_status = std::process::Command::new(common::relay_bin())
         .arg("--home")
         .arg(&org.relay.home)

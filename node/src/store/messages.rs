@@ -221,7 +221,7 @@ fn insert(
     ignore_duplicate: bool,
 ) -> Result<bool, StoreError> {
     let conflict = if ignore_duplicate {
-        "ON CONFLICT (from_device, id) DO NOTHING"
+        "ON CONFLICT (from_device, id, peer) DO NOTHING"
     } else {
         ""
     };
@@ -267,10 +267,23 @@ impl Store {
         m: &MessageRecord,
         entries: &[OutboxEntry],
     ) -> Result<(), StoreError> {
+        self.queue_outgoing_many(std::slice::from_ref(m), entries)
+    }
+
+    /// [`Store::queue_outgoing`] for a message to several users: one history
+    /// row per conversation (same id), all rows and entries in one
+    /// transaction.
+    pub fn queue_outgoing_many(
+        &self,
+        records: &[MessageRecord],
+        entries: &[OutboxEntry],
+    ) -> Result<(), StoreError> {
         // `&self` API on a single-threaded actor; the transaction borrows the
         // connection for its whole life, so nothing else can interleave.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-        insert(&tx, m, false)?;
+        for m in records {
+            insert(&tx, m, false)?;
+        }
         for entry in entries {
             outbox::insert_entry(&tx, entry)?;
         }

@@ -102,6 +102,36 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ) STRICT;
         ",
     },
+    Migration {
+        version: 4,
+        sql: "
+            -- One message to several users (`send bob,carol`) is one id
+            -- with a history row in each conversation, so the identity of a
+            -- row becomes (from_device, id, peer). Incoming rows have the
+            -- sender as peer, so their dedupe on (from_device, id) is
+            -- unchanged. SQLite cannot alter a constraint: rebuild.
+            CREATE TABLE messages_v4 (
+                seq            INTEGER PRIMARY KEY,
+                id             BLOB    NOT NULL CHECK (length(id) = 16),
+                from_device    BLOB    NOT NULL CHECK (length(from_device) = 20),
+                direction      TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+                peer           BLOB    NOT NULL CHECK (length(peer) = 20),
+                from_user      BLOB    NOT NULL CHECK (length(from_user) = 20),
+                to_user        BLOB    NOT NULL CHECK (length(to_user) = 20),
+                text           TEXT    NOT NULL,
+                sent_at_ms     INTEGER NOT NULL CHECK (sent_at_ms >= 0),
+                received_at_ms INTEGER CHECK (received_at_ms >= 0),
+                state          TEXT    NOT NULL
+                    CHECK (state IN ('queued', 'sent', 'delivered', 'read', 'failed')),
+                error          TEXT,
+                UNIQUE (from_device, id, peer)
+            ) STRICT;
+            INSERT INTO messages_v4 SELECT * FROM messages;
+            DROP TABLE messages;
+            ALTER TABLE messages_v4 RENAME TO messages;
+            CREATE INDEX messages_by_peer ON messages (peer, sent_at_ms);
+        ",
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -53,23 +53,28 @@ impl Actor {
         }
         let now = now_ms();
         let id = MessageId::random(&mut OsEntropy);
-        let record = MessageRecord {
-            id,
-            direction: Direction::Out,
-            peer: to,
-            from_user: self.identity.user_id(),
-            from_device: self.identity.device_id(),
-            to_user: to,
-            text: text.clone(),
-            sent_at_ms: now,
-            received_at_ms: None,
-            state: MessageState::Queued,
-            error: None,
-        };
-        self.queue_envelope(id, now, &Content::Text { text }, to, &certs, Some(&record))?;
+        // One history row per conversation, all sharing the message id.
+        let records: Vec<MessageRecord> = users
+            .iter()
+            .map(|user| MessageRecord {
+                id,
+                direction: Direction::Out,
+                peer: *user,
+                from_user: self.identity.user_id(),
+                from_device: self.identity.device_id(),
+                to_user: *user,
+                text: text.clone(),
+                sent_at_ms: now,
+                received_at_ms: None,
+                state: MessageState::Queued,
+                error: None,
+            })
+            .collect();
+        self.queue_envelope(id, now, &Content::Text { text }, to, &certs, &records)?;
+        let record = &records[0];
         tracing::info!(message = %id, to = %to, devices = certs.len(), "queued message");
         self.emit_state(id, to, MessageState::Queued, None);
-        Ok(MessageView::from(&record))
+        Ok(MessageView::from(record))
     }
 
     pub(super) fn emit_state(
@@ -215,8 +220,9 @@ impl Actor {
     }
 
     /// Seals `content` for `certs` (devices of user `to`) and queues it in
-    /// the durable outbox, together with its history `record` if it has one,
-    /// in one transaction: from here on a kill loses nothing.
+    /// the durable outbox, together with its history `records` (one per
+    /// conversation; none for control content), in one transaction: from
+    /// here on a kill loses nothing.
     pub(super) fn queue_envelope(
         &mut self,
         id: MessageId,
@@ -224,7 +230,7 @@ impl Actor {
         content: &Content,
         to: UserId,
         certs: &[DeviceCert],
-        record: Option<&MessageRecord>,
+        records: &[MessageRecord],
     ) -> Result<(), NodeError> {
         let frame = self.seal_frame(id, now, content, certs)?;
         let expires = now + MESSAGE_TTL_MS;
@@ -241,9 +247,10 @@ impl Actor {
                 held: false,
             })
             .collect();
-        match record {
-            Some(record) => self.store.queue_outgoing(record, &entries)?,
-            None => self.store.queue_control(&entries)?,
+        if records.is_empty() {
+            self.store.queue_control(&entries)?;
+        } else {
+            self.store.queue_outgoing_many(records, &entries)?;
         }
         self.pending.insert(
             id,

@@ -52,6 +52,37 @@ fn queue_outgoing_writes_both() {
 }
 
 #[test]
+fn one_message_to_several_users_is_in_each_conversation() {
+    let (_dir, store) = temp_store();
+    let to_bob = message(1, Direction::Out, 100);
+    let mut to_carol = to_bob.clone();
+    to_carol.peer = user(8);
+    to_carol.to_user = user(8);
+    let entries = [entry(1, 2, 100), entry(1, 3, 100)];
+    store
+        .queue_outgoing_many(&[to_bob.clone(), to_carol.clone()], &entries)
+        .unwrap();
+    for peer in [to_bob.peer, to_carol.peer] {
+        let rows = store.history(&peer, &Default::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, to_bob.id);
+    }
+    // One state for the message, in both conversations.
+    store
+        .set_message_state(
+            &to_bob.id,
+            &to_bob.from_device,
+            MessageState::Delivered,
+            None,
+        )
+        .unwrap();
+    for peer in [to_bob.peer, to_carol.peer] {
+        let rows = store.history(&peer, &Default::default()).unwrap();
+        assert_eq!(rows[0].state, MessageState::Delivered);
+    }
+}
+
+#[test]
 fn queue_outgoing_is_all_or_nothing() {
     let (_dir, store) = temp_store();
     let m = message(1, Direction::Out, 100);
