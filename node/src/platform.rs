@@ -73,3 +73,28 @@ pub fn lan_addrs(listen: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
         }
     }
 }
+
+/// Whether this machine runs on battery right now (a laptop unplugged):
+/// such a node should not be its site's gateway, as it may sleep or leave
+/// at any moment. Linux reads `/sys/class/power_supply`; elsewhere (and
+/// when unknown) it answers `false`.
+pub fn on_battery() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(entries) = std::fs::read_dir("/sys/class/power_supply") else {
+            return false;
+        };
+        entries.flatten().any(|entry| {
+            let read = |name: &str| {
+                std::fs::read_to_string(entry.path().join(name))
+                    .map(|s| s.trim().to_ascii_lowercase())
+                    .unwrap_or_default()
+            };
+            read("type") == "battery" && read("status") == "discharging"
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}

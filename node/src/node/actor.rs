@@ -136,6 +136,11 @@ pub(crate) struct Actor {
     reachable: BTreeSet<DeviceId>,
     /// The site membership last reported to the relay.
     members_sent: Option<(SiteId, u64, Vec<DeviceId>)>,
+    /// The configured gateway preference (the election's may be lowered
+    /// to `Never` while on battery).
+    preference: GatewayPreference,
+    /// Whether the last power check found the machine on battery.
+    on_battery: bool,
 }
 
 impl Actor {
@@ -190,6 +195,8 @@ impl Actor {
             directory: Vec::new(),
             reachable: BTreeSet::new(),
             members_sent: None,
+            preference: parts.gateway,
+            on_battery: false,
         };
         actor.restore()?;
         Ok(actor)
@@ -298,6 +305,7 @@ impl Actor {
                 _ = dial_tick.tick() => {
                     self.dial_due();
                     self.relay_tick();
+                    self.check_power();
                 }
                 _ = sleep_until(wake) => {
                     let now = now_ms();

@@ -125,6 +125,24 @@ impl Actor {
         self.send_site_members();
     }
 
+    /// A laptop on battery is not eligible as gateway (it may sleep or
+    /// leave); plugged in again, its configured preference returns.
+    pub(super) fn check_power(&mut self) {
+        let on_battery = crate::platform::on_battery();
+        if on_battery == self.on_battery {
+            return;
+        }
+        self.on_battery = on_battery;
+        let preference = if on_battery {
+            tracing::info!("on battery: not eligible as branch gateway");
+            tincan_core::site::GatewayPreference::Never
+        } else {
+            tracing::info!("on mains power: gateway preference {}", self.preference);
+            self.preference
+        };
+        self.election.set_preference(now_ms(), preference);
+    }
+
     /// The relay answered a claim sent at `sent_at`.
     pub(super) fn on_lease_answer(&mut self, sent_at: u64, result: Result<Frame, String>) {
         let now = now_ms();
