@@ -29,6 +29,12 @@ use crate::site::SiteId;
 use crate::wire::RefuseReason;
 use crate::{DeviceId, MessageId};
 
+/// Most entries one [`crate::wire::Frame::Directory`] carries. A bigger
+/// directory travels as several frames, each a part that receivers merge
+/// into what they know, so an organisation of any size fits the frame cap
+/// (an entry is about 200 bytes).
+pub const MAX_DIRECTORY_CHUNK: usize = 512;
+
 /// Most destination devices one route may name.
 pub const MAX_ROUTE_DEVICES: usize = crate::envelope::MAX_RECIPIENTS;
 

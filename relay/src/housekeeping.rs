@@ -91,8 +91,10 @@ fn push_directory(shared: &Arc<Shared>, org: OrgId) {
         )
     };
     tracing::debug!(%org, devices = entries.len(), to = conns.len(), "pushing directory");
-    for (_, conn) in conns {
-        tokio::spawn(push(conn, Frame::Directory(entries.clone())));
+    for chunk in entries.chunks(tincan_core::route::MAX_DIRECTORY_CHUNK) {
+        for (_, conn) in &conns {
+            tokio::spawn(push(conn.clone(), Frame::Directory(chunk.to_vec())));
+        }
     }
 }
 

@@ -130,8 +130,9 @@ pub(crate) struct Actor {
     org_peers: BTreeMap<DeviceId, MemberCard>,
     relay: RelayLink,
     remote: BTreeMap<DeviceId, RemotePeer>,
-    /// The newest directory from the relay, forwarded to LAN members.
-    directory: Vec<DirectoryEntry>,
+    /// The organisation's directory as the relay sent it (merged from its
+    /// parts), forwarded to LAN members.
+    directory: BTreeMap<DeviceId, DirectoryEntry>,
     /// Devices the outbox was last told are reachable.
     reachable: BTreeSet<DeviceId>,
     /// The site membership last reported to the relay.
@@ -192,7 +193,7 @@ impl Actor {
             org_peers: BTreeMap::new(),
             relay: RelayLink::default(),
             remote: BTreeMap::new(),
-            directory: Vec::new(),
+            directory: BTreeMap::new(),
             reachable: BTreeSet::new(),
             members_sent: None,
             preference: parts.gateway,

@@ -212,28 +212,27 @@ impl Actor {
         }
         // As gateway, pass the relay's directory on to the LAN.
         if self.election.role() == Role::Gateway && Some(from) == self.relay.device {
-            let mut for_lan = valid.clone();
-            for_lan.push(DirectoryEntry {
-                cert: self.identity.cert.clone(),
-                name: self.identity.name.clone(),
-                online: true,
-                site: self.election.site(),
-            });
-            self.directory = for_lan;
+            for entry in valid {
+                self.directory.insert(entry.cert.device_id(), entry);
+            }
             self.push_directory_to_lan();
         }
         Frame::Ack
     }
 
-    /// Sends the newest directory to every organisation peer on the LAN.
+    /// Sends the directory (in parts of at most `MAX_DIRECTORY_CHUNK`) to
+    /// every organisation peer on the LAN.
     pub(super) fn push_directory_to_lan(&self) {
         if self.directory.is_empty() {
             return;
         }
-        let frame = Arc::new(Frame::Directory(self.directory.clone()));
-        for device in self.org_peers.keys() {
-            if let Some(conn) = self.conns.get(device).and_then(|c| c.last()) {
-                tokio::spawn(link::notify(conn.clone(), frame.clone()));
+        let entries: Vec<DirectoryEntry> = self.directory.values().cloned().collect();
+        for chunk in entries.chunks(tincan_core::route::MAX_DIRECTORY_CHUNK) {
+            let frame = Arc::new(Frame::Directory(chunk.to_vec()));
+            for device in self.org_peers.keys() {
+                if let Some(conn) = self.conns.get(device).and_then(|c| c.last()) {
+                    tokio::spawn(link::notify(conn.clone(), frame.clone()));
+                }
             }
         }
     }
@@ -268,6 +267,14 @@ impl Actor {
         );
         self.revocations = Some(list.clone());
         self.enforce_revocations();
+        self.directory
+            .retain(|_, e| !list.is_revoked(&e.cert.user_id()));
+        let certs = &self.certs;
+        self.remote.retain(|device, _| {
+            certs
+                .get(device)
+                .is_none_or(|c| !list.is_revoked(&c.user_id()))
+        });
         let frame = Arc::new(Frame::Revocations(list));
         if let Some(conn) = &self.relay.conn {
             tokio::spawn(link::notify(conn.clone(), frame.clone()));
