@@ -210,6 +210,12 @@ impl Actor {
             }
             Ok(Frame::Refused { reason, .. }) => match reason {
                 RefuseReason::Other(text) => AttemptOutcome::Failed(text),
+                RefuseReason::MailboxFull => AttemptOutcome::Refused(
+                    "the relay's mailbox for this offline device is full (quota reached); it will take messages again once the device has fetched its mail".into(),
+                ),
+                RefuseReason::UnknownDevice => AttemptOutcome::Refused(
+                    "the relay does not know this device in your organisation".into(),
+                ),
                 permanent => {
                     AttemptOutcome::Refused(format!("refused by recipient: {permanent:?}"))
                 }
