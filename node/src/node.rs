@@ -3,8 +3,13 @@
 //! control socket (bot API) and the GUI are all thin clients of it.
 //!
 //! Inside, one actor (`node/actor.rs`) owns all state and drives the
-//! sans-IO core (`PeerBook`, `Outbox`); connection tasks (`node/link.rs`)
-//! only move frames between QUIC streams and the actor.
+//! sans-IO core (`PeerBook`, `Outbox`, `GatewayElection`); connection tasks
+//! (`node/link.rs` for LAN peers, `node/uplink.rs` for the relay) only move
+//! frames between QUIC streams and the actor. The actor's parts:
+//! `actor/inbound.rs` (opening envelopes), `actor/outgoing.rs` (sealing,
+//! the outbox), `actor/routing.rs` (one copy per hop through gateway and
+//! relay), `actor/election.rs` (beacons, leases) and `actor/relay.rs`
+//! (when to hold a relay connection; directory, neighbours, revocations).
 
 mod actor;
 mod link;
