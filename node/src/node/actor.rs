@@ -530,8 +530,9 @@ impl Actor {
         } else {
             Via::Static
         };
+        let mut new_org_peer = false;
         if let Some(card) = self.org_card(&cert, &hello) {
-            self.org_peers.insert(device, card);
+            new_org_peer = self.org_peers.insert(device, card).is_none();
         } else if self.is_revoked(&user) {
             tracing::warn!(%device, %user, "refusing a revoked user's device");
             conn.close(5u32.into(), b"revoked");
@@ -568,6 +569,9 @@ impl Actor {
                     peer: self.peer_view(info),
                 });
             }
+        }
+        if new_org_peer {
+            self.share_lan_neighbours(Some(device));
         }
     }
 

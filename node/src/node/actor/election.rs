@@ -102,6 +102,9 @@ impl Actor {
                 ElectionEvent::RoleChanged { role, gateway } => {
                     tracing::info!(%role, ?gateway, site = ?self.election.site(), "role changed");
                     self.members_sent = None;
+                    if role == Role::Gateway {
+                        self.share_lan_neighbours(None);
+                    }
                     self.emit(NodeEvent::RoleChanged {
                         role: role.as_str().to_string(),
                         gateway: gateway.map(|g| GatewayView {

@@ -134,7 +134,11 @@ impl Actor {
     }
 
     pub(super) fn on_control(&mut self, from: DeviceId, frame: Frame) -> Frame {
-        if !self.is_uplink(&from) {
+        // Neighbour lists are dialling hints (like mDNS, which anyone on the
+        // LAN may send): any authenticated LAN peer of the organisation may
+        // pass them on; the dial itself is mutually authenticated.
+        let lan_hint = matches!(frame, Frame::Neighbours(_)) && self.org_peers.contains_key(&from);
+        if !self.is_uplink(&from) && !lan_hint {
             return Frame::Error("only the relay or this site's gateway may send that".into());
         }
         match frame {
@@ -239,14 +243,49 @@ impl Actor {
 
     fn on_neighbours(&mut self, list: Vec<Neighbour>) -> Frame {
         for neighbour in list {
-            if neighbour.device == self.identity.device_id() || neighbour.addrs.is_empty() {
+            if neighbour.device == self.identity.device_id()
+                || neighbour.addrs.is_empty()
+                || self.conns.contains_key(&neighbour.device)
+            {
                 continue;
             }
-            tracing::info!(device = %neighbour.device, addrs = ?neighbour.addrs, "relay introduced a probable LAN neighbour");
+            tracing::info!(device = %neighbour.device, addrs = ?neighbour.addrs, "introduced to a probable LAN neighbour");
             self.hints.insert(neighbour.device, neighbour.addrs);
         }
         self.dial_due();
         Frame::Ack
+    }
+
+    /// As gateway, tells LAN peers of the organisation about one another
+    /// (all pairs, or only the pairs with `new`), so that a LAN without
+    /// multicast becomes a full mesh even for a device that arrived after
+    /// the election (the relay then only knows the gateway).
+    pub(super) fn share_lan_neighbours(&self, new: Option<DeviceId>) {
+        if self.election.role() != Role::Gateway {
+            return;
+        }
+        let peers: Vec<(DeviceId, quinn::Connection)> = self
+            .org_peers
+            .keys()
+            .filter_map(|d| Some((*d, self.conns.get(d)?.last()?.clone())))
+            .collect();
+        for (device, conn) in &peers {
+            let list: Vec<Neighbour> = peers
+                .iter()
+                .filter(|(other, _)| other != device)
+                .filter(|(other, _)| new.is_none_or(|n| n == *device || n == *other))
+                .map(|(other, c)| Neighbour {
+                    device: *other,
+                    addrs: vec![c.remote_address()],
+                })
+                .collect();
+            if !list.is_empty() {
+                tokio::spawn(link::notify(
+                    conn.clone(),
+                    Arc::new(Frame::Neighbours(list)),
+                ));
+            }
+        }
     }
 
     /// Takes a newer revocation list: stores it, cuts off revoked users and
