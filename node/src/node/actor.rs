@@ -379,7 +379,11 @@ impl Actor {
                     relay: self.relay_addr.as_ref().map(|addr| RelayView {
                         addr: addr.to_string(),
                         connected: self.relay.conn.is_some(),
-                        error: self.relay.error.clone(),
+                        error: self.relay.error.clone().or_else(|| {
+                            self.membership
+                                .is_none()
+                                .then(|| crate::org::OrgError::NotJoined.to_string())
+                        }),
                     }),
                 });
             }

@@ -59,6 +59,11 @@ impl Actor {
         if self.relay.conn.is_some() || self.relay.connecting || self.relay.next_at > now {
             return;
         }
+        if let Some(problem) = self.membership_problem() {
+            // The relay would refuse it: say why here, with the remedy.
+            self.relay.error = Some(problem);
+            return;
+        }
         let (Some(addr), Some(register)) = (self.relay_addr.clone(), self.register_frame()) else {
             return;
         };
@@ -71,6 +76,25 @@ impl Actor {
             register,
             self.link_tx.clone(),
         ));
+    }
+
+    /// Why this node's own membership cannot get it onto the relay, as
+    /// far as it knows: expired, or its user revoked.
+    fn membership_problem(&self) -> Option<String> {
+        let membership = self.membership.as_ref()?;
+        if membership.expires_at <= crate::org::now_secs() {
+            return Some(format!(
+                "not connecting to the relay: the membership of {} expired (at unix time {}); ask your admin for a new one (`tincan org issue`), then run `tincan org join FILE`",
+                membership.org_name, membership.expires_at
+            ));
+        }
+        if self.is_revoked(&self.identity.user_id()) {
+            return Some(format!(
+                "not connecting to the relay: this user was revoked by the organisation {}",
+                membership.org_name
+            ));
+        }
+        None
     }
 
     fn register_frame(&self) -> Option<Register> {
