@@ -321,11 +321,11 @@ fn revoked_users_are_cut_off_at_the_relay_and_on_the_lan() {
     org.send_delivered("Alice", "Bob", "members still talk");
     org.send_delivered("Berta", "Anna", "both ways");
     assert_eq!(
-        org.history_texts("Bob", "Mallory"),
+        org.received_texts("Bob", "Mallory"),
         ["before, from Mallory"]
     );
-    assert_eq!(org.history_texts("Alice", "Rolf"), ["before, from Rolf"]);
-    assert_eq!(org.history_texts("Bob", "Rolf"), ["before, from Rolf"]);
+    assert_eq!(org.received_texts("Alice", "Rolf"), ["before, from Rolf"]);
+    assert_eq!(org.received_texts("Bob", "Rolf"), ["before, from Rolf"]);
     // Rolf did not get back onto the LAN in the meantime.
     for of in ["Alice", "Anna"] {
         let back = peer_devices(&org, of)

@@ -326,6 +326,19 @@ impl Branches {
         sent["id"].as_str().expect("id").to_string()
     }
 
+    /// Texts `of` received from `peer`, oldest first.
+    pub fn received_texts(&self, of: &str, peer: &str) -> Vec<String> {
+        let rows = cli_json(&self.member(of).home, &["history", peer, "--json"]);
+        rows.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|m| m["direction"] == "in")
+                    .filter_map(|m| m["text"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Texts of `of`'s conversation with `peer`.
     pub fn history_texts(&self, of: &str, peer: &str) -> Vec<String> {
         let rows = cli_json(&self.member(of).home, &["history", peer, "--json"]);
