@@ -495,3 +495,71 @@ fn a_copied_membership_is_refused_at_start() {
     );
     assert!(stderr.contains("not for this identity"), "{stderr}");
 }
+
+/// The hardest case: the revoked user's device is its site's gateway, so
+/// the list cannot reach that site through it. The relay cuts it off; the
+/// site's members take over the relay, learn the list there and drop it.
+#[test]
+fn a_revoked_gateway_is_cut_off_and_its_site_carries_on() {
+    if skip() {
+        return;
+    }
+    let mut org = Branches::new(&[
+        ("a", "10.14.1", &["Alice"]),
+        ("b", "10.14.2", &["Mallory", "Bob", "Berta"]),
+    ]);
+    let mallory = org.index("Mallory");
+    org.start(mallory, &["--gateway", "prefer"]);
+    for name in ["Alice", "Bob", "Berta"] {
+        let i = org.index(name);
+        org.start(i, &[]);
+    }
+    let gateway = org.wait_one_gateway(&["Mallory", "Bob", "Berta"], DEADLINE);
+    assert_eq!(gateway, "Mallory");
+    for (of, peer) in [("Alice", "Bob"), ("Alice", "Mallory"), ("Bob", "Alice")] {
+        org.wait_online(of, peer, DEADLINE);
+    }
+    org.send_delivered("Alice", "Bob", "before");
+
+    let user = org.member("Mallory").user_id.clone();
+    cli_json(
+        &org.member("Alice").home,
+        &["org", "revoke", &user, "--json"],
+    );
+    let error = wait_relay_error(&org, "Mallory", "revoked");
+    println!("Mallory (was gateway): {error}");
+    // Site b elects a new gateway without her and holds the list.
+    let new = org.wait_one_gateway(&["Bob", "Berta"], DEADLINE);
+    println!("site b's new gateway: {new}");
+    let device = org.member("Mallory").device_id.clone();
+    for of in ["Bob", "Berta", "Alice"] {
+        wait_for(&format!("{of} drops Mallory"), DEADLINE, || {
+            let online = peer_devices(&org, of)
+                .into_iter()
+                .any(|(d, online)| d == device && online);
+            (!online).then_some(())
+        });
+        assert!(org.member(of).home.join("revocations.bin").exists(), "{of}");
+    }
+    org.send_delivered("Alice", "Bob", "after");
+    org.send_delivered("Berta", "Alice", "after, from b");
+    let out = cli(
+        &org.member("Mallory").home,
+        &[
+            "send",
+            "Bob",
+            "still here",
+            "--wait",
+            "--timeout",
+            "10",
+            "--json",
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "Mallory's message must not be delivered"
+    );
+    assert!(!org
+        .received_texts("Bob", "Mallory")
+        .contains(&"still here".to_string()));
+}
