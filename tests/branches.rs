@@ -72,9 +72,9 @@ fn two_branches_elect_one_gateway_each_and_talk_across() {
     // Berta gets the next message too).
     org.send_delivered("Berta", member, "hello branch a");
     org.send_delivered(&gw_a, "Berta", "from the gateway");
-    assert_eq!(org.history_texts("Bob", "Arno"), ["hello branch b"]);
-    assert_eq!(org.history_texts(member, "Berta"), ["hello branch a"]);
-    assert_eq!(org.history_texts("Berta", &gw_a), ["from the gateway"]);
+    assert_eq!(org.received_texts("Bob", "Arno"), ["hello branch b"]);
+    assert_eq!(org.received_texts(member, "Berta"), ["hello branch a"]);
+    assert_eq!(org.received_texts("Berta", &gw_a), ["from the gateway"]);
 
     // One message to two people of the other branch: one envelope, shown in
     // both of the sender's conversations and received by both.

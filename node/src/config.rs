@@ -51,9 +51,14 @@ pub enum ConfigError {
     BadPeer(String),
     /// A relay address is not `HOST:PORT#FINGERPRINT`.
     #[error(
-        "invalid relay {0:?} (expected HOST:PORT#FINGERPRINT, as `tincan-relay init` prints it)"
+        "invalid relay {relay:?}: {reason} (expected HOST:PORT#FINGERPRINT, as `tincan-relay init` prints it)"
     )]
-    BadRelay(String),
+    BadRelay {
+        /// What was given.
+        relay: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A gateway preference other than auto, prefer, never.
     #[error("invalid gateway preference {0:?} (expected auto, prefer or never)")]
     BadGateway(String),
@@ -136,10 +141,23 @@ pub struct RelayAddr {
 impl RelayAddr {
     /// Parses `HOST:PORT#FINGERPRINT`.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let bad = || ConfigError::BadRelay(text.to_string());
-        let (host_port, fingerprint) = text.trim().split_once('#').ok_or_else(bad)?;
-        check_peer(host_port).map_err(|_| bad())?;
-        let fingerprint = fingerprint.trim().parse::<RelayId>().map_err(|_| bad())?;
+        let bad = |reason: String| ConfigError::BadRelay {
+            relay: text.to_string(),
+            reason,
+        };
+        let (host_port, fingerprint) = text.trim().split_once('#').ok_or_else(|| {
+            bad("no #FINGERPRINT: without the relay's fingerprint its key cannot be checked".into())
+        })?;
+        check_peer(host_port).map_err(|_| bad(format!("{host_port:?} is not HOST:PORT")))?;
+        let fingerprint = fingerprint.trim();
+        if fingerprint.is_empty() {
+            return Err(bad("the fingerprint after '#' is empty".into()));
+        }
+        let fingerprint = fingerprint.parse::<RelayId>().map_err(|e| {
+            bad(format!(
+                "{fingerprint:?} is not a relay fingerprint ({e}); copy it from `tincan-relay init`"
+            ))
+        })?;
         Ok(Self {
             host_port: host_port.trim().to_string(),
             fingerprint,
@@ -225,6 +243,15 @@ mod tests {
             NodeConfig::from_home(home.clone()),
             Err(ConfigError::BadPeer(_))
         ));
+        for (relay, says) in [
+            ("10.0.0.9:7443", "no #FINGERPRINT"),
+            ("10.0.0.9:7443#", "empty"),
+            ("10.0.0.9:7443#abc", "not a relay fingerprint"),
+            ("10.0.0.9#abc", "not HOST:PORT"),
+        ] {
+            let error = RelayAddr::parse(relay).expect_err(relay).to_string();
+            assert!(error.contains(says), "{relay}: {error}");
+        }
         std::fs::write(home.config_path(), "colour = 1\n").expect("write");
         assert!(matches!(
             NodeConfig::from_home(home),

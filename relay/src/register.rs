@@ -135,22 +135,25 @@ pub async fn first_register(
     if let Err(e) = shared.store.run(move |db| db.upsert_device(&stored)).await {
         tracing::warn!(error = %e, "cannot record device");
     }
-    let (replaced, revocations) = {
+    let registered = {
         let mut registry = shared.registry();
-        registry.know(org, cert, reg.name.clone(), wall);
-        let replaced = registry.register(
-            org,
-            device,
-            DirectConn {
-                conn: conn.clone(),
-                remote: public_addr(conn),
-                lan_addrs: reg.lan_addrs.clone(),
-                lonely: reg.lonely,
-                expires_at: reg.membership.expires_at,
-            },
-        );
-        let revocations = registry.org(&org).and_then(|s| s.revocations.clone());
-        (replaced, revocations)
+        // Re-check under the lock: a revocation list that arrived since
+        // `check` has already swept the registry and would miss this one.
+        let revoked_meanwhile = registry
+            .org(&org)
+            .and_then(|s| s.revocations.as_ref())
+            .is_some_and(|l| l.is_revoked(&peer.user));
+        if revoked_meanwhile {
+            None
+        } else {
+            Some(register_locked(&mut registry, org, cert, &reg, conn, wall))
+        }
+    };
+    let Some((replaced, revocations)) = registered else {
+        let store = shared.store.clone();
+        let _ = store.run(move |db| db.remove_devices(org, &[device])).await;
+        refuse(shared, conn, &mut send, "user revoked by the organisation").await;
+        return None;
     };
     match replaced {
         Some(old) => old.close(close::REPLACED, b"replaced by a newer connection"),
@@ -170,6 +173,33 @@ pub async fn first_register(
     }
     after_change(shared, &peer, reg.lonely);
     Some(peer)
+}
+
+/// Records a checked registration in the registry (under its lock): the
+/// connection it replaces, if any, and the organisation's revocation list.
+fn register_locked(
+    registry: &mut crate::registry::Registry,
+    org: OrgId,
+    cert: DeviceCert,
+    reg: &Register,
+    conn: &quinn::Connection,
+    wall: u64,
+) -> (Option<quinn::Connection>, Option<tincan_core::Revocations>) {
+    let device = cert.device_id();
+    registry.know(org, cert, reg.name.clone(), wall);
+    let replaced = registry.register(
+        org,
+        device,
+        DirectConn {
+            conn: conn.clone(),
+            remote: public_addr(conn),
+            lan_addrs: reg.lan_addrs.clone(),
+            lonely: reg.lonely,
+            expires_at: reg.membership.expires_at,
+        },
+    );
+    let revocations = registry.org(&org).and_then(|s| s.revocations.clone());
+    (replaced, revocations)
 }
 
 /// A second `Register` on a registered connection: updates the LAN data.

@@ -31,6 +31,8 @@ pub struct Member {
     pub user_id: String,
     /// `whoami --json` device id.
     pub device_id: String,
+    /// Index of its organisation in [`Branches::org_ids`].
+    pub org: usize,
 }
 
 /// The running relay process.
@@ -42,7 +44,7 @@ pub struct Relay {
     child: Option<Child>,
     log: PathBuf,
     host_ns: String,
-    org: String,
+    orgs: Vec<String>,
 }
 
 impl Relay {
@@ -58,7 +60,7 @@ impl Relay {
             .arg("--home")
             .arg(&self.home)
             .args(["run", "--listen", &format!("0.0.0.0:{RELAY_PORT}")])
-            .args(["--org", &self.org])
+            .args(self.orgs.iter().flat_map(|org| ["--org", org.as_str()]))
             .env("RUST_LOG", "tincan_relay=debug,info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
@@ -105,6 +107,16 @@ impl Drop for Relay {
     }
 }
 
+/// One organisation of [`Branches::with_orgs`].
+pub struct OrgSpec<'a> {
+    /// Its name (`tincan org init --name`).
+    pub name: &'a str,
+    /// Whether the relay serves it (`--org`).
+    pub served: bool,
+    /// Its sites: `(label, subnet prefix, member names)`.
+    pub sites: &'a [(&'a str, &'a str, &'a [&'a str])],
+}
+
 /// The whole organisation. Field order matters for drop: daemons and the
 /// relay stop before the namespaces go.
 pub struct Branches {
@@ -114,8 +126,10 @@ pub struct Branches {
     pub relay: Relay,
     /// The sites, in creation order.
     pub sites: Vec<SiteId>,
-    /// The organisation id.
+    /// The organisation id (of the first organisation).
     pub org_id: String,
+    /// Every organisation's id, in [`OrgSpec`] order.
+    pub org_ids: Vec<String>,
     /// The namespaces (last, so it is dropped last).
     pub net: Internet,
     _dir: tempfile::TempDir,
@@ -125,6 +139,18 @@ impl Branches {
     /// Builds sites `(label, subnet prefix, member names)`; the first
     /// member of the first site is the admin. Daemons are not started yet.
     pub fn new(sites: &[(&str, &str, &[&str])]) -> Branches {
+        Self::with_orgs(&[OrgSpec {
+            name: "Acme",
+            served: true,
+            sites,
+        }])
+    }
+
+    /// Builds several organisations on one relay, which serves those
+    /// marked `served`. In each, the first member of its first site is its
+    /// admin and enrols the others. Site labels, subnet prefixes and member
+    /// names must be unique across all of them. Daemons are not started.
+    pub fn with_orgs(orgs: &[OrgSpec]) -> Branches {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut net = Internet::new("198.51.100").expect("internet");
         let relay_host = net.add_host("relay").expect("relay host");
@@ -133,36 +159,46 @@ impl Branches {
         let fingerprint = fp["fingerprint"].as_str().expect("fingerprint").to_string();
         let mut members = Vec::new();
         let mut site_ids = Vec::new();
-        for (label, prefix, names) in sites {
-            let site = net.add_site(label, prefix).expect("site");
-            site_ids.push(site);
-            for name in names.iter() {
-                let host = net
-                    .add_host_to(site, &name.to_ascii_lowercase())
-                    .expect("host");
-                let home = dir.path().join(name.to_ascii_lowercase());
-                let who = cli_json(&home, &["init", "--name", name, "--json"]);
-                members.push(Member {
-                    name: name.to_string(),
-                    home,
-                    host,
-                    daemon: None,
-                    user_id: who["user_id"].as_str().expect("user id").to_string(),
-                    device_id: who["device_id"].as_str().expect("device id").to_string(),
-                });
+        let mut org_ids = Vec::new();
+        let mut served = Vec::new();
+        for (org_index, spec) in orgs.iter().enumerate() {
+            let first = members.len();
+            for (label, prefix, names) in spec.sites {
+                let site = net.add_site(label, prefix).expect("site");
+                site_ids.push(site);
+                for name in names.iter() {
+                    let host = net
+                        .add_host_to(site, &name.to_ascii_lowercase())
+                        .expect("host");
+                    let home = dir.path().join(name.to_ascii_lowercase());
+                    let who = cli_json(&home, &["init", "--name", name, "--json"]);
+                    members.push(Member {
+                        name: name.to_string(),
+                        home,
+                        host,
+                        daemon: None,
+                        user_id: who["user_id"].as_str().expect("user id").to_string(),
+                        device_id: who["device_id"].as_str().expect("device id").to_string(),
+                        org: org_index,
+                    });
+                }
             }
-        }
-        let admin = members[0].home.clone();
-        let org = cli_json(&admin, &["org", "init", "--name", "Acme", "--json"]);
-        let org_id = org["org_id"].as_str().expect("org id").to_string();
-        for member in &members[1..] {
-            let file = dir.path().join(format!("{}.membership", member.name));
-            let file_arg = file.to_str().expect("utf-8 path");
-            cli_json(
-                &admin,
-                &["org", "issue", &member.user_id, "--out", file_arg, "--json"],
-            );
-            cli_json(&member.home, &["org", "join", file_arg, "--json"]);
+            let admin = members[first].home.clone();
+            let org = cli_json(&admin, &["org", "init", "--name", spec.name, "--json"]);
+            let org_id = org["org_id"].as_str().expect("org id").to_string();
+            for member in &members[first + 1..] {
+                let file = dir.path().join(format!("{}.membership", member.name));
+                let file_arg = file.to_str().expect("utf-8 path");
+                cli_json(
+                    &admin,
+                    &["org", "issue", &member.user_id, "--out", file_arg, "--json"],
+                );
+                cli_json(&member.home, &["org", "join", file_arg, "--json"]);
+            }
+            if spec.served {
+                served.push(org_id.clone());
+            }
+            org_ids.push(org_id);
         }
         let mut relay = Relay {
             home: relay_home.clone(),
@@ -170,14 +206,15 @@ impl Branches {
             child: None,
             log: dir.path().join("relay.log"),
             host_ns: relay_host.ns.clone(),
-            org: org_id.clone(),
+            orgs: served,
         };
         relay.spawn();
         Branches {
             members,
             relay,
             sites: site_ids,
-            org_id,
+            org_id: org_ids[0].clone(),
+            org_ids,
             net,
             _dir: dir,
         }
@@ -193,8 +230,16 @@ impl Branches {
     /// Starts member `i`'s daemon.
     pub fn start(&mut self, i: usize, extra: &[&str]) {
         let relay = self.relay.addr.clone();
+        self.start_with_relay(i, Some(&relay), extra);
+    }
+
+    /// Starts member `i`'s daemon with `relay` as its `--relay` (or none).
+    pub fn start_with_relay(&mut self, i: usize, relay: Option<&str>, extra: &[&str]) {
         let member = &mut self.members[i];
-        let mut args = vec!["--relay", relay.as_str(), "--name", member.name.as_str()];
+        let mut args = vec!["--name", member.name.as_str()];
+        if let Some(relay) = relay {
+            args.extend(["--relay", relay]);
+        }
         args.extend_from_slice(extra);
         member.daemon = Some(Daemon::start(&member.home, &args, Some(&member.host.ns)));
     }
@@ -209,6 +254,19 @@ impl Branches {
             .find(|m| m.name == name)
             .expect("known member");
         self.net.move_host(&mut member.host, to).expect("move host");
+    }
+
+    /// The index of the member called `name` in [`Branches::members`].
+    pub fn index(&self, name: &str) -> usize {
+        self.members
+            .iter()
+            .position(|m| m.name == name)
+            .expect("known member")
+    }
+
+    /// `tincan-relay status --json` of the running relay.
+    pub fn relay_status(&self) -> Value {
+        cli_json_relay(&self.relay.home, &["status", "--json"])
     }
 
     /// The member called `name`.
@@ -278,6 +336,19 @@ impl Branches {
         let sent: Value = serde_json::from_slice(&out.stdout).expect("send json");
         assert_eq!(sent["state"], "delivered", "{sent}");
         sent["id"].as_str().expect("id").to_string()
+    }
+
+    /// Texts `of` received from `peer`, oldest first.
+    pub fn received_texts(&self, of: &str, peer: &str) -> Vec<String> {
+        let rows = cli_json(&self.member(of).home, &["history", peer, "--json"]);
+        rows.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|m| m["direction"] == "in")
+                    .filter_map(|m| m["text"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Texts of `of`'s conversation with `peer`.

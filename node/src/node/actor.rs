@@ -388,7 +388,11 @@ impl Actor {
                     relay: self.relay_addr.as_ref().map(|addr| RelayView {
                         addr: addr.to_string(),
                         connected: self.relay.conn.is_some(),
-                        error: self.relay.error.clone(),
+                        error: self.relay.error.clone().or_else(|| {
+                            self.membership
+                                .is_none()
+                                .then(|| crate::org::OrgError::NotJoined.to_string())
+                        }),
                     }),
                 });
             }
@@ -429,6 +433,13 @@ impl Actor {
                 stable_id,
                 reason,
             } => {
+                let closed = self
+                    .conns
+                    .get(&device)
+                    .and_then(|l| l.iter().find(|c| c.stable_id() == stable_id).cloned());
+                if closed.as_ref().is_some_and(relay::closed_as_revoked) {
+                    self.back_off_revoked(device);
+                }
                 if let Some(list) = self.conns.get_mut(&device) {
                     list.retain(|c| c.stable_id() != stable_id);
                     if list.is_empty() {
@@ -533,9 +544,14 @@ impl Actor {
         let mut new_org_peer = false;
         if let Some(card) = self.org_card(&cert, &hello) {
             new_org_peer = self.org_peers.insert(device, card).is_none();
+            self.share_revocations(&conn);
         } else if self.is_revoked(&user) {
             tracing::warn!(%device, %user, "refusing a revoked user's device");
-            conn.close(5u32.into(), b"revoked");
+            conn.close(relay::CLOSE_REVOKED.into(), b"revoked");
+            if let Some(addr) = dialed {
+                self.dials.entry(addr).or_default().next_at =
+                    now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
+            }
             return;
         }
         self.learn_peer(PeerInfo {

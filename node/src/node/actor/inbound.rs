@@ -38,6 +38,15 @@ impl Actor {
         };
         let now = now_ms();
         let sender_device = opened.sender.device_id();
+        if self.is_revoked(&opened.sender.user_id()) {
+            // Whatever path it took (a stale mailbox, a hop that has not
+            // heard yet): a revoked user's messages are not taken.
+            tracing::warn!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a revoked user");
+            return Some(Frame::Refused {
+                message_id,
+                reason: RefuseReason::Blocked,
+            });
+        }
         match self.on_content(opened, now) {
             Ok(()) => {
                 let receipt = Receipt::sign(

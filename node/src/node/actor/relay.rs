@@ -19,6 +19,22 @@ use crate::store::PeerRecord;
 
 /// Longest wait between attempts to reach the relay.
 const MAX_RELAY_BACKOFF_MS: u64 = 10_000;
+/// The application close code of a LAN connection refused or cut because
+/// the peer's user is revoked.
+pub(super) const CLOSE_REVOKED: u32 = 5;
+/// How long a device waits before dialling again an address that refused
+/// it (or that it refused) as revoked: a decision that will not change.
+pub(super) const REVOKED_DIAL_BACKOFF_MS: u64 = 60_000;
+
+/// Whether the peer closed `conn` because it holds this device's user as
+/// revoked.
+pub(super) fn closed_as_revoked(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ApplicationClosed(close))
+            if close.error_code == CLOSE_REVOKED.into() && &close.reason[..] == b"revoked"
+    )
+}
 
 impl Actor {
     /// Whether this node should hold a relay connection now: a member of an
@@ -43,6 +59,11 @@ impl Actor {
         if self.relay.conn.is_some() || self.relay.connecting || self.relay.next_at > now {
             return;
         }
+        if let Some(problem) = self.membership_problem() {
+            // The relay would refuse it: say why here, with the remedy.
+            self.relay.error = Some(problem);
+            return;
+        }
         let (Some(addr), Some(register)) = (self.relay_addr.clone(), self.register_frame()) else {
             return;
         };
@@ -55,6 +76,25 @@ impl Actor {
             register,
             self.link_tx.clone(),
         ));
+    }
+
+    /// Why this node's own membership cannot get it onto the relay, as
+    /// far as it knows: expired, or its user revoked.
+    fn membership_problem(&self) -> Option<String> {
+        let membership = self.membership.as_ref()?;
+        if membership.expires_at <= crate::org::now_secs() {
+            return Some(format!(
+                "not connecting to the relay: the membership of {} expired (at unix time {}); ask your admin for a new one (`tincan org issue`), then run `tincan org join FILE`",
+                membership.org_name, membership.expires_at
+            ));
+        }
+        if self.is_revoked(&self.identity.user_id()) {
+            return Some(format!(
+                "not connecting to the relay: this user was revoked by the organisation {}",
+                membership.org_name
+            ));
+        }
+        None
     }
 
     fn register_frame(&self) -> Option<Register> {
@@ -134,11 +174,14 @@ impl Actor {
     }
 
     pub(super) fn on_control(&mut self, from: DeviceId, frame: Frame) -> Frame {
-        // Neighbour lists are dialling hints (like mDNS, which anyone on the
-        // LAN may send): any authenticated LAN peer of the organisation may
-        // pass them on; the dial itself is mutually authenticated.
-        let lan_hint = matches!(frame, Frame::Neighbours(_)) && self.org_peers.contains_key(&from);
-        if !self.is_uplink(&from) && !lan_hint {
+        // From any authenticated LAN peer of the organisation, not only the
+        // uplink: neighbour lists are dialling hints (like mDNS, which anyone
+        // on the LAN may send; the dial itself is mutually authenticated),
+        // and a revocation list proves itself (signed by the organisation
+        // key), so an admin behind a gateway can hand it on to the relay.
+        let from_member = self.org_peers.contains_key(&from)
+            && matches!(frame, Frame::Neighbours(_) | Frame::Revocations(_));
+        if !from_member && !self.is_uplink(&from) {
             return Frame::Error("only the relay or this site's gateway may send that".into());
         }
         match frame {
@@ -342,13 +385,70 @@ impl Actor {
             tracing::warn!(%device, "closing the connection of a revoked user");
             if let Some(conns) = self.conns.get(&device) {
                 for conn in conns {
-                    conn.close(5u32.into(), b"revoked");
+                    conn.close(CLOSE_REVOKED.into(), b"revoked");
                 }
             }
             if self.org_peers.remove(&device).is_some() {
                 self.election.handle_peer_lost(now_ms(), device);
             }
             self.remote.remove(&device);
+        }
+        // Revoked devices of other sites: no longer reachable or online.
+        let remote: Vec<DeviceId> = self
+            .remote
+            .keys()
+            .filter(|d| {
+                self.certs
+                    .get(d)
+                    .is_some_and(|c| self.is_revoked(&c.user_id()))
+            })
+            .copied()
+            .collect();
+        for device in remote {
+            tracing::info!(%device, "forgetting a revoked user's remote device");
+            self.remote.remove(&device);
+            if self.book.device(&device).is_some_and(|d| d.online) {
+                self.book.set_online(&device, false);
+                if let Some(info) = self.book.device(&device) {
+                    self.emit(NodeEvent::PeerOffline {
+                        peer: self.peer_view(info),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A LAN peer cut us off as revoked: stop dialling it in a loop (it
+    /// will refuse every time) and say why once.
+    pub(super) fn back_off_revoked(&mut self, device: DeviceId) {
+        tracing::warn!(%device, "peer refuses this device: it holds this user as revoked by the organisation");
+        let at = now_ms() + REVOKED_DIAL_BACKOFF_MS;
+        let addrs: Vec<std::net::SocketAddr> = self
+            .hints
+            .get(&device)
+            .into_iter()
+            .flatten()
+            .chain(
+                self.book
+                    .device(&device)
+                    .into_iter()
+                    .flat_map(|d| d.addrs.iter()),
+            )
+            .copied()
+            .collect();
+        for addr in addrs {
+            self.dials.entry(addr).or_default().next_at = at;
+        }
+    }
+
+    /// Hands the held revocation list to a LAN member that just connected,
+    /// so a device that was away when it was issued still learns it.
+    pub(super) fn share_revocations(&self, conn: &quinn::Connection) {
+        if let Some(list) = &self.revocations {
+            tokio::spawn(link::notify(
+                conn.clone(),
+                Arc::new(Frame::Revocations(list.clone())),
+            ));
         }
     }
 
