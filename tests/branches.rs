@@ -105,6 +105,18 @@ fn two_branches_elect_one_gateway_each_and_talk_across() {
         .unwrap_or_default();
     let live: Vec<_> = sites.iter().filter(|s| s["holder"].is_string()).collect();
     assert_eq!(live.len(), 2, "one live lease per branch: {relay_status}");
+
+    // Without the relay, the other branch is no longer shown online.
+    org.relay.kill();
+    common::wait_for("Bob shown offline in branch a", DIRECTORY, || {
+        let peers = cli_json(&org.member("Arno").home, &["peers", "--json"]);
+        let bob = peers
+            .as_array()?
+            .iter()
+            .find(|p| p["device_id"] == bob_device.as_str())?
+            .clone();
+        (bob["online"] == false).then_some(())
+    });
 }
 
 #[test]

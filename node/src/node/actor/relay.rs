@@ -474,6 +474,18 @@ impl Actor {
         let gained: Vec<DeviceId> = now_reachable.difference(&self.reachable).copied().collect();
         for device in lost {
             self.outbox.handle_reachable(now, device, false);
+            // A remote device seen through an uplink we no longer have is
+            // not shown online any more; the next directory says again.
+            if let Some(remote) = self.remote.get_mut(&device) {
+                if remote.online {
+                    remote.online = false;
+                    self.book.set_online(&device, false);
+                    if let Some(info) = self.book.device(&device) {
+                        let peer = self.peer_view(info);
+                        self.emit(NodeEvent::PeerOffline { peer });
+                    }
+                }
+            }
         }
         for device in gained {
             self.outbox.handle_reachable(now, device, true);
