@@ -9,7 +9,9 @@
 //! - every other request (`Route`, `Directory`, `Neighbours`,
 //!   `Revocations`) is one bidirectional stream too, answered with one frame
 //!   (`crate::rpc`);
-//! - election beacons are QUIC datagrams (unreliable, latest wins).
+//! - election beacons are QUIC datagrams (unreliable, latest wins);
+//! - a file request (`FileRequest`) is one bidirectional stream answered
+//!   with `FileData` and the raw sealed bytes (`crate::files::stream`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,6 +113,8 @@ pub(crate) enum LinkEvent {
         sent_at: u64,
         result: Result<Frame, String>,
     },
+    /// File transfer traffic (`node/transfer.rs`).
+    Files(super::transfer::FilesEvent),
 }
 
 /// Binds the one QUIC endpoint of the node (server and client).
@@ -386,6 +390,16 @@ async fn serve_stream(
                 frame: Box::new(frame),
                 reply,
             }
+        }
+        Ok((Frame::FileRequest(request), _)) => {
+            // The answer is streamed by a file task (`crate::files::stream`).
+            let event = super::transfer::FilesEvent::Request {
+                from: device,
+                request,
+                send,
+            };
+            let _ = tx.send(LinkEvent::Files(event)).await;
+            return;
         }
         Ok((other, _)) => {
             tracing::debug!(%device, frame = other.name(), "refusing unexpected request");
