@@ -143,26 +143,29 @@ pub fn finish(
             f.set_len(file.size).map_err(|e| io(e, &path))?;
         }
         let mut whole = blake3::Hasher::new();
-        let mut chunk_hashes = Vec::with_capacity(file.chunks.len());
         let mut left = file.size;
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
             f.read_exact(&mut buf[..n]).map_err(|e| io(e, &path))?;
             whole.update(&buf[..n]);
-            chunk_hashes.push(*blake3::hash(&buf[..n]).as_bytes());
             left -= n as u64;
         }
         if whole.finalize().as_bytes() != &file.hash {
+            // Rare (bytes lost on disk, e.g. an OS crash after the bitmap
+            // was saved): find the bad chunks with a second pass.
+            let before = bad.len();
+            f.seek(SeekFrom::Start(0)).map_err(|e| io(e, &path))?;
             let first = layout.file_chunks(i as u32).start;
-            bad.extend(
-                chunk_hashes
-                    .iter()
-                    .zip(&file.chunks)
-                    .enumerate()
-                    .filter(|(_, (got, want))| got != want)
-                    .map(|(c, _)| first + c as u64),
-            );
-            if bad.is_empty() {
+            let mut left = file.size;
+            for (c, want) in file.chunks.iter().enumerate() {
+                let n = left.min(buf.len() as u64) as usize;
+                f.read_exact(&mut buf[..n]).map_err(|e| io(e, &path))?;
+                if blake3::hash(&buf[..n]).as_bytes() != want {
+                    bad.push(first + c as u64);
+                }
+                left -= n as u64;
+            }
+            if bad.len() == before {
                 // Chunk hashes agree but the whole does not: the manifest
                 // itself is inconsistent; no re-fetch can fix that.
                 return Err(FinishFault::Io(format!(

@@ -14,6 +14,7 @@
 //!   control messages count only from the transfer's peer.
 
 mod drive;
+mod notice;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,10 +24,9 @@ use tincan_core::transfer::{
     ChunkSet, FileAction, FileOffer, Layout, Manifest, Pull, PullConfig, RateMeter, TokenBucket,
     TransferId, CHUNK_SIZE, MAX_MANIFEST_LEN,
 };
-use tincan_core::{Content, DeviceCert, MessageId, Opened};
+use tincan_core::{Content, DeviceCert, MessageId};
 use tokio::sync::Semaphore;
 
-use super::inbound::Rejection;
 use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
 use crate::event::NodeEvent;
 use crate::files::sink::StagingMap;
@@ -36,7 +36,6 @@ use crate::keystore::OsEntropy;
 use crate::node::transfer::{self, FileCommand, SendJob};
 use crate::node::NodeError;
 use crate::store::{Direction, OutboxEntry, TransferManifest, TransferRecord, TransferState};
-use tincan_core::wire::RefuseReason;
 
 /// Chunks served at once, over all transfers (bounds sender memory).
 const MAX_SERVING: usize = 32;
@@ -506,135 +505,6 @@ impl Actor {
         if let Some(view) = self.transfer_view(key) {
             self.emit(NodeEvent::FileState { transfer: view });
         }
-    }
-
-    /// An offer arrived (sealed, verified): remember it, or take it again
-    /// (a redelivery) without a second row.
-    pub(super) fn on_file_offer(
-        &mut self,
-        opened: &Opened,
-        offer: FileOffer,
-        now: u64,
-    ) -> Result<(), Rejection> {
-        if offer.validate().is_err() {
-            return Err(Rejection::Refuse(RefuseReason::Other(
-                "invalid file offer".into(),
-            )));
-        }
-        let key = (offer.transfer, Direction::In);
-        let sender = opened.sender.device_id();
-        if let Some(t) = self.files.transfers.get(&key) {
-            return if t.record.devices.first() == Some(&sender) {
-                Ok(())
-            } else {
-                Err(Rejection::Refuse(RefuseReason::Other(
-                    "transfer id in use".into(),
-                )))
-            };
-        }
-        let record = TransferRecord {
-            id: offer.transfer,
-            direction: Direction::In,
-            peer: opened.sender.user_id(),
-            devices: vec![sender],
-            offer: postcard::to_allocvec(&offer).map_err(|_| Rejection::Retry)?,
-            state: TransferState::Offered,
-            bytes_done: 0,
-            bytes_total: 0,
-            have: Vec::new(),
-            dest: None,
-            staging: None,
-            saved: None,
-            error: None,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        if let Err(e) = self.store.insert_transfer(&record) {
-            tracing::error!(transfer = %offer.transfer, error = %e, "cannot store file offer");
-            return Err(Rejection::Retry);
-        }
-        tracing::info!(transfer = %offer.transfer, from = %record.peer, files = offer.count, size = offer.size, "file offered");
-        self.files.transfers.insert(
-            key,
-            Transfer {
-                served: ChunkSet::new(0),
-                record,
-                offer,
-                manifest: None,
-                layout: None,
-                sources: None,
-                staging: StagingMap::new(),
-                pull: None,
-                meter: RateMeter::new(),
-                job: false,
-                discard_after_job: false,
-            },
-        );
-        if let Some(view) = self.transfer_view(&key) {
-            self.emit(NodeEvent::FileOffered { transfer: view });
-        }
-        let sender_user = opened.sender.user_id().to_string();
-        if self
-            .files
-            .config
-            .auto_accept
-            .iter()
-            .any(|u| sender_user.starts_with(u.as_str()))
-        {
-            let dest = self.default_downloads();
-            if let Err(e) = self.accept_key(key, dest) {
-                tracing::warn!(transfer = %key.0, error = %e, "auto-accept failed; the offer waits");
-            }
-        }
-        Ok(())
-    }
-
-    /// The other side of a transfer changed it.
-    pub(super) fn on_file_control(
-        &mut self,
-        opened: &Opened,
-        transfer: TransferId,
-        action: FileAction,
-    ) -> Result<(), Rejection> {
-        let sender = opened.sender.device_id();
-        let key = [Direction::In, Direction::Out]
-            .into_iter()
-            .map(|d| (transfer, d))
-            .find(|k| {
-                self.files
-                    .transfers
-                    .get(k)
-                    .is_some_and(|t| t.record.devices.contains(&sender))
-            });
-        let Some(key) = key else {
-            tracing::debug!(%transfer, "notice for an unknown transfer ignored");
-            return Ok(());
-        };
-        let state = self.files.transfers[&key].record.state;
-        if state.is_final() {
-            return Ok(());
-        }
-        match (key.1, action) {
-            (Direction::Out, FileAction::Rejected) => {
-                self.set_transfer_state(&key, TransferState::Rejected, None)
-            }
-            (Direction::Out, FileAction::Done) => {
-                if let Some(t) = self.files.transfers.get_mut(&key) {
-                    t.record.bytes_done = t.offer.size;
-                }
-                self.set_transfer_state(&key, TransferState::Done, None)
-            }
-            (Direction::Out, FileAction::Failed(reason)) => self.set_transfer_state(
-                &key,
-                TransferState::Failed,
-                Some(format!("the recipient failed: {reason}")),
-            ),
-            (_, FileAction::Cancelled) => self.stop_transfer(&key, TransferState::Cancelled, None),
-            (direction, action) => {
-                tracing::debug!(%transfer, ?direction, ?action, "notice does not apply")
-            }
-        }
-        Ok(())
     }
 
     fn transfer_view(&self, key: &Key) -> Option<TransferView> {

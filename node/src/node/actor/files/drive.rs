@@ -189,6 +189,7 @@ impl Actor {
             key.0,
         );
         t.job = true;
+        tracing::info!(%transfer, "every chunk verified; checking the files and moving them into place");
         transfer::blocking(
             move || sink::finish(&dest, &map, &manifest),
             move |result| FilesEvent::Finished { transfer, result },
