@@ -50,6 +50,16 @@ pub enum Content {
         /// The message text.
         text: String,
     },
+    /// An offer of files ([`crate::transfer`]): names, sizes and the
+    /// content key, so only recipients can read names or bytes.
+    FileOffer(crate::transfer::FileOffer),
+    /// A change of an offered transfer, told to the other side.
+    FileControl {
+        /// The transfer.
+        transfer: crate::transfer::TransferId,
+        /// What happened.
+        action: crate::transfer::FileAction,
+    },
 }
 
 /// The content key, sealed for one recipient device.
@@ -186,12 +196,13 @@ impl Envelope {
         if recipients.len() > MAX_RECIPIENTS {
             return Err(SealError::TooManyRecipients);
         }
-        let Content::Text { text } = content;
-        if text.len() > MAX_TEXT_LEN {
-            return Err(SealError::TextTooLong {
-                len: text.len(),
-                max: MAX_TEXT_LEN,
-            });
+        if let Content::Text { text } = content {
+            if text.len() > MAX_TEXT_LEN {
+                return Err(SealError::TextTooLong {
+                    len: text.len(),
+                    max: MAX_TEXT_LEN,
+                });
+            }
         }
         if sender_cert.device_key != sender.public_key() {
             return Err(SealError::SenderMismatch);

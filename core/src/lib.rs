@@ -20,6 +20,7 @@
 //! - [`site`]: site ids, gateway preference, candidate rank and roles.
 //! - [`election`]: the per-node branch-gateway election state machine.
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
+//! - [`transfer`]: file offers, manifests, sealed chunks and the receiver's pull state machine.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -35,6 +36,7 @@ pub mod peer_book;
 pub mod receipt;
 pub mod route;
 pub mod site;
+pub mod transfer;
 pub mod wire;
 
 pub use election::{Beacon, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection};
@@ -48,4 +50,5 @@ pub use lease::{Lease, LeaseRefusal, LeaseTable};
 pub use org::{Membership, MembershipError, OrgKey, Revocations};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
 pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
+pub use transfer::{FileAction, FileOffer, FileRefusal, FileRequest, TransferId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};

@@ -24,6 +24,7 @@ use crate::org::{Membership, Revocations};
 use crate::receipt::Receipt;
 use crate::route::{DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Welcome};
 use crate::site::SiteId;
+use crate::transfer::{FileRefusal, FileRequest};
 use crate::{DeviceId, MessageId};
 
 /// The version byte this build writes and accepts.
@@ -162,6 +163,18 @@ pub enum Frame {
     Ack,
     /// The request was refused, with a reason for the log.
     Error(String),
+    /// A request for sealed file bytes (see `tincan_core::transfer`); the
+    /// answer is [`Frame::FileData`] followed by the raw bytes, or
+    /// [`Frame::FileRefused`].
+    FileRequest(FileRequest),
+    /// `len` raw bytes (a sealed chunk or manifest) follow this frame on
+    /// the stream.
+    FileData {
+        /// Bytes that follow.
+        len: u32,
+    },
+    /// The file request is refused.
+    FileRefused(FileRefusal),
 }
 
 impl Frame {
@@ -188,6 +201,9 @@ impl Frame {
             Frame::Revocations(_) => "revocations",
             Frame::Ack => "ack",
             Frame::Error(_) => "error",
+            Frame::FileRequest(_) => "file-request",
+            Frame::FileData { .. } => "file-data",
+            Frame::FileRefused(_) => "file-refused",
         }
     }
 }

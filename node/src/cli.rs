@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and the command implementations.
 
+mod file;
 mod org;
 mod print;
 
@@ -122,6 +123,9 @@ enum Command {
     },
     /// Print live events (messages, delivery states, peers) as JSON lines.
     Watch,
+    /// File transfer: send, accept, reject, cancel, list.
+    #[command(subcommand)]
+    File(file::FileCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -249,6 +253,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 print::status(&status);
             }
         }
+        Command::File(cmd) => file::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;

@@ -29,6 +29,14 @@ pub struct FileConfig {
     pub relay: Option<String>,
     /// Branch-gateway preference: `auto` (default), `prefer` or `never`.
     pub gateway: Option<String>,
+    /// Where accepted files go without `--to` (default: the download folder).
+    pub downloads: Option<String>,
+    /// User ids (or prefixes of at least 8 characters) whose file offers
+    /// are accepted without asking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auto_accept: Vec<String>,
+    /// Cap on serving file chunks, bytes per second (`"20MiB"`, `"5MB"`).
+    pub upload_limit: Option<String>,
 }
 
 /// Why the configuration is unusable.
@@ -62,6 +70,12 @@ pub enum ConfigError {
     /// A gateway preference other than auto, prefer, never.
     #[error("invalid gateway preference {0:?} (expected auto, prefer or never)")]
     BadGateway(String),
+    /// An upload limit that is not a byte rate.
+    #[error("invalid upload_limit {0:?} (expected bytes per second, e.g. \"20MiB\")")]
+    BadRate(String),
+    /// An auto-accept entry that is not a user id (prefix of 8+ characters).
+    #[error("invalid auto_accept entry {0:?} (expected a user id, as `tincan whoami` prints it)")]
+    BadAutoAccept(String),
     /// The file could not be read.
     #[error("config file {path}: {source}")]
     Io {
@@ -127,6 +141,8 @@ pub struct NodeConfig {
     pub relay: Option<RelayAddr>,
     /// Whether this node may become its site's gateway.
     pub gateway: GatewayPreference,
+    /// File-transfer settings.
+    pub files: crate::files::FilesConfig,
 }
 
 /// Where the relay is and which key it must prove: `HOST:PORT#FINGERPRINT`.
@@ -187,6 +203,7 @@ impl NodeConfig {
             check_peer(peer)?;
         }
         let relay = file.relay.as_deref().map(RelayAddr::parse).transpose()?;
+        let files = files_config(&file)?;
         let gateway = file
             .gateway
             .as_deref()
@@ -202,8 +219,33 @@ impl NodeConfig {
             control_socket: true,
             relay,
             gateway,
+            files,
         })
     }
+}
+
+fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigError> {
+    let upload_limit = match &file.upload_limit {
+        Some(text) => {
+            crate::files::parse_rate(text).ok_or_else(|| ConfigError::BadRate(text.clone()))?
+        }
+        None => 0,
+    };
+    for user in &file.auto_accept {
+        let ok = user.len() >= 8 && user.chars().all(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(ConfigError::BadAutoAccept(user.clone()));
+        }
+    }
+    Ok(crate::files::FilesConfig {
+        downloads: file.downloads.as_ref().map(std::path::PathBuf::from),
+        auto_accept: file
+            .auto_accept
+            .iter()
+            .map(|u| u.to_ascii_lowercase())
+            .collect(),
+        upload_limit,
+    })
 }
 
 /// Parses a listen address.

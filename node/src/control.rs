@@ -228,6 +228,17 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         }
         Request::Watch => Reply::err("watch is handled by the connection"),
         Request::ReloadOrg => Reply::from_result(node.reload_org().await.map(|()| "reloaded")),
+        Request::FileSend { peer, paths } => {
+            let paths = paths.into_iter().map(std::path::PathBuf::from).collect();
+            Reply::from_result(node.file_send(&peer, paths).await)
+        }
+        Request::FileAccept { id, to } => Reply::from_result(
+            node.file_accept(&id, to.map(std::path::PathBuf::from))
+                .await,
+        ),
+        Request::FileReject { id } => Reply::from_result(node.file_reject(&id).await),
+        Request::FileCancel { id } => Reply::from_result(node.file_cancel(&id).await),
+        Request::FileList => Reply::from_result(node.file_list().await),
     }
 }
 

@@ -176,4 +176,14 @@ pub enum NodeEvent {
         /// User id also claiming it; shown as `name (fingerprint)`.
         claimant: String,
     },
+    /// Someone offers files (`tincan file accept ID`).
+    FileOffered {
+        /// The offer.
+        transfer: crate::files::TransferView,
+    },
+    /// A transfer changed state.
+    FileState {
+        /// The transfer now.
+        transfer: crate::files::TransferView,
+    },
 }

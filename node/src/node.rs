@@ -13,6 +13,7 @@
 
 mod actor;
 mod link;
+mod transfer;
 mod uplink;
 
 use std::fs::File;
@@ -114,6 +115,9 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// A file transfer command failed.
+    #[error("{0}")]
+    Transfer(String),
 }
 
 /// Commands from handles to the actor.
@@ -132,6 +136,7 @@ pub(crate) enum Command {
     },
     ReloadOrg(oneshot::Sender<Result<(), NodeError>>),
     Shutdown(oneshot::Sender<()>),
+    File(transfer::FileCommand),
 }
 
 /// Starts nodes.
@@ -257,6 +262,7 @@ impl Node {
             gateway: config.gateway,
             membership,
             revocations,
+            files: config.files,
         })?;
         tokio::spawn(actor.run(command_rx, disc_rx, discovery, control, lock));
         Ok(handle)

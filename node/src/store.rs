@@ -10,6 +10,7 @@
 //!   (tests in `messages/tests.rs`).
 //! - `outbox`: one row per (message, destination device) still to deliver.
 //! - `peers`: known peer devices and display-name pins.
+//! - `transfers`: file transfers (state, progress bitmap, manifest, paths).
 //!
 //! # Invariants
 //! - A [`Store`] owns one connection and is used from one thread (the storage
@@ -32,10 +33,12 @@ mod messages;
 mod migrations;
 mod outbox;
 mod peers;
+mod transfers;
 
 pub use messages::{Direction, HistoryQuery, MessageRecord, MessageState, ParseStateError};
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
+pub use transfers::{TransferManifest, TransferRecord, TransferState};
 
 /// How long a statement waits for a lock held by another connection (for
 /// example a `sqlite3` shell left open) before failing with `SQLITE_BUSY`.

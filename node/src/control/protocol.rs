@@ -45,6 +45,35 @@ pub enum Request {
     /// `{"cmd":"reload_org"}`: re-read the home's organisation files (a new
     /// revocation list is applied and spread).
     ReloadOrg,
+    /// `{"cmd":"file_send","peer":"bob","paths":["/abs/report.pdf"]}`:
+    /// offer files and folders (absolute paths); answers the transfer.
+    FileSend {
+        /// Name or user-id prefix.
+        peer: String,
+        /// Absolute paths of files and folders.
+        paths: Vec<String>,
+    },
+    /// `{"cmd":"file_accept","id":"3fa2","to":"/abs/dir"}`: accept an offer
+    /// (`to` defaults to the download folder).
+    FileAccept {
+        /// Transfer id or unique prefix.
+        id: String,
+        /// Absolute destination folder.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// `{"cmd":"file_reject","id":"3fa2"}`: decline an offer.
+    FileReject {
+        /// Transfer id or unique prefix.
+        id: String,
+    },
+    /// `{"cmd":"file_cancel","id":"3fa2"}`: cancel a transfer, in or out.
+    FileCancel {
+        /// Transfer id or unique prefix.
+        id: String,
+    },
+    /// `{"cmd":"file_list"}`: every transfer.
+    FileList,
 }
 
 /// One reply line.

@@ -18,6 +18,7 @@ use tincan_core::{DeviceCert, DeviceId, Identity, Membership, MessageId, Revocat
 use tokio::sync::{broadcast, mpsc};
 
 mod election;
+mod files;
 mod inbound;
 mod outgoing;
 mod relay;
@@ -59,6 +60,7 @@ pub(crate) struct Parts {
     pub gateway: GatewayPreference,
     pub membership: Option<Membership>,
     pub revocations: Option<Revocations>,
+    pub files: crate::files::FilesConfig,
 }
 
 /// Store keys of persisted election facts.
@@ -142,6 +144,8 @@ pub(crate) struct Actor {
     preference: GatewayPreference,
     /// Whether the last power check found the machine on battery.
     on_battery: bool,
+    /// File transfers (`actor/files.rs`).
+    files: files::FilesState,
 }
 
 impl Actor {
@@ -198,8 +202,10 @@ impl Actor {
             members_sent: None,
             preference: parts.gateway,
             on_battery: false,
+            files: files::FilesState::new(parts.files),
         };
         actor.restore()?;
+        actor.restore_files()?;
         Ok(actor)
     }
 
@@ -318,6 +324,7 @@ impl Actor {
             self.manage_relay();
             self.refresh_reachability();
             self.drive_outbox();
+            self.drive_files();
         };
         tracing::info!("shutting down");
         if let Some(conn) = &self.relay.conn {
@@ -415,6 +422,7 @@ impl Actor {
             Command::ReloadOrg(reply) => {
                 let _ = reply.send(self.reload_org());
             }
+            Command::File(cmd) => self.on_file_command(cmd),
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -511,6 +519,7 @@ impl Actor {
             LinkEvent::RelayFailed { reason } => self.on_relay_failed(reason),
             LinkEvent::RelayDown { stable_id, reason } => self.on_relay_down(stable_id, reason),
             LinkEvent::LeaseAnswer { sent_at, result } => self.on_lease_answer(sent_at, result),
+            LinkEvent::Files(event) => self.on_files_event(event),
         }
     }
 

@@ -9,7 +9,9 @@
 //! - every other request (`Route`, `Directory`, `Neighbours`,
 //!   `Revocations`) is one bidirectional stream too, answered with one frame
 //!   (`crate::rpc`);
-//! - election beacons are QUIC datagrams (unreliable, latest wins).
+//! - election beacons are QUIC datagrams (unreliable, latest wins);
+//! - a file request (`FileRequest`) is one bidirectional stream answered
+//!   with `FileData` and the raw sealed bytes (`crate::files::stream`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,11 @@ const ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest the peer may take to send its Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::rpc::STREAM_LIMIT;
+/// Bytes one stream may have in flight towards us: a whole file chunk
+/// (`tincan_core::transfer::CHUNK_SIZE` + tag + header) in one go.
+const FILE_STREAM_WINDOW: u32 = 1024 * 1024 + 64 * 1024;
+/// Bytes one connection may have in flight towards us, over all streams.
+const FILE_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 /// Largest datagram accepted (beacons are ~100 bytes).
 const DATAGRAM_LIMIT: usize = 1200;
 
@@ -111,6 +118,8 @@ pub(crate) enum LinkEvent {
         sent_at: u64,
         result: Result<Frame, String>,
     },
+    /// File transfer traffic (`node/transfer.rs`).
+    Files(super::transfer::FilesEvent),
 }
 
 /// Binds the one QUIC endpoint of the node (server and client).
@@ -129,8 +138,11 @@ pub(crate) fn bind_endpoint(
     transport.max_concurrent_uni_streams(1u32.into());
     // Beacons only: a few small datagrams a second per peer.
     transport.datagram_receive_buffer_size(Some(16 * 1024));
-    transport.stream_receive_window(quinn::VarInt::from_u32(STREAM_LIMIT as u32));
-    transport.receive_window(quinn::VarInt::from_u32(8 * STREAM_LIMIT as u32));
+    transport.stream_receive_window(quinn::VarInt::from_u32(FILE_STREAM_WINDOW));
+    // File chunks (1 MiB, 16 in flight: `crate::files::stream`) need more
+    // than a few frames' worth in flight per connection to run at link
+    // speed; this still caps what one peer can make us buffer.
+    transport.receive_window(quinn::VarInt::from_u32(FILE_RECEIVE_WINDOW));
     transport.max_idle_timeout(Some(
         super::IDLE_TIMEOUT
             .try_into()
@@ -386,6 +398,16 @@ async fn serve_stream(
                 frame: Box::new(frame),
                 reply,
             }
+        }
+        Ok((Frame::FileRequest(request), _)) => {
+            // The answer is streamed by a file task (`crate::files::stream`).
+            let event = super::transfer::FilesEvent::Request {
+                from: device,
+                request,
+                send,
+            };
+            let _ = tx.send(LinkEvent::Files(event)).await;
+            return;
         }
         Ok((other, _)) => {
             tracing::debug!(%device, frame = other.name(), "refusing unexpected request");

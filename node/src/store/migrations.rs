@@ -132,6 +132,46 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX messages_by_peer ON messages (peer, sent_at_ms);
         ",
     },
+    Migration {
+        version: 5,
+        sql: "
+            -- File transfers, in and out. `offer` is the postcard FileOffer
+            -- (with the content key: the home is 0700); `have` is the
+            -- verified-chunk bitmap (in) or the served-chunk bitmap (out);
+            -- `bytes_total` counts every chunk byte received (in) or sent
+            -- (out), repeats included. `devices` holds 20-byte device ids
+            -- back to back: the recipients (out) or the sender (in).
+            CREATE TABLE transfers (
+                seq           INTEGER PRIMARY KEY,
+                id            BLOB    NOT NULL CHECK (length(id) = 16),
+                direction     TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+                peer          BLOB    NOT NULL CHECK (length(peer) = 20),
+                devices       BLOB    NOT NULL CHECK (length(devices) % 20 = 0),
+                offer         BLOB    NOT NULL,
+                state         TEXT    NOT NULL CHECK (state IN ('offered', 'accepted',
+                    'transferring', 'paused', 'done', 'failed', 'rejected', 'cancelled')),
+                bytes_done    INTEGER NOT NULL DEFAULT 0 CHECK (bytes_done >= 0),
+                bytes_total   INTEGER NOT NULL DEFAULT 0 CHECK (bytes_total >= 0),
+                have          BLOB    NOT NULL DEFAULT x'',
+                dest          TEXT,   -- in: the destination folder
+                staging       TEXT,   -- in: JSON {top-level name: staging name}
+                saved         TEXT,   -- in: JSON [final paths], once done
+                error         TEXT,
+                created_at_ms INTEGER NOT NULL CHECK (created_at_ms >= 0),
+                updated_at_ms INTEGER NOT NULL CHECK (updated_at_ms >= 0),
+                UNIQUE (direction, id)
+            ) STRICT;
+
+            -- The big, write-once parts, apart so that progress updates of
+            -- the row above stay small: the encoded manifest and (out) the
+            -- JSON list of source files [{path, size, mtime_ns}].
+            CREATE TABLE transfer_manifests (
+                transfer INTEGER PRIMARY KEY REFERENCES transfers (seq) ON DELETE CASCADE,
+                manifest BLOB NOT NULL,
+                sources  TEXT
+            ) STRICT;
+        ",
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -72,6 +72,10 @@ impl Actor {
     fn on_content(&mut self, opened: Opened, now: u64) -> Result<(), Rejection> {
         match opened.content.clone() {
             Content::Text { text } => self.on_text(&opened, text, now),
+            Content::FileOffer(offer) => self.on_file_offer(&opened, offer, now),
+            Content::FileControl { transfer, action } => {
+                self.on_file_control(&opened, transfer, action)
+            }
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),

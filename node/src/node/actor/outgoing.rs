@@ -308,7 +308,7 @@ impl Actor {
         }
     }
 
-    fn seal_frame(
+    pub(super) fn seal_frame(
         &self,
         id: MessageId,
         now: u64,

@@ -1,0 +1,346 @@
+//! File transfer: what travels end to end, and the receiver's pull state
+//! machine.
+//!
+//! # Shape of a transfer
+//! 1. The sender scans the files, hashes them in chunks of
+//!    [`CHUNK_SIZE`] bytes and builds a [`Manifest`] (relative paths,
+//!    sizes, whole-file and per-chunk blake3 hashes). It picks a random
+//!    per-transfer content key and sends a [`FileOffer`] inside a sealed
+//!    envelope ([`crate::Content::FileOffer`]): transfer id, display name,
+//!    size, file count, chunk size, the manifest's blake3 hash and the key.
+//!    File names therefore only ever travel encrypted: in the sealed offer
+//!    and in the manifest, which is encrypted with the content key.
+//! 2. The recipient accepts (or rejects: [`FileAction::Rejected`]) and
+//!    pulls: first the encrypted manifest ([`FileRequest::Manifest`],
+//!    checked against the offer's hash), then the chunks
+//!    ([`FileRequest::Chunk`]), several in flight ([`Pull`]).
+//! 3. Every chunk is sealed with ChaCha20-Poly1305 under the content key
+//!    ([`crypt`]); the nonce is derived from the chunk's index, so a chunk
+//!    always encrypts to the same bytes. The receiver decrypts and checks
+//!    the chunk's blake3 hash on arrival; a bad chunk is fetched again, a
+//!    bounded number of times.
+//! 4. When every chunk is verified, the node checks each whole file's hash
+//!    from disk, moves it into place and tells the sender
+//!    ([`FileAction::Done`]). Either side may cancel at any time
+//!    ([`FileAction::Cancelled`]).
+//!
+//! The encrypted manifest and encrypted chunks are all a third party ever
+//! needs to hold: a relay or gateway cache can store and serve exactly
+//! these bytes without being able to read them, addressed by transfer id
+//! and chunk index (cross-branch transfer builds on that).
+//!
+//! # Layout
+//! - [`manifest`]: the manifest, path sanitizing, the chunk layout.
+//! - [`crypt`]: sealing and opening chunks and the manifest.
+//! - [`chunk_set`]: the verified-chunk bitmap.
+//! - [`pull`]: the receiver's state machine (window, retries, completion).
+//! - [`rate`]: throughput meter and upload token bucket (time as input).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::IdParseError;
+
+pub mod chunk_set;
+pub mod crypt;
+pub mod manifest;
+pub mod pull;
+pub mod rate;
+
+pub use chunk_set::ChunkSet;
+pub use crypt::ChunkError;
+pub use manifest::{FileEntry, Layout, Manifest, ManifestError};
+pub use pull::{Fetch, FetchFault, Pull, PullConfig, PullEvent, PullState};
+pub use rate::{RateMeter, TokenBucket};
+
+/// Bytes of plaintext per chunk (the last chunk of a file may be shorter).
+pub const CHUNK_SIZE: u32 = 1024 * 1024;
+
+/// Largest chunk size a receiver accepts in an offer.
+pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
+
+/// Largest encoded manifest accepted (about 500,000 chunks of hashes).
+pub const MAX_MANIFEST_LEN: u32 = 16 * 1024 * 1024;
+
+/// Most files one transfer may carry.
+pub const MAX_FILES: u32 = 100_000;
+
+/// Longest display name of an offer, in bytes.
+pub const MAX_OFFER_NAME: usize = 1024;
+
+/// A 128-bit transfer id, chosen at random by the sender.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TransferId(pub [u8; 16]);
+
+impl TransferId {
+    /// A fresh random id.
+    pub fn random(entropy: &mut dyn crate::Entropy) -> Self {
+        let mut bytes = [0u8; 16];
+        entropy.fill(&mut bytes);
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+    }
+}
+
+impl fmt::Debug for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransferId({self})")
+    }
+}
+
+impl FromStr for TransferId {
+    type Err = IdParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(s.trim().as_bytes())
+            .map_err(|_| IdParseError::Encoding("hex"))?;
+        <[u8; 16]>::try_from(bytes.as_slice())
+            .map(Self)
+            .map_err(|_| IdParseError::Length {
+                got: bytes.len(),
+                expected: 16,
+            })
+    }
+}
+
+/// An offer of files, sealed inside an envelope to the recipient devices.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOffer {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// What to show: the file or folder name, or `NAME and N more`.
+    pub name: String,
+    /// Total bytes of all files.
+    pub size: u64,
+    /// Number of files.
+    pub count: u32,
+    /// Plaintext bytes per chunk.
+    pub chunk_size: u32,
+    /// blake3 of the encoded manifest (its plaintext).
+    pub manifest_hash: [u8; 32],
+    /// Length of the encoded manifest (plaintext).
+    pub manifest_len: u32,
+    /// The content key that seals the manifest and every chunk.
+    pub key: [u8; 32],
+}
+
+impl fmt::Debug for FileOffer {
+    // The key stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileOffer")
+            .field("transfer", &self.transfer)
+            .field("size", &self.size)
+            .field("count", &self.count)
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an offer is unacceptable as received.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfferError {
+    /// The display name is empty, too long or holds control characters.
+    #[error("offer name is empty, too long or holds control characters")]
+    BadName,
+    /// The chunk size is zero or above [`MAX_CHUNK_SIZE`].
+    #[error("offer chunk size {0} is out of range")]
+    BadChunkSize(u32),
+    /// The manifest length is zero or above [`MAX_MANIFEST_LEN`].
+    #[error("offer manifest length {0} is out of range")]
+    BadManifestLen(u32),
+    /// More than [`MAX_FILES`] files.
+    #[error("offer has {0} files, more than {MAX_FILES}")]
+    TooManyFiles(u32),
+}
+
+impl FileOffer {
+    /// Checks the fields a receiver relies on before showing the offer.
+    pub fn validate(&self) -> Result<(), OfferError> {
+        if self.name.trim().is_empty()
+            || self.name.len() > MAX_OFFER_NAME
+            || self.name.chars().any(char::is_control)
+        {
+            return Err(OfferError::BadName);
+        }
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(OfferError::BadChunkSize(self.chunk_size));
+        }
+        if self.manifest_len == 0 || self.manifest_len > MAX_MANIFEST_LEN {
+            return Err(OfferError::BadManifestLen(self.manifest_len));
+        }
+        if self.count > MAX_FILES {
+            return Err(OfferError::TooManyFiles(self.count));
+        }
+        Ok(())
+    }
+}
+
+/// What one side tells the other about a transfer, end to end (sealed in
+/// an envelope: [`crate::Content::FileControl`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FileAction {
+    /// The recipient declined the offer.
+    Rejected,
+    /// The side that sends this gave up on the transfer.
+    Cancelled,
+    /// The recipient has every file, verified and in place.
+    Done,
+    /// The recipient failed for good (disk full, verification, ...).
+    Failed(String),
+}
+
+/// A request on a file stream, from the receiver to the side that holds
+/// the encrypted bytes (the sender now; a relay cache later).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FileRequest {
+    /// The sealed manifest of `transfer`.
+    Manifest {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Sealed chunk `index` (global over all files, in manifest order).
+    Chunk {
+        /// The transfer.
+        transfer: TransferId,
+        /// The chunk.
+        index: u64,
+    },
+}
+
+impl FileRequest {
+    /// The transfer asked about.
+    pub fn transfer(&self) -> TransferId {
+        match self {
+            FileRequest::Manifest { transfer } | FileRequest::Chunk { transfer, .. } => *transfer,
+        }
+    }
+}
+
+/// Why the holder will not serve a [`FileRequest`]. File names never
+/// appear here (files are named by their manifest index), so these
+/// answers carry nothing a user typed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FileRefusal {
+    /// No such transfer here (or not offered to the asking device).
+    Unknown,
+    /// The transfer was cancelled.
+    Cancelled,
+    /// The chunk index or request is out of range.
+    BadRequest,
+    /// File `file` of the manifest changed since it was offered.
+    Changed {
+        /// Index in the manifest's file list.
+        file: u32,
+    },
+    /// File `file` of the manifest is gone.
+    Vanished {
+        /// Index in the manifest's file list.
+        file: u32,
+    },
+    /// File `file` could not be read.
+    Unreadable {
+        /// Index in the manifest's file list.
+        file: u32,
+        /// The OS error, e.g. "permission denied".
+        error: String,
+    },
+    /// The holder is busy or failed transiently; ask again later.
+    Busy,
+}
+
+impl FileRefusal {
+    /// Whether asking again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, FileRefusal::Busy)
+    }
+
+    /// A sentence for the user, naming files through `name_of`.
+    pub fn describe(&self, name_of: impl Fn(u32) -> String) -> String {
+        match self {
+            FileRefusal::Unknown => "the sender no longer offers this transfer".into(),
+            FileRefusal::Cancelled => "the sender cancelled the transfer".into(),
+            FileRefusal::BadRequest => "the sender refused a malformed request".into(),
+            FileRefusal::Changed { file } => {
+                format!(
+                    "{} changed on the sender since it was offered",
+                    name_of(*file)
+                )
+            }
+            FileRefusal::Vanished { file } => {
+                format!(
+                    "{} vanished on the sender before it was sent",
+                    name_of(*file)
+                )
+            }
+            FileRefusal::Unreadable { file, error } => {
+                format!("the sender cannot read {}: {error}", name_of(*file))
+            }
+            FileRefusal::Busy => "the sender is busy".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> FileOffer {
+        FileOffer {
+            transfer: TransferId([1; 16]),
+            name: "report.pdf".into(),
+            size: 10,
+            count: 1,
+            chunk_size: CHUNK_SIZE,
+            manifest_hash: [0; 32],
+            manifest_len: 100,
+            key: [9; 32],
+        }
+    }
+
+    #[test]
+    fn transfer_ids_round_trip() {
+        let id = TransferId([0xcd; 16]);
+        assert_eq!(id.to_string().parse::<TransferId>(), Ok(id));
+        assert!("xyz".parse::<TransferId>().is_err());
+    }
+
+    #[test]
+    fn offers_are_validated_and_keys_not_logged() {
+        assert_eq!(offer().validate(), Ok(()));
+        let bad = FileOffer {
+            name: "a\u{1b}[2J".into(),
+            ..offer()
+        };
+        assert_eq!(bad.validate(), Err(OfferError::BadName));
+        let bad = FileOffer {
+            chunk_size: 0,
+            ..offer()
+        };
+        assert_eq!(bad.validate(), Err(OfferError::BadChunkSize(0)));
+        let bad = FileOffer {
+            manifest_len: MAX_MANIFEST_LEN + 1,
+            ..offer()
+        };
+        assert!(matches!(bad.validate(), Err(OfferError::BadManifestLen(_))));
+        assert!(!format!("{:?}", offer()).contains("9, 9"));
+    }
+
+    #[test]
+    fn refusals_describe_files_by_name() {
+        let text = FileRefusal::Changed { file: 2 }.describe(|i| format!("file{i}"));
+        assert!(text.contains("file2") && text.contains("changed"));
+        assert!(FileRefusal::Busy.is_transient());
+        assert!(!FileRefusal::Cancelled.is_transient());
+    }
+}

@@ -1,0 +1,82 @@
+//! File transfer on the node: disk I/O and the stream protocol around
+//! `tincan_core::transfer`, which decides.
+//!
+//! # Layout
+//! - [`source`]: the sender's side of the disk — scanning the paths the
+//!   user named into a manifest (hashing every chunk), and reading one
+//!   chunk to serve, refusing it when the file changed or vanished.
+//! - [`sink`]: the receiver's side — staging files (`NAME.part`), chunk
+//!   writes, the final whole-file check, fsync and the move into place
+//!   under a free name (`name (1).ext`), never overwriting anything.
+//! - [`stream`]: the QUIC stream format of file requests (see there).
+//! - [`view`]: the JSON shape of a transfer (`tincan file list --json`).
+//!
+//! The actor part (`node/actor/files.rs`) ties these to the core state
+//! machine, the store and the outbox. Everything here is blocking file
+//! I/O meant for `spawn_blocking`, or an async stream helper; none of it
+//! holds more than one chunk in memory.
+
+pub mod sink;
+pub mod source;
+pub mod stream;
+pub mod view;
+
+use std::path::PathBuf;
+
+pub use view::TransferView;
+
+/// Test hook, read by the *sending* daemon at start: the index of one
+/// chunk whose sealed bytes it corrupts (one flipped byte), once, to show
+/// that receivers detect and re-fetch bad chunks. Never set it outside
+/// tests.
+pub const TEST_CORRUPT_CHUNK_ENV: &str = "TINCAN_TEST_CORRUPT_CHUNK";
+
+/// File-transfer settings of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilesConfig {
+    /// Where accepted files go without `--to` (`None`: the platform's
+    /// download folder, else `downloads/` in the home).
+    pub downloads: Option<PathBuf>,
+    /// Users (ids or id prefixes of at least 8 characters) whose offers
+    /// are accepted without asking, into [`Self::downloads`].
+    pub auto_accept: Vec<String>,
+    /// Upload cap in bytes per second for serving chunks (0 = none).
+    pub upload_limit: u64,
+}
+
+/// Parses a byte rate such as `"20MiB"`, `"500k"`, `"1000000"` (per
+/// second). Units: k/M/G (×1000) and KiB/MiB/GiB (×1024); `B` optional.
+pub fn parse_rate(text: &str) -> Option<u64> {
+    let t = text.trim().trim_end_matches("/s").trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().trim_end_matches('b') {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "ki" => 1024.0,
+        "mi" => 1024.0 * 1024.0,
+        "gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    (num >= 0.0).then_some((num * mult) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("1000"), Some(1000));
+        assert_eq!(parse_rate("20MiB"), Some(20 * 1024 * 1024));
+        assert_eq!(parse_rate("1.5 MB/s"), Some(1_500_000));
+        assert_eq!(parse_rate("500k"), Some(500_000));
+        assert_eq!(parse_rate("fast"), None);
+        assert_eq!(parse_rate("3 parsecs"), None);
+    }
+}

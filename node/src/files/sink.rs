@@ -1,0 +1,335 @@
+//! The receiver's files: staging, chunk writes, and the final move.
+//!
+//! Each top-level item of a transfer (a file, or a folder with everything
+//! below it) is written under a staging name in the destination:
+//! `NAME.part` (`NAME (1).part`, ... when taken), chosen once and stored,
+//! so a resumed transfer finds its own bytes again. Chunks are written at
+//! their offsets; nothing is ever written outside the staging names (the
+//! manifest's paths are checked by core before they get here).
+//!
+//! When every chunk is verified, [`finish`] re-reads every file and checks
+//! its whole-file blake3 hash (a mismatch names the bad chunks, which are
+//! fetched again), fsyncs files and folders, and moves each item to the
+//! first free name of `NAME`, `NAME (1).ext`, `NAME (2).ext`, ... — files
+//! with a hard link (which fails rather than replace anything) and folders
+//! with a rename onto a name that does not exist. An existing file is
+//! never overwritten.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use tincan_core::transfer::manifest::top_level;
+use tincan_core::transfer::pull::FinishFault;
+use tincan_core::transfer::{Layout, Manifest};
+
+/// Top-level name → staging name in the destination folder.
+pub type StagingMap = BTreeMap<String, String>;
+
+/// A sentence for a local disk error, naming `what`.
+pub fn disk_error(error: &std::io::Error, what: &Path) -> String {
+    // ENOSPC is 28 on Linux and the BSDs; StorageFull covers the rest.
+    if error.kind() == ErrorKind::StorageFull || error.raw_os_error() == Some(28) {
+        format!("no space left on device (writing {})", what.display())
+    } else if error.kind() == ErrorKind::PermissionDenied {
+        format!("permission denied writing {}", what.display())
+    } else {
+        format!("cannot write {}: {error}", what.display())
+    }
+}
+
+/// `name`, then `name (1).ext`, `name (2).ext`, ... (the extension is
+/// what follows the last dot, unless the name starts with it).
+pub fn numbered(name: &str, n: u32, is_dir: bool) -> String {
+    if n == 0 {
+        return name.to_string();
+    }
+    match name.rfind('.').filter(|&i| i > 0 && !is_dir) {
+        Some(dot) => format!("{} ({n}){}", &name[..dot], &name[dot..]),
+        None => format!("{name} ({n})"),
+    }
+}
+
+/// Picks staging names for `tops` in `dest` that nothing occupies.
+pub fn plan_staging(dest: &Path, tops: &[String]) -> StagingMap {
+    let mut map = StagingMap::new();
+    for top in tops {
+        let name = (0..)
+            .map(|n| format!("{}.part", numbered(top, n, true)))
+            .find(|c| !dest.join(c).exists() && !map.values().any(|v: &String| v == c))
+            .unwrap_or_else(|| format!("{top}.part"));
+        map.insert(top.clone(), name);
+    }
+    map
+}
+
+/// Where relative manifest path `rel` is staged.
+pub fn staged_path(dest: &Path, map: &StagingMap, rel: &str) -> PathBuf {
+    let top = top_level(rel);
+    let staged_top = map.get(top).map_or(top, String::as_str);
+    let rest = &rel[top.len()..];
+    let mut path = dest.join(staged_top);
+    for part in rest.split('/').filter(|p| !p.is_empty()) {
+        path.push(part);
+    }
+    path
+}
+
+/// Creates the staging folders and (empty) files that are missing.
+/// Returns the manifest indices of files that had verified chunks
+/// (`claimed`) but whose staged file is gone: their chunks must come again.
+pub fn prepare(
+    dest: &Path,
+    map: &StagingMap,
+    manifest: &Manifest,
+    claimed: impl Fn(u32) -> bool,
+) -> Result<Vec<u32>, String> {
+    std::fs::create_dir_all(dest).map_err(|e| disk_error(&e, dest))?;
+    for dir in &manifest.dirs {
+        let path = staged_path(dest, map, dir);
+        std::fs::create_dir_all(&path).map_err(|e| disk_error(&e, &path))?;
+    }
+    let mut lost = Vec::new();
+    for (i, file) in manifest.files.iter().enumerate() {
+        let path = staged_path(dest, map, &file.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| disk_error(&e, parent))?;
+        }
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => {
+                if claimed(i as u32) {
+                    lost.push(i as u32);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(disk_error(&e, &path)),
+        }
+    }
+    Ok(lost)
+}
+
+/// Writes a verified chunk into its staged file (which must exist: a
+/// cancelled transfer's staging is gone and stays gone).
+pub fn write_chunk(path: &Path, offset: u64, data: &[u8]) -> Result<(), String> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| disk_error(&e, path))?;
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.write_all(data))
+        .map_err(|e| disk_error(&e, path))
+}
+
+/// Checks every staged file against the manifest, fsyncs, and moves each
+/// top-level item into place; returns the final paths.
+pub fn finish(
+    dest: &Path,
+    map: &StagingMap,
+    manifest: &Manifest,
+) -> Result<Vec<PathBuf>, FinishFault> {
+    let io = |e: std::io::Error, p: &Path| FinishFault::Io(disk_error(&e, p));
+    let layout = Layout::new(manifest);
+    let mut bad = Vec::new();
+    let mut buf = vec![0u8; manifest.chunk_size as usize];
+    for (i, file) in manifest.files.iter().enumerate() {
+        let path = staged_path(dest, map, &file.path);
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(e, &path))?;
+        if f.metadata().map_err(|e| io(e, &path))?.len() != file.size {
+            f.set_len(file.size).map_err(|e| io(e, &path))?;
+        }
+        let mut whole = blake3::Hasher::new();
+        let mut left = file.size;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            f.read_exact(&mut buf[..n]).map_err(|e| io(e, &path))?;
+            whole.update(&buf[..n]);
+            left -= n as u64;
+        }
+        if whole.finalize().as_bytes() != &file.hash {
+            // Rare (bytes lost on disk, e.g. an OS crash after the bitmap
+            // was saved): find the bad chunks with a second pass.
+            let before = bad.len();
+            f.seek(SeekFrom::Start(0)).map_err(|e| io(e, &path))?;
+            let first = layout.file_chunks(i as u32).start;
+            let mut left = file.size;
+            for (c, want) in file.chunks.iter().enumerate() {
+                let n = left.min(buf.len() as u64) as usize;
+                f.read_exact(&mut buf[..n]).map_err(|e| io(e, &path))?;
+                if blake3::hash(&buf[..n]).as_bytes() != want {
+                    bad.push(first + c as u64);
+                }
+                left -= n as u64;
+            }
+            if bad.len() == before {
+                // Chunk hashes agree but the whole does not: the manifest
+                // itself is inconsistent; no re-fetch can fix that.
+                return Err(FinishFault::Io(format!(
+                    "{} does not match its hash",
+                    file.path
+                )));
+            }
+            continue;
+        }
+        f.sync_all().map_err(|e| io(e, &path))?;
+    }
+    if !bad.is_empty() {
+        return Err(FinishFault::BadChunks(bad));
+    }
+    for staged in map.values() {
+        let path = dest.join(staged);
+        if path.is_dir() {
+            sync_dirs(&path);
+        }
+    }
+    let mut saved = Vec::new();
+    for top in manifest.top_levels() {
+        let staged = dest.join(map.get(&top).map_or(top.as_str(), String::as_str));
+        let is_dir = staged.is_dir();
+        let mut n = 0;
+        let target = loop {
+            let candidate = dest.join(numbered(&top, n, is_dir));
+            let moved = if is_dir {
+                if candidate.symlink_metadata().is_ok() {
+                    Err(ErrorKind::AlreadyExists.into())
+                } else {
+                    std::fs::rename(&staged, &candidate)
+                }
+            } else {
+                std::fs::hard_link(&staged, &candidate).and_then(|()| std::fs::remove_file(&staged))
+            };
+            match moved {
+                Ok(()) => break candidate,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && n < 10_000 => n += 1,
+                // File systems without hard links: rename onto a free name.
+                Err(_) if !is_dir && candidate.symlink_metadata().is_err() => {
+                    std::fs::rename(&staged, &candidate).map_err(|e| io(e, &candidate))?;
+                    break candidate;
+                }
+                Err(e) => return Err(io(e, &candidate)),
+            }
+        };
+        saved.push(target);
+    }
+    if let Ok(d) = File::open(dest) {
+        let _ = d.sync_all();
+    }
+    Ok(saved)
+}
+
+fn sync_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                sync_dirs(&entry.path());
+            }
+        }
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Removes the staging items of a transfer (cancelled or failed): nothing
+/// half-written is left behind.
+pub fn discard(dest: &Path, map: &StagingMap) {
+    for staged in map.values() {
+        let path = dest.join(staged);
+        let result = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(e) = result {
+            if e.kind() != ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove staging");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tincan_core::transfer::FileEntry;
+
+    fn entry(path: &str, data: &[u8], chunk: usize) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            size: data.len() as u64,
+            hash: *blake3::hash(data).as_bytes(),
+            chunks: data
+                .chunks(chunk)
+                .map(|c| *blake3::hash(c).as_bytes())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn names_are_numbered_before_the_extension() {
+        assert_eq!(numbered("a.txt", 0, false), "a.txt");
+        assert_eq!(numbered("a.txt", 1, false), "a (1).txt");
+        assert_eq!(numbered(".bashrc", 2, false), ".bashrc (2)");
+        assert_eq!(numbered("v1.2", 1, true), "v1.2 (1)");
+    }
+
+    #[test]
+    fn stage_write_finish_without_overwriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path();
+        std::fs::write(dest.join("a.txt"), b"mine").unwrap();
+        std::fs::write(dest.join("a.txt.part"), b"someone else's").unwrap();
+        let data = b"0123456789";
+        let manifest = Manifest {
+            chunk_size: 4,
+            dirs: vec!["pics/empty".into()],
+            files: vec![entry("a.txt", data, 4), entry("pics/x/y.bin", b"yy", 4)],
+        };
+        let tops = manifest.top_levels();
+        let map = plan_staging(dest, &tops);
+        assert_eq!(map["a.txt"], "a.txt (1).part");
+        assert_eq!(map["pics"], "pics.part");
+        assert_eq!(prepare(dest, &map, &manifest, |_| false), Ok(vec![]));
+        let a = staged_path(dest, &map, "a.txt");
+        // Chunks out of order, one of them wrong at first.
+        write_chunk(&a, 8, b"89").unwrap();
+        write_chunk(&a, 0, b"0123").unwrap();
+        write_chunk(&a, 4, b"XXXX").unwrap();
+        write_chunk(&staged_path(dest, &map, "pics/x/y.bin"), 0, b"yy").unwrap();
+        assert_eq!(
+            finish(dest, &map, &manifest),
+            Err(FinishFault::BadChunks(vec![1]))
+        );
+        write_chunk(&a, 4, b"4567").unwrap();
+        let saved = finish(dest, &map, &manifest).unwrap();
+        assert_eq!(saved, [dest.join("a (1).txt"), dest.join("pics")]);
+        assert_eq!(std::fs::read(dest.join("a.txt")).unwrap(), b"mine");
+        assert_eq!(std::fs::read(dest.join("a (1).txt")).unwrap(), data);
+        assert_eq!(std::fs::read(dest.join("pics/x/y.bin")).unwrap(), b"yy");
+        assert!(dest.join("pics/empty").is_dir());
+        assert!(!dest.join("a.txt (1).part").exists() && !dest.join("pics.part").exists());
+        assert_eq!(
+            std::fs::read(dest.join("a.txt.part")).unwrap(),
+            b"someone else's"
+        );
+
+        // A lost staging file is reported; discard removes staging.
+        let map2 = plan_staging(dest, &tops);
+        assert_eq!(prepare(dest, &map2, &manifest, |f| f == 1), Ok(vec![1]));
+        discard(dest, &map2);
+        assert!(!dest.join(&map2["pics"]).exists());
+        assert!(write_chunk(&staged_path(dest, &map2, "a.txt"), 0, b"x").is_err());
+    }
+
+    #[test]
+    fn disk_errors_read_well() {
+        let full = std::io::Error::from_raw_os_error(28);
+        assert!(disk_error(&full, Path::new("/x")).starts_with("no space left on device"));
+        let denied = std::io::Error::from(ErrorKind::PermissionDenied);
+        assert!(disk_error(&denied, Path::new("/x")).contains("permission denied"));
+    }
+}

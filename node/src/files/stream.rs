@@ -1,0 +1,100 @@
+//! The stream format of file requests, on QUIC bidirectional streams.
+//!
+//! # Format
+//! ```text
+//! receiver → holder:  frame FileRequest { Manifest | Chunk { index } }, FIN
+//! holder → receiver:  frame FileData { len } || len raw bytes, FIN
+//!                 or  frame FileRefused(reason), FIN
+//!                 or  frame Error(text), FIN        (a peer that does not serve files)
+//! ```
+//! Frames are `tincan_core::wire` frames (`u32 length | version |
+//! postcard`). The raw bytes are the *sealed* manifest or chunk
+//! (`tincan_core::transfer::crypt`): the QUIC connection encrypts them a
+//! second time in transit, but they are already end-to-end encrypted, so
+//! a relay cache could serve these very bytes. One stream carries one
+//! item; the receiver keeps several streams open at once (its window) and
+//! a lost or reset stream costs only that item. The receiver reads at
+//! most the length it expects (chunk length + tag), so a holder cannot
+//! make it buffer more.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest};
+use tincan_core::wire::{self, Frame, MAX_FRAME_LEN};
+
+/// Fetches one item: sends `request` and returns the raw bytes that
+/// follow the holder's `FileData`, at most `max_len` of them.
+pub async fn fetch(
+    conn: &quinn::Connection,
+    request: FileRequest,
+    max_len: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchFault> {
+    let lost = |e: String| FetchFault::Lost(e);
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
+        let bytes = wire::encode(&Frame::FileRequest(request))
+            .map_err(|e| FetchFault::Lost(e.to_string()))?;
+        send.write_all(&bytes)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        send.finish().map_err(|e| lost(e.to_string()))?;
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len == 0 || len > MAX_FRAME_LEN {
+            return Err(lost(format!("bad answer frame of {len} bytes")));
+        }
+        let mut frame = vec![0u8; 4 + len];
+        frame[..4].copy_from_slice(&prefix);
+        recv.read_exact(&mut frame[4..])
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        match wire::decode(&frame) {
+            Ok((Frame::FileData { len }, _)) if len as usize <= max_len => {
+                let mut data = vec![0u8; len as usize];
+                recv.read_exact(&mut data)
+                    .await
+                    .map_err(|e| lost(e.to_string()))?;
+                Ok(data)
+            }
+            Ok((Frame::FileData { len }, _)) => Err(lost(format!(
+                "the holder announced {len} bytes, more than the {max_len} expected"
+            ))),
+            Ok((Frame::FileRefused(reason), _)) => Err(FetchFault::Refused(reason)),
+            Ok((Frame::Error(text), _)) => Err(FetchFault::Refused(FileRefusal::Unreadable {
+                file: 0,
+                error: text,
+            })),
+            Ok((other, _)) => Err(lost(format!("unexpected answer {}", other.name()))),
+            Err(e) => Err(lost(format!("bad answer: {e}"))),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(FetchFault::Lost("no answer in time".into())))
+}
+
+/// Answers a request with `data` (sealed bytes) and finishes the stream,
+/// waiting until the peer has read it or gave up.
+pub async fn answer_data(send: &mut quinn::SendStream, data: Vec<u8>) -> Result<(), String> {
+    let len = u32::try_from(data.len()).map_err(|_| "item too large".to_string())?;
+    let header = wire::encode(&Frame::FileData { len }).map_err(|e| e.to_string())?;
+    send.write_chunk(Bytes::from(header))
+        .await
+        .map_err(|e| e.to_string())?;
+    send.write_chunk(Bytes::from(data))
+        .await
+        .map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    let _ = send.stopped().await;
+    Ok(())
+}
+
+/// Answers a request with a refusal.
+pub async fn answer_refusal(send: &mut quinn::SendStream, refusal: FileRefusal) {
+    let _ = crate::rpc::answer(send, &Frame::FileRefused(refusal)).await;
+}

@@ -1,0 +1,552 @@
+//! File transfers in the actor: the user's commands, offers and control
+//! messages arriving end to end, and the views. The data path — driving
+//! each incoming transfer's `Pull`, serving chunk requests, applying what
+//! file tasks report — is in `files/drive.rs`.
+//!
+//! Invariants:
+//! - Offers and control messages (reject, cancel, done, failed) travel as
+//!   sealed envelopes through the durable outbox, so a peer that is
+//!   offline gets them when it returns; file names never leave envelopes
+//!   and the encrypted manifest.
+//! - Every state change is written to the store before it is reported, so
+//!   a restart resumes from what was verified, never from zero.
+//! - Only the devices an offer was sealed to may fetch its bytes, and
+//!   control messages count only from the transfer's peer.
+
+mod drive;
+mod notice;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tincan_core::transfer::{
+    ChunkSet, FileAction, FileOffer, Layout, Manifest, Pull, PullConfig, RateMeter, TokenBucket,
+    TransferId, CHUNK_SIZE, MAX_MANIFEST_LEN,
+};
+use tincan_core::{Content, DeviceCert, MessageId};
+use tokio::sync::Semaphore;
+
+use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
+use crate::event::NodeEvent;
+use crate::files::sink::StagingMap;
+use crate::files::source::{ScanError, Scanned, Source};
+use crate::files::{FilesConfig, TransferView, TEST_CORRUPT_CHUNK_ENV};
+use crate::keystore::OsEntropy;
+use crate::node::transfer::{self, FileCommand, SendJob};
+use crate::node::NodeError;
+use crate::store::{Direction, OutboxEntry, TransferManifest, TransferRecord, TransferState};
+
+/// Chunks served at once, over all transfers (bounds sender memory).
+const MAX_SERVING: usize = 32;
+
+type Key = (TransferId, Direction);
+
+/// One transfer in memory.
+struct Transfer {
+    record: TransferRecord,
+    offer: FileOffer,
+    manifest: Option<Arc<Manifest>>,
+    layout: Option<Arc<Layout>>,
+    /// Out: the files on disk.
+    sources: Option<Arc<Vec<Source>>>,
+    /// In: where each top-level item is staged.
+    staging: StagingMap,
+    /// In: the state machine, while the transfer is active.
+    pull: Option<Pull>,
+    /// Out: chunks served at least once.
+    served: ChunkSet,
+    meter: RateMeter,
+    /// A prepare or finish job is running.
+    job: bool,
+    /// Remove the staging once that job ends (cancelled meanwhile).
+    discard_after_job: bool,
+}
+
+/// The actor's file-transfer state.
+pub(super) struct FilesState {
+    config: FilesConfig,
+    transfers: BTreeMap<Key, Transfer>,
+    permits: Arc<Semaphore>,
+    bucket: TokenBucket,
+    /// Test hook (see [`TEST_CORRUPT_CHUNK_ENV`]).
+    corrupt_chunk: Option<u64>,
+}
+
+impl FilesState {
+    pub(super) fn new(config: FilesConfig) -> Self {
+        let corrupt_chunk = std::env::var(TEST_CORRUPT_CHUNK_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(index) = corrupt_chunk {
+            tracing::warn!(
+                chunk = index,
+                "{TEST_CORRUPT_CHUNK_ENV} is set: one served chunk will be corrupted (test hook)"
+            );
+        }
+        Self {
+            bucket: TokenBucket::new(config.upload_limit),
+            config,
+            transfers: BTreeMap::new(),
+            permits: Arc::new(Semaphore::new(MAX_SERVING)),
+            corrupt_chunk,
+        }
+    }
+}
+
+fn decode_offer(bytes: &[u8]) -> Option<FileOffer> {
+    postcard::from_bytes(bytes).ok()
+}
+
+impl Actor {
+    /// Loads the transfers after a restart; active ones resume.
+    pub(super) fn restore_files(&mut self) -> Result<(), crate::store::StoreError> {
+        for record in self.store.transfers()? {
+            let Some(offer) = decode_offer(&record.offer) else {
+                tracing::warn!(transfer = %record.id, "stored offer does not decode; skipped");
+                continue;
+            };
+            let key = (record.id, record.direction);
+            let mut t = Transfer {
+                served: ChunkSet::new(0),
+                record,
+                offer,
+                manifest: None,
+                layout: None,
+                sources: None,
+                staging: StagingMap::new(),
+                pull: None,
+                meter: RateMeter::new(),
+                job: false,
+                discard_after_job: false,
+            };
+            if !t.record.state.is_final() {
+                self.load_manifest(&mut t);
+                if let Some(staging) = &t.record.staging {
+                    t.staging = serde_json::from_str(staging).unwrap_or_default();
+                }
+                let active = matches!(
+                    t.record.state,
+                    TransferState::Accepted | TransferState::Transferring | TransferState::Paused
+                );
+                if t.record.direction == Direction::In && active {
+                    t.pull = Some(match &t.manifest {
+                        Some(m) => Pull::resume(
+                            t.offer.clone(),
+                            (**m).clone(),
+                            &t.record.have,
+                            PullConfig::default(),
+                        ),
+                        None => Pull::new(t.offer.clone(), PullConfig::default()),
+                    });
+                    tracing::info!(transfer = %t.record.id, "resuming incoming transfer");
+                }
+            }
+            self.files.transfers.insert(key, t);
+        }
+        Ok(())
+    }
+
+    fn load_manifest(&self, t: &mut Transfer) {
+        let Ok(Some(stored)) = self
+            .store
+            .transfer_manifest(&t.record.id, t.record.direction)
+        else {
+            return;
+        };
+        let Ok(manifest) = Manifest::from_bytes(&stored.manifest) else {
+            tracing::warn!(transfer = %t.record.id, "stored manifest does not decode");
+            return;
+        };
+        let layout = Layout::new(&manifest);
+        if t.record.direction == Direction::Out {
+            t.served = ChunkSet::from_bytes(layout.chunks(), &t.record.have);
+            t.sources = stored
+                .sources
+                .and_then(|s| serde_json::from_str::<Vec<Source>>(&s).ok())
+                .map(Arc::new);
+        }
+        t.layout = Some(Arc::new(layout));
+        t.manifest = Some(Arc::new(manifest));
+    }
+
+    pub(super) fn on_file_command(&mut self, cmd: FileCommand) {
+        match cmd {
+            FileCommand::Send { reply, paths, .. } if paths.iter().any(|p| !p.is_absolute()) => {
+                let error = "paths must be absolute (the node runs in another directory)";
+                let _ = reply.send(Err(NodeError::Transfer(error.into())));
+            }
+            FileCommand::Accept {
+                reply,
+                to: Some(to),
+                ..
+            } if !to.is_absolute() => {
+                let error = "the destination must be an absolute path";
+                let _ = reply.send(Err(NodeError::Transfer(error.into())));
+            }
+            FileCommand::Send { peer, paths, reply } => match self.start_send(&peer) {
+                Ok((to, certs)) => {
+                    let job = SendJob { to, certs, reply };
+                    transfer::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            FileCommand::Accept { id, to, reply } => {
+                let _ = reply.send(self.accept(&id, to));
+            }
+            FileCommand::Reject { id, reply } => {
+                let _ = reply.send(self.reject(&id));
+            }
+            FileCommand::Cancel { id, reply } => {
+                let _ = reply.send(self.cancel(&id));
+            }
+            FileCommand::List(reply) => {
+                let keys: Vec<Key> = self.files.transfers.keys().copied().collect();
+                let mut views: Vec<TransferView> =
+                    keys.iter().filter_map(|k| self.transfer_view(k)).collect();
+                views.sort_by_key(|v| v.created_at);
+                let _ = reply.send(views);
+            }
+        }
+    }
+
+    fn start_send(&self, peer: &str) -> Result<(tincan_core::UserId, Vec<DeviceCert>), NodeError> {
+        let user = self.book.resolve(peer)?;
+        let certs: Vec<DeviceCert> = self
+            .book
+            .devices_of(&user)
+            .filter_map(|d| self.certs.get(&d.device).cloned())
+            .collect();
+        if certs.is_empty() {
+            return Err(NodeError::NoDevices(self.book.display_name(&user)));
+        }
+        Ok((user, certs))
+    }
+
+    /// The scan of a `file send` ended: seal and queue the offer.
+    pub(super) fn on_scanned(&mut self, job: SendJob, result: Result<Box<Scanned>, ScanError>) {
+        let outcome = result
+            .map_err(|e| NodeError::Transfer(e.to_string()))
+            .and_then(|scanned| self.queue_offer(&job, *scanned));
+        let _ = job.reply.send(outcome);
+    }
+
+    fn queue_offer(&mut self, job: &SendJob, scanned: Scanned) -> Result<TransferView, NodeError> {
+        let encoded = scanned.manifest.to_bytes();
+        if encoded.len() > MAX_MANIFEST_LEN as usize {
+            return Err(NodeError::Transfer(
+                "too many files for one transfer; send them in parts".into(),
+            ));
+        }
+        let now = now_ms();
+        let id = TransferId::random(&mut OsEntropy);
+        let offer = FileOffer {
+            transfer: id,
+            name: scanned.name.clone(),
+            size: scanned.manifest.total_size(),
+            count: scanned.manifest.files.len() as u32,
+            chunk_size: scanned.manifest.chunk_size,
+            manifest_hash: *blake3::hash(&encoded).as_bytes(),
+            manifest_len: encoded.len() as u32,
+            key: tincan_core::Entropy::bytes32(&mut OsEntropy),
+        };
+        let layout = Layout::new(&scanned.manifest);
+        let record = TransferRecord {
+            id,
+            direction: Direction::Out,
+            peer: job.to,
+            devices: job.certs.iter().map(DeviceCert::device_id).collect(),
+            offer: postcard::to_allocvec(&offer).map_err(|e| NodeError::Seal(e.to_string()))?,
+            state: TransferState::Offered,
+            bytes_done: 0,
+            bytes_total: 0,
+            have: Vec::new(),
+            dest: None,
+            staging: None,
+            saved: None,
+            error: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        let message_id = MessageId::random(&mut OsEntropy);
+        let frame = self.seal_frame(
+            message_id,
+            now,
+            &Content::FileOffer(offer.clone()),
+            &job.certs,
+        )?;
+        let expires = now + MESSAGE_TTL_MS;
+        let entries: Vec<OutboxEntry> = job
+            .certs
+            .iter()
+            .map(|c| OutboxEntry {
+                message_id,
+                device: c.device_id(),
+                envelope: frame.clone(),
+                created_at_ms: now,
+                expires_at_ms: expires,
+                attempts: 0,
+                last_attempt_ms: None,
+                held: false,
+            })
+            .collect();
+        let stored = TransferManifest {
+            manifest: encoded,
+            sources: serde_json::to_string(&scanned.sources).ok(),
+        };
+        self.store.queue_offer(&record, &stored, &entries)?;
+        self.pending.insert(
+            message_id,
+            Pending {
+                frame: Arc::new(frame),
+                to: job.to,
+                remaining: job.certs.iter().map(DeviceCert::device_id).collect(),
+                delivered: false,
+                last_error: None,
+            },
+        );
+        for cert in &job.certs {
+            self.outbox
+                .push(now, message_id, cert.device_id(), expires, 0);
+        }
+        tracing::info!(transfer = %id, to = %job.to, files = offer.count, size = offer.size, "file offer queued");
+        let key = (id, Direction::Out);
+        self.files.transfers.insert(
+            key,
+            Transfer {
+                served: ChunkSet::new(layout.chunks()),
+                record,
+                offer,
+                manifest: Some(Arc::new(scanned.manifest)),
+                layout: Some(Arc::new(layout)),
+                sources: Some(Arc::new(scanned.sources)),
+                staging: StagingMap::new(),
+                pull: None,
+                meter: RateMeter::new(),
+                job: false,
+                discard_after_job: false,
+            },
+        );
+        self.emit_transfer(&key);
+        self.transfer_view(&key)
+            .ok_or_else(|| NodeError::Transfer("transfer vanished".into()))
+    }
+
+    /// Finds a transfer by id or unique prefix (of at least 4 characters).
+    fn find_transfer(&self, id: &str) -> Result<Key, NodeError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 4 {
+            return Err(NodeError::Transfer(
+                "give at least 4 characters of the transfer id (`tincan file list`)".into(),
+            ));
+        }
+        let found: Vec<Key> = self
+            .files
+            .transfers
+            .keys()
+            .filter(|(t, _)| t.to_string().starts_with(&id))
+            .copied()
+            .collect();
+        match found.as_slice() {
+            [key] => Ok(*key),
+            [] => Err(NodeError::Transfer(format!("no transfer {id}"))),
+            _ => Err(NodeError::Transfer(format!(
+                "{id} matches several transfers; give more characters"
+            ))),
+        }
+    }
+
+    fn default_downloads(&self) -> PathBuf {
+        self.files
+            .config
+            .downloads
+            .clone()
+            .or_else(|| {
+                directories::UserDirs::new().and_then(|d| d.download_dir().map(PathBuf::from))
+            })
+            .unwrap_or_else(|| self.home.root().join("downloads"))
+    }
+
+    fn accept(&mut self, id: &str, to: Option<PathBuf>) -> Result<TransferView, NodeError> {
+        let key = self.find_transfer(id)?;
+        let dest = to.unwrap_or_else(|| self.default_downloads());
+        self.accept_key(key, dest)
+    }
+
+    fn accept_key(&mut self, key: Key, dest: PathBuf) -> Result<TransferView, NodeError> {
+        let Some(t) = self.files.transfers.get_mut(&key) else {
+            return Err(NodeError::Transfer("no such transfer".into()));
+        };
+        if key.1 != Direction::In {
+            return Err(NodeError::Transfer("that transfer is one you send".into()));
+        }
+        if t.record.state != TransferState::Offered {
+            return Err(NodeError::Transfer(format!(
+                "the transfer is {}, not offered",
+                t.record.state
+            )));
+        }
+        // Fail now, not halfway, when the folder cannot be written.
+        let probe = dest.join(format!(".tincan-probe-{}", key.0));
+        std::fs::create_dir_all(&dest)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|e| NodeError::Transfer(crate::files::sink::disk_error(&e, &dest)))?;
+        let dest = std::fs::canonicalize(&dest).unwrap_or(dest);
+        t.record.dest = Some(dest.display().to_string());
+        t.pull = Some(Pull::new(t.offer.clone(), PullConfig::default()));
+        tracing::info!(transfer = %key.0, dest = %dest.display(), "accepted");
+        self.set_transfer_state(&key, TransferState::Accepted, None);
+        self.transfer_view(&key)
+            .ok_or_else(|| NodeError::Transfer("transfer vanished".into()))
+    }
+
+    fn reject(&mut self, id: &str) -> Result<TransferView, NodeError> {
+        let key = self.find_transfer(id)?;
+        let state = self.files.transfers.get(&key).map(|t| t.record.state);
+        if key.1 != Direction::In || state != Some(TransferState::Offered) {
+            return Err(NodeError::Transfer(
+                "only an incoming offer can be rejected (use `file cancel` otherwise)".into(),
+            ));
+        }
+        self.set_transfer_state(&key, TransferState::Rejected, None);
+        self.tell_peer(&key, FileAction::Rejected);
+        self.transfer_view(&key)
+            .ok_or_else(|| NodeError::Transfer("transfer vanished".into()))
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<TransferView, NodeError> {
+        let key = self.find_transfer(id)?;
+        let state = self.files.transfers.get(&key).map(|t| t.record.state);
+        if state.is_none_or(TransferState::is_final) {
+            return Err(NodeError::Transfer(format!(
+                "the transfer is already {}",
+                state.map_or("gone", TransferState::as_str)
+            )));
+        }
+        self.stop_transfer(&key, TransferState::Cancelled, None);
+        self.tell_peer(&key, FileAction::Cancelled);
+        self.transfer_view(&key)
+            .ok_or_else(|| NodeError::Transfer("transfer vanished".into()))
+    }
+
+    /// Ends a transfer in a final state: stops its pull, removes staged
+    /// bytes, persists and reports.
+    fn stop_transfer(&mut self, key: &Key, state: TransferState, error: Option<String>) {
+        if let Some(t) = self.files.transfers.get_mut(key) {
+            t.pull = None;
+            if state != TransferState::Done {
+                if t.job {
+                    t.discard_after_job = true;
+                } else {
+                    self.discard_staging(key);
+                }
+            }
+        }
+        self.set_transfer_state(key, state, error);
+    }
+
+    fn discard_staging(&self, key: &Key) {
+        let Some(t) = self.files.transfers.get(key) else {
+            return;
+        };
+        if let (Some(dest), false) = (&t.record.dest, t.staging.is_empty()) {
+            let (dest, map) = (PathBuf::from(dest), t.staging.clone());
+            tokio::task::spawn_blocking(move || crate::files::sink::discard(&dest, &map));
+        }
+    }
+
+    /// Tells the other side of `key` about `action`, end to end.
+    fn tell_peer(&mut self, key: &Key, action: FileAction) {
+        let Some(t) = self.files.transfers.get(key) else {
+            return;
+        };
+        let certs: Vec<DeviceCert> = t
+            .record
+            .devices
+            .iter()
+            .filter_map(|d| self.certs.get(d).cloned())
+            .collect();
+        if certs.is_empty() {
+            tracing::warn!(transfer = %key.0, "cannot tell the peer: no device certificate known");
+            return;
+        }
+        let (to, now) = (t.record.peer, now_ms());
+        let content = Content::FileControl {
+            transfer: key.0,
+            action,
+        };
+        let id = MessageId::random(&mut OsEntropy);
+        if let Err(e) = self.queue_envelope(id, now, &content, to, &certs, &[]) {
+            tracing::error!(transfer = %key.0, error = %e, "cannot queue the transfer notice");
+        }
+    }
+
+    fn set_transfer_state(&mut self, key: &Key, state: TransferState, error: Option<String>) {
+        let Some(t) = self.files.transfers.get_mut(key) else {
+            return;
+        };
+        if t.record.state == state && t.record.error == error {
+            return;
+        }
+        t.record.state = state;
+        t.record.error = error;
+        t.record.updated_at_ms = now_ms();
+        if let Err(e) = self.store.update_transfer(&t.record) {
+            tracing::error!(transfer = %key.0, error = %e, "cannot store transfer state");
+        }
+        tracing::info!(transfer = %key.0, direction = key.1.as_str(), %state, "transfer state");
+        self.emit_transfer(key);
+    }
+
+    fn emit_transfer(&self, key: &Key) {
+        if let Some(view) = self.transfer_view(key) {
+            self.emit(NodeEvent::FileState { transfer: view });
+        }
+    }
+
+    fn transfer_view(&self, key: &Key) -> Option<TransferView> {
+        let t = self.files.transfers.get(key)?;
+        let r = &t.record;
+        let now = now_ms();
+        let connected = r.devices.iter().any(|d| self.conns.contains_key(d));
+        let mut state = r.state;
+        let moving = matches!(state, TransferState::Accepted | TransferState::Transferring);
+        if moving && !connected {
+            state = TransferState::Paused;
+        }
+        let transferring = state == TransferState::Transferring;
+        let bytes_done = match &t.pull {
+            Some(pull) if pull.manifest().is_some() => pull.bytes_done(),
+            _ => r.bytes_done,
+        };
+        let saved_as = r
+            .saved
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+            .unwrap_or_default();
+        Some(TransferView {
+            id: r.id.to_string(),
+            direction: r.direction.as_str().to_string(),
+            peer: r.peer.to_string(),
+            peer_name: self.book.display_name(&r.peer),
+            name: t.offer.name.clone(),
+            size: t.offer.size,
+            count: t.offer.count,
+            bytes_done,
+            state,
+            error: r.error.clone(),
+            rate: transferring.then(|| t.meter.rate(now)).flatten(),
+            eta_secs: transferring
+                .then(|| t.meter.eta_secs(now, t.offer.size))
+                .flatten(),
+            bytes_received_total: (r.direction == Direction::In).then_some(r.bytes_total),
+            bytes_sent_total: (r.direction == Direction::Out).then_some(r.bytes_total),
+            dest: r.dest.clone(),
+            saved_as,
+            created_at: r.created_at_ms,
+        })
+    }
+}

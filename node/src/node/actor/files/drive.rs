@@ -1,0 +1,432 @@
+//! The data path of file transfers in the actor: driving each incoming
+//! transfer's `Pull` (link up/down, fetches to start, events to persist),
+//! serving the chunk requests of peers, and applying what the file tasks
+//! report. Called after every actor event (`drive_files`) and from the
+//! events themselves (`on_files_event`).
+
+use std::path::PathBuf;
+
+use tincan_core::transfer::pull::FinishFault;
+use tincan_core::transfer::{
+    crypt, Fetch, FileAction, FileRefusal, FileRequest, PullEvent, PullState,
+};
+use tincan_core::DeviceId;
+
+use super::{Key, Transfer};
+use crate::files::sink;
+use crate::node::actor::{now_ms, Actor};
+use crate::node::transfer::{self, ChunkJob, FilesEvent, ServeJob};
+use crate::store::{Direction, TransferState};
+
+impl Actor {
+    /// Starts the fetches every active incoming transfer may start now and
+    /// applies its events.
+    pub(in crate::node::actor) fn drive_files(&mut self) {
+        let now = now_ms();
+        let keys: Vec<Key> = self
+            .files
+            .transfers
+            .iter()
+            .filter(|(_, t)| t.pull.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.drive_pull(&key, now);
+        }
+    }
+
+    fn drive_pull(&mut self, key: &Key, now: u64) {
+        let tx = self.link_tx.clone();
+        let conn = self.files.transfers.get(key).and_then(|t| {
+            let device = t.record.devices.first()?;
+            self.conns.get(device).and_then(|c| c.last()).cloned()
+        });
+        let Some(t) = self.files.transfers.get_mut(key) else {
+            return;
+        };
+        let Some(pull) = t.pull.as_mut() else {
+            return;
+        };
+        pull.handle_link(now, conn.is_some());
+        if pull.poll_timeout().is_some_and(|at| at <= now) {
+            pull.handle_timeout(now);
+        }
+        let mut prepare = *pull.state() == PullState::Preparing && !t.job;
+        while let Some(fetch) = pull.poll_fetch(now) {
+            let Some(conn) = conn.clone() else { break };
+            match fetch {
+                Fetch::Manifest => {
+                    transfer::fetch_manifest(conn, key.0, t.offer.manifest_len, tx.clone())
+                }
+                Fetch::Chunk { index, place, hash } => {
+                    let (Some(dest), Some(manifest)) = (&t.record.dest, &t.manifest) else {
+                        continue;
+                    };
+                    let rel = &manifest.files[place.file as usize].path;
+                    let job = ChunkJob {
+                        transfer: key.0,
+                        index,
+                        key: t.offer.key,
+                        place,
+                        hash,
+                        path: sink::staged_path(&PathBuf::from(dest), &t.staging, rel),
+                    };
+                    transfer::fetch_chunk(conn, job, tx.clone());
+                }
+            }
+        }
+        let mut events = Vec::new();
+        while let Some(event) = pull.poll_event() {
+            events.push(event);
+        }
+        let mut changed = false;
+        for event in events {
+            match event {
+                PullEvent::ManifestReady => {
+                    self.on_manifest_ready(key);
+                    prepare = true;
+                }
+                PullEvent::Verified { .. } => changed = true,
+                PullEvent::Finished => self.start_finish(key),
+                PullEvent::Failed { reason } => {
+                    tracing::warn!(transfer = %key.0, %reason, "incoming transfer failed");
+                    self.stop_transfer(key, TransferState::Failed, Some(reason.clone()));
+                    self.tell_peer(key, FileAction::Failed(reason));
+                    return;
+                }
+            }
+        }
+        if changed {
+            self.save_progress(key, now);
+        }
+        if prepare {
+            self.start_prepare(key);
+        }
+    }
+
+    /// Writes the pull's progress into the record and the store.
+    fn save_progress(&mut self, key: &Key, now: u64) {
+        let Some(t) = self.files.transfers.get_mut(key) else {
+            return;
+        };
+        if let Some(pull) = &t.pull {
+            t.record.have = pull.have().as_bytes().to_vec();
+            t.record.bytes_done = pull.bytes_done();
+            t.meter.handle_progress(now, t.record.bytes_done);
+        }
+        t.record.updated_at_ms = now;
+        if let Err(e) = self.store.update_transfer(&t.record) {
+            tracing::error!(transfer = %key.0, error = %e, "cannot store transfer progress");
+        }
+        if matches!(t.record.state, TransferState::Accepted) && t.record.bytes_done > 0 {
+            self.set_transfer_state(key, TransferState::Transferring, None);
+        }
+    }
+
+    fn on_manifest_ready(&mut self, key: &Key) {
+        let Some(t) = self.files.transfers.get_mut(key) else {
+            return;
+        };
+        let Some(manifest) = t.pull.as_ref().and_then(|p| p.manifest()).cloned() else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .set_transfer_manifest(&key.0, key.1, &manifest.to_bytes())
+        {
+            tracing::error!(transfer = %key.0, error = %e, "cannot store manifest");
+        }
+        t.layout = Some(std::sync::Arc::new(tincan_core::transfer::Layout::new(
+            &manifest,
+        )));
+        t.manifest = Some(std::sync::Arc::new(manifest));
+    }
+
+    /// Picks the staging names (once, persisted) and creates the staging
+    /// files off the actor.
+    fn start_prepare(&mut self, key: &Key) {
+        let tx = self.link_tx.clone();
+        let Some(t) = self.files.transfers.get_mut(key) else {
+            return;
+        };
+        let (Some(dest), Some(manifest), Some(pull)) = (&t.record.dest, &t.manifest, &t.pull)
+        else {
+            return;
+        };
+        let dest = PathBuf::from(dest);
+        if t.staging.is_empty() {
+            t.staging = sink::plan_staging(&dest, &manifest.top_levels());
+            t.record.staging = serde_json::to_string(&t.staging).ok();
+            if let Err(e) = self.store.update_transfer(&t.record) {
+                tracing::error!(transfer = %key.0, error = %e, "cannot store staging names");
+            }
+        }
+        let layout = tincan_core::transfer::Layout::new(manifest);
+        let claimed: Vec<bool> = (0..manifest.files.len() as u32)
+            .map(|f| layout.file_chunks(f).any(|i| pull.have().contains(i)))
+            .collect();
+        let (map, manifest, transfer) = (t.staging.clone(), manifest.clone(), key.0);
+        t.job = true;
+        transfer::blocking(
+            move || sink::prepare(&dest, &map, &manifest, |f| claimed[f as usize]),
+            move |result| FilesEvent::Prepared { transfer, result },
+            tx,
+        );
+    }
+
+    fn start_finish(&mut self, key: &Key) {
+        let tx = self.link_tx.clone();
+        let Some(t) = self.files.transfers.get_mut(key) else {
+            return;
+        };
+        let (Some(dest), Some(manifest)) = (&t.record.dest, &t.manifest) else {
+            return;
+        };
+        let (dest, map, manifest, transfer) = (
+            PathBuf::from(dest),
+            t.staging.clone(),
+            manifest.clone(),
+            key.0,
+        );
+        t.job = true;
+        tracing::info!(%transfer, "every chunk verified; checking the files and moving them into place");
+        transfer::blocking(
+            move || sink::finish(&dest, &map, &manifest),
+            move |result| FilesEvent::Finished { transfer, result },
+            tx,
+        );
+    }
+
+    pub(in crate::node::actor) fn on_files_event(&mut self, event: FilesEvent) {
+        let now = now_ms();
+        match event {
+            FilesEvent::Request {
+                from,
+                request,
+                send,
+            } => self.on_file_request(from, request, send, now),
+            FilesEvent::Scanned { job, result } => self.on_scanned(*job, result),
+            FilesEvent::Manifest { transfer, result } => {
+                if let Some(pull) = self.in_pull(transfer) {
+                    pull.handle_manifest(now, result);
+                }
+            }
+            FilesEvent::Fetched {
+                transfer,
+                index,
+                received,
+                result,
+            } => {
+                let key = (transfer, Direction::In);
+                if let Some(t) = self.files.transfers.get_mut(&key) {
+                    t.record.bytes_total += received;
+                    if let Some(pull) = t.pull.as_mut() {
+                        pull.handle_chunk(now, index, result);
+                    }
+                }
+            }
+            FilesEvent::Prepared { transfer, result } => {
+                if self.job_done(transfer) {
+                    if let Some(pull) = self.in_pull(transfer) {
+                        pull.handle_prepared(result);
+                    }
+                }
+            }
+            FilesEvent::Finished { transfer, result } => {
+                if self.job_done(transfer) {
+                    self.on_finished(transfer, result);
+                }
+            }
+            FilesEvent::Served {
+                transfer,
+                index,
+                bytes,
+                result,
+            } => self.on_served(transfer, index, bytes, result, now),
+        }
+    }
+
+    fn in_pull(
+        &mut self,
+        transfer: tincan_core::transfer::TransferId,
+    ) -> Option<&mut tincan_core::transfer::Pull> {
+        self.files
+            .transfers
+            .get_mut(&(transfer, Direction::In))
+            .and_then(|t| t.pull.as_mut())
+    }
+
+    /// Clears the job flag; returns false (after discarding the staging)
+    /// when the transfer was stopped while the job ran.
+    fn job_done(&mut self, transfer: tincan_core::transfer::TransferId) -> bool {
+        let key = (transfer, Direction::In);
+        let Some(t) = self.files.transfers.get_mut(&key) else {
+            return false;
+        };
+        t.job = false;
+        if t.discard_after_job {
+            t.discard_after_job = false;
+            self.discard_staging(&key);
+            return false;
+        }
+        t.pull.is_some()
+    }
+
+    fn on_finished(
+        &mut self,
+        transfer: tincan_core::transfer::TransferId,
+        result: Result<Vec<PathBuf>, FinishFault>,
+    ) {
+        let key = (transfer, Direction::In);
+        let saved = result.as_ref().ok().cloned();
+        if let Some(pull) = self.in_pull(transfer) {
+            pull.handle_finished(result.map(|_| ()));
+            if *pull.state() != PullState::Done {
+                return; // bad chunks are fetched again, or it failed (events)
+            }
+        }
+        if let Some(t) = self.files.transfers.get_mut(&key) {
+            let paths: Vec<String> = saved
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            t.record.saved = serde_json::to_string(&paths).ok();
+            t.record.bytes_done = t.offer.size;
+            t.pull = None;
+            tracing::info!(%transfer, saved = ?paths, "transfer complete");
+        }
+        self.set_transfer_state(&key, TransferState::Done, None);
+        self.tell_peer(&key, FileAction::Done);
+    }
+
+    /// A peer asks for sealed bytes of a transfer we send.
+    fn on_file_request(
+        &mut self,
+        from: DeviceId,
+        request: FileRequest,
+        send: quinn::SendStream,
+        now: u64,
+    ) {
+        let key = (request.transfer(), Direction::Out);
+        let refusal = match self.files.transfers.get(&key) {
+            None => Some(FileRefusal::Unknown),
+            Some(t) if !t.record.devices.contains(&from) => Some(FileRefusal::Unknown),
+            Some(t) if t.record.state == TransferState::Cancelled => Some(FileRefusal::Cancelled),
+            Some(t)
+                if matches!(
+                    t.record.state,
+                    TransferState::Rejected | TransferState::Failed
+                ) =>
+            {
+                Some(FileRefusal::Unknown)
+            }
+            Some(_) => None,
+        };
+        if let Some(refusal) = refusal {
+            tracing::debug!(transfer = %key.0, %from, ?refusal, "file request refused");
+            return transfer::refuse(send, refusal);
+        }
+        if self.files.transfers[&key].manifest.is_none() {
+            let mut t = self.files.transfers.remove(&key).expect("checked above");
+            self.load_manifest(&mut t);
+            self.files.transfers.insert(key, t);
+        }
+        let tx = self.link_tx.clone();
+        let permits = self.files.permits.clone();
+        let t: &mut Transfer = self.files.transfers.get_mut(&key).expect("checked above");
+        let (Some(manifest), Some(layout), Some(sources)) = (&t.manifest, &t.layout, &t.sources)
+        else {
+            return transfer::refuse(send, FileRefusal::Unknown);
+        };
+        match request {
+            FileRequest::Manifest { transfer } => {
+                let sealed = crypt::seal_manifest(&t.offer.key, &transfer, manifest.to_bytes());
+                transfer::serve_manifest(send, transfer, sealed, tx);
+            }
+            FileRequest::Chunk { transfer, index } => {
+                let Some(place) = layout.place(index) else {
+                    return transfer::refuse(send, FileRefusal::BadRequest);
+                };
+                let file = &manifest.files[place.file as usize];
+                let local = (index - layout.file_chunks(place.file).start) as usize;
+                let corrupt = self.files.corrupt_chunk == Some(index);
+                if corrupt {
+                    self.files.corrupt_chunk = None;
+                }
+                let job = ServeJob {
+                    transfer,
+                    index,
+                    key: t.offer.key,
+                    source: sources[place.file as usize].clone(),
+                    place,
+                    hash: file.chunks[local],
+                    delay_ms: self.files.bucket.reserve(now, u64::from(place.len)),
+                    corrupt,
+                };
+                transfer::serve_chunk(send, job, permits, tx);
+            }
+            _ => transfer::refuse(send, FileRefusal::BadRequest),
+        }
+    }
+
+    fn on_served(
+        &mut self,
+        transfer: tincan_core::transfer::TransferId,
+        index: Option<u64>,
+        bytes: u64,
+        result: Result<(), Option<FileRefusal>>,
+        now: u64,
+    ) {
+        let key = (transfer, Direction::Out);
+        let Some(t) = self.files.transfers.get_mut(&key) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                t.record.bytes_total += bytes;
+                if let (Some(index), Some(layout)) = (index, &t.layout) {
+                    if t.served.insert(index) {
+                        t.record.bytes_done += layout.place(index).map_or(0, |p| u64::from(p.len));
+                        t.record.have = t.served.as_bytes().to_vec();
+                    }
+                }
+                t.meter.handle_progress(now, t.record.bytes_done);
+                t.record.updated_at_ms = now;
+                if let Err(e) = self.store.update_transfer(&t.record) {
+                    tracing::error!(%transfer, error = %e, "cannot store transfer progress");
+                }
+                if matches!(
+                    t.record.state,
+                    TransferState::Offered | TransferState::Accepted
+                ) {
+                    self.set_transfer_state(&key, TransferState::Transferring, None);
+                }
+            }
+            Err(Some(refusal)) if !refusal.is_transient() && !t.record.state.is_final() => {
+                let name_of = |f: u32| {
+                    t.manifest
+                        .as_ref()
+                        .and_then(|m| m.files.get(f as usize))
+                        .map(|f| f.path.clone())
+                        .unwrap_or_else(|| format!("file #{f}"))
+                };
+                let reason = match &refusal {
+                    FileRefusal::Changed { file } => {
+                        format!("{} changed since it was offered", name_of(*file))
+                    }
+                    FileRefusal::Vanished { file } => {
+                        format!("{} vanished before it was sent", name_of(*file))
+                    }
+                    FileRefusal::Unreadable { file, error } => {
+                        format!("cannot read {}: {error}", name_of(*file))
+                    }
+                    other => other.describe(name_of),
+                };
+                tracing::warn!(%transfer, %reason, "outgoing transfer failed");
+                self.set_transfer_state(&key, TransferState::Failed, Some(reason));
+            }
+            Err(_) => {}
+        }
+    }
+}

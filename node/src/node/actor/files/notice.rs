@@ -1,0 +1,146 @@
+//! Offers and notices arriving end to end (sealed envelopes, already
+//! opened and verified): a new offer is stored (a redelivered one is
+//! acknowledged again without a second row), and a notice changes the
+//! transfer only when it comes from that transfer's peer device.
+
+use tincan_core::transfer::{FileAction, FileOffer, TransferId};
+use tincan_core::wire::RefuseReason;
+use tincan_core::Opened;
+
+use super::{StagingMap, Transfer};
+use crate::event::NodeEvent;
+use crate::node::actor::inbound::Rejection;
+use crate::node::actor::Actor;
+use crate::store::{Direction, TransferRecord, TransferState};
+use tincan_core::transfer::{ChunkSet, RateMeter};
+
+impl Actor {
+    /// An offer arrived (sealed, verified): remember it, or take it again
+    /// (a redelivery) without a second row.
+    pub(in crate::node::actor) fn on_file_offer(
+        &mut self,
+        opened: &Opened,
+        offer: FileOffer,
+        now: u64,
+    ) -> Result<(), Rejection> {
+        if offer.validate().is_err() {
+            return Err(Rejection::Refuse(RefuseReason::Other(
+                "invalid file offer".into(),
+            )));
+        }
+        let key = (offer.transfer, Direction::In);
+        let sender = opened.sender.device_id();
+        if let Some(t) = self.files.transfers.get(&key) {
+            return if t.record.devices.first() == Some(&sender) {
+                Ok(())
+            } else {
+                Err(Rejection::Refuse(RefuseReason::Other(
+                    "transfer id in use".into(),
+                )))
+            };
+        }
+        let record = TransferRecord {
+            id: offer.transfer,
+            direction: Direction::In,
+            peer: opened.sender.user_id(),
+            devices: vec![sender],
+            offer: postcard::to_allocvec(&offer).map_err(|_| Rejection::Retry)?,
+            state: TransferState::Offered,
+            bytes_done: 0,
+            bytes_total: 0,
+            have: Vec::new(),
+            dest: None,
+            staging: None,
+            saved: None,
+            error: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        if let Err(e) = self.store.insert_transfer(&record) {
+            tracing::error!(transfer = %offer.transfer, error = %e, "cannot store file offer");
+            return Err(Rejection::Retry);
+        }
+        tracing::info!(transfer = %offer.transfer, from = %record.peer, files = offer.count, size = offer.size, "file offered");
+        self.files.transfers.insert(
+            key,
+            Transfer {
+                served: ChunkSet::new(0),
+                record,
+                offer,
+                manifest: None,
+                layout: None,
+                sources: None,
+                staging: StagingMap::new(),
+                pull: None,
+                meter: RateMeter::new(),
+                job: false,
+                discard_after_job: false,
+            },
+        );
+        if let Some(view) = self.transfer_view(&key) {
+            self.emit(NodeEvent::FileOffered { transfer: view });
+        }
+        let sender_user = opened.sender.user_id().to_string();
+        if self
+            .files
+            .config
+            .auto_accept
+            .iter()
+            .any(|u| sender_user.starts_with(u.as_str()))
+        {
+            let dest = self.default_downloads();
+            if let Err(e) = self.accept_key(key, dest) {
+                tracing::warn!(transfer = %key.0, error = %e, "auto-accept failed; the offer waits");
+            }
+        }
+        Ok(())
+    }
+
+    /// The other side of a transfer changed it.
+    pub(in crate::node::actor) fn on_file_control(
+        &mut self,
+        opened: &Opened,
+        transfer: TransferId,
+        action: FileAction,
+    ) -> Result<(), Rejection> {
+        let sender = opened.sender.device_id();
+        let key = [Direction::In, Direction::Out]
+            .into_iter()
+            .map(|d| (transfer, d))
+            .find(|k| {
+                self.files
+                    .transfers
+                    .get(k)
+                    .is_some_and(|t| t.record.devices.contains(&sender))
+            });
+        let Some(key) = key else {
+            tracing::debug!(%transfer, "notice for an unknown transfer ignored");
+            return Ok(());
+        };
+        let state = self.files.transfers[&key].record.state;
+        if state.is_final() {
+            return Ok(());
+        }
+        match (key.1, action) {
+            (Direction::Out, FileAction::Rejected) => {
+                self.set_transfer_state(&key, TransferState::Rejected, None)
+            }
+            (Direction::Out, FileAction::Done) => {
+                if let Some(t) = self.files.transfers.get_mut(&key) {
+                    t.record.bytes_done = t.offer.size;
+                }
+                self.set_transfer_state(&key, TransferState::Done, None)
+            }
+            (Direction::Out, FileAction::Failed(reason)) => self.set_transfer_state(
+                &key,
+                TransferState::Failed,
+                Some(format!("the recipient failed: {reason}")),
+            ),
+            (_, FileAction::Cancelled) => self.stop_transfer(&key, TransferState::Cancelled, None),
+            (direction, action) => {
+                tracing::debug!(%transfer, ?direction, ?action, "notice does not apply")
+            }
+        }
+        Ok(())
+    }
+}
