@@ -50,6 +50,16 @@ pub enum Content {
         /// The message text.
         text: String,
     },
+    /// The sender device's presence as shown to the recipients (latest
+    /// version wins; sent once, never stored).
+    Presence(crate::presence::PresenceUpdate),
+    /// The sender is typing in the 1:1 conversation with the recipient
+    /// (sent once, rate-limited, never stored).
+    Typing,
+    /// Signed read receipts (at most [`crate::receipt::MAX_RECEIPTS`]) for
+    /// messages the recipient device sent; sealed, so hops cannot see
+    /// what was read.
+    Receipts(Vec<crate::receipt::Receipt>),
 }
 
 /// The content key, sealed for one recipient device.
@@ -186,12 +196,13 @@ impl Envelope {
         if recipients.len() > MAX_RECIPIENTS {
             return Err(SealError::TooManyRecipients);
         }
-        let Content::Text { text } = content;
-        if text.len() > MAX_TEXT_LEN {
-            return Err(SealError::TextTooLong {
-                len: text.len(),
-                max: MAX_TEXT_LEN,
-            });
+        if let Content::Text { text } = content {
+            if text.len() > MAX_TEXT_LEN {
+                return Err(SealError::TextTooLong {
+                    len: text.len(),
+                    max: MAX_TEXT_LEN,
+                });
+            }
         }
         if sender_cert.device_key != sender.public_key() {
             return Err(SealError::SenderMismatch);

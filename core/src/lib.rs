@@ -20,6 +20,7 @@
 //! - [`site`]: site ids, gateway preference, candidate rank and roles.
 //! - [`election`]: the per-node branch-gateway election state machine.
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
+//! - [`presence`]: own presence with auto-away, peers' latest presence, rate limits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,6 +33,7 @@ pub mod lease;
 pub mod org;
 pub mod outbox;
 pub mod peer_book;
+pub mod presence;
 pub mod receipt;
 pub mod route;
 pub mod site;
@@ -46,6 +48,10 @@ pub use identity::{
 };
 pub use lease::{Lease, LeaseRefusal, LeaseTable};
 pub use org::{Membership, MembershipError, OrgKey, Revocations};
+pub use presence::{
+    PeerPresences, Presence, PresenceError, PresenceEvent, PresenceState, PresenceUpdate,
+    RateLimiter, ShownPresence,
+};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
 pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};
