@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and the command implementations.
 
+mod chat;
 mod org;
 mod print;
 
@@ -67,6 +68,9 @@ enum Command {
         /// Branch gateway: auto (default), prefer, or never (e.g. on a laptop).
         #[arg(long, value_name = "auto|prefer|never")]
         gateway: Option<String>,
+        /// Do not tell senders when you read their messages (overrides config.toml).
+        #[arg(long)]
+        no_read_receipts: bool,
     },
     /// Organisations: create one (admin), enrol and revoke members, join one.
     #[command(subcommand)]
@@ -76,7 +80,7 @@ enum Command {
     Relay(org::RelayCommand),
     /// List peers: colleagues found on the LAN or configured.
     Peers {
-        /// Print as JSON: [{"name","user_id","device_id","addrs","online","via"}].
+        /// Print as JSON: [{"name","user_id","device_id","addrs","online","via","presence","note","blocked"}].
         #[arg(long)]
         json: bool,
     },
@@ -110,7 +114,7 @@ enum Command {
         /// Only messages sent at or after this Unix time in milliseconds.
         #[arg(long, value_name = "UNIX_MS")]
         since: Option<u64>,
-        /// Print as JSON: [{"id","from","to","text","sent_at","state"}].
+        /// Print as JSON: [{"id","from","to","text","sent_at","state","direction","received_at","offline"}].
         #[arg(long)]
         json: bool,
     },
@@ -122,6 +126,8 @@ enum Command {
     },
     /// Print live events (messages, delivery states, peers) as JSON lines.
     Watch,
+    #[command(flatten)]
+    Chat(chat::ChatCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -173,6 +179,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             name,
             relay,
             gateway,
+            no_read_receipts,
         } => {
             let options = RunOptions {
                 listen,
@@ -181,6 +188,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 name,
                 relay,
                 gateway,
+                no_read_receipts,
             };
             run_node(home, options).await?
         }
@@ -249,6 +257,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 print::status(&status);
             }
         }
+        Command::Chat(cmd) => chat::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;
@@ -275,6 +284,7 @@ struct RunOptions {
     name: Option<String>,
     relay: Option<String>,
     gateway: Option<String>,
+    no_read_receipts: bool,
 }
 
 async fn run_node(home: Home, options: RunOptions) -> Result<()> {
@@ -295,6 +305,9 @@ async fn run_node(home: Home, options: RunOptions) -> Result<()> {
     }
     if let Some(gateway) = options.gateway {
         node_config.gateway = config::parse_gateway(&gateway)?;
+    }
+    if options.no_read_receipts {
+        node_config.read_receipts = false;
     }
     node_config.create_identity_as = Some(
         options

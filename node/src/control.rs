@@ -10,6 +10,7 @@
 //! [`crate::NodeEvent`] per line until the client hangs up. A connection
 //! may carry any number of requests in sequence (bots keep one open).
 
+mod chat;
 pub mod client;
 pub mod protocol;
 
@@ -228,6 +229,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         }
         Request::Watch => Reply::err("watch is handled by the connection"),
         Request::ReloadOrg => Reply::from_result(node.reload_org().await.map(|()| "reloaded")),
+        other => chat::handle(node, other).await,
     }
 }
 

@@ -17,9 +17,12 @@ use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, Identity, Membership, MessageId, Revocations, UserId};
 use tokio::sync::{broadcast, mpsc};
 
+mod chat;
 mod election;
 mod inbound;
 mod outgoing;
+mod presence;
+mod receipts;
 mod relay;
 mod routing;
 
@@ -59,6 +62,8 @@ pub(crate) struct Parts {
     pub gateway: GatewayPreference,
     pub membership: Option<Membership>,
     pub revocations: Option<Revocations>,
+    pub away_after_secs: u64,
+    pub read_receipts: bool,
 }
 
 /// Store keys of persisted election facts.
@@ -142,6 +147,8 @@ pub(crate) struct Actor {
     preference: GatewayPreference,
     /// Whether the last power check found the machine on battery.
     on_battery: bool,
+    /// Presence, typing, blocking, read receipts (`actor/chat.rs`).
+    chat: chat::ChatState,
 }
 
 impl Actor {
@@ -167,6 +174,12 @@ impl Actor {
         config.preference = parts.gateway;
         let mut election = GatewayElection::new(config, now, stored_site, stored_epoch, now);
         election.set_relay_configured(now, parts.relay.is_some() && parts.membership.is_some());
+        let chat = chat::ChatState::load(
+            &parts.store,
+            now,
+            parts.away_after_secs,
+            parts.read_receipts,
+        )?;
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -198,6 +211,7 @@ impl Actor {
             members_sent: None,
             preference: parts.gateway,
             on_battery: false,
+            chat,
         };
         actor.restore()?;
         Ok(actor)
@@ -284,10 +298,14 @@ impl Actor {
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();
         let shutdown_reply = loop {
-            let due = match (self.outbox.poll_timeout(), self.election.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let due = [
+                self.outbox.poll_timeout(),
+                self.election.poll_timeout(),
+                self.chat.presence.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let wake = due.map(|at| {
                 let wait = at.saturating_sub(now_ms());
                 tokio::time::Instant::now() + Duration::from_millis(wait.min(3_600_000))
@@ -312,12 +330,14 @@ impl Actor {
                     let now = now_ms();
                     self.outbox.handle_timeout(now);
                     self.election.handle_timeout(now, &mut crate::keystore::OsEntropy);
+                    self.chat.presence.handle_timeout(now);
                 }
             }
             self.drive_election();
             self.manage_relay();
             self.refresh_reachability();
             self.drive_outbox();
+            self.drive_presence();
         };
         tracing::info!("shutting down");
         if let Some(conn) = &self.relay.conn {
@@ -349,12 +369,13 @@ impl Actor {
     }
 
     fn peer_view(&self, info: &PeerInfo) -> PeerView {
+        let (online, presence, note) = self.presence_of(&info.device, info.online);
         PeerView {
             name: self.book.display_name(&info.user),
             user_id: info.user.to_string(),
             device_id: info.device.to_string(),
             addrs: info.addrs.iter().map(ToString::to_string).collect(),
-            online: info.online,
+            online,
             via: match info.via {
                 Via::Lan => "lan",
                 Via::Static => "static",
@@ -363,6 +384,9 @@ impl Actor {
                 Via::Gateway | Via::Relay => "relay",
             }
             .to_string(),
+            presence,
+            note,
+            blocked: self.is_blocked(&info.user),
         }
     }
 
@@ -401,9 +425,11 @@ impl Actor {
                 let _ = reply.send(peers);
             }
             Command::Send { peer, text, reply } => {
+                self.note_activity();
                 let _ = reply.send(self.send_text(&peer, text));
             }
             Command::History { peer, query, reply } => {
+                self.note_activity();
                 let result = self
                     .book
                     .resolve(&peer)
@@ -416,6 +442,7 @@ impl Actor {
                 let _ = reply.send(self.reload_org());
             }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
+            Command::Chat(cmd) => self.on_chat(cmd),
         }
     }
 
@@ -578,7 +605,8 @@ impl Actor {
         let was_online = !list.is_empty();
         list.push(conn);
         self.book.set_online(&device, true);
-        if !was_online {
+        // A device that said it is offline (appear-offline) stays so.
+        if !was_online && !self.chat.peers.hides(&device) {
             tracing::info!(%device, %user, %addr, "peer online");
             if let Some(info) = self.book.device(&device) {
                 self.emit(NodeEvent::PeerOnline {

@@ -48,14 +48,14 @@ impl Store {
     }
 
     /// `peer` read our message `(from_device, id)`: its row in that
-    /// conversation becomes `read` (if it may advance). Returns the
-    /// resulting state, or `None` if that conversation has no such message.
+    /// conversation becomes `read` if it may advance. Returns whether it
+    /// changed now (false: already read, or no such message there).
     pub fn mark_read_by(
         &self,
         id: &MessageId,
         from_device: &DeviceId,
         peer: &UserId,
-    ) -> Result<Option<MessageState>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let current: Option<String> = tx
             .prepare_cached(
@@ -67,13 +67,13 @@ impl Store {
             })
             .optional()?;
         let Some(current) = current else {
-            return Ok(None);
+            return Ok(false);
         };
         let current: MessageState = current
             .parse()
             .map_err(|e: ParseStateError| StoreError::Corrupt(e.to_string()))?;
         if !current.can_advance_to(MessageState::Read) {
-            return Ok(Some(current));
+            return Ok(false);
         }
         tx.prepare_cached(
             "UPDATE messages SET state = 'read', error = NULL
@@ -81,7 +81,7 @@ impl Store {
         )?
         .execute(params![&from_device.0[..], &id.0[..], &peer.0[..]])?;
         tx.commit()?;
-        Ok(Some(MessageState::Read))
+        Ok(true)
     }
 
     /// Every user this node has a conversation with, in the order the
@@ -148,21 +148,21 @@ mod tests {
         to_carol.to_user = user(8);
         store.insert_message(&to_bob).unwrap();
         store.insert_message(&to_carol).unwrap();
-        assert_eq!(
-            store
+        assert!(store
+            .mark_read_by(&to_bob.id, &device(1), &user(2))
+            .unwrap());
+        assert!(
+            !store
                 .mark_read_by(&to_bob.id, &device(1), &user(2))
                 .unwrap(),
-            Some(MessageState::Read)
+            "already read"
         );
         let carol = store.history(&user(8), &Default::default()).unwrap();
         assert_eq!(carol[0].state, MessageState::Delivered);
         // Unknown conversation, or an incoming message with that id: nothing.
-        assert_eq!(
-            store
-                .mark_read_by(&to_bob.id, &device(1), &user(9))
-                .unwrap(),
-            None
-        );
+        assert!(!store
+            .mark_read_by(&to_bob.id, &device(1), &user(9))
+            .unwrap());
         assert_eq!(store.conversation_peers().unwrap(), [user(2), user(8)]);
     }
 }

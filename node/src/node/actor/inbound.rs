@@ -47,6 +47,14 @@ impl Actor {
                 reason: RefuseReason::Blocked,
             });
         }
+        if self.is_blocked(&opened.sender.user_id()) {
+            // Not stored, shown or notified; the sender's outbox stops.
+            tracing::info!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a blocked user");
+            return Some(Frame::Refused {
+                message_id,
+                reason: RefuseReason::Blocked,
+            });
+        }
         match self.on_content(opened, now) {
             Ok(()) => {
                 let receipt = Receipt::sign(
@@ -72,6 +80,9 @@ impl Actor {
     fn on_content(&mut self, opened: Opened, now: u64) -> Result<(), Rejection> {
         match opened.content.clone() {
             Content::Text { text } => self.on_text(&opened, text, now),
+            Content::Presence(update) => self.on_presence(&opened, update),
+            Content::Typing => self.on_typing(&opened, now),
+            Content::Receipts(list) => self.on_read_receipts(&opened, list, now),
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),
