@@ -13,6 +13,9 @@
 //!   `appear-offline` is shown as plain `offline` without a note, so an
 //!   invisible user cannot be told from one whose device is off. A blocked
 //!   user is sent exactly the same `offline` update.
+//! - A device that does not know a receiver's presence sets `ask` in its
+//!   update, and the receiver answers with its own: restarted devices and
+//!   late joiners learn everyone's presence without any polling.
 //! - Every change bumps a version (`max(previous + 1, now)`, so it also
 //!   grows across restarts when persisted); [`PeerPresences`] keeps only
 //!   the highest version per device, so late or replayed copies (presence
@@ -153,6 +156,11 @@ pub struct PresenceUpdate {
     pub note: String,
     /// Grows with every change; the highest wins.
     pub version: u64,
+    /// The sender does not know the receiver's presence yet (it started,
+    /// or just met the receiver): please send yours. Answered once, with
+    /// `ask` false, so it never loops; this is how a restarted device or
+    /// a late joiner learns everyone's presence.
+    pub ask: bool,
 }
 
 impl PresenceUpdate {
@@ -363,6 +371,7 @@ impl Presence {
                 self.note.clone()
             },
             version: self.version,
+            ask: false,
         }
     }
 
@@ -372,6 +381,7 @@ impl Presence {
             shown: ShownPresence::Offline,
             note: String::new(),
             version: self.version,
+            ask: false,
         }
     }
 }

@@ -252,6 +252,7 @@ fn presence_typing_and_receipts_round_trip_sealed() {
             shown: ShownPresence::Busy,
             note: "in a meeting".into(),
             version: 9,
+            ask: true,
         }),
         Content::Typing,
         Content::Receipts(vec![read]),

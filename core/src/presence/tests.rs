@@ -120,6 +120,7 @@ fn notes_are_capped_and_free_of_control_characters() {
         shown,
         note: note.into(),
         version: 1,
+        ask: false,
     };
     assert_eq!(
         bad(ShownPresence::Busy, " padded").check(),
@@ -155,6 +156,7 @@ fn peers_keep_only_the_newest_version() {
         shown,
         note: String::new(),
         version,
+        ask: false,
     };
     let mut peers = PeerPresences::new();
     assert_eq!(

@@ -50,6 +50,7 @@ impl Actor {
         if self.is_blocked(&opened.sender.user_id()) {
             // Not stored, shown or notified; the sender's outbox stops.
             tracing::info!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a blocked user");
+            self.on_blocked_content(&opened);
             return Some(Frame::Refused {
                 message_id,
                 reason: RefuseReason::Blocked,

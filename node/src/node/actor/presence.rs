@@ -95,25 +95,40 @@ impl Actor {
             )
             .collect();
         self.chat.presence_sent.retain(|d| reachable.contains(d));
-        let mut shown = Vec::new();
-        let mut hidden = Vec::new();
+        // Those whose presence we do not know are asked for it.
+        let (mut known, mut unknown, mut hidden) = (Vec::new(), Vec::new(), Vec::new());
         for device in reachable.difference(&self.chat.presence_sent) {
             let Some(cert) = self.certs.get(device) else {
                 continue;
             };
             if self.is_blocked(&cert.user_id()) {
                 hidden.push(cert.clone());
+            } else if self.chat.peers.get(device).is_some() {
+                known.push(cert.clone());
             } else {
-                shown.push(cert.clone());
+                unknown.push(cert.clone());
             }
         }
-        if shown.is_empty() && hidden.is_empty() {
+        if known.is_empty() && unknown.is_empty() && hidden.is_empty() {
             return;
         }
         let update = self.chat.presence.update();
-        tracing::debug!(presence = %update.shown, devices = shown.len(), blocked = hidden.len(), "sending presence");
-        self.send_presence(update, &shown);
+        tracing::debug!(presence = %update.shown, known = known.len(), asked = unknown.len(), blocked = hidden.len(), "sending presence");
+        let asking = PresenceUpdate {
+            ask: true,
+            ..update.clone()
+        };
+        self.send_presence(update, &known);
+        self.send_presence(asking, &unknown);
         self.send_presence(self.chat.presence.offline_update(), &hidden);
+    }
+
+    /// A blocked user's device asked for our presence (it restarted): it
+    /// gets the offline one again, though its envelope is refused.
+    pub(super) fn on_blocked_content(&mut self, opened: &Opened) {
+        if let Content::Presence(PresenceUpdate { ask: true, .. }) = opened.content {
+            self.chat.presence_sent.remove(&opened.sender.device_id());
+        }
     }
 
     fn send_presence(&mut self, update: PresenceUpdate, certs: &[DeviceCert]) {
@@ -153,6 +168,10 @@ impl Actor {
             return Err(Rejection::Refuse(RefuseReason::Other(format!(
                 "invalid presence: {e}"
             ))));
+        }
+        if update.ask {
+            // It does not know ours: send it again (next turn of the loop).
+            self.chat.presence_sent.remove(&device);
         }
         let reachable = self.book.device(&device).is_some_and(|d| d.online);
         let before = self.presence_of(&device, reachable);
