@@ -60,6 +60,16 @@ pub enum Content {
         /// What happened.
         action: crate::transfer::FileAction,
     },
+    /// The sender device's presence as shown to the recipients (latest
+    /// version wins; sent once, never stored).
+    Presence(crate::presence::PresenceUpdate),
+    /// The sender is typing in the 1:1 conversation with the recipient
+    /// (sent once, rate-limited, never stored).
+    Typing,
+    /// Signed read receipts (at most [`crate::receipt::MAX_RECEIPTS`]) for
+    /// messages the recipient device sent; sealed, so hops cannot see
+    /// what was read.
+    Receipts(Vec<crate::receipt::Receipt>),
 }
 
 /// The content key, sealed for one recipient device.

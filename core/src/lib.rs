@@ -21,6 +21,7 @@
 //! - [`election`]: the per-node branch-gateway election state machine.
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
 //! - [`transfer`]: file offers, manifests, sealed chunks and the receiver's pull state machine.
+//! - [`presence`]: own presence with auto-away, peers' latest presence, rate limits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod lease;
 pub mod org;
 pub mod outbox;
 pub mod peer_book;
+pub mod presence;
 pub mod receipt;
 pub mod route;
 pub mod site;
@@ -48,6 +50,10 @@ pub use identity::{
 };
 pub use lease::{Lease, LeaseRefusal, LeaseTable};
 pub use org::{Membership, MembershipError, OrgKey, Revocations};
+pub use presence::{
+    PeerPresences, Presence, PresenceError, PresenceEvent, PresenceState, PresenceUpdate,
+    RateLimiter, ShownPresence,
+};
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
 pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
 pub use transfer::{FileAction, FileOffer, FileRefusal, FileRequest, TransferId};

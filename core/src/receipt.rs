@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::identity::{verify_signature, DeviceCert, DeviceKey, Signature};
 use crate::{DeviceId, MessageId};
 
+/// Most receipts one [`crate::Content::Receipts`] carries (about 130 bytes
+/// each, so a full batch stays far below the frame cap).
+pub const MAX_RECEIPTS: usize = 512;
+
 /// Context prefix of the signed message.
 const RECEIPT_CONTEXT: &[u8] = b"tincan receipt v1\0";
 

@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and the command implementations.
 
+mod chat;
 mod file;
 mod org;
 mod print;
@@ -68,6 +69,9 @@ enum Command {
         /// Branch gateway: auto (default), prefer, or never (e.g. on a laptop).
         #[arg(long, value_name = "auto|prefer|never")]
         gateway: Option<String>,
+        /// Do not tell senders when you read their messages (overrides config.toml).
+        #[arg(long)]
+        no_read_receipts: bool,
     },
     /// Organisations: create one (admin), enrol and revoke members, join one.
     #[command(subcommand)]
@@ -77,7 +81,7 @@ enum Command {
     Relay(org::RelayCommand),
     /// List peers: colleagues found on the LAN or configured.
     Peers {
-        /// Print as JSON: [{"name","user_id","device_id","addrs","online","via"}].
+        /// Print as JSON: [{"name","user_id","device_id","addrs","online","via","presence","note","blocked"}].
         #[arg(long)]
         json: bool,
     },
@@ -111,7 +115,7 @@ enum Command {
         /// Only messages sent at or after this Unix time in milliseconds.
         #[arg(long, value_name = "UNIX_MS")]
         since: Option<u64>,
-        /// Print as JSON: [{"id","from","to","text","sent_at","state"}].
+        /// Print as JSON: [{"id","from","to","text","sent_at","state","direction","received_at","offline"}].
         #[arg(long)]
         json: bool,
     },
@@ -126,6 +130,8 @@ enum Command {
     /// File transfer: send, accept, reject, cancel, list.
     #[command(subcommand)]
     File(file::FileCommand),
+    #[command(flatten)]
+    Chat(chat::ChatCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -177,6 +183,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             name,
             relay,
             gateway,
+            no_read_receipts,
         } => {
             let options = RunOptions {
                 listen,
@@ -185,6 +192,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 name,
                 relay,
                 gateway,
+                no_read_receipts,
             };
             run_node(home, options).await?
         }
@@ -254,6 +262,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::File(cmd) => file::run(&home, cmd).await?,
+        Command::Chat(cmd) => chat::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;
@@ -280,6 +289,7 @@ struct RunOptions {
     name: Option<String>,
     relay: Option<String>,
     gateway: Option<String>,
+    no_read_receipts: bool,
 }
 
 async fn run_node(home: Home, options: RunOptions) -> Result<()> {
@@ -300,6 +310,9 @@ async fn run_node(home: Home, options: RunOptions) -> Result<()> {
     }
     if let Some(gateway) = options.gateway {
         node_config.gateway = config::parse_gateway(&gateway)?;
+    }
+    if options.no_read_receipts {
+        node_config.read_receipts = false;
     }
     node_config.create_identity_as = Some(
         options

@@ -37,6 +37,11 @@ pub struct FileConfig {
     pub auto_accept: Vec<String>,
     /// Cap on serving file chunks, bytes per second (`"20MiB"`, `"5MB"`).
     pub upload_limit: Option<String>,
+    /// Seconds without activity before presence turns `away` by itself
+    /// (default 600; 0 never).
+    pub away_after_secs: Option<u64>,
+    /// Whether to tell senders when their messages were read (default true).
+    pub read_receipts: Option<bool>,
 }
 
 /// Why the configuration is unusable.
@@ -143,7 +148,14 @@ pub struct NodeConfig {
     pub gateway: GatewayPreference,
     /// File-transfer settings.
     pub files: crate::files::FilesConfig,
+    /// Seconds without activity before presence turns `away` (0 = never).
+    pub away_after_secs: u64,
+    /// Whether to send read receipts.
+    pub read_receipts: bool,
 }
+
+/// The default of [`NodeConfig::away_after_secs`]: ten minutes.
+pub const DEFAULT_AWAY_AFTER_SECS: u64 = 600;
 
 /// Where the relay is and which key it must prove: `HOST:PORT#FINGERPRINT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,6 +232,8 @@ impl NodeConfig {
             relay,
             gateway,
             files,
+            away_after_secs: file.away_after_secs.unwrap_or(DEFAULT_AWAY_AFTER_SECS),
+            read_receipts: file.read_receipts.unwrap_or(true),
         })
     }
 }
@@ -277,9 +291,19 @@ mod tests {
         )
         .expect("write");
         let config = NodeConfig::from_home(home.clone()).expect("config");
+        assert_eq!(config.away_after_secs, DEFAULT_AWAY_AFTER_SECS);
+        assert!(config.read_receipts);
         assert_eq!(config.listen, Some("127.0.0.1:5000".parse().expect("addr")));
         assert_eq!(config.peers, vec!["10.0.0.2:47070".to_string()]);
         assert!(!config.mdns);
+        std::fs::write(
+            home.config_path(),
+            "away_after_secs = 5\nread_receipts = false\n",
+        )
+        .expect("write");
+        let config = NodeConfig::from_home(home.clone()).expect("config");
+        assert_eq!(config.away_after_secs, 5);
+        assert!(!config.read_receipts);
         std::fs::write(home.config_path(), "peers = [\"nope\"]\n").expect("write");
         assert!(matches!(
             NodeConfig::from_home(home.clone()),

@@ -10,6 +10,7 @@
 //! [`crate::NodeEvent`] per line until the client hangs up. A connection
 //! may carry any number of requests in sequence (bots keep one open).
 
+mod chat;
 pub mod client;
 pub mod protocol;
 
@@ -239,6 +240,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::FileReject { id } => Reply::from_result(node.file_reject(&id).await),
         Request::FileCancel { id } => Reply::from_result(node.file_cancel(&id).await),
         Request::FileList => Reply::from_result(node.file_list().await),
+        other => chat::handle(node, other).await,
     }
 }
 

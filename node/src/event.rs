@@ -1,9 +1,21 @@
 //! What a node reports: the event stream and the data views that the CLI,
 //! the control socket (bot API) and the GUI all share, with stable JSON shapes.
+//! The views of presence, receipts, typing, blocking and search are in
+//! `event/chat.rs`.
+
+mod chat;
 
 use serde::{Deserialize, Serialize};
 
+pub use chat::{BlockedView, PresenceView, ReadView, SearchHitView, TypingView};
+
 use crate::store::{MessageRecord, MessageState};
+
+/// A received message counts as received while offline (`offline` in
+/// [`MessageView`]) when it arrived this long after it was sent: it waited
+/// in the sender's outbox or the relay's mailbox while this device (or the
+/// way to it) was offline. A live delivery takes well under a second.
+pub const OFFLINE_AFTER_MS: u64 = 10_000;
 
 /// One device of a peer, as `tincan peers --json` prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +32,21 @@ pub struct PeerView {
     pub online: bool,
     /// How it was found: `lan` (mDNS), `static` (configured), `remembered`.
     pub via: String,
+    /// What the peer shows: `online`, `away`, `busy`, `on-the-phone`,
+    /// `out-to-lunch`, or `offline` whenever `online` is false (an
+    /// appear-offline user is shown exactly like one whose device is off).
+    #[serde(default = "offline")]
+    pub presence: String,
+    /// The peer's presence note, if it set one and is shown online.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Whether this node blocked the peer's user.
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+fn offline() -> String {
+    "offline".into()
 }
 
 /// One message, as `tincan history --json` prints it.
@@ -42,6 +69,13 @@ pub struct MessageView {
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When this node received it, Unix ms (its clock); null for our own.
+    #[serde(default)]
+    pub received_at: Option<u64>,
+    /// Received while offline: it arrived more than [`OFFLINE_AFTER_MS`]
+    /// after it was sent (held by the sender or the relay meanwhile).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 impl From<&MessageRecord> for MessageView {
@@ -59,6 +93,10 @@ impl From<&MessageRecord> for MessageView {
             }
             .to_string(),
             error: m.error.clone(),
+            received_at: m.received_at_ms,
+            offline: m.direction == crate::store::Direction::In
+                && m.received_at_ms
+                    .is_some_and(|at| at.saturating_sub(m.sent_at_ms) > OFFLINE_AFTER_MS),
         }
     }
 }
@@ -185,5 +223,21 @@ pub enum NodeEvent {
     FileState {
         /// The transfer now.
         transfer: crate::files::TransferView,
+    },
+    /// A peer device's presence (or note) changed; `peer.presence` and
+    /// `peer.note` say to what.
+    Presence {
+        /// The peer.
+        peer: PeerView,
+    },
+    /// A peer is typing in the conversation with this user (never stored;
+    /// at most one event per peer device a second).
+    Typing {
+        /// The typing user's id.
+        from: String,
+        /// Their display name.
+        from_name: String,
+        /// The device they type on.
+        device_id: String,
     },
 }

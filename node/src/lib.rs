@@ -11,6 +11,7 @@
 //! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client.
 //! - [`event`]: events and views with stable JSON shapes.
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
+//! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
 //! - [`platform`]: the OS-specific bits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod discovery;
 pub mod event;
+pub mod export;
 pub mod files;
 pub mod home;
 pub mod keystore;
@@ -32,7 +34,11 @@ pub mod tls;
 pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
-pub use event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView, WhoAmI};
+pub use event::{
+    BlockedView, GatewayView, MessageView, NodeEvent, PeerView, PresenceView, ReadView, RelayView,
+    SearchHitView, StatusView, TypingView, WhoAmI,
+};
+pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
 pub use node::{Node, NodeError, NodeHandle, StartError};

@@ -12,6 +12,7 @@
 //! (when to hold a relay connection; directory, neighbours, revocations).
 
 mod actor;
+mod chat;
 mod link;
 mod transfer;
 mod uplink;
@@ -118,6 +119,18 @@ pub enum NodeError {
     /// A file transfer command failed.
     #[error("{0}")]
     Transfer(String),
+    /// The user is blocked by this node.
+    #[error("you blocked {0}; unblock them first (`tincan unblock`)")]
+    Blocked(String),
+    /// The user is not blocked.
+    #[error("{0} is not blocked")]
+    NotBlocked(String),
+    /// A user cannot block themself.
+    #[error("you cannot block yourself")]
+    BlockSelf,
+    /// A presence state or note is unusable.
+    #[error(transparent)]
+    Presence(#[from] tincan_core::PresenceError),
 }
 
 /// Commands from handles to the actor.
@@ -137,6 +150,7 @@ pub(crate) enum Command {
     ReloadOrg(oneshot::Sender<Result<(), NodeError>>),
     Shutdown(oneshot::Sender<()>),
     File(transfer::FileCommand),
+    Chat(chat::ChatCommand),
 }
 
 /// Starts nodes.
@@ -263,6 +277,8 @@ impl Node {
             membership,
             revocations,
             files: config.files,
+            away_after_secs: config.away_after_secs,
+            read_receipts: config.read_receipts,
         })?;
         tokio::spawn(actor.run(command_rx, disc_rx, discovery, control, lock));
         Ok(handle)

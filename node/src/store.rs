@@ -11,6 +11,9 @@
 //! - `outbox`: one row per (message, destination device) still to deliver.
 //! - `peers`: known peer devices and display-name pins.
 //! - `transfers`: file transfers (state, progress bitmap, manifest, paths).
+//! - `search`: full-text search (FTS5) over message texts.
+//! - `read`: read state of conversations and of sent messages.
+//! - `blocked`: the block list.
 //!
 //! # Invariants
 //! - A [`Store`] owns one connection and is used from one thread (the storage
@@ -28,16 +31,22 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+mod blocked;
 mod column;
 mod messages;
 mod migrations;
 mod outbox;
 mod peers;
+mod read;
+mod search;
 mod transfers;
 
+pub use blocked::BlockedRecord;
 pub use messages::{Direction, HistoryQuery, MessageRecord, MessageState, ParseStateError};
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
+pub use read::NewlyRead;
+pub use search::{SearchHit, SearchQuery, HIGHLIGHT_END, HIGHLIGHT_START};
 pub use transfers::{TransferManifest, TransferRecord, TransferState};
 
 /// How long a statement waits for a lock held by another connection (for
@@ -105,6 +114,9 @@ pub enum StoreError {
     /// A stored row does not decode (wrong id length, unknown state, bad JSON).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A search without a single word to look for.
+    #[error("nothing to search for: give at least one word")]
+    EmptySearch,
 }
 
 /// The node's database. Cheap methods, one connection; see the module docs

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod branches;
+pub mod loopback;
 pub mod raw_peer;
 
 use std::path::{Path, PathBuf};

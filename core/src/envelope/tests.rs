@@ -234,3 +234,34 @@ fn garbage_plaintext_is_malformed_content() {
         Err(OpenError::MalformedContent)
     );
 }
+
+#[test]
+fn presence_typing_and_receipts_round_trip_sealed() {
+    use crate::presence::{PresenceUpdate, ShownPresence};
+    use crate::receipt::{Receipt, ReceiptKind};
+    let p = people(2);
+    let read = Receipt::sign(
+        &p[0].device,
+        MessageId([3; 16]),
+        p[1].device_id(),
+        ReceiptKind::Read,
+        7,
+    );
+    for content in [
+        Content::Presence(PresenceUpdate {
+            shown: ShownPresence::Busy,
+            note: "in a meeting".into(),
+            version: 9,
+            ask: true,
+        }),
+        Content::Typing,
+        Content::Receipts(vec![read]),
+    ] {
+        let envelope = seal_to(&p[0], &p[1..], &content);
+        let opened = envelope.open(&p[1].device).expect("open");
+        assert_eq!(opened.content, content);
+        // The note is sealed: its bytes appear nowhere in the envelope.
+        let bytes = postcard::to_allocvec(&envelope).expect("encode");
+        assert!(!bytes.windows(12).any(|w| w == b"in a meeting"));
+    }
+}

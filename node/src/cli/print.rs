@@ -1,6 +1,6 @@
 //! Human-readable and JSON output of CLI commands.
 
-use tincan_node::{MessageView, PeerView, StatusView, WhoAmI};
+use tincan_node::{MessageView, PeerView, PresenceView, SearchHitView, StatusView, WhoAmI};
 
 /// Prints any value as pretty JSON on stdout.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -22,12 +22,19 @@ pub fn peers(peers: &[PeerView]) {
     }
     for p in peers {
         let dot = if p.online { "●" } else { "○" };
+        let note = p
+            .note
+            .as_deref()
+            .map(|n| format!(" “{}”", terminal_safe(n)))
+            .unwrap_or_default();
         println!(
-            "{dot} {:<24} {:<8} {} {}",
+            "{dot} {:<24} {:<12} {:<8} {} {}{note}{}",
             p.name,
+            p.presence,
             p.via,
             &p.user_id[..8.min(p.user_id.len())],
-            p.addrs.join(",")
+            p.addrs.join(","),
+            if p.blocked { " (blocked)" } else { "" }
         );
     }
 }
@@ -36,12 +43,51 @@ pub fn history(messages: &[MessageView]) {
     for m in messages {
         let arrow = if m.direction == "out" { "→" } else { "←" };
         println!(
-            "{} {arrow} {} [{}]",
+            "{} {arrow} {} [{}]{}",
             m.sent_at,
             terminal_safe(&m.text),
-            m.state
+            m.state,
+            if m.offline {
+                " (received while offline)"
+            } else {
+                ""
+            }
         );
     }
+}
+
+pub fn search(hits: &[SearchHitView]) {
+    if hits.is_empty() {
+        println!("no matches");
+    }
+    for h in hits {
+        let m = &h.message;
+        let (arrow, peer) = if m.direction == "out" {
+            ("→", &m.to)
+        } else {
+            ("←", &m.from)
+        };
+        println!(
+            "{} {arrow} {} {}",
+            m.sent_at,
+            &peer[..8.min(peer.len())],
+            terminal_safe(&h.highlight)
+        );
+    }
+}
+
+pub fn presence(p: &PresenceView) {
+    let note = p
+        .note
+        .as_deref()
+        .map(|n| format!(" “{}”", terminal_safe(n)))
+        .unwrap_or_default();
+    let auto = if p.auto_away {
+        format!(" (idle {} s; {} again on activity)", p.idle_secs, p.chosen)
+    } else {
+        String::new()
+    };
+    println!("{}{note}{auto}; others see {}", p.presence, p.shown);
 }
 
 /// Text from other people, made safe to print on a terminal: control

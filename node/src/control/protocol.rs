@@ -74,6 +74,64 @@ pub enum Request {
     },
     /// `{"cmd":"file_list"}`: every transfer.
     FileList,
+    /// `{"cmd":"presence"}`: this user's presence.
+    Presence,
+    /// `{"cmd":"set_presence","presence":"busy","note":"in a meeting"}`; a
+    /// missing `note` keeps the current one, `""` clears it.
+    SetPresence {
+        /// `online`, `away`, `busy`, `on-the-phone`, `out-to-lunch` or
+        /// `appear-offline`.
+        presence: String,
+        /// The note (at most 256 characters, no control characters).
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// `{"cmd":"activity"}`: the user is active (a GUI's input): clears
+    /// auto-away. Sending, reading, searching and typing count too.
+    Activity,
+    /// `{"cmd":"read","peer":"bob"}`: mark the conversation read and send
+    /// read receipts (unless turned off).
+    Read {
+        /// Name or user-id prefix.
+        peer: String,
+    },
+    /// `{"cmd":"typing","peer":"bob"}`: tell bob this user is typing (at
+    /// most once per 3 s per peer; never stored).
+    Typing {
+        /// Name or user-id prefix.
+        peer: String,
+    },
+    /// `{"cmd":"block","user":"mallory"}`
+    Block {
+        /// Name, user-id prefix or full user id.
+        user: String,
+    },
+    /// `{"cmd":"unblock","user":"mallory"}`
+    Unblock {
+        /// Name (as blocked), user-id prefix or full user id.
+        user: String,
+    },
+    /// `{"cmd":"blocked"}`: the block list.
+    Blocked,
+    /// `{"cmd":"search","words":"lunch friday","limit":20}`: full-text
+    /// search, best first; hits are shaped like `history` plus `highlight`.
+    Search {
+        /// The words (every one must match, as a prefix).
+        words: String,
+        /// Only the conversation with this peer.
+        #[serde(default)]
+        peer: Option<String>,
+        /// At most this many hits (default 100).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// `{"cmd":"export","peer":"bob"}`: every conversation (or one) as an
+    /// export document.
+    Export {
+        /// Only the conversation with this peer.
+        #[serde(default)]
+        peer: Option<String>,
+    },
 }
 
 /// One reply line.

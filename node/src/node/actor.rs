@@ -17,10 +17,13 @@ use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, Identity, Membership, MessageId, Revocations, UserId};
 use tokio::sync::{broadcast, mpsc};
 
+mod chat;
 mod election;
 mod files;
 mod inbound;
 mod outgoing;
+mod presence;
+mod receipts;
 mod relay;
 mod routing;
 
@@ -61,6 +64,8 @@ pub(crate) struct Parts {
     pub membership: Option<Membership>,
     pub revocations: Option<Revocations>,
     pub files: crate::files::FilesConfig,
+    pub away_after_secs: u64,
+    pub read_receipts: bool,
 }
 
 /// Store keys of persisted election facts.
@@ -146,6 +151,8 @@ pub(crate) struct Actor {
     on_battery: bool,
     /// File transfers (`actor/files.rs`).
     files: files::FilesState,
+    /// Presence, typing, blocking, read receipts (`actor/chat.rs`).
+    chat: chat::ChatState,
 }
 
 impl Actor {
@@ -171,6 +178,12 @@ impl Actor {
         config.preference = parts.gateway;
         let mut election = GatewayElection::new(config, now, stored_site, stored_epoch, now);
         election.set_relay_configured(now, parts.relay.is_some() && parts.membership.is_some());
+        let chat = chat::ChatState::load(
+            &parts.store,
+            now,
+            parts.away_after_secs,
+            parts.read_receipts,
+        )?;
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -203,6 +216,7 @@ impl Actor {
             preference: parts.gateway,
             on_battery: false,
             files: files::FilesState::new(parts.files),
+            chat,
         };
         actor.restore()?;
         actor.restore_files()?;
@@ -290,10 +304,14 @@ impl Actor {
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();
         let shutdown_reply = loop {
-            let due = match (self.outbox.poll_timeout(), self.election.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let due = [
+                self.outbox.poll_timeout(),
+                self.election.poll_timeout(),
+                self.chat.presence.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let wake = due.map(|at| {
                 let wait = at.saturating_sub(now_ms());
                 tokio::time::Instant::now() + Duration::from_millis(wait.min(3_600_000))
@@ -318,6 +336,7 @@ impl Actor {
                     let now = now_ms();
                     self.outbox.handle_timeout(now);
                     self.election.handle_timeout(now, &mut crate::keystore::OsEntropy);
+                    self.chat.presence.handle_timeout(now);
                 }
             }
             self.drive_election();
@@ -325,6 +344,7 @@ impl Actor {
             self.refresh_reachability();
             self.drive_outbox();
             self.drive_files();
+            self.drive_presence();
         };
         tracing::info!("shutting down");
         if let Some(conn) = &self.relay.conn {
@@ -356,12 +376,13 @@ impl Actor {
     }
 
     fn peer_view(&self, info: &PeerInfo) -> PeerView {
+        let (online, presence, note) = self.presence_of(&info.device, info.online);
         PeerView {
             name: self.book.display_name(&info.user),
             user_id: info.user.to_string(),
             device_id: info.device.to_string(),
             addrs: info.addrs.iter().map(ToString::to_string).collect(),
-            online: info.online,
+            online,
             via: match info.via {
                 Via::Lan => "lan",
                 Via::Static => "static",
@@ -370,6 +391,9 @@ impl Actor {
                 Via::Gateway | Via::Relay => "relay",
             }
             .to_string(),
+            presence,
+            note,
+            blocked: self.is_blocked(&info.user),
         }
     }
 
@@ -408,9 +432,11 @@ impl Actor {
                 let _ = reply.send(peers);
             }
             Command::Send { peer, text, reply } => {
+                self.note_activity();
                 let _ = reply.send(self.send_text(&peer, text));
             }
             Command::History { peer, query, reply } => {
+                self.note_activity();
                 let result = self
                     .book
                     .resolve(&peer)
@@ -424,6 +450,7 @@ impl Actor {
             }
             Command::File(cmd) => self.on_file_command(cmd),
             Command::Shutdown(_) => unreachable!("handled by the loop"),
+            Command::Chat(cmd) => self.on_chat(cmd),
         }
     }
 
@@ -587,7 +614,8 @@ impl Actor {
         let was_online = !list.is_empty();
         list.push(conn);
         self.book.set_online(&device, true);
-        if !was_online {
+        // A device that said it is offline (appear-offline) stays so.
+        if !was_online && !self.chat.peers.hides(&device) {
             tracing::info!(%device, %user, %addr, "peer online");
             if let Some(info) = self.book.device(&device) {
                 self.emit(NodeEvent::PeerOnline {

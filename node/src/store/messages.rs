@@ -159,11 +159,11 @@ pub struct HistoryQuery {
     pub since_ms: Option<u64>,
 }
 
-const COLUMNS: &str = "id, from_device, direction, peer, from_user, to_user, text, \
+pub(super) const COLUMNS: &str = "id, from_device, direction, peer, from_user, to_user, text, \
                        sent_at_ms, received_at_ms, state, error";
 
 /// A row as SQLite returned it, before any decoding can fail.
-struct RawMessage {
+pub(super) struct RawMessage {
     id: Vec<u8>,
     from_device: Vec<u8>,
     direction: String,
@@ -179,7 +179,7 @@ struct RawMessage {
 
 impl RawMessage {
     /// Reads the columns listed in [`COLUMNS`], in order.
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(RawMessage {
             id: row.get(0)?,
             from_device: row.get(1)?,
@@ -195,7 +195,7 @@ impl RawMessage {
         })
     }
 
-    fn decode(self) -> Result<MessageRecord, StoreError> {
+    pub(super) fn decode(self) -> Result<MessageRecord, StoreError> {
         Ok(MessageRecord {
             id: column::message_id(&self.id, "messages.id")?,
             direction: Direction::parse(&self.direction)?,

@@ -1,9 +1,10 @@
 //! Schema migrations.
 //!
 //! [`MIGRATIONS`] is append-only: a released entry is never edited, because
-//! databases in the field have already run it. Versions start at 1 and are
-//! consecutive; `PRAGMA user_version` records the last one applied (0 is an
-//! empty file). Each migration and its version bump commit in one
+//! databases in the field have already run it. Versions start at 1 and
+//! increase (consecutive once branches are merged: a gap is the version
+//! another branch adds); `PRAGMA user_version` records the last one
+//! applied (0 is an empty file). Each migration and its version bump commit in one
 //! transaction, so a crash mid-upgrade leaves the previous version intact and
 //! the next open retries.
 //!
@@ -172,6 +173,48 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ) STRICT;
         ",
     },
+    // Versions 6 and 7 are independent of 5 and of each other.
+    Migration {
+        version: 6,
+        sql: "
+            -- Full-text search over message texts (`tincan search`). An
+            -- external-content FTS5 table: the text lives once, in
+            -- `messages`; triggers keep the index in step, and `rebuild`
+            -- indexes the rows of the file being upgraded. Diacritics are
+            -- folded, so `cafe` finds `café`.
+            CREATE VIRTUAL TABLE messages_fts USING fts5(
+                text,
+                content = 'messages',
+                content_rowid = 'seq',
+                tokenize = 'unicode61 remove_diacritics 2'
+            );
+            CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+                INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+            END;
+            CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, text)
+                    VALUES ('delete', old.seq, old.text);
+            END;
+            CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+                INSERT INTO messages_fts (messages_fts, rowid, text)
+                    VALUES ('delete', old.seq, old.text);
+                INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);
+            END;
+            INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+        ",
+    },
+    Migration {
+        version: 7,
+        sql: "
+            -- Users whose envelopes this node refuses (`tincan block`);
+            -- `name` is how they were shown when blocked.
+            CREATE TABLE blocked_users (
+                user          BLOB    PRIMARY KEY CHECK (length(user) = 20),
+                name          TEXT    NOT NULL,
+                blocked_at_ms INTEGER NOT NULL CHECK (blocked_at_ms >= 0)
+            ) STRICT;
+        ",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -237,9 +280,10 @@ mod tests {
     use crate::store::{Direction, MessageState, Store};
 
     #[test]
-    fn versions_are_consecutive_from_one() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version as usize, i + 1);
+    fn versions_increase_from_one() {
+        assert_eq!(MIGRATIONS[0].version, 1);
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version);
         }
     }
 
@@ -283,6 +327,43 @@ mod tests {
         );
         // A v2 table works after the upgrade.
         assert_eq!(store.pin_name("Ann", &user(1)).unwrap(), user(1));
+    }
+
+    #[test]
+    fn upgrading_a_v4_file_indexes_its_messages_for_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let mut old = message(1, Direction::In, 1_000);
+        old.text = "the quarterly figures are ready".into();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            assert_eq!(run_up_to(&mut conn, 4).unwrap(), 4);
+            let store = Store { conn };
+            store.insert_message(&old).unwrap();
+            assert!(store.conn.prepare("SELECT * FROM messages_fts").is_err());
+            assert!(store.conn.prepare("SELECT * FROM blocked_users").is_err());
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), LATEST);
+        let query = crate::store::SearchQuery {
+            words: "quarterly".into(),
+            ..Default::default()
+        };
+        let hits = store.search(&query).unwrap();
+        assert_eq!(hits.len(), 1, "the message from before the upgrade");
+        assert_eq!(hits[0].record, old);
+        assert_eq!(hits[0].highlight, "the **quarterly** figures are ready");
+        // New rows are indexed by the triggers, and the block list works.
+        let mut new = message(2, Direction::In, 2_000);
+        new.text = "quarterly party".into();
+        store.insert_message(&new).unwrap();
+        assert_eq!(store.search(&query).unwrap().len(), 2);
+        let blocked = crate::store::BlockedRecord {
+            user: user(5),
+            name: "Eve".into(),
+            blocked_at_ms: 3,
+        };
+        assert!(store.block_user(&blocked).unwrap());
     }
 
     #[test]

@@ -47,6 +47,15 @@ impl Actor {
                 reason: RefuseReason::Blocked,
             });
         }
+        if self.is_blocked(&opened.sender.user_id()) {
+            // Not stored, shown or notified; the sender's outbox stops.
+            tracing::info!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a blocked user");
+            self.on_blocked_content(&opened);
+            return Some(Frame::Refused {
+                message_id,
+                reason: RefuseReason::Blocked,
+            });
+        }
         match self.on_content(opened, now) {
             Ok(()) => {
                 let receipt = Receipt::sign(
@@ -76,6 +85,9 @@ impl Actor {
             Content::FileControl { transfer, action } => {
                 self.on_file_control(&opened, transfer, action)
             }
+            Content::Presence(update) => self.on_presence(&opened, update),
+            Content::Typing => self.on_typing(&opened, now),
+            Content::Receipts(list) => self.on_read_receipts(&opened, list, now),
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),

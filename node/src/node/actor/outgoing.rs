@@ -39,6 +39,9 @@ impl Actor {
             Some(user) => *user,
             None => self.book.resolve(peer)?,
         };
+        if let Some(user) = users.iter().find(|u| self.is_blocked(u)) {
+            return Err(NodeError::Blocked(self.book.display_name(user)));
+        }
         let mut certs: Vec<DeviceCert> = Vec::new();
         for user in &users {
             let before = certs.len();
@@ -274,38 +277,56 @@ impl Actor {
         Ok(())
     }
 
-    /// Seals `content` and sends it now to those of `certs` that are online,
-    /// once, without the outbox: for state that is only worth its latest
-    /// value or not at all (typing, presence). Nothing is stored.
-    #[allow(dead_code)]
-    pub(super) fn send_ephemeral(&mut self, content: &Content, certs: &[DeviceCert]) {
-        let online: Vec<DeviceCert> = certs
+    /// Seals `content` and sends it now to those of `certs` that are
+    /// reachable, once, without the outbox: for state that is only worth
+    /// its latest value or not at all (typing, presence). LAN peers get it
+    /// directly; devices of other sites that the directory shows online
+    /// get one routed copy through the uplink (never to offline ones, so
+    /// the relay does not hold it). Nothing is stored. Returns how many
+    /// devices it went to.
+    pub(super) fn send_ephemeral(&mut self, content: &Content, certs: &[DeviceCert]) -> usize {
+        let uplink = self.uplink_conn();
+        let reachable: Vec<DeviceCert> = certs
             .iter()
-            .filter(|c| self.conns.contains_key(&c.device_id()))
+            .filter(|c| {
+                let device = c.device_id();
+                self.conns.contains_key(&device)
+                    || (uplink.is_some() && self.remote.get(&device).is_some_and(|r| r.online))
+            })
             .cloned()
             .collect();
-        if online.is_empty() {
-            return;
-        }
         let now = now_ms();
-        let id = MessageId::random(&mut OsEntropy);
-        let frame = match self.seal_frame(id, now, content, &online) {
-            Ok(frame) => Arc::new(frame),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot seal ephemeral content");
-                return;
+        for chunk in reachable.chunks(tincan_core::envelope::MAX_RECIPIENTS) {
+            let id = MessageId::random(&mut OsEntropy);
+            let frame = match self.seal_frame(id, now, content, chunk) {
+                Ok(frame) => Arc::new(frame),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot seal ephemeral content");
+                    return 0;
+                }
+            };
+            let mut routed = Vec::new();
+            for cert in chunk {
+                let device = cert.device_id();
+                match self.conns.get(&device).and_then(|c| c.last()) {
+                    Some(conn) => {
+                        tokio::spawn(link::deliver_once(conn.clone(), frame.clone()));
+                    }
+                    None => routed.push(device),
+                }
             }
-        };
-        for cert in &online {
-            if let Some(conn) = self
-                .conns
-                .get(&cert.device_id())
-                .and_then(|c| c.last())
-                .cloned()
-            {
-                tokio::spawn(link::deliver_once(conn, frame.clone()));
+            if let (false, Some(conn), Some(item)) = (
+                routed.is_empty(),
+                uplink.clone(),
+                link::routed_envelope(&frame),
+            ) {
+                let route = tincan_core::route::Route { to: routed, item };
+                tokio::spawn(async move {
+                    let _ = link::forward(conn, route).await;
+                });
             }
         }
+        reachable.len()
     }
 
     pub(super) fn seal_frame(

@@ -1,0 +1,265 @@
+//! The messenger features' state in the actor and their commands: the
+//! dispatcher of [`ChatCommand`], the block list, search and export.
+//! Presence and typing are in `presence.rs`, read receipts in
+//! `receipts.rs`.
+//!
+//! Blocking: envelopes from a blocked user are refused after the signature
+//! check (`RefuseReason::Blocked`, so their outbox stops and they see the
+//! message `failed`); nothing of theirs is stored, shown or notified; they
+//! are sent the same `offline` presence an appear-offline user sends, so
+//! to them this user looks offline; nothing is sent to them (messages,
+//! typing, read receipts) until they are unblocked.
+
+use std::collections::BTreeSet;
+
+use tincan_core::{DeviceId, PeerPresences, Presence, PresenceState, RateLimiter, UserId};
+
+use super::{now_ms, Actor};
+use crate::event::{BlockedView, MessageView, SearchHitView};
+use crate::export::{ExportConversation, ExportView, EXPORT_FORMAT, EXPORT_VERSION};
+use crate::node::chat::ChatCommand;
+use crate::node::NodeError;
+use crate::store::{BlockedRecord, HistoryQuery, SearchQuery, Store, StoreError};
+
+/// Store keys of the persisted own presence.
+pub(super) const PRESENCE_KEY: &str = "presence";
+pub(super) const PRESENCE_NOTE_KEY: &str = "presence_note";
+pub(super) const PRESENCE_VERSION_KEY: &str = "presence_version";
+/// At most one typing notification per peer user this often (sending).
+const TYPING_SEND_INTERVAL_MS: u64 = 3_000;
+/// At most one typing event per peer device this often (receiving).
+const TYPING_EVENT_INTERVAL_MS: u64 = 1_000;
+/// Search hits returned when no limit is given.
+const DEFAULT_SEARCH_LIMIT: u32 = 100;
+
+/// The messenger features' part of the actor.
+pub(super) struct ChatState {
+    /// This user's presence (auto-away included).
+    pub(super) presence: Presence,
+    /// The latest presence of every other device.
+    pub(super) peers: PeerPresences,
+    /// Devices that hold the current version of our presence.
+    pub(super) presence_sent: BTreeSet<DeviceId>,
+    pub(super) typing_out: RateLimiter<UserId>,
+    pub(super) typing_in: RateLimiter<DeviceId>,
+    /// Users whose envelopes are refused.
+    pub(super) blocked: BTreeSet<UserId>,
+    /// Whether `tincan read` sends read receipts.
+    pub(super) read_receipts: bool,
+}
+
+impl ChatState {
+    /// Loads the persisted presence and block list.
+    pub(super) fn load(
+        store: &Store,
+        now: u64,
+        away_after_secs: u64,
+        read_receipts: bool,
+    ) -> Result<Self, StoreError> {
+        let chosen = store
+            .node_state(PRESENCE_KEY)?
+            .and_then(|s| s.parse::<PresenceState>().ok())
+            .unwrap_or(PresenceState::Online);
+        let note = store
+            .node_state(PRESENCE_NOTE_KEY)?
+            .and_then(|n| tincan_core::presence::validate_note(&n).ok())
+            .unwrap_or_default();
+        let version = store
+            .node_state(PRESENCE_VERSION_KEY)?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let away_after_ms = (away_after_secs > 0).then(|| away_after_secs.saturating_mul(1000));
+        let blocked = store.blocked_users()?.into_iter().map(|b| b.user).collect();
+        Ok(ChatState {
+            presence: Presence::new(now, chosen, note, version, away_after_ms),
+            peers: PeerPresences::new(),
+            presence_sent: BTreeSet::new(),
+            typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
+            typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
+            blocked,
+            read_receipts,
+        })
+    }
+}
+
+impl Actor {
+    pub(super) fn on_chat(&mut self, cmd: ChatCommand) {
+        match cmd {
+            ChatCommand::Presence(reply) => {
+                let _ = reply.send(self.presence_view());
+            }
+            ChatCommand::SetPresence { state, note, reply } => {
+                let _ = reply.send(self.set_presence(state, note));
+            }
+            ChatCommand::Activity(reply) => {
+                self.note_activity();
+                let _ = reply.send(self.presence_view());
+            }
+            ChatCommand::Read { peer, reply } => {
+                self.note_activity();
+                let _ = reply.send(self.read_conversation(&peer));
+            }
+            ChatCommand::Typing { peer, reply } => {
+                self.note_activity();
+                let _ = reply.send(self.send_typing(&peer));
+            }
+            ChatCommand::Block { user, reply } => {
+                let _ = reply.send(self.block(&user));
+            }
+            ChatCommand::Unblock { user, reply } => {
+                let _ = reply.send(self.unblock(&user));
+            }
+            ChatCommand::Blocked(reply) => {
+                let _ = reply.send(self.blocked_views());
+            }
+            ChatCommand::Search {
+                words,
+                peer,
+                limit,
+                reply,
+            } => {
+                self.note_activity();
+                let _ = reply.send(self.search(&words, peer.as_deref(), limit));
+            }
+            ChatCommand::Export { peer, reply } => {
+                self.note_activity();
+                let _ = reply.send(self.export(peer.as_deref()));
+            }
+        }
+    }
+
+    /// The user did something that counts as activity (sent, read,
+    /// searched, typed, or a GUI said so): clears auto-away.
+    pub(super) fn note_activity(&mut self) {
+        self.chat.presence.handle_activity(now_ms());
+    }
+
+    /// Whether messages from (and to) `user` are blocked.
+    pub(super) fn is_blocked(&self, user: &UserId) -> bool {
+        self.chat.blocked.contains(user)
+    }
+
+    /// A user by name, id prefix, or full id (for users not in the book).
+    fn resolve_user(&self, text: &str) -> Result<UserId, NodeError> {
+        match self.book.resolve(text) {
+            Ok(user) => Ok(user),
+            Err(e) => text.trim().parse::<UserId>().map_err(|_| e.into()),
+        }
+    }
+
+    fn block(&mut self, text: &str) -> Result<BlockedView, NodeError> {
+        let user = self.resolve_user(text)?;
+        if user == self.identity.user_id() {
+            return Err(NodeError::BlockSelf);
+        }
+        let record = BlockedRecord {
+            user,
+            name: self.book.display_name(&user),
+            blocked_at_ms: now_ms(),
+        };
+        if self.store.block_user(&record)? {
+            tracing::info!(%user, "blocked");
+        }
+        self.chat.blocked.insert(user);
+        let devices: Vec<DeviceId> = self.book.devices_of(&user).map(|d| d.device).collect();
+        for device in devices {
+            self.chat.peers.forget(&device);
+        }
+        // A new version: their devices take the offline one.
+        self.chat.presence.bump(now_ms());
+        self.blocked_views()?
+            .into_iter()
+            .find(|b| b.user_id == user.to_string())
+            .ok_or_else(|| NodeError::NotBlocked(record.name))
+    }
+
+    fn unblock(&mut self, text: &str) -> Result<BlockedView, NodeError> {
+        let list = self.store.blocked_users()?;
+        let by_name = list
+            .iter()
+            .find(|b| b.name.eq_ignore_ascii_case(text.trim()))
+            .map(|b| b.user);
+        let user = match by_name {
+            Some(user) => user,
+            None => self.resolve_user(text)?,
+        };
+        let Some(record) = list.into_iter().find(|b| b.user == user) else {
+            return Err(NodeError::NotBlocked(self.book.display_name(&user)));
+        };
+        self.store.unblock_user(&user)?;
+        self.chat.blocked.remove(&user);
+        tracing::info!(%user, "unblocked");
+        // A new version: their devices take the real one again.
+        self.chat.presence.bump(now_ms());
+        Ok(blocked_view(&record))
+    }
+
+    fn blocked_views(&self) -> Result<Vec<BlockedView>, NodeError> {
+        Ok(self
+            .store
+            .blocked_users()?
+            .iter()
+            .map(blocked_view)
+            .collect())
+    }
+
+    fn search(
+        &self,
+        words: &str,
+        peer: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<SearchHitView>, NodeError> {
+        let peer = peer.map(|p| self.book.resolve(p)).transpose()?;
+        let query = SearchQuery {
+            words: words.to_string(),
+            peer,
+            limit: Some(limit.unwrap_or(DEFAULT_SEARCH_LIMIT)),
+        };
+        Ok(self
+            .store
+            .search(&query)?
+            .into_iter()
+            .map(|hit| SearchHitView {
+                message: MessageView::from(&hit.record),
+                highlight: hit.highlight,
+            })
+            .collect())
+    }
+
+    fn export(&self, peer: Option<&str>) -> Result<ExportView, NodeError> {
+        let peers = match peer {
+            Some(peer) => vec![self.book.resolve(peer)?],
+            None => self.store.conversation_peers()?,
+        };
+        let mut conversations = Vec::with_capacity(peers.len());
+        for user in peers {
+            let messages = self
+                .store
+                .history(&user, &HistoryQuery::default())?
+                .iter()
+                .map(MessageView::from)
+                .collect();
+            conversations.push(ExportConversation {
+                peer: user.to_string(),
+                name: self.book.display_name(&user),
+                messages,
+            });
+        }
+        Ok(ExportView {
+            format: EXPORT_FORMAT.into(),
+            version: EXPORT_VERSION,
+            exported_at: now_ms(),
+            user_id: self.identity.user_id().to_string(),
+            name: self.identity.name.clone(),
+            conversations,
+        })
+    }
+}
+
+fn blocked_view(b: &BlockedRecord) -> BlockedView {
+    BlockedView {
+        user_id: b.user.to_string(),
+        name: b.name.clone(),
+        blocked_at: b.blocked_at_ms,
+    }
+}
