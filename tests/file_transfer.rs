@@ -501,3 +501,54 @@ fn a_folder_arrives_with_its_tree_and_never_overwrites() {
     assert!(no_part_files(&dest));
     alice.wait_state(&id, "done", DEADLINE);
 }
+
+#[test]
+fn a_file_changed_on_the_sender_fails_clearly_on_both_ends() {
+    let (mut alice, mut bob) = pair();
+    std::fs::write(
+        alice.home().join("config.toml"),
+        "upload_limit = \"2MiB\"\n",
+    )
+    .unwrap();
+    start_pair(&mut alice, &mut bob);
+    let src = alice.files().join("draft.doc");
+    make_file(&src, 16 * MIB, 5);
+    let id = id_of(&send(&alice, "Bob", &[&src]));
+    bob.wait_offer(&id);
+    let dest = bob.home().join("inbox");
+    bob.json(&[
+        "file",
+        "accept",
+        &id,
+        "--to",
+        dest.to_str().unwrap(),
+        "--json",
+    ]);
+    wait_for("bytes moving", DEADLINE, || {
+        let t = bob.transfer(&id)?;
+        (u64_of(&t, "bytes_done") > 0).then_some(())
+    });
+    // The user keeps editing the file while it is being sent.
+    make_file(&src, 16 * MIB + 1, 6);
+    let failed = bob.wait_state(&id, "failed", DEADLINE);
+    let error = failed["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains("draft.doc") && error.contains("changed"),
+        "{failed}"
+    );
+    let sender = alice.wait_state(&id, "failed", DEADLINE);
+    assert!(
+        sender["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changed"),
+        "{sender}"
+    );
+    wait_for("staging removed", DEADLINE, || {
+        no_part_files(&dest).then_some(())
+    });
+    assert!(
+        !dest.join("draft.doc").exists(),
+        "nothing half-written in place"
+    );
+}
