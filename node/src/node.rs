@@ -8,8 +8,12 @@
 //! frames between QUIC streams and the actor. The actor's parts:
 //! `actor/inbound.rs` (opening envelopes), `actor/outgoing.rs` (sealing,
 //! the outbox), `actor/routing.rs` (one copy per hop through gateway and
-//! relay), `actor/election.rs` (beacons, leases) and `actor/relay.rs`
-//! (when to hold a relay connection; directory, neighbours, revocations).
+//! relay), `actor/election.rs` (beacons, leases), `actor/relay.rs`
+//! (when to hold a relay connection; directory, neighbours, revocations),
+//! and the messenger features: `actor/chat.rs` (their state and commands,
+//! blocking, search, export), `actor/presence.rs` (presence, typing) and
+//! `actor/receipts.rs` (read receipts); their handle methods are in
+//! `node/chat.rs`.
 
 mod actor;
 mod chat;

@@ -1,6 +1,7 @@
 //! The node actor: owns the identity, the database, the peer book, the
 //! outbox and the live connections, and is the only place that decides.
-//! One `select!` loop; it sleeps until the outbox's next timeout.
+//! One `select!` loop; it sleeps until the next timeout of the outbox,
+//! the election or presence (auto-away).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
