@@ -286,10 +286,18 @@ impl Actor {
 
     fn on_neighbours(&mut self, list: Vec<Neighbour>) -> Frame {
         for neighbour in list {
-            if neighbour.device == self.identity.device_id()
-                || neighbour.addrs.is_empty()
-                || self.conns.contains_key(&neighbour.device)
-            {
+            if neighbour.device == self.identity.device_id() || neighbour.addrs.is_empty() {
+                continue;
+            }
+            if self.conns.contains_key(&neighbour.device) {
+                // It dialled us first: it is a LAN neighbour all the same.
+                if let Some(info) = self.book.device(&neighbour.device) {
+                    if info.via == Via::Static {
+                        let mut info = info.clone();
+                        info.via = Via::Lan;
+                        self.book.learn(info);
+                    }
+                }
                 continue;
             }
             tracing::info!(device = %neighbour.device, addrs = ?neighbour.addrs, "introduced to a probable LAN neighbour");
