@@ -1,0 +1,444 @@
+//! The application: [`App`] (state), [`Message`], `update`, `view`,
+//! `subscription`. Screens are an enum; each screen is a component that
+//! owns its messages and answers with an action, which `update` turns into
+//! tasks on the backend or the home's files — never blocking the UI thread.
+
+mod effects;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iced::keyboard::{self, key::Named, Key};
+use iced::widget::{button, center, column, operation, text};
+use iced::{window, Alignment, Element, Subscription, Task, Theme};
+use tincan_node::{Home, MessageView, PeerView, StatusView};
+
+use crate::backend::{self, Backend, BackendError, BackendEvent, Boot, Connection};
+use crate::chat::{self, Chat};
+use crate::options::{Options, SCALE_RANGE};
+use crate::prefs::Prefs;
+use crate::session::Session;
+use crate::settings::{self, Settings};
+use crate::setup::{self, Setup};
+use crate::style::{self, SMALL, TEXT};
+
+/// How often the status line is refreshed (relay connectivity has no event).
+pub const STATUS_EVERY: Duration = Duration::from_secs(3);
+
+/// Which screen shows.
+#[derive(Debug)]
+pub enum Screen {
+    /// Opening the home / starting the node.
+    Starting(String),
+    /// No identity yet.
+    FirstRun(Setup),
+    /// Contacts and conversations.
+    Main,
+    /// Settings.
+    Settings(Settings),
+    /// The node cannot start; says why, offers to retry.
+    Failed(String),
+}
+
+/// The whole app state.
+#[derive(Debug)]
+pub struct App {
+    options: Options,
+    home: Option<Home>,
+    /// Theme and zoom as saved.
+    pub prefs: Prefs,
+    /// The zoom in use (the `--scale` flag wins over the saved one).
+    pub scale: f32,
+    /// The visible screen.
+    pub screen: Screen,
+    connection: Option<Connection>,
+    /// What is known about the node, once connected.
+    pub session: Option<Session>,
+    /// The main screen's own state (kept while Settings shows).
+    pub chat: Chat,
+}
+
+/// Everything that can happen.
+#[derive(Clone, Debug)]
+pub enum Message {
+    /// The home was opened (node started or attached), or not.
+    Opened(Result<Boot, BackendError>),
+    /// The first-run screen.
+    Setup(setup::Message),
+    /// The main screen.
+    Chat(chat::Message),
+    /// The settings screen.
+    Settings(settings::Message),
+    /// From the node's event stream.
+    Event(BackendEvent),
+    /// The node's status.
+    Status(Result<StatusView, BackendError>),
+    /// The node's peers.
+    Peers(Result<Vec<PeerView>, BackendError>),
+    /// A conversation's history (user id, messages).
+    History(String, Result<Vec<MessageView>, BackendError>),
+    /// A send was queued (or refused); `text` to give back on failure.
+    Sent {
+        /// What was sent.
+        text: String,
+        /// The node's answer.
+        result: Result<MessageView, BackendError>,
+    },
+    /// Time to refresh the status.
+    Tick,
+    /// A keyboard shortcut.
+    Shortcut(Shortcut),
+    /// "Try again" on the failure screen.
+    Retry,
+    /// The window's close button.
+    CloseRequested(window::Id),
+    /// The node let go; quit.
+    Exit,
+    /// A preference was saved (or not).
+    PrefsSaved(Result<(), String>),
+}
+
+/// Keys that work everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shortcut {
+    /// Tab.
+    FocusNext,
+    /// Shift+Tab.
+    FocusPrevious,
+    /// Ctrl+F.
+    Search,
+    /// Ctrl+Plus.
+    ZoomIn,
+    /// Ctrl+Minus.
+    ZoomOut,
+    /// Ctrl+0.
+    ZoomReset,
+    /// Escape.
+    Back,
+}
+
+impl App {
+    /// Boots the app for `options`: opens the home in a task.
+    pub fn new(options: Options) -> (Self, Task<Message>) {
+        let home = options.home();
+        let prefs = home.as_ref().map(Prefs::load).unwrap_or_default();
+        let scale = options.scale.unwrap_or(prefs.scale);
+        let mut app = Self {
+            options,
+            home: home.as_ref().ok().cloned(),
+            prefs,
+            scale,
+            screen: Screen::Starting("Starting tincan…".into()),
+            connection: None,
+            session: None,
+            chat: Chat::default(),
+        };
+        let task = match home {
+            Ok(_) => app.open_home(),
+            Err(e) => {
+                app.screen = Screen::Failed(e);
+                Task::none()
+            }
+        };
+        (app, task)
+    }
+
+    /// An app already connected to `backend` (tests, embedding): starts on
+    /// the main screen and asks the backend for its status and peers.
+    pub fn with_backend(backend: Arc<dyn Backend>) -> (Self, Task<Message>) {
+        let mut app = Self {
+            options: Options::default(),
+            home: None,
+            prefs: Prefs::default(),
+            scale: 1.0,
+            screen: Screen::Starting(String::new()),
+            connection: None,
+            session: None,
+            chat: Chat::default(),
+        };
+        let task = app.connected(Connection::new(backend));
+        (app, task)
+    }
+
+    /// The window title: unread count, app, who.
+    pub fn title(&self) -> String {
+        match &self.session {
+            Some(s) if s.total_unread() > 0 => {
+                format!("({}) tincan — {}", s.total_unread(), s.me.name)
+            }
+            Some(s) => format!("tincan — {}", s.me.name),
+            None => "tincan".into(),
+        }
+    }
+
+    /// Light or dark.
+    pub fn theme(&self) -> Theme {
+        self.prefs.theme.theme()
+    }
+
+    /// The zoom factor.
+    pub fn scale_factor(&self) -> f32 {
+        self.scale
+    }
+
+    fn open_home(&mut self) -> Task<Message> {
+        Task::perform(backend::open(self.options.clone()), Message::Opened)
+    }
+
+    /// Takes `connection` into use: a new session (or the old one, kept
+    /// across a node restart), status, peers and the open conversation.
+    fn connected(&mut self, connection: Connection) -> Task<Message> {
+        let backend = connection.backend();
+        let me = backend.whoami();
+        let mode = backend.mode();
+        match &mut self.session {
+            Some(session) if session.me.user_id == me.user_id => {
+                session.me = me;
+                session.mode = mode;
+                session.ended = None;
+                session.status = None;
+            }
+            _ => self.session = Some(Session::new(me, mode)),
+        }
+        let mut tasks = vec![
+            Task::perform(backend.status(), Message::Status),
+            Task::perform(backend.peers(), Message::Peers),
+        ];
+        if let Some(open) = self.session.as_ref().and_then(|s| s.open.clone()) {
+            let history = backend.history(open.clone());
+            tasks.push(Task::perform(history, move |r| {
+                Message::History(open.clone(), r)
+            }));
+        }
+        self.connection = Some(connection);
+        match self.screen {
+            Screen::FirstRun(_) | Screen::Settings(_) | Screen::Main => {}
+            _ => {
+                self.screen = Screen::Main;
+                tasks.push(operation::focus(chat::SEARCH_ID));
+            }
+        }
+        Task::batch(tasks)
+    }
+
+    /// Handles one message.
+    pub fn update(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::Opened(Ok(Boot::Ready(connection))) => self.connected(connection),
+            Message::Opened(Ok(Boot::NeedsIdentity { .. })) => {
+                self.screen = Screen::FirstRun(Setup::new(tincan_node::platform::os_user_name()));
+                operation::focus(setup::NAME_ID)
+            }
+            Message::Opened(Err(e)) => {
+                match &mut self.screen {
+                    // The identity exists; the node could not start.
+                    Screen::FirstRun(_) | Screen::Main | Screen::Settings(_)
+                        if self.session.is_some() =>
+                    {
+                        if let Some(s) = &mut self.session {
+                            s.ended = Some(format!("the node could not start: {e}"));
+                        }
+                    }
+                    _ => self.screen = Screen::Failed(e.0),
+                }
+                Task::none()
+            }
+            Message::Retry => {
+                self.screen = Screen::Starting("Starting tincan…".into());
+                self.open_home()
+            }
+            Message::Setup(message) => self.update_setup(message),
+            Message::Chat(message) => self.update_chat(message),
+            Message::Settings(message) => self.update_settings(message),
+            Message::Event(event) => self.on_event(event),
+            Message::Status(status) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_status(status.map_err(|e| e.0));
+                }
+                Task::none()
+            }
+            Message::Peers(Ok(peers)) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_peers(peers);
+                }
+                Task::none()
+            }
+            Message::Peers(Err(e)) => {
+                tracing::debug!(error = %e, "peers");
+                Task::none()
+            }
+            Message::History(user, history) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_history(&user, history.map_err(|e| e.0));
+                }
+                Task::none()
+            }
+            Message::Sent { text, result } => {
+                match result {
+                    Ok(message) => {
+                        if let Some(s) = &mut self.session {
+                            s.apply_sent(message);
+                        }
+                    }
+                    Err(e) => self.chat.send_failed(&text, &e.0),
+                }
+                Task::none()
+            }
+            Message::Tick => match (&self.connection, &self.session) {
+                (Some(c), Some(s)) if s.ended.is_none() => Task::batch([
+                    Task::perform(c.backend().status(), Message::Status),
+                    Task::perform(c.backend().peers(), Message::Peers),
+                ]),
+                _ => Task::none(),
+            },
+            Message::Shortcut(shortcut) => self.on_shortcut(shortcut),
+            Message::CloseRequested(_) => {
+                let Some(connection) = self.connection.take() else {
+                    return iced::exit();
+                };
+                self.screen = Screen::Starting("Closing…".into());
+                Task::perform(
+                    async move {
+                        let close = connection.backend().close();
+                        let _ = tokio::time::timeout(Duration::from_secs(3), close).await;
+                    },
+                    |()| Message::Exit,
+                )
+            }
+            Message::Exit => iced::exit(),
+            Message::PrefsSaved(result) => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "cannot save preferences");
+                }
+                Task::none()
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: BackendEvent) -> Task<Message> {
+        let (Some(session), Some(connection)) = (&mut self.session, &self.connection) else {
+            return Task::none();
+        };
+        let backend = connection.backend();
+        match event {
+            BackendEvent::Node(event) => {
+                let effects = session.apply_event(event);
+                if effects.refresh_status {
+                    Task::perform(backend.status(), Message::Status)
+                } else {
+                    Task::none()
+                }
+            }
+            BackendEvent::Lagged => {
+                let mut tasks = vec![
+                    Task::perform(backend.status(), Message::Status),
+                    Task::perform(backend.peers(), Message::Peers),
+                ];
+                if let Some(open) = session.open.clone() {
+                    let history = backend.history(open.clone());
+                    tasks.push(Task::perform(history, move |r| {
+                        Message::History(open.clone(), r)
+                    }));
+                }
+                Task::batch(tasks)
+            }
+            BackendEvent::Ended(why) => {
+                session.ended = Some(why);
+                Task::none()
+            }
+        }
+    }
+
+    fn on_shortcut(&mut self, shortcut: Shortcut) -> Task<Message> {
+        let zoom = |app: &mut Self, scale: f32| {
+            app.scale = scale.clamp(*SCALE_RANGE.start(), *SCALE_RANGE.end());
+            app.prefs.scale = app.scale;
+            app.save_prefs()
+        };
+        match shortcut {
+            Shortcut::FocusNext => operation::focus_next(),
+            Shortcut::FocusPrevious => operation::focus_previous(),
+            Shortcut::Search => match self.screen {
+                Screen::Main => operation::focus(chat::SEARCH_ID),
+                _ => Task::none(),
+            },
+            Shortcut::ZoomIn => zoom(self, self.scale + 0.25),
+            Shortcut::ZoomOut => zoom(self, self.scale - 0.25),
+            Shortcut::ZoomReset => zoom(self, 1.0),
+            Shortcut::Back => match self.screen {
+                Screen::Settings(_) => {
+                    self.screen = Screen::Main;
+                    Task::none()
+                }
+                _ => Task::none(),
+            },
+        }
+    }
+
+    /// The screen.
+    pub fn view(&self) -> Element<'_, Message> {
+        match &self.screen {
+            Screen::Starting(what) => center(text(what.as_str()).size(TEXT)).into(),
+            Screen::Failed(why) => center(
+                column![
+                    text("tincan cannot start").size(style::HEADING + 4.0),
+                    text(why.as_str()).size(TEXT).style(style::error_text),
+                    button(text("Try again").size(TEXT))
+                        .on_press(Message::Retry)
+                        .padding([8, 18]),
+                ]
+                .spacing(14)
+                .max_width(640)
+                .align_x(Alignment::Center),
+            )
+            .padding(24)
+            .into(),
+            Screen::FirstRun(setup) => setup.view().map(Message::Setup),
+            Screen::Main => match &self.session {
+                Some(session) => self.chat.view(session).map(Message::Chat),
+                None => center(text("Starting the node…").size(SMALL)).into(),
+            },
+            Screen::Settings(settings) => {
+                let mode = self
+                    .session
+                    .as_ref()
+                    .map_or(backend::Mode::Embedded, |s| s.mode);
+                settings.view(&self.prefs, mode).map(Message::Settings)
+            }
+        }
+    }
+
+    /// Node events, the status refresh, shortcuts, the close button.
+    pub fn subscription(&self) -> Subscription<Message> {
+        let mut subscriptions = vec![
+            keyboard::listen().filter_map(shortcut),
+            window::close_requests().map(Message::CloseRequested),
+        ];
+        if let Some(connection) = &self.connection {
+            subscriptions.push(
+                Subscription::run_with(connection.clone(), |c: &Connection| c.backend().events())
+                    .map(Message::Event),
+            );
+            subscriptions.push(iced::time::every(STATUS_EVERY).map(|_| Message::Tick));
+        }
+        Subscription::batch(subscriptions)
+    }
+}
+
+/// Maps unhandled key presses to shortcuts.
+fn shortcut(event: keyboard::Event) -> Option<Message> {
+    let keyboard::Event::KeyPressed { key, modifiers, .. } = event else {
+        return None;
+    };
+    let shortcut = match key.as_ref() {
+        Key::Named(Named::Tab) if modifiers.shift() => Shortcut::FocusPrevious,
+        Key::Named(Named::Tab) => Shortcut::FocusNext,
+        Key::Named(Named::Escape) => Shortcut::Back,
+        Key::Character("f") if modifiers.command() => Shortcut::Search,
+        Key::Character("+" | "=") if modifiers.command() => Shortcut::ZoomIn,
+        Key::Character("-") if modifiers.command() => Shortcut::ZoomOut,
+        Key::Character("0") if modifiers.command() => Shortcut::ZoomReset,
+        _ => return None,
+    };
+    Some(Message::Shortcut(shortcut))
+}

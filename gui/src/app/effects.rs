@@ -1,0 +1,191 @@
+//! What the screens' actions do: tasks on the backend and on the home's
+//! files (blocking file I/O runs on tokio's blocking pool), node restarts.
+
+use iced::widget::operation;
+use iced::Task;
+
+use super::{App, Message, Screen};
+use crate::backend::{self, Mode};
+use crate::chat;
+use crate::forms::{OrgMessage, RelayMessage};
+use crate::profile;
+use crate::settings::{self, Settings};
+use crate::setup;
+
+/// Runs blocking `f` off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(format!("internal error: {e}")))
+}
+
+impl App {
+    fn home_or_error(&self) -> Result<tincan_node::Home, String> {
+        self.home
+            .clone()
+            .ok_or_else(|| "this window has no home directory".to_string())
+    }
+
+    pub(super) fn save_prefs(&self) -> Task<Message> {
+        let Ok(home) = self.home_or_error() else {
+            return Task::none();
+        };
+        let prefs = self.prefs.clone();
+        Task::perform(blocking(move || prefs.save(&home)), Message::PrefsSaved)
+    }
+
+    /// Stops the node (if embedded) and opens the home again, so that new
+    /// organisation, relay or gateway settings take effect.
+    pub(super) fn restart(&mut self) -> Task<Message> {
+        let Some(connection) = self.connection.take() else {
+            return self.open_home();
+        };
+        if let Some(s) = &mut self.session {
+            s.status = None;
+            s.status_error = None;
+        }
+        let options = self.options.clone();
+        Task::perform(
+            async move {
+                connection.backend().close().await;
+                backend::open(options).await
+            },
+            Message::Opened,
+        )
+    }
+
+    pub(super) fn update_setup(&mut self, message: setup::Message) -> Task<Message> {
+        let Screen::FirstRun(setup) = &mut self.screen else {
+            return Task::none();
+        };
+        let created = matches!(message, setup::Message::Created(Ok(_)));
+        let action = setup.update(message);
+        let home = self.home_or_error();
+        let task = match action {
+            setup::Action::None => Task::none(),
+            setup::Action::CreateIdentity(name) => Task::perform(
+                blocking(move || profile::create_identity(&home?, &name)),
+                |r| Message::Setup(setup::Message::Created(r)),
+            ),
+            setup::Action::JoinOrg(source) => {
+                Task::perform(blocking(move || profile::join_org(&home?, &source)), |r| {
+                    Message::Setup(setup::Message::Org(OrgMessage::Done(r)))
+                })
+            }
+            setup::Action::SetRelay(relay) => {
+                Task::perform(blocking(move || profile::set_relay(&home?, &relay)), |r| {
+                    Message::Setup(setup::Message::Relay(RelayMessage::Done(r)))
+                })
+            }
+            setup::Action::Finish { changed } => {
+                self.screen = Screen::Main;
+                let focus = operation::focus(chat::SEARCH_ID);
+                return if changed {
+                    Task::batch([self.restart(), focus])
+                } else {
+                    focus
+                };
+            }
+        };
+        if created {
+            // The identity exists: start the node now, so colleagues show
+            // up while the optional steps are on screen.
+            return Task::batch([task, self.open_home()]);
+        }
+        task
+    }
+
+    pub(super) fn update_chat(&mut self, message: chat::Message) -> Task<Message> {
+        let Some(session) = &mut self.session else {
+            return Task::none();
+        };
+        match self.chat.update(session, message) {
+            chat::Action::None => Task::none(),
+            chat::Action::Open(user_id) => {
+                let load = session.open(&user_id);
+                let focus = operation::focus(chat::COMPOSER_ID);
+                match (&self.connection, load) {
+                    (Some(connection), true) => {
+                        let history = connection.backend().history(user_id.clone());
+                        Task::batch([
+                            Task::perform(history, move |r| Message::History(user_id.clone(), r)),
+                            focus,
+                        ])
+                    }
+                    _ => focus,
+                }
+            }
+            chat::Action::Send { peer, text } => {
+                let Some(connection) = &self.connection else {
+                    self.chat.send_failed(&text, "the node is not running");
+                    return Task::none();
+                };
+                let send = connection.backend().send(peer, text.clone());
+                Task::perform(send, move |result| Message::Sent {
+                    text: text.clone(),
+                    result,
+                })
+            }
+            chat::Action::OpenSettings => {
+                self.screen = Screen::Settings(Settings::default());
+                let home = self.home_or_error();
+                Task::perform(blocking(move || profile::load(&home?)), |r| {
+                    Message::Settings(settings::Message::Loaded(r))
+                })
+            }
+            chat::Action::Reconnect => self.restart(),
+        }
+    }
+
+    pub(super) fn update_settings(&mut self, message: settings::Message) -> Task<Message> {
+        let Screen::Settings(settings) = &mut self.screen else {
+            return Task::none();
+        };
+        let action = settings.update(message);
+        let home = self.home_or_error();
+        let embedded = self.session.as_ref().map(|s| s.mode) == Some(Mode::Embedded);
+        match action {
+            settings::Action::None => Task::none(),
+            settings::Action::JoinOrg(source) => Task::perform(
+                blocking(move || {
+                    let home = home?;
+                    let joined = profile::join_org(&home, &source)?;
+                    Ok((joined, profile::load(&home)))
+                }),
+                |r| match r {
+                    Ok((joined, profile)) => Message::Settings(settings::Message::OrgJoined(
+                        Box::new(joined),
+                        Box::new(profile),
+                    )),
+                    Err(e) => Message::Settings(settings::Message::Org(OrgMessage::Done(Err(e)))),
+                },
+            ),
+            settings::Action::SetRelay(relay) => {
+                Task::perform(blocking(move || profile::set_relay(&home?, &relay)), |r| {
+                    Message::Settings(settings::Message::Relay(RelayMessage::Done(r)))
+                })
+            }
+            settings::Action::SetGateway(gateway) => Task::perform(
+                blocking(move || profile::set_gateway(&home?, gateway).map(|()| gateway)),
+                |r| Message::Settings(settings::Message::GatewaySaved(r)),
+            ),
+            settings::Action::Theme(theme) => {
+                self.prefs.theme = theme;
+                self.save_prefs()
+            }
+            settings::Action::Scale(scale) => {
+                self.scale = scale;
+                self.prefs.scale = scale;
+                self.save_prefs()
+            }
+            settings::Action::Restart if embedded => self.restart(),
+            settings::Action::Restart => Task::none(),
+            settings::Action::Back => {
+                self.screen = Screen::Main;
+                operation::focus(chat::SEARCH_ID)
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! How the app reaches its node: one small trait, so that `update` is the
+//! same whether the node runs inside this process or as a separate daemon
+//! (and in tests, where a mock stands in for both).
+//!
+//! Every method returns a future or a stream; the app runs them with
+//! `Task::perform` or a subscription, never on the UI thread.
+
+mod node;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use iced::futures::future::BoxFuture;
+use iced::futures::stream::BoxStream;
+use tincan_node::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+
+pub use node::{open, Boot, NodeBackend};
+
+/// Why a request to the node failed, as the user should read it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+impl BackendError {
+    /// Wraps any error's message.
+    pub fn from_display(error: impl fmt::Display) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// Where the node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Inside this process: closing the window stops it.
+    Embedded,
+    /// A `tincan run` daemon of the same home: it keeps running after the
+    /// window closes, and the GUI's node flags do not apply to it.
+    Attached,
+}
+
+/// Something from the node's event stream.
+#[derive(Clone, Debug, PartialEq)]
+// Node events grew with presence (peer views with notes): one moves per UI
+// update, so boxing them would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum BackendEvent {
+    /// An event, as `tincan watch` prints it.
+    Node(NodeEvent),
+    /// Events were missed (the app was too slow); reload everything.
+    Lagged,
+    /// The stream ended: the node stopped or the daemon went away.
+    Ended(String),
+}
+
+/// What the app needs from a node.
+pub trait Backend: fmt::Debug + Send + Sync + 'static {
+    /// Where the node runs.
+    fn mode(&self) -> Mode;
+    /// Who this node is.
+    fn whoami(&self) -> WhoAmI;
+    /// The node's status (role, relay, gateway).
+    fn status(&self) -> BoxFuture<'static, Result<StatusView, BackendError>>;
+    /// Known peer devices.
+    fn peers(&self) -> BoxFuture<'static, Result<Vec<PeerView>, BackendError>>;
+    /// The conversation with `peer` (a user id), oldest first.
+    fn history(&self, peer: String) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>>;
+    /// Queues `text` for `peer` (a user id).
+    fn send(
+        &self,
+        peer: String,
+        text: String,
+    ) -> BoxFuture<'static, Result<MessageView, BackendError>>;
+    /// The event stream, from now on.
+    fn events(&self) -> BoxStream<'static, BackendEvent>;
+    /// Lets go of the node: an embedded one is shut down (goodbye to
+    /// peers), an attached daemon keeps running.
+    fn close(&self) -> BoxFuture<'static, ()>;
+}
+
+/// A backend with an identity, so that a subscription to its events lives
+/// exactly as long as this connection (a restarted node gets a new one).
+#[derive(Clone)]
+pub struct Connection {
+    backend: Arc<dyn Backend>,
+    id: u64,
+}
+
+impl Connection {
+    /// Wraps `backend` with a fresh identity.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            backend,
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Hash for Connection {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}

@@ -1,0 +1,152 @@
+//! The main screen: the contact list on the left (search box, presence
+//! dots, unread counts, grouped by LAN / other branches), the open
+//! conversation on the right (bubbles, day separators, delivery ticks) with
+//! its composer, and the status line at the bottom.
+//!
+//! The component owns its [`Message`]s; `update` turns them into an
+//! [`Action`] for the app (open a conversation, send a text, ...), which
+//! owns the backend. Views only read state.
+
+mod view;
+
+use iced::widget::text_editor;
+use iced::widget::Id;
+
+use crate::session::Session;
+
+/// Largest text a message may carry (the node refuses more).
+pub const MAX_TEXT_BYTES: usize = tincan_core::wire::MAX_TEXT_LEN;
+
+/// The search box, so Ctrl+F and the app can focus it.
+pub const SEARCH_ID: Id = Id::new("search");
+/// The composer, focused when a conversation opens.
+pub const COMPOSER_ID: Id = Id::new("composer");
+/// The message list, scrolled to the end when a message arrives.
+pub const MESSAGES_ID: Id = Id::new("messages");
+
+/// The main screen's own state (what is not in the [`Session`]).
+#[derive(Debug, Default)]
+pub struct Chat {
+    /// The search box's text.
+    pub search: String,
+    /// What is being typed.
+    pub composer: text_editor::Content,
+    /// Why the last send failed, shown above the composer.
+    pub error: Option<String>,
+}
+
+/// What the user did on the main screen.
+#[derive(Clone, Debug)]
+pub enum Message {
+    /// The search text changed.
+    Search(String),
+    /// Enter in the search box: open the first match.
+    SearchSubmit,
+    /// A contact was clicked.
+    Open(String),
+    /// The composer was edited.
+    Edit(text_editor::Action),
+    /// Enter in the composer, or the Send button.
+    Send,
+    /// The settings button.
+    OpenSettings,
+    /// "Reconnect" after the node went away.
+    Reconnect,
+}
+
+/// What the app must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing beyond the state change.
+    None,
+    /// Open the conversation with this user id.
+    Open(String),
+    /// Queue `text` for the user id `peer`.
+    Send {
+        /// The recipient's user id.
+        peer: String,
+        /// The text.
+        text: String,
+    },
+    /// Show the settings screen.
+    OpenSettings,
+    /// Open the home again (the node went away).
+    Reconnect,
+}
+
+impl Chat {
+    /// Handles one message.
+    pub fn update(&mut self, session: &Session, message: Message) -> Action {
+        match message {
+            Message::Search(text) => {
+                self.search = text;
+                Action::None
+            }
+            Message::SearchSubmit => {
+                let first = session
+                    .visible_contacts(&self.search)
+                    .into_iter()
+                    .flat_map(|(_, contacts)| contacts)
+                    .next()
+                    .map(|c| c.user_id.clone());
+                match first {
+                    Some(user_id) => {
+                        self.search.clear();
+                        Action::Open(user_id)
+                    }
+                    None => Action::None,
+                }
+            }
+            Message::Open(user_id) => Action::Open(user_id),
+            Message::Edit(action) => {
+                if action.is_edit() {
+                    self.error = None;
+                }
+                self.composer.perform(action);
+                Action::None
+            }
+            Message::Send => self.send(session),
+            Message::OpenSettings => Action::OpenSettings,
+            Message::Reconnect => Action::Reconnect,
+        }
+    }
+
+    fn send(&mut self, session: &Session) -> Action {
+        let Some(peer) = session.open.clone() else {
+            return Action::None;
+        };
+        let text = self.composer.text();
+        let text = text.trim();
+        if text.is_empty() {
+            return Action::None;
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            self.error = Some(format!(
+                "This message is {} KiB, over the {} KiB limit for text. \
+                 Shorten it (sending it as a file comes with file transfer).",
+                text.len().div_ceil(1024),
+                MAX_TEXT_BYTES / 1024
+            ));
+            return Action::None;
+        }
+        let text = text.to_string();
+        self.composer = text_editor::Content::new();
+        self.error = None;
+        Action::Send { peer, text }
+    }
+
+    /// A send failed: say why and give the text back if nothing new was typed.
+    pub fn send_failed(&mut self, text: &str, error: &str) {
+        self.error = Some(format!("Not sent: {error}"));
+        if self.composer.text().trim().is_empty() {
+            self.composer = text_editor::Content::with_text(text);
+        }
+    }
+}
+
+impl Chat {
+    /// The main screen for `session`.
+    pub fn view<'a>(&'a self, session: &'a Session) -> iced::Element<'a, Message> {
+        view::view(self, session)
+    }
+}

@@ -1,0 +1,326 @@
+//! The main screen's widgets. Reads [`Chat`] and [`Session`], decides nothing.
+
+use iced::keyboard::key::Named;
+use iced::keyboard::Key;
+use iced::widget::text_editor::{self, Binding, KeyPress};
+use iced::widget::{
+    button, center, column, container, row, rule, scrollable, space, text, text_input, tooltip,
+    Column,
+};
+use iced::{Alignment, Element, Fill, Length};
+use tincan_node::{MessageState, MessageView};
+
+use super::{Chat, Message, COMPOSER_ID, MESSAGES_ID, SEARCH_ID};
+use crate::session::{Contact, Presence, Session};
+use crate::status;
+use crate::style::{self, HEADING, SMALL, TEXT};
+use crate::timefmt;
+
+/// The whole main screen.
+pub fn view<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
+    let body = row![
+        sidebar(chat, session),
+        rule::vertical(1),
+        conversation(chat, session)
+    ]
+    .height(Fill);
+    column![body, rule::horizontal(1), status_bar(session)].into()
+}
+
+fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
+    let header = row![
+        style::dot(style::presence_color(Presence::Online), 10.0),
+        text(&session.me.name).size(HEADING).width(Fill),
+        button(text("Settings").size(SMALL))
+            .on_press(Message::OpenSettings)
+            .style(button::secondary)
+            .padding([4, 10]),
+    ]
+    .spacing(8)
+    .align_y(Alignment::Center);
+
+    let search = text_input("Search colleagues", &chat.search)
+        .id(SEARCH_ID)
+        .on_input(Message::Search)
+        .on_submit(Message::SearchSubmit)
+        .size(TEXT)
+        .padding(8);
+
+    let groups = session.visible_contacts(&chat.search);
+    let mut list = Column::new().spacing(2);
+    if groups.is_empty() {
+        let hint = if chat.search.trim().is_empty() {
+            "No colleagues yet. They appear here as soon as their tincan runs on this network."
+                .to_string()
+        } else {
+            format!("Nobody matches “{}”.", chat.search.trim())
+        };
+        list = list.push(text(hint).size(SMALL).style(style::weak_text));
+    }
+    for (group, contacts) in groups {
+        list = list.push(
+            container(text(group.title()).size(SMALL).style(style::weak_text)).padding([8, 4]),
+        );
+        for contact in contacts {
+            let selected = session.open.as_deref() == Some(contact.user_id.as_str());
+            list = list.push(contact_row(contact, selected));
+        }
+    }
+
+    container(
+        column![header, search, scrollable(list).height(Fill)]
+            .spacing(12)
+            .padding(12),
+    )
+    .width(Length::Fixed(style::SIDEBAR))
+    .height(Fill)
+    .style(style::panel)
+    .into()
+}
+
+fn contact_row(contact: &Contact, selected: bool) -> Element<'_, Message> {
+    let presence = contact.presence();
+    let details = column![
+        text(&contact.name).size(TEXT),
+        // Presence notes ("in a meeting until 3") go here with the
+        // presence issue; for now the reachability.
+        text(presence.label()).size(SMALL).style(style::weak_text),
+    ]
+    .width(Fill);
+    let mut line = row![style::dot(style::presence_color(presence), 10.0), details]
+        .spacing(10)
+        .align_y(Alignment::Center);
+    if contact.unread > 0 {
+        line = line.push(
+            container(text(contact.unread.to_string()).size(SMALL))
+                .padding([1, 7])
+                .style(style::badge),
+        );
+    }
+    button(line)
+        .on_press(Message::Open(contact.user_id.clone()))
+        .width(Fill)
+        .padding([6, 8])
+        .style(style::contact_row(selected))
+        .into()
+}
+
+fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
+    let Some(contact) = session.open_contact() else {
+        return center(
+            column![
+                text("Pick a colleague on the left to start a conversation.").size(TEXT),
+                text("Tip: type a name in the search box and press Enter.")
+                    .size(SMALL)
+                    .style(style::weak_text),
+            ]
+            .spacing(6)
+            .align_x(Alignment::Center),
+        )
+        .into();
+    };
+    let presence = contact.presence();
+    let devices = match contact.devices.len() {
+        0 => String::new(),
+        1 => " · 1 device".to_string(),
+        n => format!(" · {n} devices"),
+    };
+    let header = row![
+        style::dot(style::presence_color(presence), 12.0),
+        column![
+            text(&contact.name).size(HEADING),
+            text(format!(
+                "{} · {}{devices}",
+                presence.label(),
+                contact.group().phrase()
+            ))
+            .size(SMALL)
+            .style(style::weak_text),
+        ]
+    ]
+    .spacing(10)
+    .align_y(Alignment::Center)
+    .padding([10, 16]);
+
+    let conversation = session.conversations.get(&contact.user_id);
+    let mut messages = Column::new().spacing(6).padding([8, 16]);
+    match conversation {
+        Some(c) if !c.messages.is_empty() => {
+            let today = timefmt::today();
+            let mut last_day = None;
+            for message in &c.messages {
+                let day = timefmt::day(message.sent_at);
+                if day != last_day {
+                    if let Some(day) = day {
+                        messages = messages.push(day_separator(timefmt::day_label(day, today)));
+                    }
+                    last_day = day;
+                }
+                messages = messages.push(bubble(message, message.direction == "out"));
+            }
+        }
+        Some(c) if !c.loaded && c.error.is_none() => {
+            messages = messages.push(text("Loading…").size(SMALL).style(style::weak_text));
+        }
+        None => {
+            messages = messages.push(text("Loading…").size(SMALL).style(style::weak_text));
+        }
+        _ => {
+            messages = messages.push(
+                text(format!("No messages with {} yet. Say hello!", contact.name))
+                    .size(SMALL)
+                    .style(style::weak_text),
+            );
+        }
+    }
+    if let Some(error) = conversation.and_then(|c| c.error.as_ref()) {
+        messages = messages.push(
+            text(format!("Cannot load the history: {error}"))
+                .size(SMALL)
+                .style(style::error_text),
+        );
+    }
+    let messages = scrollable(messages)
+        .id(MESSAGES_ID)
+        .anchor_bottom()
+        .height(Fill)
+        .width(Fill);
+
+    column![
+        header,
+        rule::horizontal(1),
+        messages,
+        composer(chat, &contact.name)
+    ]
+    .width(Fill)
+    .into()
+}
+
+fn day_separator<'a>(label: String) -> Element<'a, Message> {
+    row![
+        rule::horizontal(1),
+        text(label).size(SMALL).style(style::weak_text),
+        rule::horizontal(1),
+    ]
+    .spacing(10)
+    .align_y(Alignment::Center)
+    .padding([6, 0])
+    .into()
+}
+
+/// The mark after an outgoing message's time, and what it means.
+pub fn tick(state: MessageState) -> (&'static str, &'static str) {
+    match state {
+        MessageState::Queued => ("…", "Queued: waiting for a way to their device"),
+        MessageState::Sent => ("✓", "Sent: handed on, not yet on their device"),
+        MessageState::Delivered => ("✓✓", "Delivered to their device"),
+        MessageState::Read => ("✓✓", "Read"),
+        MessageState::Failed => ("✕", "Not delivered"),
+    }
+}
+
+fn bubble(message: &MessageView, outgoing: bool) -> Element<'_, Message> {
+    let mut meta = row![text(timefmt::clock(message.sent_at))
+        .size(SMALL)
+        .style(style::weak_text)]
+    .spacing(4);
+    if outgoing {
+        let (mark, meaning) = tick(message.state);
+        let mark = match message.state {
+            MessageState::Read => text(mark).size(SMALL).style(style::ok_text),
+            MessageState::Failed => text(mark).size(SMALL).color(style::failed_color()),
+            _ => text(mark).size(SMALL).style(style::weak_text),
+        };
+        meta = meta.push(tooltip(
+            mark,
+            container(text(meaning).size(SMALL))
+                .padding(6)
+                .style(style::card),
+            tooltip::Position::Top,
+        ));
+    }
+    let mut body = column![text(&message.text).size(TEXT), meta].spacing(3);
+    if message.state == MessageState::Failed {
+        body = body.push(
+            text(format!(
+                "Not delivered: {}",
+                message.error.as_deref().unwrap_or("gave up")
+            ))
+            .size(SMALL)
+            .color(style::failed_color()),
+        );
+    }
+    let bubble = container(body.align_x(if outgoing {
+        Alignment::End
+    } else {
+        Alignment::Start
+    }))
+    .padding([7, 12])
+    .max_width(style::BUBBLE_MAX)
+    .style(style::bubble(outgoing));
+    if outgoing {
+        row![space().width(Fill), bubble].into()
+    } else {
+        row![bubble, space().width(Fill)].into()
+    }
+}
+
+/// Enter sends, Shift+Enter breaks the line; the rest as usual.
+fn composer_keys(key_press: KeyPress) -> Option<Binding<Message>> {
+    let focused = matches!(key_press.status, text_editor::Status::Focused { .. });
+    if focused && key_press.key == Key::Named(Named::Enter) {
+        return Some(if key_press.modifiers.shift() {
+            Binding::Enter
+        } else {
+            Binding::Custom(Message::Send)
+        });
+    }
+    Binding::from_key_press(key_press)
+}
+
+fn composer<'a>(chat: &'a Chat, name: &str) -> Element<'a, Message> {
+    let editor = iced::widget::text_editor(&chat.composer)
+        .id(COMPOSER_ID)
+        .placeholder(format!("Message {name}"))
+        .on_action(Message::Edit)
+        .key_binding(composer_keys)
+        .size(TEXT)
+        .padding(10)
+        .max_height(180.0);
+    let send = button(text("Send").size(TEXT))
+        .on_press_maybe((!chat.composer.is_empty()).then_some(Message::Send))
+        .padding([10, 18]);
+    let mut pane = Column::new().spacing(6).padding([10, 16]);
+    if let Some(error) = &chat.error {
+        pane = pane.push(text(error).size(SMALL).style(style::error_text));
+    }
+    // Files: the picker / drag-and-drop button goes here with file transfer.
+    pane.push(row![editor, send].spacing(8).align_y(Alignment::End))
+        .push(
+            text("Enter sends · Shift+Enter starts a new line")
+                .size(SMALL)
+                .style(style::weak_text),
+        )
+        .into()
+}
+
+fn status_bar(session: &Session) -> Element<'_, Message> {
+    let line = status::describe(session);
+    let mut bar = row![
+        style::dot(style::tone_color(line.tone), 9.0),
+        text(line.text).size(SMALL).width(Fill),
+    ]
+    .spacing(8)
+    .align_y(Alignment::Center);
+    if session.ended.is_some() {
+        bar = bar.push(
+            button(text("Reconnect").size(SMALL))
+                .on_press(Message::Reconnect)
+                .padding([3, 10]),
+        );
+    }
+    container(bar.padding([5, 12]))
+        .width(Fill)
+        .style(style::panel)
+        .into()
+}
