@@ -33,7 +33,7 @@ fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
         text(&session.me.name).size(HEADING).width(Fill),
         button(text("Settings").size(SMALL))
             .on_press(Message::OpenSettings)
-            .style(button::secondary)
+            .style(style::framed_button)
             .padding([4, 10]),
     ]
     .spacing(8)
