@@ -497,6 +497,37 @@ fn search_filters_and_enter_opens_the_first_match() {
     let session = app.session.as_ref().expect("session");
     assert_eq!(session.open.as_deref(), Some(BERTA));
     assert_eq!(mock.calls(), vec![Call::History(BERTA.into())]);
+    assert!(app.chat.search.is_empty(), "the search is cleared");
+
+    // Alt+Down / Alt+Up walk the list (Berta on the LAN, then Carol),
+    // from the composer too.
+    step(
+        &rt,
+        &mut app,
+        Message::Shortcut(tincan_gui::app::Shortcut::NextContact),
+    );
+    assert_eq!(
+        app.session.as_ref().expect("session").open.as_deref(),
+        Some(CAROL)
+    );
+    interact(&rt, &mut app, |ui| {
+        ui.click(selector::id(chat::COMPOSER_ID)).expect("composer");
+        let _ = ui.simulate([iced::Event::Keyboard(iced::keyboard::Event::KeyPressed {
+            key: iced::keyboard::Key::Named(Named::ArrowUp),
+            modified_key: iced::keyboard::Key::Named(Named::ArrowUp),
+            physical_key: iced::keyboard::key::Physical::Unidentified(
+                iced::keyboard::key::NativeCode::Unidentified,
+            ),
+            location: iced::keyboard::Location::Standard,
+            modifiers: iced::keyboard::Modifiers::ALT,
+            text: None,
+            repeat: false,
+        })]);
+    });
+    assert_eq!(
+        app.session.as_ref().expect("session").open.as_deref(),
+        Some(BERTA)
+    );
 }
 
 #[test]

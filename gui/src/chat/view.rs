@@ -265,9 +265,17 @@ fn bubble(message: &MessageView, outgoing: bool) -> Element<'_, Message> {
     }
 }
 
-/// Enter sends, Shift+Enter breaks the line; the rest as usual.
+/// Enter sends, Shift+Enter breaks the line, Alt+Up/Down switch the
+/// conversation; the rest as usual.
 fn composer_keys(key_press: KeyPress) -> Option<Binding<Message>> {
     let focused = matches!(key_press.status, text_editor::Status::Focused { .. });
+    if focused && key_press.modifiers.alt() {
+        match key_press.key {
+            Key::Named(Named::ArrowDown) => return Some(Binding::Custom(Message::Step(1))),
+            Key::Named(Named::ArrowUp) => return Some(Binding::Custom(Message::Step(-1))),
+            _ => {}
+        }
+    }
     if focused && key_press.key == Key::Named(Named::Enter) {
         return Some(if key_press.modifiers.shift() {
             Binding::Enter
