@@ -425,6 +425,7 @@ fn the_status_line_follows_role_gateway_and_relay() {
         &app,
         "This machine is the branch gateway · connected to the relay · 1 device online"
     ));
+    assert!(shows(&app, "Branch gateway"), "the gateway badge");
 
     // Member of a site whose gateway is Berta's desktop.
     let mut member = status("member");
@@ -439,6 +440,7 @@ fn the_status_line_follows_role_gateway_and_relay() {
         &app,
         "Other branches via gateway Berta · 1 device online · 2 waiting to be delivered"
     ));
+    assert!(!shows(&app, "Branch gateway"));
 
     // A laptop at home whose relay is unreachable.
     let mut roaming = status("roaming");
@@ -637,6 +639,40 @@ fn first_run_checks_the_name_then_creates_the_identity_and_starts_the_node() {
     });
     assert!(matches!(app.screen, Screen::Main));
     assert!(shows(&app, "Ann Example"));
+
+    // Settings: a node setting is saved to config.toml, and the embedded
+    // node restarts to use it (same identity, history kept).
+    interact(&rt, &mut app, |ui| {
+        ui.click("Settings").expect("button");
+    });
+    assert!(shows(&app, "Ann Example"), "the profile was read");
+    step(
+        &rt,
+        &mut app,
+        Message::Settings(tincan_gui::settings::Message::Gateway(
+            tincan_core::GatewayPreference::Never,
+        )),
+    );
+    let config = std::fs::read_to_string(home.join("config.toml")).expect("config.toml");
+    assert!(config.contains("gateway = \"never\""), "{config}");
+    assert!(shows(
+        &app,
+        "Saved: this machine will never be the gateway."
+    ));
+    let before = app.session.as_ref().expect("session").me.clone();
+    interact(&rt, &mut app, |ui| {
+        ui.click("Restart now").expect("button");
+    });
+    let session = app.session.as_ref().expect("session");
+    assert_eq!(session.me, before);
+    assert_eq!(session.mode, Mode::Embedded);
+    assert!(session.ended.is_none() && session.status.is_some());
+    assert!(matches!(app.screen, Screen::Settings(_)));
+    step(
+        &rt,
+        &mut app,
+        Message::Shortcut(tincan_gui::app::Shortcut::Back),
+    );
 
     // Close: the embedded node shuts down and lets go of the home.
     step(

@@ -314,12 +314,17 @@ fn composer<'a>(chat: &'a Chat, name: &str) -> Element<'a, Message> {
 
 fn status_bar(session: &Session) -> Element<'_, Message> {
     let line = status::describe(session);
-    let mut bar = row![
-        style::dot(style::tone_color(line.tone), 9.0),
-        text(line.text).size(SMALL).width(Fill),
-    ]
-    .spacing(8)
-    .align_y(Alignment::Center);
+    let mut bar = row![style::dot(style::tone_color(line.tone), 9.0)]
+        .spacing(8)
+        .align_y(Alignment::Center);
+    if line.is_gateway {
+        bar = bar.push(
+            container(text("Branch gateway").size(SMALL))
+                .padding([1, 8])
+                .style(style::badge),
+        );
+    }
+    bar = bar.push(text(line.text).size(SMALL).width(Fill));
     if session.ended.is_some() {
         bar = bar.push(
             button(text("Reconnect").size(SMALL))
