@@ -43,7 +43,9 @@ pub enum Screen {
 /// The whole app state.
 #[derive(Debug)]
 pub struct App {
-    options: Options,
+    /// How to open the home again (restart, reconnect); `None` for an app
+    /// given a backend, which has no home to reopen.
+    options: Option<Options>,
     home: Option<Home>,
     /// Theme and zoom as saved.
     pub prefs: Prefs,
@@ -115,6 +117,10 @@ pub enum Shortcut {
     ZoomReset,
     /// Escape.
     Back,
+    /// Alt+Down: the next conversation in the list.
+    NextContact,
+    /// Alt+Up: the previous one.
+    PreviousContact,
 }
 
 impl App {
@@ -124,7 +130,7 @@ impl App {
         let prefs = home.as_ref().map(Prefs::load).unwrap_or_default();
         let scale = options.scale.unwrap_or(prefs.scale);
         let mut app = Self {
-            options,
+            options: Some(options),
             home: home.as_ref().ok().cloned(),
             prefs,
             scale,
@@ -147,7 +153,7 @@ impl App {
     /// the main screen and asks the backend for its status and peers.
     pub fn with_backend(backend: Arc<dyn Backend>) -> (Self, Task<Message>) {
         let mut app = Self {
-            options: Options::default(),
+            options: None,
             home: None,
             prefs: Prefs::default(),
             scale: 1.0,
@@ -182,7 +188,10 @@ impl App {
     }
 
     fn open_home(&mut self) -> Task<Message> {
-        Task::perform(backend::open(self.options.clone()), Message::Opened)
+        match self.options.clone() {
+            Some(options) => Task::perform(backend::open(options), Message::Opened),
+            None => Task::none(),
+        }
     }
 
     /// Takes `connection` into use: a new session (or the old one, kept
@@ -365,6 +374,17 @@ impl App {
             Shortcut::ZoomIn => zoom(self, self.scale + 0.25),
             Shortcut::ZoomOut => zoom(self, self.scale - 0.25),
             Shortcut::ZoomReset => zoom(self, 1.0),
+            Shortcut::NextContact | Shortcut::PreviousContact => match self.screen {
+                Screen::Main => {
+                    let delta = if shortcut == Shortcut::NextContact {
+                        1
+                    } else {
+                        -1
+                    };
+                    self.update_chat(chat::Message::Step(delta))
+                }
+                _ => Task::none(),
+            },
             Shortcut::Back => match self.screen {
                 Screen::Settings(_) => {
                     self.screen = Screen::Main;
@@ -434,6 +454,8 @@ fn shortcut(event: keyboard::Event) -> Option<Message> {
         Key::Named(Named::Tab) if modifiers.shift() => Shortcut::FocusPrevious,
         Key::Named(Named::Tab) => Shortcut::FocusNext,
         Key::Named(Named::Escape) => Shortcut::Back,
+        Key::Named(Named::ArrowDown) if modifiers.alt() => Shortcut::NextContact,
+        Key::Named(Named::ArrowUp) if modifiers.alt() => Shortcut::PreviousContact,
         Key::Character("f") if modifiers.command() => Shortcut::Search,
         Key::Character("+" | "=") if modifiers.command() => Shortcut::ZoomIn,
         Key::Character("-") if modifiers.command() => Shortcut::ZoomOut,

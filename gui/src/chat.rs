@@ -52,6 +52,8 @@ pub enum Message {
     OpenSettings,
     /// "Reconnect" after the node went away.
     Reconnect,
+    /// Alt+Down / Alt+Up: the next or previous contact in the list.
+    Step(i32),
 }
 
 /// What the app must do.
@@ -108,6 +110,31 @@ impl Chat {
             Message::Send => self.send(session),
             Message::OpenSettings => Action::OpenSettings,
             Message::Reconnect => Action::Reconnect,
+            Message::Step(delta) => {
+                let order: Vec<String> = session
+                    .visible_contacts(&self.search)
+                    .into_iter()
+                    .flat_map(|(_, contacts)| contacts)
+                    .map(|c| c.user_id.clone())
+                    .collect();
+                if order.is_empty() {
+                    return Action::None;
+                }
+                let current = session
+                    .open
+                    .as_ref()
+                    .and_then(|open| order.iter().position(|id| id == open));
+                let len = order.len() as i64;
+                let next = match current {
+                    Some(i) => (i as i64 + i64::from(delta)).rem_euclid(len),
+                    None if delta < 0 => len - 1,
+                    None => 0,
+                };
+                usize::try_from(next)
+                    .ok()
+                    .and_then(|i| order.get(i))
+                    .map_or(Action::None, |id| Action::Open(id.clone()))
+            }
         }
     }
 

@@ -15,10 +15,23 @@ fn main() -> std::process::ExitCode {
         eprintln!("tincan-gui: {e}");
         return std::process::ExitCode::from(2);
     }
-    match tincan_gui::run(options) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        eprintln!(
+            "tincan-gui: no graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set); \
+             the `tincan` CLI works without one"
+        );
+        return std::process::ExitCode::from(2);
+    }
+    // winit panics when the display cannot be opened: say it in one line.
+    match std::panic::catch_unwind(|| tincan_gui::run(options)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("tincan-gui: cannot open the window: {e}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("tincan-gui: cannot open the window (see the error above)");
             std::process::ExitCode::FAILURE
         }
     }

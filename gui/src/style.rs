@@ -158,3 +158,26 @@ pub fn contact_row(
         }
     }
 }
+
+/// A quiet button with a frame (the sidebar's Settings).
+pub fn framed_button(
+    theme: &Theme,
+    status: iced::widget::button::Status,
+) -> iced::widget::button::Style {
+    use iced::widget::button::{Status, Style};
+    let palette = theme.extended_palette();
+    let background = match status {
+        Status::Hovered | Status::Pressed => palette.background.weak.color,
+        _ => palette.background.base.color,
+    };
+    Style {
+        background: Some(Background::Color(background)),
+        text_color: palette.background.base.text,
+        border: Border {
+            width: 1.0,
+            radius: 6.0.into(),
+            color: palette.background.strong.color,
+        },
+        ..Style::default()
+    }
+}

@@ -430,6 +430,7 @@ fn the_status_line_follows_role_gateway_and_relay() {
         &app,
         "This machine is the branch gateway · connected to the relay · 1 device online"
     ));
+    assert!(shows(&app, "Branch gateway"), "the gateway badge");
 
     // Member of a site whose gateway is Berta's desktop.
     let mut member = status("member");
@@ -444,6 +445,7 @@ fn the_status_line_follows_role_gateway_and_relay() {
         &app,
         "Other branches via gateway Berta · 1 device online · 2 waiting to be delivered"
     ));
+    assert!(!shows(&app, "Branch gateway"));
 
     // A laptop at home whose relay is unreachable.
     let mut roaming = status("roaming");
@@ -502,6 +504,37 @@ fn search_filters_and_enter_opens_the_first_match() {
     let session = app.session.as_ref().expect("session");
     assert_eq!(session.open.as_deref(), Some(BERTA));
     assert_eq!(mock.calls(), vec![Call::History(BERTA.into())]);
+    assert!(app.chat.search.is_empty(), "the search is cleared");
+
+    // Alt+Down / Alt+Up walk the list (Berta on the LAN, then Carol),
+    // from the composer too.
+    step(
+        &rt,
+        &mut app,
+        Message::Shortcut(tincan_gui::app::Shortcut::NextContact),
+    );
+    assert_eq!(
+        app.session.as_ref().expect("session").open.as_deref(),
+        Some(CAROL)
+    );
+    interact(&rt, &mut app, |ui| {
+        ui.click(selector::id(chat::COMPOSER_ID)).expect("composer");
+        let _ = ui.simulate([iced::Event::Keyboard(iced::keyboard::Event::KeyPressed {
+            key: iced::keyboard::Key::Named(Named::ArrowUp),
+            modified_key: iced::keyboard::Key::Named(Named::ArrowUp),
+            physical_key: iced::keyboard::key::Physical::Unidentified(
+                iced::keyboard::key::NativeCode::Unidentified,
+            ),
+            location: iced::keyboard::Location::Standard,
+            modifiers: iced::keyboard::Modifiers::ALT,
+            text: None,
+            repeat: false,
+        })]);
+    });
+    assert_eq!(
+        app.session.as_ref().expect("session").open.as_deref(),
+        Some(BERTA)
+    );
 }
 
 #[test]
@@ -611,6 +644,40 @@ fn first_run_checks_the_name_then_creates_the_identity_and_starts_the_node() {
     });
     assert!(matches!(app.screen, Screen::Main));
     assert!(shows(&app, "Ann Example"));
+
+    // Settings: a node setting is saved to config.toml, and the embedded
+    // node restarts to use it (same identity, history kept).
+    interact(&rt, &mut app, |ui| {
+        ui.click("Settings").expect("button");
+    });
+    assert!(shows(&app, "Ann Example"), "the profile was read");
+    step(
+        &rt,
+        &mut app,
+        Message::Settings(tincan_gui::settings::Message::Gateway(
+            tincan_core::GatewayPreference::Never,
+        )),
+    );
+    let config = std::fs::read_to_string(home.join("config.toml")).expect("config.toml");
+    assert!(config.contains("gateway = \"never\""), "{config}");
+    assert!(shows(
+        &app,
+        "Saved: this machine will never be the gateway."
+    ));
+    let before = app.session.as_ref().expect("session").me.clone();
+    interact(&rt, &mut app, |ui| {
+        ui.click("Restart now").expect("button");
+    });
+    let session = app.session.as_ref().expect("session");
+    assert_eq!(session.me, before);
+    assert_eq!(session.mode, Mode::Embedded);
+    assert!(session.ended.is_none() && session.status.is_some());
+    assert!(matches!(app.screen, Screen::Settings(_)));
+    step(
+        &rt,
+        &mut app,
+        Message::Shortcut(tincan_gui::app::Shortcut::Back),
+    );
 
     // Close: the embedded node shuts down and lets go of the home.
     step(

@@ -39,6 +39,9 @@ impl App {
     /// Stops the node (if embedded) and opens the home again, so that new
     /// organisation, relay or gateway settings take effect.
     pub(super) fn restart(&mut self) -> Task<Message> {
+        let Some(options) = self.options.clone() else {
+            return Task::none(); // a given backend: nothing to reopen
+        };
         let Some(connection) = self.connection.take() else {
             return self.open_home();
         };
@@ -46,7 +49,6 @@ impl App {
             s.status = None;
             s.status_error = None;
         }
-        let options = self.options.clone();
         Task::perform(
             async move {
                 connection.backend().close().await;

@@ -33,7 +33,7 @@ fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
         text(&session.me.name).size(HEADING).width(Fill),
         button(text("Settings").size(SMALL))
             .on_press(Message::OpenSettings)
-            .style(button::secondary)
+            .style(style::framed_button)
             .padding([4, 10]),
     ]
     .spacing(8)
@@ -265,9 +265,17 @@ fn bubble(message: &MessageView, outgoing: bool) -> Element<'_, Message> {
     }
 }
 
-/// Enter sends, Shift+Enter breaks the line; the rest as usual.
+/// Enter sends, Shift+Enter breaks the line, Alt+Up/Down switch the
+/// conversation; the rest as usual.
 fn composer_keys(key_press: KeyPress) -> Option<Binding<Message>> {
     let focused = matches!(key_press.status, text_editor::Status::Focused { .. });
+    if focused && key_press.modifiers.alt() {
+        match key_press.key {
+            Key::Named(Named::ArrowDown) => return Some(Binding::Custom(Message::Step(1))),
+            Key::Named(Named::ArrowUp) => return Some(Binding::Custom(Message::Step(-1))),
+            _ => {}
+        }
+    }
     if focused && key_press.key == Key::Named(Named::Enter) {
         return Some(if key_press.modifiers.shift() {
             Binding::Enter
@@ -306,12 +314,17 @@ fn composer<'a>(chat: &'a Chat, name: &str) -> Element<'a, Message> {
 
 fn status_bar(session: &Session) -> Element<'_, Message> {
     let line = status::describe(session);
-    let mut bar = row![
-        style::dot(style::tone_color(line.tone), 9.0),
-        text(line.text).size(SMALL).width(Fill),
-    ]
-    .spacing(8)
-    .align_y(Alignment::Center);
+    let mut bar = row![style::dot(style::tone_color(line.tone), 9.0)]
+        .spacing(8)
+        .align_y(Alignment::Center);
+    if line.is_gateway {
+        bar = bar.push(
+            container(text("Branch gateway").size(SMALL))
+                .padding([1, 8])
+                .style(style::badge),
+        );
+    }
+    bar = bar.push(text(line.text).size(SMALL).width(Fill));
     if session.ended.is_some() {
         bar = bar.push(
             button(text("Reconnect").size(SMALL))
