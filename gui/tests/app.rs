@@ -634,10 +634,41 @@ fn first_run_checks_the_name_then_creates_the_identity_and_starts_the_node() {
     assert!(error.contains("no #FINGERPRINT"), "{error}");
     assert!(!home.join("membership.txt").exists() && !home.join("config.toml").exists());
 
+    // The invite the admin sent, pasted: joined.
+    let me = tincan_node::keystore::load(&tincan_node::Home::new(&home)).expect("identity");
+    let now = tincan_node::org::now_secs();
+    let invite = tincan_core::OrgKey::generate(&mut tincan_node::keystore::OsEntropy)
+        .issue("Acme", me.user_id(), now, now + 86_400)
+        .expect("issue")
+        .to_text();
+    step(
+        &rt,
+        &mut app,
+        Message::Setup(setup::Message::Org(tincan_gui::forms::OrgMessage::Input(
+            format!("  {invite}\n"),
+        ))),
+    );
+    interact(&rt, &mut app, |ui| {
+        ui.click("Join").expect("button");
+    });
+    let Screen::FirstRun(setup) = &app.screen else {
+        panic!("still first run");
+    };
+    let joined = format!("{:?}", setup.org.outcome);
+    assert!(joined.contains("Joined Acme (valid until"), "{joined}");
+    assert!(home.join("membership.txt").exists());
+
+    // Finishing restarts the node, which now belongs to the organisation.
     interact(&rt, &mut app, |ui| {
         ui.click("Start using tincan").expect("button");
     });
     assert!(matches!(app.screen, Screen::Main));
+    let status = app
+        .session
+        .as_ref()
+        .and_then(|s| s.status.clone())
+        .expect("status after the restart");
+    assert!(status.org.is_some(), "{status:?}");
     assert!(shows(&app, "Ann Example"));
 
     // Settings: a node setting is saved to config.toml, and the embedded
