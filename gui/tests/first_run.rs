@@ -239,3 +239,50 @@ fn a_second_window_on_the_same_home_attaches_instead_of_starting_a_node() {
     rt.block_on(second.backend().close());
     rt.block_on(first.backend().close());
 }
+
+#[test]
+fn finishing_while_the_node_still_starts_restarts_it_once_it_runs() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let options = tincan_gui::Options {
+        home: Some(home.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        no_mdns: true,
+        ..tincan_gui::Options::default()
+    };
+    let (mut app, task) = App::new(options);
+    settle(&rt, &mut app, task);
+    step(
+        &rt,
+        &mut app,
+        Message::Setup(setup::Message::Name("Eve".into())),
+    );
+    step(&rt, &mut app, Message::Setup(setup::Message::Create));
+    assert!(app.session.is_some(), "identity created, node started");
+    // A relay saved: finishing needs a restart. Hold the first open back
+    // by finishing in the same breath as a fresh restart request.
+    step(
+        &rt,
+        &mut app,
+        Message::Setup(setup::Message::Relay(
+            tincan_gui::forms::RelayMessage::Done(Ok(None)),
+        )),
+    );
+    let first = app.update(Message::Chat(tincan_gui::chat::Message::Reconnect));
+    let finish = app.update(Message::Setup(setup::Message::Finish));
+    settle(&rt, &mut app, first);
+    settle(&rt, &mut app, finish);
+    let session = app.session.as_ref().expect("session");
+    assert_eq!(
+        session.mode,
+        Mode::Embedded,
+        "the window's own node, not a second connection to it"
+    );
+    assert!(session.ended.is_none());
+    step(
+        &rt,
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+}
