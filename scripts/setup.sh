@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   iproute2 nftables iptables iputils-ping tcpdump procps
   xvfb x11-apps imagemagick xauth xdotool
+  # tincan-gui's X11 keyboard handling (winit loads it at run time).
+  libxkbcommon-x11-0
 )
 
 missing=()

@@ -58,6 +58,10 @@ pub struct App {
     pub session: Option<Session>,
     /// The main screen's own state (kept while Settings shows).
     pub chat: Chat,
+    /// A home is being opened (a node starting); a restart asked for
+    /// meanwhile waits for it, so one home never sees two starts at once.
+    opening: bool,
+    restart_after_open: bool,
 }
 
 /// Everything that can happen.
@@ -138,6 +142,8 @@ impl App {
             connection: None,
             session: None,
             chat: Chat::default(),
+            opening: false,
+            restart_after_open: false,
         };
         let task = match home {
             Ok(_) => app.open_home(),
@@ -161,6 +167,8 @@ impl App {
             connection: None,
             session: None,
             chat: Chat::default(),
+            opening: false,
+            restart_after_open: false,
         };
         let task = app.connected(Connection::new(backend));
         (app, task)
@@ -189,7 +197,10 @@ impl App {
 
     fn open_home(&mut self) -> Task<Message> {
         match self.options.clone() {
-            Some(options) => Task::perform(backend::open(options), Message::Opened),
+            Some(options) => {
+                self.opening = true;
+                Task::perform(backend::open(options), Message::Opened)
+            }
             None => Task::none(),
         }
     }
@@ -233,12 +244,22 @@ impl App {
     /// Handles one message.
     pub fn update(&mut self, message: Message) -> Task<Message> {
         match message {
-            Message::Opened(Ok(Boot::Ready(connection))) => self.connected(connection),
+            Message::Opened(Ok(Boot::Ready(connection))) => {
+                self.opening = false;
+                let task = self.connected(connection);
+                if std::mem::take(&mut self.restart_after_open) {
+                    return Task::batch([task, self.restart()]);
+                }
+                task
+            }
             Message::Opened(Ok(Boot::NeedsIdentity { .. })) => {
+                self.opening = false;
                 self.screen = Screen::FirstRun(Setup::new(tincan_node::platform::os_user_name()));
                 operation::focus(setup::NAME_ID)
             }
             Message::Opened(Err(e)) => {
+                self.opening = false;
+                self.restart_after_open = false;
                 match &mut self.screen {
                     // The identity exists; the node could not start.
                     Screen::FirstRun(_) | Screen::Main | Screen::Settings(_)

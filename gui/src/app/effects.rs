@@ -42,6 +42,10 @@ impl App {
         let Some(options) = self.options.clone() else {
             return Task::none(); // a given backend: nothing to reopen
         };
+        if self.opening {
+            self.restart_after_open = true;
+            return Task::none();
+        }
         let Some(connection) = self.connection.take() else {
             return self.open_home();
         };
@@ -49,6 +53,7 @@ impl App {
             s.status = None;
             s.status_error = None;
         }
+        self.opening = true;
         Task::perform(
             async move {
                 connection.backend().close().await;

@@ -1,0 +1,255 @@
+//! Shared by the UI tests: a mock backend standing in for the node, and
+//! helpers that drive the app as the iced runtime would:
+//! - `iced_test`'s headless simulator renders `view`, clicks and types;
+//!   the messages it produces go back through `App::update`;
+//! - the tasks `update` returns are run to completion on a tokio runtime
+//!   (`iced_test::runtime::task::into_stream`), their messages fed back in.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iced::futures::future::BoxFuture;
+use iced::futures::stream::BoxStream;
+use iced::futures::{FutureExt, StreamExt};
+use iced::Task;
+use tincan_gui::app::{Message, Screen};
+use tincan_gui::backend::{Backend, BackendError, BackendEvent, Mode};
+use tincan_gui::App;
+use tincan_node::{MessageState, MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+use tokio::sync::broadcast;
+
+pub const ME: &str = "meuser000000000000000000000000001";
+pub const BERTA: &str = "bertauser00000000000000000000001";
+pub const CAROL: &str = "caroluser00000000000000000000001";
+
+/// What the mock was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Send { peer: String, text: String },
+    History(String),
+}
+
+/// A node that answers from memory and records what it was asked.
+#[derive(Debug)]
+pub struct MockBackend {
+    pub calls: Mutex<Vec<Call>>,
+    pub peers: Mutex<Vec<PeerView>>,
+    pub status: Mutex<StatusView>,
+    pub history: Mutex<Vec<MessageView>>,
+    pub events: broadcast::Sender<NodeEvent>,
+}
+
+pub fn peer(user: &str, name: &str, device: &str, online: bool, via: &str) -> PeerView {
+    PeerView {
+        name: name.into(),
+        user_id: user.into(),
+        device_id: device.into(),
+        addrs: vec!["127.0.0.1:47070".into()],
+        online,
+        via: via.into(),
+        presence: if online { "online" } else { "offline" }.into(),
+        note: None,
+        blocked: false,
+    }
+}
+
+pub fn status(role: &str) -> StatusView {
+    StatusView {
+        user_id: ME.into(),
+        device_id: "medevice".into(),
+        name: "Me".into(),
+        listen: "127.0.0.1:1".into(),
+        peers_online: 1,
+        peers_known: 2,
+        outbox: 0,
+        mdns: false,
+        org: None,
+        role: role.into(),
+        site: None,
+        gateway: None,
+        relay: None,
+    }
+}
+
+pub fn message(id: &str, from: &str, to: &str, text: &str, direction: &str) -> MessageView {
+    MessageView {
+        id: id.into(),
+        from: from.into(),
+        to: to.into(),
+        text: text.into(),
+        sent_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64,
+        state: MessageState::Delivered,
+        direction: direction.into(),
+        error: None,
+        received_at: None,
+        offline: false,
+    }
+}
+
+impl MockBackend {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            calls: Mutex::new(Vec::new()),
+            peers: Mutex::new(vec![
+                peer(BERTA, "Berta", "bertadev", true, "lan"),
+                peer(CAROL, "Carol", "caroldev", false, "relay"),
+            ]),
+            status: Mutex::new(status("standalone")),
+            history: Mutex::new(Vec::new()),
+            events: broadcast::channel(16).0,
+        })
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+impl Backend for MockBackend {
+    fn mode(&self) -> Mode {
+        Mode::Embedded
+    }
+
+    fn whoami(&self) -> WhoAmI {
+        WhoAmI {
+            user_id: ME.into(),
+            device_id: "medevice".into(),
+            name: "Me".into(),
+        }
+    }
+
+    fn status(&self) -> BoxFuture<'static, Result<StatusView, BackendError>> {
+        let status = self.status.lock().expect("lock").clone();
+        async move { Ok(status) }.boxed()
+    }
+
+    fn peers(&self) -> BoxFuture<'static, Result<Vec<PeerView>, BackendError>> {
+        let peers = self.peers.lock().expect("lock").clone();
+        async move { Ok(peers) }.boxed()
+    }
+
+    fn history(&self, peer: String) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(Call::History(peer.clone()));
+        let history: Vec<_> = self
+            .history
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m.from == peer || m.to == peer)
+            .cloned()
+            .collect();
+        async move { Ok(history) }.boxed()
+    }
+
+    fn send(
+        &self,
+        peer: String,
+        text: String,
+    ) -> BoxFuture<'static, Result<MessageView, BackendError>> {
+        self.calls.lock().expect("lock").push(Call::Send {
+            peer: peer.clone(),
+            text: text.clone(),
+        });
+        async move {
+            if peer == CAROL {
+                return Err(BackendError("no device of Carol is known yet".into()));
+            }
+            let mut sent = message("m-out-1", ME, &peer, &text, "out");
+            sent.state = MessageState::Queued;
+            Ok(sent)
+        }
+        .boxed()
+    }
+
+    fn events(&self) -> BoxStream<'static, BackendEvent> {
+        let rx = self.events.subscribe();
+        iced::futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.ok().map(|e| (BackendEvent::Node(e), rx))
+        })
+        .boxed()
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        async {}.boxed()
+    }
+}
+
+/// Runs `task` and every task its messages lead to, like the iced runtime.
+pub fn settle(rt: &tokio::runtime::Runtime, app: &mut App, task: Task<Message>) {
+    let mut pending = vec![task];
+    while let Some(task) = pending.pop() {
+        let Some(stream) = iced_test::runtime::task::into_stream(task) else {
+            continue;
+        };
+        let outputs: Vec<Message> = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                stream
+                    .filter_map(|action| async move {
+                        match action {
+                            iced_test::runtime::Action::Output(message) => Some(message),
+                            _ => None, // focus and other widget operations
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .expect("a task did not finish")
+        });
+        for message in outputs {
+            pending.push(app.update(message));
+        }
+    }
+}
+
+/// Sends `message` through `update` and settles what it starts.
+pub fn step(rt: &tokio::runtime::Runtime, app: &mut App, message: Message) {
+    let task = app.update(message);
+    settle(rt, app, task);
+}
+
+/// Renders the app, lets `interact` click and type, and feeds the
+/// resulting messages back through `update`.
+pub fn interact(
+    rt: &tokio::runtime::Runtime,
+    app: &mut App,
+    interact: impl FnOnce(&mut iced_test::Simulator<'_, Message>),
+) {
+    let messages: Vec<Message> = {
+        let mut ui = iced_test::simulator(app.view());
+        interact(&mut ui);
+        ui.into_messages().collect()
+    };
+    for message in messages {
+        step(rt, app, message);
+    }
+}
+
+/// Whether `text` is on screen.
+pub fn shows(app: &App, text: &str) -> bool {
+    let mut ui = iced_test::simulator(app.view());
+    ui.find(text).is_ok()
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+pub fn connected(rt: &tokio::runtime::Runtime) -> (App, Arc<MockBackend>) {
+    let mock = MockBackend::new();
+    let (mut app, task) = App::with_backend(mock.clone());
+    settle(rt, &mut app, task);
+    assert!(matches!(app.screen, Screen::Main));
+    (app, mock)
+}
