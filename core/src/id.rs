@@ -123,45 +123,57 @@ key_id!(
     "tincan relay id v1"
 );
 
-/// A 128-bit message id, chosen at random by the sender.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct MessageId(pub [u8; 16]);
+/// Defines a 128-bit random id type printed as 32 lowercase hex characters
+/// (`random`, `Display`, `Debug`, `FromStr`, serde, ordering).
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub struct $name(pub [u8; 16]);
 
-impl MessageId {
-    /// A fresh random id.
-    pub fn random(entropy: &mut dyn crate::Entropy) -> Self {
-        let mut bytes = [0u8; 16];
-        entropy.fill(&mut bytes);
-        Self(bytes)
-    }
-}
+        impl $name {
+            /// A fresh random id.
+            pub fn random(entropy: &mut dyn $crate::Entropy) -> Self {
+                let mut bytes = [0u8; 16];
+                entropy.fill(&mut bytes);
+                Self(bytes)
+            }
+        }
 
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
-    }
-}
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+            }
+        }
 
-impl fmt::Debug for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MessageId({self})")
-    }
-}
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
 
-impl FromStr for MessageId {
-    type Err = IdParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(s.trim().as_bytes())
-            .map_err(|_| IdParseError::Encoding("hex"))?;
-        <[u8; 16]>::try_from(bytes.as_slice())
-            .map(Self)
-            .map_err(|_| IdParseError::Length {
-                got: bytes.len(),
-                expected: 16,
-            })
-    }
+        impl std::str::FromStr for $name {
+            type Err = $crate::IdParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let bytes = data_encoding::HEXLOWER_PERMISSIVE
+                    .decode(s.trim().as_bytes())
+                    .map_err(|_| $crate::IdParseError::Encoding("hex"))?;
+                <[u8; 16]>::try_from(bytes.as_slice())
+                    .map(Self)
+                    .map_err(|_| $crate::IdParseError::Length {
+                        got: bytes.len(),
+                        expected: 16,
+                    })
+            }
+        }
+    };
 }
+pub(crate) use random_id;
+
+random_id!(
+    /// A 128-bit message id, chosen at random by the sender.
+    MessageId
+);
 
 #[cfg(test)]
 mod tests {

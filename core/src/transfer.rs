@@ -37,11 +37,8 @@
 //! - [`rate`]: throughput meter and upload token bucket (time as input).
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::id::IdParseError;
 
 pub mod chunk_set;
 pub mod crypt;
@@ -70,45 +67,10 @@ pub const MAX_FILES: u32 = 100_000;
 /// Longest display name of an offer, in bytes.
 pub const MAX_OFFER_NAME: usize = 1024;
 
-/// A 128-bit transfer id, chosen at random by the sender.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TransferId(pub [u8; 16]);
-
-impl TransferId {
-    /// A fresh random id.
-    pub fn random(entropy: &mut dyn crate::Entropy) -> Self {
-        let mut bytes = [0u8; 16];
-        entropy.fill(&mut bytes);
-        Self(bytes)
-    }
-}
-
-impl fmt::Display for TransferId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
-    }
-}
-
-impl fmt::Debug for TransferId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TransferId({self})")
-    }
-}
-
-impl FromStr for TransferId {
-    type Err = IdParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(s.trim().as_bytes())
-            .map_err(|_| IdParseError::Encoding("hex"))?;
-        <[u8; 16]>::try_from(bytes.as_slice())
-            .map(Self)
-            .map_err(|_| IdParseError::Length {
-                got: bytes.len(),
-                expected: 16,
-            })
-    }
-}
+crate::id::random_id!(
+    /// A 128-bit transfer id, chosen at random by the sender.
+    TransferId
+);
 
 /// An offer of files, sealed inside an envelope to the recipient devices.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
