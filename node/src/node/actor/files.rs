@@ -63,6 +63,26 @@ struct Transfer {
     discard_after_job: bool,
 }
 
+impl Transfer {
+    /// A transfer known only by its record and offer: manifest, layout and
+    /// sources load later; nothing served, no job running.
+    fn new(record: TransferRecord, offer: FileOffer) -> Self {
+        Self {
+            served: ChunkSet::new(0),
+            record,
+            offer,
+            manifest: None,
+            layout: None,
+            sources: None,
+            staging: StagingMap::new(),
+            pull: None,
+            meter: RateMeter::new(),
+            job: false,
+            discard_after_job: false,
+        }
+    }
+}
+
 /// The actor's file-transfer state.
 pub(super) struct FilesState {
     config: FilesConfig,
@@ -107,19 +127,7 @@ impl Actor {
                 continue;
             };
             let key = (record.id, record.direction);
-            let mut t = Transfer {
-                served: ChunkSet::new(0),
-                record,
-                offer,
-                manifest: None,
-                layout: None,
-                sources: None,
-                staging: StagingMap::new(),
-                pull: None,
-                meter: RateMeter::new(),
-                job: false,
-                discard_after_job: false,
-            };
+            let mut t = Transfer::new(record, offer);
             if !t.record.state.is_final() {
                 self.load_manifest(&mut t);
                 if let Some(staging) = &t.record.staging {
@@ -317,16 +325,10 @@ impl Actor {
             key,
             Transfer {
                 served: ChunkSet::new(layout.chunks()),
-                record,
-                offer,
                 manifest: Some(Arc::new(scanned.manifest)),
                 layout: Some(Arc::new(layout)),
                 sources: Some(Arc::new(scanned.sources)),
-                staging: StagingMap::new(),
-                pull: None,
-                meter: RateMeter::new(),
-                job: false,
-                discard_after_job: false,
+                ..Transfer::new(record, offer)
             },
         );
         self.emit_transfer(&key);

@@ -7,12 +7,11 @@ use tincan_core::transfer::{FileAction, FileOffer, TransferId};
 use tincan_core::wire::RefuseReason;
 use tincan_core::Opened;
 
-use super::{StagingMap, Transfer};
+use super::Transfer;
 use crate::event::NodeEvent;
 use crate::node::actor::inbound::Rejection;
 use crate::node::actor::Actor;
 use crate::store::{Direction, TransferRecord, TransferState};
-use tincan_core::transfer::{ChunkSet, RateMeter};
 
 impl Actor {
     /// An offer arrived (sealed, verified): remember it, or take it again
@@ -61,22 +60,9 @@ impl Actor {
             return Err(Rejection::Retry);
         }
         tracing::info!(transfer = %offer.transfer, from = %record.peer, files = offer.count, size = offer.size, "file offered");
-        self.files.transfers.insert(
-            key,
-            Transfer {
-                served: ChunkSet::new(0),
-                record,
-                offer,
-                manifest: None,
-                layout: None,
-                sources: None,
-                staging: StagingMap::new(),
-                pull: None,
-                meter: RateMeter::new(),
-                job: false,
-                discard_after_job: false,
-            },
-        );
+        self.files
+            .transfers
+            .insert(key, Transfer::new(record, offer));
         if let Some(view) = self.transfer_view(&key) {
             self.emit(NodeEvent::FileOffered { transfer: view });
         }
