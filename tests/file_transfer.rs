@@ -126,18 +126,7 @@ impl Node {
     }
 
     fn logs(&self) -> String {
-        let mut text = String::new();
-        for entry in std::fs::read_dir(self.home())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("daemon-") {
-                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-            }
-        }
-        text
+        common::daemon_logs(self.home())
     }
 }
 

@@ -164,16 +164,7 @@ impl Node {
 
     /// Everything the daemon logged in this home (all runs).
     fn logs(&self) -> String {
-        let mut text = String::new();
-        if let Ok(entries) = std::fs::read_dir(self.home()) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("daemon-") && name.ends_with(".log") {
-                    text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-                }
-            }
-        }
-        text
+        common::daemon_logs(self.home())
     }
 }
 

@@ -161,16 +161,7 @@ impl User {
 
     /// Every daemon log of this home.
     pub fn logs(&self) -> String {
-        let mut text = String::new();
-        if let Ok(entries) = std::fs::read_dir(self.home()) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with("daemon-") && name.ends_with(".log") {
-                    text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-                }
-            }
-        }
-        text
+        super::daemon_logs(self.home())
     }
 }
 

@@ -97,6 +97,21 @@ pub fn cli_json(home: &Path, args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// Everything the daemons of `home` logged, all runs (`daemon-PID.log`,
+/// as [`Daemon`] names them), for assertion messages.
+pub fn daemon_logs(home: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(entries) = std::fs::read_dir(home) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("daemon-") && name.ends_with(".log") {
+                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+            }
+        }
+    }
+    text
+}
+
 /// A running `tincan run` daemon; killed (SIGKILL) when dropped.
 pub struct Daemon {
     /// The daemon's home directory.
