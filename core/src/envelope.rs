@@ -70,6 +70,13 @@ pub enum Content {
     /// messages the recipient device sent; sealed, so hops cannot see
     /// what was read.
     Receipts(Vec<crate::receipt::Receipt>),
+    /// A text message with a reply quote, mentions or the broadcast mark
+    /// ([`crate::post`]); plain texts still travel as [`Content::Text`].
+    Post(crate::post::Post),
+    /// The sender edits or retracts one of its earlier messages.
+    Change(crate::post::Change),
+    /// A contact request or its answer ([`crate::contact`]).
+    Contact(crate::contact::ContactNote),
 }
 
 /// The content key, sealed for one recipient device.
@@ -206,7 +213,13 @@ impl Envelope {
         if recipients.len() > MAX_RECIPIENTS {
             return Err(SealError::TooManyRecipients);
         }
-        if let Content::Text { text } = content {
+        let text = match content {
+            Content::Text { text } => Some(text),
+            Content::Post(post) => Some(&post.text),
+            Content::Change(crate::post::Change::Edit { text, .. }) => Some(text),
+            _ => None,
+        };
+        if let Some(text) = text {
             if text.len() > MAX_TEXT_LEN {
                 return Err(SealError::TextTooLong {
                     len: text.len(),

@@ -22,18 +22,24 @@
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
 //! - [`transfer`]: file offers, manifests, sealed chunks and the receiver's pull state machine.
 //! - [`presence`]: own presence with auto-away, peers' latest presence, rate limits.
+//! - [`post`]: replies, mentions, broadcasts, edits and retractions.
+//! - [`contact`]: the contact-request handshake.
+//! - [`notify`]: when a new message raises a desktop notification.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod contact;
 pub mod election;
 pub mod entropy;
 pub mod envelope;
 pub mod id;
 pub mod identity;
 pub mod lease;
+pub mod notify;
 pub mod org;
 pub mod outbox;
 pub mod peer_book;
+pub mod post;
 pub mod presence;
 pub mod receipt;
 pub mod route;
@@ -41,6 +47,7 @@ pub mod site;
 pub mod transfer;
 pub mod wire;
 
+pub use contact::{ContactAction, ContactError, ContactNote, ContactState, ContactStep};
 pub use election::{Beacon, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection};
 pub use entropy::Entropy;
 pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};
@@ -49,7 +56,9 @@ pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
 };
 pub use lease::{Lease, LeaseRefusal, LeaseTable};
+pub use notify::{NotifyInput, NotifyRule, Urgency};
 pub use org::{Membership, MembershipError, OrgKey, Revocations};
+pub use post::{Change, Post, PostError, Quote};
 pub use presence::{
     PeerPresences, Presence, PresenceError, PresenceEvent, PresenceState, PresenceUpdate,
     RateLimiter, ShownPresence,
