@@ -14,6 +14,8 @@
 //! - `search`: full-text search (FTS5) over message texts.
 //! - `read`: read state of conversations and of sent messages.
 //! - `blocked`: the block list.
+//! - `changes`: edits and retractions, and changes waiting for their message.
+//! - `contacts`: the contact list and requests.
 //!
 //! # Invariants
 //! - A [`Store`] owns one connection and is used from one thread (the storage
@@ -32,7 +34,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 mod blocked;
+mod changes;
 mod column;
+mod contacts;
 mod messages;
 mod migrations;
 mod outbox;
@@ -42,7 +46,11 @@ mod search;
 mod transfers;
 
 pub use blocked::BlockedRecord;
-pub use messages::{Direction, HistoryQuery, MessageRecord, MessageState, ParseStateError};
+pub use changes::{ChangeOutcome, MAX_PENDING_PER_AUTHOR};
+pub use contacts::ContactRecord;
+pub use messages::{
+    Direction, HistoryQuery, MessageExtras, MessageRecord, MessageState, ParseStateError,
+};
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
 pub use read::NewlyRead;
@@ -228,6 +236,7 @@ mod test_util {
             received_at_ms,
             state,
             error: None,
+            extras: Default::default(),
         }
     }
 

@@ -146,6 +146,36 @@ pub struct MessageRecord {
     pub state: MessageState,
     /// Why it failed, when `state` is `Failed`.
     pub error: Option<String>,
+    /// Reply, mentions, broadcast mark, edits and retraction.
+    pub extras: MessageExtras,
+}
+
+/// What a message carries beyond its text (migration 11).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageExtras {
+    /// The message this one replies to.
+    pub reply_to: Option<tincan_core::Quote>,
+    /// Users it @mentions.
+    pub mentions: Vec<UserId>,
+    /// Sent as a broadcast.
+    pub broadcast: bool,
+    /// When its author last edited it (the edit's timestamp, author's clock).
+    pub edited_at_ms: Option<u64>,
+    /// Its author took it back; the text is gone.
+    pub retracted: bool,
+}
+
+impl MessageExtras {
+    /// The extras of a received or sent [`tincan_core::Post`].
+    pub fn of_post(post: &tincan_core::Post) -> Self {
+        MessageExtras {
+            reply_to: post.reply_to.clone(),
+            mentions: post.mentions.clone(),
+            broadcast: post.broadcast,
+            edited_at_ms: None,
+            retracted: false,
+        }
+    }
 }
 
 /// Which part of a conversation [`Store::history`] returns.
@@ -160,7 +190,12 @@ pub struct HistoryQuery {
 }
 
 pub(super) const COLUMNS: &str = "id, from_device, direction, peer, from_user, to_user, text, \
-                       sent_at_ms, received_at_ms, state, error";
+                       sent_at_ms, received_at_ms, state, error, reply_id, reply_author, \
+                       reply_excerpt, mentions, broadcast, edited_at_ms, retracted";
+
+/// How many columns [`COLUMNS`] lists (the next index is free for a
+/// query's own column).
+pub(super) const COLUMN_COUNT: usize = 18;
 
 /// A row as SQLite returned it, before any decoding can fail.
 pub(super) struct RawMessage {
@@ -175,6 +210,13 @@ pub(super) struct RawMessage {
     received_at_ms: Option<i64>,
     state: String,
     error: Option<String>,
+    reply_id: Option<Vec<u8>>,
+    reply_author: Option<Vec<u8>>,
+    reply_excerpt: Option<String>,
+    mentions: Vec<u8>,
+    broadcast: bool,
+    edited_at_ms: Option<i64>,
+    retracted: bool,
 }
 
 impl RawMessage {
@@ -192,6 +234,13 @@ impl RawMessage {
             received_at_ms: row.get(8)?,
             state: row.get(9)?,
             error: row.get(10)?,
+            reply_id: row.get(11)?,
+            reply_author: row.get(12)?,
+            reply_excerpt: row.get(13)?,
+            mentions: row.get(14)?,
+            broadcast: row.get(15)?,
+            edited_at_ms: row.get(16)?,
+            retracted: row.get(17)?,
         })
     }
 
@@ -211,8 +260,31 @@ impl RawMessage {
                 .parse()
                 .map_err(|e: ParseStateError| StoreError::Corrupt(e.to_string()))?,
             error: self.error,
+            extras: MessageExtras {
+                reply_to: match (self.reply_id, self.reply_author) {
+                    (Some(id), Some(author)) => Some(tincan_core::Quote {
+                        id: column::message_id(&id, "messages.reply_id")?,
+                        author: column::user(&author, "messages.reply_author")?,
+                        excerpt: self.reply_excerpt.unwrap_or_default(),
+                    }),
+                    _ => None,
+                },
+                mentions: self
+                    .mentions
+                    .chunks(20)
+                    .map(|id| column::user(id, "messages.mentions"))
+                    .collect::<Result<_, _>>()?,
+                broadcast: self.broadcast,
+                edited_at_ms: column::opt_unsigned(self.edited_at_ms, "messages.edited_at_ms")?,
+                retracted: self.retracted,
+            },
         })
     }
+}
+
+/// The `mentions` column: the ids back to back.
+fn mention_bytes(mentions: &[UserId]) -> Vec<u8> {
+    mentions.iter().flat_map(|u| u.0).collect()
 }
 
 /// Inserts `m`; with `ignore_duplicate` a known `(from_device, id)` is a
@@ -228,8 +300,8 @@ fn insert(
         ""
     };
     let sql = format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-         {conflict}"
+        "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18) {conflict}"
     );
     let changed = conn.prepare_cached(&sql)?.execute(params![
         &m.id.0[..],
@@ -243,6 +315,13 @@ fn insert(
         column::opt_int(m.received_at_ms, "received_at_ms")?,
         m.state.as_str(),
         m.error,
+        m.extras.reply_to.as_ref().map(|q| q.id.0.to_vec()),
+        m.extras.reply_to.as_ref().map(|q| q.author.0.to_vec()),
+        m.extras.reply_to.as_ref().map(|q| q.excerpt.as_str()),
+        mention_bytes(&m.extras.mentions),
+        m.extras.broadcast,
+        column::opt_int(m.extras.edited_at_ms, "edited_at_ms")?,
+        m.extras.retracted,
     ])?;
     Ok(changed == 1)
 }

@@ -214,6 +214,54 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ) STRICT;
         ",
     },
+    Migration {
+        version: 11,
+        sql: "
+            -- Replies, mentions, broadcasts, edits and retractions
+            -- (`tincan send --reply-to`, `broadcast`, `edit`, `delete`).
+            -- `mentions` is the mentioned user ids, 20 bytes each.
+            ALTER TABLE messages ADD COLUMN reply_id BLOB
+                CHECK (reply_id IS NULL OR length(reply_id) = 16);
+            ALTER TABLE messages ADD COLUMN reply_author BLOB
+                CHECK (reply_author IS NULL OR length(reply_author) = 20);
+            ALTER TABLE messages ADD COLUMN reply_excerpt TEXT;
+            ALTER TABLE messages ADD COLUMN mentions BLOB NOT NULL DEFAULT x''
+                CHECK (length(mentions) % 20 = 0);
+            ALTER TABLE messages ADD COLUMN broadcast INTEGER NOT NULL DEFAULT 0
+                CHECK (broadcast IN (0, 1));
+            ALTER TABLE messages ADD COLUMN edited_at_ms INTEGER
+                CHECK (edited_at_ms IS NULL OR edited_at_ms >= 0);
+            ALTER TABLE messages ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0
+                CHECK (retracted IN (0, 1));
+
+            -- A change that arrived before the message it changes (another
+            -- path was faster); applied when the message arrives. One per
+            -- message: a retraction beats an edit, a newer edit an older.
+            CREATE TABLE pending_changes (
+                author      BLOB    NOT NULL CHECK (length(author) = 20),
+                target      BLOB    NOT NULL CHECK (length(target) = 16),
+                retract     INTEGER NOT NULL CHECK (retract IN (0, 1)),
+                text        TEXT,
+                at_ms       INTEGER NOT NULL CHECK (at_ms >= 0),
+                PRIMARY KEY (author, target)
+            ) STRICT;
+
+            -- The contact list (`tincan contact`): organisation members are
+            -- contacts without a row; a row is a request or an accepted
+            -- contact outside the organisation, or a group or name set by
+            -- the user for anyone.
+            CREATE TABLE contacts (
+                user          BLOB    PRIMARY KEY CHECK (length(user) = 20),
+                name          TEXT    NOT NULL,
+                grp           TEXT    NOT NULL DEFAULT '',
+                state         TEXT
+                    CHECK (state IS NULL OR state IN
+                        ('requested', 'incoming', 'accepted', 'rejected', 'declined')),
+                message       TEXT    NOT NULL DEFAULT '',
+                updated_at_ms INTEGER NOT NULL CHECK (updated_at_ms >= 0)
+            ) STRICT;
+        ",
+    },
 ];
 
 /// The newest schema version this build knows.
@@ -279,10 +327,31 @@ mod tests {
     use crate::store::{Direction, MessageState, Store};
 
     #[test]
-    fn versions_are_consecutive_from_one() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version as usize, i + 1);
+    fn versions_start_at_one_and_increase() {
+        assert_eq!(MIGRATIONS[0].version, 1);
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version, "{}", pair[1].version);
         }
+    }
+
+    /// Inserts `m` with the v1 column layout, as a v1 to v10 build would.
+    fn insert_v1_row(conn: &Connection, m: &crate::store::MessageRecord) {
+        conn.execute(
+            "INSERT INTO messages (id, from_device, direction, peer, from_user,
+                 to_user, text, sent_at_ms, received_at_ms, state, error)
+             VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8, 'delivered', NULL)",
+            rusqlite::params![
+                &m.id.0[..],
+                &m.from_device.0[..],
+                &m.peer.0[..],
+                &m.from_user.0[..],
+                &m.to_user.0[..],
+                m.text,
+                m.sent_at_ms as i64,
+                m.received_at_ms.map(|t| t as i64),
+            ],
+        )
+        .unwrap();
     }
 
     #[test]
@@ -293,23 +362,7 @@ mod tests {
         {
             let mut conn = Connection::open(&path).unwrap();
             assert_eq!(run_up_to(&mut conn, 1).unwrap(), 1);
-            // Written with the v1 column layout, as a v1 build would have.
-            conn.execute(
-                "INSERT INTO messages (id, from_device, direction, peer, from_user,
-                     to_user, text, sent_at_ms, received_at_ms, state, error)
-                 VALUES (?1, ?2, 'in', ?3, ?4, ?5, ?6, ?7, ?8, 'delivered', NULL)",
-                rusqlite::params![
-                    &m.id.0[..],
-                    &m.from_device.0[..],
-                    &m.peer.0[..],
-                    &m.from_user.0[..],
-                    &m.to_user.0[..],
-                    m.text,
-                    m.sent_at_ms as i64,
-                    m.received_at_ms.map(|t| t as i64),
-                ],
-            )
-            .unwrap();
+            insert_v1_row(&conn, &m);
             // The v2 tables do not exist yet.
             assert!(conn.prepare("SELECT * FROM peers").is_err());
         }
@@ -336,10 +389,9 @@ mod tests {
         {
             let mut conn = Connection::open(&path).unwrap();
             assert_eq!(run_up_to(&mut conn, 4).unwrap(), 4);
-            let store = Store { conn };
-            store.insert_message(&old).unwrap();
-            assert!(store.conn.prepare("SELECT * FROM messages_fts").is_err());
-            assert!(store.conn.prepare("SELECT * FROM blocked_users").is_err());
+            insert_v1_row(&conn, &old);
+            assert!(conn.prepare("SELECT * FROM messages_fts").is_err());
+            assert!(conn.prepare("SELECT * FROM blocked_users").is_err());
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), LATEST);

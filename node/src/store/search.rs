@@ -10,7 +10,7 @@
 use rusqlite::params;
 use tincan_core::UserId;
 
-use super::messages::{RawMessage, COLUMNS};
+use super::messages::{RawMessage, COLUMNS, COLUMN_COUNT};
 use super::{column, MessageRecord, Store, StoreError};
 
 /// The markers [`SearchHit::highlight`] puts around each matching term.
@@ -73,7 +73,12 @@ impl Store {
             .prepare_cached(&sql)?
             .query_map(
                 params![fts, HIGHLIGHT_START, HIGHLIGHT_END, peer, limit],
-                |row| Ok((RawMessage::from_row(row)?, row.get::<_, String>(11)?)),
+                |row| {
+                    Ok((
+                        RawMessage::from_row(row)?,
+                        row.get::<_, String>(COLUMN_COUNT)?,
+                    ))
+                },
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(column::decode_all(raws, "messages", |(raw, highlight)| {

@@ -112,6 +112,7 @@ impl Actor {
             received_at_ms: Some(now),
             state: MessageState::Delivered,
             error: None,
+            extras: Default::default(),
         };
         match self.store.insert_message(&record) {
             Ok(true) => {

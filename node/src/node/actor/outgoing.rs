@@ -71,6 +71,7 @@ impl Actor {
                 received_at_ms: None,
                 state: MessageState::Queued,
                 error: None,
+                extras: Default::default(),
             })
             .collect();
         self.queue_envelope(id, now, &Content::Text { text }, to, &certs, &records)?;
