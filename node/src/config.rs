@@ -42,6 +42,9 @@ pub struct FileConfig {
     pub away_after_secs: Option<u64>,
     /// Whether to tell senders when their messages were read (default true).
     pub read_receipts: Option<bool>,
+    /// Whether new messages raise desktop notifications (default true;
+    /// never in Busy/Do-not-disturb or while a window has the focus).
+    pub notifications: Option<bool>,
 }
 
 /// Why the configuration is unusable.
@@ -152,6 +155,8 @@ pub struct NodeConfig {
     pub away_after_secs: u64,
     /// Whether to send read receipts.
     pub read_receipts: bool,
+    /// Whether new messages raise notifications (config `notifications`).
+    pub notifications: bool,
 }
 
 /// The default of [`NodeConfig::away_after_secs`]: ten minutes.
@@ -234,6 +239,7 @@ impl NodeConfig {
             files,
             away_after_secs: file.away_after_secs.unwrap_or(DEFAULT_AWAY_AFTER_SECS),
             read_receipts: file.read_receipts.unwrap_or(true),
+            notifications: file.notifications.unwrap_or(true),
         })
     }
 }

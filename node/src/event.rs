@@ -76,6 +76,32 @@ pub struct MessageView {
     /// after it was sent (held by the sender or the relay meanwhile).
     #[serde(default)]
     pub offline: bool,
+    /// The message this one replies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<QuoteView>,
+    /// User ids it @mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// Sent as a broadcast (`tincan broadcast`).
+    #[serde(default)]
+    pub broadcast: bool,
+    /// When its author last edited it, Unix ms (author's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<u64>,
+    /// Its author retracted it (`text` is then empty).
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// The quoted message of a reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteView {
+    /// The quoted message's id.
+    pub id: String,
+    /// Its author's user id.
+    pub from: String,
+    /// The start of its text.
+    pub excerpt: String,
 }
 
 impl From<&MessageRecord> for MessageView {
@@ -97,6 +123,15 @@ impl From<&MessageRecord> for MessageView {
             offline: m.direction == crate::store::Direction::In
                 && m.received_at_ms
                     .is_some_and(|at| at.saturating_sub(m.sent_at_ms) > OFFLINE_AFTER_MS),
+            reply_to: m.extras.reply_to.as_ref().map(|q| QuoteView {
+                id: q.id.to_string(),
+                from: q.author.to_string(),
+                excerpt: q.excerpt.clone(),
+            }),
+            mentions: m.extras.mentions.iter().map(ToString::to_string).collect(),
+            broadcast: m.extras.broadcast,
+            edited_at: m.extras.edited_at_ms,
+            deleted: m.extras.retracted,
         }
     }
 }
@@ -240,4 +275,51 @@ pub enum NodeEvent {
         /// The device they type on.
         device_id: String,
     },
+    /// A message was edited or retracted by its author (`message` is the
+    /// new state; one event per conversation it is in).
+    MessageChanged {
+        /// The message now.
+        message: MessageView,
+    },
+    /// A contact request arrived, or a contact's state changed.
+    Contact {
+        /// The contact now.
+        contact: ContactView,
+    },
+    /// A new message deserved a desktop notification (by the rule of
+    /// `tincan_core::notify`); shown on the desktop when one is available.
+    Notification {
+        /// The sender's display name.
+        title: String,
+        /// The start of the text.
+        body: String,
+        /// `normal` or `mention`.
+        urgency: String,
+        /// The conversation (peer user id).
+        peer: String,
+        /// The message id.
+        message_id: String,
+    },
+}
+
+/// One entry of `tincan contact list --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    /// The contact's user id.
+    pub user_id: String,
+    /// How this user calls them.
+    pub name: String,
+    /// This user's group for them ("" = none).
+    pub group: String,
+    /// `org` (a member of this user's organisation: a contact without
+    /// asking), `accepted`, `requested` (we asked), `incoming` (they
+    /// asked), `rejected` (they said no) or `declined` (we said no).
+    pub state: String,
+    /// The message of their request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Whether one of their devices is connected now.
+    pub online: bool,
+    /// What they show (`offline` when not online).
+    pub presence: String,
 }

@@ -151,6 +151,11 @@ mod tests {
                     error: None,
                     received_at: Some(1_700_000_100_000),
                     offline: true,
+                    reply_to: None,
+                    mentions: Vec::new(),
+                    broadcast: false,
+                    edited_at: None,
+                    deleted: false,
                 }],
             }],
         }

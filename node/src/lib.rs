@@ -25,6 +25,7 @@ pub mod files;
 pub mod home;
 pub mod keystore;
 pub mod node;
+pub mod notifier;
 pub mod org;
 pub mod platform;
 pub mod rpc;
@@ -35,11 +36,11 @@ pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
 pub use event::{
-    BlockedView, GatewayView, MessageView, NodeEvent, PeerView, PresenceView, ReadView, RelayView,
-    SearchHitView, StatusView, TypingView, WhoAmI,
+    BlockedView, ContactView, GatewayView, MessageView, NodeEvent, PeerView, PresenceView,
+    QuoteView, ReadView, RelayView, SearchHitView, StatusView, TypingView, WhoAmI,
 };
 pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
-pub use node::{Node, NodeError, NodeHandle, StartError};
+pub use node::{BroadcastView, Node, NodeError, NodeHandle, StartError};
 pub use store::{HistoryQuery, MessageState};

@@ -18,8 +18,11 @@
 mod actor;
 mod chat;
 mod link;
+pub(crate) mod post;
 mod transfer;
 mod uplink;
+
+pub use post::BroadcastView;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -135,6 +138,36 @@ pub enum NodeError {
     /// A presence state or note is unusable.
     #[error(transparent)]
     Presence(#[from] tincan_core::PresenceError),
+    /// No message of this conversation (or of this user, for edits) has
+    /// that id.
+    #[error(
+        "no message {0:?} of yours (or of that conversation); copy an id from `history --json`"
+    )]
+    NoSuchMessage(String),
+    /// A message-id prefix that fits several messages.
+    #[error("{0:?} matches several messages; give more of the id")]
+    AmbiguousMessage(String),
+    /// The message was retracted; it cannot be edited or retracted again.
+    #[error("message {0:?} was deleted")]
+    Retracted(String),
+    /// A broadcast found nobody to go to.
+    #[error("nobody to broadcast to{}", .0.as_ref().map(|g| format!(" in group {g:?}")).unwrap_or_else(|| ": nobody is online".into()))]
+    NoOneToBroadcast(Option<String>),
+    /// A post breaks a limit (quote or mentions).
+    #[error(transparent)]
+    Post(tincan_core::PostError),
+    /// A contact request or answer is not possible.
+    #[error(transparent)]
+    Contact(#[from] tincan_core::ContactError),
+    /// No contact is in that group.
+    #[error("no contact is in group {0:?} (`tincan contact add USER --group G`)")]
+    NoSuchGroup(String),
+    /// A user cannot add themself.
+    #[error("you cannot add yourself as a contact")]
+    ContactSelf,
+    /// Not in the contact list.
+    #[error("{0} is not in your contacts")]
+    NotAContact(String),
 }
 
 /// Commands from handles to the actor.
@@ -155,6 +188,8 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
     File(transfer::FileCommand),
     Chat(chat::ChatCommand),
+    Post(post::PostCommand),
+    Contact(post::ContactCommand),
 }
 
 /// Starts nodes.
@@ -283,6 +318,7 @@ impl Node {
             files: config.files,
             away_after_secs: config.away_after_secs,
             read_receipts: config.read_receipts,
+            notifications: config.notifications,
         })?;
         tokio::spawn(actor.run(command_rx, disc_rx, discovery, control, lock));
         Ok(handle)

@@ -46,7 +46,7 @@ mod search;
 mod transfers;
 
 pub use blocked::BlockedRecord;
-pub use changes::{ChangeOutcome, MAX_PENDING_PER_AUTHOR};
+pub use changes::{ChangeOutcome, MAX_PENDING_PER_AUTHOR, MIN_ID_PREFIX};
 pub use contacts::ContactRecord;
 pub use messages::{
     Direction, HistoryQuery, MessageExtras, MessageRecord, MessageState, ParseStateError,
@@ -125,6 +125,11 @@ pub enum StoreError {
     /// A search without a single word to look for.
     #[error("nothing to search for: give at least one word")]
     EmptySearch,
+    /// A message id (prefix) that is not at least six hex characters.
+    #[error(
+        "{0:?} is not a message id: give at least 6 hex characters of an id from `history --json`"
+    )]
+    BadIdPrefix(String),
 }
 
 /// The node's database. Cheap methods, one connection; see the module docs

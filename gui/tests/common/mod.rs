@@ -87,6 +87,11 @@ pub fn message(id: &str, from: &str, to: &str, text: &str, direction: &str) -> M
         error: None,
         received_at: None,
         offline: false,
+        reply_to: None,
+        mentions: Vec::new(),
+        broadcast: false,
+        edited_at: None,
+        deleted: false,
     }
 }
 

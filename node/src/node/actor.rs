@@ -19,10 +19,12 @@ use tincan_core::{DeviceCert, DeviceId, Identity, Membership, MessageId, Revocat
 use tokio::sync::{broadcast, mpsc};
 
 mod chat;
+mod contacts;
 mod election;
 mod files;
 mod inbound;
 mod outgoing;
+mod posts;
 mod presence;
 mod receipts;
 mod relay;
@@ -67,6 +69,7 @@ pub(crate) struct Parts {
     pub files: crate::files::FilesConfig,
     pub away_after_secs: u64,
     pub read_receipts: bool,
+    pub notifications: bool,
 }
 
 /// Store keys of persisted election facts.
@@ -179,12 +182,13 @@ impl Actor {
         config.preference = parts.gateway;
         let mut election = GatewayElection::new(config, now, stored_site, stored_epoch, now);
         election.set_relay_configured(now, parts.relay.is_some() && parts.membership.is_some());
-        let chat = chat::ChatState::load(
+        let mut chat = chat::ChatState::load(
             &parts.store,
             now,
             parts.away_after_secs,
             parts.read_receipts,
         )?;
+        chat.notify.enabled = parts.notifications;
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -452,6 +456,8 @@ impl Actor {
             Command::File(cmd) => self.on_file_command(cmd),
             Command::Shutdown(_) => unreachable!("handled by the loop"),
             Command::Chat(cmd) => self.on_chat(cmd),
+            Command::Post(cmd) => self.on_post_command(cmd),
+            Command::Contact(cmd) => self.on_contact_command(cmd),
         }
     }
 

@@ -16,7 +16,12 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tincan_core::{Change, MessageId, UserId};
 
+use super::messages::{RawMessage, COLUMNS};
 use super::{column, Store, StoreError};
+
+/// Fewest hex characters of a message id that `tincan edit`/`delete`/
+/// `--reply-to` accept (`history --json` prints the full 32).
+pub const MIN_ID_PREFIX: usize = 6;
 
 /// Most changes waiting for their message, per author.
 pub const MAX_PENDING_PER_AUTHOR: i64 = 256;
@@ -111,6 +116,36 @@ impl Store {
             change,
             column::unsigned(at, "pending_changes.at_ms")?,
         )))
+    }
+}
+
+impl Store {
+    /// The rows of messages whose id starts with the hex `prefix` (at
+    /// least [`MIN_ID_PREFIX`] characters; a full id matches only itself),
+    /// optionally only those written by `author`, oldest first.
+    pub fn find_messages(
+        &self,
+        prefix: &str,
+        author: Option<&UserId>,
+    ) -> Result<Vec<super::MessageRecord>, StoreError> {
+        let prefix = prefix.trim().to_ascii_uppercase();
+        if prefix.len() < MIN_ID_PREFIX || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(StoreError::BadIdPrefix(prefix.to_ascii_lowercase()));
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE substr(hex(id), 1, length(?1)) = ?1 AND (?2 IS NULL OR from_user = ?2)
+             ORDER BY seq"
+        );
+        let raws = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![prefix, author.map(|a| a.0.to_vec())],
+                RawMessage::from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(column::decode_all(raws, "messages", RawMessage::decode))
     }
 }
 
@@ -217,6 +252,28 @@ mod tests {
             })
             .unwrap();
         assert!(hits.is_empty());
+    }
+
+    #[test]
+    fn find_messages_by_prefix_and_author() {
+        let (_dir, store) = temp_store();
+        let m = message(1, Direction::In, 100);
+        store.insert_message(&m).unwrap();
+        let full = m.id.to_string();
+        assert_eq!(store.find_messages(&full[..8], None).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .find_messages(&full.to_uppercase(), Some(&m.from_user))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(store
+            .find_messages(&full, Some(&user(9)))
+            .unwrap()
+            .is_empty());
+        assert!(store.find_messages("ab", None).is_err());
+        assert!(store.find_messages("zzzzzzzz", None).is_err());
     }
 
     #[test]

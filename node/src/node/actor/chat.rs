@@ -46,6 +46,12 @@ pub(super) struct ChatState {
     pub(super) blocked: BTreeSet<UserId>,
     /// Whether `tincan read` sends read receipts.
     pub(super) read_receipts: bool,
+    /// When new messages raise notifications.
+    pub(super) notify: tincan_core::NotifyRule,
+    /// A client window has the focus (no notifications meanwhile).
+    pub(super) focused: bool,
+    /// Notifications are shown on the desktop too (not only as events).
+    pub(super) desktop_notifications: bool,
 }
 
 impl ChatState {
@@ -78,6 +84,9 @@ impl ChatState {
             typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
             blocked,
             read_receipts,
+            notify: tincan_core::NotifyRule::default(),
+            focused: false,
+            desktop_notifications: crate::notifier::desktop_available(),
         })
     }
 }

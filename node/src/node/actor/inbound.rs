@@ -6,8 +6,6 @@ use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceId, Envelope, OpenError, Opened, Receipt, ReceiptKind};
 
 use super::{now_ms, Actor};
-use crate::event::{MessageView, NodeEvent};
-use crate::store::{Direction, MessageRecord, MessageState};
 
 /// Why an opened envelope gets no receipt.
 pub(super) enum Rejection {
@@ -88,6 +86,9 @@ impl Actor {
             Content::Presence(update) => self.on_presence(&opened, update),
             Content::Typing => self.on_typing(&opened, now),
             Content::Receipts(list) => self.on_read_receipts(&opened, list, now),
+            Content::Post(post) => self.on_post(&opened, post, now),
+            Content::Change(change) => self.on_change(&opened, change),
+            Content::Contact(note) => self.on_contact_note(&opened, note),
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),
@@ -99,38 +100,6 @@ impl Actor {
         if text.len() > MAX_TEXT_LEN {
             return Err(Rejection::Refuse(RefuseReason::TooLarge));
         }
-        let sender = &opened.sender;
-        let record = MessageRecord {
-            id: opened.id,
-            direction: Direction::In,
-            peer: sender.user_id(),
-            from_user: sender.user_id(),
-            from_device: sender.device_id(),
-            to_user: self.identity.user_id(),
-            text,
-            sent_at_ms: opened.created_at_ms,
-            received_at_ms: Some(now),
-            state: MessageState::Delivered,
-            error: None,
-            extras: Default::default(),
-        };
-        match self.store.insert_message(&record) {
-            Ok(true) => {
-                tracing::info!(message = %opened.id, from = %sender.user_id(), "message received");
-                self.emit(NodeEvent::MessageReceived {
-                    message: MessageView::from(&record),
-                    from_name: self.book.display_name(&sender.user_id()),
-                });
-                Ok(())
-            }
-            Ok(false) => {
-                tracing::debug!(message = %opened.id, "duplicate message acknowledged again");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(message = %opened.id, error = %e, "cannot store incoming message; not acknowledged");
-                Err(Rejection::Retry)
-            }
-        }
+        self.on_post(opened, tincan_core::Post::text(text), now)
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tincan_core::outbox::{AttemptOutcome, OutboxEvent};
-use tincan_core::wire::{self, Frame, RefuseReason, MAX_TEXT_LEN};
+use tincan_core::wire::{self, Frame, RefuseReason};
 use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
 use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
@@ -13,72 +13,14 @@ use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
 use crate::node::link;
 use crate::node::NodeError;
-use crate::store::{Direction, MessageRecord, MessageState, OutboxEntry};
+use crate::store::{MessageRecord, MessageState, OutboxEntry};
 
 impl Actor {
     pub(super) fn send_text(&mut self, peer: &str, text: String) -> Result<MessageView, NodeError> {
-        if text.trim().is_empty() {
-            return Err(NodeError::EmptyText);
-        }
-        if text.len() > MAX_TEXT_LEN {
-            return Err(NodeError::TooLarge {
-                len: text.len(),
-                max: MAX_TEXT_LEN,
-            });
-        }
         // `bob,carol,dave`: one envelope sealed to every device of all of
         // them, so it crosses each WAN link once.
-        let mut users = Vec::new();
-        for name in peer.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let user = self.book.resolve(name)?;
-            if !users.contains(&user) {
-                users.push(user);
-            }
-        }
-        let to = match users.first() {
-            Some(user) => *user,
-            None => self.book.resolve(peer)?,
-        };
-        if let Some(user) = users.iter().find(|u| self.is_blocked(u)) {
-            return Err(NodeError::Blocked(self.book.display_name(user)));
-        }
-        let mut certs: Vec<DeviceCert> = Vec::new();
-        for user in &users {
-            let before = certs.len();
-            certs.extend(
-                self.book
-                    .devices_of(user)
-                    .filter_map(|d| self.certs.get(&d.device).cloned()),
-            );
-            if certs.len() == before {
-                return Err(NodeError::NoDevices(self.book.display_name(user)));
-            }
-        }
-        let now = now_ms();
-        let id = MessageId::random(&mut OsEntropy);
-        // One history row per conversation, all sharing the message id.
-        let records: Vec<MessageRecord> = users
-            .iter()
-            .map(|user| MessageRecord {
-                id,
-                direction: Direction::Out,
-                peer: *user,
-                from_user: self.identity.user_id(),
-                from_device: self.identity.device_id(),
-                to_user: *user,
-                text: text.clone(),
-                sent_at_ms: now,
-                received_at_ms: None,
-                state: MessageState::Queued,
-                error: None,
-                extras: Default::default(),
-            })
-            .collect();
-        self.queue_envelope(id, now, &Content::Text { text }, to, &certs, &records)?;
-        let record = &records[0];
-        tracing::info!(message = %id, to = %to, devices = certs.len(), "queued message");
-        self.emit_state(id, to, MessageState::Queued, None);
-        Ok(MessageView::from(record))
+        let users = self.resolve_users(peer)?;
+        self.send_post(&users, &text, None, false)
     }
 
     pub(super) fn emit_state(
@@ -289,11 +231,7 @@ impl Actor {
         let uplink = self.uplink_conn();
         let reachable: Vec<DeviceCert> = certs
             .iter()
-            .filter(|c| {
-                let device = c.device_id();
-                self.conns.contains_key(&device)
-                    || (uplink.is_some() && self.remote.get(&device).is_some_and(|r| r.online))
-            })
+            .filter(|c| self.reachable(&c.device_id()))
             .cloned()
             .collect();
         let now = now_ms();
