@@ -35,6 +35,7 @@ async fn main() -> Result<()> {
                     text: "pong".into(),
                     wait: false,
                     timeout_secs: None,
+                    reply_to: None,
                 };
                 match commands.request(&reply).await {
                     Ok(_) => eprintln!("ping_bot: pong → {from_name}"),

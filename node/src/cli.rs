@@ -3,6 +3,7 @@
 mod chat;
 mod file;
 mod org;
+mod post;
 mod print;
 
 use std::path::PathBuf;
@@ -98,6 +99,11 @@ enum Command {
         /// With --wait: stop waiting after SECS (the message stays queued).
         #[arg(long, value_name = "SECS", requires = "wait")]
         timeout: Option<u64>,
+        /// Reply to this message (its id, or at least 6 hex characters of
+        /// it, from `history --json`); its start is quoted. `@name` in the
+        /// text mentions a user.
+        #[arg(long, value_name = "ID")]
+        reply_to: Option<String>,
         /// Print the message as JSON.
         #[arg(long)]
         json: bool,
@@ -115,7 +121,7 @@ enum Command {
         /// Only messages sent at or after this Unix time in milliseconds.
         #[arg(long, value_name = "UNIX_MS")]
         since: Option<u64>,
-        /// Print as JSON: [{"id","from","to","text","sent_at","state","direction","received_at","offline"}].
+        /// Print as JSON: [{"id","from","to","text","sent_at","state","direction","received_at","offline","reply_to","mentions","broadcast","edited_at","deleted"}].
         #[arg(long)]
         json: bool,
     },
@@ -132,6 +138,8 @@ enum Command {
     File(file::FileCommand),
     #[command(flatten)]
     Chat(chat::ChatCommand),
+    #[command(flatten)]
+    Post(post::PostCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -211,6 +219,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             text,
             wait,
             timeout,
+            reply_to,
             json,
         } => {
             if text.len() > tincan_core::wire::MAX_TEXT_LEN {
@@ -225,6 +234,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 text,
                 wait,
                 timeout_secs: timeout,
+                reply_to,
             };
             let sent: MessageView = ask(&home, &request).await?;
             if json {
@@ -263,6 +273,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::File(cmd) => file::run(&home, cmd).await?,
         Command::Chat(cmd) => chat::run(&home, cmd).await?,
+        Command::Post(cmd) => post::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;

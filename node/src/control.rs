@@ -12,6 +12,7 @@
 
 mod chat;
 pub mod client;
+mod posts;
 pub mod protocol;
 
 use std::time::Duration;
@@ -70,8 +71,19 @@ pub fn serve(home: &Home, node: NodeHandle) -> std::io::Result<ControlServer> {
     Ok(ControlServer { task, path })
 }
 
+/// Serves one client. A client that said its window has the focus holds
+/// it only while connected: a crashed window cannot silence notifications.
 #[cfg(unix)]
 async fn serve_client(stream: tokio::net::UnixStream, node: NodeHandle) {
+    let mut holds_focus = false;
+    serve_requests(stream, &node, &mut holds_focus).await;
+    if holds_focus {
+        let _ = node.set_focus(false).await;
+    }
+}
+
+#[cfg(unix)]
+async fn serve_requests(stream: tokio::net::UnixStream, node: &NodeHandle, holds_focus: &mut bool) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let mut line = String::new();
@@ -113,7 +125,10 @@ async fn serve_client(stream: tokio::net::UnixStream, node: NodeHandle) {
             stream_events(&mut write, events).await;
             return;
         }
-        let reply = handle(&node, request).await;
+        if let Request::Focus { focused } = request {
+            *holds_focus = focused;
+        }
+        let reply = handle(node, request).await;
         if write_reply(&mut write, &reply).await.is_err() {
             return;
         }
@@ -175,10 +190,15 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
             text,
             wait,
             timeout_secs,
+            reply_to,
         } => {
             // Subscribe before sending so the delivery event cannot be missed.
             let mut events = node.subscribe();
-            let sent = match node.send(&peer, &text).await {
+            let sent = match reply_to {
+                Some(reply_to) => node.reply(&peer, &text, &reply_to).await,
+                None => node.send(&peer, &text).await,
+            };
+            let sent = match sent {
                 Ok(sent) => sent,
                 Err(e) => return Reply::err(e.to_string()),
             };
@@ -240,6 +260,15 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::FileReject { id } => Reply::from_result(node.file_reject(&id).await),
         Request::FileCancel { id } => Reply::from_result(node.file_cancel(&id).await),
         Request::FileList => Reply::from_result(node.file_list().await),
+        other @ (Request::Edit { .. }
+        | Request::Delete { .. }
+        | Request::Broadcast { .. }
+        | Request::Focus { .. }
+        | Request::Contacts
+        | Request::ContactAdd { .. }
+        | Request::ContactAccept { .. }
+        | Request::ContactReject { .. }
+        | Request::ContactRemove { .. }) => posts::handle(node, other).await,
         other => chat::handle(node, other).await,
     }
 }

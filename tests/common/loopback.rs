@@ -154,6 +154,23 @@ impl User {
         sent
     }
 
+    /// The `contact list --json` entry named `name`.
+    pub fn contact(&self, name: &str) -> Option<Value> {
+        self.json(&["contact", "list", "--json"])
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+    }
+
+    /// Waits until the contact `name` is in `state`; returns the entry.
+    pub fn wait_contact(&self, name: &str, state: &str) -> Value {
+        let what = format!("{} to list {name} as {state}", self.name);
+        wait_for(&what, DEADLINE, || {
+            self.contact(name).filter(|c| c["state"] == state)
+        })
+    }
+
     /// Subscribes to this daemon's events.
     pub fn watch(&self) -> Watch {
         Watch::start(self.home())

@@ -155,6 +155,8 @@ impl Daemon {
             .arg("run")
             .args(args)
             .env("RUST_LOG", "tincan=debug,info")
+            // Decisions still show as `notification` events; nothing pops up.
+            .env("TINCAN_NO_DESKTOP_NOTIFY", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))

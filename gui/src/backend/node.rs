@@ -206,6 +206,7 @@ impl Backend for NodeBackend {
                     text,
                     wait: false,
                     timeout_secs: None,
+                    reply_to: None,
                 },
             )
             .boxed(),

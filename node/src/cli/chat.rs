@@ -241,7 +241,7 @@ pub async fn run(home: &Home, cmd: ChatCommand) -> Result<()> {
 }
 
 /// Prints `value` as JSON or with `human`.
-fn show<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+pub(super) fn show<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> Result<()> {
     if json {
         print::json(value)
     } else {

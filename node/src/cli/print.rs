@@ -42,16 +42,41 @@ pub fn peers(peers: &[PeerView]) {
 pub fn history(messages: &[MessageView]) {
     for m in messages {
         let arrow = if m.direction == "out" { "→" } else { "←" };
+        if let Some(quote) = &m.reply_to {
+            println!("    ↳ re: {}", terminal_safe(&quote.excerpt));
+        }
+        let text = if m.deleted {
+            "(message deleted)".to_string()
+        } else {
+            terminal_safe(&m.text)
+        };
+        let mut marks = String::new();
+        if m.broadcast {
+            marks.push_str(" (broadcast)");
+        }
+        if m.edited_at.is_some() && !m.deleted {
+            marks.push_str(" (edited)");
+        }
+        if m.offline {
+            marks.push_str(" (received while offline)");
+        }
+        println!("{} {arrow} {text} [{}]{marks}", m.sent_at, m.state);
+    }
+}
+
+pub fn contacts(list: &[tincan_node::ContactView]) {
+    if list.is_empty() {
+        println!("no contacts yet (`tincan contact add NAME`)");
+    }
+    for c in list {
+        let group = if c.group.is_empty() { "-" } else { &c.group };
         println!(
-            "{} {arrow} {} [{}]{}",
-            m.sent_at,
-            terminal_safe(&m.text),
-            m.state,
-            if m.offline {
-                " (received while offline)"
-            } else {
-                ""
-            }
+            "{:<16} {:<24} {:<10} {:<14} {}",
+            terminal_safe(group),
+            terminal_safe(&c.name),
+            c.state,
+            c.presence,
+            c.user_id
         );
     }
 }

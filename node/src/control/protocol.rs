@@ -25,6 +25,9 @@ pub enum Request {
         /// With `wait`: give up waiting after this many seconds (the message stays queued).
         #[serde(default)]
         timeout_secs: Option<u64>,
+        /// Reply to this message (id or a prefix of at least 6 hex characters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
     },
     /// `{"cmd":"history","peer":"bob","limit":50}`
     History {
@@ -131,6 +134,65 @@ pub enum Request {
         /// Only the conversation with this peer.
         #[serde(default)]
         peer: Option<String>,
+    },
+    /// `{"cmd":"edit","id":"3fa2c1","text":"12:30, not 12"}`: change the
+    /// text of one of your messages for everyone it went to.
+    Edit {
+        /// Message id or a prefix of at least 6 hex characters.
+        id: String,
+        /// The new text.
+        text: String,
+    },
+    /// `{"cmd":"delete","id":"3fa2c1"}`: retract one of your messages.
+    Delete {
+        /// Message id or a prefix of at least 6 hex characters.
+        id: String,
+    },
+    /// `{"cmd":"broadcast","text":"fire drill at 3","group":"Sales"}`: one
+    /// message to everyone online, or to a contact group.
+    Broadcast {
+        /// The text.
+        text: String,
+        /// Only the contacts of this group.
+        #[serde(default)]
+        group: Option<String>,
+    },
+    /// `{"cmd":"focus","focused":true}`: a client window gained or lost
+    /// the focus (no desktop notifications while focused).
+    Focus {
+        /// Whether it has the focus.
+        focused: bool,
+    },
+    /// `{"cmd":"contacts"}`: the contact list.
+    Contacts,
+    /// `{"cmd":"contact_add","user":"zoe","group":"Suppliers","message":"hi"}`
+    ContactAdd {
+        /// Name, user-id prefix or full user id.
+        user: String,
+        /// Put them in this group.
+        #[serde(default)]
+        group: Option<String>,
+        /// Call them this.
+        #[serde(default)]
+        name: Option<String>,
+        /// A message with the request.
+        #[serde(default)]
+        message: String,
+    },
+    /// `{"cmd":"contact_accept","user":"zoe"}`
+    ContactAccept {
+        /// Contact name, peer name or user id.
+        user: String,
+    },
+    /// `{"cmd":"contact_reject","user":"zoe"}`
+    ContactReject {
+        /// Contact name, peer name or user id.
+        user: String,
+    },
+    /// `{"cmd":"contact_remove","user":"zoe"}`
+    ContactRemove {
+        /// Contact name, peer name or user id.
+        user: String,
     },
 }
 

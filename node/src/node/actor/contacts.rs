@@ -134,8 +134,14 @@ impl Actor {
         name: Option<String>,
         message: String,
     ) -> Result<ContactView, NodeError> {
+        let me = self.identity.user_id();
+        let is_me = text.trim().eq_ignore_ascii_case(self.identity.name.trim())
+            || text.trim().parse::<UserId>().is_ok_and(|u| u == me);
+        if is_me {
+            return Err(NodeError::ContactSelf);
+        }
         let user = self.book.resolve(text)?;
-        if user == self.identity.user_id() {
+        if user == me {
             return Err(NodeError::ContactSelf);
         }
         if self.is_blocked(&user) {
