@@ -277,6 +277,19 @@ fn notifications_respect_busy_and_a_focused_window() {
     assert_eq!(first["urgency"], "normal");
     assert_eq!(first["body"], "now online");
 
+    // Muted: nothing, except a message that mentions Ann.
+    ann.json(&["mute", "Bob", "--json"]);
+    let quiet = id_of(&bob.send_delivered("Ann", "muted chatter"));
+    let mention = id_of(&bob.send_delivered("Ann", "@Ann look"));
+    let next = events.expect("a notification", |e| e["type"] == "notification");
+    assert_eq!(
+        next["message_id"],
+        mention.as_str(),
+        "nothing for {quiet}: {next}"
+    );
+    assert_eq!(next["urgency"], "mention");
+    ann.json(&["unmute", "Bob", "--json"]);
+
     // A focused window silences them, for as long as it stays connected.
     let focus = Focus::hold(ann);
     let quiet = id_of(&bob.send_delivered("Ann", "while focused"));

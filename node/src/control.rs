@@ -264,6 +264,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         | Request::Delete { .. }
         | Request::Broadcast { .. }
         | Request::Focus { .. }
+        | Request::Mute { .. }
         | Request::Contacts
         | Request::ContactAdd { .. }
         | Request::ContactAccept { .. }

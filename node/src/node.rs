@@ -22,7 +22,7 @@ pub(crate) mod post;
 mod transfer;
 mod uplink;
 
-pub use post::BroadcastView;
+pub use post::{BroadcastView, MuteView};
 
 use std::fs::File;
 use std::net::SocketAddr;

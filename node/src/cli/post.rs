@@ -1,10 +1,11 @@
-//! The commands of posts and contacts: `edit`, `delete`, `broadcast` and
+//! The commands of posts and contacts: `edit`, `delete`, `broadcast`,
+//! `mute`/`unmute` and
 //! `contact add|accept|reject|remove|list`. Each is one control request to
 //! the running node (see `control/protocol.rs`).
 
 use anyhow::Result;
 use clap::Subcommand;
-use tincan_node::{BroadcastView, ContactView, Home, MessageView, Request};
+use tincan_node::{BroadcastView, ContactView, Home, MessageView, MuteView, Request};
 
 use super::chat::show;
 use super::{ask, print};
@@ -38,6 +39,23 @@ pub enum PostCommand {
         #[arg(long)]
         group: Option<String>,
         /// Print as JSON: {"message","to","names"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mute a conversation: no notifications from it, except messages
+    /// that @mention you.
+    Mute {
+        /// The peer: display name or user-id prefix.
+        peer: String,
+        /// Print as JSON: {"peer","name","muted"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unmute a conversation.
+    Unmute {
+        /// The peer: display name or user-id prefix.
+        peer: String,
+        /// Print as JSON: {"peer","name","muted"}.
         #[arg(long)]
         json: bool,
     },
@@ -129,9 +147,19 @@ pub async fn run(home: &Home, cmd: PostCommand) -> Result<()> {
                 )
             })?;
         }
+        PostCommand::Mute { peer, json } => mute(home, peer, true, json).await?,
+        PostCommand::Unmute { peer, json } => mute(home, peer, false, json).await?,
         PostCommand::Contact(cmd) => contact(home, cmd).await?,
     }
     Ok(())
+}
+
+async fn mute(home: &Home, peer: String, muted: bool, json: bool) -> Result<()> {
+    let view: MuteView = ask(home, &Request::Mute { peer, muted }).await?;
+    show(json, &view, |v| {
+        let what = if v.muted { "muted" } else { "unmuted" };
+        println!("{what} {}", print::terminal_safe(&v.name))
+    })
 }
 
 async fn contact(home: &Home, cmd: ContactCommand) -> Result<()> {

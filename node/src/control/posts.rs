@@ -15,6 +15,7 @@ pub(super) async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::Focus { focused } => {
             Reply::from_result(node.set_focus(focused).await.map(|()| focused))
         }
+        Request::Mute { peer, muted } => Reply::from_result(node.mute(&peer, muted).await),
         Request::Contacts => Reply::from_result(node.contacts().await),
         Request::ContactAdd {
             user,

@@ -163,6 +163,14 @@ pub enum Request {
         /// Whether it has the focus.
         focused: bool,
     },
+    /// `{"cmd":"mute","peer":"bob","muted":true}`: no notifications from
+    /// that conversation except mentions.
+    Mute {
+        /// Name or user-id prefix.
+        peer: String,
+        /// Mute (true) or unmute (false).
+        muted: bool,
+    },
     /// `{"cmd":"contacts"}`: the contact list.
     Contacts,
     /// `{"cmd":"contact_add","user":"zoe","group":"Suppliers","message":"hi"}`

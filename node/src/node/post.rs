@@ -37,6 +37,22 @@ pub(crate) enum PostCommand {
         focused: bool,
         reply: oneshot::Sender<()>,
     },
+    Mute {
+        peer: String,
+        muted: bool,
+        reply: Reply<MuteView>,
+    },
+}
+
+/// What `tincan mute|unmute --json` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MuteView {
+    /// The conversation: the peer's user id.
+    pub peer: String,
+    /// Their display name.
+    pub name: String,
+    /// Whether it is muted now.
+    pub muted: bool,
 }
 
 /// Requests of [`Command::Contact`].
@@ -139,6 +155,14 @@ impl NodeHandle {
     pub async fn set_focus(&self, focused: bool) -> Result<(), NodeError> {
         self.post(|reply| PostCommand::Focus { focused, reply })
             .await
+    }
+
+    /// Mutes (or unmutes) the conversation with `peer`: no notifications
+    /// from it, except for messages that mention this user.
+    pub async fn mute(&self, peer: &str, muted: bool) -> Result<MuteView, NodeError> {
+        let peer = peer.into();
+        self.post(|reply| PostCommand::Mute { peer, muted, reply })
+            .await?
     }
 
     /// The contact list: organisation members, accepted contacts and

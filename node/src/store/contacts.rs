@@ -1,7 +1,8 @@
 //! The contact list (migration 11): requests, accepted contacts outside
 //! the organisation, and the user's own names and groups for anyone.
 //! Organisation members need no row to be contacts; a row without a state
-//! only carries a name or group the user gave them.
+//! only carries a name or group the user gave them. Muted conversations
+//! live here too: muting is the user's own view of a contact or room.
 
 use rusqlite::{params, OptionalExtension};
 use tincan_core::{ContactState, UserId};
@@ -112,6 +113,41 @@ fn decode(raw: RawContact) -> Result<ContactRecord, StoreError> {
     })
 }
 
+impl Store {
+    /// Mutes or unmutes a conversation (a peer's user id or a room id's
+    /// bytes); returns whether anything changed.
+    pub fn set_muted(
+        &self,
+        conversation: &[u8],
+        muted: bool,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let changed = if muted {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO muted_conversations (conversation, muted_at_ms) VALUES (?1, ?2)
+                     ON CONFLICT (conversation) DO NOTHING",
+                )?
+                .execute(params![conversation, column::int(now_ms, "muted_at_ms")?])?
+        } else {
+            self.conn
+                .prepare_cached("DELETE FROM muted_conversations WHERE conversation = ?1")?
+                .execute(params![conversation])?
+        };
+        Ok(changed == 1)
+    }
+
+    /// Whether a conversation is muted.
+    pub fn is_muted(&self, conversation: &[u8]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM muted_conversations WHERE conversation = ?1)",
+            )?
+            .query_row(params![conversation], |r| r.get(0))?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +185,11 @@ mod tests {
             .collect();
         assert_eq!(names, ["amy", "Zoe"]);
         assert!(store.remove_contact(&user(3)).unwrap());
+        assert!(store.set_muted(&user(3).0, true, 1).unwrap());
+        assert!(!store.set_muted(&user(3).0, true, 2).unwrap());
+        assert!(store.is_muted(&user(3).0).unwrap());
+        assert!(store.set_muted(&user(3).0, false, 3).unwrap());
+        assert!(!store.is_muted(&user(3).0).unwrap());
         assert!(store.contact(&user(3)).unwrap().is_none());
     }
 }

@@ -260,6 +260,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
                 message       TEXT    NOT NULL DEFAULT '',
                 updated_at_ms INTEGER NOT NULL CHECK (updated_at_ms >= 0)
             ) STRICT;
+
+            -- Muted conversations (`tincan mute`): a peer user id (20
+            -- bytes) or a room id (16). Mentions still notify.
+            CREATE TABLE muted_conversations (
+                conversation BLOB    PRIMARY KEY
+                    CHECK (length(conversation) IN (16, 20)),
+                muted_at_ms  INTEGER NOT NULL CHECK (muted_at_ms >= 0)
+            ) STRICT;
         ",
     },
 ];

@@ -16,7 +16,7 @@ use super::inbound::Rejection;
 use super::{now_ms, Actor};
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
-use crate::node::post::{BroadcastView, PostCommand};
+use crate::node::post::{BroadcastView, MuteView, PostCommand};
 use crate::node::NodeError;
 use crate::store::{ChangeOutcome, Direction, MessageExtras, MessageRecord, MessageState};
 
@@ -54,6 +54,22 @@ impl Actor {
             PostCommand::Focus { focused, reply } => {
                 self.chat.focused = focused;
                 let _ = reply.send(());
+            }
+            PostCommand::Mute { peer, muted, reply } => {
+                let result = self
+                    .book
+                    .resolve(&peer)
+                    .map_err(NodeError::from)
+                    .and_then(|user| {
+                        self.store.set_muted(&user.0, muted, now_ms())?;
+                        tracing::info!(%user, muted, "conversation mute changed");
+                        Ok(MuteView {
+                            peer: user.to_string(),
+                            name: self.book.display_name(&user),
+                            muted,
+                        })
+                    });
+                let _ = reply.send(result);
             }
         }
     }
@@ -394,7 +410,7 @@ impl Actor {
         let input = NotifyInput {
             presence: self.chat.presence.effective(),
             window_focused: self.chat.focused,
-            muted: false,
+            muted: self.store.is_muted(&record.peer.0).unwrap_or(false),
             mentioned: record.extras.mentions.contains(&self.identity.user_id()),
             own: record.from_user == self.identity.user_id(),
         };
