@@ -130,6 +130,12 @@ impl UserKey {
         UserId::from_public_key(&self.public_key())
     }
 
+    /// Signs `message` as is; callers prefix their own context string
+    /// (device revocations: [`crate::device`]).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+
     /// Signs a certificate for `device`, issued at `issued_at` (unix seconds).
     pub fn certify(&self, device: &DeviceKey, issued_at: u64) -> DeviceCert {
         let user_key = self.public_key();
