@@ -14,6 +14,7 @@
 //! - `search`: full-text search (FTS5) over message texts.
 //! - `read`: read state of conversations and of sent messages.
 //! - `blocked`: the block list.
+//! - `devices`: device revocations, this user's own devices, read sync.
 //!
 //! # Invariants
 //! - A [`Store`] owns one connection and is used from one thread (the storage
@@ -33,6 +34,7 @@ use rusqlite::Connection;
 
 mod blocked;
 mod column;
+mod devices;
 mod messages;
 mod migrations;
 mod outbox;
@@ -42,6 +44,7 @@ mod search;
 mod transfers;
 
 pub use blocked::BlockedRecord;
+pub use devices::OwnDeviceRecord;
 pub use messages::{Direction, HistoryQuery, MessageRecord, MessageState, ParseStateError};
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
