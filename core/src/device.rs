@@ -130,6 +130,9 @@ pub struct Roster {
     pub certs: Vec<DeviceCert>,
     /// Removed devices.
     pub revocations: Vec<DeviceRevocation>,
+    /// What the user called some of the devices (unsigned, for display
+    /// only: `device list`).
+    pub labels: Vec<(DeviceId, String)>,
 }
 
 /// What [`Devices::apply_roster`] changed.
@@ -195,7 +198,10 @@ impl Devices {
         user: &UserId,
         roster: &Roster,
     ) -> Result<RosterChanges, DeviceError> {
-        if roster.certs.len() > MAX_ROSTER || roster.revocations.len() > MAX_ROSTER {
+        if roster.certs.len() > MAX_ROSTER
+            || roster.revocations.len() > MAX_ROSTER
+            || roster.labels.len() > MAX_ROSTER
+        {
             return Err(DeviceError::TooLarge);
         }
         for cert in &roster.certs {
@@ -271,6 +277,7 @@ impl Devices {
                 .filter(|r| r.user_id() == *user)
                 .cloned()
                 .collect(),
+            labels: Vec::new(),
         }
     }
 }
@@ -347,6 +354,7 @@ mod tests {
         let roster = Roster {
             certs: vec![laptop.clone(), desktop.clone()],
             revocations: vec![DeviceRevocation::sign(&user, desktop.device_id(), 30)],
+            labels: Vec::new(),
         };
         let changes = devices.apply_roster(&user.id(), &roster).expect("apply");
         assert_eq!(changes.added, vec![laptop.clone()]);
@@ -358,6 +366,7 @@ mod tests {
         let foreign = Roster {
             certs: vec![bob.cert.clone()],
             revocations: Vec::new(),
+            labels: Vec::new(),
         };
         assert!(matches!(
             devices.apply_roster(&user.id(), &foreign),
@@ -368,6 +377,7 @@ mod tests {
         let bad = Roster {
             certs: vec![tampered],
             revocations: Vec::new(),
+            labels: Vec::new(),
         };
         assert!(matches!(
             devices.apply_roster(&user.id(), &bad),

@@ -138,9 +138,22 @@ impl UserKey {
 
     /// Signs a certificate for `device`, issued at `issued_at` (unix seconds).
     pub fn certify(&self, device: &DeviceKey, issued_at: u64) -> DeviceCert {
+        self.certify_keys(
+            device.public_key(),
+            device.agreement_public_key(),
+            issued_at,
+        )
+    }
+
+    /// Signs a certificate for a device known by its public keys only (a
+    /// device being paired: its secrets never leave it).
+    pub fn certify_keys(
+        &self,
+        device_key: [u8; 32],
+        agreement_key: [u8; 32],
+        issued_at: u64,
+    ) -> DeviceCert {
         let user_key = self.public_key();
-        let device_key = device.public_key();
-        let agreement_key = device.agreement_public_key();
         let message = cert_message(&user_key, &device_key, &agreement_key, issued_at);
         DeviceCert {
             user_key,

@@ -78,6 +78,8 @@ pub enum RefuseReason {
     UnknownDevice,
     /// Anything else, explained for logs.
     Other(String),
+    /// The sending device was removed by its user (`tincan device remove`).
+    DeviceRemoved,
 }
 
 /// One protocol message on a stream.

@@ -240,6 +240,9 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::FileReject { id } => Reply::from_result(node.file_reject(&id).await),
         Request::FileCancel { id } => Reply::from_result(node.file_cancel(&id).await),
         Request::FileList => Reply::from_result(node.file_list().await),
+        Request::DevicePair => Reply::from_result(node.pair_device().await),
+        Request::DeviceList => Reply::from_result(node.devices().await),
+        Request::DeviceRemove { device } => Reply::from_result(node.remove_device(&device).await),
         other => chat::handle(node, other).await,
     }
 }

@@ -17,6 +17,7 @@
 
 mod actor;
 mod chat;
+mod devices;
 mod link;
 mod transfer;
 mod uplink;
@@ -135,6 +136,20 @@ pub enum NodeError {
     /// A presence state or note is unusable.
     #[error(transparent)]
     Presence(#[from] tincan_core::PresenceError),
+    /// This device was removed by its user: it gets no new messages.
+    #[error("this device was removed from {0}'s devices (`tincan device remove` on another of their devices); it gets no new messages. To use it again, pair it anew: `tincan device add CODE --force`")]
+    DeviceRemoved(String),
+    /// The command needs the user key, which only the user's first device holds.
+    #[error("this device does not hold the user key; run this on the device the user started on")]
+    NoUserKey,
+    /// No device of this user matches.
+    #[error("{0}")]
+    UnknownDevice(String),
+    /// A device cannot remove itself.
+    #[error(
+        "a device cannot remove itself; run `tincan device remove` on another of your devices"
+    )]
+    RemoveSelf,
 }
 
 /// Commands from handles to the actor.
@@ -155,6 +170,7 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
     File(transfer::FileCommand),
     Chat(chat::ChatCommand),
+    Device(devices::DeviceCommand),
 }
 
 /// Starts nodes.

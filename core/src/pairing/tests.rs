@@ -32,6 +32,7 @@ fn grant_for(s: &Setup, joiner: &DeviceKey) -> PairMessage {
         roster: Roster {
             certs: vec![s.laptop.cert.clone()],
             revocations: Vec::new(),
+            labels: Vec::new(),
         },
     }))
 }

@@ -78,7 +78,9 @@ impl Store {
     pub fn own_devices(&self) -> Result<Vec<OwnDeviceRecord>, StoreError> {
         let raws = self
             .conn
-            .prepare_cached("SELECT device, label, added_at_ms FROM own_devices ORDER BY added_at_ms")?
+            .prepare_cached(
+                "SELECT device, label, added_at_ms FROM own_devices ORDER BY added_at_ms",
+            )?
             .query_map([], |row| {
                 Ok((
                     row.get::<_, Vec<u8>>(0)?,
@@ -87,13 +89,17 @@ impl Store {
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(column::decode_all(raws, "own_devices", |(device, label, at)| {
-            Ok(OwnDeviceRecord {
-                device: column::device(&device, "own_devices.device")?,
-                label,
-                added_at_ms: column::unsigned(at, "own_devices.added_at_ms")?,
-            })
-        }))
+        Ok(column::decode_all(
+            raws,
+            "own_devices",
+            |(device, label, at)| {
+                Ok(OwnDeviceRecord {
+                    device: column::device(&device, "own_devices.device")?,
+                    label,
+                    added_at_ms: column::unsigned(at, "own_devices.added_at_ms")?,
+                })
+            },
+        ))
     }
 
     /// How many messages the history holds (pairing refuses to turn a

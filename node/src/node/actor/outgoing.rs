@@ -17,6 +17,7 @@ use crate::store::{Direction, MessageRecord, MessageState, OutboxEntry};
 
 impl Actor {
     pub(super) fn send_text(&mut self, peer: &str, text: String) -> Result<MessageView, NodeError> {
+        self.check_not_removed()?;
         if text.trim().is_empty() {
             return Err(NodeError::EmptyText);
         }
@@ -45,11 +46,7 @@ impl Actor {
         let mut certs: Vec<DeviceCert> = Vec::new();
         for user in &users {
             let before = certs.len();
-            certs.extend(
-                self.book
-                    .devices_of(user)
-                    .filter_map(|d| self.certs.get(&d.device).cloned()),
-            );
+            certs.extend(self.device_certs_of(user));
             if certs.len() == before {
                 return Err(NodeError::NoDevices(self.book.display_name(user)));
             }
@@ -73,7 +70,9 @@ impl Actor {
                 error: None,
             })
             .collect();
-        self.queue_envelope(id, now, &Content::Text { text }, to, &certs, &records)?;
+        let content = Content::Text { text };
+        self.queue_envelope(id, now, &content, to, &certs, &records)?;
+        self.sync_sent(id, now, &users, content);
         let record = &records[0];
         tracing::info!(message = %id, to = %to, devices = certs.len(), "queued message");
         self.emit_state(id, to, MessageState::Queued, None);

@@ -174,6 +174,12 @@ impl Actor {
     }
 
     pub(super) fn on_control(&mut self, from: DeviceId, frame: Frame) -> Frame {
+        // Any peer may tell us about its own user's devices (rosters prove
+        // themselves: certificates and revocations are signed).
+        let frame = match frame {
+            Frame::Devices(roster) => return self.on_roster(from, roster),
+            other => other,
+        };
         // From any authenticated LAN peer of the organisation, not only the
         // uplink: neighbour lists are dialling hints (like mDNS, which anyone
         // on the LAN may send; the dial itself is mutually authenticated),
