@@ -191,8 +191,9 @@ impl Devices {
     }
 
     /// Applies what a device of `user` told us about `user`'s devices.
-    /// Entries about other users are refused as a whole (a peer speaks
-    /// only for its own user), as is an oversize roster.
+    /// Certificates of other users are refused as a whole (a peer speaks
+    /// only for its own user), as is an oversize roster; revocations of
+    /// anyone's devices are taken (they are passed on, see [`Devices::revoke`]).
     pub fn apply_roster(
         &mut self,
         user: &UserId,
@@ -213,14 +214,10 @@ impl Devices {
                 });
             }
         }
+        // Revocations prove themselves and only count against a device the
+        // same user key certified, so anyone may pass them on.
         for revocation in &roster.revocations {
             revocation.verify()?;
-            if revocation.user_id() != *user {
-                return Err(DeviceError::WrongUser {
-                    got: revocation.user_id(),
-                    expected: *user,
-                });
-            }
         }
         let mut changes = RosterChanges::default();
         // Revocations first, so a roster listing a device and its removal
@@ -372,6 +369,19 @@ mod tests {
             devices.apply_roster(&user.id(), &foreign),
             Err(DeviceError::WrongUser { .. })
         ));
+        // A removal passed on by bob counts: it is signed by alice.
+        let mut fresh = Devices::new();
+        fresh.learn(desktop.clone()).expect("learn");
+        let passed_on = Roster {
+            certs: Vec::new(),
+            revocations: vec![DeviceRevocation::sign(&user, desktop.device_id(), 30)],
+            labels: Vec::new(),
+        };
+        let changes = fresh
+            .apply_roster(&bob.user_id(), &passed_on)
+            .expect("apply");
+        assert_eq!(changes.revoked.len(), 1);
+        assert!(fresh.of_user(&user.id()).is_empty());
         let mut tampered = laptop;
         tampered.issued_at += 1;
         let bad = Roster {

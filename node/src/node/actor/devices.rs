@@ -134,7 +134,12 @@ impl Actor {
             return false;
         }
         tracing::warn!(device = %cert.device_id(), "refusing a removed device");
-        let roster = self.devices.known.roster_of(&cert.user_id());
+        let mut roster = self.devices.known.roster_of(&cert.user_id());
+        roster.revocations.retain(|r| r.device == cert.device_id());
+        if cert.user_id() != self.identity.user_id() {
+            // We speak only for our own user's devices.
+            roster.certs.clear();
+        }
         let conn = conn.clone();
         tokio::spawn(async move {
             // Hand over the proof first, so the device can tell its user.

@@ -57,7 +57,7 @@ impl Actor {
         }
     }
 
-    fn from_own_device(&self, opened: &Opened) -> Result<(), Rejection> {
+    fn check_own_device(&self, opened: &Opened) -> Result<(), Rejection> {
         if opened.sender.user_id() == self.identity.user_id() {
             Ok(())
         } else {
@@ -76,7 +76,7 @@ impl Actor {
         to: Vec<UserId>,
         content: Content,
     ) -> Result<(), Rejection> {
-        self.from_own_device(opened)?;
+        self.check_own_device(opened)?;
         let Content::Text { text } = content else {
             // Other kinds of content have no history row yet: nothing to show.
             return Ok(());
@@ -123,7 +123,7 @@ impl Actor {
         peer: UserId,
         up_to_ms: u64,
     ) -> Result<(), Rejection> {
-        self.from_own_device(opened)?;
+        self.check_own_device(opened)?;
         match self.store.mark_read_up_to(&peer, up_to_ms) {
             Ok(marked) => {
                 tracing::info!(%peer, marked, "conversation read on another own device");
