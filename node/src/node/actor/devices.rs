@@ -151,8 +151,15 @@ impl Actor {
 
     /// A peer's roster: learn its user's other devices, apply removals.
     pub(super) fn on_roster(&mut self, from: DeviceId, roster: Roster) -> Frame {
-        let Some(user) = self.certs.get(&from).map(DeviceCert::user_id) else {
-            return Frame::Error("roster from an unknown device".into());
+        let mut roster = roster;
+        let user = match self.certs.get(&from).map(DeviceCert::user_id) {
+            Some(user) => user,
+            // The relay (or the gateway) passes on removals only.
+            None if self.is_uplink(&from) => {
+                roster.certs.clear();
+                self.identity.user_id()
+            }
+            None => return Frame::Error("roster from an unknown device".into()),
         };
         let changes = match self.devices.known.apply_roster(&user, &roster) {
             Ok(changes) => changes,

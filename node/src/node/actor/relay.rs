@@ -168,7 +168,7 @@ impl Actor {
 
     /// Whether `from` may tell us about the organisation: the relay, or the
     /// gateway we follow.
-    fn is_uplink(&self, from: &DeviceId) -> bool {
+    pub(super) fn is_uplink(&self, from: &DeviceId) -> bool {
         Some(*from) == self.relay.device && self.relay.conn.is_some()
             || self.election.gateway().map(|g| g.device) == Some(*from)
     }
