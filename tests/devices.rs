@@ -243,6 +243,41 @@ fn a_user_with_two_devices_receives_sends_reads_and_removes_one() {
         desktop.logs().contains("this device was removed"),
         "the desktop logs why"
     );
+
+    // Paired again: a home with history needs --force, which moves the
+    // history aside and makes a new device key.
+    desktop.kill();
+    let (pairing, out, code) = show_code(&laptop);
+    let refused = desktop.run(&["device", "add", &code, "--peer", &peer]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("history") && err.contains("--force"), "{err}");
+    let again = desktop.json(&[
+        "device", "add", &code, "--peer", &peer, "--label", "desktop", "--force", "--json",
+    ]);
+    let (outcome, ok, stderr) = finish(pairing, out);
+    assert!(ok, "second pairing failed: {outcome} {stderr}");
+    assert_eq!(again["user_id"], alice_id.as_str());
+    assert_ne!(again["device_id"], desktop_id.as_str(), "a new device key");
+    let moved_aside = std::fs::read_dir(desktop.home())
+        .expect("read home")
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("tincan.db.before-pairing-")
+        });
+    assert!(moved_aside, "the old history is kept aside");
+    desktop.start();
+    let new_id = again["device_id"].as_str().expect("id").to_string();
+    wait_for("bob and the new desktop to be connected", DEADLINE, || {
+        devices_seen(&bob, &alice_id)
+            .iter()
+            .any(|p| p["device_id"] == new_id.as_str() && p["online"] == true)
+            .then_some(())
+    });
+    bob.send_delivered("alice", "welcome back");
+    desktop.wait_history("bob", "welcome back", |h| has(h, "in", "welcome back"));
 }
 
 #[test]

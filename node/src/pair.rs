@@ -13,7 +13,8 @@
 //! A home that already has history belongs to someone: it is refused
 //! unless `force`, which moves the old database aside
 //! (`tincan.db.before-pairing-UNIXTIME`) instead of mixing two users'
-//! conversations. Nothing is written unless pairing succeeded.
+//! conversations, and makes a fresh device key (so a removed device can be
+//! paired again). Nothing is written unless pairing succeeded.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,9 +130,11 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         return Err(JoinError::HasHistory { messages: history });
     }
     // Until paired, a throwaway user certifies the device key for TLS.
-    let provisional = match &existing {
-        Some(identity) => identity.clone(),
-        None => Identity::generate("new device", crate::org::now_secs(), &mut OsEntropy),
+    // `--force` also makes a new device key: a removed device can never
+    // come back under its old one.
+    let provisional = match (&existing, options.force) {
+        (Some(identity), false) => identity.clone(),
+        _ => Identity::generate("new device", crate::org::now_secs(), &mut OsEntropy),
     };
     let grant = exchange(&provisional, &code, options).await?;
     if existing

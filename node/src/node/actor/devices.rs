@@ -477,7 +477,11 @@ impl Actor {
             crate::org::now_secs(),
         );
         if let Err(e) = self.devices.known.learn(cert.clone()) {
-            return PairMessage::Refused(PairRefusal::Other(e.to_string()));
+            let why = format!("{e}; pair it with `tincan device add CODE --force`, which gives it a new device key");
+            self.emit(NodeEvent::PairingFailed {
+                reason: why.clone(),
+            });
+            return PairMessage::Refused(PairRefusal::Other(why));
         }
         self.ensure_own_label();
         self.learn_device(&cert, Some(label.clone()));

@@ -141,6 +141,8 @@ impl Actor {
                 Arc::new(Frame::Revocations(list.clone())),
             ));
         }
+        // Removals made while the relay was out of reach reach it now.
+        self.share_roster(&conn);
         self.relay.conn = Some(conn);
         self.members_sent = None;
         self.election.handle_relay(now_ms(), true);
