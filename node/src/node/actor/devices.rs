@@ -134,12 +134,10 @@ impl Actor {
             return false;
         }
         tracing::warn!(device = %cert.device_id(), "refusing a removed device");
-        let mut roster = self.devices.known.roster_of(&cert.user_id());
-        roster.revocations.retain(|r| r.device == cert.device_id());
-        if cert.user_id() != self.identity.user_id() {
-            // We speak only for our own user's devices.
-            roster.certs.clear();
-        }
+        let Some(revocation) = self.devices.known.revocation(&cert.device_id()) else {
+            return false;
+        };
+        let roster = self.removal_roster(revocation);
         let conn = conn.clone();
         tokio::spawn(async move {
             // Hand over the proof first, so the device can tell its user.
@@ -289,8 +287,14 @@ impl Actor {
                     AttemptOutcome::Refused("the device was removed by its user".into()),
                 );
             }
+            // Hand it the proof, then hang up, so it can tell its user.
+            let proof = Arc::new(Frame::Devices(self.removal_roster(revocation)));
             for conn in self.conns.remove(&device).into_iter().flatten() {
-                conn.close(CLOSE_DEVICE_REMOVED.into(), DEVICE_REMOVED_REASON);
+                let proof = proof.clone();
+                tokio::spawn(async move {
+                    link::notify(conn.clone(), proof).await;
+                    conn.close(CLOSE_DEVICE_REMOVED.into(), DEVICE_REMOVED_REASON);
+                });
             }
         }
         self.emit(NodeEvent::DeviceRemoved {
@@ -301,13 +305,19 @@ impl Actor {
         self.spread_removal(revocation);
     }
 
-    fn spread_removal(&self, revocation: &DeviceRevocation) {
+    /// The roster that passes one removal on: the revocation, plus our
+    /// own devices when it is about our user (we speak only for ours).
+    fn removal_roster(&self, revocation: &DeviceRevocation) -> Roster {
         let mut roster = self.devices.known.roster_of(&revocation.user_id());
         roster.revocations.retain(|r| r.device == revocation.device);
         if revocation.user_id() != self.identity.user_id() {
             roster.certs.clear();
         }
-        let frame = Arc::new(Frame::Devices(roster));
+        roster
+    }
+
+    fn spread_removal(&self, revocation: &DeviceRevocation) {
+        let frame = Arc::new(Frame::Devices(self.removal_roster(revocation)));
         for conn in self
             .conns
             .values()
