@@ -77,6 +77,27 @@ pub enum Content {
     Change(crate::post::Change),
     /// A contact request or its answer ([`crate::contact`]).
     Contact(crate::contact::ContactNote),
+    /// For the sender's own other devices: a copy of what this device sent
+    /// (`message`, sealed separately to `to`), so it shows as outgoing in
+    /// the right conversations everywhere. Accepted only from a device of
+    /// the same user.
+    OwnCopy {
+        /// The id of the message the others received.
+        message: crate::MessageId,
+        /// The conversations it belongs to (its recipients).
+        to: Vec<crate::UserId>,
+        /// What was sent (a [`Content::Text`] today).
+        content: Box<Content>,
+    },
+    /// For the sender's own other devices: the conversation with `peer`
+    /// was read up to `up_to_ms` (received time) on the sending device;
+    /// mark it read too, without sending read receipts again.
+    ReadSync {
+        /// The conversation.
+        peer: crate::UserId,
+        /// Messages sent at or before this time (sender's clock) are read.
+        up_to_ms: u64,
+    },
 }
 
 /// The content key, sealed for one recipient device.

@@ -130,11 +130,30 @@ impl UserKey {
         UserId::from_public_key(&self.public_key())
     }
 
+    /// Signs `message` as is; callers prefix their own context string
+    /// (device revocations: [`crate::device`]).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.signing.sign(message).to_bytes())
+    }
+
     /// Signs a certificate for `device`, issued at `issued_at` (unix seconds).
     pub fn certify(&self, device: &DeviceKey, issued_at: u64) -> DeviceCert {
+        self.certify_keys(
+            device.public_key(),
+            device.agreement_public_key(),
+            issued_at,
+        )
+    }
+
+    /// Signs a certificate for a device known by its public keys only (a
+    /// device being paired: its secrets never leave it).
+    pub fn certify_keys(
+        &self,
+        device_key: [u8; 32],
+        agreement_key: [u8; 32],
+        issued_at: u64,
+    ) -> DeviceCert {
         let user_key = self.public_key();
-        let device_key = device.public_key();
-        let agreement_key = device.agreement_public_key();
         let message = cert_message(&user_key, &device_key, &agreement_key, issued_at);
         DeviceCert {
             user_key,

@@ -10,6 +10,8 @@
 //! - [`id`]: printable user, device and message ids.
 //! - [`entropy`]: the randomness the caller hands in.
 //! - [`identity`]: user and device keys, device certificates, the stored identity.
+//! - [`device`]: a user's devices: device revocations, rosters, the one lookup.
+//! - [`pairing`]: enrolling a new device by a short code (SPAKE2).
 //! - [`envelope`]: end-to-end sealed messages, one payload for many devices.
 //! - [`receipt`]: signed delivered/read acknowledgements.
 //! - [`wire`]: length-prefixed, versioned postcard frames.
@@ -29,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod device;
 pub mod election;
 pub mod entropy;
 pub mod envelope;
@@ -38,6 +41,7 @@ pub mod lease;
 pub mod notify;
 pub mod org;
 pub mod outbox;
+pub mod pairing;
 pub mod peer_book;
 pub mod post;
 pub mod presence;
@@ -48,6 +52,7 @@ pub mod transfer;
 pub mod wire;
 
 pub use contact::{ContactAction, ContactError, ContactNote, ContactState, ContactStep};
+pub use device::{DeviceError, DeviceRevocation, Devices, Roster};
 pub use election::{Beacon, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection};
 pub use entropy::Entropy;
 pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};

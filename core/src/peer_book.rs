@@ -178,6 +178,11 @@ impl PeerBook {
         }
     }
 
+    /// Forgets a device (removed by its user); its name pin stays.
+    pub fn forget(&mut self, device: &DeviceId) -> Option<PeerInfo> {
+        self.devices.remove(device)
+    }
+
     /// One device.
     pub fn device(&self, device: &DeviceId) -> Option<&PeerInfo> {
         self.devices.get(device)

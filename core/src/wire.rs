@@ -78,6 +78,8 @@ pub enum RefuseReason {
     UnknownDevice,
     /// Anything else, explained for logs.
     Other(String),
+    /// The sending device was removed by its user (`tincan device remove`).
+    DeviceRemoved,
 }
 
 /// One protocol message on a stream.
@@ -175,6 +177,12 @@ pub enum Frame {
     },
     /// The file request is refused.
     FileRefused(FileRefusal),
+    /// One step of pairing a new device (`crate::pairing`), on a
+    /// bidirectional stream, answered with the next step.
+    Pair(crate::pairing::PairMessage),
+    /// The sender's user's devices and removed devices (on connect and
+    /// whenever they change), answered with [`Frame::Ack`].
+    Devices(crate::device::Roster),
 }
 
 impl Frame {
@@ -204,6 +212,8 @@ impl Frame {
             Frame::FileRequest(_) => "file-request",
             Frame::FileData { .. } => "file-data",
             Frame::FileRefused(_) => "file-refused",
+            Frame::Pair(_) => "pair",
+            Frame::Devices(_) => "devices",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing (clap) and the command implementations.
 
 mod chat;
+mod device;
 mod file;
 mod org;
 mod post;
@@ -140,6 +141,9 @@ enum Command {
     Chat(chat::ChatCommand),
     #[command(flatten)]
     Post(post::PostCommand),
+    /// Your devices: pair a new one with a code, list them, remove a lost one.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -274,6 +278,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::File(cmd) => file::run(&home, cmd).await?,
         Command::Chat(cmd) => chat::run(&home, cmd).await?,
         Command::Post(cmd) => post::run(&home, cmd).await?,
+        Command::Device(cmd) => device::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;

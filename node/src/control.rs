@@ -270,6 +270,9 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         | Request::ContactAccept { .. }
         | Request::ContactReject { .. }
         | Request::ContactRemove { .. }) => posts::handle(node, other).await,
+        Request::DevicePair => Reply::from_result(node.pair_device().await),
+        Request::DeviceList => Reply::from_result(node.devices().await),
+        Request::DeviceRemove { device } => Reply::from_result(node.remove_device(&device).await),
         other => chat::handle(node, other).await,
     }
 }

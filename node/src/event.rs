@@ -4,10 +4,12 @@
 //! `event/chat.rs`.
 
 mod chat;
+mod device;
 
 use serde::{Deserialize, Serialize};
 
 pub use chat::{BlockedView, PresenceView, ReadView, SearchHitView, TypingView};
+pub use device::{DeviceView, JoinedView, PairingView};
 
 use crate::store::{MessageRecord, MessageState};
 
@@ -299,6 +301,29 @@ pub enum NodeEvent {
         peer: String,
         /// The message id.
         message_id: String,
+    },
+    /// A new device of this user was paired (on the device that showed the code).
+    DevicePaired {
+        /// The new device.
+        device: DeviceView,
+    },
+    /// Pairing ended without a new device: wrong or expired code.
+    PairingFailed {
+        /// Why, for the user.
+        reason: String,
+    },
+    /// A device of this user was removed (`device remove`); `this`: the
+    /// device reporting it is the one removed and gets nothing new.
+    DeviceRemoved {
+        /// The removed device.
+        device_id: String,
+        /// Whether it is this device.
+        this: bool,
+    },
+    /// A message this user sent from another of their devices.
+    SentElsewhere {
+        /// The message (direction `out`).
+        message: MessageView,
     },
 }
 

@@ -4,6 +4,7 @@
 //! - [`node`]: [`Node::start`] and the [`NodeHandle`]; inside, the actor and QUIC links.
 //! - [`config`], [`home`], [`keystore`]: where a node lives and what it is.
 //! - [`org`]: organisation key (admin), membership, revocation list files.
+//! - [`pair`]: enrolling this home as a new device of an existing user.
 //! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
 //! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
 //! - [`rpc`]: one request / one answer per QUIC stream (shared with the relay).
@@ -27,6 +28,7 @@ pub mod keystore;
 pub mod node;
 pub mod notifier;
 pub mod org;
+pub mod pair;
 pub mod platform;
 pub mod rpc;
 pub mod store;
@@ -36,8 +38,9 @@ pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
 pub use event::{
-    BlockedView, ContactView, GatewayView, MessageView, NodeEvent, PeerView, PresenceView,
-    QuoteView, ReadView, RelayView, SearchHitView, StatusView, TypingView, WhoAmI,
+    BlockedView, ContactView, DeviceView, GatewayView, JoinedView, MessageView, NodeEvent,
+    PairingView, PeerView, PresenceView, QuoteView, ReadView, RelayView, SearchHitView, StatusView,
+    TypingView, WhoAmI,
 };
 pub use export::ExportView;
 pub use files::TransferView;

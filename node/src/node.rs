@@ -17,6 +17,7 @@
 
 mod actor;
 mod chat;
+mod devices;
 mod link;
 pub(crate) mod post;
 mod transfer;
@@ -168,6 +169,20 @@ pub enum NodeError {
     /// Not in the contact list.
     #[error("{0} is not in your contacts")]
     NotAContact(String),
+    /// This device was removed by its user: it gets no new messages.
+    #[error("this device was removed from {0}'s devices (`tincan device remove` on another of their devices); it gets no new messages. To use it again, pair it anew: `tincan device add CODE --force`")]
+    DeviceRemoved(String),
+    /// The command needs the user key, which only the user's first device holds.
+    #[error("this device does not hold the user key; run this on the device the user started on")]
+    NoUserKey,
+    /// No device of this user matches.
+    #[error("{0}")]
+    UnknownDevice(String),
+    /// A device cannot remove itself.
+    #[error(
+        "a device cannot remove itself; run `tincan device remove` on another of your devices"
+    )]
+    RemoveSelf,
 }
 
 /// Commands from handles to the actor.
@@ -190,6 +205,7 @@ pub(crate) enum Command {
     Chat(chat::ChatCommand),
     Post(post::PostCommand),
     Contact(post::ContactCommand),
+    Device(devices::DeviceCommand),
 }
 
 /// Starts nodes.

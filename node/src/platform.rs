@@ -53,6 +53,17 @@ pub fn os_user_name() -> String {
         .unwrap_or_else(|| "tincan user".to_string())
 }
 
+/// A label for this device in `tincan device list`: the machine's name
+/// (held to display-name rules), or a neutral default.
+pub fn device_label() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| whoami::fallible::hostname().ok())
+        .and_then(|name| crate::keystore::validate_name(&name).ok())
+        .unwrap_or_else(|| "this device".to_string())
+}
+
 /// The addresses this node can be reached at on its LANs (non-loopback
 /// interface addresses with the listen port), for the relay's neighbour
 /// matching when multicast is blocked. A specific listen address is the

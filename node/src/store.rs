@@ -16,6 +16,7 @@
 //! - `blocked`: the block list.
 //! - `changes`: edits and retractions, and changes waiting for their message.
 //! - `contacts`: the contact list and requests.
+//! - `devices`: device revocations, this user's own devices, read sync.
 //!
 //! # Invariants
 //! - A [`Store`] owns one connection and is used from one thread (the storage
@@ -37,6 +38,7 @@ mod blocked;
 mod changes;
 mod column;
 mod contacts;
+mod devices;
 mod messages;
 mod migrations;
 mod outbox;
@@ -48,6 +50,7 @@ mod transfers;
 pub use blocked::BlockedRecord;
 pub use changes::{ChangeOutcome, MAX_PENDING_PER_AUTHOR, MIN_ID_PREFIX};
 pub use contacts::ContactRecord;
+pub use devices::OwnDeviceRecord;
 pub use messages::{
     Direction, HistoryQuery, MessageExtras, MessageRecord, MessageState, ParseStateError,
 };

@@ -25,6 +25,11 @@ use tincan_core::{DeviceCert, Identity};
 /// ALPN protocol id of tincan's peer protocol.
 pub const ALPN: &[u8] = b"tincan/1";
 
+/// ALPN protocol id of pairing a new device (`tincan device add`): a
+/// connection that speaks only `Frame::Pair`, never a peer connection, so
+/// the new device's provisional identity is never learned as a peer.
+pub const PAIR_ALPN: &[u8] = b"tincan-pair/1";
+
 /// The server name every node dials; identity is checked by key, not name.
 pub const SERVER_NAME: &str = "tincan.invalid";
 
@@ -250,7 +255,7 @@ pub fn rustls_configs(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier.clone())
         .with_single_cert(vec![cert.clone()], key.clone_key())?;
-    server.alpn_protocols = vec![ALPN.to_vec()];
+    server.alpn_protocols = vec![ALPN.to_vec(), PAIR_ALPN.to_vec()];
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -258,6 +263,24 @@ pub fn rustls_configs(
         .with_client_auth_cert(vec![cert], key)?;
     client.alpn_protocols = vec![ALPN.to_vec()];
     Ok((server, client))
+}
+
+/// The client configuration of a device being paired: mutual
+/// authentication as for peers, speaking [`PAIR_ALPN`].
+pub fn pairing_client_config(
+    identity: &Identity,
+) -> Result<rustls::ClientConfig, TlsIdentityError> {
+    let (_, mut client) = rustls_configs(identity)?;
+    client.alpn_protocols = vec![PAIR_ALPN.to_vec()];
+    Ok(client)
+}
+
+/// Whether `conn` was opened for pairing ([`PAIR_ALPN`]).
+pub fn is_pairing(conn: &quinn::Connection) -> bool {
+    conn.handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol)
+        .is_some_and(|protocol| protocol == PAIR_ALPN)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! - [`flush`]: delivery of stored mail.
 //! - [`gateway`]: lease claims and site member lists.
 //! - [`revoke`]: revocation lists.
+//! - [`devices`]: device removals (`tincan device remove`), signed by user keys.
 //! - [`housekeeping`]: directory pushes and periodic rounds.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`control`]: the JSON-lines control socket and its client.
@@ -26,6 +27,7 @@
 
 pub mod config;
 pub mod control;
+pub mod devices;
 pub mod flush;
 pub mod gateway;
 pub mod housekeeping;
@@ -56,6 +58,8 @@ pub mod close {
     pub const REFUSED: VarInt = VarInt::from_u32(0x10);
     /// The user was revoked by the organisation.
     pub const REVOKED: VarInt = VarInt::from_u32(0x11);
+    /// The device was removed by its user (`tincan device remove`).
+    pub const DEVICE_REMOVED: VarInt = VarInt::from_u32(0x15);
     /// The device connected again; this older connection is closed.
     pub const REPLACED: VarInt = VarInt::from_u32(0x12);
     /// No Register within 5 s.
@@ -123,11 +127,21 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         .await
         .map_err(|e| store::StoreError::Task(e.to_string()))??;
     let mut registry = registry::Registry::new(&config.orgs, config.lease_ttl_ms);
-    let (devices, lists, epochs) = store
-        .run(|db| Ok((db.devices()?, db.revocations()?, db.epochs()?)))
+    let (devices, lists, epochs, removed) = store
+        .run(|db| {
+            Ok((
+                db.devices()?,
+                db.revocations()?,
+                db.epochs()?,
+                db.device_revocations()?,
+            ))
+        })
         .await?;
     for list in lists {
         registry.restore_revocations(list);
+    }
+    for (org, revocation) in removed {
+        registry.restore_device_revocation(org, revocation);
     }
     for d in devices {
         registry.know(d.org, d.cert, d.name, d.last_seen_ms);

@@ -39,6 +39,12 @@ fn check(shared: &Shared, cert: &DeviceCert, reg: &Register) -> Result<OrgId, St
         let Some(state) = registry.org(&org) else {
             return Err(format!("organisation {org} is not served by this relay"));
         };
+        if state.is_removed(cert) {
+            return Err(
+                "device removed by its user (`tincan device remove`); pair it anew to use it"
+                    .into(),
+            );
+        }
         state.revocations.clone()
     };
     reg.membership

@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tincan_core::route::{DirectoryEntry, Neighbour};
 use tincan_core::site::SiteId;
-use tincan_core::{DeviceCert, DeviceId, OrgId, Revocations};
+use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations};
 
 use tincan_core::lease::LeaseTable;
 
@@ -77,6 +77,17 @@ pub struct OrgState {
     pub site_of: HashMap<DeviceId, SiteId>,
     /// The newest revocation list.
     pub revocations: Option<Revocations>,
+    /// Devices removed by their user (`tincan device remove`).
+    pub removed: HashMap<DeviceId, DeviceRevocation>,
+}
+
+impl OrgState {
+    /// Whether the user that certified `cert` removed that device.
+    pub fn is_removed(&self, cert: &DeviceCert) -> bool {
+        self.removed
+            .get(&cert.device_id())
+            .is_some_and(|r| r.user_key == cert.user_key)
+    }
 }
 
 /// Where a device can be reached.
@@ -177,7 +188,7 @@ impl Registry {
             .revocations
             .as_ref()
             .is_some_and(|l| l.is_revoked(&cert.user_id()));
-        if revoked {
+        if revoked || state.is_removed(&cert) {
             return;
         }
         let entry = state.known.entry(cert.device_id()).or_insert(Known {
@@ -314,6 +325,10 @@ impl Registry {
                 }
             }
         }
+        let members: Vec<DeviceId> = members
+            .into_iter()
+            .filter(|d| !state.removed.contains_key(d))
+            .collect();
         for d in &members {
             state.site_of.insert(*d, site);
         }
@@ -447,6 +462,47 @@ impl Registry {
             ));
         }
         out
+    }
+
+    /// Applies a verified device revocation of `org`, if it may: the
+    /// device is unknown or was certified by the revoking user. Forgets the
+    /// device everywhere; returns its connection to close (`Some(None)`:
+    /// applied, nothing to close; `None`: refused or already applied).
+    pub fn remove_device(
+        &mut self,
+        now_ms: u64,
+        org: OrgId,
+        revocation: DeviceRevocation,
+    ) -> Option<Option<quinn::Connection>> {
+        let state = self.orgs.get_mut(&org)?;
+        let device = revocation.device;
+        if state.removed.contains_key(&device) {
+            return None;
+        }
+        if state
+            .known
+            .get(&device)
+            .is_some_and(|k| k.cert.user_key != revocation.user_key)
+        {
+            return None;
+        }
+        state.known.remove(&device);
+        let conn = state.direct.remove(&device).map(|c| c.conn);
+        state.site_of.remove(&device);
+        for site in state.sites.values_mut() {
+            site.members.retain(|m| *m != device);
+        }
+        state.removed.insert(device, revocation);
+        self.leases.handle_holder_gone(now_ms, device);
+        Some(conn)
+    }
+
+    /// Puts back a stored device revocation after a restart.
+    pub fn restore_device_revocation(&mut self, org: OrgId, revocation: DeviceRevocation) {
+        if let Some(state) = self.orgs.get_mut(&org) {
+            state.known.remove(&revocation.device);
+            state.removed.insert(revocation.device, revocation);
+        }
     }
 
     /// Applies a newer, verified revocation list: forgets the revoked

@@ -402,8 +402,9 @@ async fn dispatch(shared: &Arc<Shared>, peer: &Peer, request: Frame) -> Frame {
             members,
         } => gateway::site_members(shared, peer, site, epoch, members).await,
         Frame::Revocations(list) => revoke::handle(shared, peer, list).await,
+        Frame::Devices(roster) => crate::devices::handle(shared, peer, roster).await,
         other => Frame::Error(format!(
-            "unexpected {} request: the relay takes register, route, lease-claim, lease-release, site-members and revocations",
+            "unexpected {} request: the relay takes register, route, lease-claim, lease-release, site-members, revocations and devices",
             other.name()
         )),
     }

@@ -147,6 +147,19 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX mail_by_expiry ON mail (expires_ms);
     ",
     },
+    Migration {
+        version: 3,
+        sql: "
+        -- Devices removed by their user (signed by the user key): refused
+        -- on Register for ever, never listed, never given mail.
+        CREATE TABLE device_revocations (
+            org        BLOB NOT NULL CHECK (length(org) = 20),
+            device     BLOB NOT NULL CHECK (length(device) = 20),
+            revocation BLOB NOT NULL,
+            PRIMARY KEY (org, device)
+        ) STRICT;
+    ",
+    },
 ];
 
 /// A device as stored.
@@ -330,6 +343,56 @@ impl Db {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Stores a device revocation of `org` and forgets the device and its
+    /// mail, in one transaction.
+    pub fn put_device_revocation(
+        &mut self,
+        org: OrgId,
+        revocation: &tincan_core::DeviceRevocation,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let device = revocation.device.0;
+        tx.execute(
+            "INSERT OR IGNORE INTO device_revocations (org, device, revocation) VALUES (?1, ?2, ?3)",
+            params![org.0.as_slice(), device.as_slice(), revocation.to_bytes()],
+        )?;
+        tx.execute(
+            "DELETE FROM devices WHERE org = ?1 AND device = ?2",
+            params![org.0.as_slice(), device.as_slice()],
+        )?;
+        tx.execute(
+            "DELETE FROM mail WHERE org = ?1 AND device = ?2",
+            params![org.0.as_slice(), device.as_slice()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored device revocation (undecodable rows skipped).
+    pub fn device_revocations(
+        &self,
+    ) -> Result<Vec<(OrgId, tincan_core::DeviceRevocation)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT org, revocation FROM device_revocations")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for (org, bytes) in rows {
+            match (
+                id20(&org),
+                tincan_core::DeviceRevocation::from_bytes(&bytes),
+            ) {
+                (Some(org), Some(r)) => out.push((OrgId(org), r)),
+                _ => tracing::warn!("skipping a corrupt device revocation row"),
+            }
+        }
+        Ok(out)
     }
 
     /// Stores `list` as its organisation's current revocation list.

@@ -202,6 +202,18 @@ pub enum Request {
         /// Contact name, peer name or user id.
         user: String,
     },
+    /// `{"cmd":"device_pair"}`: show a pairing code for a new device of
+    /// this user; the outcome comes as a `device_paired` or
+    /// `pairing_failed` event.
+    DevicePair,
+    /// `{"cmd":"device_list"}`: this user's devices.
+    DeviceList,
+    /// `{"cmd":"device_remove","device":"3fa2c1"}`: remove one of this
+    /// user's devices (id prefix or label).
+    DeviceRemove {
+        /// Device id, unique prefix (4+ characters) or label.
+        device: String,
+    },
 }
 
 /// One reply line.

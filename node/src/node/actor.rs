@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 
 mod chat;
 mod contacts;
+mod devices;
 mod election;
 mod files;
 mod inbound;
@@ -29,6 +30,7 @@ mod presence;
 mod receipts;
 mod relay;
 mod routing;
+mod sync;
 
 use super::link::{self, LinkEvent};
 use super::{Command, NodeError, StartError};
@@ -157,6 +159,8 @@ pub(crate) struct Actor {
     files: files::FilesState,
     /// Presence, typing, blocking, read receipts (`actor/chat.rs`).
     chat: chat::ChatState,
+    /// This user's devices, removals, pairing (`actor/devices.rs`).
+    devices: devices::DevicesState,
 }
 
 impl Actor {
@@ -222,8 +226,10 @@ impl Actor {
             on_battery: false,
             files: files::FilesState::new(parts.files),
             chat,
+            devices: devices::DevicesState::default(),
         };
         actor.restore()?;
+        actor.restore_devices()?;
         actor.restore_files()?;
         Ok(actor)
     }
@@ -313,6 +319,7 @@ impl Actor {
                 self.outbox.poll_timeout(),
                 self.election.poll_timeout(),
                 self.chat.presence.poll_timeout(),
+                self.pairing_timeout(),
             ]
             .into_iter()
             .flatten()
@@ -342,6 +349,7 @@ impl Actor {
                     self.outbox.handle_timeout(now);
                     self.election.handle_timeout(now, &mut crate::keystore::OsEntropy);
                     self.chat.presence.handle_timeout(now);
+                    self.pairing_handle_timeout(now);
                 }
             }
             self.drive_election();
@@ -458,6 +466,22 @@ impl Actor {
             Command::Chat(cmd) => self.on_chat(cmd),
             Command::Post(cmd) => self.on_post_command(cmd),
             Command::Contact(cmd) => self.on_contact_command(cmd),
+            Command::Device(cmd) => self.on_device_command(cmd),
+        }
+    }
+
+    fn on_device_command(&mut self, cmd: super::devices::DeviceCommand) {
+        use super::devices::DeviceCommand;
+        match cmd {
+            DeviceCommand::Pair(reply) => {
+                let _ = reply.send(self.start_pairing());
+            }
+            DeviceCommand::List(reply) => {
+                let _ = reply.send(self.device_list());
+            }
+            DeviceCommand::Remove { device, reply } => {
+                let _ = reply.send(self.remove_device(&device));
+            }
         }
     }
 
@@ -554,6 +578,13 @@ impl Actor {
             LinkEvent::RelayDown { stable_id, reason } => self.on_relay_down(stable_id, reason),
             LinkEvent::LeaseAnswer { sent_at, result } => self.on_lease_answer(sent_at, result),
             LinkEvent::Files(event) => self.on_files_event(event),
+            LinkEvent::Pair {
+                joiner,
+                message,
+                reply,
+            } => {
+                let _ = reply.send(self.on_pair(joiner, message));
+            }
         }
     }
 
@@ -572,6 +603,13 @@ impl Actor {
             conn.close(0u32.into(), b"self");
             if let Some(addr) = dialed {
                 self.dials.entry(addr).or_default().next_at = u64::MAX;
+            }
+            return;
+        }
+        if self.refuse_removed(&conn, &cert) {
+            if let Some(addr) = dialed {
+                self.dials.entry(addr).or_default().next_at =
+                    now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
             }
             return;
         }
@@ -606,6 +644,8 @@ impl Actor {
             via,
         });
         self.certs.insert(device, cert.clone());
+        let _ = self.devices.known.learn(cert.clone());
+        self.share_roster(&conn);
         let record = PeerRecord {
             device,
             user,

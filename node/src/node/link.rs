@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tincan_core::election::Beacon;
+use tincan_core::pairing::PairMessage;
 use tincan_core::route::{DeviceAnswer, Route, Routed, Welcome};
 use tincan_core::wire::{self, Frame, Hello};
 use tincan_core::{DeviceCert, DeviceId, Envelope, MessageId};
@@ -120,6 +121,13 @@ pub(crate) enum LinkEvent {
     },
     /// File transfer traffic (`node/transfer.rs`).
     Files(super::transfer::FilesEvent),
+    /// A device being paired (TLS-authenticated as `joiner`, on a
+    /// pairing connection) sent one pairing step; the actor answers.
+    Pair {
+        joiner: DeviceCert,
+        message: PairMessage,
+        reply: oneshot::Sender<PairMessage>,
+    },
 }
 
 /// Binds the one QUIC endpoint of the node (server and client).
@@ -224,10 +232,56 @@ pub(crate) async fn accept(
 ) {
     let remote = incoming.remote_address();
     match incoming.await {
+        Ok(conn) if tls::is_pairing(&conn) => serve_pairing(conn, tx).await,
         Ok(conn) => run_connection(conn, hello, tx, None).await,
         // Garbage, scanners and peers with bad keys end here: log, move on.
         Err(e) => tracing::info!(%remote, error = %e, "refused incoming connection"),
     }
+}
+
+/// Most pairing steps one pairing connection may send (start, confirm,
+/// and an abort).
+const PAIR_STEPS: usize = 3;
+
+/// A pairing connection (`tls::PAIR_ALPN`): no hello, no peer; each
+/// stream carries one `Frame::Pair` step, answered by the actor.
+async fn serve_pairing(conn: quinn::Connection, tx: mpsc::Sender<LinkEvent>) {
+    let remote = conn.remote_address();
+    let Some(joiner) = tls::peer_device_cert(&conn) else {
+        conn.close(1u32.into(), b"bad certificate");
+        return;
+    };
+    tracing::info!(%remote, device = %joiner.device_id(), "pairing connection");
+    for _ in 0..PAIR_STEPS {
+        let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+            return;
+        };
+        let message = match crate::rpc::read_request(&mut recv, HELLO_TIMEOUT).await {
+            Ok(Frame::Pair(message)) => message,
+            Ok(other) => {
+                tracing::info!(%remote, frame = other.name(), "not a pairing step; closing");
+                break;
+            }
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "bad pairing step; closing");
+                break;
+            }
+        };
+        let (reply, answer) = oneshot::channel();
+        let event = LinkEvent::Pair {
+            joiner: joiner.clone(),
+            message,
+            reply,
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+        let Ok(answer) = answer.await else {
+            break;
+        };
+        let _ = crate::rpc::answer(&mut send, &Frame::Pair(answer)).await;
+    }
+    conn.close(0u32.into(), b"pairing done");
 }
 
 async fn exchange_hello(conn: &quinn::Connection, hello: &Hello) -> Result<Hello, String> {
@@ -392,13 +446,17 @@ async fn serve_stream(
             route: Box::new(route),
             reply,
         },
-        Ok((frame @ (Frame::Directory(_) | Frame::Neighbours(_) | Frame::Revocations(_)), _)) => {
-            LinkEvent::Control {
-                from: device,
-                frame: Box::new(frame),
-                reply,
-            }
-        }
+        Ok((
+            frame @ (Frame::Directory(_)
+            | Frame::Neighbours(_)
+            | Frame::Revocations(_)
+            | Frame::Devices(_)),
+            _,
+        )) => LinkEvent::Control {
+            from: device,
+            frame: Box::new(frame),
+            reply,
+        },
         Ok((Frame::FileRequest(request), _)) => {
             // The answer is streamed by a file task (`crate::files::stream`).
             let event = super::transfer::FilesEvent::Request {

@@ -30,7 +30,7 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     let carol = DeviceId([3; 20]);
     {
         let mut db = Db::open(&path).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 2);
+        assert_eq!(db.schema_version().expect("version"), 3);
         let m = mail(org, vec![bob, carol], 1, MailKind::Envelope, 10);
         let out = db.put_mail(&m, 2, 1_000).expect("put");
         assert_eq!(
@@ -154,8 +154,33 @@ fn version_1_mail_is_migrated_with_its_origin() {
         .expect("insert");
     }
     let db = Db::open(&path).expect("migrate");
-    assert_eq!(db.schema_version().expect("version"), 2);
+    assert_eq!(db.schema_version().expect("version"), 3);
     let rows = db.mail_for(DeviceId([2; 20]), 10).expect("rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].origin, DeviceId([4; 20]));
+}
+
+#[test]
+fn a_device_revocation_is_kept_and_takes_the_device_and_its_mail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("relay.db");
+    let org = OrgId([1; 20]);
+    let alice = Identity::generate("alice", 1, &mut SeededEntropy::new(1));
+    let user = alice.user.clone().expect("user key");
+    let device = alice.device_id();
+    let revocation = tincan_core::DeviceRevocation::sign(&user, device, 5);
+    {
+        let mut db = Db::open(&path).expect("open");
+        let m = mail(org, vec![device], 1, MailKind::Envelope, 10);
+        db.put_mail(&m, 2, 1_000).expect("put");
+        db.put_device_revocation(org, &revocation).expect("revoke");
+        db.put_device_revocation(org, &revocation)
+            .expect("idempotent");
+        assert!(db.mail_for(device, 10).expect("rows").is_empty());
+    }
+    let db = Db::open(&path).expect("reopen");
+    assert_eq!(
+        db.device_revocations().expect("rows"),
+        vec![(org, revocation)]
+    );
 }

@@ -249,11 +249,7 @@ impl Actor {
     }
 
     fn send_contact_note(&mut self, user: &UserId, note: ContactNote) -> Result<(), NodeError> {
-        let certs: Vec<DeviceCert> = self
-            .book
-            .devices_of(user)
-            .filter_map(|d| self.certs.get(&d.device).cloned())
-            .collect();
+        let certs: Vec<DeviceCert> = self.device_certs_of(user);
         if certs.is_empty() {
             return Err(NodeError::NoDevices(self.book.display_name(user)));
         }

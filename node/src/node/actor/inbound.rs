@@ -36,6 +36,13 @@ impl Actor {
         };
         let now = now_ms();
         let sender_device = opened.sender.device_id();
+        if self.devices.known.is_revoked(&opened.sender) {
+            tracing::warn!(%from, message = %message_id, device = %sender_device, "refused a message from a removed device");
+            return Some(Frame::Refused {
+                message_id,
+                reason: RefuseReason::DeviceRemoved,
+            });
+        }
         if self.is_revoked(&opened.sender.user_id()) {
             // Whatever path it took (a stale mailbox, a hop that has not
             // heard yet): a revoked user's messages are not taken.
@@ -89,6 +96,12 @@ impl Actor {
             Content::Post(post) => self.on_post(&opened, post, now),
             Content::Change(change) => self.on_change(&opened, change),
             Content::Contact(note) => self.on_contact_note(&opened, note),
+            Content::OwnCopy {
+                message,
+                to,
+                content,
+            } => self.on_own_copy(&opened, message, to, *content),
+            Content::ReadSync { peer, up_to_ms } => self.on_read_sync(&opened, peer, up_to_ms),
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),

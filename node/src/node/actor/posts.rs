@@ -98,11 +98,7 @@ impl Actor {
         let mut certs: Vec<DeviceCert> = Vec::new();
         for user in users {
             let before = certs.len();
-            certs.extend(
-                self.book
-                    .devices_of(user)
-                    .filter_map(|d| self.certs.get(&d.device).cloned()),
-            );
+            certs.extend(self.device_certs_of(user));
             if certs.len() == before {
                 return Err(NodeError::NoDevices(self.book.display_name(user)));
             }
@@ -121,6 +117,7 @@ impl Actor {
         reply_to: Option<&str>,
         broadcast: bool,
     ) -> Result<MessageView, NodeError> {
+        self.check_not_removed()?;
         validate_text(text).map_err(post_error)?;
         let certs = self.certs_of(users)?;
         let me = self.identity.user_id();
@@ -172,6 +169,7 @@ impl Actor {
             .collect();
         let to = users[0];
         self.queue_envelope(id, now, &content, to, &certs, &records)?;
+        self.sync_sent(id, now, users, content);
         tracing::info!(message = %id, to = %to, users = users.len(), devices = certs.len(), "queued message");
         self.emit_state(id, to, MessageState::Queued, None);
         Ok(MessageView::from(&records[0]))
@@ -236,6 +234,7 @@ impl Actor {
         id: &str,
         make: impl FnOnce(MessageId) -> Change,
     ) -> Result<Vec<MessageView>, NodeError> {
+        self.check_not_removed()?;
         let me = self.identity.user_id();
         let rows = self.store.find_messages(id, Some(&me))?;
         let Some(first) = rows.first() else {
@@ -253,13 +252,14 @@ impl Actor {
         let mut users: Vec<UserId> = rows.iter().map(|r| r.peer).collect();
         users.dedup();
         // Devices of users that have since been blocked or vanished are
-        // skipped: the change reaches whoever can still get it.
-        let certs: Vec<DeviceCert> = users
+        // skipped: the change reaches whoever can still get it, and this
+        // user's other devices, which show the message too.
+        let mut certs: Vec<DeviceCert> = users
             .iter()
             .filter(|u| !self.is_blocked(u))
-            .flat_map(|u| self.book.devices_of(u))
-            .filter_map(|d| self.certs.get(&d.device).cloned())
+            .flat_map(|u| self.device_certs_of(u))
             .collect();
+        certs.extend(self.own_other_devices());
         let now = now_ms();
         self.store.apply_change(&me, &change, now)?;
         if !certs.is_empty() {

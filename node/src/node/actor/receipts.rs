@@ -68,6 +68,9 @@ impl Actor {
                 }
             }
         }
+        if !newly.is_empty() {
+            self.sync_read(user, now_ms());
+        }
         tracing::info!(peer = %user, marked = newly.len(), receipts, "conversation read");
         Ok(ReadView {
             peer: user.to_string(),

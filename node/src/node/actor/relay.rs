@@ -141,6 +141,8 @@ impl Actor {
                 Arc::new(Frame::Revocations(list.clone())),
             ));
         }
+        // Removals made while the relay was out of reach reach it now.
+        self.share_roster(&conn);
         self.relay.conn = Some(conn);
         self.members_sent = None;
         self.election.handle_relay(now_ms(), true);
@@ -168,12 +170,18 @@ impl Actor {
 
     /// Whether `from` may tell us about the organisation: the relay, or the
     /// gateway we follow.
-    fn is_uplink(&self, from: &DeviceId) -> bool {
+    pub(super) fn is_uplink(&self, from: &DeviceId) -> bool {
         Some(*from) == self.relay.device && self.relay.conn.is_some()
             || self.election.gateway().map(|g| g.device) == Some(*from)
     }
 
     pub(super) fn on_control(&mut self, from: DeviceId, frame: Frame) -> Frame {
+        // Any peer may tell us about its own user's devices (rosters prove
+        // themselves: certificates and revocations are signed).
+        let frame = match frame {
+            Frame::Devices(roster) => return self.on_roster(from, roster),
+            other => other,
+        };
         // From any authenticated LAN peer of the organisation, not only the
         // uplink: neighbour lists are dialling hints (like mDNS, which anyone
         // on the LAN may send; the dial itself is mutually authenticated),

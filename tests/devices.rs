@@ -1,0 +1,331 @@
+//! Several devices per user, end to end with real daemons on 127.0.0.1
+//! (static peers, no mDNS): alice's laptop pairs her desktop with a code
+//! from `device pair --json`; bob's messages reach both; what alice sends
+//! from one shows as outgoing on the other; reading on one marks read on
+//! the other; then the desktop is removed and gets nothing new, is told
+//! so, and stays removed across restarts. A wrong code enrols nothing.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::loopback::{User, DEADLINE};
+use common::{tincan_bin, wait_for};
+use serde_json::Value;
+
+/// `tincan device pair --json` on `home`, running; returns the process and
+/// the code from its first line.
+fn show_code(host: &User) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = Command::new(tincan_bin())
+        .arg("--home")
+        .arg(host.home())
+        .args(["device", "pair", "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn device pair");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read the code line");
+    let shown: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("device pair printed no JSON line ({e}): {line:?}"));
+    let code = shown["code"].as_str().expect("code").to_string();
+    assert!(shown["expires_at"].as_u64().is_some(), "{shown}");
+    (child, out, code)
+}
+
+/// The rest of `device pair`'s output and whether it exited 0.
+fn finish(
+    mut child: Child,
+    mut out: BufReader<std::process::ChildStdout>,
+) -> (Value, bool, String) {
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read the outcome line");
+    let status = child.wait().expect("wait device pair");
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    let outcome = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("device pair printed no outcome ({e}): {line:?} {stderr}"));
+    (outcome, status.success(), stderr)
+}
+
+fn texts(history: &[Value], direction: &str) -> Vec<String> {
+    history
+        .iter()
+        .filter(|m| m["direction"] == direction)
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn has(history: &[Value], direction: &str, text: &str) -> bool {
+    texts(history, direction).iter().any(|t| t == text)
+}
+
+/// bob's `peers --json` entries of user `user`.
+fn devices_seen(by: &User, user: &str) -> Vec<Value> {
+    by.json(&["peers", "--json"])
+        .as_array()
+        .expect("peers array")
+        .iter()
+        .filter(|p| p["user_id"] == user)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_user_with_two_devices_receives_sends_reads_and_removes_one() {
+    let mut laptop = User::init("alice");
+    let mut bob = User::init("bob");
+    // The desktop starts with a throwaway identity of its own and no history.
+    let mut desktop = User::init("alice-desktop");
+    laptop.knows(&bob);
+    bob.knows(&laptop);
+    desktop.knows(&bob);
+    laptop.start();
+    bob.start();
+    bob.wait_peer("alice", "online", |p| p["online"] == true);
+    let alice_id = laptop.user_id();
+
+    // Pairing: the code from `device pair --json`, typed on the desktop.
+    let (pairing, out, code) = show_code(&laptop);
+    let peer = format!("127.0.0.1:{}", laptop.port);
+    let joined = desktop.json(&[
+        "device", "add", &code, "--peer", &peer, "--label", "desktop", "--json",
+    ]);
+    assert_eq!(joined["user_id"], alice_id.as_str(), "{joined}");
+    assert_eq!(joined["name"], "alice", "{joined}");
+    assert_eq!(joined["devices"], 2, "{joined}");
+    let (outcome, ok, stderr) = finish(pairing, out);
+    assert!(ok, "device pair failed: {outcome} {stderr}");
+    let desktop_id = joined["device_id"].as_str().expect("device id").to_string();
+    assert_eq!(
+        outcome["paired"]["device_id"],
+        desktop_id.as_str(),
+        "{outcome}"
+    );
+    assert_eq!(outcome["paired"]["label"], "desktop", "{outcome}");
+    let who = desktop.json(&["whoami", "--json"]);
+    assert_eq!(
+        who["user_id"],
+        alice_id.as_str(),
+        "same user on the desktop"
+    );
+    assert_eq!(
+        who["device_id"],
+        desktop_id.as_str(),
+        "the device key stayed"
+    );
+
+    // Bob heard of the desktop from the laptop before it ever ran.
+    wait_for("bob to know alice's second device", DEADLINE, || {
+        (devices_seen(&bob, &alice_id).len() == 2).then_some(())
+    });
+
+    desktop.start();
+    let listed = wait_for("the laptop to see the desktop online", DEADLINE, || {
+        let list = laptop.json(&["device", "list", "--json"]);
+        let all_online = list
+            .as_array()
+            .is_some_and(|l| l.len() == 2 && l.iter().all(|d| d["online"] == true));
+        all_online.then_some(list)
+    });
+    let this: Vec<&Value> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|d| d["this"] == true)
+        .collect();
+    assert_eq!(this.len(), 1, "{listed}");
+    assert!(listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|d| d["device_id"] == desktop_id.as_str() && d["label"] == "desktop"));
+    wait_for("bob and the desktop to be connected", DEADLINE, || {
+        devices_seen(&bob, &alice_id)
+            .iter()
+            .any(|p| p["device_id"] == desktop_id.as_str() && p["online"] == true)
+            .then_some(())
+    });
+
+    // Bob's message reaches both of alice's devices.
+    bob.send_delivered("alice", "hello alice");
+    for device in [&laptop, &desktop] {
+        device.wait_history("bob", "bob's message", |h| has(h, "in", "hello alice"));
+    }
+
+    // What alice sends from the laptop shows as outgoing on the desktop.
+    laptop.send_delivered("bob", "sent from the laptop");
+    let synced = desktop.wait_history("bob", "the laptop's message", |h| {
+        has(h, "out", "sent from the laptop")
+    });
+    assert!(!has(&synced, "in", "sent from the laptop"), "{synced:?}");
+    bob.wait_history("alice", "the laptop's message once", |h| {
+        texts(h, "in")
+            .iter()
+            .filter(|t| *t == "sent from the laptop")
+            .count()
+            == 1
+    });
+
+    // Read on the laptop: read on the desktop too, with no second receipt.
+    bob.send_delivered("alice", "read me");
+    desktop.wait_history("bob", "read me", |h| has(h, "in", "read me"));
+    let read = laptop.json(&["read", "bob", "--json"]);
+    assert!(read["marked"].as_u64().unwrap_or(0) >= 1, "{read}");
+    desktop.wait_history("bob", "read me read", |h| {
+        h.iter()
+            .any(|m| m["text"] == "read me" && m["state"] == "read")
+    });
+    let again = desktop.json(&["read", "bob", "--json"]);
+    assert_eq!(again["marked"], 0, "already read on the desktop: {again}");
+    assert_eq!(again["receipts"], 0, "no second read receipt: {again}");
+    bob.wait_history("alice", "read me read by alice", |h| {
+        h.iter()
+            .any(|m| m["text"] == "read me" && m["state"] == "read")
+    });
+
+    // Remove the desktop from the laptop.
+    let removed = laptop.json(&["device", "remove", &desktop_id[..8], "--json"]);
+    assert_eq!(removed["device_id"], desktop_id.as_str(), "{removed}");
+    let told = wait_for("the desktop to be told it was removed", DEADLINE, || {
+        let out = desktop.run(&["device", "list", "--json"]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (!out.status.success() && err.contains("removed")).then_some(err)
+    });
+    assert!(told.contains("alice"), "{told}");
+    let refused = desktop.run(&["send", "bob", "still here?"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("removed"));
+    wait_for("bob to forget the removed device", DEADLINE, || {
+        (devices_seen(&bob, &alice_id).len() == 1).then_some(())
+    });
+    let list = laptop.json(&["device", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // Bob's next message reaches the laptop only; nothing waits for the desktop.
+    bob.send_delivered("alice", "after the removal");
+    laptop.wait_history("bob", "the message after removal", |h| {
+        has(h, "in", "after the removal")
+    });
+    wait_for("bob's outbox to be empty", DEADLINE, || {
+        (bob.json(&["status", "--json"])["outbox"] == 0).then_some(())
+    });
+    assert!(!has(&desktop.history("bob"), "in", "after the removal"));
+
+    // Everything persists: restart all three; the desktop stays removed.
+    laptop.kill();
+    bob.kill();
+    desktop.kill();
+    laptop.start();
+    bob.start();
+    desktop.start();
+    bob.wait_peer("alice", "online again", |p| p["online"] == true);
+    assert_eq!(devices_seen(&bob, &alice_id).len(), 1);
+    let out = desktop.run(&["device", "list"]);
+    assert!(!out.status.success(), "still removed after a restart");
+    bob.send_delivered("alice", "after the restart");
+    laptop.wait_history("bob", "after the restart", |h| {
+        has(h, "in", "after the restart")
+    });
+    wait_for(
+        "bob's outbox to be empty after the restart",
+        DEADLINE,
+        || (bob.json(&["status", "--json"])["outbox"] == 0).then_some(()),
+    );
+    assert!(!has(&desktop.history("bob"), "in", "after the restart"));
+    assert!(
+        desktop.logs().contains("this device was removed"),
+        "the desktop logs why"
+    );
+
+    // Paired again: a home with history needs --force, which moves the
+    // history aside and makes a new device key.
+    desktop.kill();
+    let (pairing, out, code) = show_code(&laptop);
+    let refused = desktop.run(&["device", "add", &code, "--peer", &peer]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("history") && err.contains("--force"), "{err}");
+    let again = desktop.json(&[
+        "device", "add", &code, "--peer", &peer, "--label", "desktop", "--force", "--json",
+    ]);
+    let (outcome, ok, stderr) = finish(pairing, out);
+    assert!(ok, "second pairing failed: {outcome} {stderr}");
+    assert_eq!(again["user_id"], alice_id.as_str());
+    assert_ne!(again["device_id"], desktop_id.as_str(), "a new device key");
+    let moved_aside = std::fs::read_dir(desktop.home())
+        .expect("read home")
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("tincan.db.before-pairing-")
+        });
+    assert!(moved_aside, "the old history is kept aside");
+    desktop.start();
+    let new_id = again["device_id"].as_str().expect("id").to_string();
+    wait_for("bob and the new desktop to be connected", DEADLINE, || {
+        devices_seen(&bob, &alice_id)
+            .iter()
+            .any(|p| p["device_id"] == new_id.as_str() && p["online"] == true)
+            .then_some(())
+    });
+    bob.send_delivered("alice", "welcome back");
+    desktop.wait_history("bob", "welcome back", |h| has(h, "in", "welcome back"));
+}
+
+#[test]
+fn a_wrong_pairing_code_is_refused_on_both_sides_and_enrols_nothing() {
+    let mut laptop = User::init("alice");
+    let desktop = User::init("desk");
+    laptop.start();
+    let before = desktop.json(&["whoami", "--json"]);
+
+    let (pairing, out, code) = show_code(&laptop);
+    // Same shape, other characters: a typo, or a guess.
+    let wrong: String = code
+        .chars()
+        .map(|c| match c {
+            '-' => '-',
+            '0' => '1',
+            _ => '0',
+        })
+        .collect();
+    let peer = format!("127.0.0.1:{}", laptop.port);
+    let refused = desktop.run(&["device", "add", &wrong, "--peer", &peer]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("wrong pairing code"), "{err}");
+    let (outcome, ok, stderr) = finish(pairing, out);
+    assert!(!ok, "device pair must fail: {outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("wrong pairing code")),
+        "{outcome} {stderr}"
+    );
+    assert_eq!(
+        desktop.json(&["whoami", "--json"]),
+        before,
+        "nothing enrolled"
+    );
+    let list = laptop.json(&["device", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // The code is spent: even the right one is refused now, and says so.
+    let late = desktop.run(&["device", "add", &code, "--peer", &peer]);
+    assert!(!late.status.success());
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(err.contains("not waiting"), "{err}");
+
+    // A code that is not a code is refused before any network traffic.
+    let bad = desktop.run(&["device", "add", "hello", "--peer", &peer]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid pairing code"));
+}
