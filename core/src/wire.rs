@@ -24,7 +24,7 @@ use crate::org::{Membership, Revocations};
 use crate::receipt::Receipt;
 use crate::route::{DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Welcome};
 use crate::site::SiteId;
-use crate::transfer::{FileRefusal, FileRequest};
+use crate::transfer::{FileRefusal, FileRequest, FileUpload};
 use crate::{DeviceId, MessageId};
 
 /// The version byte this build writes and accepts.
@@ -175,6 +175,10 @@ pub enum Frame {
     },
     /// The file request is refused.
     FileRefused(FileRefusal),
+    /// An upload of sealed file bytes to the relay; the header is followed
+    /// by `len` raw bytes on the stream and answered `Ack` (stored, or
+    /// stored already) or [`Frame::FileRefused`].
+    FileUpload(FileUpload),
 }
 
 impl Frame {
@@ -204,6 +208,7 @@ impl Frame {
             Frame::FileRequest(_) => "file-request",
             Frame::FileData { .. } => "file-data",
             Frame::FileRefused(_) => "file-refused",
+            Frame::FileUpload(_) => "file-upload",
         }
     }
 }
