@@ -156,7 +156,9 @@ pub enum FileAction {
     Cancelled,
     /// The recipient has every file, verified and in place.
     Done,
-    /// The recipient failed for good (disk full, verification, ...).
+    /// The side that sends this failed for good: the recipient (disk
+    /// full, verification, ...) or the sender (the relay refused its
+    /// upload, a file changed).
     Failed(String),
 }
 

@@ -185,6 +185,7 @@ impl Actor {
             parts.away_after_secs,
             parts.read_receipts,
         )?;
+        let files = files::FilesState::new(parts.files, parts.home.root());
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -216,7 +217,7 @@ impl Actor {
             members_sent: None,
             preference: parts.gateway,
             on_battery: false,
-            files: files::FilesState::new(parts.files),
+            files,
             chat,
         };
         actor.restore()?;
