@@ -45,6 +45,8 @@ pub struct Relay {
     log: PathBuf,
     host_ns: String,
     orgs: Vec<String>,
+    /// Extra `run` flags (e.g. a small `--file-quota-bytes`).
+    extra: Vec<String>,
 }
 
 impl Relay {
@@ -61,6 +63,7 @@ impl Relay {
             .arg(&self.home)
             .args(["run", "--listen", &format!("0.0.0.0:{RELAY_PORT}")])
             .args(self.orgs.iter().flat_map(|org| ["--org", org.as_str()]))
+            .args(&self.extra)
             .env("RUST_LOG", "tincan_relay=debug,info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
@@ -93,6 +96,12 @@ impl Relay {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts it again on the same home with extra `run` flags.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
     }
 
     /// The relay's log so far.
@@ -207,6 +216,7 @@ impl Branches {
             log: dir.path().join("relay.log"),
             host_ns: relay_host.ns.clone(),
             orgs: served,
+            extra: Vec::new(),
         };
         relay.spawn();
         Branches {

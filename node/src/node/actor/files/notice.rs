@@ -70,10 +70,18 @@ impl Actor {
             .transfers
             .insert(key, Transfer::new(record, offer));
         if let Ok(Some(early)) = self.store.take_early_notice(&key.0, &sender) {
-            if let Ok(FileAction::Cancelled) = postcard::from_bytes::<FileAction>(&early) {
-                tracing::info!(transfer = %key.0, "the sender cancelled this offer before it arrived");
-                self.set_transfer_state(&key, TransferState::Cancelled, None);
-                return Ok(());
+            match postcard::from_bytes::<FileAction>(&early) {
+                Ok(FileAction::Cancelled) => {
+                    tracing::info!(transfer = %key.0, "the sender cancelled this offer before it arrived");
+                    self.set_transfer_state(&key, TransferState::Cancelled, None);
+                    return Ok(());
+                }
+                Ok(FileAction::Failed(reason)) => {
+                    let reason = format!("the sender failed: {reason}");
+                    self.set_transfer_state(&key, TransferState::Failed, Some(reason));
+                    return Ok(());
+                }
+                _ => {}
             }
         }
         if let Some(view) = self.transfer_view(&key) {
@@ -114,7 +122,7 @@ impl Actor {
             });
         let Some(key) = key else {
             // Possibly ahead of its offer: keep it for when the offer comes.
-            if matches!(action, FileAction::Cancelled) {
+            if matches!(action, FileAction::Cancelled | FileAction::Failed(_)) {
                 let bytes = postcard::to_allocvec(&action).map_err(|_| Rejection::Retry)?;
                 if let Err(e) = self.store.put_early_notice(
                     &transfer,
@@ -125,7 +133,7 @@ impl Actor {
                     tracing::error!(%transfer, error = %e, "cannot store an early notice");
                     return Err(Rejection::Retry);
                 }
-                tracing::info!(%transfer, "cancel for a transfer not offered yet; kept for its offer");
+                tracing::info!(%transfer, ?action, "notice for a transfer not offered yet; kept for its offer");
             } else {
                 tracing::debug!(%transfer, "notice for an unknown transfer ignored");
             }
