@@ -76,6 +76,21 @@ impl Node {
         self.daemon = Some(Daemon::start_with_env(self.home(), &args, None, &env));
     }
 
+    /// Starts the daemon with `dir` on a small tmpfs of its own (`size`).
+    fn start_on_tmpfs(&mut self, dir: &Path, size: &str) {
+        let mut args = vec![
+            "--no-mdns".to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{}", self.port),
+        ];
+        for port in &self.peers {
+            args.push("--peer".into());
+            args.push(format!("127.0.0.1:{port}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.daemon = Some(Daemon::start_with_tmpfs(self.home(), &args, dir, size));
+    }
+
     fn kill(&mut self) {
         if let Some(mut d) = self.daemon.take() {
             d.kill();
@@ -540,4 +555,73 @@ fn a_file_changed_on_the_sender_fails_clearly_on_both_ends() {
         !dest.join("draft.doc").exists(),
         "nothing half-written in place"
     );
+}
+
+#[test]
+fn a_full_disk_fails_the_transfer_clearly_and_nothing_else() {
+    if !common::private_mounts_available() {
+        println!("skipping: private mount namespaces unavailable (needs root)");
+        return;
+    }
+    let (mut alice, mut bob) = pair();
+    // Bob's download folder is a 1 MiB disk of his daemon's own.
+    let small = bob.home().join("small-disk");
+    alice.start();
+    bob.start_on_tmpfs(&small, "1m");
+    alice.wait_online("Bob");
+    bob.wait_online("Alice");
+    let src = alice.files().join("big.bin");
+    make_file(&src, 3 * MIB, 11);
+    let id = id_of(&send(&alice, "Bob", &[&src]));
+    bob.wait_offer(&id);
+    let out = cli(
+        bob.home(),
+        &[
+            "file",
+            "accept",
+            &id,
+            "--to",
+            small.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "accept failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = bob.wait_state(&id, "failed", TRANSFER);
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no space left"), "unclear error: {failed}");
+    let theirs = alice.wait_state(&id, "failed", DEADLINE);
+    assert!(
+        theirs["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no space left"),
+        "the sender is not told why: {theirs}"
+    );
+    // The daemon keeps running and nothing else is lost: messages flow.
+    assert!(bob.json(&["status", "--json"])["user_id"].is_string());
+    let sent = alice.json(&["send", "Bob", "still there?", "--wait", "--json"]);
+    assert_eq!(sent["state"], "delivered", "{sent}");
+    let history = bob.json(&["history", "Alice", "--json"]);
+    assert!(
+        history
+            .as_array()
+            .is_some_and(|h| h.iter().any(|m| m["text"] == "still there?")),
+        "{history}"
+    );
+    // The partial file was removed from the small disk (seen from inside
+    // the daemon's mount namespace).
+    let pid = bob.daemon.as_ref().and_then(Daemon::pid).expect("pid");
+    wait_for("the partial file removed", DEADLINE, || {
+        let out = std::process::Command::new("nsenter")
+            .args(["--target", &pid.to_string(), "--mount", "ls", "-A"])
+            .arg(&small)
+            .output()
+            .ok()?;
+        let listing = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && !listing.contains(".part")).then_some(())
+    });
 }

@@ -93,7 +93,14 @@ fn accept(org: &Branches, name: &str, id: &str) -> PathBuf {
     let dest = org.member(name).home.join("inbox");
     let out = cli(
         &org.member(name).home,
-        &["file", "accept", id, "--to", dest.to_str().expect("utf-8"), "--json"],
+        &[
+            "file",
+            "accept",
+            id,
+            "--to",
+            dest.to_str().expect("utf-8"),
+            "--json",
+        ],
     );
     assert!(
         out.status.success(),
