@@ -3,7 +3,9 @@
 //! killed (SIGKILL) mid-way that resumes from its last verified chunk, a
 //! corrupted chunk (test hook) detected and fetched again, reject and
 //! cancel seen on both ends (with an offer that waits in the outbox while
-//! the recipient is offline), and a folder with nested files.
+//! the recipient is offline), a cancel that overtakes its offer (scripted
+//! peer), a full disk on the receiver (a small tmpfs in a private mount
+//! namespace), and a folder with nested files.
 //!
 //! Safety: `--no-mdns`, loopback addresses only. Deadlines bound hangs,
 //! they never measure speed; the slow transfers are slowed by the
@@ -624,4 +626,87 @@ fn a_full_disk_fails_the_transfer_clearly_and_nothing_else() {
         let listing = String::from_utf8_lossy(&out.stdout).to_string();
         (out.status.success() && !listing.contains(".part")).then_some(())
     });
+}
+
+#[test]
+fn a_cancel_that_overtakes_its_offer_is_not_lost() {
+    use common::raw_peer::{envelope_frame, now_ms, RawPeer};
+    use tincan_core::transfer::{FileAction, FileOffer, TransferId, CHUNK_SIZE};
+    use tincan_core::wire::Frame;
+    use tincan_core::{Content, DeviceCert, Envelope, Identity, MessageId};
+    use tincan_node::keystore::OsEntropy;
+
+    fn seal(from: &Identity, to: &[DeviceCert], content: &Content) -> Envelope {
+        let id = MessageId::random(&mut OsEntropy);
+        Envelope::seal(
+            &from.device,
+            &from.cert,
+            to,
+            id,
+            now_ms(),
+            content,
+            &mut OsEntropy,
+        )
+        .expect("seal")
+    }
+
+    let mut bob = Node::init("Bob");
+    bob.start();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], bob.port));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // The peer's QUIC endpoint lives on this runtime.
+    let _entered = runtime.enter();
+    let carl = RawPeer::new("Carl").expect("raw peer");
+    let transfer = TransferId::random(&mut OsEntropy);
+    let offer = FileOffer {
+        transfer,
+        name: "late.bin".into(),
+        size: 10,
+        count: 1,
+        chunk_size: CHUNK_SIZE,
+        manifest_hash: [0; 32],
+        manifest_len: 100,
+        key: [7; 32],
+    };
+    // The cancel arrives first (it overtook the offer on another path).
+    let cancel = Content::FileControl {
+        transfer,
+        action: FileAction::Cancelled,
+    };
+    runtime.block_on(async {
+        let conn = carl.connect(addr).await.expect("connect");
+        let envelope = seal(&carl.identity, &[conn.node_cert().clone()], &cancel);
+        let answer = conn
+            .deliver(&envelope_frame(&envelope))
+            .await
+            .expect("answer");
+        assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
+    });
+    assert!(bob.transfers().is_empty(), "a cancel alone shows nothing");
+    // It is kept across a restart of the recipient.
+    bob.kill();
+    bob.start();
+    runtime.block_on(async {
+        let conn = carl.connect(addr).await.expect("connect again");
+        let envelope = seal(
+            &carl.identity,
+            &[conn.node_cert().clone()],
+            &Content::FileOffer(offer.clone()),
+        );
+        let answer = conn
+            .deliver(&envelope_frame(&envelope))
+            .await
+            .expect("answer");
+        assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
+    });
+    let id = transfer.to_string();
+    let view = wait_for("the late offer listed", DEADLINE, || bob.transfer(&id));
+    assert_eq!(view["state"], "cancelled", "{view}");
+    assert!(
+        cli(bob.home(), &["file", "accept", &id, "--json"])
+            .status
+            .code()
+            != Some(0),
+        "a cancelled offer cannot be accepted"
+    );
 }
