@@ -122,17 +122,28 @@ pub async fn upload(
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
         let head = wire::encode(&Frame::FileUpload(header)).map_err(|e| lost(e.to_string()))?;
-        send.write_chunk(Bytes::from(head))
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.write_chunk(Bytes::from(data))
-            .await
-            .map_err(|e| lost(e.to_string()))?;
-        send.finish().map_err(|e| lost(e.to_string()))?;
-        let answer = recv
-            .read_to_end(crate::rpc::STREAM_LIMIT)
-            .await
-            .map_err(|e| lost(e.to_string()))?;
+        // A holder that has the item already (or refuses it) stops the
+        // stream mid-write and answers at once: what counts is its answer.
+        let wrote = async {
+            send.write_chunk(Bytes::from(head))
+                .await
+                .map_err(|e| e.to_string())?;
+            send.write_chunk(Bytes::from(data))
+                .await
+                .map_err(|e| e.to_string())?;
+            send.finish().map_err(|e| e.to_string())
+        }
+        .await;
+        let answer = match recv.read_to_end(crate::rpc::STREAM_LIMIT).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let write = wrote
+                    .err()
+                    .map(|w| format!(" (write: {w})"))
+                    .unwrap_or_default();
+                return Err(lost(format!("{e}{write}")));
+            }
+        };
         match wire::decode(&answer) {
             Ok((Frame::Ack, _)) => Ok(()),
             Ok((Frame::FileRefused(reason), _)) => Err(FetchFault::Refused(reason)),

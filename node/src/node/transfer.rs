@@ -495,12 +495,20 @@ pub(crate) fn forward_upload(
             let head =
                 tincan_core::wire::encode(&tincan_core::wire::Frame::FileUpload(header.clone()))
                     .map_err(|e| e.to_string())?;
-            up.write_all(&head).await.map_err(|e| e.to_string())?;
-            stream::pipe(&mut recv, &mut up, u64::from(header.len)).await?;
-            up.finish().map_err(|e| e.to_string())?;
+            // The relay stops the stream early when it has the item or
+            // refuses it; its answer is what counts either way.
+            let piped = async {
+                up.write_all(&head).await.map_err(|e| e.to_string())?;
+                stream::pipe(&mut recv, &mut up, u64::from(header.len)).await?;
+                up.finish().map_err(|e| e.to_string())
+            }
+            .await;
             down.read_to_end(crate::rpc::STREAM_LIMIT)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| match piped {
+                    Err(p) => format!("{e} (piping: {p})"),
+                    Ok(()) => e.to_string(),
+                })
         };
         let answer = match tokio::time::timeout(FETCH_TIMEOUT, exchange).await {
             Ok(Ok(answer)) => answer,
