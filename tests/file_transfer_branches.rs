@@ -275,3 +275,51 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_pull_resumes_through_the_new_gateway_after_a_failover() {
+    if !netns_available() {
+        println!("skipping: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    let names = ["Bob", "Carol", "Dave"];
+    let mut org = Branches::new(&[("a", "10.27.1", &["Alice"]), ("b", "10.28.1", &names)]);
+    // Alice (roaming) caps her WAN uploads, so the transfer is still
+    // running when the gateway goes.
+    org.start(org.index("Alice"), &["--wan-upload-limit", "1MiB"]);
+    for name in names {
+        org.start(org.index(name), &[]);
+    }
+    let gw = org.wait_one_gateway(&names, ELECTION);
+    let rest: Vec<&str> = names.into_iter().filter(|n| *n != gw).collect();
+    let to = rest[0];
+    println!("site b gateway: {gw}; recipient: {to}");
+    org.wait_online("Alice", to, ONLINE);
+    let size = 8 * MIB;
+    let file = org.member("Alice").home.join("outgoing").join("big.bin");
+    make_file(&file, size, 5);
+    let id = send(&org, "Alice", to, &file);
+    accept(&org, to, &id);
+    let before = wait_for(&format!("{to} has 2 MiB"), TRANSFER, || {
+        let t = transfer(&org, to, &id)?;
+        (t["bytes_done"].as_u64()? >= 2 * MIB).then_some(t)
+    });
+    let done_before = before["bytes_done"].as_u64().expect("bytes_done");
+    assert!(done_before < size, "finished before the failover: {before}");
+    let i = org.index(&gw);
+    if let Some(d) = org.members[i].daemon.as_mut() {
+        d.kill();
+    }
+    println!("killed {gw} with {done_before} of {size} bytes at {to}");
+    let new_gw = org.wait_one_gateway(&rest, ELECTION);
+    println!("new gateway: {new_gw}");
+    let done = wait_state(&org, to, &id, "done");
+    assert_eq!(hash_file(&saved_as(&done)), hash_file(&file));
+    let received = done["bytes_received_total"].as_u64().expect("received");
+    println!("{to} received {received} bytes for a {size}-byte file");
+    assert!(
+        received <= size + 2 * MIB,
+        "the pull started over instead of resuming: {received} bytes for {size}"
+    );
+    wait_state(&org, "Alice", &id, "done");
+}
