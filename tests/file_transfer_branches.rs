@@ -323,3 +323,40 @@ fn a_pull_resumes_through_the_new_gateway_after_a_failover() {
     );
     wait_state(&org, "Alice", &id, "done");
 }
+
+#[test]
+fn a_bad_copy_in_the_gateway_cache_is_dropped_and_fetched_again() {
+    if !netns_available() {
+        println!("skipping: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    let names = ["Bob", "Carol"];
+    let mut org = Branches::new(&[("a", "10.29.1", &["Alice"]), ("b", "10.30.1", &names)]);
+    org.start(org.index("Alice"), &[]);
+    // Whichever becomes site b's gateway corrupts its cached chunk 1 once.
+    let hook = [(tincan_node::files::TEST_CORRUPT_CACHED_CHUNK_ENV, "1")];
+    for name in names {
+        org.start_with_env(org.index(name), &[], &hook);
+    }
+    let gw = org.wait_one_gateway(&names, ELECTION);
+    let to = if gw == "Bob" { "Carol" } else { "Bob" };
+    org.wait_online("Alice", to, ONLINE);
+    let size = 3 * MIB;
+    let file = org.member("Alice").home.join("outgoing").join("photo.bin");
+    make_file(&file, size, 6);
+    let id = send(&org, "Alice", to, &file);
+    accept(&org, to, &id);
+    let done = wait_state(&org, to, &id, "done");
+    assert_eq!(hash_file(&saved_as(&done)), hash_file(&file));
+    let received = done["bytes_received_total"].as_u64().expect("received");
+    assert!(
+        received > size,
+        "the bad chunk was not fetched again: {received} bytes for {size}"
+    );
+    let gw_log = common::daemon_logs(&org.member(&gw).home);
+    assert!(
+        gw_log.contains("test hook: corrupting this cached chunk once")
+            && gw_log.contains("dropping the cached item and fetching it again"),
+        "{gw} did not drop its bad copy"
+    );
+}

@@ -34,6 +34,12 @@ pub use view::TransferView;
 /// tests.
 pub const TEST_CORRUPT_CHUNK_ENV: &str = "TINCAN_TEST_CORRUPT_CHUNK";
 
+/// Test hook, read by a *gateway* daemon at start: the index of one chunk
+/// whose copy in its relay cache it corrupts (one flipped byte), once, to
+/// show that a bad cached copy is dropped and fetched again. Never set it
+/// outside tests.
+pub const TEST_CORRUPT_CACHED_CHUNK_ENV: &str = "TINCAN_TEST_CORRUPT_CACHED_CHUNK";
+
 /// File-transfer settings of a node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilesConfig {

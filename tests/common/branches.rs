@@ -243,6 +243,21 @@ impl Branches {
         self.start_with_relay(i, Some(&relay), extra);
     }
 
+    /// Starts member `i`'s daemon with `extra` flags and environment
+    /// variables (test hooks).
+    pub fn start_with_env(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
+        let relay = self.relay.addr.clone();
+        let member = &mut self.members[i];
+        let mut args = vec!["--name", member.name.as_str(), "--relay", relay.as_str()];
+        args.extend_from_slice(extra);
+        member.daemon = Some(Daemon::start_with_env(
+            &member.home,
+            &args,
+            Some(&member.host.ns),
+            env,
+        ));
+    }
+
     /// Starts member `i`'s daemon with `relay` as its `--relay` (or none).
     pub fn start_with_relay(&mut self, i: usize, relay: Option<&str>, extra: &[&str]) {
         let member = &mut self.members[i];

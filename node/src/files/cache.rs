@@ -39,6 +39,8 @@ pub struct FileCache {
     limit: u64,
     used: AtomicU64,
     locks: Mutex<HashMap<ItemKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Test hook ([`super::TEST_CORRUPT_CACHED_CHUNK_ENV`]).
+    corrupt_once: Mutex<Option<u64>>,
 }
 
 impl FileCache {
@@ -46,11 +48,22 @@ impl FileCache {
     /// previous run left there.
     pub fn open(dir: PathBuf, limit: u64) -> Self {
         let used = files_under(&dir).iter().map(|(_, len, _)| len).sum();
+        let corrupt_once = std::env::var(super::TEST_CORRUPT_CACHED_CHUNK_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok());
+        if let Some(index) = corrupt_once {
+            tracing::warn!(
+                chunk = index,
+                "{} is set: one cached chunk will be corrupted (test hook)",
+                super::TEST_CORRUPT_CACHED_CHUNK_ENV
+            );
+        }
         Self {
             dir,
             limit,
             used: AtomicU64::new(used),
             locks: Mutex::new(HashMap::new()),
+            corrupt_once: Mutex::new(corrupt_once),
         }
     }
 
@@ -104,12 +117,23 @@ impl FileCache {
     ) -> Result<Vec<u8>, FetchFault> {
         let path = self.path(key);
         if matches!(request, FileRequest::ChunkAgain { .. }) {
+            tracing::info!(transfer = %key.0, item = ?key.1, "a copy did not verify; dropping the cached item and fetching it again");
             self.drop_file(&path).await;
         } else if let Ok(data) = tokio::fs::read(&path).await {
             tracing::debug!(transfer = %key.0, item = ?key.1, "served from the gateway cache");
             return Ok(data);
         }
-        let data = stream::fetch_any(upstream, request.plain(), timeout).await?;
+        let mut data = stream::fetch_any(upstream, request.plain(), timeout).await?;
+        {
+            let mut hook = self.corrupt_once.lock().unwrap_or_else(|e| e.into_inner());
+            if key.1.is_some() && *hook == key.1 {
+                *hook = None;
+                tracing::warn!(chunk = ?key.1, "test hook: corrupting this cached chunk once");
+                if let Some(b) = data.first_mut() {
+                    *b ^= 0x5a;
+                }
+            }
+        }
         if let Err(e) = self.store(&path, &data).await {
             // Serving still works; only the next asker pays again.
             tracing::warn!(error = %e, "cannot write to the file cache");

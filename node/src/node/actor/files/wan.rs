@@ -49,6 +49,8 @@ pub(super) struct Upload {
     in_flight: BTreeSet<Option<u64>>,
     hold_until: u64,
     streak: u32,
+    /// Plaintext bytes of the chunks stored at the relay.
+    bytes: u64,
 }
 
 impl Upload {
@@ -210,7 +212,16 @@ impl Actor {
                 self.files.transfers.insert(*key, t);
             }
         }
-        let stored = self.store.transfer_uploaded(&key.0).unwrap_or_default();
+        let needs_state = self
+            .files
+            .transfers
+            .get(key)
+            .is_some_and(|t| t.upload.is_none());
+        let stored = if needs_state {
+            self.store.transfer_uploaded(&key.0).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let tx = self.link_tx.clone();
         let permits = self.files.upload_permits.clone();
         let Some(t) = self.files.transfers.get_mut(key) else {
@@ -222,11 +233,18 @@ impl Actor {
         };
         let upload = t.upload.get_or_insert_with(|| {
             tracing::info!(transfer = %key.0, "a recipient is on another branch; uploading the sealed file once to the relay");
+            let done = ChunkSet::from_bytes(layout.chunks() + 1, &stored);
+            let bytes = (0..layout.chunks())
+                .filter(|i| done.contains(*i))
+                .filter_map(|i| layout.place(i))
+                .map(|p| u64::from(p.len))
+                .sum();
             Upload {
-                done: ChunkSet::from_bytes(layout.chunks() + 1, &stored),
+                done,
                 in_flight: BTreeSet::new(),
                 hold_until: 0,
                 streak: 0,
+                bytes,
             }
         });
         if now < upload.hold_until {
@@ -291,7 +309,12 @@ impl Actor {
                 let bit = upload.bit(item);
                 if upload.done.insert(bit) {
                     if let (Some(index), Some(layout)) = (item, &t.layout) {
-                        t.record.bytes_total += layout.place(index).map_or(0, |p| u64::from(p.len));
+                        let len = layout.place(index).map_or(0, |p| u64::from(p.len));
+                        t.record.bytes_total += len;
+                        upload.bytes += len;
+                        // Sent at least once (to the relay): the sender's progress.
+                        t.record.bytes_done = t.record.bytes_done.max(upload.bytes);
+                        t.meter.handle_progress(now, t.record.bytes_done);
                     }
                     let bitmap = upload.done.as_bytes().to_vec();
                     if upload.complete() {
@@ -302,6 +325,14 @@ impl Actor {
                     }
                     if let Err(e) = self.store.update_transfer(&t.record) {
                         tracing::warn!(%transfer, error = %e, "cannot store transfer counters");
+                    }
+                    if item.is_some()
+                        && matches!(
+                            t.record.state,
+                            TransferState::Offered | TransferState::Accepted
+                        )
+                    {
+                        self.set_transfer_state(&key, TransferState::Transferring, None);
                     }
                 }
             }
