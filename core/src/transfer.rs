@@ -375,6 +375,40 @@ mod tests {
     }
 
     #[test]
+    fn requests_name_their_item_and_uploads_bound_their_length() {
+        let t = TransferId([3; 16]);
+        let again = FileRequest::ChunkAgain {
+            transfer: t,
+            index: 4,
+        };
+        assert_eq!(again.item(), Some(4));
+        assert_eq!(again.transfer(), t);
+        assert_eq!(
+            again.plain(),
+            FileRequest::Chunk {
+                transfer: t,
+                index: 4
+            }
+        );
+        assert_eq!(FileRequest::Manifest { transfer: t }.item(), None);
+        assert_eq!(again.max_sealed_len(), MAX_CHUNK_SIZE as usize + 16);
+        let up = |item, len| FileUpload {
+            transfer: t,
+            item,
+            len,
+        };
+        assert!(up(Some(0), CHUNK_SIZE + 16).len_ok());
+        assert!(!up(Some(0), MAX_CHUNK_SIZE + 17).len_ok());
+        assert!(!up(Some(0), 3).len_ok(), "shorter than a tag");
+        assert!(up(None, MAX_MANIFEST_LEN + 16).len_ok());
+        let full = FileRefusal::QuotaExceeded { limit: 1024 };
+        assert!(!full.is_transient());
+        assert!(full
+            .describe(|_| String::new())
+            .contains("quota 1024 bytes"));
+    }
+
+    #[test]
     fn refusals_describe_files_by_name() {
         let text = FileRefusal::Changed { file: 2 }.describe(|i| format!("file{i}"));
         assert!(text.contains("file2") && text.contains("changed"));

@@ -346,6 +346,20 @@ mod tests {
             let error = RelayAddr::parse(relay).expect_err(relay).to_string();
             assert!(error.contains(says), "{relay}: {error}");
         }
+        std::fs::write(
+            home.config_path(),
+            "wan_upload_limit = \"2MiB\"\nfile_cache_limit = \"1GiB\"\n",
+        )
+        .expect("write");
+        let config = NodeConfig::from_home(home.clone()).expect("config");
+        assert_eq!(config.files.wan_upload_limit, 2 << 20);
+        assert_eq!(config.files.cache_limit, 1 << 30);
+        std::fs::write(home.config_path(), "wan_upload_limit = \"fast\"\n").expect("write");
+        assert!(matches!(
+            NodeConfig::from_home(home.clone()),
+            Err(ConfigError::BadWanRate(_))
+        ));
+        assert!(parse_wan_limit("lots").is_err());
         std::fs::write(home.config_path(), "colour = 1\n").expect("write");
         assert!(matches!(
             NodeConfig::from_home(home),

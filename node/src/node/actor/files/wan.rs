@@ -439,3 +439,49 @@ impl Actor {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_round_trip_and_skip_garbage() {
+        let a = UserId([1; 20]);
+        let b = UserId([2; 20]);
+        let mut map = BTreeMap::new();
+        map.insert(a, None);
+        map.insert(
+            b,
+            Some(Outcome {
+                state: TransferState::Rejected,
+                error: None,
+            }),
+        );
+        assert_eq!(decode_recipients(&encode_recipients(&map)), map);
+        assert!(decode_recipients("not json").is_empty());
+        assert!(decode_recipients(r#"{"nope": null}"#).is_empty());
+    }
+
+    #[test]
+    fn uploads_send_the_manifest_first_then_missing_chunks() {
+        let mut up = Upload {
+            done: ChunkSet::new(4),
+            in_flight: BTreeSet::new(),
+            hold_until: 0,
+            streak: 0,
+            bytes: 0,
+        };
+        assert_eq!(up.next(), Some(None));
+        up.in_flight.insert(None);
+        assert_eq!(up.next(), Some(Some(0)));
+        up.done.insert(up.bit(None));
+        up.done.insert(0);
+        up.in_flight.clear();
+        up.in_flight.insert(Some(1));
+        assert_eq!(up.next(), Some(Some(2)));
+        up.done.insert(1);
+        up.done.insert(2);
+        assert!(up.complete());
+        assert_eq!(up.next(), None);
+    }
+}
