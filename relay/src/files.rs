@@ -117,6 +117,7 @@ pub async fn upload(
         .await
     {
         Ok(PutBlob::Stored) => {
+            shared.metrics.file_items_stored.inc();
             tracing::debug!(transfer = %key.transfer, item = ?key.item, len, "file item stored");
             Frame::Ack
         }
@@ -206,6 +207,7 @@ pub async fn serve(
     };
     match data {
         Some(data) => {
+            shared.metrics.file_items_served.inc();
             if let Err(e) = tincan_node::files::stream::answer_data(&mut send, data).await {
                 tracing::debug!(device = %peer.device, error = %e, "file item not delivered");
             }

@@ -98,6 +98,13 @@ async fn file_items_are_stored_once_per_org_within_its_quota() {
     put(&m, TransferId([6; 16]), Some(0), sealed(4))
         .await
         .expect("another org's quota is its own");
+    let status = relay.status();
+    let acme_status = status["orgs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["org_id"] == acme.id().to_string()))
+        .expect("acme in status")
+        .clone();
+    assert_eq!(acme_status["file_bytes"], 2 * (MIB as u64 + 16), "{status}");
     assert_eq!(
         get(&b, transfer, 2).await,
         Err(FetchFault::Refused(FileRefusal::Busy))

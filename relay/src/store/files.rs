@@ -74,6 +74,22 @@ impl Db {
         Ok(uint(sum))
     }
 
+    /// Bytes of file content per organisation (those that store any).
+    pub fn blob_bytes_by_org(&self) -> Result<Vec<(OrgId, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT org, sum(len) FROM file_blobs GROUP BY org")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (org, sum) = row?;
+            if let Ok(org) = <[u8; 20]>::try_from(org.as_slice()) {
+                out.push((OrgId(org), uint(sum)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds the row of an item whose file is in place, unless it exists or
     /// the organisation would go over `quota` bytes.
     pub fn put_blob(
@@ -197,6 +213,7 @@ mod tests {
             PutBlob::OverQuota { used: 200 }
         );
         assert_eq!(db.blob_bytes(&org).unwrap(), 200);
+        assert_eq!(db.blob_bytes_by_org().unwrap(), vec![(org, 200)]);
         assert_eq!(db.blob_len(&key(Some(0)), 10).unwrap(), Some(100));
         assert_eq!(db.blob_len(&key(Some(1)), 10).unwrap(), None);
         // Another organisation has its own quota and cannot see these.
