@@ -117,3 +117,49 @@ async fn file_items_are_stored_once_per_org_within_its_quota() {
     let b = Client::connect(relay.addr, &bob).await.expect("bob again");
     assert_eq!(get(&b, transfer, 1).await.expect("served"), sealed(2));
 }
+
+/// Every regular file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_items_are_deleted_at_their_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    // A TTL of zero days: every item is expired as soon as it is stored.
+    let ttl = ["--mail-ttl-days", "0"];
+    let mut relay = Relay::start(dir.path(), &[acme.id()], &ttl);
+    let alice = acme.device("alice");
+    let a = Client::connect(relay.addr, &alice).await.expect("alice");
+    let transfer = TransferId([7; 16]);
+    put(&a, transfer, Some(0), sealed(9)).await.expect("stored");
+    let stored = dir.path().join("files");
+    assert_eq!(files_under(&stored).len(), 1, "the item is on disk");
+    // Expired items are never served.
+    assert_eq!(
+        get(&a, transfer, 0).await,
+        Err(FetchFault::Refused(FileRefusal::Busy))
+    );
+    // The sweep (run at start, then every minute) deletes file and row.
+    drop(a);
+    relay.kill();
+    let relay = Relay::start(dir.path(), &[acme.id()], &ttl);
+    common::eventually("the expired item deleted", || {
+        let left = files_under(&stored);
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    assert_eq!(relay.status()["orgs"][0]["file_bytes"], 0);
+}
