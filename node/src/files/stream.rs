@@ -184,9 +184,9 @@ pub async fn pipe(
     Ok(())
 }
 
-/// Forwards a member's file request to `conn` (the relay) and its answer
-/// back, for a gateway without its own copy; see `crate::files::cache`
-/// for the cached path. Returns the sealed bytes on success.
+/// Fetches one item from `conn` (the relay), accepting up to the largest
+/// sealed item of its kind: a gateway filling its cache never sees the
+/// offer, so it cannot know the exact length (its members check it).
 pub async fn fetch_any(
     conn: &quinn::Connection,
     request: FileRequest,
