@@ -3,7 +3,9 @@
 //! killed (SIGKILL) mid-way that resumes from its last verified chunk, a
 //! corrupted chunk (test hook) detected and fetched again, reject and
 //! cancel seen on both ends (with an offer that waits in the outbox while
-//! the recipient is offline), and a folder with nested files.
+//! the recipient is offline), a cancel that overtakes its offer (scripted
+//! peer), a full disk on the receiver (a small tmpfs in a private mount
+//! namespace), and a folder with nested files.
 //!
 //! Safety: `--no-mdns`, loopback addresses only. Deadlines bound hangs,
 //! they never measure speed; the slow transfers are slowed by the
@@ -74,6 +76,21 @@ impl Node {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         self.daemon = Some(Daemon::start_with_env(self.home(), &args, None, &env));
+    }
+
+    /// Starts the daemon with `dir` on a small tmpfs of its own (`size`).
+    fn start_on_tmpfs(&mut self, dir: &Path, size: &str) {
+        let mut args = vec![
+            "--no-mdns".to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{}", self.port),
+        ];
+        for port in &self.peers {
+            args.push("--peer".into());
+            args.push(format!("127.0.0.1:{port}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.daemon = Some(Daemon::start_with_tmpfs(self.home(), &args, dir, size));
     }
 
     fn kill(&mut self) {
@@ -539,5 +556,157 @@ fn a_file_changed_on_the_sender_fails_clearly_on_both_ends() {
     assert!(
         !dest.join("draft.doc").exists(),
         "nothing half-written in place"
+    );
+}
+
+#[test]
+fn a_full_disk_fails_the_transfer_clearly_and_nothing_else() {
+    if !common::private_mounts_available() {
+        println!("skipping: private mount namespaces unavailable (needs root)");
+        return;
+    }
+    let (mut alice, mut bob) = pair();
+    // Bob's download folder is a 1 MiB disk of his daemon's own.
+    let small = bob.home().join("small-disk");
+    alice.start();
+    bob.start_on_tmpfs(&small, "1m");
+    alice.wait_online("Bob");
+    bob.wait_online("Alice");
+    let src = alice.files().join("big.bin");
+    make_file(&src, 3 * MIB, 11);
+    let id = id_of(&send(&alice, "Bob", &[&src]));
+    bob.wait_offer(&id);
+    let out = cli(
+        bob.home(),
+        &[
+            "file",
+            "accept",
+            &id,
+            "--to",
+            small.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "accept failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = bob.wait_state(&id, "failed", TRANSFER);
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no space left"), "unclear error: {failed}");
+    let theirs = alice.wait_state(&id, "failed", DEADLINE);
+    assert!(
+        theirs["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no space left"),
+        "the sender is not told why: {theirs}"
+    );
+    // The daemon keeps running and nothing else is lost: messages flow.
+    assert!(bob.json(&["status", "--json"])["user_id"].is_string());
+    let sent = alice.json(&["send", "Bob", "still there?", "--wait", "--json"]);
+    assert_eq!(sent["state"], "delivered", "{sent}");
+    let history = bob.json(&["history", "Alice", "--json"]);
+    assert!(
+        history
+            .as_array()
+            .is_some_and(|h| h.iter().any(|m| m["text"] == "still there?")),
+        "{history}"
+    );
+    // The partial file was removed from the small disk (seen from inside
+    // the daemon's mount namespace).
+    let pid = bob.daemon.as_ref().and_then(Daemon::pid).expect("pid");
+    wait_for("the partial file removed", DEADLINE, || {
+        let out = std::process::Command::new("nsenter")
+            .args(["--target", &pid.to_string(), "--mount", "ls", "-A"])
+            .arg(&small)
+            .output()
+            .ok()?;
+        let listing = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && !listing.contains(".part")).then_some(())
+    });
+}
+
+#[test]
+fn a_cancel_that_overtakes_its_offer_is_not_lost() {
+    use common::raw_peer::{envelope_frame, now_ms, RawPeer};
+    use tincan_core::transfer::{FileAction, FileOffer, TransferId, CHUNK_SIZE};
+    use tincan_core::wire::Frame;
+    use tincan_core::{Content, DeviceCert, Envelope, Identity, MessageId};
+    use tincan_node::keystore::OsEntropy;
+
+    fn seal(from: &Identity, to: &[DeviceCert], content: &Content) -> Envelope {
+        let id = MessageId::random(&mut OsEntropy);
+        Envelope::seal(
+            &from.device,
+            &from.cert,
+            to,
+            id,
+            now_ms(),
+            content,
+            &mut OsEntropy,
+        )
+        .expect("seal")
+    }
+
+    let mut bob = Node::init("Bob");
+    bob.start();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], bob.port));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    // The peer's QUIC endpoint lives on this runtime.
+    let _entered = runtime.enter();
+    let carl = RawPeer::new("Carl").expect("raw peer");
+    let transfer = TransferId::random(&mut OsEntropy);
+    let offer = FileOffer {
+        transfer,
+        name: "late.bin".into(),
+        size: 10,
+        count: 1,
+        chunk_size: CHUNK_SIZE,
+        manifest_hash: [0; 32],
+        manifest_len: 100,
+        key: [7; 32],
+    };
+    // The cancel arrives first (it overtook the offer on another path).
+    let cancel = Content::FileControl {
+        transfer,
+        action: FileAction::Cancelled,
+    };
+    runtime.block_on(async {
+        let conn = carl.connect(addr).await.expect("connect");
+        let envelope = seal(&carl.identity, &[conn.node_cert().clone()], &cancel);
+        let answer = conn
+            .deliver(&envelope_frame(&envelope))
+            .await
+            .expect("answer");
+        assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
+    });
+    assert!(bob.transfers().is_empty(), "a cancel alone shows nothing");
+    // It is kept across a restart of the recipient.
+    bob.kill();
+    bob.start();
+    runtime.block_on(async {
+        let conn = carl.connect(addr).await.expect("connect again");
+        let envelope = seal(
+            &carl.identity,
+            &[conn.node_cert().clone()],
+            &Content::FileOffer(offer.clone()),
+        );
+        let answer = conn
+            .deliver(&envelope_frame(&envelope))
+            .await
+            .expect("answer");
+        assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
+    });
+    let id = transfer.to_string();
+    let view = wait_for("the late offer listed", DEADLINE, || bob.transfer(&id));
+    assert_eq!(view["state"], "cancelled", "{view}");
+    assert!(
+        cli(bob.home(), &["file", "accept", &id, "--json"])
+            .status
+            .code()
+            != Some(0),
+        "a cancelled offer cannot be accepted"
     );
 }

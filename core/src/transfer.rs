@@ -156,7 +156,9 @@ pub enum FileAction {
     Cancelled,
     /// The recipient has every file, verified and in place.
     Done,
-    /// The recipient failed for good (disk full, verification, ...).
+    /// The side that sends this failed for good: the recipient (disk
+    /// full, verification, ...) or the sender (the relay refused its
+    /// upload, a file changed).
     Failed(String),
 }
 
@@ -177,14 +179,79 @@ pub enum FileRequest {
         /// The chunk.
         index: u64,
     },
+    /// Chunk `index` again: the copy this side got did not verify, so a
+    /// cache on the way (a branch gateway) must drop its copy and fetch a
+    /// fresh one instead of serving the same bad bytes again.
+    ChunkAgain {
+        /// The transfer.
+        transfer: TransferId,
+        /// The chunk.
+        index: u64,
+    },
 }
 
 impl FileRequest {
     /// The transfer asked about.
     pub fn transfer(&self) -> TransferId {
         match self {
-            FileRequest::Manifest { transfer } | FileRequest::Chunk { transfer, .. } => *transfer,
+            FileRequest::Manifest { transfer }
+            | FileRequest::Chunk { transfer, .. }
+            | FileRequest::ChunkAgain { transfer, .. } => *transfer,
         }
+    }
+
+    /// The item asked for: `None` = the manifest, else the chunk index.
+    pub fn item(&self) -> Option<u64> {
+        match self {
+            FileRequest::Manifest { .. } => None,
+            FileRequest::Chunk { index, .. } | FileRequest::ChunkAgain { index, .. } => {
+                Some(*index)
+            }
+        }
+    }
+
+    /// The same request without the "again" mark (what the holder serves).
+    pub fn plain(&self) -> FileRequest {
+        match *self {
+            FileRequest::ChunkAgain { transfer, index } => FileRequest::Chunk { transfer, index },
+            ref other => other.clone(),
+        }
+    }
+
+    /// Most sealed bytes an answer to this request can carry, whatever
+    /// the offer said (for hops that never see the offer).
+    pub fn max_sealed_len(&self) -> usize {
+        match self.item() {
+            None => MAX_MANIFEST_LEN as usize + crypt::TAG_LEN,
+            Some(_) => MAX_CHUNK_SIZE as usize + crypt::TAG_LEN,
+        }
+    }
+}
+
+/// An upload of one sealed item to the relay (sender → its gateway →
+/// relay, or roaming sender → relay): `len` raw bytes follow this header
+/// on the stream (see `tincan_node::files::stream`). The relay stores them
+/// under (organisation, transfer, item) until the mail TTL; the bytes are
+/// the same sealed manifest or chunk a LAN holder serves, so no hop can
+/// read them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileUpload {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// `None` = the sealed manifest, else the chunk index.
+    pub item: Option<u64>,
+    /// Sealed bytes that follow.
+    pub len: u32,
+}
+
+impl FileUpload {
+    /// Whether `len` is within what a sealed item of this kind can be.
+    pub fn len_ok(&self) -> bool {
+        let max = match self.item {
+            None => MAX_MANIFEST_LEN as usize + crypt::TAG_LEN,
+            Some(_) => MAX_CHUNK_SIZE as usize + crypt::TAG_LEN,
+        };
+        self.len as usize >= crypt::TAG_LEN && self.len as usize <= max
     }
 }
 
@@ -219,6 +286,12 @@ pub enum FileRefusal {
     },
     /// The holder is busy or failed transiently; ask again later.
     Busy,
+    /// The relay's file storage for the organisation is full: the upload
+    /// was not stored.
+    QuotaExceeded {
+        /// The organisation's quota, in bytes.
+        limit: u64,
+    },
 }
 
 impl FileRefusal {
@@ -249,6 +322,9 @@ impl FileRefusal {
                 format!("the sender cannot read {}: {error}", name_of(*file))
             }
             FileRefusal::Busy => "the sender is busy".into(),
+            FileRefusal::QuotaExceeded { limit } => format!(
+                "the relay's file storage for this organisation is full (quota {limit} bytes); the upload was refused"
+            ),
         }
     }
 }
@@ -296,6 +372,40 @@ mod tests {
         };
         assert!(matches!(bad.validate(), Err(OfferError::BadManifestLen(_))));
         assert!(!format!("{:?}", offer()).contains("9, 9"));
+    }
+
+    #[test]
+    fn requests_name_their_item_and_uploads_bound_their_length() {
+        let t = TransferId([3; 16]);
+        let again = FileRequest::ChunkAgain {
+            transfer: t,
+            index: 4,
+        };
+        assert_eq!(again.item(), Some(4));
+        assert_eq!(again.transfer(), t);
+        assert_eq!(
+            again.plain(),
+            FileRequest::Chunk {
+                transfer: t,
+                index: 4
+            }
+        );
+        assert_eq!(FileRequest::Manifest { transfer: t }.item(), None);
+        assert_eq!(again.max_sealed_len(), MAX_CHUNK_SIZE as usize + 16);
+        let up = |item, len| FileUpload {
+            transfer: t,
+            item,
+            len,
+        };
+        assert!(up(Some(0), CHUNK_SIZE + 16).len_ok());
+        assert!(!up(Some(0), MAX_CHUNK_SIZE + 17).len_ok());
+        assert!(!up(Some(0), 3).len_ok(), "shorter than a tag");
+        assert!(up(None, MAX_MANIFEST_LEN + 16).len_ok());
+        let full = FileRefusal::QuotaExceeded { limit: 1024 };
+        assert!(!full.is_transient());
+        assert!(full
+            .describe(|_| String::new())
+            .contains("quota 1024 bytes"));
     }
 
     #[test]

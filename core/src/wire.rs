@@ -24,7 +24,7 @@ use crate::org::{Membership, Revocations};
 use crate::receipt::Receipt;
 use crate::route::{DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Welcome};
 use crate::site::SiteId;
-use crate::transfer::{FileRefusal, FileRequest};
+use crate::transfer::{FileRefusal, FileRequest, FileUpload};
 use crate::{DeviceId, MessageId};
 
 /// The version byte this build writes and accepts.
@@ -183,6 +183,10 @@ pub enum Frame {
     /// The sender's user's devices and removed devices (on connect and
     /// whenever they change), answered with [`Frame::Ack`].
     Devices(crate::device::Roster),
+    /// An upload of sealed file bytes to the relay; the header is followed
+    /// by `len` raw bytes on the stream and answered `Ack` (stored, or
+    /// stored already) or [`Frame::FileRefused`].
+    FileUpload(FileUpload),
 }
 
 impl Frame {
@@ -214,6 +218,7 @@ impl Frame {
             Frame::FileRefused(_) => "file-refused",
             Frame::Pair(_) => "pair",
             Frame::Devices(_) => "devices",
+            Frame::FileUpload(_) => "file-upload",
         }
     }
 }

@@ -74,6 +74,11 @@ enum Command {
         /// Do not tell senders when you read their messages (overrides config.toml).
         #[arg(long)]
         no_read_receipts: bool,
+        /// Cap on file bytes sent to the relay across branches, per second
+        /// (e.g. 2MiB; applied where they leave for the WAN: on the gateway
+        /// or a roaming device). Overrides `wan_upload_limit` in config.toml.
+        #[arg(long, value_name = "RATE")]
+        wan_upload_limit: Option<String>,
     },
     /// Organisations: create one (admin), enrol and revoke members, join one.
     #[command(subcommand)]
@@ -196,6 +201,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             relay,
             gateway,
             no_read_receipts,
+            wan_upload_limit,
         } => {
             let options = RunOptions {
                 listen,
@@ -205,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 relay,
                 gateway,
                 no_read_receipts,
+                wan_upload_limit,
             };
             run_node(home, options).await?
         }
@@ -306,6 +313,7 @@ struct RunOptions {
     relay: Option<String>,
     gateway: Option<String>,
     no_read_receipts: bool,
+    wan_upload_limit: Option<String>,
 }
 
 async fn run_node(home: Home, options: RunOptions) -> Result<()> {
@@ -329,6 +337,9 @@ async fn run_node(home: Home, options: RunOptions) -> Result<()> {
     }
     if options.no_read_receipts {
         node_config.read_receipts = false;
+    }
+    if let Some(limit) = options.wan_upload_limit {
+        node_config.files.wan_upload_limit = config::parse_wan_limit(&limit)?;
     }
     node_config.create_identity_as = Some(
         options

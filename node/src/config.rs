@@ -37,6 +37,11 @@ pub struct FileConfig {
     pub auto_accept: Vec<String>,
     /// Cap on serving file chunks, bytes per second (`"20MiB"`, `"5MB"`).
     pub upload_limit: Option<String>,
+    /// Cap on file bytes sent to the relay (WAN uploads), bytes per second.
+    pub wan_upload_limit: Option<String>,
+    /// Most bytes a branch gateway keeps in its cache of files pulled from
+    /// the relay (default 2GiB).
+    pub file_cache_limit: Option<String>,
     /// Seconds without activity before presence turns `away` by itself
     /// (default 600; 0 never).
     pub away_after_secs: Option<u64>,
@@ -81,6 +86,12 @@ pub enum ConfigError {
     /// An upload limit that is not a byte rate.
     #[error("invalid upload_limit {0:?} (expected bytes per second, e.g. \"20MiB\")")]
     BadRate(String),
+    /// A WAN upload limit that is not a byte rate.
+    #[error("invalid wan_upload_limit {0:?} (expected bytes per second, e.g. \"2MiB\")")]
+    BadWanRate(String),
+    /// A cache limit that is not a size.
+    #[error("invalid file_cache_limit {0:?} (expected a size, e.g. \"2GiB\")")]
+    BadCacheLimit(String),
     /// An auto-accept entry that is not a user id (prefix of 8+ characters).
     #[error("invalid auto_accept entry {0:?} (expected a user id, as `tincan whoami` prints it)")]
     BadAutoAccept(String),
@@ -251,6 +262,16 @@ fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigEr
         }
         None => 0,
     };
+    let wan_upload_limit = match &file.wan_upload_limit {
+        Some(text) => parse_wan_limit(text)?,
+        None => 0,
+    };
+    let cache_limit = match &file.file_cache_limit {
+        Some(text) => crate::files::parse_rate(text)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::BadCacheLimit(text.clone()))?,
+        None => crate::files::DEFAULT_CACHE_LIMIT,
+    };
     for user in &file.auto_accept {
         let ok = user.len() >= 8 && user.chars().all(|c| c.is_ascii_alphanumeric());
         if !ok {
@@ -265,7 +286,14 @@ fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigEr
             .map(|u| u.to_ascii_lowercase())
             .collect(),
         upload_limit,
+        wan_upload_limit,
+        cache_limit,
     })
+}
+
+/// Parses a WAN upload cap (`wan_upload_limit`, `run --wan-upload-limit`).
+pub fn parse_wan_limit(text: &str) -> Result<u64, ConfigError> {
+    crate::files::parse_rate(text).ok_or_else(|| ConfigError::BadWanRate(text.to_string()))
 }
 
 /// Parses a listen address.
@@ -324,6 +352,20 @@ mod tests {
             let error = RelayAddr::parse(relay).expect_err(relay).to_string();
             assert!(error.contains(says), "{relay}: {error}");
         }
+        std::fs::write(
+            home.config_path(),
+            "wan_upload_limit = \"2MiB\"\nfile_cache_limit = \"1GiB\"\n",
+        )
+        .expect("write");
+        let config = NodeConfig::from_home(home.clone()).expect("config");
+        assert_eq!(config.files.wan_upload_limit, 2 << 20);
+        assert_eq!(config.files.cache_limit, 1 << 30);
+        std::fs::write(home.config_path(), "wan_upload_limit = \"fast\"\n").expect("write");
+        assert!(matches!(
+            NodeConfig::from_home(home.clone()),
+            Err(ConfigError::BadWanRate(_))
+        ));
+        assert!(parse_wan_limit("lots").is_err());
         std::fs::write(home.config_path(), "colour = 1\n").expect("write");
         assert!(matches!(
             NodeConfig::from_home(home),

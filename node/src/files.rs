@@ -8,7 +8,9 @@
 //! - [`sink`]: the receiver's side — staging files (`NAME.part`), chunk
 //!   writes, the final whole-file check, fsync and the move into place
 //!   under a free name (`name (1).ext`), never overwriting anything.
-//! - [`stream`]: the QUIC stream format of file requests (see there).
+//! - [`stream`]: the QUIC stream format of file requests and uploads.
+//! - [`cache`]: a branch gateway's bounded disk cache of sealed content
+//!   pulled from the relay, served to its LAN (one WAN copy per branch).
 //! - [`view`]: the JSON shape of a transfer (`tincan file list --json`).
 //!
 //! The actor part (`node/actor/files.rs`) ties these to the core state
@@ -16,6 +18,7 @@
 //! I/O meant for `spawn_blocking`, or an async stream helper; none of it
 //! holds more than one chunk in memory.
 
+pub mod cache;
 pub mod sink;
 pub mod source;
 pub mod stream;
@@ -31,6 +34,12 @@ pub use view::TransferView;
 /// tests.
 pub const TEST_CORRUPT_CHUNK_ENV: &str = "TINCAN_TEST_CORRUPT_CHUNK";
 
+/// Test hook, read by a *gateway* daemon at start: the index of one chunk
+/// whose copy in its relay cache it corrupts (one flipped byte), once, to
+/// show that a bad cached copy is dropped and fetched again. Never set it
+/// outside tests.
+pub const TEST_CORRUPT_CACHED_CHUNK_ENV: &str = "TINCAN_TEST_CORRUPT_CACHED_CHUNK";
+
 /// File-transfer settings of a node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilesConfig {
@@ -42,7 +51,16 @@ pub struct FilesConfig {
     pub auto_accept: Vec<String>,
     /// Upload cap in bytes per second for serving chunks (0 = none).
     pub upload_limit: u64,
+    /// Cap in bytes per second on file bytes this node sends to the relay
+    /// (its own uploads as gateway or roaming device, and its members'
+    /// uploads it forwards as gateway); 0 = none.
+    pub wan_upload_limit: u64,
+    /// Most bytes the gateway's cache of relay content keeps on disk.
+    pub cache_limit: u64,
 }
+
+/// Default [`FilesConfig::cache_limit`].
+pub const DEFAULT_CACHE_LIMIT: u64 = 2 << 30;
 
 /// Parses a byte rate such as `"20MiB"`, `"500k"`, `"1000000"` (per
 /// second). Units: k/M/G (×1000) and KiB/MiB/GiB (×1024); `B` optional.

@@ -81,6 +81,52 @@ pub async fn read_request(
     Ok(wire::decode(&bytes)?.0)
 }
 
+/// Reads the first frame of an accepted stream, prefix included, and
+/// leaves the rest unread: a `FileUpload` header is followed by raw bytes
+/// that are streamed on, never buffered whole. Callers of other requests
+/// check that nothing follows ([`expect_end`]).
+pub async fn read_head(
+    recv: &mut quinn::RecvStream,
+    timeout: Duration,
+) -> Result<Vec<u8>, RpcError> {
+    let read = async {
+        let mut prefix = [0u8; 4];
+        recv.read_exact(&mut prefix)
+            .await
+            .map_err(|e| RpcError::Stream(e.to_string()))?;
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len == 0 || len > MAX_FRAME_LEN {
+            return Err(RpcError::Decode(DecodeError::Oversize {
+                len,
+                max: MAX_FRAME_LEN,
+            }));
+        }
+        let mut bytes = vec![0u8; 4 + len];
+        bytes[..4].copy_from_slice(&prefix);
+        recv.read_exact(&mut bytes[4..])
+            .await
+            .map_err(|e| RpcError::Stream(e.to_string()))?;
+        Ok(bytes)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| RpcError::Timeout(timeout))?
+}
+
+/// Reads the rest of a request stream after [`read_head`]; anything but
+/// the end of the stream is a malformed request.
+pub async fn expect_end(recv: &mut quinn::RecvStream, timeout: Duration) -> Result<(), RpcError> {
+    let rest = tokio::time::timeout(timeout, recv.read_to_end(STREAM_LIMIT))
+        .await
+        .map_err(|_| RpcError::Timeout(timeout))?
+        .map_err(|e| RpcError::Stream(e.to_string()))?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(RpcError::Decode(DecodeError::TrailingBytes))
+    }
+}
+
 /// Writes the answer to an accepted stream and finishes it, waiting until
 /// the peer has it (or gave up) so dropping the stream cannot cut it off.
 pub async fn answer(send: &mut quinn::SendStream, frame: &Frame) -> Result<(), RpcError> {

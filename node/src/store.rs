@@ -45,6 +45,7 @@ mod outbox;
 mod peers;
 mod read;
 mod search;
+mod transfer_wan;
 mod transfers;
 
 pub use blocked::BlockedRecord;

@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Lease time to live in ms (gateways renew about every second).
     #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_name = "MS", hide = true)]
     pub lease_ttl_ms: u64,
+    /// Most bytes of file content stored per organisation (files sent
+    /// across branches wait here for the mail TTL; e.g. 1GiB).
+    #[arg(long, default_value = "1GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub file_quota_bytes: u64,
     /// Most connections from one source IP address.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_conns_per_ip: usize,

@@ -90,6 +90,12 @@ impl RelayHome {
         self.root.join("relay.db")
     }
 
+    /// Sealed file content of cross-branch transfers
+    /// (`files/ORG/TRANSFER/ITEM`; rows in the database say what is there).
+    pub fn files_dir(&self) -> PathBuf {
+        self.root.join("files")
+    }
+
     /// The control socket of the running relay.
     pub fn control_socket_path(&self) -> PathBuf {
         self.root.join("relay.sock")
@@ -125,6 +131,9 @@ pub struct RelayConfig {
     pub lease_ttl_ms: u64,
     /// Most connections (registered or not) from one source IP.
     pub max_conns_per_ip: usize,
+    /// Most bytes of sealed file content stored per organisation (files
+    /// sent across branches, kept for [`Self::mail_ttl`]).
+    pub file_quota_bytes: u64,
 }
 
 impl RelayConfig {
@@ -141,6 +150,7 @@ impl RelayConfig {
             rate: 50,
             lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
             max_conns_per_ip: 64,
+            file_quota_bytes: 1 << 30,
         }
     }
 }

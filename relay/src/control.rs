@@ -60,6 +60,9 @@ pub struct OrgStatus {
     pub sites: Vec<SiteStatus>,
     /// Items stored for its devices.
     pub mail: u64,
+    /// Bytes of sealed file content stored for it (cross-branch files).
+    #[serde(default)]
+    pub file_bytes: u64,
 }
 
 /// What `tincan-relay status --json` prints.
@@ -99,6 +102,13 @@ pub async fn status_view(shared: &Shared) -> StatusView {
     let counts: BTreeMap<_, _> = shared
         .store
         .run(|db| db.mail_counts())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file_bytes: BTreeMap<_, _> = shared
+        .store
+        .run(|db| db.blob_bytes_by_org())
         .await
         .unwrap_or_default()
         .into_iter()
@@ -153,6 +163,7 @@ pub async fn status_view(shared: &Shared) -> StatusView {
             devices,
             sites,
             mail: counts.get(&org).copied().unwrap_or(0),
+            file_bytes: file_bytes.get(&org).copied().unwrap_or(0),
         });
     }
     StatusView {

@@ -16,6 +16,8 @@
 //! - [`register`]: registration checks, Welcome, neighbours.
 //! - [`router`]: Route handling, custody, rate limits.
 //! - [`flush`]: delivery of stored mail.
+//! - [`files`]: sealed file content of cross-branch transfers (on disk,
+//!   per-organisation quota, mail TTL).
 //! - [`gateway`]: lease claims and site member lists.
 //! - [`revoke`]: revocation lists.
 //! - [`devices`]: device removals (`tincan device remove`), signed by user keys.
@@ -28,6 +30,7 @@
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod files;
 pub mod flush;
 pub mod gateway;
 pub mod housekeeping;

@@ -65,6 +65,7 @@ fn run(home: RelayHome, args: RunArgs) -> anyhow::Result<()> {
     config.mail_ttl = Duration::from_secs(args.mail_ttl_days.saturating_mul(24 * 3600));
     config.mailbox_quota = args.mailbox_quota;
     config.mailbox_quota_bytes = args.mailbox_quota_bytes;
+    config.file_quota_bytes = args.file_quota_bytes;
     config.rate = args.rate;
     config.lease_ttl_ms = args.lease_ttl_ms;
     config.max_conns_per_ip = args.max_conns_per_ip;

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub refused_connections: Family<KindLabel, Counter>,
     /// Route requests refused by the rate limit.
     pub rate_limited: Counter,
+    /// Sealed file items stored (uploads taken).
+    pub file_items_stored: Counter,
+    /// Sealed file items served to devices.
+    pub file_items_served: Counter,
 }
 
 impl Default for Metrics {
@@ -78,7 +82,19 @@ impl Metrics {
             leases_refused: Counter::default(),
             refused_connections: Family::default(),
             rate_limited: Counter::default(),
+            file_items_stored: Counter::default(),
+            file_items_served: Counter::default(),
         };
+        registry.register(
+            "file_items_stored",
+            "Sealed file items uploaded and stored",
+            m.file_items_stored.clone(),
+        );
+        registry.register(
+            "file_items_served",
+            "Sealed file items served",
+            m.file_items_served.clone(),
+        );
         registry.register(
             "connections",
             "Open QUIC connections",

@@ -40,6 +40,9 @@ pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent bidirectional streams a device may open.
 const MAX_STREAMS: u32 = 32;
+/// Bytes one stream may have in flight towards the relay: a sealed file
+/// chunk of an upload in one go.
+const FILE_STREAM_WINDOW: u32 = 1024 * 1024 + 64 * 1024;
 /// Idle timeout of a connection (clients keep alive every second).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -198,8 +201,10 @@ pub fn bind_endpoint(
     // up to one frame, and the windows bound what one peer can pin.
     transport.max_concurrent_uni_streams(0u32.into());
     transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
-    transport.stream_receive_window(quinn::VarInt::from_u32(rpc::STREAM_LIMIT as u32));
-    transport.receive_window(quinn::VarInt::from_u32(8 * rpc::STREAM_LIMIT as u32));
+    // A stream may carry a whole sealed file chunk (1 MiB + tag) of an
+    // upload; the connection window still bounds what one device pins.
+    transport.stream_receive_window(quinn::VarInt::from_u32(FILE_STREAM_WINDOW));
+    transport.receive_window(quinn::VarInt::from_u32(8 * FILE_STREAM_WINDOW));
     transport.max_idle_timeout(Some(
         IDLE_TIMEOUT
             .try_into()
@@ -328,9 +333,28 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(rpc::STREAM_LIMIT)).await;
+    // The first frame alone first: a file upload's bytes follow its
+    // header and are streamed to disk, never read into memory whole.
+    let head = match rpc::read_head(&mut recv, REQUEST_TIMEOUT).await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::debug!(device = %peer.device, error = %e, "stream broke or oversize; reset");
+            let _ = send.reset(close::STREAM_MALFORMED);
+            let _ = recv.stop(close::STREAM_MALFORMED);
+            return;
+        }
+    };
+    if let Ok((Frame::FileUpload(header), _)) = wire::decode(&head) {
+        let answer = crate::files::upload(&shared, &peer, header, &mut recv).await;
+        if let Err(e) = rpc::answer(&mut send, &answer).await {
+            tracing::debug!(device = %peer.device, error = %e, "answer not delivered");
+        }
+        return;
+    }
+    let limit = rpc::STREAM_LIMIT.saturating_sub(head.len());
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(limit)).await;
     let bytes = match read {
-        Ok(Ok(bytes)) => bytes,
+        Ok(Ok(rest)) => [head, rest].concat(),
         Ok(Err(e)) => {
             tracing::debug!(device = %peer.device, error = %e, "stream broke or oversize; reset");
             let _ = send.reset(close::STREAM_MALFORMED);
@@ -358,6 +382,11 @@ async fn serve_stream(
             return;
         }
     };
+    if let Frame::FileRequest(request) = request {
+        // Answered with raw bytes after the header (`FileData`).
+        crate::files::serve(&shared, &peer, request, send).await;
+        return;
+    }
     let name = request.name();
     let answer = dispatch(&shared, &peer, request).await;
     if let Frame::Error(reason) = &answer {
@@ -368,8 +397,9 @@ async fn serve_stream(
     }
 }
 
-/// Frame kinds this build knows (`Frame` variants `Hello` … `Error`).
-const KNOWN_FRAME_KINDS: u64 = 20;
+/// Frame kinds this build knows (`Frame` variants `Hello` … `FileUpload`;
+/// raise it with every variant appended).
+const KNOWN_FRAME_KINDS: u64 = 26;
 
 /// The variant index of a well-framed, current-version body whose kind
 /// this build does not know (a later protocol addition), if it is one.
@@ -404,7 +434,7 @@ async fn dispatch(shared: &Arc<Shared>, peer: &Peer, request: Frame) -> Frame {
         Frame::Revocations(list) => revoke::handle(shared, peer, list).await,
         Frame::Devices(roster) => crate::devices::handle(shared, peer, roster).await,
         other => Frame::Error(format!(
-            "unexpected {} request: the relay takes register, route, lease-claim, lease-release, site-members, revocations and devices",
+            "unexpected {} request: the relay takes register, route, lease-claim, lease-release, site-members, revocations, devices, file-request and file-upload",
             other.name()
         )),
     }
@@ -429,10 +459,10 @@ mod tests {
     fn unknown_frame_kinds_are_told_from_garbage() {
         let ack = wire::encode(&Frame::Ack).expect("encode");
         assert_eq!(unknown_frame_kind(&ack), None);
-        assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 2, 25]), Some(25));
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 2, 30]), Some(30));
         assert_eq!(unknown_frame_kind(&[0, 0, 0, 3, 2, 0x80, 0x01]), Some(128));
-        assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 9, 25]), None);
-        assert_eq!(unknown_frame_kind(&[0, 0, 0, 9, 2, 25]), None);
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 9, 30]), None);
+        assert_eq!(unknown_frame_kind(&[0, 0, 0, 9, 2, 30]), None);
         assert_eq!(unknown_frame_kind(&[0, 0]), None);
     }
 

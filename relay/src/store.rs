@@ -13,6 +13,7 @@
 //! The async side uses [`Store::run`], which executes a closure on the
 //! blocking pool with the one connection locked.
 
+mod files;
 mod mail;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, OrgId, Revocations};
 
+pub use files::{BlobKey, PutBlob};
 pub use mail::{MailKind, MailRow, NewMail, PutOutcome};
 
 /// How long a statement waits for a lock held by another connection.
@@ -158,6 +160,25 @@ const MIGRATIONS: &[Migration] = &[
             revocation BLOB NOT NULL,
             PRIMARY KEY (org, device)
         ) STRICT;
+    ",
+    },
+    Migration {
+        version: 4,
+        sql: "
+        -- Sealed file content of cross-branch transfers, one row per item
+        -- (item -1 = the sealed manifest, else the chunk index). The bytes
+        -- live in files/ORG/TRANSFER/ITEM; a row is written only after its
+        -- file is fsynced, and the org's sum of len is its quota use.
+        CREATE TABLE file_blobs (
+            org         BLOB    NOT NULL CHECK (length(org) = 20),
+            transfer    BLOB    NOT NULL CHECK (length(transfer) = 16),
+            item        INTEGER NOT NULL CHECK (item >= -1),
+            len         INTEGER NOT NULL CHECK (len >= 0),
+            stored_ms   INTEGER NOT NULL,
+            expires_ms  INTEGER NOT NULL,
+            PRIMARY KEY (org, transfer, item)
+        ) STRICT;
+        CREATE INDEX file_blobs_by_expiry ON file_blobs (expires_ms);
     ",
     },
 ];

@@ -45,6 +45,8 @@ pub struct Relay {
     log: PathBuf,
     host_ns: String,
     orgs: Vec<String>,
+    /// Extra `run` flags (e.g. a small `--file-quota-bytes`).
+    extra: Vec<String>,
 }
 
 impl Relay {
@@ -61,6 +63,7 @@ impl Relay {
             .arg(&self.home)
             .args(["run", "--listen", &format!("0.0.0.0:{RELAY_PORT}")])
             .args(self.orgs.iter().flat_map(|org| ["--org", org.as_str()]))
+            .args(&self.extra)
             .env("RUST_LOG", "tincan_relay=debug,info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
@@ -93,6 +96,12 @@ impl Relay {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts it again on the same home with extra `run` flags.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
     }
 
     /// The relay's log so far.
@@ -207,6 +216,7 @@ impl Branches {
             log: dir.path().join("relay.log"),
             host_ns: relay_host.ns.clone(),
             orgs: served,
+            extra: Vec::new(),
         };
         relay.spawn();
         Branches {
@@ -231,6 +241,21 @@ impl Branches {
     pub fn start(&mut self, i: usize, extra: &[&str]) {
         let relay = self.relay.addr.clone();
         self.start_with_relay(i, Some(&relay), extra);
+    }
+
+    /// Starts member `i`'s daemon with `extra` flags and environment
+    /// variables (test hooks).
+    pub fn start_with_env(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
+        let relay = self.relay.addr.clone();
+        let member = &mut self.members[i];
+        let mut args = vec!["--name", member.name.as_str(), "--relay", relay.as_str()];
+        args.extend_from_slice(extra);
+        member.daemon = Some(Daemon::start_with_env(
+            &member.home,
+            &args,
+            Some(&member.host.ns),
+            env,
+        ));
     }
 
     /// Starts member `i`'s daemon with `relay` as its `--relay` (or none).

@@ -135,14 +135,7 @@ impl Daemon {
         netns: Option<&str>,
         env: &[(&str, &str)],
     ) -> Daemon {
-        std::fs::create_dir_all(home).expect("create home");
-        let log = home.join(format!("daemon-{}.log", std::process::id()));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open daemon log");
-        let mut cmd = match netns {
+        let cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns]).arg(tincan_bin());
@@ -150,6 +143,38 @@ impl Daemon {
             }
             None => Command::new(tincan_bin()),
         };
+        Self::spawn(cmd, home, args, env)
+    }
+
+    /// Like [`Daemon::start`], in a private mount namespace of its own in
+    /// which `dir` is a fresh tmpfs of `size` (`mount -o size=`, e.g.
+    /// `1m`): a small disk for this daemon only. Nothing is mounted in the
+    /// test's namespace, and the mount vanishes with the daemon (also when
+    /// the test fails). Needs root ([`private_mounts_available`]).
+    pub fn start_with_tmpfs(home: &Path, args: &[&str], dir: &Path, size: &str) -> Daemon {
+        std::fs::create_dir_all(dir).expect("create mount point");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o "size=$1" tincan-test "$2" && shift 2 && exec "$@""#)
+            .args(["sh", size])
+            .arg(dir)
+            .arg(tincan_bin());
+        Self::spawn(cmd, home, args, &[])
+    }
+
+    /// The daemon's process id (for `nsenter`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn spawn(mut cmd: Command, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        std::fs::create_dir_all(home).expect("create home");
+        let log = home.join(format!("daemon-{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open daemon log");
         cmd.arg("--home")
             .arg(home)
             .arg("run")
@@ -212,4 +237,15 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether this process may make private mount namespaces and mount in
+/// them (root), for [`Daemon::start_with_tmpfs`].
+pub fn private_mounts_available() -> bool {
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -18,7 +18,8 @@ pub enum FileCommand {
     /// Offer files and folders to a peer (end-to-end encrypted; folders
     /// are sent whole, with their relative paths).
     Send {
-        /// The recipient: display name or user-id prefix.
+        /// The recipient: display name or user-id prefix; several as
+        /// `bob,carol,dave` (one transfer for all, one copy per branch).
         peer: String,
         /// Files and folders to send.
         #[arg(required = true)]

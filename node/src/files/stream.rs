@@ -7,6 +7,16 @@
 //!                 or  frame FileRefused(reason), FIN
 //!                 or  frame Error(text), FIN        (a peer that does not serve files)
 //! ```
+//!
+//! Uploads to the relay (across branches, see `crate::files::cache`):
+//! ```text
+//! sender → relay:     frame FileUpload { transfer, item, len } || len raw bytes, FIN
+//! relay → sender:     frame Ack, FIN          (stored durably, or stored already)
+//!                 or  frame FileRefused(reason), FIN   (quota exceeded, bad request)
+//! ```
+//! A member's upload goes to its gateway, which pipes it to the relay
+//! unchanged ([`pipe`]) and passes the relay's answer back.
+//!
 //! Frames are `tincan_core::wire` frames (`u32 length | version |
 //! postcard`). The raw bytes are the *sealed* manifest or chunk
 //! (`tincan_core::transfer::crypt`): the QUIC connection encrypts them a
@@ -20,7 +30,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest};
+use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload};
 use tincan_core::wire::{self, Frame, MAX_FRAME_LEN};
 
 /// Fetches one item: sends `request` and returns the raw bytes that
@@ -97,4 +107,91 @@ pub async fn answer_data(send: &mut quinn::SendStream, data: Vec<u8>) -> Result<
 /// Answers a request with a refusal.
 pub async fn answer_refusal(send: &mut quinn::SendStream, refusal: FileRefusal) {
     let _ = crate::rpc::answer(send, &Frame::FileRefused(refusal)).await;
+}
+
+/// Uploads one sealed item: the header, the bytes, then waits for the
+/// holder's answer. `Ok` once it is stored; a refusal is
+/// [`FetchFault::Refused`], anything else [`FetchFault::Lost`].
+pub async fn upload(
+    conn: &quinn::Connection,
+    header: FileUpload,
+    data: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), FetchFault> {
+    let lost = |e: String| FetchFault::Lost(e);
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(e.to_string()))?;
+        let head = wire::encode(&Frame::FileUpload(header)).map_err(|e| lost(e.to_string()))?;
+        // A holder that has the item already (or refuses it) stops the
+        // stream mid-write and answers at once: what counts is its answer.
+        let wrote = async {
+            send.write_chunk(Bytes::from(head))
+                .await
+                .map_err(|e| e.to_string())?;
+            send.write_chunk(Bytes::from(data))
+                .await
+                .map_err(|e| e.to_string())?;
+            send.finish().map_err(|e| e.to_string())
+        }
+        .await;
+        let answer = match recv.read_to_end(crate::rpc::STREAM_LIMIT).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let write = wrote
+                    .err()
+                    .map(|w| format!(" (write: {w})"))
+                    .unwrap_or_default();
+                return Err(lost(format!("{e}{write}")));
+            }
+        };
+        match wire::decode(&answer) {
+            Ok((Frame::Ack, _)) => Ok(()),
+            Ok((Frame::FileRefused(reason), _)) => Err(FetchFault::Refused(reason)),
+            Ok((Frame::Error(text), _)) => Err(lost(format!("upload refused: {text}"))),
+            Ok((other, _)) => Err(lost(format!("unexpected answer {}", other.name()))),
+            Err(e) => Err(lost(format!("bad answer: {e}"))),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(FetchFault::Lost("no answer in time".into())))
+}
+
+/// Copies exactly `len` bytes from `from` to `to`, a bounded buffer at a
+/// time (a gateway piping a member's upload to the relay).
+pub async fn pipe(
+    from: &mut quinn::RecvStream,
+    to: &mut quinn::SendStream,
+    len: u64,
+) -> Result<(), String> {
+    let mut left = len;
+    while left > 0 {
+        let max = usize::try_from(left.min(64 * 1024)).unwrap_or(64 * 1024);
+        match from
+            .read_chunk(max, true)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(chunk) => {
+                left = left.saturating_sub(chunk.bytes.len() as u64);
+                to.write_chunk(chunk.bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            None => return Err(format!("stream ended {left} bytes early")),
+        }
+    }
+    Ok(())
+}
+
+/// Fetches one item from `conn` (the relay), accepting up to the largest
+/// sealed item of its kind: a gateway filling its cache never sees the
+/// offer, so it cannot know the exact length (its members check it).
+pub async fn fetch_any(
+    conn: &quinn::Connection,
+    request: FileRequest,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchFault> {
+    let max = request.max_sealed_len();
+    fetch(conn, request, max, timeout).await
 }

@@ -50,4 +50,22 @@ pub struct TransferView {
     pub saved_as: Vec<String>,
     /// When the transfer was created, Unix ms.
     pub created_at: u64,
+    /// Out, offered to several users at once: each one's answer (`state`
+    /// null while they have not finished).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<RecipientView>,
+}
+
+/// One recipient of a transfer offered to several users.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientView {
+    /// The user id.
+    pub user: String,
+    /// Their display name.
+    pub name: String,
+    /// `done`, `rejected`, `failed` or `cancelled` once they answered.
+    pub state: Option<TransferState>,
+    /// Why it failed for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

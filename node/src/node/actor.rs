@@ -193,6 +193,7 @@ impl Actor {
             parts.read_receipts,
         )?;
         chat.notify.enabled = parts.notifications;
+        let files = files::FilesState::new(parts.files, parts.home.root());
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -224,7 +225,7 @@ impl Actor {
             members_sent: None,
             preference: parts.gateway,
             on_battery: false,
-            files: files::FilesState::new(parts.files),
+            files,
             chat,
             devices: devices::DevicesState::default(),
         };

@@ -421,8 +421,29 @@ async fn serve_stream(
     device: DeviceId,
     tx: mpsc::Sender<LinkEvent>,
 ) {
-    let bytes = match tokio::time::timeout(ATTEMPT_TIMEOUT, recv.read_to_end(STREAM_LIMIT)).await {
-        Ok(Ok(bytes)) => bytes,
+    // The first frame alone: a member's file upload (to its gateway) is
+    // followed by raw bytes that are piped on, never buffered whole.
+    let head = match crate::rpc::read_head(&mut recv, ATTEMPT_TIMEOUT).await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::warn!(%device, error = %e, "refused a stream (oversize, broken or stalled)");
+            let _ = send.reset(1u32.into());
+            return;
+        }
+    };
+    if let Ok((Frame::FileUpload(header), _)) = wire::decode(&head) {
+        let event = super::transfer::FilesEvent::Upload {
+            from: device,
+            header,
+            send,
+            recv,
+        };
+        let _ = tx.send(LinkEvent::Files(event)).await;
+        return;
+    }
+    let limit = STREAM_LIMIT.saturating_sub(head.len());
+    let bytes = match tokio::time::timeout(ATTEMPT_TIMEOUT, recv.read_to_end(limit)).await {
+        Ok(Ok(rest)) => [head, rest].concat(),
         Ok(Err(e)) => {
             tracing::warn!(%device, error = %e, "refused a stream (oversize or broken)");
             let _ = send.reset(1u32.into());

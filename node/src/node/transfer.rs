@@ -14,12 +14,13 @@ use std::time::Duration;
 use tincan_core::transfer::crypt::{self, TAG_LEN};
 use tincan_core::transfer::manifest::ChunkPlace;
 use tincan_core::transfer::pull::FinishFault;
-use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, TransferId};
+use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
 use tincan_core::{DeviceCert, DeviceId, UserId};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::link::LinkEvent;
 use super::{Command, NodeError, NodeHandle};
+use crate::files::cache::FileCache;
 use crate::files::source::{self, ScanError, Scanned, Source};
 use crate::files::{sink, stream, TransferView};
 
@@ -51,7 +52,10 @@ pub(crate) enum FileCommand {
 
 /// A `file send` waiting for its scan.
 pub(crate) struct SendJob {
+    /// The first user (the transfer's `peer`).
     pub to: UserId,
+    /// Every user it is offered to.
+    pub users: Vec<UserId>,
     pub certs: Vec<DeviceCert>,
     pub reply: oneshot::Sender<Result<TransferView, NodeError>>,
 }
@@ -99,6 +103,49 @@ pub(crate) enum FilesEvent {
         bytes: u64,
         result: Result<(), Option<FileRefusal>>,
     },
+    /// A LAN member uploads sealed bytes for the relay (we are, or were,
+    /// its gateway); `recv` holds the bytes after the header.
+    Upload {
+        from: DeviceId,
+        header: FileUpload,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    },
+    /// One item of our own upload to the relay ended.
+    Uploaded {
+        transfer: TransferId,
+        item: Option<u64>,
+        result: Result<(), FetchFault>,
+    },
+}
+
+/// Where an incoming transfer's sealed bytes come from right now.
+#[derive(Clone)]
+pub(crate) enum Holder {
+    /// Over a connection: the sender on the LAN, our gateway (which
+    /// serves from its cache), or the relay (roaming).
+    Conn(quinn::Connection),
+    /// Through our own cache of the relay's copy (we are the gateway:
+    /// our LAN members share what we fetch).
+    Cache(Arc<FileCache>, quinn::Connection),
+}
+
+impl Holder {
+    async fn get(&self, request: FileRequest, max_len: usize) -> Result<Vec<u8>, FetchFault> {
+        match self {
+            Holder::Conn(conn) => stream::fetch(conn, request, max_len, FETCH_TIMEOUT).await,
+            Holder::Cache(cache, relay) => {
+                let data = cache.get(relay, request, FETCH_TIMEOUT).await?;
+                if data.len() > max_len {
+                    return Err(FetchFault::Lost(format!(
+                        "the cached item has {} bytes, more than the {max_len} expected",
+                        data.len()
+                    )));
+                }
+                Ok(data)
+            }
+        }
+    }
 }
 
 impl NodeHandle {
@@ -174,14 +221,14 @@ pub(crate) fn scan(
 
 /// Fetches the sealed manifest.
 pub(crate) fn fetch_manifest(
-    conn: quinn::Connection,
+    holder: Holder,
     transfer: TransferId,
     len: u32,
     tx: mpsc::Sender<LinkEvent>,
 ) {
     tokio::spawn(async move {
         let request = FileRequest::Manifest { transfer };
-        let result = stream::fetch(&conn, request, len as usize + TAG_LEN, FETCH_TIMEOUT).await;
+        let result = holder.get(request, len as usize + TAG_LEN).await;
         let _ = tx
             .send(LinkEvent::Files(FilesEvent::Manifest { transfer, result }))
             .await;
@@ -197,10 +244,12 @@ pub(crate) struct ChunkJob {
     pub hash: [u8; 32],
     /// The staged file it belongs to.
     pub path: PathBuf,
+    /// The last copy did not verify: ask caches on the way for a new one.
+    pub again: bool,
 }
 
 /// Fetches, opens, verifies and writes one chunk.
-pub(crate) fn fetch_chunk(conn: quinn::Connection, job: ChunkJob, tx: mpsc::Sender<LinkEvent>) {
+pub(crate) fn fetch_chunk(holder: Holder, job: ChunkJob, tx: mpsc::Sender<LinkEvent>) {
     tokio::spawn(async move {
         let ChunkJob {
             transfer,
@@ -209,10 +258,15 @@ pub(crate) fn fetch_chunk(conn: quinn::Connection, job: ChunkJob, tx: mpsc::Send
             place,
             hash,
             path,
+            again,
         } = job;
-        let request = FileRequest::Chunk { transfer, index };
+        let request = if again {
+            FileRequest::ChunkAgain { transfer, index }
+        } else {
+            FileRequest::Chunk { transfer, index }
+        };
         let max = place.len as usize + TAG_LEN;
-        let (received, result) = match stream::fetch(&conn, request, max, FETCH_TIMEOUT).await {
+        let (received, result) = match holder.get(request, max).await {
             Ok(sealed) => {
                 // Plaintext bytes, so the counter compares with file sizes.
                 let received = (sealed.len() as u64).saturating_sub(TAG_LEN as u64);
@@ -345,6 +399,157 @@ pub(crate) fn blocking<T: Send + 'static>(
     tokio::spawn(async move {
         if let Ok(out) = tokio::task::spawn_blocking(work).await {
             let _ = tx.send(LinkEvent::Files(event(out))).await;
+        }
+    });
+}
+
+/// One item of a sender's upload to the relay.
+pub(crate) struct UploadJob {
+    pub transfer: TransferId,
+    /// `None` = the sealed manifest (in `manifest`).
+    pub item: Option<u64>,
+    pub key: [u8; 32],
+    /// For a chunk: the file, where the chunk is and its hash.
+    pub chunk: Option<(Source, ChunkPlace, [u8; 32])>,
+    /// For the manifest: its sealed bytes.
+    pub manifest: Option<Vec<u8>>,
+    /// Wait this long first (the WAN upload cap).
+    pub delay_ms: u64,
+}
+
+/// Reads, seals and uploads one item over `conn` (the relay, or our
+/// gateway, which pipes it on); at most as many at once as `permits`
+/// allows.
+pub(crate) fn upload_item(
+    conn: quinn::Connection,
+    job: UploadJob,
+    permits: Arc<Semaphore>,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    tokio::spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        if job.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(job.delay_ms)).await;
+        }
+        let UploadJob {
+            transfer,
+            item,
+            key,
+            chunk,
+            manifest,
+            ..
+        } = job;
+        let sealed = match (item, chunk, manifest) {
+            (None, _, Some(sealed)) => Ok(sealed),
+            (Some(index), Some((source, place, hash)), _) => {
+                tokio::task::spawn_blocking(move || {
+                    let plain =
+                        source::read_chunk(&source, place.file, place.offset, place.len, &hash)?;
+                    Ok::<_, FileRefusal>(crypt::seal_chunk(&key, &transfer, index, plain))
+                })
+                .await
+                .unwrap_or(Err(FileRefusal::Busy))
+            }
+            _ => Err(FileRefusal::BadRequest),
+        };
+        let result = match sealed {
+            Ok(sealed) => match u32::try_from(sealed.len()) {
+                Ok(len) => {
+                    let header = FileUpload {
+                        transfer,
+                        item,
+                        len,
+                    };
+                    stream::upload(&conn, header, sealed, FETCH_TIMEOUT).await
+                }
+                Err(_) => Err(FetchFault::Refused(FileRefusal::BadRequest)),
+            },
+            Err(refusal) => Err(FetchFault::Refused(refusal)),
+        };
+        let event = FilesEvent::Uploaded {
+            transfer,
+            item,
+            result,
+        };
+        let _ = tx.send(LinkEvent::Files(event)).await;
+    });
+}
+
+/// As gateway: pipes a member's upload to the relay (after `delay_ms`,
+/// the WAN cap) and passes the relay's answer back.
+pub(crate) fn forward_upload(
+    relay: quinn::Connection,
+    header: FileUpload,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    delay_ms: u64,
+) {
+    tokio::spawn(async move {
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        let exchange = async {
+            let (mut up, mut down) = relay.open_bi().await.map_err(|e| e.to_string())?;
+            let head =
+                tincan_core::wire::encode(&tincan_core::wire::Frame::FileUpload(header.clone()))
+                    .map_err(|e| e.to_string())?;
+            // The relay stops the stream early when it has the item or
+            // refuses it; its answer is what counts either way.
+            let piped = async {
+                up.write_all(&head).await.map_err(|e| e.to_string())?;
+                stream::pipe(&mut recv, &mut up, u64::from(header.len)).await?;
+                up.finish().map_err(|e| e.to_string())
+            }
+            .await;
+            down.read_to_end(crate::rpc::STREAM_LIMIT)
+                .await
+                .map_err(|e| match piped {
+                    Err(p) => format!("{e} (piping: {p})"),
+                    Ok(()) => e.to_string(),
+                })
+        };
+        let answer = match tokio::time::timeout(FETCH_TIMEOUT, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                tracing::debug!(transfer = %header.transfer, error = %e, "forwarding an upload failed");
+                stream::answer_refusal(&mut send, FileRefusal::Busy).await;
+                return;
+            }
+            Err(_) => {
+                stream::answer_refusal(&mut send, FileRefusal::Busy).await;
+                return;
+            }
+        };
+        if send.write_all(&answer).await.is_ok() && send.finish().is_ok() {
+            let _ = send.stopped().await;
+        }
+    });
+}
+
+/// As gateway: serves a member's request from the cache of the relay's
+/// copy (fetching it once).
+pub(crate) fn serve_cached(
+    mut send: quinn::SendStream,
+    cache: Arc<FileCache>,
+    relay: quinn::Connection,
+    request: FileRequest,
+    permits: Arc<Semaphore>,
+) {
+    tokio::spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        match cache.get(&relay, request, FETCH_TIMEOUT).await {
+            Ok(data) => {
+                let _ = stream::answer_data(&mut send, data).await;
+            }
+            Err(FetchFault::Refused(refusal)) => stream::answer_refusal(&mut send, refusal).await,
+            Err(fault) => {
+                tracing::debug!(?fault, "the relay's copy is not available now");
+                stream::answer_refusal(&mut send, FileRefusal::Busy).await;
+            }
         }
     });
 }

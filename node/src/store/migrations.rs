@@ -215,6 +215,29 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ",
     },
     Migration {
+        version: 8,
+        sql: "
+            -- Cross-branch transfers. `uploaded` (out): bitmap of the items
+            -- the relay has stored (chunks, then one bit for the manifest),
+            -- so a restarted sender resumes its upload. `recipients` (out):
+            -- JSON {user_id: null | state} of a transfer offered to several
+            -- users, each of whom answers on their own.
+            ALTER TABLE transfers ADD COLUMN uploaded BLOB NOT NULL DEFAULT x'';
+            ALTER TABLE transfers ADD COLUMN recipients TEXT;
+
+            -- A notice (cancel, ...) that arrived before its transfer's offer
+            -- (they travel independently and may overtake each other); it is
+            -- applied when the offer from that device arrives.
+            CREATE TABLE early_file_notices (
+                transfer       BLOB    NOT NULL CHECK (length(transfer) = 16),
+                device         BLOB    NOT NULL CHECK (length(device) = 20),
+                action         BLOB    NOT NULL,
+                received_at_ms INTEGER NOT NULL CHECK (received_at_ms >= 0),
+                PRIMARY KEY (transfer, device)
+            ) STRICT;
+        ",
+    },
+    Migration {
         version: 10,
         sql: "
             -- Devices removed by their user (`tincan device remove`): the

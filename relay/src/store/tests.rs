@@ -30,7 +30,7 @@ fn mail_dedupes_respects_quota_and_survives_reopen() {
     let carol = DeviceId([3; 20]);
     {
         let mut db = Db::open(&path).expect("open");
-        assert_eq!(db.schema_version().expect("version"), 3);
+        assert_eq!(db.schema_version().expect("version"), 4);
         let m = mail(org, vec![bob, carol], 1, MailKind::Envelope, 10);
         let out = db.put_mail(&m, 2, 1_000).expect("put");
         assert_eq!(
@@ -154,7 +154,7 @@ fn version_1_mail_is_migrated_with_its_origin() {
         .expect("insert");
     }
     let db = Db::open(&path).expect("migrate");
-    assert_eq!(db.schema_version().expect("version"), 3);
+    assert_eq!(db.schema_version().expect("version"), 4);
     let rows = db.mail_for(DeviceId([2; 20]), 10).expect("rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].origin, DeviceId([4; 20]));

@@ -12,9 +12,13 @@
 //!   a restart resumes from what was verified, never from zero.
 //! - Only the devices an offer was sealed to may fetch its bytes, and
 //!   control messages count only from the transfer's peer.
+//! - Across branches (`files/wan.rs`) the sender uploads the sealed bytes
+//!   once to the relay; receivers pull them through their gateway's cache
+//!   (or from the relay when roaming), whichever path is up now.
 
 mod drive;
 mod notice;
+mod wan;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,11 +28,12 @@ use tincan_core::transfer::{
     ChunkSet, FileAction, FileOffer, Layout, Manifest, Pull, PullConfig, RateMeter, TokenBucket,
     TransferId, CHUNK_SIZE, MAX_MANIFEST_LEN,
 };
-use tincan_core::{Content, DeviceCert, MessageId};
+use tincan_core::{Content, DeviceCert, MessageId, UserId};
 use tokio::sync::Semaphore;
 
 use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
 use crate::event::NodeEvent;
+use crate::files::cache::FileCache;
 use crate::files::sink::StagingMap;
 use crate::files::source::{ScanError, Scanned, Source};
 use crate::files::{FilesConfig, TransferView, TEST_CORRUPT_CHUNK_ENV};
@@ -61,6 +66,10 @@ struct Transfer {
     job: bool,
     /// Remove the staging once that job ends (cancelled meanwhile).
     discard_after_job: bool,
+    /// Out: the upload to the relay, once one was needed.
+    upload: Option<wan::Upload>,
+    /// Out, offered to several users: each one's answer so far.
+    recipients: BTreeMap<UserId, Option<wan::Outcome>>,
 }
 
 impl Transfer {
@@ -79,6 +88,8 @@ impl Transfer {
             meter: RateMeter::new(),
             job: false,
             discard_after_job: false,
+            upload: None,
+            recipients: BTreeMap::new(),
         }
     }
 }
@@ -91,10 +102,19 @@ pub(super) struct FilesState {
     bucket: TokenBucket,
     /// Test hook (see [`TEST_CORRUPT_CHUNK_ENV`]).
     corrupt_chunk: Option<u64>,
+    /// The WAN upload cap (`wan_upload_limit`).
+    wan_bucket: TokenBucket,
+    /// Uploads to the relay in flight at once.
+    upload_permits: Arc<Semaphore>,
+    /// As gateway: the cache of the relay's copies.
+    cache: Arc<FileCache>,
+    /// Chunks whose last copy did not verify: asked again with
+    /// `ChunkAgain`, so caches on the way drop their copy.
+    again: std::collections::BTreeSet<(TransferId, u64)>,
 }
 
 impl FilesState {
-    pub(super) fn new(config: FilesConfig) -> Self {
+    pub(super) fn new(config: FilesConfig, home: &std::path::Path) -> Self {
         let corrupt_chunk = std::env::var(TEST_CORRUPT_CHUNK_ENV)
             .ok()
             .and_then(|v| v.trim().parse().ok());
@@ -104,8 +124,17 @@ impl FilesState {
                 "{TEST_CORRUPT_CHUNK_ENV} is set: one served chunk will be corrupted (test hook)"
             );
         }
+        let cache_limit = if config.cache_limit == 0 {
+            crate::files::DEFAULT_CACHE_LIMIT
+        } else {
+            config.cache_limit
+        };
         Self {
             bucket: TokenBucket::new(config.upload_limit),
+            wan_bucket: TokenBucket::new(config.wan_upload_limit),
+            upload_permits: Arc::new(Semaphore::new(wan::UPLOAD_WINDOW)),
+            cache: Arc::new(FileCache::open(home.join("file-cache"), cache_limit)),
+            again: std::collections::BTreeSet::new(),
             config,
             transfers: BTreeMap::new(),
             permits: Arc::new(Semaphore::new(MAX_SERVING)),
@@ -121,6 +150,12 @@ fn decode_offer(bytes: &[u8]) -> Option<FileOffer> {
 impl Actor {
     /// Loads the transfers after a restart; active ones resume.
     pub(super) fn restore_files(&mut self) -> Result<(), crate::store::StoreError> {
+        let purged = self
+            .store
+            .purge_early_notices(now_ms().saturating_sub(MESSAGE_TTL_MS))?;
+        if purged > 0 {
+            tracing::debug!(purged, "forgot early file notices whose offers never came");
+        }
         for record in self.store.transfers()? {
             let Some(offer) = decode_offer(&record.offer) else {
                 tracing::warn!(transfer = %record.id, "stored offer does not decode; skipped");
@@ -128,6 +163,15 @@ impl Actor {
             };
             let key = (record.id, record.direction);
             let mut t = Transfer::new(record, offer);
+            if t.record.direction == Direction::Out {
+                t.recipients = self
+                    .store
+                    .transfer_recipients(&t.record.id)
+                    .ok()
+                    .flatten()
+                    .map(|json| wan::decode_recipients(&json))
+                    .unwrap_or_default();
+            }
             if !t.record.state.is_final() {
                 self.load_manifest(&mut t);
                 if let Some(staging) = &t.record.staging {
@@ -193,8 +237,13 @@ impl Actor {
                 let _ = reply.send(Err(NodeError::Transfer(error.into())));
             }
             FileCommand::Send { peer, paths, reply } => match self.start_send(&peer) {
-                Ok((to, certs)) => {
-                    let job = SendJob { to, certs, reply };
+                Ok((users, certs)) => {
+                    let job = SendJob {
+                        to: users[0],
+                        users,
+                        certs,
+                        reply,
+                    };
                     transfer::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
                 }
                 Err(e) => {
@@ -220,17 +269,33 @@ impl Actor {
         }
     }
 
-    fn start_send(&self, peer: &str) -> Result<(tincan_core::UserId, Vec<DeviceCert>), NodeError> {
-        let user = self.book.resolve(peer)?;
-        let certs: Vec<DeviceCert> = self
-            .book
-            .devices_of(&user)
-            .filter_map(|d| self.certs.get(&d.device).cloned())
-            .collect();
-        if certs.is_empty() {
-            return Err(NodeError::NoDevices(self.book.display_name(&user)));
+    /// The users of `peer` (`bob` or `bob,carol,dave`: one transfer, one
+    /// offer sealed to all their devices, one upload across branches) and
+    /// their devices.
+    fn start_send(&self, peer: &str) -> Result<(Vec<UserId>, Vec<DeviceCert>), NodeError> {
+        let mut users = Vec::new();
+        for name in peer.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let user = self.book.resolve(name)?;
+            if !users.contains(&user) {
+                users.push(user);
+            }
         }
-        Ok((user, certs))
+        if users.is_empty() {
+            users.push(self.book.resolve(peer)?);
+        }
+        let mut certs: Vec<DeviceCert> = Vec::new();
+        for user in &users {
+            let before = certs.len();
+            certs.extend(
+                self.book
+                    .devices_of(user)
+                    .filter_map(|d| self.certs.get(&d.device).cloned()),
+            );
+            if certs.len() == before {
+                return Err(NodeError::NoDevices(self.book.display_name(user)));
+            }
+        }
+        Ok((users, certs))
     }
 
     /// The scan of a `file send` ended: seal and queue the offer.
@@ -305,6 +370,15 @@ impl Actor {
             sources: serde_json::to_string(&scanned.sources).ok(),
         };
         self.store.queue_offer(&record, &stored, &entries)?;
+        let recipients: BTreeMap<UserId, Option<wan::Outcome>> = if job.users.len() > 1 {
+            job.users.iter().map(|u| (*u, None)).collect()
+        } else {
+            BTreeMap::new()
+        };
+        if !recipients.is_empty() {
+            self.store
+                .set_transfer_recipients(&id, &wan::encode_recipients(&recipients))?;
+        }
         self.pending.insert(
             message_id,
             Pending {
@@ -328,6 +402,7 @@ impl Actor {
                 manifest: Some(Arc::new(scanned.manifest)),
                 layout: Some(Arc::new(layout)),
                 sources: Some(Arc::new(scanned.sources)),
+                recipients,
                 ..Transfer::new(record, offer)
             },
         );
@@ -513,7 +588,10 @@ impl Actor {
         let t = self.files.transfers.get(key)?;
         let r = &t.record;
         let now = now_ms();
-        let connected = r.devices.iter().any(|d| self.conns.contains_key(d));
+        // Direct to the peer, or (in an organisation) through the gateway
+        // or the relay, which hold or fetch the relay's copy.
+        let connected = r.devices.iter().any(|d| self.conns.contains_key(d))
+            || (self.membership.is_some() && self.uplink_conn().is_some());
         let mut state = r.state;
         let moving = matches!(state, TransferState::Accepted | TransferState::Transferring);
         if moving && !connected {
@@ -549,6 +627,16 @@ impl Actor {
             dest: r.dest.clone(),
             saved_as,
             created_at: r.created_at_ms,
+            recipients: t
+                .recipients
+                .iter()
+                .map(|(user, outcome)| crate::files::view::RecipientView {
+                    user: user.to_string(),
+                    name: self.book.display_name(user),
+                    state: outcome.as_ref().map(|o| o.state),
+                    error: outcome.as_ref().and_then(|o| o.error.clone()),
+                })
+                .collect(),
         })
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use tincan_core::transfer::pull::FinishFault;
 use tincan_core::transfer::{
-    crypt, Fetch, FileAction, FileRefusal, FileRequest, PullEvent, PullState,
+    crypt, Fetch, FetchFault, FileAction, FileRefusal, FileRequest, PullEvent, PullState,
 };
 use tincan_core::DeviceId;
 
@@ -33,14 +33,16 @@ impl Actor {
         for key in keys {
             self.drive_pull(&key, now);
         }
+        self.drive_uploads(now);
     }
 
     fn drive_pull(&mut self, key: &Key, now: u64) {
         let tx = self.link_tx.clone();
-        let conn = self.files.transfers.get(key).and_then(|t| {
-            let device = t.record.devices.first()?;
-            self.conns.get(device).and_then(|c| c.last()).cloned()
-        });
+        let conn = self
+            .files
+            .transfers
+            .get(key)
+            .and_then(|t| self.holder_for(&t.record));
         let Some(t) = self.files.transfers.get_mut(key) else {
             return;
         };
@@ -70,6 +72,7 @@ impl Actor {
                         place,
                         hash,
                         path: sink::staged_path(&PathBuf::from(dest), &t.staging, rel),
+                        again: self.files.again.contains(&(key.0, index)),
                     };
                     transfer::fetch_chunk(conn, job, tx.clone());
                 }
@@ -218,6 +221,11 @@ impl Actor {
                 result,
             } => {
                 let key = (transfer, Direction::In);
+                if matches!(result, Err(FetchFault::Corrupt(_))) {
+                    self.files.again.insert((transfer, index));
+                } else {
+                    self.files.again.remove(&(transfer, index));
+                }
                 if let Some(t) = self.files.transfers.get_mut(&key) {
                     t.record.bytes_total += received;
                     if let Some(pull) = t.pull.as_mut() {
@@ -243,6 +251,17 @@ impl Actor {
                 bytes,
                 result,
             } => self.on_served(transfer, index, bytes, result, now),
+            FilesEvent::Upload {
+                from,
+                header,
+                send,
+                recv,
+            } => self.on_member_upload(from, header, send, recv, now),
+            FilesEvent::Uploaded {
+                transfer,
+                item,
+                result,
+            } => self.on_uploaded(transfer, item, result, now),
         }
     }
 
@@ -309,6 +328,14 @@ impl Actor {
         now: u64,
     ) {
         let key = (request.transfer(), Direction::Out);
+        let send = if self.files.transfers.contains_key(&key) {
+            send
+        } else {
+            match self.serve_from_relay(from, &request, send) {
+                Some(send) => send,
+                None => return,
+            }
+        };
         let refusal = match self.files.transfers.get(&key) {
             None => Some(FileRefusal::Unknown),
             Some(t) if !t.record.devices.contains(&from) => Some(FileRefusal::Unknown),
@@ -344,7 +371,8 @@ impl Actor {
                 let sealed = crypt::seal_manifest(&t.offer.key, &transfer, manifest.to_bytes());
                 transfer::serve_manifest(send, transfer, sealed, tx);
             }
-            FileRequest::Chunk { transfer, index } => {
+            FileRequest::Chunk { transfer, index }
+            | FileRequest::ChunkAgain { transfer, index } => {
                 let Some(place) = layout.place(index) else {
                     return transfer::refuse(send, FileRefusal::BadRequest);
                 };

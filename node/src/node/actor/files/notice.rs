@@ -2,6 +2,12 @@
 //! opened and verified): a new offer is stored (a redelivered one is
 //! acknowledged again without a second row), and a notice changes the
 //! transfer only when it comes from that transfer's peer device.
+//!
+//! Offers and notices travel independently (outbox retries, relay
+//! mailboxes), so a cancel can overtake its offer. A notice for a
+//! transfer not known yet is stored ("early notice") and applied when the
+//! offer from the same device arrives: a cancelled offer then never shows
+//! as `offered`, whatever the order.
 
 use tincan_core::transfer::{FileAction, FileOffer, TransferId};
 use tincan_core::wire::RefuseReason;
@@ -63,6 +69,21 @@ impl Actor {
         self.files
             .transfers
             .insert(key, Transfer::new(record, offer));
+        if let Ok(Some(early)) = self.store.take_early_notice(&key.0, &sender) {
+            match postcard::from_bytes::<FileAction>(&early) {
+                Ok(FileAction::Cancelled) => {
+                    tracing::info!(transfer = %key.0, "the sender cancelled this offer before it arrived");
+                    self.set_transfer_state(&key, TransferState::Cancelled, None);
+                    return Ok(());
+                }
+                Ok(FileAction::Failed(reason)) => {
+                    let reason = format!("the sender failed: {reason}");
+                    self.set_transfer_state(&key, TransferState::Failed, Some(reason));
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
         if let Some(view) = self.transfer_view(&key) {
             self.emit(NodeEvent::FileOffered { transfer: view });
         }
@@ -100,11 +121,31 @@ impl Actor {
                     .is_some_and(|t| t.record.devices.contains(&sender))
             });
         let Some(key) = key else {
-            tracing::debug!(%transfer, "notice for an unknown transfer ignored");
+            // Possibly ahead of its offer: keep it for when the offer comes.
+            if matches!(action, FileAction::Cancelled | FileAction::Failed(_)) {
+                let bytes = postcard::to_allocvec(&action).map_err(|_| Rejection::Retry)?;
+                if let Err(e) = self.store.put_early_notice(
+                    &transfer,
+                    &sender,
+                    &bytes,
+                    crate::node::actor::now_ms(),
+                ) {
+                    tracing::error!(%transfer, error = %e, "cannot store an early notice");
+                    return Err(Rejection::Retry);
+                }
+                tracing::info!(%transfer, ?action, "notice for a transfer not offered yet; kept for its offer");
+            } else {
+                tracing::debug!(%transfer, "notice for an unknown transfer ignored");
+            }
             return Ok(());
         };
         let state = self.files.transfers[&key].record.state;
         if state.is_final() {
+            return Ok(());
+        }
+        if key.1 == Direction::Out
+            && self.recipient_answered(&key, opened.sender.user_id(), &action)
+        {
             return Ok(());
         }
         match (key.1, action) {
@@ -123,6 +164,11 @@ impl Actor {
                 Some(format!("the recipient failed: {reason}")),
             ),
             (_, FileAction::Cancelled) => self.stop_transfer(&key, TransferState::Cancelled, None),
+            (Direction::In, FileAction::Failed(reason)) => self.stop_transfer(
+                &key,
+                TransferState::Failed,
+                Some(format!("the sender failed: {reason}")),
+            ),
             (direction, action) => {
                 tracing::debug!(%transfer, ?direction, ?action, "notice does not apply")
             }
