@@ -2,28 +2,47 @@
 //! `subscription`. Screens are an enum; each screen is a component that
 //! owns its messages and answers with an action, which `update` turns into
 //! tasks on the backend or the home's files — never blocking the UI thread.
+//! `app/effects.rs` runs the screens' actions, `app/events.rs` handles the
+//! node's and the window's events (read marks, notifications, drops).
 
 mod effects;
+mod events;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iced::keyboard::{self, key::Named, Key};
 use iced::widget::{button, center, column, operation, text};
 use iced::{window, Alignment, Element, Subscription, Task, Theme};
-use tincan_node::{Home, MessageView, PeerView, StatusView};
+use tincan_node::{
+    Home, MessageView, PeerView, PresenceView, ReadView, StatusView, TransferView, TypingView,
+};
 
 use crate::backend::{self, Backend, BackendError, BackendEvent, Boot, Connection};
 use crate::chat::{self, Chat};
+use crate::notify::Delivery;
 use crate::options::{Options, SCALE_RANGE};
 use crate::prefs::Prefs;
+use crate::profile;
 use crate::session::Session;
+use crate::session::{Alert, PAGE};
 use crate::settings::{self, Settings};
 use crate::setup::{self, Setup};
 use crate::style::{self, SMALL, TEXT};
 
 /// How often the status line is refreshed (relay connectivity has no event).
 pub const STATUS_EVERY: Duration = Duration::from_secs(3);
+
+/// How often running transfers are asked for their progress (the node
+/// sends events only when a state changes).
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// At most one typing notice per this long (the node limits further).
+pub const TYPING_EVERY: Duration = Duration::from_secs(1);
+
+/// How many decided notifications [`App::notified`] keeps.
+const NOTIFIED_KEPT: usize = 20;
 
 /// Which screen shows.
 #[derive(Debug)]
@@ -35,7 +54,7 @@ pub enum Screen {
     /// Contacts and conversations.
     Main,
     /// Settings.
-    Settings(Settings),
+    Settings(Box<Settings>),
     /// The node cannot start; says why, offers to retry.
     Failed(String),
 }
@@ -62,6 +81,17 @@ pub struct App {
     /// meanwhile waits for it, so one home never sees two starts at once.
     opening: bool,
     restart_after_open: bool,
+    /// Whether the window has the keyboard focus (assumed until told).
+    pub focused: bool,
+    /// The window, once an event named it (for attention requests).
+    window: Option<window::Id>,
+    /// Where notifications go (off in tests and without a display).
+    delivery: Delivery,
+    /// The notifications decided on, newest last (the last few): shown on
+    /// the desktop, or only recorded where delivery is off.
+    pub notified: Vec<Alert>,
+    /// The last typing notice: to whom, when.
+    typing_sent: Option<(String, Instant)>,
 }
 
 /// Everything that can happen.
@@ -81,8 +111,49 @@ pub enum Message {
     Status(Result<StatusView, BackendError>),
     /// The node's peers.
     Peers(Result<Vec<PeerView>, BackendError>),
-    /// A conversation's history (user id, messages).
-    History(String, Result<Vec<MessageView>, BackendError>),
+    /// A page of a conversation's history.
+    History {
+        /// The contact's user id.
+        user: String,
+        /// Where the page ends (`None`: the newest page).
+        before: Option<u64>,
+        /// The page size asked for.
+        limit: u32,
+        /// The messages.
+        result: Result<Vec<MessageView>, BackendError>,
+    },
+    /// This user's presence; `note`: the answer to setting the note.
+    Presence {
+        /// The node's answer.
+        result: Result<PresenceView, BackendError>,
+        /// Whether it answers a note change.
+        note: bool,
+    },
+    /// A conversation was marked read (or not).
+    Read(Result<ReadView, BackendError>),
+    /// A typing notice went out (or not).
+    Typed(Result<TypingView, BackendError>),
+    /// A transfer command's answer (send, accept, reject, cancel).
+    Transfer(Result<TransferView, BackendError>),
+    /// Every transfer.
+    Transfers(Result<Vec<TransferView>, BackendError>),
+    /// The file picker's answer for a conversation (`None`: cancelled).
+    FilesPicked {
+        /// The recipient's user id.
+        peer: String,
+        /// The files and folders picked.
+        paths: Option<Vec<PathBuf>>,
+    },
+    /// "Open folder" ran (or not).
+    FolderOpened(Result<(), String>),
+    /// An event of the window (focus, dropped files).
+    Window(window::Id, window::Event),
+    /// Time to forget typing indicators that ran out.
+    TypingTick,
+    /// Time to ask running transfers for their progress.
+    ProgressTick,
+    /// A desktop notification was handed to the desktop.
+    Notified,
     /// A send was queued (or refused); `text` to give back on failure.
     Sent {
         /// What was sent.
@@ -144,6 +215,11 @@ impl App {
             chat: Chat::default(),
             opening: false,
             restart_after_open: false,
+            focused: true,
+            window: None,
+            delivery: Delivery::detect(),
+            notified: Vec::new(),
+            typing_sent: None,
         };
         let task = match home {
             Ok(_) => app.open_home(),
@@ -169,6 +245,12 @@ impl App {
             chat: Chat::default(),
             opening: false,
             restart_after_open: false,
+            focused: true,
+            window: None,
+            // Tests and embedders: decide, never pop up.
+            delivery: Delivery::Off,
+            notified: Vec::new(),
+            typing_sent: None,
         };
         let task = app.connected(Connection::new(backend));
         (app, task)
@@ -223,12 +305,14 @@ impl App {
         let mut tasks = vec![
             Task::perform(backend.status(), Message::Status),
             Task::perform(backend.peers(), Message::Peers),
+            Task::perform(backend.presence(), |result| Message::Presence {
+                result,
+                note: false,
+            }),
+            Task::perform(backend.file_list(), Message::Transfers),
         ];
         if let Some(open) = self.session.as_ref().and_then(|s| s.open.clone()) {
-            let history = backend.history(open.clone());
-            tasks.push(Task::perform(history, move |r| {
-                Message::History(open.clone(), r)
-            }));
+            tasks.push(load_history(backend, open, None));
         }
         self.connection = Some(connection);
         match self.screen {
@@ -297,12 +381,88 @@ impl App {
                 tracing::debug!(error = %e, "peers");
                 Task::none()
             }
-            Message::History(user, history) => {
+            Message::History {
+                user,
+                before,
+                limit,
+                result,
+            } => {
                 if let Some(s) = &mut self.session {
-                    s.apply_history(&user, history.map_err(|e| e.0));
+                    s.apply_history(&user, before, limit, result.map_err(|e| e.0));
                 }
                 Task::none()
             }
+            Message::Presence { result, note } => {
+                match result {
+                    Ok(presence) => {
+                        if note {
+                            self.chat.note_saved(presence.note.as_deref());
+                        } else {
+                            self.chat.presence_known(presence.note.as_deref());
+                        }
+                        if let Some(s) = &mut self.session {
+                            s.apply_presence(presence);
+                        }
+                    }
+                    Err(e) => self.chat.presence_error = Some(profile::capitalise(&e.0)),
+                }
+                Task::none()
+            }
+            Message::Read(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "read");
+                }
+                Task::none()
+            }
+            Message::Typed(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "typing");
+                }
+                Task::none()
+            }
+            Message::Transfer(result) => {
+                match result {
+                    Ok(transfer) => {
+                        if let Some(s) = &mut self.session {
+                            s.apply_transfer(transfer);
+                        }
+                    }
+                    Err(e) => self.chat.error = Some(format!("File: {}", e.0)),
+                }
+                Task::none()
+            }
+            Message::Transfers(Ok(transfers)) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_transfers(transfers);
+                }
+                Task::none()
+            }
+            Message::Transfers(Err(e)) => {
+                tracing::debug!(error = %e, "file list");
+                Task::none()
+            }
+            Message::FilesPicked { peer, paths } => match paths {
+                Some(paths) if !paths.is_empty() => self.send_files(peer, paths),
+                _ => Task::none(),
+            },
+            Message::FolderOpened(result) => {
+                if let Err(e) = result {
+                    self.chat.error = Some(e);
+                }
+                Task::none()
+            }
+            Message::Window(id, event) => self.on_window(id, event),
+            Message::TypingTick => {
+                if let Some(s) = &mut self.session {
+                    s.expire_typing(Instant::now());
+                }
+                Task::none()
+            }
+            Message::ProgressTick => match &self.connection {
+                Some(c) => Task::perform(c.backend().file_list(), Message::Transfers),
+                None => Task::none(),
+            },
+            Message::Notified => Task::none(),
             Message::Sent { text, result } => {
                 match result {
                     Ok(message) => {
@@ -340,40 +500,6 @@ impl App {
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot save preferences");
                 }
-                Task::none()
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: BackendEvent) -> Task<Message> {
-        let (Some(session), Some(connection)) = (&mut self.session, &self.connection) else {
-            return Task::none();
-        };
-        let backend = connection.backend();
-        match event {
-            BackendEvent::Node(event) => {
-                let effects = session.apply_event(event);
-                if effects.refresh_status {
-                    Task::perform(backend.status(), Message::Status)
-                } else {
-                    Task::none()
-                }
-            }
-            BackendEvent::Lagged => {
-                let mut tasks = vec![
-                    Task::perform(backend.status(), Message::Status),
-                    Task::perform(backend.peers(), Message::Peers),
-                ];
-                if let Some(open) = session.open.clone() {
-                    let history = backend.history(open.clone());
-                    tasks.push(Task::perform(history, move |r| {
-                        Message::History(open.clone(), r)
-                    }));
-                }
-                Task::batch(tasks)
-            }
-            BackendEvent::Ended(why) => {
-                session.ended = Some(why);
                 Task::none()
             }
         }
@@ -454,6 +580,15 @@ impl App {
         let mut subscriptions = vec![
             keyboard::listen().filter_map(shortcut),
             window::close_requests().map(Message::CloseRequested),
+            window::events().filter_map(|(id, event)| match event {
+                window::Event::Focused
+                | window::Event::Unfocused
+                | window::Event::Opened { .. }
+                | window::Event::FileHovered(_)
+                | window::Event::FileDropped(_)
+                | window::Event::FilesHoveredLeft => Some(Message::Window(id, event)),
+                _ => None,
+            }),
         ];
         if let Some(connection) = &self.connection {
             subscriptions.push(
@@ -462,8 +597,37 @@ impl App {
             );
             subscriptions.push(iced::time::every(STATUS_EVERY).map(|_| Message::Tick));
         }
+        if let Some(session) = &self.session {
+            if !session.typing.is_empty() {
+                subscriptions
+                    .push(iced::time::every(Duration::from_secs(1)).map(|_| Message::TypingTick));
+            }
+            let moving = session.transfers.values().any(|t| {
+                matches!(
+                    t.state,
+                    tincan_node::store::TransferState::Accepted
+                        | tincan_node::store::TransferState::Transferring
+                )
+            });
+            if moving && self.connection.is_some() {
+                subscriptions
+                    .push(iced::time::every(PROGRESS_EVERY).map(|_| Message::ProgressTick));
+            }
+        }
         Subscription::batch(subscriptions)
     }
+}
+
+/// A task loading one history page of `user` (see [`Session::apply_history`]).
+fn load_history(backend: &dyn Backend, user: String, before: Option<u64>) -> Task<Message> {
+    Task::perform(backend.history(user.clone(), before, PAGE), move |result| {
+        Message::History {
+            user: user.clone(),
+            before,
+            limit: PAGE,
+            result,
+        }
+    })
 }
 
 /// Maps unhandled key presses to shortcuts.

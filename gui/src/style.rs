@@ -40,6 +40,8 @@ pub fn dot<'a, M: 'a>(color: Color, size: f32) -> Element<'a, M> {
 pub fn presence_color(presence: Presence) -> Color {
     match presence {
         Presence::Online => GREEN,
+        Presence::Away | Presence::OutToLunch => AMBER,
+        Presence::Busy | Presence::OnThePhone => RED,
         Presence::Offline => GREY,
     }
 }

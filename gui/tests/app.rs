@@ -23,7 +23,11 @@ fn composer_send_goes_to_the_backend_and_shows_as_a_bubble() {
     interact(&rt, &mut app, |ui| {
         ui.click("Berta").expect("contact");
     });
-    assert_eq!(mock.calls(), vec![Call::History(BERTA.into())]);
+    assert_eq!(
+        mock.calls(),
+        vec![Call::Read(BERTA.into()), Call::History(BERTA.into())],
+        "opening reads the conversation and loads its newest page"
+    );
     assert!(shows(&app, "No messages with Berta yet. Say hello!"));
 
     // Type in the composer; Shift+Enter breaks the line, Enter sends.
@@ -257,7 +261,10 @@ fn search_filters_and_enter_opens_the_first_match() {
     step(&rt, &mut app, Message::Chat(chat::Message::SearchSubmit));
     let session = app.session.as_ref().expect("session");
     assert_eq!(session.open.as_deref(), Some(BERTA));
-    assert_eq!(mock.calls(), vec![Call::History(BERTA.into())]);
+    assert_eq!(
+        mock.calls(),
+        vec![Call::Read(BERTA.into()), Call::History(BERTA.into())]
+    );
     assert!(app.chat.search.is_empty(), "the search is cleared");
 
     // Alt+Down / Alt+Up walk the list (Berta on the LAN, then Carol),

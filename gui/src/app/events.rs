@@ -1,0 +1,165 @@
+//! What the node's and the window's events lead to: the session is
+//! updated, a message in the open conversation of a focused window is
+//! marked read, one that nobody sees counts as unread and may notify
+//! (see `notify::decide`), files dropped onto the window are offered to
+//! the open conversation.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use iced::{window, Task};
+
+use super::{load_history, App, Message, Screen, NOTIFIED_KEPT, TYPING_EVERY};
+use crate::backend::BackendEvent;
+use crate::notify::{self, Decision, Delivery};
+use crate::session::Alert;
+
+impl App {
+    pub(super) fn on_event(&mut self, event: BackendEvent) -> Task<Message> {
+        let (Some(session), Some(connection)) = (&mut self.session, &self.connection) else {
+            return Task::none();
+        };
+        let backend = connection.backend();
+        match event {
+            BackendEvent::Node(event) => {
+                let effects = session.apply_event(event, Instant::now());
+                let mut tasks = Vec::new();
+                if effects.refresh_status {
+                    tasks.push(Task::perform(backend.status(), Message::Status));
+                }
+                if let Some(alert) = effects.alert {
+                    tasks.push(self.on_alert(alert));
+                }
+                Task::batch(tasks)
+            }
+            BackendEvent::Lagged => {
+                let mut tasks = vec![
+                    Task::perform(backend.status(), Message::Status),
+                    Task::perform(backend.peers(), Message::Peers),
+                    Task::perform(backend.file_list(), Message::Transfers),
+                ];
+                if let Some(open) = session.open.clone() {
+                    tasks.push(load_history(backend, open, None));
+                }
+                Task::batch(tasks)
+            }
+            BackendEvent::Ended(why) => {
+                session.ended = Some(why);
+                Task::none()
+            }
+        }
+    }
+
+    /// A new message or offer: read it if it is on screen, otherwise count
+    /// it and maybe notify.
+    fn on_alert(&mut self, alert: Alert) -> Task<Message> {
+        let (Some(session), Some(connection)) = (&mut self.session, &self.connection) else {
+            return Task::none();
+        };
+        let on_screen = alert.in_open && self.focused && matches!(self.screen, Screen::Main);
+        if on_screen {
+            return Task::perform(connection.backend().read(alert.from), Message::Read);
+        }
+        if alert.in_open {
+            session.mark_unread(&alert.from);
+        }
+        let decision = notify::decide(
+            &alert,
+            self.focused,
+            session.presence.as_ref(),
+            self.prefs.notifications,
+        );
+        if decision != Decision::Notify {
+            tracing::debug!(?decision, "no notification");
+            return Task::none();
+        }
+        self.notified.push(alert.clone());
+        if self.notified.len() > NOTIFIED_KEPT {
+            self.notified.remove(0);
+        }
+        if self.delivery == Delivery::Off {
+            return Task::none();
+        }
+        let mut tasks = vec![Task::perform(
+            tokio::task::spawn_blocking(move || notify::show(&alert)),
+            |_| Message::Notified,
+        )];
+        if let Some(id) = self.window {
+            tasks.push(window::request_user_attention(
+                id,
+                Some(window::UserAttention::Informational),
+            ));
+        }
+        Task::batch(tasks)
+    }
+
+    pub(super) fn on_window(&mut self, id: window::Id, event: window::Event) -> Task<Message> {
+        self.window = Some(id);
+        let main = matches!(self.screen, Screen::Main);
+        let open = self.session.as_ref().and_then(|s| s.open.clone());
+        match event {
+            window::Event::Focused => {
+                self.focused = true;
+                let seen = self
+                    .session
+                    .as_mut()
+                    .filter(|_| main)
+                    .and_then(|s| s.seen_open());
+                match (seen, &self.connection) {
+                    (Some(peer), Some(c)) => Task::perform(c.backend().read(peer), Message::Read),
+                    _ => Task::none(),
+                }
+            }
+            window::Event::Unfocused => {
+                self.focused = false;
+                Task::none()
+            }
+            window::Event::FileHovered(_) => {
+                self.chat.drop_hover = main && open.is_some();
+                Task::none()
+            }
+            window::Event::FilesHoveredLeft => {
+                self.chat.drop_hover = false;
+                Task::none()
+            }
+            window::Event::FileDropped(path) => {
+                self.chat.drop_hover = false;
+                match open {
+                    Some(peer) if main => self.send_files(peer, vec![path]),
+                    _ => Task::none(),
+                }
+            }
+            _ => Task::none(),
+        }
+    }
+
+    /// Offers `paths` to `peer`; a vanished or unreadable file comes back
+    /// as the node's sentence above the composer.
+    pub(super) fn send_files(&mut self, peer: String, paths: Vec<PathBuf>) -> Task<Message> {
+        let Some(connection) = &self.connection else {
+            self.chat.error = Some("File: the node is not running".into());
+            return Task::none();
+        };
+        self.chat.error = None;
+        Task::perform(
+            connection.backend().file_send(peer, paths),
+            Message::Transfer,
+        )
+    }
+
+    /// The user typed to `peer`: tell the node, at most every
+    /// [`TYPING_EVERY`].
+    pub(super) fn typed(&mut self, peer: String) -> Task<Message> {
+        let now = Instant::now();
+        if let Some((last_peer, at)) = &self.typing_sent {
+            if *last_peer == peer && now.duration_since(*at) < TYPING_EVERY {
+                return Task::none();
+            }
+        }
+        let Some(connection) = &self.connection else {
+            return Task::none();
+        };
+        self.typing_sent = Some((peer.clone(), now));
+        Task::perform(connection.backend().typing(peer), Message::Typed)
+    }
+}
