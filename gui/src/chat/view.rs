@@ -95,10 +95,12 @@ fn own_presence<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
         .as_ref()
         .and_then(|p| Choice::parse(&p.presence));
     let dot = choice.map_or(Presence::Online, Choice::dot);
+    // No placeholder: until the node answers the picker stays empty (a
+    // placeholder was seen drawn under the first real value).
     let picker = pick_list(Choice::ALL, choice, Message::PresencePicked)
-        .placeholder("Presence")
         .text_size(SMALL)
-        .padding([3, 8]);
+        .padding([4, 8])
+        .width(Fill);
     let top = row![
         style::dot(style::presence_color(dot), 10.0),
         text(&session.me.name).size(HEADING).width(Fill),
