@@ -41,6 +41,10 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// At most one typing notice per this long (the node limits further).
 pub const TYPING_EVERY: Duration = Duration::from_secs(1);
 
+/// At most one activity report per this long while the user is not away
+/// (the node's idle clock needs no finer grain than its minutes).
+pub const ACTIVITY_EVERY: Duration = Duration::from_secs(30);
+
 /// How many decided notifications [`App::notified`] keeps.
 const NOTIFIED_KEPT: usize = 20;
 
@@ -92,6 +96,8 @@ pub struct App {
     pub notified: Vec<Alert>,
     /// The last typing notice: to whom, when.
     typing_sent: Option<(String, Instant)>,
+    /// The last activity report.
+    activity_sent: Option<Instant>,
 }
 
 /// Everything that can happen.
@@ -154,6 +160,8 @@ pub enum Message {
     ProgressTick,
     /// A desktop notification was handed to the desktop.
     Notified,
+    /// A key or mouse button was pressed in the window.
+    UserActive,
     /// A send was queued (or refused); `text` to give back on failure.
     Sent {
         /// What was sent.
@@ -220,6 +228,7 @@ impl App {
             delivery: Delivery::detect(),
             notified: Vec::new(),
             typing_sent: None,
+            activity_sent: None,
         };
         let task = match home {
             Ok(_) => app.open_home(),
@@ -251,6 +260,7 @@ impl App {
             delivery: Delivery::Off,
             notified: Vec::new(),
             typing_sent: None,
+            activity_sent: None,
         };
         let task = app.connected(Connection::new(backend));
         (app, task)
@@ -463,6 +473,7 @@ impl App {
                 None => Task::none(),
             },
             Message::Notified => Task::none(),
+            Message::UserActive => self.user_active(),
             Message::Sent { text, result } => {
                 match result {
                     Ok(message) => {
@@ -478,6 +489,11 @@ impl App {
                 (Some(c), Some(s)) if s.ended.is_none() => Task::batch([
                     Task::perform(c.backend().status(), Message::Status),
                     Task::perform(c.backend().peers(), Message::Peers),
+                    // Auto-away happens in the node, on its clock.
+                    Task::perform(c.backend().presence(), |result| Message::Presence {
+                        result,
+                        note: false,
+                    }),
                 ]),
                 _ => Task::none(),
             },
@@ -579,6 +595,13 @@ impl App {
     pub fn subscription(&self) -> Subscription<Message> {
         let mut subscriptions = vec![
             keyboard::listen().filter_map(shortcut),
+            iced::event::listen_with(|event, _, _| match event {
+                iced::Event::Keyboard(keyboard::Event::KeyPressed { .. })
+                | iced::Event::Mouse(iced::mouse::Event::ButtonPressed(_)) => {
+                    Some(Message::UserActive)
+                }
+                _ => None,
+            }),
             window::close_requests().map(Message::CloseRequested),
             window::events().filter_map(|(id, event)| match event {
                 window::Event::Focused

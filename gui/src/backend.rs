@@ -93,6 +93,8 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         presence: String,
         note: Option<String>,
     ) -> BoxFuture<'static, Result<PresenceView, BackendError>>;
+    /// Reports that the user is at the keyboard (clears auto-away).
+    fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>>;
     /// Marks the conversation with `peer` read (read receipts go out).
     fn read(&self, peer: String) -> BoxFuture<'static, Result<ReadView, BackendError>>;
     /// Tells `peer` this user is typing (the node rate-limits it).

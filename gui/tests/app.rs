@@ -448,6 +448,35 @@ fn switching_presence_reaches_the_backend_and_shows_in_the_header() {
         Message::Event(BackendEvent::Node(NodeEvent::Presence { peer: busy_berta })),
     );
     assert!(shows(&app, "on the phone · with a customer"));
+
+    // Auto-away, picked up on the status refresh; the next key or click
+    // tells the node (once), and the header follows.
+    {
+        let mut presence = presence_view("away", None);
+        presence.auto_away = true;
+        presence.chosen = "online".into();
+        presence.idle_secs = 660;
+        *mock.presence.lock().expect("lock") = presence;
+    }
+    step(&rt, &mut app, Message::Tick);
+    assert!(shows(
+        &app,
+        "Away after 11 min idle; Online again on your next input"
+    ));
+    step(&rt, &mut app, Message::UserActive);
+    step(&rt, &mut app, Message::UserActive);
+    let reports = mock
+        .calls()
+        .iter()
+        .filter(|c| **c == Call::Activity)
+        .count();
+    assert_eq!(reports, 1, "one report, not one per key");
+    assert!(!shows(&app, "Online again on your next input"));
+    let session = app.session.as_ref().expect("session");
+    assert_eq!(
+        session.presence.as_ref().expect("presence").presence,
+        "online"
+    );
 }
 
 #[test]

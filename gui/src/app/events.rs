@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use iced::{window, Task};
 
-use super::{load_history, App, Message, Screen, NOTIFIED_KEPT, TYPING_EVERY};
+use super::{load_history, App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT, TYPING_EVERY};
 use crate::backend::BackendEvent;
 use crate::notify::{self, Decision, Delivery};
 use crate::session::Alert;
@@ -161,5 +161,28 @@ impl App {
         };
         self.typing_sent = Some((peer.clone(), now));
         Task::perform(connection.backend().typing(peer), Message::Typed)
+    }
+
+    /// A key or click: tell the node the user is here — at once when
+    /// auto-away holds (so the header turns back), else now and then.
+    pub(super) fn user_active(&mut self) -> Task<Message> {
+        let (Some(session), Some(connection)) = (&self.session, &self.connection) else {
+            return Task::none();
+        };
+        let now = Instant::now();
+        let away = session.presence.as_ref().is_some_and(|p| p.auto_away);
+        let recent = self
+            .activity_sent
+            .is_some_and(|at| now.duration_since(at) < ACTIVITY_EVERY);
+        if recent && !away {
+            return Task::none();
+        }
+        self.activity_sent = Some(now);
+        Task::perform(connection.backend().activity(), |result| {
+            Message::Presence {
+                result,
+                note: false,
+            }
+        })
     }
 }

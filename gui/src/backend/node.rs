@@ -247,6 +247,15 @@ impl Backend for NodeBackend {
         }
     }
 
+    fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.activity().await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::Activity).boxed(),
+        }
+    }
+
     fn read(&self, peer: String) -> BoxFuture<'static, Result<ReadView, BackendError>> {
         match self.clone() {
             Self::Embedded(node) => {

@@ -45,6 +45,7 @@ pub enum Call {
     },
     Read(String),
     Typing(String),
+    Activity,
     SetPresence {
         presence: String,
         note: Option<String>,
@@ -303,6 +304,17 @@ impl Backend for MockBackend {
             None => current.note.clone(),
         };
         *current = presence_view(&presence, kept.as_deref());
+        let answer = current.clone();
+        async move { Ok(answer) }.boxed()
+    }
+
+    fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        self.record(Call::Activity);
+        let mut current = self.presence.lock().expect("lock");
+        if current.auto_away {
+            let chosen = current.chosen.clone();
+            *current = presence_view(&chosen, current.note.clone().as_deref());
+        }
         let answer = current.clone();
         async move { Ok(answer) }.boxed()
     }
