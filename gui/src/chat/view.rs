@@ -94,13 +94,17 @@ fn own_presence<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
         .presence
         .as_ref()
         .and_then(|p| Choice::parse(&p.presence));
-    let dot = choice.map_or(Presence::Online, Choice::dot);
-    // No placeholder: until the node answers the picker stays empty (a
-    // placeholder was seen drawn under the first real value).
+    let dot = choice.map_or(Presence::Offline, Choice::dot);
+    // The frame takes the presence colour. Besides showing it, that makes
+    // the renderer repaint the whole box when the state changes: iced
+    // 0.14's software renderer otherwise repaints only the lower half of a
+    // vertically centred label that changes alone (seen under Xvfb).
     let picker = pick_list(Choice::ALL, choice, Message::PresencePicked)
+        .placeholder("…")
         .text_size(SMALL)
         .padding([4, 8])
-        .width(Fill);
+        .width(Fill)
+        .style(style::presence_picker(style::presence_color(dot)));
     let top = row![
         style::dot(style::presence_color(dot), 10.0),
         text(&session.me.name).size(HEADING).width(Fill),
