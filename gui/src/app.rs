@@ -2,9 +2,11 @@
 //! `subscription`. Screens are an enum; each screen is a component that
 //! owns its messages and answers with an action, which `update` turns into
 //! tasks on the backend or the home's files — never blocking the UI thread.
-//! `app/effects.rs` runs the screens' actions, `app/events.rs` handles the
-//! node's and the window's events (read marks, notifications, drops).
+//! `app/effects.rs` runs the screens' actions, `app/answers.rs` takes the
+//! node's answers to them, `app/events.rs` handles the node's and the
+//! window's events (read marks, notifications, drops).
 
+mod answers;
 mod effects;
 mod events;
 
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use iced::keyboard::{self, key::Named, Key};
 use iced::widget::{button, center, column, operation, text};
-use iced::{window, Alignment, Element, Subscription, Task, Theme};
+use iced::{window, Alignment, Element, Task, Theme};
 use tincan_node::{
     Home, MessageView, PeerView, PresenceView, ReadView, StatusView, TransferView, TypingView,
 };
@@ -24,7 +26,6 @@ use crate::chat::{self, Chat};
 use crate::notify::Delivery;
 use crate::options::{Options, SCALE_RANGE};
 use crate::prefs::Prefs;
-use crate::profile;
 use crate::session::Session;
 use crate::session::{Alert, PAGE};
 use crate::settings::{self, Settings};
@@ -402,65 +403,13 @@ impl App {
                 }
                 Task::none()
             }
-            Message::Presence { result, note } => {
-                match result {
-                    Ok(presence) => {
-                        if note {
-                            self.chat.note_saved(presence.note.as_deref());
-                        } else {
-                            self.chat.presence_known(presence.note.as_deref());
-                        }
-                        if let Some(s) = &mut self.session {
-                            s.apply_presence(presence);
-                        }
-                    }
-                    Err(e) => self.chat.presence_error = Some(profile::capitalise(&e.0)),
-                }
-                Task::none()
-            }
-            Message::Read(result) => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "read");
-                }
-                Task::none()
-            }
-            Message::Typed(result) => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "typing");
-                }
-                Task::none()
-            }
-            Message::Transfer(result) => {
-                match result {
-                    Ok(transfer) => {
-                        if let Some(s) = &mut self.session {
-                            s.apply_transfer(transfer);
-                        }
-                    }
-                    Err(e) => self.chat.error = Some(format!("File: {}", e.0)),
-                }
-                Task::none()
-            }
-            Message::Transfers(Ok(transfers)) => {
-                if let Some(s) = &mut self.session {
-                    s.apply_transfers(transfers);
-                }
-                Task::none()
-            }
-            Message::Transfers(Err(e)) => {
-                tracing::debug!(error = %e, "file list");
-                Task::none()
-            }
-            Message::FilesPicked { peer, paths } => match paths {
-                Some(paths) if !paths.is_empty() => self.send_files(peer, paths),
-                _ => Task::none(),
-            },
-            Message::FolderOpened(result) => {
-                if let Err(e) = result {
-                    self.chat.error = Some(e);
-                }
-                Task::none()
-            }
+            message @ (Message::Presence { .. }
+            | Message::Read(_)
+            | Message::Typed(_)
+            | Message::Transfer(_)
+            | Message::Transfers(_)
+            | Message::FilesPicked { .. }
+            | Message::FolderOpened(_)) => self.on_answer(message),
             Message::Window(id, event) => self.on_window(id, event),
             Message::TypingTick => {
                 if let Some(s) = &mut self.session {
@@ -589,55 +538,6 @@ impl App {
                 settings.view(&self.prefs, mode).map(Message::Settings)
             }
         }
-    }
-
-    /// Node events, the status refresh, shortcuts, the close button.
-    pub fn subscription(&self) -> Subscription<Message> {
-        let mut subscriptions = vec![
-            keyboard::listen().filter_map(shortcut),
-            iced::event::listen_with(|event, _, _| match event {
-                iced::Event::Keyboard(keyboard::Event::KeyPressed { .. })
-                | iced::Event::Mouse(iced::mouse::Event::ButtonPressed(_)) => {
-                    Some(Message::UserActive)
-                }
-                _ => None,
-            }),
-            window::close_requests().map(Message::CloseRequested),
-            window::events().filter_map(|(id, event)| match event {
-                window::Event::Focused
-                | window::Event::Unfocused
-                | window::Event::Opened { .. }
-                | window::Event::FileHovered(_)
-                | window::Event::FileDropped(_)
-                | window::Event::FilesHoveredLeft => Some(Message::Window(id, event)),
-                _ => None,
-            }),
-        ];
-        if let Some(connection) = &self.connection {
-            subscriptions.push(
-                Subscription::run_with(connection.clone(), |c: &Connection| c.backend().events())
-                    .map(Message::Event),
-            );
-            subscriptions.push(iced::time::every(STATUS_EVERY).map(|_| Message::Tick));
-        }
-        if let Some(session) = &self.session {
-            if !session.typing.is_empty() {
-                subscriptions
-                    .push(iced::time::every(Duration::from_secs(1)).map(|_| Message::TypingTick));
-            }
-            let moving = session.transfers.values().any(|t| {
-                matches!(
-                    t.state,
-                    tincan_node::store::TransferState::Accepted
-                        | tincan_node::store::TransferState::Transferring
-                )
-            });
-            if moving && self.connection.is_some() {
-                subscriptions
-                    .push(iced::time::every(PROGRESS_EVERY).map(|_| Message::ProgressTick));
-            }
-        }
-        Subscription::batch(subscriptions)
     }
 }
 

@@ -7,14 +7,70 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use iced::{window, Task};
+use std::time::Duration;
 
-use super::{load_history, App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT, TYPING_EVERY};
+use iced::{keyboard, window, Subscription, Task};
+
+use super::{
+    load_history, shortcut, App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT, PROGRESS_EVERY,
+    STATUS_EVERY, TYPING_EVERY,
+};
 use crate::backend::BackendEvent;
+use crate::backend::Connection;
 use crate::notify::{self, Decision, Delivery};
 use crate::session::Alert;
 
 impl App {
+    /// Node events, the status refresh, shortcuts, the close button,
+    /// window focus and file drops, typing expiry, transfer progress.
+    pub fn subscription(&self) -> Subscription<Message> {
+        let mut subscriptions = vec![
+            keyboard::listen().filter_map(shortcut),
+            iced::event::listen_with(|event, _, _| match event {
+                iced::Event::Keyboard(keyboard::Event::KeyPressed { .. })
+                | iced::Event::Mouse(iced::mouse::Event::ButtonPressed(_)) => {
+                    Some(Message::UserActive)
+                }
+                _ => None,
+            }),
+            window::close_requests().map(Message::CloseRequested),
+            window::events().filter_map(|(id, event)| match event {
+                window::Event::Focused
+                | window::Event::Unfocused
+                | window::Event::Opened { .. }
+                | window::Event::FileHovered(_)
+                | window::Event::FileDropped(_)
+                | window::Event::FilesHoveredLeft => Some(Message::Window(id, event)),
+                _ => None,
+            }),
+        ];
+        if let Some(connection) = &self.connection {
+            subscriptions.push(
+                Subscription::run_with(connection.clone(), |c: &Connection| c.backend().events())
+                    .map(Message::Event),
+            );
+            subscriptions.push(iced::time::every(STATUS_EVERY).map(|_| Message::Tick));
+        }
+        if let Some(session) = &self.session {
+            if !session.typing.is_empty() {
+                subscriptions
+                    .push(iced::time::every(Duration::from_secs(1)).map(|_| Message::TypingTick));
+            }
+            let moving = session.transfers.values().any(|t| {
+                matches!(
+                    t.state,
+                    tincan_node::store::TransferState::Accepted
+                        | tincan_node::store::TransferState::Transferring
+                )
+            });
+            if moving && self.connection.is_some() {
+                subscriptions
+                    .push(iced::time::every(PROGRESS_EVERY).map(|_| Message::ProgressTick));
+            }
+        }
+        Subscription::batch(subscriptions)
+    }
+
     pub(super) fn on_event(&mut self, event: BackendEvent) -> Task<Message> {
         let (Some(session), Some(connection)) = (&mut self.session, &self.connection) else {
             return Task::none();
