@@ -498,10 +498,7 @@ impl App {
                 _ => Task::none(),
             },
             Shortcut::Back => match self.screen {
-                Screen::Settings(_) => {
-                    self.screen = Screen::Main;
-                    Task::none()
-                }
+                Screen::Settings(_) => self.back_to_main(),
                 _ => Task::none(),
             },
         }

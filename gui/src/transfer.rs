@@ -116,6 +116,28 @@ pub fn folder_of(t: &TransferView) -> Option<PathBuf> {
     }
 }
 
+/// Whether the desktop can show a file picker at all. On Linux rfd asks
+/// the XDG desktop portal over the session bus, then falls back to
+/// `zenity`; with neither it answers like a cancel, which would look like
+/// a dead button — so say it instead.
+pub fn picker_available() -> Result<(), String> {
+    if !cfg!(all(unix, not(target_os = "macos"))) {
+        return Ok(());
+    }
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
+    let zenity = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file()));
+    if bus || zenity {
+        Ok(())
+    } else {
+        Err(
+            "This desktop offers no file picker (no desktop portal, no zenity): \
+             drop the files onto the window instead."
+                .into(),
+        )
+    }
+}
+
 /// Asks the desktop for files to send (the XDG portal on Linux, the
 /// system dialog elsewhere); `None` when the user cancelled or there is no
 /// picker.

@@ -820,3 +820,34 @@ fn scrolling_to_the_top_loads_older_messages() {
     );
     assert_eq!(mock.calls().len(), calls);
 }
+
+#[test]
+fn a_message_that_arrives_while_settings_show_is_read_on_coming_back() {
+    let rt = runtime();
+    let (mut app, mock) = connected(&rt);
+    step(
+        &rt,
+        &mut app,
+        Message::Chat(chat::Message::Open(BERTA.into())),
+    );
+    step(&rt, &mut app, Message::Chat(chat::Message::OpenSettings));
+    let calls = mock.calls().len();
+    step(
+        &rt,
+        &mut app,
+        Message::Event(BackendEvent::Node(NodeEvent::MessageReceived {
+            message: message("m-s-1", BERTA, ME, "still there?", "in"),
+            from_name: "Berta".into(),
+        })),
+    );
+    assert_eq!(mock.calls().len(), calls, "not read while Settings show");
+    assert_eq!(app.title(), "(1) tincan — Me");
+    step(
+        &rt,
+        &mut app,
+        Message::Shortcut(tincan_gui::app::Shortcut::Back),
+    );
+    assert_eq!(mock.calls().last(), Some(&Call::Read(BERTA.into())));
+    assert_eq!(app.title(), "tincan — Me");
+    assert!(shows(&app, "still there?"));
+}

@@ -187,6 +187,19 @@ impl App {
         }
     }
 
+    /// Leaves Settings: what arrived in the open conversation meanwhile is
+    /// on screen now, so it counts as read.
+    pub(super) fn back_to_main(&mut self) -> Task<Message> {
+        self.screen = Screen::Main;
+        let seen = self.session.as_mut().and_then(|s| s.seen_open());
+        match (seen, &self.connection) {
+            (Some(peer), Some(c)) if self.focused => {
+                Task::perform(c.backend().read(peer), Message::Read)
+            }
+            _ => Task::none(),
+        }
+    }
+
     fn transfer_call(
         &mut self,
         call: impl FnOnce(
@@ -259,6 +272,11 @@ impl App {
                 |r| Message::Settings(settings::Message::DownloadsSaved(r)),
             ),
             settings::Action::PickDownloads => {
+                if let Err(e) = crate::transfer::picker_available() {
+                    return Task::done(Message::Settings(settings::Message::DownloadsSaved(Err(
+                        e,
+                    ))));
+                }
                 Task::perform(crate::transfer::pick_folder(), |folder| {
                     Message::Settings(settings::Message::DownloadsPicked(folder))
                 })
@@ -270,8 +288,7 @@ impl App {
             settings::Action::Restart if embedded => self.restart(),
             settings::Action::Restart => Task::none(),
             settings::Action::Back => {
-                self.screen = Screen::Main;
-                operation::focus(chat::SEARCH_ID)
+                Task::batch([self.back_to_main(), operation::focus(chat::SEARCH_ID)])
             }
         }
     }
