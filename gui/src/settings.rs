@@ -470,6 +470,7 @@ impl Settings {
             .size(TEXT)
             .padding(8);
         let mut col = column![
+            text("Display name").size(SMALL).style(style::weak_text),
             row![
                 name,
                 button(text("Save").size(TEXT))
