@@ -12,6 +12,7 @@ use tincan_gui::app::Message;
 use tincan_gui::backend::Mode;
 use tincan_gui::chat;
 use tincan_gui::presence::Choice;
+use tincan_gui::session::PAGE;
 use tincan_node::store::TransferState;
 use tincan_node::{Home, MessageState, Node, NodeConfig, NodeEvent};
 
@@ -157,6 +158,43 @@ fn presence_read_typing_and_files_between_the_app_and_a_real_node() {
             .any(|m| m.id == sent.id && m.state == MessageState::Read)
             .then_some(())
     });
+
+    // History paging over real SQLite: more than a page from Berta, many
+    // in the same millisecond; the newest page, then the older one, each
+    // message once.
+    let mut last = None;
+    for i in 0..110 {
+        last = Some(
+            rt.block_on(berta.send("Anna", &format!("page {i}")))
+                .expect("send"),
+        );
+    }
+    let last = last.expect("sent");
+    wait_for("the last of them delivered", || {
+        let history = rt
+            .block_on(berta.history("Anna", tincan_node::HistoryQuery::default()))
+            .ok()?;
+        history
+            .iter()
+            .any(|m| m.id == last.id && m.state == MessageState::Delivered)
+            .then_some(())
+    });
+    // (No subscription runs in this test: "events were missed" reloads.)
+    step(
+        &rt,
+        &mut app,
+        Message::Event(tincan_gui::backend::BackendEvent::Lagged),
+    );
+    let conversation = |app: &tincan_gui::App| {
+        app.session.as_ref().expect("session").conversations[&berta_id].clone()
+    };
+    assert_eq!(conversation(&app).messages.len(), PAGE as usize);
+    assert!(conversation(&app).has_older);
+    step(&rt, &mut app, Message::Chat(chat::Message::LoadOlder));
+    let c = conversation(&app);
+    assert_eq!(c.messages.len(), 111, "all of them, once each");
+    assert!(!c.has_older);
+    assert_eq!(c.messages[0].text, "lunch tomorrow?");
 
     // Typing in the composer: Berta's node hears it.
     interact(&rt, &mut app, |ui| {

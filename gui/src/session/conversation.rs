@@ -58,6 +58,15 @@ impl Conversation {
         match page {
             Ok(messages) => {
                 let full = messages.len() >= limit as usize;
+                if before.is_none() && full {
+                    // A full newest page (a reload after missed events or
+                    // a restart) may not reach back to what is shown: drop
+                    // what is older than it, paging brings it back in
+                    // order, so no gap can stay hidden above.
+                    if let Some(cut) = messages.iter().map(|m| m.sent_at).min() {
+                        self.messages.retain(|m| m.sent_at >= cut);
+                    }
+                }
                 let mut new = 0;
                 for message in messages {
                     new += usize::from(self.upsert(message));
