@@ -316,18 +316,19 @@ impl Session {
                 let at = message.sent_at;
                 let is_open = self.open.as_deref() == Some(from.as_str());
                 let body = message.text.clone();
-                let contact = self.contact(&from, &from_name);
-                contact.last_message_at = contact.last_message_at.max(Some(at));
-                if !is_open {
-                    contact.unread += 1;
-                }
-                // They sent what they typed.
-                self.typing.remove(&from);
                 let new = self
                     .conversations
                     .entry(from.clone())
                     .or_default()
                     .upsert(message);
+                let contact = self.contact(&from, &from_name);
+                contact.last_message_at = contact.last_message_at.max(Some(at));
+                // A repeat (at-least-once delivery) is neither unread nor news.
+                if new && !is_open {
+                    contact.unread += 1;
+                }
+                // They sent what they typed.
+                self.typing.remove(&from);
                 if new {
                     effects.alert = Some(Alert {
                         from,

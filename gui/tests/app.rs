@@ -160,6 +160,16 @@ fn a_message_from_the_event_stream_appears_and_counts_as_unread() {
             .len(),
         1
     );
+    // Nor does a repeat of Carol's count twice.
+    step(
+        &rt,
+        &mut app,
+        Message::Event(BackendEvent::Node(NodeEvent::MessageReceived {
+            message: message("m-in-1", CAROL, ME, "are you in today?", "in"),
+            from_name: "Carol".into(),
+        })),
+    );
+    assert_eq!(app.title(), "(1) tincan — Me");
 
     interact(&rt, &mut app, |ui| {
         ui.click("Carol").expect("contact");
