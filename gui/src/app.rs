@@ -2,28 +2,52 @@
 //! `subscription`. Screens are an enum; each screen is a component that
 //! owns its messages and answers with an action, which `update` turns into
 //! tasks on the backend or the home's files — never blocking the UI thread.
+//! `app/effects.rs` runs the screens' actions, `app/answers.rs` takes the
+//! node's answers to them, `app/events.rs` handles the node's and the
+//! window's events (read marks, notifications, drops).
 
+mod answers;
 mod effects;
+mod events;
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iced::keyboard::{self, key::Named, Key};
 use iced::widget::{button, center, column, operation, text};
-use iced::{window, Alignment, Element, Subscription, Task, Theme};
-use tincan_node::{Home, MessageView, PeerView, StatusView};
+use iced::{window, Alignment, Element, Task, Theme};
+use tincan_node::{
+    Home, MessageView, PeerView, PresenceView, ReadView, StatusView, TransferView, TypingView,
+};
 
 use crate::backend::{self, Backend, BackendError, BackendEvent, Boot, Connection};
 use crate::chat::{self, Chat};
+use crate::notify::Delivery;
 use crate::options::{Options, SCALE_RANGE};
 use crate::prefs::Prefs;
 use crate::session::Session;
+use crate::session::{Alert, PAGE};
 use crate::settings::{self, Settings};
 use crate::setup::{self, Setup};
 use crate::style::{self, SMALL, TEXT};
 
 /// How often the status line is refreshed (relay connectivity has no event).
 pub const STATUS_EVERY: Duration = Duration::from_secs(3);
+
+/// How often running transfers are asked for their progress (the node
+/// sends events only when a state changes).
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// At most one typing notice per this long (the node limits further).
+pub const TYPING_EVERY: Duration = Duration::from_secs(1);
+
+/// At most one activity report per this long while the user is not away
+/// (the node's idle clock needs no finer grain than its minutes).
+pub const ACTIVITY_EVERY: Duration = Duration::from_secs(30);
+
+/// How many decided notifications [`App::notified`] keeps.
+const NOTIFIED_KEPT: usize = 20;
 
 /// Which screen shows.
 #[derive(Debug)]
@@ -35,7 +59,7 @@ pub enum Screen {
     /// Contacts and conversations.
     Main,
     /// Settings.
-    Settings(Settings),
+    Settings(Box<Settings>),
     /// The node cannot start; says why, offers to retry.
     Failed(String),
 }
@@ -62,6 +86,19 @@ pub struct App {
     /// meanwhile waits for it, so one home never sees two starts at once.
     opening: bool,
     restart_after_open: bool,
+    /// Whether the window has the keyboard focus (assumed until told).
+    pub focused: bool,
+    /// The window, once an event named it (for attention requests).
+    window: Option<window::Id>,
+    /// Where notifications go (off in tests and without a display).
+    delivery: Delivery,
+    /// The notifications decided on, newest last (the last few): shown on
+    /// the desktop, or only recorded where delivery is off.
+    pub notified: Vec<Alert>,
+    /// The last typing notice: to whom, when.
+    typing_sent: Option<(String, Instant)>,
+    /// The last activity report.
+    activity_sent: Option<Instant>,
 }
 
 /// Everything that can happen.
@@ -81,8 +118,51 @@ pub enum Message {
     Status(Result<StatusView, BackendError>),
     /// The node's peers.
     Peers(Result<Vec<PeerView>, BackendError>),
-    /// A conversation's history (user id, messages).
-    History(String, Result<Vec<MessageView>, BackendError>),
+    /// A page of a conversation's history.
+    History {
+        /// The contact's user id.
+        user: String,
+        /// Where the page ends (`None`: the newest page).
+        before: Option<u64>,
+        /// The page size asked for.
+        limit: u32,
+        /// The messages.
+        result: Result<Vec<MessageView>, BackendError>,
+    },
+    /// This user's presence; `note`: the answer to setting the note.
+    Presence {
+        /// The node's answer.
+        result: Result<PresenceView, BackendError>,
+        /// Whether it answers a note change.
+        note: bool,
+    },
+    /// A conversation was marked read (or not).
+    Read(Result<ReadView, BackendError>),
+    /// A typing notice went out (or not).
+    Typed(Result<TypingView, BackendError>),
+    /// A transfer command's answer (send, accept, reject, cancel).
+    Transfer(Result<TransferView, BackendError>),
+    /// Every transfer.
+    Transfers(Result<Vec<TransferView>, BackendError>),
+    /// The file picker's answer for a conversation (`None`: cancelled).
+    FilesPicked {
+        /// The recipient's user id.
+        peer: String,
+        /// The files and folders picked.
+        paths: Option<Vec<PathBuf>>,
+    },
+    /// "Open folder" ran (or not).
+    FolderOpened(Result<(), String>),
+    /// An event of the window (focus, dropped files).
+    Window(window::Id, window::Event),
+    /// Time to forget typing indicators that ran out.
+    TypingTick,
+    /// Time to ask running transfers for their progress.
+    ProgressTick,
+    /// A desktop notification was handed to the desktop.
+    Notified,
+    /// A key or mouse button was pressed in the window.
+    UserActive,
     /// A send was queued (or refused); `text` to give back on failure.
     Sent {
         /// What was sent.
@@ -144,6 +224,12 @@ impl App {
             chat: Chat::default(),
             opening: false,
             restart_after_open: false,
+            focused: true,
+            window: None,
+            delivery: Delivery::detect(),
+            notified: Vec::new(),
+            typing_sent: None,
+            activity_sent: None,
         };
         let task = match home {
             Ok(_) => app.open_home(),
@@ -169,6 +255,13 @@ impl App {
             chat: Chat::default(),
             opening: false,
             restart_after_open: false,
+            focused: true,
+            window: None,
+            // Tests and embedders: decide, never pop up.
+            delivery: Delivery::Off,
+            notified: Vec::new(),
+            typing_sent: None,
+            activity_sent: None,
         };
         let task = app.connected(Connection::new(backend));
         (app, task)
@@ -223,12 +316,14 @@ impl App {
         let mut tasks = vec![
             Task::perform(backend.status(), Message::Status),
             Task::perform(backend.peers(), Message::Peers),
+            Task::perform(backend.presence(), |result| Message::Presence {
+                result,
+                note: false,
+            }),
+            Task::perform(backend.file_list(), Message::Transfers),
         ];
         if let Some(open) = self.session.as_ref().and_then(|s| s.open.clone()) {
-            let history = backend.history(open.clone());
-            tasks.push(Task::perform(history, move |r| {
-                Message::History(open.clone(), r)
-            }));
+            tasks.push(load_history(backend, open, None));
         }
         self.connection = Some(connection);
         match self.screen {
@@ -297,12 +392,37 @@ impl App {
                 tracing::debug!(error = %e, "peers");
                 Task::none()
             }
-            Message::History(user, history) => {
+            Message::History {
+                user,
+                before,
+                limit,
+                result,
+            } => {
                 if let Some(s) = &mut self.session {
-                    s.apply_history(&user, history.map_err(|e| e.0));
+                    s.apply_history(&user, before, limit, result.map_err(|e| e.0));
                 }
                 Task::none()
             }
+            message @ (Message::Presence { .. }
+            | Message::Read(_)
+            | Message::Typed(_)
+            | Message::Transfer(_)
+            | Message::Transfers(_)
+            | Message::FilesPicked { .. }
+            | Message::FolderOpened(_)) => self.on_answer(message),
+            Message::Window(id, event) => self.on_window(id, event),
+            Message::TypingTick => {
+                if let Some(s) = &mut self.session {
+                    s.expire_typing(Instant::now());
+                }
+                Task::none()
+            }
+            Message::ProgressTick => match &self.connection {
+                Some(c) => Task::perform(c.backend().file_list(), Message::Transfers),
+                None => Task::none(),
+            },
+            Message::Notified => Task::none(),
+            Message::UserActive => self.user_active(),
             Message::Sent { text, result } => {
                 match result {
                     Ok(message) => {
@@ -318,6 +438,11 @@ impl App {
                 (Some(c), Some(s)) if s.ended.is_none() => Task::batch([
                     Task::perform(c.backend().status(), Message::Status),
                     Task::perform(c.backend().peers(), Message::Peers),
+                    // Auto-away happens in the node, on its clock.
+                    Task::perform(c.backend().presence(), |result| Message::Presence {
+                        result,
+                        note: false,
+                    }),
                 ]),
                 _ => Task::none(),
             },
@@ -340,40 +465,6 @@ impl App {
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "cannot save preferences");
                 }
-                Task::none()
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: BackendEvent) -> Task<Message> {
-        let (Some(session), Some(connection)) = (&mut self.session, &self.connection) else {
-            return Task::none();
-        };
-        let backend = connection.backend();
-        match event {
-            BackendEvent::Node(event) => {
-                let effects = session.apply_event(event);
-                if effects.refresh_status {
-                    Task::perform(backend.status(), Message::Status)
-                } else {
-                    Task::none()
-                }
-            }
-            BackendEvent::Lagged => {
-                let mut tasks = vec![
-                    Task::perform(backend.status(), Message::Status),
-                    Task::perform(backend.peers(), Message::Peers),
-                ];
-                if let Some(open) = session.open.clone() {
-                    let history = backend.history(open.clone());
-                    tasks.push(Task::perform(history, move |r| {
-                        Message::History(open.clone(), r)
-                    }));
-                }
-                Task::batch(tasks)
-            }
-            BackendEvent::Ended(why) => {
-                session.ended = Some(why);
                 Task::none()
             }
         }
@@ -407,10 +498,7 @@ impl App {
                 _ => Task::none(),
             },
             Shortcut::Back => match self.screen {
-                Screen::Settings(_) => {
-                    self.screen = Screen::Main;
-                    Task::none()
-                }
+                Screen::Settings(_) => self.back_to_main(),
                 _ => Task::none(),
             },
         }
@@ -448,22 +536,18 @@ impl App {
             }
         }
     }
+}
 
-    /// Node events, the status refresh, shortcuts, the close button.
-    pub fn subscription(&self) -> Subscription<Message> {
-        let mut subscriptions = vec![
-            keyboard::listen().filter_map(shortcut),
-            window::close_requests().map(Message::CloseRequested),
-        ];
-        if let Some(connection) = &self.connection {
-            subscriptions.push(
-                Subscription::run_with(connection.clone(), |c: &Connection| c.backend().events())
-                    .map(Message::Event),
-            );
-            subscriptions.push(iced::time::every(STATUS_EVERY).map(|_| Message::Tick));
+/// A task loading one history page of `user` (see [`Session::apply_history`]).
+fn load_history(backend: &dyn Backend, user: String, before: Option<u64>) -> Task<Message> {
+    Task::perform(backend.history(user.clone(), before, PAGE), move |result| {
+        Message::History {
+            user: user.clone(),
+            before,
+            limit: PAGE,
+            result,
         }
-        Subscription::batch(subscriptions)
-    }
+    })
 }
 
 /// Maps unhandled key presses to shortcuts.

@@ -14,7 +14,12 @@ use std::sync::Arc;
 
 use iced::futures::future::BoxFuture;
 use iced::futures::stream::BoxStream;
-use tincan_node::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+use std::path::PathBuf;
+
+use tincan_node::{
+    MessageView, NodeEvent, PeerView, PresenceView, ReadView, StatusView, TransferView, TypingView,
+    WhoAmI,
+};
 
 pub use node::{open, Boot, NodeBackend};
 
@@ -64,14 +69,50 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     fn status(&self) -> BoxFuture<'static, Result<StatusView, BackendError>>;
     /// Known peer devices.
     fn peers(&self) -> BoxFuture<'static, Result<Vec<PeerView>, BackendError>>;
-    /// The conversation with `peer` (a user id), oldest first.
-    fn history(&self, peer: String) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>>;
+    /// The newest `limit` messages with `peer` (a user id) sent before
+    /// `before` (Unix ms; `None`: up to now), oldest first.
+    fn history(
+        &self,
+        peer: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>>;
     /// Queues `text` for `peer` (a user id).
     fn send(
         &self,
         peer: String,
         text: String,
     ) -> BoxFuture<'static, Result<MessageView, BackendError>>;
+    /// This user's presence.
+    fn presence(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>>;
+    /// Sets this user's presence (`online`, `away`, `busy`, `on-the-phone`,
+    /// `out-to-lunch`, `appear-offline`); `note: None` keeps the note,
+    /// `Some("")` clears it.
+    fn set_presence(
+        &self,
+        presence: String,
+        note: Option<String>,
+    ) -> BoxFuture<'static, Result<PresenceView, BackendError>>;
+    /// Reports that the user is at the keyboard (clears auto-away).
+    fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>>;
+    /// Marks the conversation with `peer` read (read receipts go out).
+    fn read(&self, peer: String) -> BoxFuture<'static, Result<ReadView, BackendError>>;
+    /// Tells `peer` this user is typing (the node rate-limits it).
+    fn typing(&self, peer: String) -> BoxFuture<'static, Result<TypingView, BackendError>>;
+    /// Offers files and folders (absolute paths) to `peer`.
+    fn file_send(
+        &self,
+        peer: String,
+        paths: Vec<PathBuf>,
+    ) -> BoxFuture<'static, Result<TransferView, BackendError>>;
+    /// Accepts an offer into the node's download folder.
+    fn file_accept(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>>;
+    /// Declines an offer.
+    fn file_reject(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>>;
+    /// Cancels a transfer, in or out.
+    fn file_cancel(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>>;
+    /// Every transfer, oldest first.
+    fn file_list(&self) -> BoxFuture<'static, Result<Vec<TransferView>, BackendError>>;
     /// The event stream, from now on.
     fn events(&self) -> BoxStream<'static, BackendEvent>;
     /// Lets go of the node: an embedded one is shut down (goodbye to

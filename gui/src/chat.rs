@@ -1,17 +1,23 @@
-//! The main screen: the contact list on the left (search box, presence
-//! dots, unread counts, grouped by LAN / other branches), the open
-//! conversation on the right (bubbles, day separators, delivery ticks) with
-//! its composer, and the status line at the bottom.
+//! The main screen: the contact list on the left (own presence picker and
+//! note, search box, presence dots and notes, unread counts, grouped by LAN
+//! / other branches), the open conversation on the right (bubbles, day
+//! separators, delivery ticks, file transfers, typing indicator, older
+//! pages on scrolling up) with its composer and "send file" button, and
+//! the status line at the bottom.
 //!
 //! The component owns its [`Message`]s; `update` turns them into an
 //! [`Action`] for the app (open a conversation, send a text, ...), which
 //! owns the backend. Views only read state.
 
+mod transfer_view;
 mod view;
+
+use std::path::PathBuf;
 
 use iced::widget::text_editor;
 use iced::widget::Id;
 
+use crate::presence::Choice;
 use crate::session::Session;
 
 /// Largest text a message may carry (the node refuses more).
@@ -33,7 +39,18 @@ pub struct Chat {
     pub composer: text_editor::Content,
     /// Why the last send failed, shown above the composer.
     pub error: Option<String>,
+    /// The presence note being edited.
+    pub note: String,
+    /// The note was edited since the node's last answer.
+    pub note_edited: bool,
+    /// Why the last presence change was refused.
+    pub presence_error: Option<String>,
+    /// Files are dragged over the window.
+    pub drop_hover: bool,
 }
+
+/// The presence note field, so tests and the keyboard can reach it.
+pub const NOTE_ID: Id = Id::new("presence-note");
 
 /// What the user did on the main screen.
 #[derive(Clone, Debug)]
@@ -54,6 +71,29 @@ pub enum Message {
     Reconnect,
     /// Alt+Down / Alt+Up: the next or previous contact in the list.
     Step(i32),
+    /// A presence state was picked in the header.
+    PresencePicked(Choice),
+    /// The note field changed.
+    NoteInput(String),
+    /// Enter in the note field: set it.
+    NoteSubmit,
+    /// The "send file" button.
+    AttachFiles,
+    /// Accept an incoming offer (transfer id).
+    FileAccept(String),
+    /// Decline an incoming offer.
+    FileReject(String),
+    /// Cancel a transfer.
+    FileCancel(String),
+    /// "Open folder" on a finished transfer.
+    OpenFolder(String),
+    /// "Load older messages", or scrolled to the top.
+    LoadOlder,
+    /// The message list scrolled; whether it is near its top.
+    Scrolled {
+        /// Within a few lines of the oldest message shown.
+        near_top: bool,
+    },
 }
 
 /// What the app must do.
@@ -74,6 +114,27 @@ pub enum Action {
     OpenSettings,
     /// Open the home again (the node went away).
     Reconnect,
+    /// Set this user's presence (a `presence` word) and, if `Some`, note.
+    SetPresence {
+        /// The state.
+        presence: String,
+        /// The note (`Some("")` clears it, `None` keeps it).
+        note: Option<String>,
+    },
+    /// The user typed in the conversation with this user id.
+    Typing(String),
+    /// Pick files to offer to this user id.
+    PickFiles(String),
+    /// Accept this offer.
+    FileAccept(String),
+    /// Decline this offer.
+    FileReject(String),
+    /// Cancel this transfer.
+    FileCancel(String),
+    /// Show this folder in the file manager.
+    OpenFolder(PathBuf),
+    /// Load the page before the oldest message with this user id.
+    LoadOlder(String),
 }
 
 impl Chat {
@@ -101,11 +162,17 @@ impl Chat {
             }
             Message::Open(user_id) => Action::Open(user_id),
             Message::Edit(action) => {
-                if action.is_edit() {
+                let edit = action.is_edit();
+                if edit {
                     self.error = None;
                 }
                 self.composer.perform(action);
-                Action::None
+                match &session.open {
+                    Some(peer) if edit && !self.composer.text().trim().is_empty() => {
+                        Action::Typing(peer.clone())
+                    }
+                    _ => Action::None,
+                }
             }
             Message::Send => self.send(session),
             Message::OpenSettings => Action::OpenSettings,
@@ -135,7 +202,62 @@ impl Chat {
                     .and_then(|i| order.get(i))
                     .map_or(Action::None, |id| Action::Open(id.clone()))
             }
+            Message::PresencePicked(choice) => {
+                self.presence_error = None;
+                Action::SetPresence {
+                    presence: choice.0.as_str().to_string(),
+                    note: None,
+                }
+            }
+            Message::NoteInput(note) => {
+                self.note = note;
+                self.note_edited = true;
+                self.presence_error = None;
+                Action::None
+            }
+            Message::NoteSubmit => {
+                let chosen = session
+                    .presence
+                    .as_ref()
+                    .map_or("online", |p| p.chosen.as_str())
+                    .to_string();
+                Action::SetPresence {
+                    presence: chosen,
+                    note: Some(self.note.trim().to_string()),
+                }
+            }
+            Message::AttachFiles => match &session.open {
+                Some(peer) => Action::PickFiles(peer.clone()),
+                None => Action::None,
+            },
+            Message::FileAccept(id) => Action::FileAccept(id),
+            Message::FileReject(id) => Action::FileReject(id),
+            Message::FileCancel(id) => Action::FileCancel(id),
+            Message::OpenFolder(id) => session
+                .transfers
+                .get(&id)
+                .and_then(crate::transfer::folder_of)
+                .map_or(Action::None, Action::OpenFolder),
+            Message::LoadOlder | Message::Scrolled { near_top: true } => match &session.open {
+                Some(peer) => Action::LoadOlder(peer.clone()),
+                None => Action::None,
+            },
+            Message::Scrolled { near_top: false } => Action::None,
         }
+    }
+
+    /// The node answered a presence change (or the app asked for it):
+    /// the note field follows unless the user is editing it.
+    pub fn presence_known(&mut self, note: Option<&str>) {
+        if !self.note_edited {
+            self.note = note.unwrap_or_default().to_string();
+        }
+    }
+
+    /// The node took the note: editing is over.
+    pub fn note_saved(&mut self, note: Option<&str>) {
+        self.note_edited = false;
+        self.presence_known(note);
     }
 
     fn send(&mut self, session: &Session) -> Action {
@@ -150,7 +272,7 @@ impl Chat {
         if text.len() > MAX_TEXT_BYTES {
             self.error = Some(format!(
                 "This message is {} KiB, over the {} KiB limit for text. \
-                 Shorten it (sending it as a file comes with file transfer).",
+                 Shorten it, or save it to a file and use “Send file…”.",
                 text.len().div_ceil(1024),
                 MAX_TEXT_BYTES / 1024
             ));

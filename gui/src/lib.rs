@@ -9,7 +9,11 @@
 //!   screens as an enum; `app/effects.rs` turns the screens' actions into tasks.
 //! - [`backend`]: the [`backend::Backend`] trait; `backend/node.rs` embeds a
 //!   node or attaches to a daemon (never two nodes on one home).
-//! - [`session`]: contacts, conversations, unread counts — pure data.
+//! - [`session`]: contacts, conversations (paged), unread counts, typing,
+//!   transfers, own presence — pure data.
+//! - [`presence`]: presence states in words, the header's picker entries.
+//! - [`notify`]: whether a new message notifies, and the notification.
+//! - [`transfer`]: transfers in words; the file picker and "Open folder".
 //! - [`status`]: the connection line (LAN only / via gateway / relay / offline).
 //! - [`chat`], [`setup`], [`settings`], [`forms`]: the screens and shared forms,
 //!   each owning its messages.
@@ -23,8 +27,10 @@ pub mod app;
 pub mod backend;
 pub mod chat;
 pub mod forms;
+pub mod notify;
 pub mod options;
 pub mod prefs;
+pub mod presence;
 pub mod profile;
 pub mod session;
 pub mod settings;
@@ -32,6 +38,7 @@ pub mod setup;
 pub mod status;
 pub mod style;
 pub mod timefmt;
+pub mod transfer;
 
 pub use app::{App, Message};
 pub use options::Options;

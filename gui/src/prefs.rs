@@ -42,6 +42,8 @@ pub struct Prefs {
     pub theme: ThemeChoice,
     /// Zoom factor on top of the desktop's scaling (1.0 = 100 %).
     pub scale: f32,
+    /// Desktop notifications (and window attention) for new messages.
+    pub notifications: bool,
 }
 
 impl Default for Prefs {
@@ -49,6 +51,7 @@ impl Default for Prefs {
         Self {
             theme: ThemeChoice::Light,
             scale: 1.0,
+            notifications: true,
         }
     }
 }
@@ -98,6 +101,7 @@ mod tests {
         let prefs = Prefs {
             theme: ThemeChoice::Dark,
             scale: 1.5,
+            notifications: false,
         };
         prefs.save(&home).expect("save");
         assert_eq!(Prefs::load(&home), prefs);

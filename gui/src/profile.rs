@@ -1,6 +1,7 @@
 //! The home's files that the first-run and settings screens change, through
-//! the same library calls as the CLI: `tincan init` (identity), `tincan org
-//! join` (membership), `tincan relay set` and the gateway preference
+//! the same library calls as the CLI: `tincan init` (identity) and the
+//! display name, `tincan org join` (membership), `tincan relay set`, the
+//! gateway preference, the idle time and the download folder
 //! (`config.toml`). Plain blocking file I/O: callers run these in a task.
 //!
 //! Every error is a sentence for the user; nothing here panics on bad input.
@@ -66,6 +67,10 @@ pub struct Profile {
     pub relay: Option<String>,
     /// The gateway preference in `config.toml`.
     pub gateway: GatewayPreference,
+    /// Idle seconds before presence turns away (0: never).
+    pub away_after_secs: u64,
+    /// The download folder in `config.toml`, if set.
+    pub downloads: Option<String>,
 }
 
 /// Reads the identity, membership and `config.toml` of `home`.
@@ -89,6 +94,10 @@ pub fn load(home: &Home) -> Result<Profile, String> {
         org_error,
         relay: file.relay,
         gateway,
+        away_after_secs: file
+            .away_after_secs
+            .unwrap_or(config::DEFAULT_AWAY_AFTER_SECS),
+        downloads: file.downloads,
     })
 }
 
@@ -183,6 +192,47 @@ pub fn set_gateway(home: &Home, gateway: GatewayPreference) -> Result<(), String
     file.save(home).map_err(|e| e.to_string())
 }
 
+/// Changes the display name (kept with the keys). Returns it as stored.
+pub fn set_name(home: &Home, name: &str) -> Result<String, String> {
+    check_name(name)?;
+    let identity = keystore::set_name(home, name).map_err(|e| capitalise(&e.to_string()))?;
+    Ok(identity.name)
+}
+
+/// Saves the idle time before auto-away (`away_after_secs`; 0: never).
+pub fn set_away_after(home: &Home, secs: u64) -> Result<(), String> {
+    let mut file = FileConfig::load(home).map_err(|e| e.to_string())?;
+    file.away_after_secs = Some(secs);
+    file.save(home).map_err(|e| e.to_string())
+}
+
+/// Saves the download folder (`downloads`): it must be an absolute path
+/// of a folder that exists or can be made. An empty text goes back to the
+/// platform's download folder. Returns the folder as saved.
+pub fn set_downloads(home: &Home, text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    let folder = if text.is_empty() {
+        None
+    } else {
+        let path = expand_home(text);
+        if !path.is_absolute() {
+            return Err(format!(
+                "{text} is not a full path; start it with / (or ~/ for your home)."
+            ));
+        }
+        if path.exists() && !path.is_dir() {
+            return Err(format!("{} is a file, not a folder.", path.display()));
+        }
+        std::fs::create_dir_all(&path)
+            .map_err(|e| format!("Cannot make the folder {}: {e}.", path.display()))?;
+        Some(path.display().to_string())
+    };
+    let mut file = FileConfig::load(home).map_err(|e| e.to_string())?;
+    file.downloads = folder.clone();
+    file.save(home).map_err(|e| e.to_string())?;
+    Ok(folder)
+}
+
 /// `Text` from `text`: errors of the node library start lowercase.
 pub fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
@@ -229,5 +279,22 @@ mod tests {
         assert_eq!(profile.gateway, GatewayPreference::Never);
         assert_eq!(profile.name, "Ann");
         assert!(profile.org.is_none() && profile.relay.is_none());
+
+        assert_eq!(set_name(&home, "").unwrap_err(), "The name is empty");
+        assert_eq!(set_name(&home, " Ann B ").expect("rename"), "Ann B");
+        set_away_after(&home, 300).expect("idle");
+        assert!(set_downloads(&home, "relative/dir")
+            .unwrap_err()
+            .contains("not a full path"));
+        assert!(set_downloads(&home, junk.to_str().expect("utf8"))
+            .unwrap_err()
+            .contains("is a file"));
+        let incoming = dir.path().join("Incoming");
+        let saved = set_downloads(&home, incoming.to_str().expect("utf8")).expect("downloads");
+        assert!(incoming.is_dir());
+        let profile = load(&home).expect("profile");
+        assert_eq!(profile.name, "Ann B");
+        assert_eq!(profile.away_after_secs, 300);
+        assert_eq!(profile.downloads, saved);
     }
 }

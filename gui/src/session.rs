@@ -1,39 +1,29 @@
 //! What the app knows about the running node: contacts (users, grouped from
-//! their devices), conversations, unread counts and the last status. Pure
-//! data with no I/O: `update` feeds it node answers and events, `view`
-//! reads it.
+//! their devices, with presence and notes), conversations, unread counts,
+//! who is typing, file transfers, this user's presence and the last status.
+//! Pure data with no I/O and no clock (`now` comes in): `update` feeds it
+//! node answers and events, `view` reads it.
+
+mod conversation;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
-use tincan_node::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+use tincan_node::store::TransferState;
+use tincan_node::{
+    MessageView, NodeEvent, PeerView, PresenceView, StatusView, TransferView, WhoAmI,
+};
 
 use crate::backend::Mode;
+pub use crate::presence::Presence;
+pub use conversation::{Conversation, PAGE};
 
-/// Whether a contact can be reached now.
-///
-/// Only online/offline for now: the presence states of the presence issue
-/// (away, busy / do not disturb, on the phone, out to lunch, appear
-/// offline, with a note) get their own variants here, and the dot colour
-/// and label follow from [`Presence::label`] in the views.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Presence {
-    /// At least one device has a live connection (or the relay says so).
-    Online,
-    /// No device reachable.
-    Offline,
-}
+/// How long "X is typing…" shows after their last typing event (they
+/// send one at most every 3 s while typing).
+pub const TYPING_SHOWN: Duration = Duration::from_secs(6);
 
-impl Presence {
-    /// The word shown next to the dot.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Online => "online",
-            Self::Offline => "offline",
-        }
-    }
-}
-
-/// Where a contact is, for grouping the list.
+/// Where a contact is, for grouping the list (in this order). Rooms get
+/// their own group here when they come: a variant, its title and phrase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
     /// On this LAN (found by mDNS, configured, or remembered from it).
@@ -86,13 +76,21 @@ impl Contact {
         }
     }
 
-    /// Online if any device is.
+    /// The best presence over their devices (online beats busy beats away).
     pub fn presence(&self) -> Presence {
-        if self.devices.values().any(|d| d.online) {
-            Presence::Online
-        } else {
-            Presence::Offline
-        }
+        self.devices
+            .values()
+            .map(|d| Presence::from_shown(&d.presence, d.online))
+            .min()
+            .unwrap_or(Presence::Offline)
+    }
+
+    /// Their presence note, from a device shown online.
+    pub fn note(&self) -> Option<&str> {
+        self.devices
+            .values()
+            .filter(|d| d.online)
+            .find_map(|d| d.note.as_deref().filter(|n| !n.trim().is_empty()))
     }
 
     /// Other branch when every device is reached through the gateway or
@@ -114,41 +112,26 @@ impl Contact {
     }
 }
 
-/// The messages with one contact.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Conversation {
-    /// Oldest first, unique by id.
-    pub messages: Vec<MessageView>,
-    /// Whether the history was loaded from the node.
-    pub loaded: bool,
-    /// Why loading failed, if it did.
-    pub error: Option<String>,
-}
-
-impl Conversation {
-    /// Inserts or replaces `message` (by id), keeping the order by time.
-    fn upsert(&mut self, message: MessageView) {
-        if let Some(old) = self.messages.iter_mut().find(|m| m.id == message.id) {
-            // Never step a state back (an old history answer racing an event).
-            if old.state.can_advance_to(message.state) || old.state == message.state {
-                *old = message;
-            }
-            return;
-        }
-        let at = self
-            .messages
-            .partition_point(|m| (m.sent_at, &m.id) <= (message.sent_at, &message.id));
-        self.messages.insert(at, message);
-    }
-}
-
 /// What an event means for the rest of the app.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Effects {
     /// Ask the node for its status again (role or peers changed).
     pub refresh_status: bool,
-    /// A new message arrived (for attention/notification later).
-    pub new_message: bool,
+    /// Something arrived that may deserve a notification.
+    pub alert: Option<Alert>,
+}
+
+/// A new message or file offer, for notifications and read marks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// The sender's user id.
+    pub from: String,
+    /// The notification's title (the sender's name).
+    pub title: String,
+    /// Its body (the text, or what is offered).
+    pub body: String,
+    /// Whether it is in the open conversation.
+    pub in_open: bool,
 }
 
 /// Everything known about the node the app is connected to.
@@ -170,6 +153,12 @@ pub struct Session {
     pub conversations: HashMap<String, Conversation>,
     /// The open conversation.
     pub open: Option<String>,
+    /// This user's presence, once known.
+    pub presence: Option<PresenceView>,
+    /// Who is typing to us: user id → (name, when it stops showing).
+    pub typing: HashMap<String, (String, Instant)>,
+    /// File transfers by id, in and out.
+    pub transfers: BTreeMap<String, TransferView>,
 }
 
 impl Session {
@@ -184,6 +173,9 @@ impl Session {
             contacts: BTreeMap::new(),
             conversations: HashMap::new(),
             open: None,
+            presence: None,
+            typing: HashMap::new(),
+            transfers: BTreeMap::new(),
         }
     }
 
@@ -220,23 +212,86 @@ impl Session {
         }
     }
 
-    /// The history of `user_id`, merged with what events brought meanwhile.
-    pub fn apply_history(&mut self, user_id: &str, history: Result<Vec<MessageView>, String>) {
+    /// A history page of `user_id` (see [`Conversation::apply_page`]),
+    /// merged with what events brought meanwhile.
+    pub fn apply_history(
+        &mut self,
+        user_id: &str,
+        before: Option<u64>,
+        limit: u32,
+        history: Result<Vec<MessageView>, String>,
+    ) {
         let conversation = self.conversations.entry(user_id.to_string()).or_default();
-        match history {
-            Ok(messages) => {
-                for message in messages {
-                    conversation.upsert(message);
-                }
-                conversation.loaded = true;
-                conversation.error = None;
-            }
-            Err(e) => conversation.error = Some(e),
-        }
+        conversation.apply_page(before, limit, history);
         let last = conversation.messages.last().map(|m| m.sent_at);
         if let Some(contact) = self.contacts.get_mut(user_id) {
             contact.last_message_at = contact.last_message_at.max(last);
         }
+    }
+
+    /// Starts loading the page before the oldest message with `user_id`;
+    /// returns where it ends, or `None` when there is nothing to load (or a
+    /// load is already running).
+    pub fn begin_older(&mut self, user_id: &str) -> Option<u64> {
+        let conversation = self.conversations.get_mut(user_id)?;
+        if !conversation.has_older || conversation.loading_older {
+            return None;
+        }
+        let before = conversation.older_than()?;
+        conversation.loading_older = true;
+        Some(before)
+    }
+
+    /// This user's presence, as the node answered.
+    pub fn apply_presence(&mut self, presence: PresenceView) {
+        self.presence = Some(presence);
+    }
+
+    /// Every transfer, as `file list` answered.
+    pub fn apply_transfers(&mut self, transfers: Vec<TransferView>) {
+        self.transfers = transfers.into_iter().map(|t| (t.id.clone(), t)).collect();
+    }
+
+    /// One transfer, as a command answered or an event reported.
+    pub fn apply_transfer(&mut self, transfer: TransferView) {
+        self.transfers.insert(transfer.id.clone(), transfer);
+    }
+
+    /// The transfers with `user_id`, oldest first.
+    pub fn transfers_with(&self, user_id: &str) -> Vec<&TransferView> {
+        let mut list: Vec<_> = self
+            .transfers
+            .values()
+            .filter(|t| t.peer == user_id)
+            .collect();
+        list.sort_by_key(|t| (t.created_at, t.id.clone()));
+        list
+    }
+
+    /// Counts a message in the open conversation as unread (the window is
+    /// not focused, so nobody has seen it).
+    pub fn mark_unread(&mut self, user_id: &str) {
+        if let Some(contact) = self.contacts.get_mut(user_id) {
+            contact.unread += 1;
+        }
+    }
+
+    /// The window got focus: the open conversation counts as seen.
+    /// Returns its user id when there was something unread in it.
+    pub fn seen_open(&mut self) -> Option<String> {
+        let open = self.open.clone()?;
+        let contact = self.contacts.get_mut(&open)?;
+        (std::mem::take(&mut contact.unread) > 0).then_some(open)
+    }
+
+    /// Who is typing in the conversation with `user_id`, if anyone.
+    pub fn typing_name(&self, user_id: &str) -> Option<&str> {
+        self.typing.get(user_id).map(|(name, _)| name.as_str())
+    }
+
+    /// Forgets typing indicators that ran out by `now`.
+    pub fn expire_typing(&mut self, now: Instant) {
+        self.typing.retain(|_, (_, until)| *until > now);
     }
 
     /// A message this node just queued.
@@ -252,21 +307,36 @@ impl Session {
         }
     }
 
-    /// One event from the node.
-    pub fn apply_event(&mut self, event: NodeEvent) -> Effects {
+    /// One event from the node, at `now` (for typing indicators).
+    pub fn apply_event(&mut self, event: NodeEvent, now: Instant) -> Effects {
         let mut effects = Effects::default();
         match event {
             NodeEvent::MessageReceived { message, from_name } => {
                 let from = message.from.clone();
                 let at = message.sent_at;
                 let is_open = self.open.as_deref() == Some(from.as_str());
+                let body = message.text.clone();
+                let new = self
+                    .conversations
+                    .entry(from.clone())
+                    .or_default()
+                    .upsert(message);
                 let contact = self.contact(&from, &from_name);
                 contact.last_message_at = contact.last_message_at.max(Some(at));
-                if !is_open {
+                // A repeat (at-least-once delivery) is neither unread nor news.
+                if new && !is_open {
                     contact.unread += 1;
                 }
-                self.conversations.entry(from).or_default().upsert(message);
-                effects.new_message = true;
+                // They sent what they typed.
+                self.typing.remove(&from);
+                if new {
+                    effects.alert = Some(Alert {
+                        from,
+                        title: from_name,
+                        body,
+                        in_open: is_open,
+                    });
+                }
             }
             NodeEvent::MessageState {
                 id,
@@ -286,7 +356,9 @@ impl Session {
                 }
                 effects.refresh_status = true; // the outbox count changed
             }
-            NodeEvent::PeerOnline { peer } | NodeEvent::PeerOffline { peer } => {
+            NodeEvent::PeerOnline { peer }
+            | NodeEvent::PeerOffline { peer }
+            | NodeEvent::Presence { peer } => {
                 if peer.user_id != self.me.user_id {
                     let contact = self.contact(&peer.user_id, &peer.name);
                     contact.name = peer.name.clone();
@@ -301,6 +373,26 @@ impl Session {
                 }
                 effects.refresh_status = true;
             }
+            NodeEvent::Typing {
+                from, from_name, ..
+            } => {
+                if from != self.me.user_id {
+                    self.typing.insert(from, (from_name, now + TYPING_SHOWN));
+                }
+            }
+            NodeEvent::FileOffered { transfer } => {
+                let is_open = self.open.as_deref() == Some(transfer.peer.as_str());
+                if transfer.direction == "in" && transfer.state == TransferState::Offered {
+                    effects.alert = Some(Alert {
+                        from: transfer.peer.clone(),
+                        title: transfer.peer_name.clone(),
+                        body: format!("offers {}", transfer.name),
+                        in_open: is_open,
+                    });
+                }
+                self.apply_transfer(transfer);
+            }
+            NodeEvent::FileState { transfer } => self.apply_transfer(transfer),
             // Name conflicts are resolved by the node (the claimant shows
             // as `name (fingerprint)` in the next peer list).
             _ => effects.refresh_status = true,
@@ -328,8 +420,8 @@ impl Session {
         }
         for list in groups.values_mut() {
             list.sort_by(|a, b| {
-                (a.presence() != Presence::Online)
-                    .cmp(&(b.presence() != Presence::Online))
+                (!a.presence().is_online())
+                    .cmp(&!b.presence().is_online())
                     .then(b.last_message_at.cmp(&a.last_message_at))
                     .then(a.name.to_lowercase().cmp(&b.name.to_lowercase()))
             });

@@ -1,14 +1,18 @@
-//! The settings screen: name (read-only), organisation, relay, gateway
-//! preference, theme and zoom. Notifications and the download folder have
-//! marked places for their issues. Node settings are saved to the home's
-//! files; an embedded node restarts to apply them, a daemon is told to.
+//! The settings screen: display name, presence idle time, organisation,
+//! relay, gateway preference, download folder, notifications, theme and
+//! zoom. Node settings are saved to the home's files; an embedded node
+//! restarts to apply them, a daemon is told to.
 
-use iced::widget::{button, column, container, pick_list, row, scrollable, space, text};
+use std::path::PathBuf;
+
+use iced::widget::{
+    button, checkbox, column, container, pick_list, row, scrollable, space, text, text_input,
+};
 use iced::{Alignment, Element, Fill};
 use tincan_core::GatewayPreference;
 
 use crate::backend::Mode;
-use crate::forms::{OrgForm, OrgMessage, RelayForm, RelayMessage};
+use crate::forms::{OrgForm, OrgMessage, Outcome, RelayForm, RelayMessage};
 use crate::prefs::{Prefs, ThemeChoice};
 use crate::profile::{OrgInfo, Profile};
 use crate::style::{self, HEADING, SMALL, TEXT};
@@ -26,6 +30,31 @@ impl std::fmt::Display for Scale {
     }
 }
 
+/// Idle times offered before presence turns away by itself.
+pub const IDLE_TIMES: [Idle; 6] = [
+    Idle(300),
+    Idle(600),
+    Idle(900),
+    Idle(1800),
+    Idle(3600),
+    Idle(0),
+];
+
+/// Seconds of idle time before auto-away (0: never), shown in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idle(pub u64);
+
+impl std::fmt::Display for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => f.write_str("Never"),
+            s if s % 3600 == 0 => write!(f, "After {} h", s / 3600),
+            s if s % 60 == 0 => write!(f, "After {} min", s / 60),
+            s => write!(f, "After {s} s"),
+        }
+    }
+}
+
 /// The settings screen's state.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
@@ -39,6 +68,16 @@ pub struct Settings {
     pub gateway_outcome: Option<Result<String, String>>,
     /// Node settings changed since the node started.
     pub needs_restart: bool,
+    /// The display name being edited.
+    pub name: String,
+    /// The last name save.
+    pub name_outcome: Outcome,
+    /// The last idle-time save.
+    pub idle_outcome: Outcome,
+    /// The download folder being edited.
+    pub downloads: String,
+    /// The last download-folder save.
+    pub downloads_outcome: Outcome,
 }
 
 /// What the user did on the settings screen.
@@ -64,6 +103,28 @@ pub enum Message {
     Restart,
     /// "Back to conversations" (or Escape).
     Back,
+    /// The name field changed.
+    NameInput(String),
+    /// Save the name (button or Enter).
+    NameSave,
+    /// The app's answer: the name as stored.
+    NameSaved(Result<String, String>),
+    /// An idle time was picked.
+    Idle(Idle),
+    /// The app's answer to saving it.
+    IdleSaved(Result<u64, String>),
+    /// The download-folder field changed.
+    DownloadsInput(String),
+    /// Save the download folder (button or Enter).
+    DownloadsSave,
+    /// "Choose…": the native folder picker.
+    DownloadsPick,
+    /// The picker's answer (`None`: cancelled).
+    DownloadsPicked(Option<PathBuf>),
+    /// The app's answer: the folder as saved (`None`: the default).
+    DownloadsSaved(Result<Option<String>, String>),
+    /// Notifications turned on or off.
+    Notifications(bool),
 }
 
 /// What the app must do.
@@ -85,6 +146,16 @@ pub enum Action {
     Restart,
     /// Back to the main screen.
     Back,
+    /// Save this display name (checked).
+    SetName(String),
+    /// Save this idle time.
+    SetIdle(u64),
+    /// Save this download folder (empty: the default).
+    SetDownloads(String),
+    /// Open the folder picker.
+    PickDownloads,
+    /// Use and remember notifications on or off.
+    Notifications(bool),
 }
 
 impl Settings {
@@ -94,6 +165,8 @@ impl Settings {
             Message::Loaded(profile) => {
                 if let Ok(p) = &profile {
                     self.relay = RelayForm::new(p.relay.clone());
+                    self.name = p.name.clone();
+                    self.downloads = p.downloads.clone().unwrap_or_default();
                 }
                 self.profile = Some(profile);
                 Action::None
@@ -150,6 +223,79 @@ impl Settings {
                 Action::Restart
             }
             Message::Back => Action::Back,
+            Message::NameInput(name) => {
+                self.name_outcome = match crate::profile::check_name(&name) {
+                    Err(e) if !name.trim().is_empty() => Some(Err(e)),
+                    _ => None,
+                };
+                self.name = name;
+                Action::None
+            }
+            Message::NameSave => match crate::profile::check_name(&self.name) {
+                Ok(name) => {
+                    self.name_outcome = None;
+                    Action::SetName(name)
+                }
+                Err(e) => {
+                    self.name_outcome = Some(Err(e));
+                    Action::None
+                }
+            },
+            Message::NameSaved(result) => {
+                if let Ok(name) = &result {
+                    self.needs_restart = true;
+                    self.name = name.clone();
+                    if let Some(Ok(profile)) = &mut self.profile {
+                        profile.name = name.clone();
+                    }
+                }
+                self.name_outcome =
+                    Some(result.map(|name| format!("Saved: colleagues will see {name}.")));
+                Action::None
+            }
+            Message::Idle(idle) => {
+                if let Some(Ok(profile)) = &mut self.profile {
+                    profile.away_after_secs = idle.0;
+                }
+                Action::SetIdle(idle.0)
+            }
+            Message::IdleSaved(result) => {
+                if result.is_ok() {
+                    self.needs_restart = true;
+                }
+                self.idle_outcome = Some(result.map(|secs| match secs {
+                    0 => "Saved: presence never turns away by itself.".to_string(),
+                    secs => format!(
+                        "Saved: away {} when idle.",
+                        Idle(secs).to_string().to_lowercase()
+                    ),
+                }));
+                Action::None
+            }
+            Message::DownloadsInput(text) => {
+                self.downloads = text;
+                self.downloads_outcome = None;
+                Action::None
+            }
+            Message::DownloadsSave => Action::SetDownloads(self.downloads.clone()),
+            Message::DownloadsPick => Action::PickDownloads,
+            Message::DownloadsPicked(None) => Action::None,
+            Message::DownloadsPicked(Some(folder)) => {
+                self.downloads = folder.display().to_string();
+                Action::SetDownloads(self.downloads.clone())
+            }
+            Message::DownloadsSaved(result) => {
+                if let Ok(folder) = &result {
+                    self.needs_restart = true;
+                    self.downloads = folder.clone().unwrap_or_default();
+                }
+                self.downloads_outcome = Some(result.map(|folder| match folder {
+                    Some(folder) => format!("Saved: accepted files go to {folder}."),
+                    None => "Saved: accepted files go to your Downloads folder.".to_string(),
+                }));
+                Action::None
+            }
+            Message::Notifications(on) => Action::Notifications(on),
         }
     }
 
@@ -188,27 +334,7 @@ impl Settings {
             );
         }
 
-        page = page.push(section(
-            "You",
-            match &self.profile {
-                None => text("Reading…").size(SMALL).into(),
-                Some(Err(e)) => text(e).size(SMALL).style(style::error_text).into(),
-                Some(Ok(p)) => column![
-                    text(&p.name).size(HEADING),
-                    text(format!(
-                        "User id {} (fingerprint {})",
-                        p.user_id, p.fingerprint
-                    ))
-                    .size(SMALL)
-                    .style(style::weak_text),
-                    text("The name is part of your identity; it cannot be changed here yet.")
-                        .size(SMALL)
-                        .style(style::weak_text),
-                ]
-                .spacing(4)
-                .into(),
-            },
-        ));
+        page = page.push(section("You", self.you()));
 
         let org_now: Element<'_, Message> = match &self.profile {
             Some(Ok(Profile { org: Some(org), .. })) => {
@@ -305,23 +431,117 @@ impl Settings {
 
         page = page.push(section(
             "Notifications",
-            text("Desktop notifications for new messages come with the notifications feature.")
+            column![
+                checkbox(prefs.notifications)
+                    .label("Desktop notifications for new messages and files")
+                    .on_toggle(Message::Notifications)
+                    .text_size(TEXT),
+                text(
+                    "Only while the window is in the background, and never while you are \
+                     Busy (do not disturb)."
+                )
                 .size(SMALL)
-                .style(style::weak_text)
-                .into(),
+                .style(style::weak_text),
+            ]
+            .spacing(6)
+            .into(),
         ));
-        page = page.push(section(
-            "Files",
-            text("The download folder comes with file transfer.")
-                .size(SMALL)
-                .style(style::weak_text)
-                .into(),
-        ));
+        page = page.push(section("Files", self.files()));
         page = page.push(space().height(8));
 
         scrollable(container(page).center_x(Fill))
             .height(Fill)
             .into()
+    }
+}
+
+impl Settings {
+    fn you(&self) -> Element<'_, Message> {
+        let Some(profile) = &self.profile else {
+            return text("Reading…").size(SMALL).into();
+        };
+        let profile = match profile {
+            Ok(p) => p,
+            Err(e) => return text(e).size(SMALL).style(style::error_text).into(),
+        };
+        let name = text_input("Your name", &self.name)
+            .on_input(Message::NameInput)
+            .on_submit(Message::NameSave)
+            .size(TEXT)
+            .padding(8);
+        let mut col = column![
+            text("Display name").size(SMALL).style(style::weak_text),
+            row![
+                name,
+                button(text("Save").size(TEXT))
+                    .on_press(Message::NameSave)
+                    .padding([8, 16])
+            ]
+            .spacing(8)
+            .align_y(Alignment::Center),
+            text(format!(
+                "User id {} (fingerprint {})",
+                profile.user_id, profile.fingerprint
+            ))
+            .size(SMALL)
+            .style(style::weak_text),
+        ]
+        .spacing(6);
+        if let Some(line) = outcome_line(&self.name_outcome) {
+            col = col.push(line);
+        }
+        col = col.push(
+            row![
+                text("Show me as away when idle").size(TEXT).width(Fill),
+                pick_list(
+                    IDLE_TIMES,
+                    Some(Idle(profile.away_after_secs)),
+                    Message::Idle
+                )
+                .text_size(TEXT),
+            ]
+            .align_y(Alignment::Center),
+        );
+        if let Some(line) = outcome_line(&self.idle_outcome) {
+            col = col.push(line);
+        }
+        col.into()
+    }
+
+    fn files(&self) -> Element<'_, Message> {
+        let folder = text_input("Default: your Downloads folder", &self.downloads)
+            .on_input(Message::DownloadsInput)
+            .on_submit(Message::DownloadsSave)
+            .size(TEXT)
+            .padding(8);
+        let mut col = column![
+            text("Download folder").size(TEXT),
+            row![
+                folder,
+                button(text("Choose…").size(TEXT))
+                    .on_press(Message::DownloadsPick)
+                    .style(style::framed_button)
+                    .padding([8, 12]),
+                button(text("Save").size(TEXT))
+                    .on_press(Message::DownloadsSave)
+                    .padding([8, 16]),
+            ]
+            .spacing(8)
+            .align_y(Alignment::Center),
+        ]
+        .spacing(6);
+        if let Some(line) = outcome_line(&self.downloads_outcome) {
+            col = col.push(line);
+        }
+        col.into()
+    }
+}
+
+fn outcome_line<'a>(outcome: &'a Outcome) -> Option<Element<'a, Message>> {
+    match outcome {
+        Some(Ok(done)) => Some(text(done).size(SMALL).style(style::ok_text).into()),
+        Some(Err(error)) => Some(text(error).size(SMALL).style(style::error_text).into()),
+        None => None,
     }
 }
 

@@ -22,6 +22,8 @@ const GREEN: Color = Color::from_rgb(0.18, 0.68, 0.35);
 const AMBER: Color = Color::from_rgb(0.93, 0.62, 0.12);
 const RED: Color = Color::from_rgb(0.85, 0.25, 0.25);
 const GREY: Color = Color::from_rgb(0.6, 0.6, 0.62);
+const ORANGE: Color = Color::from_rgb(0.85, 0.45, 0.1);
+const MAGENTA: Color = Color::from_rgb(0.72, 0.22, 0.55);
 
 /// A round dot of `color`, `size` pixels across.
 pub fn dot<'a, M: 'a>(color: Color, size: f32) -> Element<'a, M> {
@@ -36,10 +38,15 @@ pub fn dot<'a, M: 'a>(color: Color, size: f32) -> Element<'a, M> {
         .into()
 }
 
-/// The presence dot's colour.
+/// The presence dot's colour: one per state (the header's picker relies
+/// on it to repaint, see `chat/view.rs`).
 pub fn presence_color(presence: Presence) -> Color {
     match presence {
         Presence::Online => GREEN,
+        Presence::Away => AMBER,
+        Presence::OutToLunch => ORANGE,
+        Presence::Busy => RED,
+        Presence::OnThePhone => MAGENTA,
         Presence::Offline => GREY,
     }
 }
@@ -179,5 +186,20 @@ pub fn framed_button(
             color: palette.background.strong.color,
         },
         ..Style::default()
+    }
+}
+
+/// The header's presence picker, framed in the presence colour.
+pub fn presence_picker(
+    color: Color,
+) -> impl Fn(&Theme, iced::widget::pick_list::Status) -> iced::widget::pick_list::Style {
+    move |theme: &Theme, status| {
+        let mut style = iced::widget::pick_list::default(theme, status);
+        style.border = Border {
+            width: 1.5,
+            radius: 6.0.into(),
+            color,
+        };
+        style
     }
 }

@@ -286,3 +286,96 @@ fn finishing_while_the_node_still_starts_restarts_it_once_it_runs() {
         Message::CloseRequested(iced::window::Id::unique()),
     );
 }
+
+#[test]
+fn settings_change_the_name_idle_time_and_download_folder_and_the_node_uses_them() {
+    use tincan_gui::settings::{Idle, Message as S};
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    tincan_gui::profile::create_identity(&tincan_node::Home::new(&home), "Fay").expect("identity");
+    let options = tincan_gui::Options {
+        home: Some(home.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        no_mdns: true,
+        ..tincan_gui::Options::default()
+    };
+    let (mut app, task) = App::new(options);
+    settle(&rt, &mut app, task);
+    interact(&rt, &mut app, |ui| {
+        ui.click("Settings").expect("button");
+    });
+    let name_on_disk = || {
+        tincan_node::keystore::load(&tincan_node::Home::new(&home))
+            .expect("identity")
+            .name
+    };
+
+    // Bad names: said, nothing stored.
+    step(&rt, &mut app, Message::Settings(S::NameInput("  ".into())));
+    step(&rt, &mut app, Message::Settings(S::NameSave));
+    assert!(shows(&app, "The name is empty"));
+    step(
+        &rt,
+        &mut app,
+        Message::Settings(S::NameInput("N".repeat(500))),
+    );
+    assert!(shows(&app, "The name is longer than 64 characters"));
+    step(&rt, &mut app, Message::Settings(S::NameSave));
+    assert_eq!(name_on_disk(), "Fay");
+
+    step(
+        &rt,
+        &mut app,
+        Message::Settings(S::NameInput("Fay Other".into())),
+    );
+    interact(&rt, &mut app, |ui| {
+        ui.click("Save").expect("the name's Save button");
+    });
+    assert_eq!(name_on_disk(), "Fay Other");
+    assert!(shows(&app, "Saved: colleagues will see Fay Other."));
+
+    step(&rt, &mut app, Message::Settings(S::Idle(Idle(300))));
+    assert!(shows(&app, "Saved: away after 5 min when idle."));
+
+    // A download folder that is not a full path, then a good one.
+    step(
+        &rt,
+        &mut app,
+        Message::Settings(S::DownloadsInput("Incoming".into())),
+    );
+    step(&rt, &mut app, Message::Settings(S::DownloadsSave));
+    assert!(shows(
+        &app,
+        "Incoming is not a full path; start it with / (or ~/ for your home)."
+    ));
+    let incoming = dir.path().join("Incoming");
+    step(
+        &rt,
+        &mut app,
+        Message::Settings(S::DownloadsPicked(Some(incoming.clone()))),
+    );
+    assert!(incoming.is_dir());
+    let config = std::fs::read_to_string(home.join("config.toml")).expect("config.toml");
+    assert!(config.contains("away_after_secs = 300"), "{config}");
+    assert!(config.contains("Incoming"), "{config}");
+
+    // Notifications off is remembered in gui.toml.
+    step(&rt, &mut app, Message::Settings(S::Notifications(false)));
+    assert!(!app.prefs.notifications);
+    assert!(!tincan_gui::prefs::Prefs::load(&tincan_node::Home::new(&home)).notifications);
+
+    // The restarted node uses all of it.
+    interact(&rt, &mut app, |ui| {
+        ui.click("Restart now").expect("button");
+    });
+    let session = app.session.as_ref().expect("session");
+    assert_eq!(session.me.name, "Fay Other");
+    let presence = session.presence.as_ref().expect("presence");
+    assert_eq!(presence.away_after_secs, Some(300));
+    step(
+        &rt,
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+}

@@ -277,6 +277,8 @@ fn start_gui(guard: &mut Guard, display: &str, home: &Path, log: &Path, args: &[
         .args(args)
         .env("DISPLAY", display)
         .env("RUST_LOG", "warn")
+        // Never a desktop notification from a test.
+        .env("TINCAN_NO_NOTIFICATIONS", "1")
         .env_remove("WAYLAND_DISPLAY")
         .stdout(log.try_clone().expect("log"))
         .stderr(log)
@@ -430,7 +432,39 @@ fn conversation_with_a_cli_peer_in_a_real_window() {
             .any(|m| m["text"] == reply && m["state"] == "delivered")
             .then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // The peer goes busy with a note and offers a file: the window shows
+    // both (the picture), the GUI's node has the offer.
+    cli_ok(
+        &peer_home,
+        &["presence", "set", "busy", "--note", "in a meeting until 3"],
+    );
+    let agenda = dir.path().join("agenda.pdf");
+    std::fs::write(&agenda, vec![7u8; 180_000]).expect("write");
+    cli_ok(
+        &peer_home,
+        &["file", "send", "Anna Desk", agenda.to_str().expect("utf8")],
+    );
+    wait_for(
+        "the offer at the GUI's node",
+        Duration::from_secs(30),
+        || {
+            let list = cli_ok(&gui_home, &["file", "list", "--json"]);
+            let list: serde_json::Value = serde_json::from_str(&list).ok()?;
+            list.as_array()?
+                .iter()
+                .any(|t| t["name"] == "agenda.pdf" && t["state"] == "offered")
+                .then_some(())
+        },
+    );
+    wait_for(
+        "the note at the GUI's node",
+        Duration::from_secs(30),
+        || {
+            let peers = cli_ok(&gui_home, &["peers", "--json"]);
+            peers.contains("in a meeting until 3").then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(800));
     screenshot(&display, "conversation.png");
     assert!(
         !gui_log().contains("panicked"),

@@ -114,6 +114,23 @@ pub fn create(home: &Home, name: &str, force: bool) -> Result<Identity, Keystore
     Ok(identity)
 }
 
+/// Changes the display name of the identity in `home` (the keys stay):
+/// checked like a new name, written atomically. A running node announces
+/// it from its next start (the name travels in its hello and mDNS record).
+pub fn set_name(home: &Home, name: &str) -> Result<Identity, KeystoreError> {
+    let name = validate_name(name)?;
+    let mut identity = load(home)?;
+    identity.name = name;
+    let path = home.identity_path();
+    crate::platform::write_secret(&path, &identity.to_bytes()).map_err(|source| {
+        KeystoreError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    })?;
+    Ok(identity)
+}
+
 /// Loads the identity, creating one named `name` if the home has none.
 pub fn load_or_create(home: &Home, name: &str) -> Result<(Identity, bool), KeystoreError> {
     match load(home) {
@@ -159,5 +176,27 @@ mod tests {
         let home = Home::new(dir.path());
         std::fs::write(home.identity_path(), b"garbage").expect("write");
         assert!(matches!(load(&home), Err(KeystoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn set_name_keeps_the_keys_and_refuses_bad_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().join("h"));
+        assert!(matches!(
+            set_name(&home, "Ann"),
+            Err(KeystoreError::Missing(_))
+        ));
+        let before = create(&home, "Ann", false).expect("create");
+        assert!(matches!(
+            set_name(&home, " "),
+            Err(KeystoreError::BadName(_))
+        ));
+        assert!(set_name(&home, &"x".repeat(65)).is_err());
+        assert_eq!(load(&home).expect("load").name, "Ann", "nothing stored");
+        set_name(&home, "  Ann Other ").expect("rename");
+        let after = load(&home).expect("load");
+        assert_eq!(after.name, "Ann Other");
+        assert_eq!(after.device_id(), before.device_id());
+        assert_eq!(after.user_id(), before.user_id());
     }
 }

@@ -4,12 +4,12 @@
 use iced::widget::operation;
 use iced::Task;
 
-use super::{App, Message, Screen};
+use super::{load_history, App, Message, Screen};
 use crate::backend::{self, Mode};
 use crate::chat;
 use crate::forms::{OrgMessage, RelayMessage};
 use crate::profile;
-use crate::settings::{self, Settings};
+use crate::settings;
 use crate::setup;
 
 /// Runs blocking `f` off the async threads.
@@ -112,18 +112,59 @@ impl App {
             chat::Action::None => Task::none(),
             chat::Action::Open(user_id) => {
                 let load = session.open(&user_id);
+                self.chat.drop_hover = false;
                 let focus = operation::focus(chat::COMPOSER_ID);
-                match (&self.connection, load) {
-                    (Some(connection), true) => {
-                        let history = connection.backend().history(user_id.clone());
-                        Task::batch([
-                            Task::perform(history, move |r| Message::History(user_id.clone(), r)),
-                            focus,
-                        ])
-                    }
-                    _ => focus,
+                let Some(connection) = &self.connection else {
+                    return focus;
+                };
+                let backend = connection.backend();
+                // Opening it is reading it: receipts go to the sender.
+                let mut tasks = vec![
+                    focus,
+                    Task::perform(backend.read(user_id.clone()), Message::Read),
+                ];
+                if load {
+                    tasks.push(load_history(backend, user_id, None));
                 }
+                Task::batch(tasks)
             }
+            chat::Action::LoadOlder(user_id) => {
+                let (Some(connection), Some(before)) =
+                    (&self.connection, session.begin_older(&user_id))
+                else {
+                    return Task::none();
+                };
+                load_history(connection.backend(), user_id, Some(before))
+            }
+            chat::Action::Typing(peer) => self.typed(peer),
+            chat::Action::SetPresence { presence, note } => {
+                let Some(connection) = &self.connection else {
+                    return Task::none();
+                };
+                let is_note = note.is_some();
+                Task::perform(
+                    connection.backend().set_presence(presence, note),
+                    move |result| Message::Presence {
+                        result,
+                        note: is_note,
+                    },
+                )
+            }
+            chat::Action::PickFiles(peer) => {
+                Task::perform(crate::transfer::pick_files(), move |paths| {
+                    Message::FilesPicked {
+                        peer: peer.clone(),
+                        paths,
+                    }
+                })
+            }
+            chat::Action::FileAccept(id) => self.transfer_call(|b| b.file_accept(id)),
+            chat::Action::FileReject(id) => self.transfer_call(|b| b.file_reject(id)),
+            chat::Action::FileCancel(id) => self.transfer_call(|b| b.file_cancel(id)),
+            chat::Action::OpenFolder(folder) => Task::perform(
+                blocking(move || crate::transfer::open_folder(&folder)),
+                Message::FolderOpened,
+            ),
             chat::Action::Send { peer, text } => {
                 let Some(connection) = &self.connection else {
                     self.chat.send_failed(&text, "the node is not running");
@@ -136,7 +177,7 @@ impl App {
                 })
             }
             chat::Action::OpenSettings => {
-                self.screen = Screen::Settings(Settings::default());
+                self.screen = Screen::Settings(Box::default());
                 let home = self.home_or_error();
                 Task::perform(blocking(move || profile::load(&home?)), |r| {
                     Message::Settings(settings::Message::Loaded(r))
@@ -144,6 +185,36 @@ impl App {
             }
             chat::Action::Reconnect => self.restart(),
         }
+    }
+
+    /// Leaves Settings: what arrived in the open conversation meanwhile is
+    /// on screen now, so it counts as read.
+    pub(super) fn back_to_main(&mut self) -> Task<Message> {
+        self.screen = Screen::Main;
+        let seen = self.session.as_mut().and_then(|s| s.seen_open());
+        match (seen, &self.connection) {
+            (Some(peer), Some(c)) if self.focused => {
+                Task::perform(c.backend().read(peer), Message::Read)
+            }
+            _ => Task::none(),
+        }
+    }
+
+    fn transfer_call(
+        &mut self,
+        call: impl FnOnce(
+            &dyn crate::backend::Backend,
+        ) -> iced::futures::future::BoxFuture<
+            'static,
+            Result<tincan_node::TransferView, crate::backend::BackendError>,
+        >,
+    ) -> Task<Message> {
+        let Some(connection) = &self.connection else {
+            self.chat.error = Some("File: the node is not running".into());
+            return Task::none();
+        };
+        self.chat.error = None;
+        Task::perform(call(connection.backend()), Message::Transfer)
     }
 
     pub(super) fn update_settings(&mut self, message: settings::Message) -> Task<Message> {
@@ -187,11 +258,37 @@ impl App {
                 self.prefs.scale = scale;
                 self.save_prefs()
             }
+            settings::Action::SetName(name) => {
+                Task::perform(blocking(move || profile::set_name(&home?, &name)), |r| {
+                    Message::Settings(settings::Message::NameSaved(r))
+                })
+            }
+            settings::Action::SetIdle(secs) => Task::perform(
+                blocking(move || profile::set_away_after(&home?, secs).map(|()| secs)),
+                |r| Message::Settings(settings::Message::IdleSaved(r)),
+            ),
+            settings::Action::SetDownloads(folder) => Task::perform(
+                blocking(move || profile::set_downloads(&home?, &folder)),
+                |r| Message::Settings(settings::Message::DownloadsSaved(r)),
+            ),
+            settings::Action::PickDownloads => {
+                if let Err(e) = crate::transfer::picker_available() {
+                    return Task::done(Message::Settings(settings::Message::DownloadsSaved(Err(
+                        e,
+                    ))));
+                }
+                Task::perform(crate::transfer::pick_folder(), |folder| {
+                    Message::Settings(settings::Message::DownloadsPicked(folder))
+                })
+            }
+            settings::Action::Notifications(on) => {
+                self.prefs.notifications = on;
+                self.save_prefs()
+            }
             settings::Action::Restart if embedded => self.restart(),
             settings::Action::Restart => Task::none(),
             settings::Action::Back => {
-                self.screen = Screen::Main;
-                operation::focus(chat::SEARCH_ID)
+                Task::batch([self.back_to_main(), operation::focus(chat::SEARCH_ID)])
             }
         }
     }

@@ -8,18 +8,17 @@ use std::time::Duration;
 use iced::futures::future::BoxFuture;
 use iced::futures::stream::{self, BoxStream};
 use iced::futures::{FutureExt, StreamExt};
+use std::path::PathBuf;
 use tincan_node::keystore::{self, KeystoreError};
+
 use tincan_node::{
-    ControlClient, HistoryQuery, Home, MessageView, Node, NodeHandle, PeerView, Request,
-    StartError, StatusView, WhoAmI,
+    ControlClient, HistoryQuery, Home, MessageView, Node, NodeHandle, PeerView, PresenceView,
+    ReadView, Request, StartError, StatusView, TransferView, TypingView, WhoAmI,
 };
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Backend, BackendError, BackendEvent, Connection, Mode};
 use crate::options::Options;
-
-/// How many messages of a conversation are loaded when it is opened.
-const HISTORY_LIMIT: u32 = 500;
 
 /// How long to wait for a daemon that holds the home's lock but does not
 /// answer yet (it is starting up).
@@ -162,11 +161,17 @@ impl Backend for NodeBackend {
         }
     }
 
-    fn history(&self, peer: String) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
+    fn history(
+        &self,
+        peer: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
         match self.clone() {
             Self::Embedded(node) => async move {
                 let query = HistoryQuery {
-                    limit: Some(HISTORY_LIMIT),
+                    limit: Some(limit),
+                    before_ms: before,
                     ..HistoryQuery::default()
                 };
                 node.history(&peer, query)
@@ -178,8 +183,8 @@ impl Backend for NodeBackend {
                 home,
                 Request::History {
                     peer,
-                    limit: Some(HISTORY_LIMIT),
-                    before: None,
+                    limit: Some(limit),
+                    before,
                     since: None,
                 },
             )
@@ -210,6 +215,130 @@ impl Backend for NodeBackend {
                 },
             )
             .boxed(),
+        }
+    }
+
+    fn presence(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.presence().await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::Presence).boxed(),
+        }
+    }
+
+    fn set_presence(
+        &self,
+        presence: String,
+        note: Option<String>,
+    ) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                let state = presence
+                    .parse::<tincan_core::PresenceState>()
+                    .map_err(BackendError::from_display)?;
+                node.set_presence(state, note)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => {
+                ask(home, Request::SetPresence { presence, note }).boxed()
+            }
+        }
+    }
+
+    fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.activity().await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::Activity).boxed(),
+        }
+    }
+
+    fn read(&self, peer: String) -> BoxFuture<'static, Result<ReadView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.read(&peer).await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::Read { peer }).boxed(),
+        }
+    }
+
+    fn typing(&self, peer: String) -> BoxFuture<'static, Result<TypingView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.typing(&peer).await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::Typing { peer }).boxed(),
+        }
+    }
+
+    fn file_send(
+        &self,
+        peer: String,
+        paths: Vec<PathBuf>,
+    ) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                node.file_send(&peer, paths)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => {
+                let paths = paths
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
+                ask(home, Request::FileSend { peer, paths }).boxed()
+            }
+        }
+    }
+
+    fn file_accept(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                node.file_accept(&id, None)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(home, Request::FileAccept { id, to: None }).boxed(),
+        }
+    }
+
+    fn file_reject(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                node.file_reject(&id)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(home, Request::FileReject { id }).boxed(),
+        }
+    }
+
+    fn file_cancel(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                node.file_cancel(&id)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(home, Request::FileCancel { id }).boxed(),
+        }
+    }
+
+    fn file_list(&self) -> BoxFuture<'static, Result<Vec<TransferView>, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.file_list().await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::FileList).boxed(),
         }
     }
 

@@ -4,13 +4,14 @@ use iced::keyboard::key::Named;
 use iced::keyboard::Key;
 use iced::widget::text_editor::{self, Binding, KeyPress};
 use iced::widget::{
-    button, center, column, container, row, rule, scrollable, space, text, text_input, tooltip,
-    Column,
+    button, center, column, container, pick_list, row, rule, scrollable, space, text, text_input,
+    tooltip, Column,
 };
 use iced::{Alignment, Element, Fill, Length};
-use tincan_node::{MessageState, MessageView};
+use tincan_node::{MessageState, MessageView, PresenceView, TransferView};
 
-use super::{Chat, Message, COMPOSER_ID, MESSAGES_ID, SEARCH_ID};
+use super::{transfer_view, Chat, Message, COMPOSER_ID, MESSAGES_ID, NOTE_ID, SEARCH_ID};
+use crate::presence::Choice;
 use crate::session::{Contact, Presence, Session};
 use crate::status;
 use crate::style::{self, HEADING, SMALL, TEXT};
@@ -28,17 +29,7 @@ pub fn view<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
 }
 
 fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
-    let header = row![
-        style::dot(style::presence_color(Presence::Online), 10.0),
-        text(&session.me.name).size(HEADING).width(Fill),
-        button(text("Settings").size(SMALL))
-            .on_press(Message::OpenSettings)
-            .style(style::framed_button)
-            .padding([4, 10]),
-    ]
-    .spacing(8)
-    .align_y(Alignment::Center);
-
+    let header = own_presence(chat, session);
     let search = text_input("Search colleagues", &chat.search)
         .id(SEARCH_ID)
         .on_input(Message::Search)
@@ -78,13 +69,83 @@ fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
     .into()
 }
 
+/// What this user's own presence means beyond its name, if anything.
+pub fn presence_hint(presence: &PresenceView) -> Option<String> {
+    let choice = Choice::parse(&presence.presence)?;
+    if presence.auto_away {
+        let back = Choice::parse(&presence.chosen).unwrap_or(Choice::ALL[0]);
+        return Some(format!(
+            "Away after {} min idle; {back} again on your next input",
+            presence.idle_secs / 60
+        ));
+    }
+    match choice.0 {
+        tincan_core::PresenceState::Busy => Some("Do not disturb: no notifications".into()),
+        tincan_core::PresenceState::AppearOffline => {
+            Some("Colleagues see you as offline; messages still arrive".into())
+        }
+        _ => None,
+    }
+}
+
+/// The sidebar's header: own name and dot, presence picker, note, Settings.
+fn own_presence<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
+    let choice = session
+        .presence
+        .as_ref()
+        .and_then(|p| Choice::parse(&p.presence));
+    let dot = choice.map_or(Presence::Offline, Choice::dot);
+    // The frame takes the presence colour. Besides showing it, that makes
+    // the renderer repaint the whole box when the state changes: iced
+    // 0.14's software renderer otherwise repaints only the lower half of a
+    // vertically centred label that changes alone (seen under Xvfb).
+    let picker = pick_list(Choice::ALL, choice, Message::PresencePicked)
+        .placeholder("…")
+        .text_size(SMALL)
+        .padding([4, 8])
+        .width(Fill)
+        .style(style::presence_picker(style::presence_color(dot)));
+    let top = row![
+        style::dot(style::presence_color(dot), 10.0),
+        text(&session.me.name).size(HEADING).width(Fill),
+        button(text("Settings").size(SMALL))
+            .on_press(Message::OpenSettings)
+            .style(style::framed_button)
+            .padding([4, 10]),
+    ]
+    .spacing(8)
+    .align_y(Alignment::Center);
+    let note = text_input("Add a note for colleagues (Enter sets it)", &chat.note)
+        .id(NOTE_ID)
+        .on_input(Message::NoteInput)
+        .on_submit(Message::NoteSubmit)
+        .size(SMALL)
+        .padding(6);
+    let mut header = column![top, picker, note].spacing(6);
+    if let Some(hint) = session.presence.as_ref().and_then(presence_hint) {
+        header = header.push(text(hint).size(SMALL).style(style::weak_text));
+    }
+    if let Some(error) = &chat.presence_error {
+        header = header.push(text(error).size(SMALL).style(style::error_text));
+    }
+    header.into()
+}
+
+/// `busy · in a meeting`.
+fn presence_line(contact: &Contact) -> String {
+    match contact.note() {
+        Some(note) => format!("{} · {note}", contact.presence().label()),
+        None => contact.presence().label().to_string(),
+    }
+}
+
 fn contact_row(contact: &Contact, selected: bool) -> Element<'_, Message> {
     let presence = contact.presence();
     let details = column![
         text(&contact.name).size(TEXT),
-        // Presence notes ("in a meeting until 3") go here with the
-        // presence issue; for now the reachability.
-        text(presence.label()).size(SMALL).style(style::weak_text),
+        text(presence_line(contact))
+            .size(SMALL)
+            .style(style::weak_text),
     ]
     .width(Fill);
     let mut line = row![style::dot(style::presence_color(presence), 10.0), details]
@@ -131,7 +192,7 @@ fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
             text(&contact.name).size(HEADING),
             text(format!(
                 "{} · {}{devices}",
-                presence.label(),
+                presence_line(contact),
                 contact.group().phrase()
             ))
             .size(SMALL)
@@ -143,20 +204,45 @@ fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
     .padding([10, 16]);
 
     let conversation = session.conversations.get(&contact.user_id);
+    let transfers = session.transfers_with(&contact.user_id);
     let mut messages = Column::new().spacing(6).padding([8, 16]);
+    if let Some(c) = conversation {
+        if c.loading_older {
+            messages = messages.push(
+                text("Loading older messages…")
+                    .size(SMALL)
+                    .style(style::weak_text),
+            );
+        } else if c.has_older {
+            messages = messages.push(
+                container(
+                    button(text("Load older messages").size(SMALL))
+                        .on_press(Message::LoadOlder)
+                        .style(style::framed_button)
+                        .padding([4, 12]),
+                )
+                .center_x(Fill),
+            );
+        }
+    }
+    let shown = conversation.map_or(&[][..], |c| c.messages.as_slice());
     match conversation {
-        Some(c) if !c.messages.is_empty() => {
+        _ if !shown.is_empty() || !transfers.is_empty() => {
             let today = timefmt::today();
             let mut last_day = None;
-            for message in &c.messages {
-                let day = timefmt::day(message.sent_at);
+            let has_older = conversation.is_some_and(|c| c.has_older);
+            for item in timeline(shown, &transfers, has_older) {
+                let day = timefmt::day(item.at());
                 if day != last_day {
                     if let Some(day) = day {
                         messages = messages.push(day_separator(timefmt::day_label(day, today)));
                     }
                     last_day = day;
                 }
-                messages = messages.push(bubble(message, message.direction == "out"));
+                messages = messages.push(match item {
+                    Item::Message(m) => bubble(m, m.direction == "out"),
+                    Item::File(t) => transfer_view::card(t),
+                });
             }
         }
         Some(c) if !c.loaded && c.error.is_none() => {
@@ -183,17 +269,64 @@ fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
     let messages = scrollable(messages)
         .id(MESSAGES_ID)
         .anchor_bottom()
+        .on_scroll(|viewport| Message::Scrolled {
+            // Anchored at the bottom: the reversed offset is the distance
+            // from the top.
+            near_top: viewport.absolute_offset_reversed().y < NEAR_TOP,
+        })
         .height(Fill)
         .width(Fill);
 
-    column![
-        header,
-        rule::horizontal(1),
-        messages,
-        composer(chat, &contact.name)
-    ]
-    .width(Fill)
-    .into()
+    let mut pane = column![header, rule::horizontal(1), messages];
+    if let Some(name) = session.typing_name(&contact.user_id) {
+        pane = pane.push(
+            container(
+                text(format!("{name} is typing…"))
+                    .size(SMALL)
+                    .style(style::weak_text),
+            )
+            .padding([2, 16]),
+        );
+    }
+    pane.push(composer(chat, &contact.name)).width(Fill).into()
+}
+
+/// How close to the top (pixels) the list must scroll to load older messages.
+const NEAR_TOP: f32 = 48.0;
+
+/// A message or a file transfer, in the conversation's order.
+enum Item<'a> {
+    Message(&'a MessageView),
+    File(&'a TransferView),
+}
+
+impl Item<'_> {
+    fn at(&self) -> u64 {
+        match self {
+            Item::Message(m) => m.sent_at,
+            Item::File(t) => t.created_at,
+        }
+    }
+}
+
+/// Messages and transfers merged by time. Transfers older than the oldest
+/// loaded message wait until that page is loaded, so a card never sits
+/// above messages that are still to come.
+fn timeline<'a>(
+    messages: &'a [MessageView],
+    transfers: &[&'a TransferView],
+    has_older: bool,
+) -> Vec<Item<'a>> {
+    let oldest = messages.first().map(|m| m.sent_at);
+    let mut items: Vec<Item<'a>> = messages.iter().map(Item::Message).collect();
+    items.extend(
+        transfers
+            .iter()
+            .filter(|t| !has_older || oldest.is_none_or(|o| t.created_at >= o))
+            .map(|t| Item::File(t)),
+    );
+    items.sort_by_key(Item::at);
+    items
 }
 
 fn day_separator<'a>(label: String) -> Element<'a, Message> {
@@ -298,18 +431,38 @@ fn composer<'a>(chat: &'a Chat, name: &str) -> Element<'a, Message> {
     let send = button(text("Send").size(TEXT))
         .on_press_maybe((!chat.composer.is_empty()).then_some(Message::Send))
         .padding([10, 18]);
+    let attach = tooltip(
+        button(text("Send file…").size(TEXT))
+            .on_press(Message::AttachFiles)
+            .style(style::framed_button)
+            .padding([10, 12]),
+        container(text("Or drop files onto the window").size(SMALL))
+            .padding(6)
+            .style(style::card),
+        tooltip::Position::Top,
+    );
     let mut pane = Column::new().spacing(6).padding([10, 16]);
+    if chat.drop_hover {
+        pane = pane.push(
+            text(format!("Drop to send to {name}"))
+                .size(TEXT)
+                .style(style::ok_text),
+        );
+    }
     if let Some(error) = &chat.error {
         pane = pane.push(text(error).size(SMALL).style(style::error_text));
     }
-    // Files: the picker / drag-and-drop button goes here with file transfer.
-    pane.push(row![editor, send].spacing(8).align_y(Alignment::End))
-        .push(
-            text("Enter sends · Shift+Enter starts a new line")
-                .size(SMALL)
-                .style(style::weak_text),
-        )
-        .into()
+    pane.push(
+        row![attach, editor, send]
+            .spacing(8)
+            .align_y(Alignment::End),
+    )
+    .push(
+        text("Enter sends · Shift+Enter starts a new line · drop files here to send them")
+            .size(SMALL)
+            .style(style::weak_text),
+    )
+    .into()
 }
 
 fn status_bar(session: &Session) -> Element<'_, Message> {

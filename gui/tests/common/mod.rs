@@ -6,6 +6,7 @@
 //!   (`iced_test::runtime::task::into_stream`), their messages fed back in.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +17,11 @@ use iced::Task;
 use tincan_gui::app::{Message, Screen};
 use tincan_gui::backend::{Backend, BackendError, BackendEvent, Mode};
 use tincan_gui::App;
-use tincan_node::{MessageState, MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+use tincan_node::store::TransferState;
+use tincan_node::{
+    MessageState, MessageView, NodeEvent, PeerView, PresenceView, ReadView, StatusView,
+    TransferView, TypingView, WhoAmI,
+};
 use tokio::sync::broadcast;
 
 pub const ME: &str = "meuser000000000000000000000000001";
@@ -26,8 +31,32 @@ pub const CAROL: &str = "caroluser00000000000000000000001";
 /// What the mock was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    Send { peer: String, text: String },
+    Send {
+        peer: String,
+        text: String,
+    },
+    /// The newest page.
     History(String),
+    /// An older page.
+    HistoryBefore {
+        peer: String,
+        before: u64,
+        limit: u32,
+    },
+    Read(String),
+    Typing(String),
+    Activity,
+    SetPresence {
+        presence: String,
+        note: Option<String>,
+    },
+    FileSend {
+        peer: String,
+        paths: Vec<PathBuf>,
+    },
+    FileAccept(String),
+    FileReject(String),
+    FileCancel(String),
 }
 
 /// A node that answers from memory and records what it was asked.
@@ -37,7 +66,55 @@ pub struct MockBackend {
     pub peers: Mutex<Vec<PeerView>>,
     pub status: Mutex<StatusView>,
     pub history: Mutex<Vec<MessageView>>,
+    pub presence: Mutex<PresenceView>,
+    pub transfers: Mutex<Vec<TransferView>>,
     pub events: broadcast::Sender<NodeEvent>,
+}
+
+pub fn presence_view(word: &str, note: Option<&str>) -> PresenceView {
+    PresenceView {
+        presence: word.into(),
+        note: note.map(str::to_string),
+        auto_away: false,
+        chosen: word.into(),
+        shown: if word == "appear-offline" {
+            "offline"
+        } else {
+            word
+        }
+        .into(),
+        idle_secs: 0,
+        away_after_secs: Some(600),
+    }
+}
+
+pub fn transfer(id: &str, peer: &str, peer_name: &str, direction: &str) -> TransferView {
+    TransferView {
+        id: id.into(),
+        direction: direction.into(),
+        peer: peer.into(),
+        peer_name: peer_name.into(),
+        name: "report.pdf".into(),
+        size: 4 * 1024 * 1024,
+        count: 1,
+        bytes_done: 0,
+        state: TransferState::Offered,
+        error: None,
+        rate: None,
+        eta_secs: None,
+        bytes_received_total: None,
+        bytes_sent_total: None,
+        dest: None,
+        saved_as: Vec::new(),
+        created_at: now_ms(),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
 }
 
 pub fn peer(user: &str, name: &str, device: &str, online: bool, via: &str) -> PeerView {
@@ -78,10 +155,7 @@ pub fn message(id: &str, from: &str, to: &str, text: &str, direction: &str) -> M
         from: from.into(),
         to: to.into(),
         text: text.into(),
-        sent_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_millis() as u64,
+        sent_at: now_ms(),
         state: MessageState::Delivered,
         direction: direction.into(),
         error: None,
@@ -105,12 +179,32 @@ impl MockBackend {
             ]),
             status: Mutex::new(status("standalone")),
             history: Mutex::new(Vec::new()),
+            presence: Mutex::new(presence_view("online", None)),
+            transfers: Mutex::new(Vec::new()),
             events: broadcast::channel(16).0,
         })
     }
 
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().expect("lock").clone()
+    }
+
+    fn record(&self, call: Call) {
+        self.calls.lock().expect("lock").push(call);
+    }
+
+    /// A transfer command: the stored transfer moved to `state`.
+    fn transfer_to(
+        &self,
+        id: String,
+        state: TransferState,
+    ) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        let mut transfers = self.transfers.lock().expect("lock");
+        let found = transfers.iter_mut().find(|t| t.id == id).map(|t| {
+            t.state = state;
+            t.clone()
+        });
+        async move { found.ok_or_else(|| BackendError(format!("no transfer {id}"))) }.boxed()
     }
 }
 
@@ -137,19 +231,32 @@ impl Backend for MockBackend {
         async move { Ok(peers) }.boxed()
     }
 
-    fn history(&self, peer: String) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(Call::History(peer.clone()));
-        let history: Vec<_> = self
+    fn history(
+        &self,
+        peer: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
+        self.record(match before {
+            None => Call::History(peer.clone()),
+            Some(before) => Call::HistoryBefore {
+                peer: peer.clone(),
+                before,
+                limit,
+            },
+        });
+        let matching: Vec<_> = self
             .history
             .lock()
             .expect("lock")
             .iter()
             .filter(|m| m.from == peer || m.to == peer)
+            .filter(|m| before.is_none_or(|b| m.sent_at < b))
             .cloned()
             .collect();
+        // The newest `limit`, oldest first, as the node answers.
+        let skip = matching.len().saturating_sub(limit as usize);
+        let history = matching.into_iter().skip(skip).collect();
         async move { Ok(history) }.boxed()
     }
 
@@ -171,6 +278,110 @@ impl Backend for MockBackend {
             Ok(sent)
         }
         .boxed()
+    }
+
+    fn presence(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        let presence = self.presence.lock().expect("lock").clone();
+        async move { Ok(presence) }.boxed()
+    }
+
+    fn set_presence(
+        &self,
+        presence: String,
+        note: Option<String>,
+    ) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        self.record(Call::SetPresence {
+            presence: presence.clone(),
+            note: note.clone(),
+        });
+        if note.as_ref().is_some_and(|n| n.chars().count() > 256) {
+            return async {
+                Err(BackendError(
+                    "the note is longer than 256 characters".into(),
+                ))
+            }
+            .boxed();
+        }
+        let mut current = self.presence.lock().expect("lock");
+        let kept = match note {
+            Some(n) if n.is_empty() => None,
+            Some(n) => Some(n),
+            None => current.note.clone(),
+        };
+        *current = presence_view(&presence, kept.as_deref());
+        let answer = current.clone();
+        async move { Ok(answer) }.boxed()
+    }
+
+    fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
+        self.record(Call::Activity);
+        let mut current = self.presence.lock().expect("lock");
+        if current.auto_away {
+            let chosen = current.chosen.clone();
+            *current = presence_view(&chosen, current.note.clone().as_deref());
+        }
+        let answer = current.clone();
+        async move { Ok(answer) }.boxed()
+    }
+
+    fn read(&self, peer: String) -> BoxFuture<'static, Result<ReadView, BackendError>> {
+        self.record(Call::Read(peer.clone()));
+        async move {
+            Ok(ReadView {
+                peer,
+                marked: 0,
+                receipts: 0,
+            })
+        }
+        .boxed()
+    }
+
+    fn typing(&self, peer: String) -> BoxFuture<'static, Result<TypingView, BackendError>> {
+        self.record(Call::Typing(peer.clone()));
+        async move { Ok(TypingView { peer, sent: true }) }.boxed()
+    }
+
+    fn file_send(
+        &self,
+        peer: String,
+        paths: Vec<PathBuf>,
+    ) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        self.record(Call::FileSend {
+            peer: peer.clone(),
+            paths: paths.clone(),
+        });
+        // As the node says it when a path vanished before the scan.
+        if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+            let error = format!("{}: no such file or folder", missing.display());
+            return async move { Err(BackendError(error)) }.boxed();
+        }
+        let mut sent = transfer("t-out-1", &peer, "Berta", "out");
+        sent.name = paths[0]
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.transfers.lock().expect("lock").push(sent.clone());
+        async move { Ok(sent) }.boxed()
+    }
+
+    fn file_accept(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        self.record(Call::FileAccept(id.clone()));
+        self.transfer_to(id, TransferState::Accepted)
+    }
+
+    fn file_reject(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        self.record(Call::FileReject(id.clone()));
+        self.transfer_to(id, TransferState::Rejected)
+    }
+
+    fn file_cancel(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
+        self.record(Call::FileCancel(id.clone()));
+        self.transfer_to(id, TransferState::Cancelled)
+    }
+
+    fn file_list(&self) -> BoxFuture<'static, Result<Vec<TransferView>, BackendError>> {
+        let transfers = self.transfers.lock().expect("lock").clone();
+        async move { Ok(transfers) }.boxed()
     }
 
     fn events(&self) -> BoxStream<'static, BackendEvent> {
