@@ -7,11 +7,12 @@
 
 use tincan_node::PresenceView;
 
-use crate::presence::Choice;
 use crate::session::Alert;
+use tincan_core::notify::{NotifyInput, NotifyRule};
+use tincan_core::PresenceState;
 
 /// Set (to anything) to never show desktop notifications.
-pub const NO_NOTIFICATIONS_ENV: &str = "TINCAN_NO_NOTIFICATIONS";
+pub const NO_NOTIFICATIONS_ENV: &str = tincan_node::notifier::NO_DESKTOP_ENV;
 
 /// Longest body shown in a notification, in characters.
 const MAX_BODY_CHARS: usize = 200;
@@ -30,19 +31,29 @@ pub enum Decision {
 }
 
 /// Decides about `alert` given the window focus, this user's presence and
-/// the setting.
+/// the setting, by the same rule the node applies
+/// (`tincan_core::notify::NotifyRule`). While the window runs it holds the
+/// node's `focus`, so the node leaves notifications to it.
 pub fn decide(
-    _alert: &Alert,
+    alert: &Alert,
     focused: bool,
     presence: Option<&PresenceView>,
     enabled: bool,
 ) -> Decision {
-    let busy = presence
-        .and_then(|p| Choice::parse(&p.presence))
-        .is_some_and(Choice::is_do_not_disturb);
     if !enabled {
-        Decision::TurnedOff
-    } else if busy {
+        return Decision::TurnedOff;
+    }
+    let presence = presence
+        .and_then(|p| p.presence.parse::<PresenceState>().ok())
+        .unwrap_or(PresenceState::Online);
+    let input = NotifyInput {
+        presence,
+        window_focused: false,
+        muted: false,
+        mentioned: alert.mentioned,
+        own: false,
+    };
+    if NotifyRule::default().decide(&input).is_none() {
         Decision::DoNotDisturb
     } else if focused {
         Decision::Focused
@@ -116,6 +127,7 @@ mod tests {
             title: "Berta".into(),
             body: "hi".into(),
             in_open: false,
+            mentioned: false,
         };
         let online = presence("online");
         assert_eq!(decide(&alert, false, Some(&online), true), Decision::Notify);

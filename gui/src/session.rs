@@ -132,6 +132,8 @@ pub struct Alert {
     pub body: String,
     /// Whether it is in the open conversation.
     pub in_open: bool,
+    /// Whether it @mentions this user.
+    pub mentioned: bool,
 }
 
 /// Everything known about the node the app is connected to.
@@ -316,6 +318,7 @@ impl Session {
                 let at = message.sent_at;
                 let is_open = self.open.as_deref() == Some(from.as_str());
                 let body = message.text.clone();
+                let mentioned = message.mentions.contains(&self.me.user_id);
                 let new = self
                     .conversations
                     .entry(from.clone())
@@ -335,6 +338,7 @@ impl Session {
                         title: from_name,
                         body,
                         in_open: is_open,
+                        mentioned,
                     });
                 }
             }
@@ -388,6 +392,7 @@ impl Session {
                         title: transfer.peer_name.clone(),
                         body: format!("offers {}", transfer.name),
                         in_open: is_open,
+                        mentioned: false,
                     });
                 }
                 self.apply_transfer(transfer);

@@ -4,12 +4,12 @@
 //! a [`crate::NodeEvent::Notification`], so clients and tests see exactly
 //! what would pop up. It shows it on the desktop itself only where there is
 //! one: a graphical session (`DISPLAY` or `WAYLAND_DISPLAY`) with a D-Bus
-//! session bus, and `TINCAN_NO_DESKTOP_NOTIFY` unset (the tests set it).
+//! session bus, and `TINCAN_NO_NOTIFICATIONS` unset (the tests set it).
 //! Showing never blocks the node: it runs on a blocking thread, and a
 //! failure is one warning in the log.
 
 /// Set (to anything) to keep a node from showing desktop notifications.
-pub const NO_DESKTOP_ENV: &str = "TINCAN_NO_DESKTOP_NOTIFY";
+pub const NO_DESKTOP_ENV: &str = "TINCAN_NO_NOTIFICATIONS";
 
 /// Whether this process can show desktop notifications.
 pub fn desktop_available() -> bool {

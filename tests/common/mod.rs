@@ -181,7 +181,7 @@ impl Daemon {
             .args(args)
             .env("RUST_LOG", "tincan=debug,info")
             // Decisions still show as `notification` events; nothing pops up.
-            .env("TINCAN_NO_DESKTOP_NOTIFY", "1")
+            .env("TINCAN_NO_NOTIFICATIONS", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log"))

@@ -346,17 +346,25 @@ impl Backend for NodeBackend {
         match self.clone() {
             Self::Embedded(node) => {
                 let rx = node.subscribe();
-                stream::unfold(Some(rx), |rx| async move {
-                    let mut rx = rx?;
-                    Some(match rx.recv().await {
-                        Ok(event) => (BackendEvent::Node(event), Some(rx)),
-                        Err(RecvError::Lagged(_)) => (BackendEvent::Lagged, Some(rx)),
-                        Err(RecvError::Closed) => {
-                            (BackendEvent::Ended("the node stopped".into()), None)
-                        }
-                    })
+                // The window shows notifications itself; the node it
+                // embeds stays quiet (it would pop up the same message).
+                let quiet = node.clone();
+                let hold_focus = stream::once(async move {
+                    let _ = quiet.set_focus(true).await;
                 })
-                .boxed()
+                .filter_map(|()| async { None });
+                hold_focus
+                    .chain(stream::unfold(Some(rx), |rx| async move {
+                        let mut rx = rx?;
+                        Some(match rx.recv().await {
+                            Ok(event) => (BackendEvent::Node(event), Some(rx)),
+                            Err(RecvError::Lagged(_)) => (BackendEvent::Lagged, Some(rx)),
+                            Err(RecvError::Closed) => {
+                                (BackendEvent::Ended("the node stopped".into()), None)
+                            }
+                        })
+                    }))
+                    .boxed()
             }
             Self::Attached { home, .. } => {
                 enum Watch {
@@ -370,7 +378,7 @@ impl Backend for NodeBackend {
                         Watch::Streaming(events) => events,
                         Watch::Connect(home) => {
                             let watched = match ControlClient::connect(&home).await {
-                                Ok(client) => client.watch().await,
+                                Ok(client) => client.watch_as_window().await,
                                 Err(e) => Err(e),
                             };
                             match watched {

@@ -107,6 +107,7 @@ pub fn transfer(id: &str, peer: &str, peer_name: &str, direction: &str) -> Trans
         dest: None,
         saved_as: Vec::new(),
         created_at: now_ms(),
+        recipients: Vec::new(),
     }
 }
 

@@ -92,6 +92,14 @@ impl ControlClient {
         self.request(&Request::Watch).await?;
         Ok(EventStream { client: self })
     }
+
+    /// [`Self::watch`] for a desktop window that shows notifications
+    /// itself: the node raises none while this stream is open (it holds
+    /// the node's `focus`).
+    pub async fn watch_as_window(mut self) -> Result<EventStream, ControlError> {
+        self.request(&Request::Focus { focused: true }).await?;
+        self.watch().await
+    }
 }
 
 /// Events from a daemon, one per [`EventStream::next`].
