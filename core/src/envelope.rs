@@ -70,6 +70,25 @@ pub enum Content {
     /// messages the recipient device sent; sealed, so hops cannot see
     /// what was read.
     Receipts(Vec<crate::receipt::Receipt>),
+    /// Ops of a room's membership log ([`crate::room`]): a new op for the
+    /// members, or the whole log for a user just added. Sealed, so hops
+    /// never see names, topics or who is in a room.
+    RoomOps {
+        /// The room.
+        room: crate::room::RoomId,
+        /// The ops, in any order.
+        ops: Vec<crate::room::RoomOp>,
+    },
+    /// The sender device's key of one room epoch.
+    RoomKey(crate::room::RoomKeyGrant),
+    /// Asks an admin (the recipient) to add the sender to a room, with the
+    /// secret of a join link that admin made (`tincan room link`).
+    RoomJoinRequest {
+        /// The room.
+        room: crate::room::RoomId,
+        /// The link's secret.
+        secret: [u8; 16],
+    },
 }
 
 /// The content key, sealed for one recipient device.

@@ -22,6 +22,7 @@
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
 //! - [`transfer`]: file offers, manifests, sealed chunks and the receiver's pull state machine.
 //! - [`presence`]: own presence with auto-away, peers' latest presence, rate limits.
+//! - [`room`]: rooms: the signed membership log, sender keys, room envelopes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -36,6 +37,7 @@ pub mod outbox;
 pub mod peer_book;
 pub mod presence;
 pub mod receipt;
+pub mod room;
 pub mod route;
 pub mod site;
 pub mod transfer;
@@ -55,6 +57,7 @@ pub use presence::{
     RateLimiter, ShownPresence,
 };
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
+pub use room::{RoomEnvelope, RoomError, RoomId, RoomLog};
 pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
 pub use transfer::{FileAction, FileOffer, FileRefusal, FileRequest, TransferId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};

@@ -175,6 +175,9 @@ pub enum Frame {
     },
     /// The file request is refused.
     FileRefused(FileRefusal),
+    /// A room message sealed once with the sender's room key (answered
+    /// like [`Frame::Envelope`]: a receipt or a refusal).
+    RoomEnvelope(crate::room::RoomEnvelope),
 }
 
 impl Frame {
@@ -204,6 +207,7 @@ impl Frame {
             Frame::FileRequest(_) => "file-request",
             Frame::FileData { .. } => "file-data",
             Frame::FileRefused(_) => "file-refused",
+            Frame::RoomEnvelope(_) => "room-envelope",
         }
     }
 }
