@@ -4,6 +4,7 @@ mod chat;
 mod file;
 mod org;
 mod print;
+mod room;
 
 use std::path::PathBuf;
 
@@ -132,6 +133,10 @@ enum Command {
     File(file::FileCommand),
     #[command(flatten)]
     Chat(chat::ChatCommand),
+    /// Rooms: persistent group chats (create, invite, join, leave, list,
+    /// send, history, topic, admin, remove, disable).
+    #[command(subcommand)]
+    Room(room::RoomCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -263,6 +268,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::File(cmd) => file::run(&home, cmd).await?,
         Command::Chat(cmd) => chat::run(&home, cmd).await?,
+        Command::Room(cmd) => room::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;

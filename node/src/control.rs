@@ -13,6 +13,7 @@
 mod chat;
 pub mod client;
 pub mod protocol;
+mod rooms;
 
 use std::time::Duration;
 
@@ -240,6 +241,20 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::FileReject { id } => Reply::from_result(node.file_reject(&id).await),
         Request::FileCancel { id } => Reply::from_result(node.file_cancel(&id).await),
         Request::FileList => Reply::from_result(node.file_list().await),
+        other @ (Request::RoomCreate { .. }
+        | Request::RoomInvite { .. }
+        | Request::RoomJoin { .. }
+        | Request::RoomLink { .. }
+        | Request::RoomLeave { .. }
+        | Request::RoomList
+        | Request::RoomSend { .. }
+        | Request::RoomHistory { .. }
+        | Request::RoomTopic { .. }
+        | Request::RoomRename { .. }
+        | Request::RoomAdmin { .. }
+        | Request::RoomRemove { .. }
+        | Request::RoomDisable { .. }
+        | Request::RoomTyping { .. }) => rooms::handle(node, other).await,
         other => chat::handle(node, other).await,
     }
 }

@@ -4,10 +4,12 @@
 //! `event/chat.rs`.
 
 mod chat;
+mod room;
 
 use serde::{Deserialize, Serialize};
 
 pub use chat::{BlockedView, PresenceView, ReadView, SearchHitView, TypingView};
+pub use room::{RoomJoinView, RoomLinkView, RoomMemberView, RoomTypingView, RoomView};
 
 use crate::store::{MessageRecord, MessageState};
 
@@ -76,6 +78,13 @@ pub struct MessageView {
     /// after it was sent (held by the sender or the relay meanwhile).
     #[serde(default)]
     pub offline: bool,
+    /// The room (hex id), for a room message; absent in 1:1 history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// A room's membership line (joined, left, topic...): `text` says
+    /// what happened; absent for messages people wrote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system: bool,
 }
 
 impl From<&MessageRecord> for MessageView {
@@ -97,6 +106,8 @@ impl From<&MessageRecord> for MessageView {
             offline: m.direction == crate::store::Direction::In
                 && m.received_at_ms
                     .is_some_and(|at| at.saturating_sub(m.sent_at_ms) > OFFLINE_AFTER_MS),
+            room: m.room.map(|r| r.to_string()),
+            system: m.system,
         }
     }
 }
@@ -233,6 +244,18 @@ pub enum NodeEvent {
     /// A peer is typing in the conversation with this user (never stored;
     /// at most one event per peer device a second).
     Typing {
+        /// The typing user's id.
+        from: String,
+        /// Their display name.
+        from_name: String,
+        /// The device they type on.
+        device_id: String,
+    },
+    /// A member is typing in a room (never stored; at most one event per
+    /// member device a second).
+    RoomTyping {
+        /// The room id.
+        room: String,
         /// The typing user's id.
         from: String,
         /// Their display name.

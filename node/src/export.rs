@@ -151,6 +151,8 @@ mod tests {
                     error: None,
                     received_at: Some(1_700_000_100_000),
                     offline: true,
+                    room: None,
+                    system: false,
                 }],
             }],
         }

@@ -36,7 +36,8 @@ pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
 pub use event::{
     BlockedView, GatewayView, MessageView, NodeEvent, PeerView, PresenceView, ReadView, RelayView,
-    SearchHitView, StatusView, TypingView, WhoAmI,
+    RoomJoinView, RoomLinkView, RoomMemberView, RoomTypingView, RoomView, SearchHitView,
+    StatusView, TypingView, WhoAmI,
 };
 pub use export::ExportView;
 pub use files::TransferView;

@@ -13,11 +13,13 @@
 //! and the messenger features: `actor/chat.rs` (their state and commands,
 //! blocking, search, export), `actor/presence.rs` (presence, typing) and
 //! `actor/receipts.rs` (read receipts); their handle methods are in
-//! `node/chat.rs`.
+//! `node/chat.rs`. Rooms: `actor/rooms.rs` (membership logs, sender keys,
+//! room messages), handle methods in `node/rooms.rs`.
 
 mod actor;
 mod chat;
 mod link;
+mod rooms;
 mod transfer;
 mod uplink;
 
@@ -135,6 +137,18 @@ pub enum NodeError {
     /// A presence state or note is unusable.
     #[error(transparent)]
     Presence(#[from] tincan_core::PresenceError),
+    /// No room of this node has that id or name.
+    #[error("no room {0:?} here (`tincan room list` shows the rooms you are in)")]
+    UnknownRoom(String),
+    /// Several rooms match the name or id prefix.
+    #[error("{0:?} names several rooms; use the room id")]
+    AmbiguousRoom(String),
+    /// The room's membership log refused the change, or a room limit.
+    #[error(transparent)]
+    Room(#[from] tincan_core::RoomError),
+    /// A join link that does not parse.
+    #[error("not a room id, name or join link: {0}")]
+    BadLink(String),
 }
 
 /// Commands from handles to the actor.
@@ -155,6 +169,7 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
     File(transfer::FileCommand),
     Chat(chat::ChatCommand),
+    Room(rooms::RoomCommand),
 }
 
 /// Starts nodes.

@@ -38,6 +38,7 @@ mod migrations;
 mod outbox;
 mod peers;
 mod read;
+mod rooms;
 mod search;
 mod transfers;
 
@@ -46,6 +47,7 @@ pub use messages::{Direction, HistoryQuery, MessageRecord, MessageState, ParseSt
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
 pub use read::NewlyRead;
+pub use rooms::{RoomKeyRecord, RoomRecord};
 pub use search::{SearchHit, SearchQuery, HIGHLIGHT_END, HIGHLIGHT_START};
 pub use transfers::{TransferManifest, TransferRecord, TransferState};
 
@@ -228,6 +230,8 @@ mod test_util {
             received_at_ms,
             state,
             error: None,
+            room: None,
+            system: false,
         }
     }
 

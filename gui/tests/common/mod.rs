@@ -87,6 +87,8 @@ pub fn message(id: &str, from: &str, to: &str, text: &str, direction: &str) -> M
         error: None,
         received_at: None,
         offline: false,
+        room: None,
+        system: false,
     }
 }
 

@@ -26,6 +26,7 @@ mod outgoing;
 mod presence;
 mod receipts;
 mod relay;
+mod rooms;
 mod routing;
 
 use super::link::{self, LinkEvent};
@@ -154,6 +155,8 @@ pub(crate) struct Actor {
     files: files::FilesState,
     /// Presence, typing, blocking, read receipts (`actor/chat.rs`).
     chat: chat::ChatState,
+    /// Room logs and sender keys (`actor/rooms.rs`).
+    rooms: rooms::RoomsState,
 }
 
 impl Actor {
@@ -185,6 +188,7 @@ impl Actor {
             parts.away_after_secs,
             parts.read_receipts,
         )?;
+        let rooms = rooms::RoomsState::load(&parts.store)?;
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -218,6 +222,7 @@ impl Actor {
             on_battery: false,
             files: files::FilesState::new(parts.files),
             chat,
+            rooms,
         };
         actor.restore()?;
         actor.restore_files()?;
@@ -452,6 +457,7 @@ impl Actor {
             Command::File(cmd) => self.on_file_command(cmd),
             Command::Shutdown(_) => unreachable!("handled by the loop"),
             Command::Chat(cmd) => self.on_chat(cmd),
+            Command::Room(cmd) => self.on_room(cmd),
         }
     }
 
@@ -508,6 +514,15 @@ impl Actor {
                 reply,
             } => {
                 if let Some(frame) = self.on_envelope(device, *envelope) {
+                    let _ = reply.send(frame);
+                }
+            }
+            LinkEvent::InboundRoom {
+                device,
+                envelope,
+                reply,
+            } => {
+                if let Some(frame) = self.on_room_envelope(device, *envelope) {
                     let _ = reply.send(frame);
                 }
             }

@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use tincan_core::{DeviceId, MessageId, UserId};
+use tincan_core::{DeviceId, MessageId, RoomId, UserId};
 
 use super::{column, outbox, OutboxEntry, Store, StoreError};
 
@@ -146,6 +146,11 @@ pub struct MessageRecord {
     pub state: MessageState,
     /// Why it failed, when `state` is `Failed`.
     pub error: Option<String>,
+    /// The room, for a room message or membership line (then `peer` is
+    /// the author); `None` in a 1:1 conversation.
+    pub room: Option<RoomId>,
+    /// A membership line of a room (who joined, left, set the topic).
+    pub system: bool,
 }
 
 /// Which part of a conversation [`Store::history`] returns.
@@ -160,7 +165,7 @@ pub struct HistoryQuery {
 }
 
 pub(super) const COLUMNS: &str = "id, from_device, direction, peer, from_user, to_user, text, \
-                       sent_at_ms, received_at_ms, state, error";
+                       sent_at_ms, received_at_ms, state, error, room, system";
 
 /// A row as SQLite returned it, before any decoding can fail.
 pub(super) struct RawMessage {
@@ -175,6 +180,8 @@ pub(super) struct RawMessage {
     received_at_ms: Option<i64>,
     state: String,
     error: Option<String>,
+    room: Option<Vec<u8>>,
+    system: i64,
 }
 
 impl RawMessage {
@@ -192,6 +199,8 @@ impl RawMessage {
             received_at_ms: row.get(8)?,
             state: row.get(9)?,
             error: row.get(10)?,
+            room: row.get(11)?,
+            system: row.get(12)?,
         })
     }
 
@@ -211,6 +220,15 @@ impl RawMessage {
                 .parse()
                 .map_err(|e: ParseStateError| StoreError::Corrupt(e.to_string()))?,
             error: self.error,
+            room: self
+                .room
+                .map(|r| {
+                    <[u8; 16]>::try_from(r.as_slice())
+                        .map(RoomId)
+                        .map_err(|_| StoreError::Corrupt("messages.room".into()))
+                })
+                .transpose()?,
+            system: self.system != 0,
         })
     }
 }
@@ -228,7 +246,7 @@ fn insert(
         ""
     };
     let sql = format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+        "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
          {conflict}"
     );
     let changed = conn.prepare_cached(&sql)?.execute(params![
@@ -243,8 +261,19 @@ fn insert(
         column::opt_int(m.received_at_ms, "received_at_ms")?,
         m.state.as_str(),
         m.error,
+        m.room.map(|r| r.0.to_vec()),
+        i64::from(m.system),
     ])?;
     Ok(changed == 1)
+}
+
+/// Inserts `m` unless `(from_device, id, peer)` is known (in a caller's
+/// transaction); returns whether it was new.
+pub(super) fn insert_ignoring_duplicates(
+    conn: &Connection,
+    m: &MessageRecord,
+) -> Result<bool, StoreError> {
+    insert(conn, m, true)
 }
 
 /// Query bounds saturate at `i64::MAX` (SQLite's largest integer), so a
@@ -373,7 +402,7 @@ impl Store {
         // Newest first so LIMIT keeps the newest page, then reversed.
         let sql = format!(
             "SELECT {COLUMNS} FROM messages
-             WHERE peer = ?1
+             WHERE peer = ?1 AND room IS NULL
                AND (?2 IS NULL OR sent_at_ms < ?2)
                AND (?3 IS NULL OR sent_at_ms >= ?3)
              ORDER BY sent_at_ms DESC, seq DESC
@@ -387,6 +416,40 @@ impl Store {
             .query_map(
                 params![
                     &peer.0[..],
+                    bound(query.before_ms),
+                    bound(query.since_ms),
+                    limit
+                ],
+                RawMessage::from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = column::decode_all(raws, "messages", RawMessage::decode);
+        out.reverse();
+        Ok(out)
+    }
+
+    /// A room's messages and membership lines, oldest first, like
+    /// [`Store::history`].
+    pub fn room_history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE room = ?1
+               AND (?2 IS NULL OR sent_at_ms < ?2)
+               AND (?3 IS NULL OR sent_at_ms >= ?3)
+             ORDER BY sent_at_ms DESC, seq DESC
+             LIMIT ?4"
+        );
+        let limit = query.limit.map_or(-1, i64::from);
+        let raws = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![
+                    &room.0[..],
                     bound(query.before_ms),
                     bound(query.since_ms),
                     limit

@@ -88,6 +88,11 @@ impl Actor {
             Content::Presence(update) => self.on_presence(&opened, update),
             Content::Typing => self.on_typing(&opened, now),
             Content::Receipts(list) => self.on_read_receipts(&opened, list, now),
+            Content::RoomOps { room, ops } => self.on_room_ops(&opened, room, ops),
+            Content::RoomKey(grant) => self.on_room_key(&opened, grant),
+            Content::RoomJoinRequest { room, secret } => {
+                self.on_room_join_request(&opened, room, secret)
+            }
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),
@@ -112,6 +117,8 @@ impl Actor {
             received_at_ms: Some(now),
             state: MessageState::Delivered,
             error: None,
+            room: None,
+            system: false,
         };
         match self.store.insert_message(&record) {
             Ok(true) => {

@@ -71,6 +71,8 @@ impl Actor {
                 received_at_ms: None,
                 state: MessageState::Queued,
                 error: None,
+                room: None,
+                system: false,
             })
             .collect();
         self.queue_envelope(id, now, &Content::Text { text }, to, &certs, &records)?;
