@@ -168,7 +168,10 @@ fn a_room_of_five_with_invite_join_leave_topic_on_every_member() {
     for user in [ann, bob, cat, eve] {
         wait_text(user, &id, "welcome back");
     }
-    assert!(!has_text(bob, &id, "after Bob left"), "nothing from while he was away");
+    assert!(
+        !has_text(bob, &id, "after Bob left"),
+        "nothing from while he was away"
+    );
 
     // Membership lines are in the room's history on every member.
     for user in &users {
@@ -270,10 +273,11 @@ fn removed_members_get_nothing_later_and_disabled_rooms_stay_readable() {
     assert!(fails(ann, &["room", "join", "tincan-room:zz"]).contains("not a room"));
     let other = ann.json(&["room", "create", "Side", "--json"]);
     let huge = "t".repeat(1001);
-    assert!(
-        fails(ann, &["room", "topic", other["id"].as_str().unwrap(), &huge])
-            .contains("room topic is invalid")
-    );
+    assert!(fails(
+        ann,
+        &["room", "topic", other["id"].as_str().unwrap(), &huge]
+    )
+    .contains("room topic is invalid"));
 }
 
 fn seal(from: &RawPeer, to: &DeviceCert, content: &Content) -> Vec<u8> {
@@ -338,8 +342,13 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let add = RoomAction::Add {
         users: vec![ann_cert.user_id()],
     };
-    log.author(&mallory.identity.device, &mallory.identity.cert, add, now_ms())
-        .expect("add");
+    log.author(
+        &mallory.identity.device,
+        &mallory.identity.cert,
+        add,
+        now_ms(),
+    )
+    .expect("add");
     let room = log.id();
     let invite = Content::RoomOps {
         room,
@@ -348,7 +357,9 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let answer = deliver(&conn, &seal(&mallory, &ann_cert, &invite)).await;
     assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
     let id = room.to_string();
-    let seen = wait_for("Ann added to Mallory's room", DEADLINE, || room_of(&ann, &id));
+    let seen = wait_for("Ann added to Mallory's room", DEADLINE, || {
+        room_of(&ann, &id)
+    });
     assert_eq!(seen["name"], "Mallory's room");
 
     // Bob, no member, sets the topic: refused, nothing stored.

@@ -44,6 +44,14 @@ impl Actor {
         }
         let me = self.identity.user_id();
         let Some(log) = self.rooms.logs.get_mut(&room) else {
+            if !ops
+                .iter()
+                .any(|op| matches!(op.action, RoomAction::Create { .. }))
+            {
+                // A later op overtook the whole log we are being sent (we
+                // were just added): the sender retries until it is here.
+                return Err(Rejection::Retry);
+            }
             let (log, errors) = RoomLog::from_ops(ops).map_err(refuse)?;
             if log.id() != room {
                 return Err(refuse(RoomError::WrongRoom));
