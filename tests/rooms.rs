@@ -215,7 +215,7 @@ fn a_room_of_five_with_invite_join_leave_topic_on_every_member() {
 
 #[test]
 fn removed_members_get_nothing_later_and_disabled_rooms_stay_readable() {
-    let users = started(&["Ann", "Bob", "Cat"]);
+    let mut users = started(&["Ann", "Bob", "Cat"]);
     let (ann, bob, cat) = (&users[0], &users[1], &users[2]);
     let created = ann.json(&["room", "create", "Ops", "--with", "Bob,Cat", "--json"]);
     let id = created["id"].as_str().expect("id").to_string();
@@ -252,6 +252,17 @@ fn removed_members_get_nothing_later_and_disabled_rooms_stay_readable() {
     wait_for("Ann sees Bob's topic", DEADLINE, || {
         room_of(ann, &id).filter(|r| r["topic"] == "ship it")
     });
+
+    // Typing reaches the members as an event, never stored (once Ann's
+    // key of this epoch is out: her first message hands it out).
+    ann.json(&["room", "send", "Ops", "typing next", "--json"]);
+    wait_text(bob, &id, "typing next");
+    let mut watch = bob.watch();
+    let typing = ann.json(&["room", "typing", "Ops", "--json"]);
+    assert_eq!(typing["sent"], true, "{typing}");
+    let event = watch.expect("room typing", |e| e["type"] == "room_typing");
+    assert_eq!(event["room"], id.as_str(), "{event}");
+    assert_eq!(event["from_name"], "Ann", "{event}");
 
     // Disabled: readable, no new messages.
     ann.json(&["room", "disable", "Ops", "--json"]);

@@ -61,6 +61,8 @@ pub struct RoomJoinView {
 pub struct RoomTypingView {
     /// The room id.
     pub room: String,
-    /// False when rate-limited, nobody reachable, or appearing offline.
+    /// False when rate-limited, nobody reachable, appearing offline, or
+    /// this device had not handed out its key of the room's current
+    /// epoch yet (it does so now; the next notification goes through).
     pub sent: bool,
 }

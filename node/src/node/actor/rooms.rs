@@ -635,13 +635,21 @@ impl Actor {
         self.check_can_post(id)?;
         let visible =
             self.chat.presence.update().shown != tincan_core::presence::ShownPresence::Offline;
-        if !visible || !self.rooms.typing_out.allow(now_ms(), &id) {
+        let epoch = self.rooms.logs.get(&id).map(|l| l.state().epoch);
+        let had_key = epoch.is_some_and(|e| {
+            self.rooms
+                .keys
+                .contains_key(&(id, e, self.identity.device_id()))
+        });
+        // Without a key the members cannot open it yet: hand the key out
+        // (the next notification goes through) and send nothing now.
+        let (epoch, key) = self.own_sender_key(id)?;
+        if !had_key || !visible || !self.rooms.typing_out.allow(now_ms(), &id) {
             return Ok(RoomTypingView {
                 room: id.to_string(),
                 sent: false,
             });
         }
-        let (epoch, key) = self.own_sender_key(id)?;
         let uplink = self.uplink_conn();
         let devices: Vec<DeviceId> = self
             .member_certs(id)
