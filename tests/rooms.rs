@@ -289,6 +289,16 @@ fn removed_members_get_nothing_later_and_disabled_rooms_stay_readable() {
         &["room", "topic", other["id"].as_str().unwrap(), &huge]
     )
     .contains("room topic is invalid"));
+
+    // Everything survives a restart (kill -9).
+    users[0].kill();
+    users[0].start();
+    let ann = &users[0];
+    let after = room_of(ann, &id).expect("room after restart");
+    assert_eq!(after["disabled"], true, "{after}");
+    assert_eq!(after["topic"], "ship it", "{after}");
+    assert!(has_text(ann, &id, "the secret plan"));
+    assert!(fails(ann, &["room", "send", "Ops", "again"]).contains("disabled"));
 }
 
 fn seal(from: &RawPeer, to: &DeviceCert, content: &Content) -> Vec<u8> {
