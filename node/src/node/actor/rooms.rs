@@ -48,6 +48,14 @@ const TYPING_EVENT_INTERVAL_MS: u64 = 1_000;
 const LINK_PREFIX: &str = "tincan-room:";
 /// Context of the signature a join link's secret comes from.
 const LINK_CONTEXT: &[u8] = b"tincan room join link v1\0";
+/// Most ops one `RoomOps` envelope carries: a long log goes as several
+/// (the receiver retries a part whose genesis has not arrived yet), so
+/// every part fits the frame limit (an op is at most a few hundred bytes,
+/// an `Add` of [`tincan_core::room::MAX_ADD`] users about 5 KiB).
+const OPS_PER_ENVELOPE: usize = 32;
+/// Most (room, device) pairs remembered from keys of rooms we do not have
+/// yet.
+const MAX_ANNOUNCED: usize = 4_096;
 
 /// The rooms' part of the actor.
 pub(super) struct RoomsState {
@@ -57,6 +65,9 @@ pub(super) struct RoomsState {
     keys: HashMap<(RoomId, OpHash, DeviceId), SenderKey>,
     typing_out: RateLimiter<RoomId>,
     typing_in: RateLimiter<DeviceId>,
+    /// Rooms not known here whose members already sent us their key: we
+    /// are being added, so their messages wait (retry) for the log.
+    announced: BTreeSet<(RoomId, DeviceId)>,
 }
 
 impl RoomsState {
@@ -68,6 +79,7 @@ impl RoomsState {
             keys: HashMap::new(),
             typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
             typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
+            announced: BTreeSet::new(),
         };
         for record in store.rooms()? {
             match RoomLog::from_ops(record.log) {
@@ -304,21 +316,38 @@ impl Actor {
         let full = log.ops_in_order();
         let old_certs: Vec<DeviceCert> = old.iter().flat_map(|u| self.user_certs(u)).collect();
         let new_certs: Vec<DeviceCert> = new.iter().flat_map(|u| self.user_certs(u)).collect();
-        self.queue_control_content(
-            &Content::RoomOps {
+        self.send_ops(id, ops, &old_certs)?;
+        self.send_ops(id, &full, &new_certs)
+    }
+
+    /// Queues `ops` for `certs` in envelopes of [`OPS_PER_ENVELOPE`] ops.
+    pub(super) fn send_ops(
+        &mut self,
+        id: RoomId,
+        ops: &[RoomOp],
+        certs: &[DeviceCert],
+    ) -> Result<(), NodeError> {
+        for part in ops.chunks(OPS_PER_ENVELOPE) {
+            let content = Content::RoomOps {
                 room: id,
-                ops: ops.to_vec(),
-            },
-            &old_certs,
-        )?;
-        self.queue_control_content(
-            &Content::RoomOps {
-                room: id,
-                ops: full,
-            },
-            &new_certs,
-        )?;
+                ops: part.to_vec(),
+            };
+            self.queue_control_content(&content, certs)?;
+        }
         Ok(())
+    }
+
+    /// Remembers that a member of a room we do not know yet sent its key.
+    pub(super) fn note_announced(&mut self, room: RoomId, device: DeviceId) {
+        if self.rooms.announced.len() >= MAX_ANNOUNCED {
+            self.rooms.announced.clear();
+        }
+        self.rooms.announced.insert((room, device));
+    }
+
+    /// Whether `device` sent us its key of `room` before we knew the room.
+    pub(super) fn was_announced(&self, room: RoomId, device: DeviceId) -> bool {
+        self.rooms.announced.contains(&(room, device))
     }
 
     /// Queues sealed control content (no history row) for `certs`, in

@@ -103,12 +103,7 @@ impl Actor {
         if admin {
             for user in joiners {
                 let certs = self.user_certs(&user);
-                let content = tincan_core::Content::RoomOps {
-                    room,
-                    ops: full.clone(),
-                };
-                self.queue_control_content(&content, &certs)
-                    .map_err(rejection)?;
+                self.send_ops(room, &full, &certs).map_err(rejection)?;
             }
         }
         Ok(())
@@ -123,6 +118,7 @@ impl Actor {
         let (device, user) = (opened.sender.device_id(), opened.sender.user_id());
         // The log may not have arrived yet (a key can overtake it): retry.
         let Some(log) = self.rooms.logs.get(&grant.room) else {
+            self.note_announced(grant.room, device);
             return Err(Rejection::Retry);
         };
         let Some(members) = log.members_at(&grant.epoch) else {
@@ -193,6 +189,11 @@ impl Actor {
             return refused(RefuseReason::Blocked);
         }
         let Some(log) = self.rooms.logs.get(&envelope.room) else {
+            if self.was_announced(envelope.room, device) {
+                // Its sender's key came first: we are being added and the
+                // log is on its way.
+                return None;
+            }
             tracing::warn!(%from, room = %envelope.room, "room message for an unknown room refused");
             return refused(RefuseReason::Other("room: unknown room".into()));
         };
