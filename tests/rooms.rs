@@ -374,6 +374,7 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let invite = Content::RoomOps {
         room,
         ops: log.ops_in_order(),
+        log_len: 2,
     };
     let answer = deliver(&conn, &seal(&mallory, &ann_cert, &invite)).await;
     assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
@@ -398,6 +399,7 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let content = Content::RoomOps {
         room,
         ops: vec![by_bob],
+        log_len: 0,
     };
     let answer = deliver(&conn, &seal(&bob, &ann_cert, &content)).await;
     assert!(refused_with(&answer, "is not a member"), "{answer:?}");
@@ -414,6 +416,7 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let content = Content::RoomOps {
         room,
         ops: vec![forged],
+        log_len: 0,
     };
     let answer = deliver(&conn, &seal(&mallory, &ann_cert, &content)).await;
     assert!(refused_with(&answer, "signature is invalid"), "{answer:?}");
@@ -429,6 +432,7 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let content = Content::RoomOps {
         room: alone.id(),
         ops: alone.ops_in_order(),
+        log_len: 1,
     };
     let answer = deliver(&conn, &seal(&bob, &ann_cert, &content)).await;
     assert!(refused_with(&answer, "not a member"), "{answer:?}");
@@ -458,4 +462,32 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
         "{answer:?}"
     );
     assert!(room_history(&ann, &id).iter().all(|m| m["system"] == true));
+}
+
+#[test]
+fn a_long_log_reaches_a_new_member_in_parts() {
+    let users = started(&["Ann", "Bob"]);
+    let (ann, bob) = (&users[0], &users[1]);
+    let created = ann.json(&["room", "create", "Archive", "--json"]);
+    let id = created["id"].as_str().expect("id").to_string();
+    // 41 ops: more than one part (32 ops each) of the log.
+    for i in 0..40 {
+        ann.json(&["room", "topic", &id, &format!("topic {i}"), "--json"]);
+    }
+    ann.json(&["room", "invite", &id, "Bob", "--json"]);
+    let room = wait_for("Bob to get the whole log", DEADLINE, || {
+        room_of(bob, &id).filter(|r| r["topic"] == "topic 39")
+    });
+    assert_eq!(member_names(&room), ["Ann", "Bob"]);
+    let lines = wait_for("every membership line on Bob", DEADLINE, || {
+        let lines = room_history(bob, &id);
+        (lines.len() == 42).then_some(lines)
+    });
+    assert!(lines.iter().all(|m| m["system"] == true));
+    assert_eq!(
+        lines.last().map(|m| m["text"].clone()),
+        Some("Ann added Bob".into())
+    );
+    ann.json(&["room", "send", &id, "all caught up", "--json"]);
+    wait_text(bob, &id, "all caught up");
 }

@@ -78,6 +78,11 @@ pub enum Content {
         room: crate::room::RoomId,
         /// The ops, in any order.
         ops: Vec<crate::room::RoomOp>,
+        /// When the whole log goes to a user just added (in one or more
+        /// envelopes of [`Content::RoomOps`]): how many ops it has, so the
+        /// receiver knows when it has all of it. 0 for new ops sent to
+        /// members who hold the log.
+        log_len: u32,
     },
     /// The sender device's key of one room epoch.
     RoomKey(crate::room::RoomKeyGrant),

@@ -198,9 +198,19 @@ impl World {
             &Content::RoomOps {
                 room,
                 ops: vec![op.clone()],
+                log_len: 0,
             },
         );
-        self.seal_pairwise(author, &new, &Content::RoomOps { room, ops: full });
+        let log_len = full.len() as u32;
+        self.seal_pairwise(
+            author,
+            &new,
+            &Content::RoomOps {
+                room,
+                ops: full,
+                log_len,
+            },
+        );
         op
     }
 
@@ -261,7 +271,7 @@ impl World {
                 let opened = envelope.open(&me.identity.device).expect("opens");
                 let sender = self.by_user[&opened.sender.user_id()];
                 match opened.content {
-                    Content::RoomOps { room, ops } => match &mut me.log {
+                    Content::RoomOps { room, ops, .. } => match &mut me.log {
                         // A later op overtook the whole log: wait for it.
                         None if !ops
                             .iter()

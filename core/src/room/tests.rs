@@ -366,6 +366,7 @@ fn room_frames_round_trip_on_the_wire() {
     let content = crate::Content::RoomOps {
         room: log.id(),
         ops: log.ops_in_order(),
+        log_len: 1,
     };
     let encoded = postcard::to_allocvec(&content).unwrap();
     assert_eq!(

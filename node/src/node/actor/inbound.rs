@@ -88,7 +88,9 @@ impl Actor {
             Content::Presence(update) => self.on_presence(&opened, update),
             Content::Typing => self.on_typing(&opened, now),
             Content::Receipts(list) => self.on_read_receipts(&opened, list, now),
-            Content::RoomOps { room, ops } => self.on_room_ops(&opened, room, ops),
+            Content::RoomOps { room, ops, log_len } => {
+                self.on_room_ops(&opened, room, ops, log_len)
+            }
             Content::RoomKey(grant) => self.on_room_key(&opened, grant),
             Content::RoomJoinRequest { room, secret } => {
                 self.on_room_join_request(&opened, room, secret)

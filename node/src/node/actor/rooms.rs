@@ -68,6 +68,10 @@ pub(super) struct RoomsState {
     /// Rooms not known here whose members already sent us their key: we
     /// are being added, so their messages wait (retry) for the log.
     announced: BTreeSet<(RoomId, DeviceId)>,
+    /// Parts of whole logs of rooms not known here, gathered until all
+    /// `log_len` ops are in (their senders retry every part until then,
+    /// so losing this on a restart loses nothing).
+    pub(super) incoming: BTreeMap<RoomId, BTreeMap<OpHash, RoomOp>>,
 }
 
 impl RoomsState {
@@ -80,6 +84,7 @@ impl RoomsState {
             typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
             typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
             announced: BTreeSet::new(),
+            incoming: BTreeMap::new(),
         };
         for record in store.rooms()? {
             match RoomLog::from_ops(record.log) {
@@ -316,21 +321,28 @@ impl Actor {
         let full = log.ops_in_order();
         let old_certs: Vec<DeviceCert> = old.iter().flat_map(|u| self.user_certs(u)).collect();
         let new_certs: Vec<DeviceCert> = new.iter().flat_map(|u| self.user_certs(u)).collect();
-        self.send_ops(id, ops, &old_certs)?;
-        self.send_ops(id, &full, &new_certs)
+        self.send_ops(id, ops, &old_certs, 0)?;
+        let log_len = u32::try_from(full.len()).unwrap_or(u32::MAX);
+        self.send_ops(id, &full, &new_certs, log_len)
     }
 
-    /// Queues `ops` for `certs` in envelopes of [`OPS_PER_ENVELOPE`] ops.
+    /// Queues `ops` for `certs` in envelopes of [`OPS_PER_ENVELOPE`] ops;
+    /// `log_len` is the log's length when `ops` is the whole log, else 0.
     pub(super) fn send_ops(
         &mut self,
         id: RoomId,
         ops: &[RoomOp],
         certs: &[DeviceCert],
+        log_len: u32,
     ) -> Result<(), NodeError> {
+        if certs.is_empty() {
+            return Ok(());
+        }
         for part in ops.chunks(OPS_PER_ENVELOPE) {
             let content = Content::RoomOps {
                 room: id,
                 ops: part.to_vec(),
+                log_len,
             };
             self.queue_control_content(&content, certs)?;
         }

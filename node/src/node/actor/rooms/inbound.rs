@@ -19,6 +19,8 @@ use crate::store::{Direction, MessageRecord, MessageState, RoomKeyRecord};
 
 /// A typing notification older than this (sender's clock) is dropped.
 const TYPING_STALE_MS: u64 = 30_000;
+/// Most rooms whose log parts are gathered at once.
+const MAX_INCOMING_ROOMS: usize = 16;
 
 fn refuse(e: impl std::fmt::Display) -> Rejection {
     Rejection::Refuse(RefuseReason::Other(format!("room: {e}")))
@@ -38,20 +40,39 @@ impl Actor {
         opened: &Opened,
         room: RoomId,
         ops: Vec<RoomOp>,
+        log_len: u32,
     ) -> Result<(), Rejection> {
-        if ops.is_empty() || ops.len() > MAX_OPS {
+        if ops.is_empty() || ops.len() > MAX_OPS || log_len as usize > MAX_OPS {
             return Err(Rejection::Refuse(RefuseReason::TooLarge));
         }
         let me = self.identity.user_id();
         let Some(log) = self.rooms.logs.get_mut(&room) else {
-            if !ops
-                .iter()
-                .any(|op| matches!(op.action, RoomAction::Create { .. }))
-            {
-                // A later op overtook the whole log we are being sent (we
-                // were just added): the sender retries until it is here.
+            // The whole log, maybe in parts: gather them. Without all of it
+            // (or for new ops that overtook it) the sender retries.
+            if log_len == 0 {
                 return Err(Rejection::Retry);
             }
+            if self.rooms.incoming.len() >= MAX_INCOMING_ROOMS
+                && !self.rooms.incoming.contains_key(&room)
+            {
+                self.rooms.incoming.clear();
+            }
+            let parts = self.rooms.incoming.entry(room).or_default();
+            for op in ops {
+                if parts.len() < MAX_OPS {
+                    parts.insert(op.hash(), op);
+                }
+            }
+            if parts.len() < log_len as usize {
+                return Err(Rejection::Retry);
+            }
+            let ops: Vec<RoomOp> = self
+                .rooms
+                .incoming
+                .remove(&room)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
             let (log, errors) = RoomLog::from_ops(ops).map_err(refuse)?;
             if log.id() != room {
                 return Err(refuse(RoomError::WrongRoom));
@@ -103,7 +124,9 @@ impl Actor {
         if admin {
             for user in joiners {
                 let certs = self.user_certs(&user);
-                self.send_ops(room, &full, &certs).map_err(rejection)?;
+                let log_len = u32::try_from(full.len()).unwrap_or(u32::MAX);
+                self.send_ops(room, &full, &certs, log_len)
+                    .map_err(rejection)?;
             }
         }
         Ok(())
