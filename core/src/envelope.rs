@@ -98,6 +98,30 @@ pub enum Content {
         /// Messages sent at or before this time (sender's clock) are read.
         up_to_ms: u64,
     },
+    /// Ops of a room's membership log ([`crate::room`]): a new op for the
+    /// members, or the whole log for a user just added. Sealed, so hops
+    /// never see names, topics or who is in a room.
+    RoomOps {
+        /// The room.
+        room: crate::room::RoomId,
+        /// The ops, in any order.
+        ops: Vec<crate::room::RoomOp>,
+        /// When the whole log goes to a user just added (in one or more
+        /// envelopes of [`Content::RoomOps`]): how many ops it has, so the
+        /// receiver knows when it has all of it. 0 for new ops sent to
+        /// members who hold the log.
+        log_len: u32,
+    },
+    /// The sender device's key of one room epoch.
+    RoomKey(crate::room::RoomKeyGrant),
+    /// Asks an admin (the recipient) to add the sender to a room, with the
+    /// secret of a join link that admin made (`tincan room link`).
+    RoomJoinRequest {
+        /// The room.
+        room: crate::room::RoomId,
+        /// The link's secret.
+        secret: [u8; 16],
+    },
 }
 
 /// The content key, sealed for one recipient device.

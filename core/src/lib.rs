@@ -27,6 +27,7 @@
 //! - [`post`]: replies, mentions, broadcasts, edits and retractions.
 //! - [`contact`]: the contact-request handshake.
 //! - [`notify`]: when a new message raises a desktop notification.
+//! - [`room`]: rooms: the signed membership log, sender keys, room envelopes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -46,6 +47,7 @@ pub mod peer_book;
 pub mod post;
 pub mod presence;
 pub mod receipt;
+pub mod room;
 pub mod route;
 pub mod site;
 pub mod transfer;
@@ -69,6 +71,7 @@ pub use presence::{
     RateLimiter, ShownPresence,
 };
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
+pub use room::{RoomEnvelope, RoomError, RoomId, RoomLog};
 pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
 pub use transfer::{FileAction, FileOffer, FileRefusal, FileRequest, TransferId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};

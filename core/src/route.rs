@@ -46,6 +46,9 @@ pub enum Routed {
     /// An end-to-end receipt travelling back to the original sender after
     /// the relay delivered the message from its mailbox.
     Receipt(Receipt),
+    /// A room message (the receiver answers with receipts, as for an
+    /// envelope).
+    Room(Box<crate::room::RoomEnvelope>),
 }
 
 impl Routed {
@@ -54,6 +57,7 @@ impl Routed {
         match self {
             Routed::Envelope(e) => e.id,
             Routed::Receipt(r) => r.message_id,
+            Routed::Room(e) => e.id,
         }
     }
 }

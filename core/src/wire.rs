@@ -187,6 +187,9 @@ pub enum Frame {
     /// by `len` raw bytes on the stream and answered `Ack` (stored, or
     /// stored already) or [`Frame::FileRefused`].
     FileUpload(FileUpload),
+    /// A room message sealed once with the sender's room key (answered
+    /// like [`Frame::Envelope`]: a receipt or a refusal).
+    RoomEnvelope(crate::room::RoomEnvelope),
 }
 
 impl Frame {
@@ -219,6 +222,7 @@ impl Frame {
             Frame::Pair(_) => "pair",
             Frame::Devices(_) => "devices",
             Frame::FileUpload(_) => "file-upload",
+            Frame::RoomEnvelope(_) => "room-envelope",
         }
     }
 }

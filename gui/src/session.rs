@@ -313,6 +313,9 @@ impl Session {
     pub fn apply_event(&mut self, event: NodeEvent, now: Instant) -> Effects {
         let mut effects = Effects::default();
         match event {
+            // Rooms have no view in the app yet (`tincan room` on the CLI);
+            // a room message must not land in the 1:1 chat with its author.
+            NodeEvent::MessageReceived { message, .. } if message.room.is_some() => {}
             NodeEvent::MessageReceived { message, from_name } => {
                 let from = message.from.clone();
                 let at = message.sent_at;

@@ -8,7 +8,8 @@
 //! envelope copy per message (not one per member), of about one payload plus
 //! the wrapped keys; the sender's site uploads one copy per message.
 //!
-//! When sender-key rooms land in core, a room-based variant belongs here.
+//! The room-based variant (sender keys, one room envelope) is
+//! `sim_rooms.rs`.
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@ mod file;
 mod org;
 mod post;
 mod print;
+mod room;
 
 use std::path::PathBuf;
 
@@ -149,6 +150,10 @@ enum Command {
     /// Your devices: pair a new one with a code, list them, remove a lost one.
     #[command(subcommand)]
     Device(device::DeviceCommand),
+    /// Rooms: persistent group chats (create, invite, join, leave, list,
+    /// send, history, topic, admin, remove, disable).
+    #[command(subcommand)]
+    Room(room::RoomCommand),
 }
 
 fn home_of(cli_home: Option<PathBuf>) -> Result<Home> {
@@ -286,6 +291,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Chat(cmd) => chat::run(&home, cmd).await?,
         Command::Post(cmd) => post::run(&home, cmd).await?,
         Command::Device(cmd) => device::run(&home, cmd).await?,
+        Command::Room(cmd) => room::run(&home, cmd).await?,
         Command::Watch => {
             let client = ControlClient::connect(&home).await?;
             let mut events = client.watch().await?;

@@ -14,6 +14,7 @@ mod chat;
 pub mod client;
 mod posts;
 pub mod protocol;
+mod rooms;
 
 use std::time::Duration;
 
@@ -273,6 +274,20 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::DevicePair => Reply::from_result(node.pair_device().await),
         Request::DeviceList => Reply::from_result(node.devices().await),
         Request::DeviceRemove { device } => Reply::from_result(node.remove_device(&device).await),
+        other @ (Request::RoomCreate { .. }
+        | Request::RoomInvite { .. }
+        | Request::RoomJoin { .. }
+        | Request::RoomLink { .. }
+        | Request::RoomLeave { .. }
+        | Request::RoomList
+        | Request::RoomSend { .. }
+        | Request::RoomHistory { .. }
+        | Request::RoomTopic { .. }
+        | Request::RoomRename { .. }
+        | Request::RoomAdmin { .. }
+        | Request::RoomRemove { .. }
+        | Request::RoomDisable { .. }
+        | Request::RoomTyping { .. }) => rooms::handle(node, other).await,
         other => chat::handle(node, other).await,
     }
 }

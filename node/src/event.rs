@@ -5,11 +5,13 @@
 
 mod chat;
 mod device;
+mod room;
 
 use serde::{Deserialize, Serialize};
 
 pub use chat::{BlockedView, PresenceView, ReadView, SearchHitView, TypingView};
 pub use device::{DeviceView, JoinedView, PairingView};
+pub use room::{RoomJoinView, RoomLinkView, RoomMemberView, RoomTypingView, RoomView};
 
 use crate::store::{MessageRecord, MessageState};
 
@@ -93,6 +95,13 @@ pub struct MessageView {
     /// Its author retracted it (`text` is then empty).
     #[serde(default)]
     pub deleted: bool,
+    /// The room (hex id), for a room message; absent in 1:1 history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// A room's membership line (joined, left, topic...): `text` says
+    /// what happened; absent for messages people wrote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system: bool,
 }
 
 /// The quoted message of a reply.
@@ -134,6 +143,8 @@ impl From<&MessageRecord> for MessageView {
             broadcast: m.extras.broadcast,
             edited_at: m.extras.edited_at_ms,
             deleted: m.extras.retracted,
+            room: m.room.map(|r| r.to_string()),
+            system: m.system,
         }
     }
 }
@@ -301,6 +312,9 @@ pub enum NodeEvent {
         peer: String,
         /// The message id.
         message_id: String,
+        /// The room, for a room message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
     },
     /// A new device of this user was paired (on the device that showed the code).
     DevicePaired {
@@ -324,6 +338,18 @@ pub enum NodeEvent {
     SentElsewhere {
         /// The message (direction `out`).
         message: MessageView,
+    },
+    /// A member is typing in a room (never stored; at most one event per
+    /// member device a second).
+    RoomTyping {
+        /// The room id.
+        room: String,
+        /// The typing user's id.
+        from: String,
+        /// Their display name.
+        from_name: String,
+        /// The device they type on.
+        device_id: String,
     },
 }
 

@@ -156,6 +156,8 @@ mod tests {
                     broadcast: false,
                     edited_at: None,
                     deleted: false,
+                    room: None,
+                    system: false,
                 }],
             }],
         }

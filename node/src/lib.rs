@@ -39,8 +39,9 @@ pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
 pub use event::{
     BlockedView, ContactView, DeviceView, GatewayView, JoinedView, MessageView, NodeEvent,
-    PairingView, PeerView, PresenceView, QuoteView, ReadView, RelayView, SearchHitView, StatusView,
-    TypingView, WhoAmI,
+    PairingView, PeerView, PresenceView, QuoteView, ReadView, RelayView, RoomJoinView,
+    RoomLinkView, RoomMemberView, RoomTypingView, RoomView, SearchHitView, StatusView, TypingView,
+    WhoAmI,
 };
 pub use export::ExportView;
 pub use files::TransferView;

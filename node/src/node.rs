@@ -13,13 +13,15 @@
 //! and the messenger features: `actor/chat.rs` (their state and commands,
 //! blocking, search, export), `actor/presence.rs` (presence, typing) and
 //! `actor/receipts.rs` (read receipts); their handle methods are in
-//! `node/chat.rs`.
+//! `node/chat.rs`. Rooms: `actor/rooms.rs` (membership logs, sender keys,
+//! room messages), handle methods in `node/rooms.rs`.
 
 mod actor;
 mod chat;
 mod devices;
 mod link;
 pub(crate) mod post;
+mod rooms;
 mod transfer;
 mod uplink;
 
@@ -183,6 +185,18 @@ pub enum NodeError {
         "a device cannot remove itself; run `tincan device remove` on another of your devices"
     )]
     RemoveSelf,
+    /// No room of this node has that id or name.
+    #[error("no room {0:?} here (`tincan room list` shows the rooms you are in)")]
+    UnknownRoom(String),
+    /// Several rooms match the name or id prefix.
+    #[error("{0:?} names several rooms; use the room id")]
+    AmbiguousRoom(String),
+    /// The room's membership log refused the change, or a room limit.
+    #[error(transparent)]
+    Room(#[from] tincan_core::RoomError),
+    /// A join link that does not parse.
+    #[error("not a room id, name or join link: {0}")]
+    BadLink(String),
 }
 
 /// Commands from handles to the actor.
@@ -206,6 +220,7 @@ pub(crate) enum Command {
     Post(post::PostCommand),
     Contact(post::ContactCommand),
     Device(devices::DeviceCommand),
+    Room(rooms::RoomCommand),
 }
 
 /// Starts nodes.

@@ -44,6 +44,7 @@ mod migrations;
 mod outbox;
 mod peers;
 mod read;
+mod rooms;
 mod search;
 mod transfer_wan;
 mod transfers;
@@ -58,6 +59,7 @@ pub use messages::{
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
 pub use read::NewlyRead;
+pub use rooms::{RoomKeyRecord, RoomRecord};
 pub use search::{SearchHit, SearchQuery, HIGHLIGHT_END, HIGHLIGHT_START};
 pub use transfers::{TransferManifest, TransferRecord, TransferState};
 
@@ -246,6 +248,8 @@ mod test_util {
             state,
             error: None,
             extras: Default::default(),
+            room: None,
+            system: false,
         }
     }
 

@@ -180,6 +180,8 @@ async fn deliver_batch(
         match answer {
             Some(Answer::Receipt(receipt)) => {
                 let valid = matches!(&item, Routed::Envelope(e) if receipt.message_id == e.id)
+                    || matches!(&item, Routed::Room(e) if receipt.message_id == e.id);
+                let valid = valid
                     && receipt.recipient_device == row.device
                     && shared
                         .registry()

@@ -142,6 +142,12 @@ async fn route_checked(
             Routed::Receipt(r) => registry
                 .known(&org, &r.recipient_device)
                 .is_some_and(|k| r.verify(&k.cert).is_ok()),
+            Routed::Room(e) => {
+                e.verify_signature().is_ok()
+                    && registry
+                        .known(&org, &e.sender.device_id())
+                        .is_some_and(|k| k.cert == e.sender)
+            }
         };
         for d in &to {
             let refusal = if registry.known(&org, d).is_none() {
@@ -149,6 +155,8 @@ async fn route_checked(
             } else if !item_ok {
                 Some(RefuseReason::BadSignature)
             } else if let Routed::Envelope(e) = &item {
+                (!e.recipient_devices().any(|r| r == *d)).then_some(RefuseReason::NotForThisDevice)
+            } else if let Routed::Room(e) = &item {
                 (!e.recipient_devices().any(|r| r == *d)).then_some(RefuseReason::NotForThisDevice)
             } else {
                 None
@@ -270,6 +278,7 @@ pub async fn custody(
         origin: match item {
             Routed::Envelope(e) => e.sender.device_id(),
             Routed::Receipt(r) => r.recipient_device,
+            Routed::Room(e) => e.sender.device_id(),
         },
         item: bytes,
         now_ms: now,

@@ -397,9 +397,9 @@ async fn serve_stream(
     }
 }
 
-/// Frame kinds this build knows (`Frame` variants `Hello` … `FileUpload`;
+/// Frame kinds this build knows (`Frame` variants `Hello` … `RoomEnvelope`;
 /// raise it with every variant appended).
-const KNOWN_FRAME_KINDS: u64 = 26;
+const KNOWN_FRAME_KINDS: u64 = 27;
 
 /// The variant index of a well-framed, current-version body whose kind
 /// this build does not know (a later protocol addition), if it is one.

@@ -265,3 +265,88 @@ async fn routes_beyond_the_rate_are_failed_not_stored() {
         "limited routes are not stored"
     );
 }
+
+/// A room message sealed with alice's sender key for `to`.
+fn room_envelope(from: &common::Device, to: &[&common::Device]) -> tincan_core::RoomEnvelope {
+    use tincan_core::room::{RoomContent, SenderKey};
+    let (log, _) = tincan_core::RoomLog::create(
+        &from.identity.device,
+        &from.identity.cert,
+        "Relay room",
+        common::now_ms(),
+        &mut tincan_node::keystore::OsEntropy,
+    )
+    .expect("room");
+    tincan_core::RoomEnvelope::seal(
+        &from.identity.device,
+        &from.identity.cert,
+        log.id(),
+        log.state().epoch,
+        &SenderKey([3; 32]),
+        to.iter().map(|d| d.id()).collect(),
+        tincan_core::MessageId::random(&mut tincan_node::keystore::OsEntropy),
+        common::now_ms(),
+        &RoomContent::Text { text: "hi".into() },
+        &mut tincan_node::keystore::OsEntropy,
+    )
+    .expect("seal")
+}
+
+fn room_route(
+    envelope: &tincan_core::RoomEnvelope,
+    to: &[&common::Device],
+) -> tincan_core::wire::Frame {
+    tincan_core::wire::Frame::Route(Route {
+        to: to.iter().map(|d| d.id()).collect(),
+        item: Routed::Room(Box::new(envelope.clone())),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn room_envelopes_are_checked_routed_and_held_like_envelopes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let relay = Relay::start(dir.path(), &[acme.id()], &[]);
+    let (alice, bob, carol) = (
+        acme.device("alice"),
+        acme.device("bob"),
+        acme.device("carol"),
+    );
+    let a = Client::connect(relay.addr, &alice).await.expect("alice");
+    let b = Client::connect(relay.addr, &bob).await.expect("bob");
+    let _c = Client::connect(relay.addr, &carol).await.expect("carol");
+
+    let envelope = room_envelope(&alice, &[&bob]);
+    let answers = a.route(room_route(&envelope, &[&bob])).await;
+    assert!(
+        matches!(answer_for(&answers, &bob), Answer::Receipt(r) if r.message_id == envelope.id),
+        "{answers:?}"
+    );
+    // Carol is not among its devices; a tampered one fails its signature.
+    let answers = a.route(room_route(&envelope, &[&carol])).await;
+    assert_eq!(
+        answer_for(&answers, &carol),
+        Answer::Refused(RefuseReason::NotForThisDevice)
+    );
+    let mut forged = envelope.clone();
+    forged.to.push(carol.id());
+    let answers = a.route(room_route(&forged, &[&carol])).await;
+    assert_eq!(
+        answer_for(&answers, &carol),
+        Answer::Refused(RefuseReason::BadSignature)
+    );
+    // Held for a failing device, then flushed with its receipt.
+    b.set_mode(Mode::Fail);
+    let again = room_envelope(&alice, &[&bob]);
+    let answers = a.route(room_route(&again, &[&bob])).await;
+    assert_eq!(answer_for(&answers, &bob), Answer::Custody);
+    b.set_mode(Mode::Normal);
+    a.wait_for("bob's receipt of the held room message", |i| match i {
+        Inbound::Route(Route {
+            to,
+            item: Routed::Receipt(r),
+        }) if r.message_id == again.id && to == &vec![alice.id()] => Some(()),
+        _ => None,
+    })
+    .await;
+}

@@ -167,6 +167,8 @@ pub fn message(id: &str, from: &str, to: &str, text: &str, direction: &str) -> M
         broadcast: false,
         edited_at: None,
         deleted: false,
+        room: None,
+        system: false,
     }
 }
 

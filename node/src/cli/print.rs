@@ -42,6 +42,10 @@ pub fn peers(peers: &[PeerView]) {
 pub fn history(messages: &[MessageView]) {
     for m in messages {
         let arrow = if m.direction == "out" { "→" } else { "←" };
+        if m.system {
+            println!("{} — {}", m.sent_at, terminal_safe(&m.text));
+            continue;
+        }
         if let Some(quote) = &m.reply_to {
             println!("    ↳ re: {}", terminal_safe(&quote.excerpt));
         }

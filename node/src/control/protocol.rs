@@ -214,6 +214,99 @@ pub enum Request {
         /// Device id, unique prefix (4+ characters) or label.
         device: String,
     },
+    /// `{"cmd":"room_create","name":"Lunch","with":["bob","carol"]}`:
+    /// a room with this user as admin and `with` added at once.
+    RoomCreate {
+        /// The room's name (at most 100 characters).
+        name: String,
+        /// Users to add at once (names or user-id prefixes).
+        #[serde(default)]
+        with: Vec<String>,
+    },
+    /// `{"cmd":"room_invite","room":"Lunch","users":["dave"]}` (admins).
+    RoomInvite {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// Users to add.
+        users: Vec<String>,
+    },
+    /// `{"cmd":"room_join","room":"tincan-room:..."}`: a join link, or a
+    /// room this user left.
+    RoomJoin {
+        /// A join link, or a room id or name.
+        room: String,
+    },
+    /// `{"cmd":"room_link","room":"Lunch"}`: a join link (admins).
+    RoomLink {
+        /// Room id, id prefix or unique name.
+        room: String,
+    },
+    /// `{"cmd":"room_leave","room":"Lunch"}`
+    RoomLeave {
+        /// Room id, id prefix or unique name.
+        room: String,
+    },
+    /// `{"cmd":"room_list"}`
+    RoomList,
+    /// `{"cmd":"room_send","room":"Lunch","text":"hi all"}`
+    RoomSend {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// The text.
+        text: String,
+    },
+    /// `{"cmd":"room_history","room":"Lunch","limit":50}`
+    RoomHistory {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// At most this many (newest) messages.
+        #[serde(default)]
+        limit: Option<u32>,
+        /// Only messages sent before this Unix ms.
+        #[serde(default)]
+        before: Option<u64>,
+        /// Only messages sent at or after this Unix ms.
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    /// `{"cmd":"room_topic","room":"Lunch","topic":"Fridays"}` (admins).
+    RoomTopic {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// The topic; empty clears it.
+        topic: String,
+    },
+    /// `{"cmd":"room_rename","room":"Lunch","name":"Brunch"}` (admins).
+    RoomRename {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// The new name.
+        name: String,
+    },
+    /// `{"cmd":"room_admin","room":"Lunch","user":"bob"}` (admins).
+    RoomAdmin {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// The member to make an admin.
+        user: String,
+    },
+    /// `{"cmd":"room_remove","room":"Lunch","user":"bob"}` (admins).
+    RoomRemove {
+        /// Room id, id prefix or unique name.
+        room: String,
+        /// The member to remove.
+        user: String,
+    },
+    /// `{"cmd":"room_disable","room":"Lunch"}` (admins).
+    RoomDisable {
+        /// Room id, id prefix or unique name.
+        room: String,
+    },
+    /// `{"cmd":"room_typing","room":"Lunch"}`
+    RoomTyping {
+        /// Room id, id prefix or unique name.
+        room: String,
+    },
 }
 
 /// One reply line.

@@ -29,6 +29,7 @@ mod posts;
 mod presence;
 mod receipts;
 mod relay;
+mod rooms;
 mod routing;
 mod sync;
 
@@ -161,6 +162,8 @@ pub(crate) struct Actor {
     chat: chat::ChatState,
     /// This user's devices, removals, pairing (`actor/devices.rs`).
     devices: devices::DevicesState,
+    /// Room logs and sender keys (`actor/rooms.rs`).
+    rooms: rooms::RoomsState,
 }
 
 impl Actor {
@@ -194,6 +197,7 @@ impl Actor {
         )?;
         chat.notify.enabled = parts.notifications;
         let files = files::FilesState::new(parts.files, parts.home.root());
+        let rooms = rooms::RoomsState::load(&parts.store)?;
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -228,6 +232,7 @@ impl Actor {
             files,
             chat,
             devices: devices::DevicesState::default(),
+            rooms,
         };
         actor.restore()?;
         actor.restore_devices()?;
@@ -468,6 +473,7 @@ impl Actor {
             Command::Post(cmd) => self.on_post_command(cmd),
             Command::Contact(cmd) => self.on_contact_command(cmd),
             Command::Device(cmd) => self.on_device_command(cmd),
+            Command::Room(cmd) => self.on_room(cmd),
         }
     }
 
@@ -539,6 +545,15 @@ impl Actor {
                 reply,
             } => {
                 if let Some(frame) = self.on_envelope(device, *envelope) {
+                    let _ = reply.send(frame);
+                }
+            }
+            LinkEvent::InboundRoom {
+                device,
+                envelope,
+                reply,
+            } => {
+                if let Some(frame) = self.on_room_envelope(device, *envelope) {
                     let _ = reply.send(frame);
                 }
             }

@@ -73,6 +73,12 @@ pub(crate) enum LinkEvent {
         envelope: Box<Envelope>,
         reply: oneshot::Sender<Frame>,
     },
+    /// A peer delivered a room envelope; the actor answers on `reply`.
+    InboundRoom {
+        device: DeviceId,
+        envelope: Box<tincan_core::RoomEnvelope>,
+        reply: oneshot::Sender<Frame>,
+    },
     /// A delivery attempt wrote its envelope completely.
     Written {
         message_id: MessageId,
@@ -462,6 +468,11 @@ async fn serve_stream(
             envelope: Box::new(envelope),
             reply,
         },
+        Ok((Frame::RoomEnvelope(envelope), _)) => LinkEvent::InboundRoom {
+            device,
+            envelope: Box::new(envelope),
+            reply,
+        },
         Ok((Frame::Route(route), _)) => LinkEvent::RouteIn {
             from: device,
             route: Box::new(route),
@@ -570,6 +581,7 @@ pub(crate) async fn forward(conn: quinn::Connection, route: Route) -> Vec<Device
 pub(crate) fn routed_envelope(frame: &[u8]) -> Option<Routed> {
     match wire::decode(frame) {
         Ok((Frame::Envelope(envelope), _)) => Some(Routed::Envelope(Box::new(envelope))),
+        Ok((Frame::RoomEnvelope(envelope), _)) => Some(Routed::Room(Box::new(envelope))),
         _ => None,
     }
 }

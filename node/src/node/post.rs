@@ -47,7 +47,7 @@ pub(crate) enum PostCommand {
 /// What `tincan mute|unmute --json` prints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MuteView {
-    /// The conversation: the peer's user id.
+    /// The conversation: the peer's user id, or the room's id.
     pub peer: String,
     /// Their display name.
     pub name: String,

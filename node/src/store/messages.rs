@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use tincan_core::{DeviceId, MessageId, UserId};
+use tincan_core::{DeviceId, MessageId, RoomId, UserId};
 
 use super::{column, outbox, OutboxEntry, Store, StoreError};
 
@@ -146,6 +146,11 @@ pub struct MessageRecord {
     pub state: MessageState,
     /// Why it failed, when `state` is `Failed`.
     pub error: Option<String>,
+    /// The room, for a room message or membership line (then `peer` is
+    /// the author); `None` in a 1:1 conversation.
+    pub room: Option<RoomId>,
+    /// A membership line of a room (who joined, left, set the topic).
+    pub system: bool,
     /// Reply, mentions, broadcast mark, edits and retraction.
     pub extras: MessageExtras,
 }
@@ -191,11 +196,11 @@ pub struct HistoryQuery {
 
 pub(super) const COLUMNS: &str = "id, from_device, direction, peer, from_user, to_user, text, \
                        sent_at_ms, received_at_ms, state, error, reply_id, reply_author, \
-                       reply_excerpt, mentions, broadcast, edited_at_ms, retracted";
+                       reply_excerpt, mentions, broadcast, edited_at_ms, retracted, room, system";
 
 /// How many columns [`COLUMNS`] lists (the next index is free for a
 /// query's own column).
-pub(super) const COLUMN_COUNT: usize = 18;
+pub(super) const COLUMN_COUNT: usize = 20;
 
 /// A row as SQLite returned it, before any decoding can fail.
 pub(super) struct RawMessage {
@@ -217,6 +222,8 @@ pub(super) struct RawMessage {
     broadcast: bool,
     edited_at_ms: Option<i64>,
     retracted: bool,
+    room: Option<Vec<u8>>,
+    system: i64,
 }
 
 impl RawMessage {
@@ -241,6 +248,8 @@ impl RawMessage {
             broadcast: row.get(15)?,
             edited_at_ms: row.get(16)?,
             retracted: row.get(17)?,
+            room: row.get(18)?,
+            system: row.get(19)?,
         })
     }
 
@@ -278,6 +287,15 @@ impl RawMessage {
                 edited_at_ms: column::opt_unsigned(self.edited_at_ms, "messages.edited_at_ms")?,
                 retracted: self.retracted,
             },
+            room: self
+                .room
+                .map(|r| {
+                    <[u8; 16]>::try_from(r.as_slice())
+                        .map(RoomId)
+                        .map_err(|_| StoreError::Corrupt("messages.room".into()))
+                })
+                .transpose()?,
+            system: self.system != 0,
         })
     }
 }
@@ -301,7 +319,7 @@ fn insert(
     };
     let sql = format!(
         "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-         ?12, ?13, ?14, ?15, ?16, ?17, ?18) {conflict}"
+         ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) {conflict}"
     );
     let changed = conn.prepare_cached(&sql)?.execute(params![
         &m.id.0[..],
@@ -322,8 +340,19 @@ fn insert(
         m.extras.broadcast,
         column::opt_int(m.extras.edited_at_ms, "edited_at_ms")?,
         m.extras.retracted,
+        m.room.map(|r| r.0.to_vec()),
+        i64::from(m.system),
     ])?;
     Ok(changed == 1)
+}
+
+/// Inserts `m` unless `(from_device, id, peer)` is known (in a caller's
+/// transaction); returns whether it was new.
+pub(super) fn insert_ignoring_duplicates(
+    conn: &Connection,
+    m: &MessageRecord,
+) -> Result<bool, StoreError> {
+    insert(conn, m, true)
 }
 
 /// Query bounds saturate at `i64::MAX` (SQLite's largest integer), so a
@@ -452,7 +481,7 @@ impl Store {
         // Newest first so LIMIT keeps the newest page, then reversed.
         let sql = format!(
             "SELECT {COLUMNS} FROM messages
-             WHERE peer = ?1
+             WHERE peer = ?1 AND room IS NULL
                AND (?2 IS NULL OR sent_at_ms < ?2)
                AND (?3 IS NULL OR sent_at_ms >= ?3)
              ORDER BY sent_at_ms DESC, seq DESC
@@ -466,6 +495,40 @@ impl Store {
             .query_map(
                 params![
                     &peer.0[..],
+                    bound(query.before_ms),
+                    bound(query.since_ms),
+                    limit
+                ],
+                RawMessage::from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = column::decode_all(raws, "messages", RawMessage::decode);
+        out.reverse();
+        Ok(out)
+    }
+
+    /// A room's messages and membership lines, oldest first, like
+    /// [`Store::history`].
+    pub fn room_history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages
+             WHERE room = ?1
+               AND (?2 IS NULL OR sent_at_ms < ?2)
+               AND (?3 IS NULL OR sent_at_ms >= ?3)
+             ORDER BY sent_at_ms DESC, seq DESC
+             LIMIT ?4"
+        );
+        let limit = query.limit.map_or(-1, i64::from);
+        let raws = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(
+                params![
+                    &room.0[..],
                     bound(query.before_ms),
                     bound(query.since_ms),
                     limit

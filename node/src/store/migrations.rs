@@ -238,6 +238,45 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ",
     },
     Migration {
+        version: 9,
+        sql: "
+            -- Rooms (`tincan room`). A room message or membership line is a
+            -- row of `messages` with `room` set (the 1:1 queries skip such
+            -- rows); `peer` is its author. `system` marks membership lines.
+            ALTER TABLE messages ADD COLUMN room BLOB
+                CHECK (room IS NULL OR length(room) = 16);
+            ALTER TABLE messages ADD COLUMN system INTEGER NOT NULL DEFAULT 0
+                CHECK (system IN (0, 1));
+            CREATE INDEX messages_by_room ON messages (room, sent_at_ms)
+                WHERE room IS NOT NULL;
+
+            -- One row per room this node knows. `log` is the postcard list
+            -- of signed ops, the source of truth; the other columns are its
+            -- fold, kept for inspection (`members`/`admins`: JSON arrays of
+            -- user ids). `link` is the secret of this node's join link.
+            CREATE TABLE rooms (
+                id            BLOB    PRIMARY KEY CHECK (length(id) = 16),
+                name          TEXT    NOT NULL,
+                topic         TEXT    NOT NULL,
+                members       TEXT    NOT NULL,
+                admins        TEXT    NOT NULL,
+                disabled      INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+                log           BLOB    NOT NULL,
+                created_at_ms INTEGER NOT NULL CHECK (created_at_ms >= 0),
+                updated_at_ms INTEGER NOT NULL CHECK (updated_at_ms >= 0)
+            ) STRICT;
+
+            -- Sender keys per room epoch and device (ours and the members').
+            CREATE TABLE room_keys (
+                room   BLOB NOT NULL CHECK (length(room) = 16),
+                epoch  BLOB NOT NULL CHECK (length(epoch) = 32),
+                device BLOB NOT NULL CHECK (length(device) = 20),
+                key    BLOB NOT NULL CHECK (length(key) = 32),
+                PRIMARY KEY (room, epoch, device)
+            ) STRICT;
+        ",
+    },
+    Migration {
         version: 10,
         sql: "
             -- Devices removed by their user (`tincan device remove`): the

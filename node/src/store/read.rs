@@ -26,7 +26,7 @@ impl Store {
         let raws = tx
             .prepare_cached(
                 "SELECT id, from_device FROM messages
-                 WHERE peer = ?1 AND direction = 'in' AND state = 'delivered'
+                 WHERE peer = ?1 AND room IS NULL AND direction = 'in' AND state = 'delivered'
                  ORDER BY sent_at_ms, seq",
             )?
             .query_map(params![&peer.0[..]], |row| {
@@ -35,7 +35,7 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         tx.prepare_cached(
             "UPDATE messages SET state = 'read'
-             WHERE peer = ?1 AND direction = 'in' AND state = 'delivered'",
+             WHERE peer = ?1 AND room IS NULL AND direction = 'in' AND state = 'delivered'",
         )?
         .execute(params![&peer.0[..]])?;
         tx.commit()?;
@@ -89,7 +89,9 @@ impl Store {
     pub fn conversation_peers(&self) -> Result<Vec<UserId>, StoreError> {
         let raws = self
             .conn
-            .prepare_cached("SELECT peer FROM messages GROUP BY peer ORDER BY min(seq)")?
+            .prepare_cached(
+                "SELECT peer FROM messages WHERE room IS NULL GROUP BY peer ORDER BY min(seq)",
+            )?
             .query_map([], |row| row.get::<_, Vec<u8>>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(column::decode_all(raws, "messages", |peer| {

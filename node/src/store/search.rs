@@ -23,8 +23,10 @@ pub const HIGHLIGHT_END: &str = "**";
 pub struct SearchQuery {
     /// The words, as the user typed them.
     pub words: String,
-    /// Only this conversation.
+    /// Only this conversation (1:1 messages with this user).
     pub peer: Option<UserId>,
+    /// Only this room.
+    pub room: Option<tincan_core::RoomId>,
     /// At most this many hits; `None` is all.
     pub limit: Option<u32>,
 }
@@ -62,17 +64,19 @@ impl Store {
                           bm25(messages_fts) AS score
                    FROM messages_fts WHERE messages_fts MATCH ?1) AS hit
                ON messages.seq = hit.row
-             WHERE (?4 IS NULL OR peer = ?4)
+             WHERE (?4 IS NULL OR (peer = ?4 AND room IS NULL))
+               AND (?6 IS NULL OR room = ?6)
              ORDER BY hit.score, sent_at_ms DESC, seq DESC
              LIMIT ?5"
         );
         let peer = query.peer.map(|p| p.0.to_vec());
         let limit = query.limit.map_or(-1, i64::from);
+        let room = query.room.map(|r| r.0.to_vec());
         let raws = self
             .conn
             .prepare_cached(&sql)?
             .query_map(
-                params![fts, HIGHLIGHT_START, HIGHLIGHT_END, peer, limit],
+                params![fts, HIGHLIGHT_START, HIGHLIGHT_END, peer, limit, room],
                 |row| {
                     Ok((
                         RawMessage::from_row(row)?,

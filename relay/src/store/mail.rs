@@ -29,7 +29,7 @@ impl MailKind {
     /// The kind of a routed item.
     pub fn of(item: &Routed) -> MailKind {
         match item {
-            Routed::Envelope(_) => MailKind::Envelope,
+            Routed::Envelope(_) | Routed::Room(_) => MailKind::Envelope,
             Routed::Receipt(r) => match r.kind {
                 ReceiptKind::Delivered => MailKind::Delivered,
                 ReceiptKind::Read => MailKind::Read,

@@ -432,6 +432,14 @@ fn answer_route(
                     Err(_) => Answer::Refused(RefuseReason::Undecryptable),
                 },
                 (_, Some(_), Routed::Receipt(_)) => Answer::Accepted,
+                // A scripted device holds no room keys; it acknowledges.
+                (_, Some(me), Routed::Room(e)) => Answer::Receipt(Receipt::sign(
+                    &me.device,
+                    e.id,
+                    e.sender.device_id(),
+                    ReceiptKind::Delivered,
+                    now_ms(),
+                )),
             };
             DeviceAnswer { device: *d, answer }
         })

@@ -222,6 +222,7 @@ impl Actor {
         let query = SearchQuery {
             words: words.to_string(),
             peer,
+            room: None,
             limit: Some(limit.unwrap_or(DEFAULT_SEARCH_LIMIT)),
         };
         Ok(self

@@ -102,6 +102,13 @@ impl Actor {
                 content,
             } => self.on_own_copy(&opened, message, to, *content),
             Content::ReadSync { peer, up_to_ms } => self.on_read_sync(&opened, peer, up_to_ms),
+            Content::RoomOps { room, ops, log_len } => {
+                self.on_room_ops(&opened, room, ops, log_len)
+            }
+            Content::RoomKey(grant) => self.on_room_key(&opened, grant),
+            Content::RoomJoinRequest { room, secret } => {
+                self.on_room_join_request(&opened, room, secret)
+            }
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),

@@ -56,22 +56,31 @@ impl Actor {
                 let _ = reply.send(());
             }
             PostCommand::Mute { peer, muted, reply } => {
-                let result = self
-                    .book
-                    .resolve(&peer)
-                    .map_err(NodeError::from)
-                    .and_then(|user| {
-                        self.store.set_muted(&user.0, muted, now_ms())?;
-                        tracing::info!(%user, muted, "conversation mute changed");
-                        Ok(MuteView {
-                            peer: user.to_string(),
-                            name: self.book.display_name(&user),
-                            muted,
-                        })
-                    });
-                let _ = reply.send(result);
+                let _ = reply.send(self.mute(&peer, muted));
             }
         }
+    }
+
+    /// Mutes a conversation: a peer (name or id), else a room.
+    fn mute(&mut self, text: &str, muted: bool) -> Result<MuteView, NodeError> {
+        let (key, id, name) = match self.book.resolve(text) {
+            Ok(user) => (
+                user.0.to_vec(),
+                user.to_string(),
+                self.book.display_name(&user),
+            ),
+            Err(peer_error) => match self.resolve_room(text) {
+                Ok(room) => (room.0.to_vec(), room.to_string(), self.room_name(&room)),
+                Err(_) => return Err(peer_error.into()),
+            },
+        };
+        self.store.set_muted(&key, muted, now_ms())?;
+        tracing::info!(conversation = %id, muted, "conversation mute changed");
+        Ok(MuteView {
+            peer: id,
+            name,
+            muted,
+        })
     }
 
     /// The users of `bob,carol,dave`, each once, in order.
@@ -164,6 +173,8 @@ impl Actor {
                 received_at_ms: None,
                 state: MessageState::Queued,
                 error: None,
+                room: None,
+                system: false,
                 extras: MessageExtras::of_post(&post),
             })
             .collect();
@@ -316,6 +327,8 @@ impl Actor {
             received_at_ms: Some(now),
             state: MessageState::Delivered,
             error: None,
+            room: None,
+            system: false,
             extras: MessageExtras::of_post(&post),
         };
         match self.store.insert_message(&record) {
@@ -406,11 +419,16 @@ impl Actor {
     }
 
     /// Raises a notification for a new incoming message if the rule says so.
-    fn notify(&self, record: &MessageRecord, from_name: String) {
+    pub(super) fn notify(&self, record: &MessageRecord, from_name: String) {
+        // A room is muted as a whole; a 1:1 conversation by its peer.
+        let conversation = match record.room {
+            Some(room) => room.0.to_vec(),
+            None => record.peer.0.to_vec(),
+        };
         let input = NotifyInput {
             presence: self.chat.presence.effective(),
             window_focused: self.chat.focused,
-            muted: self.store.is_muted(&record.peer.0).unwrap_or(false),
+            muted: self.store.is_muted(&conversation).unwrap_or(false),
             mentioned: record.extras.mentions.contains(&self.identity.user_id()),
             own: record.from_user == self.identity.user_id(),
         };
@@ -428,6 +446,7 @@ impl Actor {
             urgency: if mention { "mention" } else { "normal" }.into(),
             peer: record.peer.to_string(),
             message_id: record.id.to_string(),
+            room: record.room.map(|r| r.to_string()),
         });
     }
 }

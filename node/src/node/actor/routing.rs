@@ -180,6 +180,12 @@ impl Actor {
                 None => Answer::Failed("could not store it; retry".into()),
             },
             Routed::Receipt(receipt) => self.on_late_receipt(receipt),
+            Routed::Room(envelope) => match self.on_room_envelope(from, (**envelope).clone()) {
+                Some(Frame::Receipt(receipt)) => Answer::Receipt(receipt),
+                Some(Frame::Refused { reason, .. }) => Answer::Refused(reason),
+                Some(_) => Answer::Refused(RefuseReason::Other("unexpected".into())),
+                None => Answer::Failed("could not take it yet; retry".into()),
+            },
         }
     }
 

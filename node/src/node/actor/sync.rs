@@ -104,6 +104,8 @@ impl Actor {
                 received_at_ms: None,
                 state: MessageState::Sent,
                 error: None,
+                room: None,
+                system: false,
                 extras: MessageExtras::of_post(&post),
             };
             match self.store.insert_message(&record) {

@@ -1,0 +1,764 @@
+//! Rooms in the actor: the membership logs and sender keys of every room
+//! this node knows, and the room commands.
+//!
+//! - A change (create, invite, leave, topic, admin, remove, disable, a
+//!   rejoin) is a signed op appended with [`RoomLog::author`], stored
+//!   with its membership line, and sent to every device of the members
+//!   before and after it as [`Content::RoomOps`] in one pairwise-sealed
+//!   envelope through the outbox; users it adds get the whole log.
+//! - A room message is sealed once with this device's sender key of the
+//!   room's current epoch ([`RoomEnvelope`]); the first send of an epoch
+//!   draws the key and queues it ([`Content::RoomKey`]) to the epoch's
+//!   member devices first. The message goes through the outbox with
+//!   `to` = the member devices, so routing sends one copy per site.
+//! - Join links: an admin's link carries a secret derived from their
+//!   device key (a deterministic signature, so nothing is stored); the
+//!   admin's node adds whoever presents it, while that admin still may.
+//!
+//! Incoming room content is handled in `rooms/inbound.rs`; membership
+//! lines and views in `rooms/lines.rs`.
+
+mod inbound;
+mod lines;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use tincan_core::room::{OpHash, RoomAction, RoomContent, RoomKeyGrant, RoomOp, SenderKey};
+use tincan_core::wire::{self, Frame, MAX_TEXT_LEN};
+use tincan_core::{
+    Content, DeviceCert, DeviceId, MessageId, RateLimiter, RoomEnvelope, RoomId, RoomLog, UserId,
+};
+
+use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
+use crate::event::{MessageView, RoomJoinView, RoomLinkView, RoomTypingView, RoomView};
+use crate::keystore::OsEntropy;
+use crate::node::rooms::{RoomChange, RoomCommand};
+use crate::node::NodeError;
+use crate::store::{
+    Direction, MessageRecord, MessageState, OutboxEntry, RoomKeyRecord, RoomRecord, Store,
+    StoreError,
+};
+
+/// At most one room typing notification per room this often (sending).
+const TYPING_SEND_INTERVAL_MS: u64 = 3_000;
+/// At most one room typing event per member device this often.
+const TYPING_EVENT_INTERVAL_MS: u64 = 1_000;
+/// Prefix of a join link.
+const LINK_PREFIX: &str = "tincan-room:";
+/// Context of the signature a join link's secret comes from.
+const LINK_CONTEXT: &[u8] = b"tincan room join link v1\0";
+/// Most ops one `RoomOps` envelope carries: a long log goes as several
+/// (the receiver retries a part whose genesis has not arrived yet), so
+/// every part fits the frame limit (an op is at most a few hundred bytes,
+/// an `Add` of [`tincan_core::room::MAX_ADD`] users about 5 KiB).
+const OPS_PER_ENVELOPE: usize = 32;
+/// Most (room, device) pairs remembered from keys of rooms we do not have
+/// yet.
+const MAX_ANNOUNCED: usize = 4_096;
+
+/// The rooms' part of the actor.
+pub(super) struct RoomsState {
+    logs: BTreeMap<RoomId, RoomLog>,
+    created_at: BTreeMap<RoomId, u64>,
+    /// Sender keys by (room, epoch, device).
+    keys: HashMap<(RoomId, OpHash, DeviceId), SenderKey>,
+    typing_out: RateLimiter<RoomId>,
+    typing_in: RateLimiter<DeviceId>,
+    /// Rooms not known here whose members already sent us their key: we
+    /// are being added, so their messages wait (retry) for the log.
+    announced: BTreeSet<(RoomId, DeviceId)>,
+    /// Parts of whole logs of rooms not known here, gathered until all
+    /// `log_len` ops are in (their senders retry every part until then,
+    /// so losing this on a restart loses nothing).
+    pub(super) incoming: BTreeMap<RoomId, BTreeMap<OpHash, RoomOp>>,
+}
+
+impl RoomsState {
+    /// Loads every stored room log and sender key.
+    pub(super) fn load(store: &Store) -> Result<Self, StoreError> {
+        let mut state = RoomsState {
+            logs: BTreeMap::new(),
+            created_at: BTreeMap::new(),
+            keys: HashMap::new(),
+            typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
+            typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
+            announced: BTreeSet::new(),
+            incoming: BTreeMap::new(),
+        };
+        for record in store.rooms()? {
+            match RoomLog::from_ops(record.log) {
+                Ok((log, errors)) if log.id() == record.id => {
+                    if !errors.is_empty() {
+                        tracing::warn!(room = %record.id, dropped = errors.len(), "stored room ops refused on load");
+                    }
+                    state.created_at.insert(log.id(), record.created_at_ms);
+                    state.logs.insert(log.id(), log);
+                }
+                _ => tracing::warn!(room = %record.id, "stored room log is invalid; skipped"),
+            }
+        }
+        for k in store.room_keys()? {
+            state
+                .keys
+                .insert((k.room, OpHash(k.epoch), k.device), SenderKey(k.key));
+        }
+        Ok(state)
+    }
+}
+
+impl Actor {
+    pub(super) fn on_room(&mut self, cmd: RoomCommand) {
+        self.note_activity();
+        match cmd {
+            RoomCommand::Create { name, with, reply } => {
+                let _ = reply.send(self.room_create(&name, &with));
+            }
+            RoomCommand::Change {
+                room,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(self.room_change(&room, change));
+            }
+            RoomCommand::Join { room, reply } => {
+                let _ = reply.send(self.room_join(&room));
+            }
+            RoomCommand::Link { room, reply } => {
+                let _ = reply.send(self.room_link(&room));
+            }
+            RoomCommand::List(reply) => {
+                let rooms = self
+                    .rooms
+                    .logs
+                    .values()
+                    .map(|log| self.room_view(log))
+                    .collect();
+                let _ = reply.send(Ok(rooms));
+            }
+            RoomCommand::Send { room, text, reply } => {
+                let _ = reply.send(self.room_send(&room, text));
+            }
+            RoomCommand::History { room, query, reply } => {
+                let result = self.resolve_room(&room).and_then(|id| {
+                    Ok(self
+                        .store
+                        .room_history(&id, &query)?
+                        .iter()
+                        .map(MessageView::from)
+                        .collect())
+                });
+                let _ = reply.send(result);
+            }
+            RoomCommand::Typing { room, reply } => {
+                let _ = reply.send(self.room_typing(&room));
+            }
+        }
+    }
+
+    /// A room by full id, unique id prefix (4+ characters) or unique name
+    /// (case-insensitive).
+    pub(super) fn resolve_room(&self, text: &str) -> Result<RoomId, NodeError> {
+        let text = text.trim();
+        if let Ok(id) = text.parse::<RoomId>() {
+            return self
+                .rooms
+                .logs
+                .contains_key(&id)
+                .then_some(id)
+                .ok_or_else(|| NodeError::UnknownRoom(text.into()));
+        }
+        let lower = text.to_lowercase();
+        let by_name: Vec<RoomId> = self
+            .rooms
+            .logs
+            .values()
+            .filter(|l| l.state().name.to_lowercase() == lower)
+            .map(RoomLog::id)
+            .collect();
+        let by_prefix: Vec<RoomId> = if lower.len() >= 4 {
+            self.rooms
+                .logs
+                .keys()
+                .filter(|id| id.to_string().starts_with(&lower))
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let found = if by_name.is_empty() {
+            by_prefix
+        } else {
+            by_name
+        };
+        match found.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(NodeError::UnknownRoom(text.into())),
+            _ => Err(NodeError::AmbiguousRoom(text.into())),
+        }
+    }
+
+    fn room_create(&mut self, name: &str, with: &[String]) -> Result<RoomView, NodeError> {
+        let users = self.resolve_members(with)?;
+        let now = now_ms();
+        let (log, op) = RoomLog::create(
+            &self.identity.device,
+            &self.identity.cert,
+            name,
+            now,
+            &mut OsEntropy,
+        )?;
+        let id = log.id();
+        tracing::info!(room = %id, "room created");
+        self.rooms.created_at.insert(id, now);
+        self.rooms.logs.insert(id, log);
+        self.persist_room(id, &[op.hash()])?;
+        // Our other devices learn of it too.
+        self.distribute_ops(id, &[op], &BTreeSet::new())?;
+        if !users.is_empty() {
+            self.author_op(id, RoomAction::Add { users })?;
+        }
+        self.room_view_of(id)
+    }
+
+    fn resolve_members(&self, names: &[String]) -> Result<Vec<UserId>, NodeError> {
+        let mut users = Vec::new();
+        for name in names
+            .iter()
+            .flat_map(|n| n.split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let user = self.book.resolve(name)?;
+            if self.is_blocked(&user) {
+                return Err(NodeError::Blocked(self.book.display_name(&user)));
+            }
+            if user != self.identity.user_id() && self.user_certs(&user).is_empty() {
+                return Err(NodeError::NoDevices(self.book.display_name(&user)));
+            }
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    fn room_change(&mut self, room: &str, change: RoomChange) -> Result<RoomView, NodeError> {
+        let id = self.resolve_room(room)?;
+        let one = |actor: &Self, name: &str| -> Result<UserId, NodeError> {
+            actor.book.resolve(name).or_else(|e| {
+                name.trim()
+                    .parse::<UserId>()
+                    .map_err(|_| NodeError::from(e))
+            })
+        };
+        let action = match change {
+            RoomChange::Invite(users) => {
+                let users = self.resolve_members(&users)?;
+                if users.is_empty() {
+                    return Err(tincan_core::RoomError::NobodyToAdd.into());
+                }
+                RoomAction::Add { users }
+            }
+            RoomChange::Leave => RoomAction::Leave,
+            RoomChange::Topic(topic) => RoomAction::SetTopic {
+                topic: tincan_core::room::validate_topic(&topic)?,
+            },
+            RoomChange::Rename(name) => RoomAction::SetName {
+                name: tincan_core::room::validate_name(&name)?,
+            },
+            RoomChange::Admin(user) => RoomAction::Promote {
+                user: one(self, &user)?,
+            },
+            RoomChange::Remove(user) => RoomAction::Remove {
+                user: one(self, &user)?,
+            },
+            RoomChange::Disable => RoomAction::Disable,
+        };
+        self.author_op(id, action)?;
+        self.room_view_of(id)
+    }
+
+    /// Writes an op of ours, stores it with its line and sends it.
+    pub(super) fn author_op(&mut self, id: RoomId, action: RoomAction) -> Result<(), NodeError> {
+        let log = self
+            .rooms
+            .logs
+            .get_mut(&id)
+            .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))?;
+        let before = log.state().members.clone();
+        let op = log.author(&self.identity.device, &self.identity.cert, action, now_ms())?;
+        tracing::info!(room = %id, op = ?op.hash(), "room op");
+        self.persist_room(id, &[op.hash()])?;
+        self.distribute_ops(id, &[op], &before)?;
+        Ok(())
+    }
+
+    /// Sends new ops to every device of the members before (`before`) and
+    /// now (our other devices included); users who are new get the whole
+    /// log instead.
+    pub(super) fn distribute_ops(
+        &mut self,
+        id: RoomId,
+        ops: &[RoomOp],
+        before: &BTreeSet<UserId>,
+    ) -> Result<(), NodeError> {
+        let Some(log) = self.rooms.logs.get(&id) else {
+            return Ok(());
+        };
+        let now_members = log.state().members.clone();
+        let me = self.identity.user_id();
+        let new: BTreeSet<UserId> = now_members
+            .difference(before)
+            .filter(|u| **u != me)
+            .copied()
+            .collect();
+        let old: BTreeSet<UserId> = before
+            .union(&now_members)
+            .filter(|u| !new.contains(u))
+            .copied()
+            .collect();
+        let full = log.ops_in_order();
+        let old_certs: Vec<DeviceCert> = old.iter().flat_map(|u| self.user_certs(u)).collect();
+        let new_certs: Vec<DeviceCert> = new.iter().flat_map(|u| self.user_certs(u)).collect();
+        self.send_ops(id, ops, &old_certs, 0)?;
+        let log_len = u32::try_from(full.len()).unwrap_or(u32::MAX);
+        self.send_ops(id, &full, &new_certs, log_len)
+    }
+
+    /// Queues `ops` for `certs` in envelopes of [`OPS_PER_ENVELOPE`] ops;
+    /// `log_len` is the log's length when `ops` is the whole log, else 0.
+    pub(super) fn send_ops(
+        &mut self,
+        id: RoomId,
+        ops: &[RoomOp],
+        certs: &[DeviceCert],
+        log_len: u32,
+    ) -> Result<(), NodeError> {
+        if certs.is_empty() {
+            return Ok(());
+        }
+        for part in ops.chunks(OPS_PER_ENVELOPE) {
+            let content = Content::RoomOps {
+                room: id,
+                ops: part.to_vec(),
+                log_len,
+            };
+            self.queue_control_content(&content, certs)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers that a member of a room we do not know yet sent its key.
+    pub(super) fn note_announced(&mut self, room: RoomId, device: DeviceId) {
+        if self.rooms.announced.len() >= MAX_ANNOUNCED {
+            self.rooms.announced.clear();
+        }
+        self.rooms.announced.insert((room, device));
+    }
+
+    /// Whether `device` sent us its key of `room` before we knew the room.
+    pub(super) fn was_announced(&self, room: RoomId, device: DeviceId) -> bool {
+        self.rooms.announced.contains(&(room, device))
+    }
+
+    /// Queues sealed control content (no history row) for `certs`, in
+    /// envelopes of at most the recipient limit.
+    pub(super) fn queue_control_content(
+        &mut self,
+        content: &Content,
+        certs: &[DeviceCert],
+    ) -> Result<(), NodeError> {
+        let now = now_ms();
+        let me = self.identity.user_id();
+        for chunk in certs.chunks(tincan_core::envelope::MAX_RECIPIENTS) {
+            let id = MessageId::random(&mut OsEntropy);
+            self.queue_envelope(id, now, content, me, chunk, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The certificates of `user`'s devices (not this device).
+    pub(super) fn user_certs(&self, user: &UserId) -> Vec<DeviceCert> {
+        // Every device of theirs this node knows and nobody removed.
+        self.device_certs_of(user)
+    }
+
+    /// Stores a room's log and fold, and the membership lines of `new` ops.
+    pub(super) fn persist_room(&mut self, id: RoomId, new: &[OpHash]) -> Result<(), NodeError> {
+        let Some(log) = self.rooms.logs.get(&id) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let lines: Vec<MessageRecord> = new
+            .iter()
+            .filter(|h| !log.is_skipped(h))
+            .filter_map(|h| log.op(h))
+            .filter_map(|op| self.room_line(id, op, now))
+            .collect();
+        let state = log.state();
+        let record = RoomRecord {
+            id,
+            name: state.name.clone(),
+            topic: state.topic.clone(),
+            members: state.members.iter().map(ToString::to_string).collect(),
+            admins: state.admins.iter().map(ToString::to_string).collect(),
+            disabled: state.disabled,
+            log: log.ops_in_order(),
+            created_at_ms: self.rooms.created_at.get(&id).copied().unwrap_or(now),
+            updated_at_ms: now,
+        };
+        self.store.save_room(&record, &lines)?;
+        for line in &lines {
+            if line.direction == Direction::In {
+                self.emit(crate::event::NodeEvent::MessageReceived {
+                    message: MessageView::from(line),
+                    from_name: self.user_name(&line.from_user),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A room's name, or its id when this node has no such room.
+    pub(super) fn room_name(&self, room: &RoomId) -> String {
+        self.rooms
+            .logs
+            .get(room)
+            .map(|l| l.state().name.clone())
+            .unwrap_or_else(|| room.to_string())
+    }
+
+    /// A display name, ours included.
+    pub(super) fn user_name(&self, user: &UserId) -> String {
+        if *user == self.identity.user_id() {
+            self.identity.name.clone()
+        } else {
+            self.book.display_name(user)
+        }
+    }
+
+    fn room_join(&mut self, text: &str) -> Result<RoomJoinView, NodeError> {
+        if let Some(link) = text.trim().strip_prefix(LINK_PREFIX) {
+            return self.join_by_link(link);
+        }
+        let id = self.resolve_room(text)?;
+        self.author_op(id, RoomAction::Join)?;
+        Ok(RoomJoinView {
+            room: id.to_string(),
+            joined: true,
+            requested: false,
+        })
+    }
+
+    /// `ROOM:ADMIN_USER:SECRET` → a join request to the admin's devices.
+    fn join_by_link(&mut self, link: &str) -> Result<RoomJoinView, NodeError> {
+        let bad = || NodeError::BadLink(format!("{LINK_PREFIX}{link}"));
+        let mut parts = link.split(':');
+        let (Some(room), Some(admin), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let room: RoomId = room.parse().map_err(|_| bad())?;
+        let admin: UserId = admin.parse().map_err(|_| bad())?;
+        let secret: [u8; 16] = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(secret.as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)?;
+        if let Some(log) = self.rooms.logs.get(&room) {
+            if log.state().members.contains(&self.identity.user_id()) {
+                return Ok(RoomJoinView {
+                    room: room.to_string(),
+                    joined: true,
+                    requested: false,
+                });
+            }
+        }
+        let certs = self.user_certs(&admin);
+        if certs.is_empty() {
+            return Err(NodeError::NoDevices(self.book.display_name(&admin)));
+        }
+        self.queue_control_content(&Content::RoomJoinRequest { room, secret }, &certs)?;
+        tracing::info!(%room, %admin, "room join requested");
+        Ok(RoomJoinView {
+            room: room.to_string(),
+            joined: false,
+            requested: true,
+        })
+    }
+
+    /// This device's join-link secret for a room.
+    pub(super) fn link_secret(&self, room: &RoomId) -> [u8; 16] {
+        let signature = self
+            .identity
+            .device
+            .sign(&[LINK_CONTEXT, &room.0[..]].concat());
+        let mut secret = [0u8; 16];
+        secret.copy_from_slice(&signature.0[..16]);
+        secret
+    }
+
+    fn room_link(&mut self, room: &str) -> Result<RoomLinkView, NodeError> {
+        let id = self.resolve_room(room)?;
+        let me = self.identity.user_id();
+        let state = self.rooms.logs.get(&id).map(|l| l.state().clone());
+        let Some(state) = state else {
+            return Err(NodeError::UnknownRoom(room.into()));
+        };
+        if state.disabled {
+            return Err(tincan_core::RoomError::Disabled.into());
+        }
+        if !state.admins.contains(&me) {
+            return Err(tincan_core::RoomError::NotAnAdmin(me).into());
+        }
+        let secret = data_encoding::HEXLOWER.encode(&self.link_secret(&id));
+        Ok(RoomLinkView {
+            room: id.to_string(),
+            link: format!("{LINK_PREFIX}{id}:{me}:{secret}"),
+        })
+    }
+
+    /// This device's sender key of the room's current epoch: drawn, stored
+    /// and queued to the epoch's member devices on first use.
+    fn own_sender_key(&mut self, id: RoomId) -> Result<(OpHash, SenderKey), NodeError> {
+        let log = self
+            .rooms
+            .logs
+            .get(&id)
+            .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))?;
+        let epoch = log.state().epoch;
+        let me = self.identity.device_id();
+        if let Some(key) = self.rooms.keys.get(&(id, epoch, me)) {
+            return Ok((epoch, key.clone()));
+        }
+        let key = SenderKey::generate(&mut OsEntropy);
+        self.store.save_room_key(&RoomKeyRecord {
+            room: id,
+            epoch: epoch.0,
+            device: me,
+            key: key.0,
+        })?;
+        self.rooms.keys.insert((id, epoch, me), key.clone());
+        let certs = self.member_certs(id);
+        tracing::info!(room = %id, epoch = ?epoch, devices = certs.len(), "new sender key");
+        self.queue_control_content(
+            &Content::RoomKey(RoomKeyGrant {
+                room: id,
+                epoch,
+                key: key.clone(),
+            }),
+            &certs,
+        )?;
+        Ok((epoch, key))
+    }
+
+    /// Certificates of the current members' devices (not this one).
+    fn member_certs(&self, id: RoomId) -> Vec<DeviceCert> {
+        self.rooms
+            .logs
+            .get(&id)
+            .map(|log| {
+                log.state()
+                    .members
+                    .iter()
+                    .flat_map(|u| self.user_certs(u))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Checks that we may post in the room now.
+    fn check_can_post(&self, id: RoomId) -> Result<(), NodeError> {
+        let me = self.identity.user_id();
+        let state = self
+            .rooms
+            .logs
+            .get(&id)
+            .map(|l| l.state())
+            .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))?;
+        if state.disabled {
+            return Err(tincan_core::RoomError::Disabled.into());
+        }
+        if !state.members.contains(&me) {
+            return Err(tincan_core::RoomError::NotAMember(me).into());
+        }
+        Ok(())
+    }
+
+    fn room_send(&mut self, room: &str, text: String) -> Result<MessageView, NodeError> {
+        if text.trim().is_empty() {
+            return Err(NodeError::EmptyText);
+        }
+        if text.len() > MAX_TEXT_LEN {
+            return Err(NodeError::TooLarge {
+                len: text.len(),
+                max: MAX_TEXT_LEN,
+            });
+        }
+        let id = self.resolve_room(room)?;
+        self.check_can_post(id)?;
+        let (epoch, key) = self.own_sender_key(id)?;
+        let certs = self.member_certs(id);
+        let now = now_ms();
+        let message_id = MessageId::random(&mut OsEntropy);
+        let me = self.identity.user_id();
+        let record = MessageRecord {
+            id: message_id,
+            direction: Direction::Out,
+            peer: me,
+            from_user: me,
+            from_device: self.identity.device_id(),
+            to_user: me,
+            text: text.clone(),
+            sent_at_ms: now,
+            received_at_ms: None,
+            state: if certs.is_empty() {
+                MessageState::Sent
+            } else {
+                MessageState::Queued
+            },
+            error: None,
+            room: Some(id),
+            system: false,
+            extras: Default::default(),
+        };
+        if certs.is_empty() {
+            self.store.insert_message(&record)?;
+            return Ok(MessageView::from(&record));
+        }
+        let devices: Vec<DeviceId> = certs.iter().map(DeviceCert::device_id).collect();
+        let envelope = RoomEnvelope::seal(
+            &self.identity.device,
+            &self.identity.cert,
+            id,
+            epoch,
+            &key,
+            devices.clone(),
+            message_id,
+            now,
+            &RoomContent::Text { text },
+            &mut OsEntropy,
+        )
+        .map_err(|e| NodeError::Seal(e.to_string()))?;
+        let frame = wire::encode(&Frame::RoomEnvelope(envelope))
+            .map_err(|e| NodeError::Seal(e.to_string()))?;
+        let expires = now + MESSAGE_TTL_MS;
+        let entries: Vec<OutboxEntry> = devices
+            .iter()
+            .map(|device| OutboxEntry {
+                message_id,
+                device: *device,
+                envelope: frame.clone(),
+                created_at_ms: now,
+                expires_at_ms: expires,
+                attempts: 0,
+                last_attempt_ms: None,
+                held: false,
+            })
+            .collect();
+        self.store
+            .queue_outgoing_many(std::slice::from_ref(&record), &entries)?;
+        self.pending.insert(
+            message_id,
+            Pending {
+                frame: Arc::new(frame),
+                to: me,
+                remaining: devices.iter().copied().collect(),
+                delivered: false,
+                last_error: None,
+            },
+        );
+        for device in &devices {
+            self.outbox.push(now, message_id, *device, expires, 0);
+        }
+        tracing::info!(message = %message_id, room = %id, devices = devices.len(), "queued room message");
+        Ok(MessageView::from(&record))
+    }
+
+    fn room_typing(&mut self, room: &str) -> Result<RoomTypingView, NodeError> {
+        let id = self.resolve_room(room)?;
+        self.check_can_post(id)?;
+        let visible =
+            self.chat.presence.update().shown != tincan_core::presence::ShownPresence::Offline;
+        let epoch = self.rooms.logs.get(&id).map(|l| l.state().epoch);
+        let had_key = epoch.is_some_and(|e| {
+            self.rooms
+                .keys
+                .contains_key(&(id, e, self.identity.device_id()))
+        });
+        // Without a key the members cannot open it yet: hand the key out
+        // (the next notification goes through) and send nothing now.
+        let (epoch, key) = self.own_sender_key(id)?;
+        if !had_key || !visible || !self.rooms.typing_out.allow(now_ms(), &id) {
+            return Ok(RoomTypingView {
+                room: id.to_string(),
+                sent: false,
+            });
+        }
+        let uplink = self.uplink_conn();
+        let devices: Vec<DeviceId> = self
+            .member_certs(id)
+            .iter()
+            .map(DeviceCert::device_id)
+            .filter(|d| {
+                self.conns.contains_key(d)
+                    || (uplink.is_some() && self.remote.get(d).is_some_and(|r| r.online))
+            })
+            .collect();
+        if devices.is_empty() {
+            return Ok(RoomTypingView {
+                room: id.to_string(),
+                sent: false,
+            });
+        }
+        let envelope = RoomEnvelope::seal(
+            &self.identity.device,
+            &self.identity.cert,
+            id,
+            epoch,
+            &key,
+            devices.clone(),
+            MessageId::random(&mut OsEntropy),
+            now_ms(),
+            &RoomContent::Typing,
+            &mut OsEntropy,
+        )
+        .map_err(|e| NodeError::Seal(e.to_string()))?;
+        let frame = Arc::new(
+            wire::encode(&Frame::RoomEnvelope(envelope.clone()))
+                .map_err(|e| NodeError::Seal(e.to_string()))?,
+        );
+        let mut routed = Vec::new();
+        for device in devices {
+            match self.conns.get(&device).and_then(|c| c.last()) {
+                Some(conn) => {
+                    tokio::spawn(crate::node::link::deliver_once(conn.clone(), frame.clone()));
+                }
+                None => routed.push(device),
+            }
+        }
+        if let (false, Some(conn)) = (routed.is_empty(), uplink) {
+            let route = tincan_core::route::Route {
+                to: routed,
+                item: tincan_core::route::Routed::Room(Box::new(envelope)),
+            };
+            tokio::spawn(async move {
+                let _ = crate::node::link::forward(conn, route).await;
+            });
+        }
+        Ok(RoomTypingView {
+            room: id.to_string(),
+            sent: true,
+        })
+    }
+
+    fn room_view_of(&self, id: RoomId) -> Result<RoomView, NodeError> {
+        self.rooms
+            .logs
+            .get(&id)
+            .map(|log| self.room_view(log))
+            .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))
+    }
+}

@@ -1,0 +1,323 @@
+//! Incoming room content: membership ops and sender keys (inside pairwise
+//! envelopes), join requests, and room envelopes (sealed with a sender
+//! key). Everything is checked after the signature: the op's author had
+//! the right, the key's owner and this user were members of its epoch,
+//! the message's sender is a member of its epoch and still is. Dedupe of
+//! room messages is on (sender device, message id), after those checks.
+
+use tincan_core::room::{RoomAction, RoomContent, RoomKeyGrant, RoomOp, MAX_OPS};
+use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
+use tincan_core::{
+    DeviceId, Opened, Receipt, ReceiptKind, RoomEnvelope, RoomError, RoomId, RoomLog,
+};
+
+use super::super::inbound::Rejection;
+use super::super::{now_ms, Actor};
+use crate::event::{MessageView, NodeEvent};
+use crate::node::NodeError;
+use crate::store::{Direction, MessageRecord, MessageState, RoomKeyRecord};
+
+/// A typing notification older than this (sender's clock) is dropped.
+const TYPING_STALE_MS: u64 = 30_000;
+/// Most rooms whose log parts are gathered at once.
+const MAX_INCOMING_ROOMS: usize = 16;
+
+fn refuse(e: impl std::fmt::Display) -> Rejection {
+    Rejection::Refuse(RefuseReason::Other(format!("room: {e}")))
+}
+
+fn rejection(e: NodeError) -> Rejection {
+    match e {
+        NodeError::Store(_) => Rejection::Retry,
+        other => refuse(other),
+    }
+}
+
+impl Actor {
+    /// New ops of a room, or a whole log (we were added).
+    pub(in crate::node::actor) fn on_room_ops(
+        &mut self,
+        opened: &Opened,
+        room: RoomId,
+        ops: Vec<RoomOp>,
+        log_len: u32,
+    ) -> Result<(), Rejection> {
+        if ops.is_empty() || ops.len() > MAX_OPS || log_len as usize > MAX_OPS {
+            return Err(Rejection::Refuse(RefuseReason::TooLarge));
+        }
+        let me = self.identity.user_id();
+        let Some(log) = self.rooms.logs.get_mut(&room) else {
+            // The whole log, maybe in parts: gather them. Without all of it
+            // (or for new ops that overtook it) the sender retries.
+            if log_len == 0 {
+                return Err(Rejection::Retry);
+            }
+            if self.rooms.incoming.len() >= MAX_INCOMING_ROOMS
+                && !self.rooms.incoming.contains_key(&room)
+            {
+                self.rooms.incoming.clear();
+            }
+            let parts = self.rooms.incoming.entry(room).or_default();
+            for op in ops {
+                if parts.len() < MAX_OPS {
+                    parts.insert(op.hash(), op);
+                }
+            }
+            if parts.len() < log_len as usize {
+                return Err(Rejection::Retry);
+            }
+            let ops: Vec<RoomOp> = self
+                .rooms
+                .incoming
+                .remove(&room)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
+            let (log, errors) = RoomLog::from_ops(ops).map_err(refuse)?;
+            if log.id() != room {
+                return Err(refuse(RoomError::WrongRoom));
+            }
+            let state = log.state();
+            if !(state.members.contains(&me) || state.removed.contains(&me)) {
+                tracing::warn!(%room, from = %opened.sender.user_id(), "refused the log of a room this user is not in");
+                return Err(refuse("this user is not a member of that room"));
+            }
+            if !errors.is_empty() {
+                tracing::warn!(%room, refused = errors.len(), first = %errors[0], "room ops refused");
+            }
+            tracing::info!(%room, from = %opened.sender.user_id(), "added to a room");
+            let order = log.order().to_vec();
+            self.rooms.created_at.insert(room, now_ms());
+            self.rooms.logs.insert(room, log);
+            return self.persist_room(room, &order).map_err(rejection);
+        };
+        let mut new = Vec::new();
+        let mut first_error = None;
+        for op in ops {
+            match log.handle_op(op) {
+                Ok(applied) => new.extend(applied.new),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if new.is_empty() {
+            return match first_error {
+                Some(e) => {
+                    tracing::warn!(%room, from = %opened.sender.user_id(), error = %e, "room op refused");
+                    Err(refuse(e))
+                }
+                None => Ok(()),
+            };
+        }
+        let admin = log.state().admins.contains(&me);
+        let joiners: Vec<_> = new
+            .iter()
+            .filter(|h| !log.is_skipped(h))
+            .filter_map(|h| log.op(h))
+            .filter(|op| matches!(op.action, RoomAction::Join) && op.author_user() != me)
+            .map(RoomOp::author_user)
+            .collect();
+        let full = log.ops_in_order();
+        self.persist_room(room, &new).map_err(rejection)?;
+        // Someone rejoined: they missed what happened while they were away.
+        if admin {
+            for user in joiners {
+                let certs = self.user_certs(&user);
+                let log_len = u32::try_from(full.len()).unwrap_or(u32::MAX);
+                self.send_ops(room, &full, &certs, log_len)
+                    .map_err(rejection)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A member device's sender key of one epoch.
+    pub(in crate::node::actor) fn on_room_key(
+        &mut self,
+        opened: &Opened,
+        grant: RoomKeyGrant,
+    ) -> Result<(), Rejection> {
+        let (device, user) = (opened.sender.device_id(), opened.sender.user_id());
+        // The log may not have arrived yet (a key can overtake it): retry.
+        let Some(log) = self.rooms.logs.get(&grant.room) else {
+            self.note_announced(grant.room, device);
+            return Err(Rejection::Retry);
+        };
+        let Some(members) = log.members_at(&grant.epoch) else {
+            return Err(Rejection::Retry);
+        };
+        if !members.contains(&user) || !members.contains(&self.identity.user_id()) {
+            return Err(refuse(RoomError::SenderNotMember));
+        }
+        let slot = (grant.room, grant.epoch, device);
+        if self.rooms.keys.contains_key(&slot) {
+            return Ok(());
+        }
+        self.store
+            .save_room_key(&RoomKeyRecord {
+                room: grant.room,
+                epoch: grant.epoch.0,
+                device,
+                key: grant.key.0,
+            })
+            .map_err(|_| Rejection::Retry)?;
+        self.rooms.keys.insert(slot, grant.key);
+        Ok(())
+    }
+
+    /// Someone presents the secret of our join link.
+    pub(in crate::node::actor) fn on_room_join_request(
+        &mut self,
+        opened: &Opened,
+        room: RoomId,
+        secret: [u8; 16],
+    ) -> Result<(), Rejection> {
+        let user = opened.sender.user_id();
+        let Some(log) = self.rooms.logs.get(&room) else {
+            return Err(refuse("unknown room"));
+        };
+        if secret != self.link_secret(&room) {
+            tracing::warn!(%room, %user, "join request with a wrong link secret");
+            return Err(refuse("the join link is not valid"));
+        }
+        if log.state().members.contains(&user) {
+            return Ok(());
+        }
+        tracing::info!(%room, %user, "adding a user who brought a join link");
+        self.author_op(room, RoomAction::Add { users: vec![user] })
+            .map_err(rejection)
+    }
+
+    /// A room message delivered to this device (directly or routed).
+    pub(in crate::node::actor) fn on_room_envelope(
+        &mut self,
+        from: DeviceId,
+        envelope: RoomEnvelope,
+    ) -> Option<Frame> {
+        let message_id = envelope.id;
+        let refused = |reason| Some(Frame::Refused { message_id, reason });
+        if let Err(e) = envelope.verify_signature() {
+            tracing::warn!(%from, message = %message_id, error = %e, "refused room envelope");
+            return refused(RefuseReason::BadSignature);
+        }
+        if !envelope
+            .recipient_devices()
+            .any(|d| d == self.identity.device_id())
+        {
+            return refused(RefuseReason::NotForThisDevice);
+        }
+        let (device, user) = (envelope.sender.device_id(), envelope.sender.user_id());
+        if self.is_revoked(&user) || self.is_blocked(&user) {
+            return refused(RefuseReason::Blocked);
+        }
+        let Some(log) = self.rooms.logs.get(&envelope.room) else {
+            if self.was_announced(envelope.room, device) {
+                // Its sender's key came first: we are being added and the
+                // log is on its way.
+                return None;
+            }
+            tracing::warn!(%from, room = %envelope.room, "room message for an unknown room refused");
+            return refused(RefuseReason::Other("room: unknown room".into()));
+        };
+        match log.check_sender(&envelope.epoch, &user) {
+            Ok(()) => {}
+            // Its membership op has not reached us yet: let it retry.
+            Err(RoomError::UnknownEpoch) => return None,
+            Err(e) => {
+                tracing::warn!(%from, message = %message_id, error = %e, "room message refused");
+                return refused(RefuseReason::Other(format!("room: {e}")));
+            }
+        }
+        let Some(key) = self
+            .rooms
+            .keys
+            .get(&(envelope.room, envelope.epoch, device))
+        else {
+            // The sender key is on its way (its own envelope): retry.
+            tracing::debug!(message = %message_id, "room key not here yet");
+            return None;
+        };
+        let content = match envelope.open(key) {
+            Ok(content) => content,
+            Err(e) => {
+                tracing::warn!(%from, message = %message_id, error = %e, "room message does not open");
+                return refused(RefuseReason::Undecryptable);
+            }
+        };
+        let now = now_ms();
+        match content {
+            RoomContent::Text { text } => {
+                if text.len() > MAX_TEXT_LEN {
+                    return refused(RefuseReason::TooLarge);
+                }
+                // In a room, `@Name` of this user is a mention: it notifies
+                // even where the room is muted.
+                let me = self.identity.user_id();
+                let own_name = self.identity.name.trim().to_lowercase();
+                let first_name = own_name.split_whitespace().next().unwrap_or("").to_string();
+                let mentioned = tincan_core::post::mention_tokens(&text).iter().any(|t| {
+                    let t = t.to_lowercase();
+                    t == own_name.replace(' ', "") || (!first_name.is_empty() && t == first_name)
+                });
+                let record = MessageRecord {
+                    id: message_id,
+                    direction: Direction::In,
+                    peer: user,
+                    from_user: user,
+                    from_device: device,
+                    to_user: self.identity.user_id(),
+                    text,
+                    sent_at_ms: envelope.created_at_ms,
+                    received_at_ms: Some(now),
+                    state: MessageState::Delivered,
+                    error: None,
+                    room: Some(envelope.room),
+                    system: false,
+                    extras: crate::store::MessageExtras {
+                        mentions: if mentioned { vec![me] } else { Vec::new() },
+                        ..Default::default()
+                    },
+                };
+                match self.store.insert_message(&record) {
+                    Ok(true) => {
+                        tracing::info!(message = %message_id, room = %envelope.room, "room message received");
+                        let from_name = self.user_name(&user);
+                        self.emit(NodeEvent::MessageReceived {
+                            message: MessageView::from(&record),
+                            from_name: from_name.clone(),
+                        });
+                        self.notify(&record, from_name);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot store a room message; not acknowledged");
+                        return None;
+                    }
+                }
+            }
+            RoomContent::Typing => {
+                if now.saturating_sub(envelope.created_at_ms) <= TYPING_STALE_MS
+                    && self.rooms.typing_in.allow(now, &device)
+                {
+                    self.emit(NodeEvent::RoomTyping {
+                        room: envelope.room.to_string(),
+                        from: user.to_string(),
+                        from_name: self.user_name(&user),
+                        device_id: device.to_string(),
+                    });
+                }
+            }
+            #[allow(unreachable_patterns)]
+            _ => return refused(RefuseReason::Other("unsupported room content".into())),
+        }
+        let receipt = Receipt::sign(
+            &self.identity.device,
+            message_id,
+            device,
+            ReceiptKind::Delivered,
+            now,
+        );
+        Some(Frame::Receipt(receipt))
+    }
+}
