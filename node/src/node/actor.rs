@@ -307,6 +307,7 @@ impl Actor {
         lock: File,
     ) {
         let mut link_rx = self.link_rx.take().expect("link receiver taken once");
+        self.devices.announcer = discovery.as_ref().map(Discovery::announcer);
         let mut dial_tick = tokio::time::interval(DIAL_INTERVAL);
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();
