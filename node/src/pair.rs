@@ -174,6 +174,12 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         return Err(JoinError::AlreadyPaired);
     }
     let name = keystore::validate_name(&grant.name)?;
+    // Checked before anything is written: an unusable membership is left
+    // out rather than failing half-way.
+    let membership = grant
+        .membership
+        .clone()
+        .filter(|m| m.user == grant.cert.user_id() && m.verify(crate::org::now_secs()).is_ok());
     let identity = Identity {
         user: None,
         device: provisional.device.clone(),
@@ -194,7 +200,7 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
     }
     let path = home.identity_path();
     crate::platform::write_secret(&path, &identity.to_bytes()).map_err(io_err(&path))?;
-    if let Some(membership) = &grant.membership {
+    if let Some(membership) = &membership {
         crate::org::save_membership(home, &identity, membership)?;
     }
     let mut config = FileConfig::load(home)?;
@@ -262,7 +268,7 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         device_id: identity.device_id().to_string(),
         name,
         label: options.label.clone(),
-        org: grant.membership.as_ref().map(|m| m.org_id().to_string()),
+        org: membership.as_ref().map(|m| m.org_id().to_string()),
         relay,
         devices: grant.roster.certs.len().max(1),
     })

@@ -721,6 +721,10 @@ impl Actor {
 
     /// Dials static peers and discovered devices that have no live connection.
     fn dial_due(&mut self) {
+        if self.devices.removed.is_some() {
+            // Removed by its user: every peer refuses it; stop knocking.
+            return;
+        }
         let now = now_ms();
         let mut targets: Vec<SocketAddr> = self
             .hints
