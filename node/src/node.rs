@@ -13,7 +13,10 @@
 //! and the messenger features: `actor/chat.rs` (their state and commands,
 //! blocking, search, export), `actor/presence.rs` (presence, typing) and
 //! `actor/receipts.rs` (read receipts); their handle methods are in
-//! `node/chat.rs`.
+//! `node/chat.rs`. Several devices per user: `actor/devices.rs` (the one
+//! lookup of a user's devices, rosters, removal, the host side of pairing;
+//! handle methods in `node/devices.rs`) and `actor/sync.rs` (sent messages
+//! and read state mirrored to the user's other devices).
 
 mod actor;
 mod chat;

@@ -222,11 +222,7 @@ impl Actor {
 
     fn start_send(&self, peer: &str) -> Result<(tincan_core::UserId, Vec<DeviceCert>), NodeError> {
         let user = self.book.resolve(peer)?;
-        let certs: Vec<DeviceCert> = self
-            .book
-            .devices_of(&user)
-            .filter_map(|d| self.certs.get(&d.device).cloned())
-            .collect();
+        let certs: Vec<DeviceCert> = self.device_certs_of(&user);
         if certs.is_empty() {
             return Err(NodeError::NoDevices(self.book.display_name(&user)));
         }
