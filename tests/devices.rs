@@ -329,3 +329,99 @@ fn a_wrong_pairing_code_is_refused_on_both_sides_and_enrols_nothing() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid pairing code"));
 }
+
+fn roster_frame(
+    certs: Vec<tincan_core::DeviceCert>,
+    revocations: Vec<tincan_core::DeviceRevocation>,
+) -> Vec<u8> {
+    tincan_core::wire::encode(&tincan_core::wire::Frame::Devices(tincan_core::Roster {
+        certs,
+        revocations,
+        labels: Vec::new(),
+    }))
+    .expect("encode roster")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_device_statements_and_stray_pairing_steps_change_nothing() {
+    use common::raw_peer::{new_identity, now_ms, RawPeer};
+    use tincan_core::pairing::{PairMessage, PairRefusal};
+    use tincan_core::wire::Frame;
+    use tincan_core::DeviceRevocation;
+
+    let mut alice = User::init("alice");
+    alice.start();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", alice.port).parse().expect("addr");
+    let mallory = RawPeer::new("mallory").expect("peer");
+    let conn = mallory.connect(addr).await.expect("connect");
+    let alice_device = conn.node_cert().device_id();
+
+    // Mallory's user key cannot remove Alice's device.
+    let mallory_key = mallory.identity.user.as_ref().expect("user key");
+    let forged = DeviceRevocation::sign(mallory_key, alice_device, now_ms() / 1000);
+    match conn.deliver(&roster_frame(Vec::new(), vec![forged])).await {
+        Ok(Frame::Error(e)) => assert!(e.contains("statement is about user"), "{e}"),
+        other => panic!("forged revocation taken: {other:?}"),
+    }
+    // Tampered: the signature no longer covers it.
+    let mut tampered = DeviceRevocation::sign(mallory_key, alice_device, 1);
+    tampered.revoked_at = 2;
+    match conn
+        .deliver(&roster_frame(Vec::new(), vec![tampered]))
+        .await
+    {
+        Ok(Frame::Error(e)) => assert!(e.contains("signature"), "{e}"),
+        other => panic!("tampered revocation taken: {other:?}"),
+    }
+    // Nobody may pass off another user's device as their own.
+    let bob = new_identity("bob");
+    match conn
+        .deliver(&roster_frame(vec![bob.cert.clone()], Vec::new()))
+        .await
+    {
+        Ok(Frame::Error(e)) => assert!(e.contains("expected"), "{e}"),
+        other => panic!("foreign roster taken: {other:?}"),
+    }
+    let list = alice.json(&["device", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["this"], true, "{list}");
+    let bob_id = bob.user_id().to_string();
+    assert!(
+        devices_seen(&alice, &bob_id).is_empty(),
+        "bob's device was not learnt"
+    );
+
+    // A pairing connection while no code is shown: refused, nothing changes.
+    let prober = new_identity("prober");
+    let tls = tincan_node::tls::pairing_client_config(&prober).expect("tls");
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quic tls");
+    let mut endpoint =
+        quinn::Endpoint::client(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).expect("endpoint");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let pairing = endpoint
+        .connect(addr, tincan_node::tls::SERVER_NAME)
+        .expect("connect")
+        .await
+        .expect("pairing handshake");
+    let start = Frame::Pair(PairMessage::Start {
+        spake: vec![0x42; 33],
+    });
+    let answer = tincan_node::rpc::request(&pairing, &start, DEADLINE)
+        .await
+        .expect("answer");
+    assert_eq!(
+        answer,
+        Frame::Pair(PairMessage::Refused(PairRefusal::NotWaiting))
+    );
+    // Not a pairing step on a pairing connection: it is closed.
+    let _ = tincan_node::rpc::request(&pairing, &Frame::Goodbye, DEADLINE).await;
+    tokio::time::timeout(DEADLINE, pairing.closed())
+        .await
+        .expect("pairing connection closed");
+    assert!(
+        devices_seen(&alice, &prober.user_id().to_string()).is_empty(),
+        "a pairing connection is never a peer"
+    );
+    let list = alice.json(&["device", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}

@@ -45,10 +45,86 @@ pub enum DiscoveryError {
     Mdns(#[from] mdns_sd::Error),
 }
 
+/// TXT key set while this node shows a pairing code (`tincan device
+/// pair`), so `tincan device add` without `--peer` knows whom to dial.
+const PAIRING_KEY: &str = "pair";
+
 /// A running mDNS announcer + browser.
 pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
+    announcer: Announcer,
+}
+
+/// Re-announces this node with changed TXT hints (cheap to clone).
+#[derive(Clone)]
+pub struct Announcer {
+    daemon: ServiceDaemon,
+    host: String,
+    instance: String,
+    port: u16,
+    properties: Vec<(String, String)>,
+}
+
+impl Announcer {
+    fn info(&self, pairing: bool) -> Result<ServiceInfo, DiscoveryError> {
+        let mut properties = self.properties.clone();
+        if pairing {
+            properties.push((PAIRING_KEY.to_string(), "1".to_string()));
+        }
+        Ok(ServiceInfo::new(
+            SERVICE_TYPE,
+            &self.instance,
+            &self.host,
+            "",
+            self.port,
+            &properties[..],
+        )?
+        .enable_addr_auto())
+    }
+
+    /// Says (or stops saying) that this node shows a pairing code. A hint
+    /// only: the pairing itself proves the code.
+    pub fn set_pairing(&self, pairing: bool) {
+        match self.info(pairing) {
+            Ok(info) => {
+                if let Err(e) = self.daemon.register(info) {
+                    tracing::warn!(error = %e, "cannot update the mdns announcement");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot update the mdns announcement"),
+        }
+    }
+}
+
+/// Looks for nodes on the LAN that show a pairing code, for `wait` (or
+/// one second after the first one answers); their addresses.
+pub async fn find_pairing_hosts(
+    wait: std::time::Duration,
+) -> Result<Vec<SocketAddr>, DiscoveryError> {
+    let daemon = ServiceDaemon::new()?;
+    let browse = daemon.browse(SERVICE_TYPE)?;
+    let mut deadline = tokio::time::Instant::now() + wait;
+    let mut found: Vec<(DeviceId, Vec<SocketAddr>)> = Vec::new();
+    while let Ok(Ok(event)) = tokio::time::timeout_at(deadline, browse.recv_async()).await {
+        let ServiceEvent::ServiceResolved(info) = event else {
+            continue;
+        };
+        let pairing = info.txt_properties.get_property_val_str(PAIRING_KEY) == Some("1");
+        if let (true, Some(DiscoveryEvent::Found { device, addrs, .. })) = (pairing, parse(&info)) {
+            if !addrs.is_empty() && found.iter().all(|(d, _)| *d != device) {
+                found.push((device, addrs));
+                deadline =
+                    deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1));
+            }
+        }
+    }
+    let _ = daemon.shutdown();
+    // One address per device: the first it announced.
+    Ok(found
+        .into_iter()
+        .filter_map(|(_, a)| a.first().copied())
+        .collect())
 }
 
 fn instance_name(device: &DeviceId) -> String {
@@ -71,16 +147,17 @@ impl Discovery {
             ("v", PROTOCOL_VERSION.to_string()),
             ("port", port.to_string()),
         ];
-        let host = format!("{}.local.", instance_name(&device));
-        let info = ServiceInfo::new(
-            SERVICE_TYPE,
-            &instance_name(&device),
-            &host,
-            "",
+        let announcer = Announcer {
+            daemon: daemon.clone(),
+            host: format!("{}.local.", instance_name(&device)),
+            instance: instance_name(&device),
             port,
-            &properties[..],
-        )?
-        .enable_addr_auto();
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        };
+        let info = announcer.info(false)?;
         let fullname = info.get_fullname().to_string();
         daemon.register(info)?;
         let browse = daemon.browse(SERVICE_TYPE)?;
@@ -115,7 +192,16 @@ impl Discovery {
             }
         });
         tracing::info!(%fullname, port, "announcing on mdns");
-        Ok(Self { daemon, fullname })
+        Ok(Self {
+            daemon,
+            fullname,
+            announcer,
+        })
+    }
+
+    /// A handle that re-announces this node with changed hints.
+    pub fn announcer(&self) -> Announcer {
+        self.announcer.clone()
     }
 
     /// Says goodbye on the LAN and stops.

@@ -15,6 +15,10 @@
 //! `actor/receipts.rs` (read receipts); their handle methods are in
 //! `node/chat.rs`. Rooms: `actor/rooms.rs` (membership logs, sender keys,
 //! room messages), handle methods in `node/rooms.rs`.
+//! `node/chat.rs`. Several devices per user: `actor/devices.rs` (the one
+//! lookup of a user's devices, rosters, removal, the host side of pairing;
+//! handle methods in `node/devices.rs`) and `actor/sync.rs` (sent messages
+//! and read state mirrored to the user's other devices).
 
 mod actor;
 mod chat;

@@ -31,6 +31,8 @@ use crate::home::Home;
 use crate::keystore::{self, KeystoreError, OsEntropy};
 use crate::store::{OwnDeviceRecord, PeerRecord, Store};
 
+/// How long `device add` without `--peer` looks for the other device.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(5);
 /// How long each pairing step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -39,8 +41,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct JoinOptions {
     /// The code shown by `tincan device pair` on the other device.
     pub code: String,
-    /// Where that device listens.
-    pub peer: SocketAddr,
+    /// Where that device listens; `None`: look for a device showing a
+    /// code on the LAN (mDNS).
+    pub peer: Option<SocketAddr>,
     /// What to call this device.
     pub label: String,
     /// Pair even though this home has history of its own.
@@ -66,6 +69,12 @@ pub enum JoinError {
     /// The home already belongs to the user being paired with.
     #[error("this home is already a device of that user")]
     AlreadyPaired,
+    /// No device showing a code was found on the LAN, or several were.
+    #[error("{0}; give --peer HOST:PORT (`tincan status` on the other device shows its port)")]
+    NotFound(String),
+    /// LAN discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
     /// The other device could not be reached.
     #[error("cannot reach the other device at {addr}: {reason}")]
     Connect {
@@ -136,7 +145,28 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         (Some(identity), false) => identity.clone(),
         _ => Identity::generate("new device", crate::org::now_secs(), &mut OsEntropy),
     };
-    let grant = exchange(&provisional, &code, options).await?;
+    let peer = match options.peer {
+        Some(peer) => peer,
+        None => {
+            let found = crate::discovery::find_pairing_hosts(DISCOVERY_WAIT).await?;
+            match found.as_slice() {
+                [one] => *one,
+                [] => {
+                    return Err(JoinError::NotFound(
+                        "no device showing a pairing code was found on this LAN".into(),
+                    ))
+                }
+                many => {
+                    let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+                    return Err(JoinError::NotFound(format!(
+                        "several devices show a pairing code ({})",
+                        list.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let grant = exchange(&provisional, &code, peer, &options.label).await?;
     if existing
         .as_ref()
         .is_some_and(|id| id.user_id() == grant.cert.user_id() && id.user.is_some())
@@ -144,6 +174,12 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         return Err(JoinError::AlreadyPaired);
     }
     let name = keystore::validate_name(&grant.name)?;
+    // Checked before anything is written: an unusable membership is left
+    // out rather than failing half-way.
+    let membership = grant
+        .membership
+        .clone()
+        .filter(|m| m.user == grant.cert.user_id() && m.verify(crate::org::now_secs()).is_ok());
     let identity = Identity {
         user: None,
         device: provisional.device.clone(),
@@ -164,7 +200,7 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
     }
     let path = home.identity_path();
     crate::platform::write_secret(&path, &identity.to_bytes()).map_err(io_err(&path))?;
-    if let Some(membership) = &grant.membership {
+    if let Some(membership) = &membership {
         crate::org::save_membership(home, &identity, membership)?;
     }
     let mut config = FileConfig::load(home)?;
@@ -172,9 +208,11 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
     if relay {
         config.relay = grant.relay.clone();
     }
-    let peer = options.peer.to_string();
-    if !config.peers.contains(&peer) {
-        config.peers.push(peer.clone());
+    // A peer given by hand is kept as a static peer (found by mDNS, it will
+    // be found again).
+    let peer_text = peer.to_string();
+    if options.peer.is_some() && !config.peers.contains(&peer_text) {
+        config.peers.push(peer_text.clone());
     }
     config.save(home)?;
 
@@ -189,7 +227,7 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         let device = cert.device_id();
         if device != identity.device_id() {
             let addrs = if Some(cert.device_key) == host_key {
-                vec![peer.clone()]
+                vec![peer_text.clone()]
             } else {
                 Vec::new()
             };
@@ -230,7 +268,7 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
         device_id: identity.device_id().to_string(),
         name,
         label: options.label.clone(),
-        org: grant.membership.as_ref().map(|m| m.org_id().to_string()),
+        org: membership.as_ref().map(|m| m.org_id().to_string()),
         relay,
         devices: grant.roster.certs.len().max(1),
     })
@@ -240,9 +278,9 @@ pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, Join
 async fn exchange(
     provisional: &Identity,
     code: &PairingCode,
-    options: &JoinOptions,
+    addr: SocketAddr,
+    label: &str,
 ) -> Result<tincan_core::pairing::PairGrant, JoinError> {
-    let addr = options.peer;
     let connect_err = |reason: String| JoinError::Connect { addr, reason };
     let tls =
         crate::tls::pairing_client_config(provisional).map_err(|e| connect_err(e.to_string()))?;
@@ -265,7 +303,7 @@ async fn exchange(
     .map_err(|e| connect_err(e.to_string()))?;
     let host = crate::tls::peer_device_cert(&conn)
         .ok_or_else(|| connect_err("it presented no valid device certificate".into()))?;
-    let result = steps(&conn, provisional, code, host.device_key, &options.label).await;
+    let result = steps(&conn, provisional, code, host.device_key, label).await;
     conn.close(0u32.into(), b"pairing done");
     endpoint.wait_idle().await;
     result

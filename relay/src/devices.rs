@@ -1,7 +1,8 @@
 //! Device removals: a device hands the relay `Devices(roster)` with
 //! revocations signed by user keys (`tincan device remove`). Each one that
 //! verifies, and names a device of the organisation certified by the same
-//! user key (or one the relay has not seen), is stored durably and
+//! user key (or one the relay has not seen, handed in by a device of that
+//! user), is stored durably and
 //! enforced: the device is disconnected ([`close::DEVICE_REMOVED`]),
 //! forgotten (directory, sites, mail), refused on its next Register, and
 //! the removal is pushed to every other connected device of the
@@ -28,7 +29,12 @@ pub async fn handle(shared: &Arc<Shared>, peer: &Peer, roster: Roster) -> Frame 
         }
         let removed = {
             let mut registry = shared.registry();
-            registry.remove_device(shared.clock.mono_ms(), peer.org, revocation.clone())
+            registry.remove_device(
+                shared.clock.mono_ms(),
+                peer.org,
+                revocation.clone(),
+                Some(peer.user),
+            )
         };
         let Some(conn) = removed else {
             continue;

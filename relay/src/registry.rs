@@ -464,8 +464,9 @@ impl Registry {
         out
     }
 
-    /// Applies a verified device revocation of `org`, if it may: the
-    /// device is unknown or was certified by the revoking user. Forgets the
+    /// Applies a verified device revocation of `org`, handed in by a device
+    /// of `by_user`, if it may: the device was certified by the revoking
+    /// user, or it is unknown and `by_user` is the revoking user. Forgets the
     /// device everywhere; returns its connection to close (`Some(None)`:
     /// applied, nothing to close; `None`: refused or already applied).
     pub fn remove_device(
@@ -473,18 +474,20 @@ impl Registry {
         now_ms: u64,
         org: OrgId,
         revocation: DeviceRevocation,
+        by_user: Option<tincan_core::UserId>,
     ) -> Option<Option<quinn::Connection>> {
         let state = self.orgs.get_mut(&org)?;
         let device = revocation.device;
         if state.removed.contains_key(&device) {
             return None;
         }
-        if state
-            .known
-            .get(&device)
-            .is_some_and(|k| k.cert.user_key != revocation.user_key)
-        {
-            return None;
+        match state.known.get(&device) {
+            Some(k) if k.cert.user_key != revocation.user_key => return None,
+            Some(_) => {}
+            // A device the relay never saw: only its own user may say so
+            // (nobody else can fill the relay with removals).
+            None if Some(revocation.user_id()) != by_user => return None,
+            None => {}
         }
         state.known.remove(&device);
         let conn = state.direct.remove(&device).map(|c| c.conn);

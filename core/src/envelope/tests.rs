@@ -265,3 +265,25 @@ fn presence_typing_and_receipts_round_trip_sealed() {
         assert!(!bytes.windows(12).any(|w| w == b"in a meeting"));
     }
 }
+
+#[test]
+fn own_copies_and_read_sync_round_trip_sealed() {
+    let p = people(2);
+    for content in [
+        Content::OwnCopy {
+            message: MessageId([4; 16]),
+            to: vec![p[1].user_id()],
+            content: Box::new(text("the secret plan")),
+        },
+        Content::ReadSync {
+            peer: p[1].user_id(),
+            up_to_ms: 1_700_000_000_000,
+        },
+    ] {
+        let envelope = seal_to(&p[0], &p[1..], &content);
+        let opened = envelope.open(&p[1].device).expect("open");
+        assert_eq!(opened.content, content);
+        let bytes = postcard::to_allocvec(&envelope).expect("encode");
+        assert!(!bytes.windows(10).any(|w| w == b"the secret"));
+    }
+}

@@ -77,6 +77,38 @@ fn every_frame() -> Vec<Frame> {
         },
         Frame::Ack,
         Frame::Error("nope".into()),
+        Frame::Devices(crate::device::Roster {
+            certs: vec![a.cert.clone()],
+            revocations: vec![crate::device::DeviceRevocation::sign(
+                a.user.as_ref().expect("user key"),
+                b.device_id(),
+                9,
+            )],
+            labels: vec![(a.device_id(), "laptop".into())],
+        }),
+        Frame::Pair(crate::pairing::PairMessage::Start {
+            spake: vec![0x42; 33],
+        }),
+        Frame::Pair(crate::pairing::PairMessage::Challenge {
+            spake: vec![0x41; 33],
+            confirm: [5; 32],
+        }),
+        Frame::Pair(crate::pairing::PairMessage::Confirm {
+            confirm: [6; 32],
+            label: "desktop".into(),
+        }),
+        Frame::Pair(crate::pairing::PairMessage::Granted(Box::new(
+            crate::pairing::PairGrant {
+                cert: b.cert.clone(),
+                name: "alice".into(),
+                membership: None,
+                relay: Some("relay.example:7443#abcd".into()),
+                roster: crate::device::Roster::default(),
+            },
+        ))),
+        Frame::Pair(crate::pairing::PairMessage::Refused(
+            crate::pairing::PairRefusal::WrongCode,
+        )),
     ];
     for reason in [
         RefuseReason::NotForThisDevice,
@@ -85,6 +117,7 @@ fn every_frame() -> Vec<Frame> {
         RefuseReason::TooLarge,
         RefuseReason::Blocked,
         RefuseReason::Other("full".into()),
+        RefuseReason::DeviceRemoved,
     ] {
         frames.push(Frame::Refused {
             message_id: id,

@@ -27,7 +27,8 @@ pub enum DeviceCommand {
     Add {
         /// The pairing code (case, spaces and dashes do not matter).
         code: String,
-        /// Where the other device listens (`tincan status` there shows it).
+        /// Where the other device listens (`tincan status` there shows it)
+        /// [default: the device showing a code on this LAN, found by mDNS].
         #[arg(long, value_name = "HOST:PORT")]
         peer: Option<String>,
         /// What to call this device in `device list` [default: the host name].
@@ -69,14 +70,16 @@ pub async fn run(home: &Home, cmd: DeviceCommand) -> Result<()> {
             force,
             json,
         } => {
-            let Some(peer) = peer else {
-                bail!("give --peer HOST:PORT: the address of the device showing the code (`tincan status` there prints it as `listen`)");
+            let peer = match peer {
+                Some(peer) => Some(
+                    tokio::net::lookup_host(&peer)
+                        .await
+                        .with_context(|| format!("cannot resolve {peer:?} (expected HOST:PORT)"))?
+                        .next()
+                        .with_context(|| format!("{peer:?} resolves to no address"))?,
+                ),
+                None => None,
             };
-            let peer = tokio::net::lookup_host(&peer)
-                .await
-                .with_context(|| format!("cannot resolve {peer:?} (expected HOST:PORT)"))?
-                .next()
-                .with_context(|| format!("{peer:?} resolves to no address"))?;
             let label = label.unwrap_or_else(tincan_node::platform::device_label);
             let label = tincan_node::keystore::validate_name(&label)?;
             let options = JoinOptions {
@@ -138,7 +141,7 @@ async fn pair(home: &Home, json: bool) -> Result<()> {
             shown.code
         );
         println!(
-            "on the new device run:  tincan device add {} --peer <this machine's address>:{}",
+            "on the new device run:  tincan device add {}   (on this LAN; elsewhere add --peer <this machine's address>:{})",
             shown.code,
             status.listen.rsplit(':').next().unwrap_or_default()
         );

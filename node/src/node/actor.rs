@@ -317,6 +317,7 @@ impl Actor {
         lock: File,
     ) {
         let mut link_rx = self.link_rx.take().expect("link receiver taken once");
+        self.devices.announcer = discovery.as_ref().map(Discovery::announcer);
         let mut dial_tick = tokio::time::interval(DIAL_INTERVAL);
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();
@@ -742,6 +743,10 @@ impl Actor {
 
     /// Dials static peers and discovered devices that have no live connection.
     fn dial_due(&mut self) {
+        if self.devices.removed.is_some() {
+            // Removed by its user: every peer refuses it; stop knocking.
+            return;
+        }
         let now = now_ms();
         let mut targets: Vec<SocketAddr> = self
             .hints

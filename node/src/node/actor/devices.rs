@@ -39,6 +39,8 @@ pub(super) struct DevicesState {
     pairing: Option<PairHost>,
     /// Set once this device learnt it was removed.
     pub(super) removed: Option<DeviceRevocation>,
+    /// mDNS, to hint that a code is shown (none without mDNS).
+    pub(super) announcer: Option<crate::discovery::Announcer>,
 }
 
 impl Actor {
@@ -414,6 +416,9 @@ impl Actor {
         if let Some(mut old) = self.devices.pairing.replace(host) {
             old.cancel(PairRefusal::Other("replaced by a new code".into()));
         }
+        if let Some(announcer) = &self.devices.announcer {
+            announcer.set_pairing(true);
+        }
         tracing::info!(expires_at = view.expires_at, "showing a pairing code");
         Ok(view)
     }
@@ -434,9 +439,17 @@ impl Actor {
         self.finish_failed_pairing();
     }
 
+    /// No code is shown any more: stop hinting on mDNS.
+    fn pairing_ended(&mut self) {
+        self.devices.pairing = None;
+        if let Some(announcer) = &self.devices.announcer {
+            announcer.set_pairing(false);
+        }
+    }
+
     fn finish_failed_pairing(&mut self) {
         if let Some(Err(refusal)) = self.devices.pairing.as_ref().and_then(PairHost::outcome) {
-            self.devices.pairing = None;
+            self.pairing_ended();
             tracing::warn!(%refusal, "pairing failed");
             self.emit(NodeEvent::PairingFailed {
                 reason: refusal.to_string(),
@@ -476,7 +489,7 @@ impl Actor {
 
     /// The joiner proved the code: certify it, remember it, tell everyone.
     fn grant(&mut self, joiner: &DeviceCert, label: &str) -> PairMessage {
-        self.devices.pairing = None;
+        self.pairing_ended();
         let Some(user_key) = self.identity.user.clone() else {
             return PairMessage::Refused(PairRefusal::Other("no user key".into()));
         };

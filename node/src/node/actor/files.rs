@@ -273,28 +273,8 @@ impl Actor {
     /// offer sealed to all their devices, one upload across branches) and
     /// their devices.
     fn start_send(&self, peer: &str) -> Result<(Vec<UserId>, Vec<DeviceCert>), NodeError> {
-        let mut users = Vec::new();
-        for name in peer.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let user = self.book.resolve(name)?;
-            if !users.contains(&user) {
-                users.push(user);
-            }
-        }
-        if users.is_empty() {
-            users.push(self.book.resolve(peer)?);
-        }
-        let mut certs: Vec<DeviceCert> = Vec::new();
-        for user in &users {
-            let before = certs.len();
-            certs.extend(
-                self.book
-                    .devices_of(user)
-                    .filter_map(|d| self.certs.get(&d.device).cloned()),
-            );
-            if certs.len() == before {
-                return Err(NodeError::NoDevices(self.book.display_name(user)));
-            }
-        }
+        let users = self.resolve_users(peer)?;
+        let certs = self.certs_of(&users)?;
         Ok((users, certs))
     }
 

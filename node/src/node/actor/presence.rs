@@ -202,11 +202,7 @@ impl Actor {
         if self.is_blocked(&user) {
             return Err(NodeError::Blocked(self.book.display_name(&user)));
         }
-        let certs: Vec<DeviceCert> = self
-            .book
-            .devices_of(&user)
-            .filter_map(|d| self.certs.get(&d.device).cloned())
-            .collect();
+        let certs: Vec<DeviceCert> = self.device_certs_of(&user);
         if certs.is_empty() {
             return Err(NodeError::NoDevices(self.book.display_name(&user)));
         }

@@ -40,7 +40,9 @@ impl Actor {
     /// Whether this node should hold a relay connection now: a member of an
     /// organisation with a relay, and not behind a gateway.
     fn wants_relay(&self) -> bool {
-        self.relay_addr.is_some()
+        // A removed device would only be refused.
+        self.devices.removed.is_none()
+            && self.relay_addr.is_some()
             && self.membership.is_some()
             && matches!(self.election.role(), Role::Roaming | Role::Gateway)
     }
