@@ -491,3 +491,31 @@ fn a_long_log_reaches_a_new_member_in_parts() {
     ann.json(&["room", "send", &id, "all caught up", "--json"]);
     wait_text(bob, &id, "all caught up");
 }
+
+#[test]
+fn a_muted_room_notifies_only_mentions() {
+    let users = started(&["Ann", "Bob"]);
+    let (ann, bob) = (&users[0], &users[1]);
+    let created = ann.json(&["room", "create", "Standup", "--with", "Bob", "--json"]);
+    let id = created["id"].as_str().expect("room id").to_string();
+    wait_members(bob, &id, &["Ann", "Bob"]);
+    let muted = ann.json(&["mute", "Standup", "--json"]);
+    assert_eq!(
+        (&muted["peer"], &muted["muted"]),
+        (&Value::from(id.clone()), &Value::from(true))
+    );
+
+    let mut events = ann.watch();
+    bob.json(&["room", "send", &id, "status: all green", "--json"]);
+    wait_text(ann, &id, "status: all green");
+    let mention = bob.json(&["room", "send", &id, "@Ann can you review?", "--json"]);
+    let got = wait_text(ann, &id, "@Ann can you review?");
+    assert_eq!(got["mentions"], serde_json::json!([ann.user_id()]), "{got}");
+    // The chatter raised nothing: the first notification is the mention.
+    let first = events.expect("a notification", |e| e["type"] == "notification");
+    assert_eq!(first["message_id"], mention["id"], "{first}");
+    assert_eq!(
+        (&first["urgency"], &first["room"]),
+        (&Value::from("mention"), &Value::from(id))
+    );
+}
