@@ -493,7 +493,7 @@ fn a_long_log_reaches_a_new_member_in_parts() {
 }
 
 #[test]
-fn a_muted_room_notifies_only_mentions() {
+fn a_muted_room_notifies_only_mentions_and_room_messages_can_be_edited() {
     let users = started(&["Ann", "Bob"]);
     let (ann, bob) = (&users[0], &users[1]);
     let created = ann.json(&["room", "create", "Standup", "--with", "Bob", "--json"]);
@@ -516,6 +516,22 @@ fn a_muted_room_notifies_only_mentions() {
     assert_eq!(first["message_id"], mention["id"], "{first}");
     assert_eq!(
         (&first["urgency"], &first["room"]),
-        (&Value::from("mention"), &Value::from(id))
+        (&Value::from("mention"), &Value::from(id.clone()))
     );
+
+    // The author edits and retracts room messages; every member sees it.
+    let mention_id = mention["id"].as_str().expect("id");
+    bob.json(&["edit", mention_id, "@Ann can you review PR 12?", "--json"]);
+    let edited = wait_text(ann, &id, "@Ann can you review PR 12?");
+    assert!(edited["edited_at"].is_u64(), "{edited}");
+    let chatter = room_history(bob, &id)
+        .into_iter()
+        .find(|m| m["text"] == "status: all green")
+        .expect("bob's own copy");
+    bob.json(&["delete", chatter["id"].as_str().expect("id"), "--json"]);
+    wait_for("the retraction in Ann's room", DEADLINE, || {
+        room_history(ann, &id)
+            .into_iter()
+            .find(|m| m["id"] == chatter["id"] && m["deleted"] == true)
+    });
 }

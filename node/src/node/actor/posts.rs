@@ -260,8 +260,21 @@ impl Actor {
         }
         let change = make(target);
         change.validate().map_err(post_error)?;
-        let mut users: Vec<UserId> = rows.iter().map(|r| r.peer).collect();
-        users.dedup();
+        // A 1:1 row's peer is the other side; a room row's peer is its
+        // author (us), so a room message's change goes to the room's
+        // current members instead (pairwise sealed: changes are rare).
+        let mut users: Vec<UserId> = Vec::new();
+        for row in &rows {
+            let of_row: Vec<UserId> = match row.room {
+                Some(room) => self.room_members(&room),
+                None => vec![row.peer],
+            };
+            for user in of_row {
+                if user != me && !users.contains(&user) {
+                    users.push(user);
+                }
+            }
+        }
         // Devices of users that have since been blocked or vanished are
         // skipped: the change reaches whoever can still get it, and this
         // user's other devices, which show the message too.
@@ -279,7 +292,7 @@ impl Actor {
                 change_id,
                 now,
                 &Content::Change(change),
-                users[0],
+                users.first().copied().unwrap_or(me),
                 &certs,
                 &[],
             )?;

@@ -420,6 +420,15 @@ impl Actor {
         Ok(())
     }
 
+    /// A room's current members (none when this node has no such room).
+    pub(super) fn room_members(&self, room: &RoomId) -> Vec<UserId> {
+        self.rooms
+            .logs
+            .get(room)
+            .map(|l| l.state().members.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// A room's name, or its id when this node has no such room.
     pub(super) fn room_name(&self, room: &RoomId) -> String {
         self.rooms
