@@ -129,8 +129,9 @@ fn saved_as(view: &Value) -> PathBuf {
 
 /// Sends `file` from Alice to `recipients` (one transfer), accepts it
 /// everywhere, waits until every copy is done and checked, and returns
-/// the bytes (rx + tx) counted on `site`'s router WAN interface meanwhile.
-fn send_and_count(org: &Branches, site: SiteId, file: &Path, recipients: &[&str]) -> u64 {
+/// the bytes (rx + tx) counted on `site`'s router WAN interface meanwhile
+/// and the transfer id.
+fn send_and_count(org: &Branches, site: SiteId, file: &Path, recipients: &[&str]) -> (u64, String) {
     let want = hash_file(file);
     let before = org.net.wan_bytes(site).expect("wan counters");
     let id = send(org, "Alice", &recipients.join(","), file);
@@ -149,7 +150,17 @@ fn send_and_count(org: &Branches, site: SiteId, file: &Path, recipients: &[&str]
         assert!(answers.iter().all(|r| r["state"] == "done"), "{out}");
     }
     let after = org.net.wan_bytes(site).expect("wan counters");
-    (after.0 - before.0) + (after.1 - before.1)
+    println!("  rx {} tx {}", after.0 - before.0, after.1 - before.1);
+    ((after.0 - before.0) + (after.1 - before.1), id)
+}
+
+/// How many times the relay served items of `transfer` (its debug log).
+fn relay_serves(org: &Branches, transfer: &str) -> usize {
+    org.relay
+        .log()
+        .lines()
+        .filter(|l| l.contains("file item served") && l.contains(transfer))
+        .count()
 }
 
 #[test]
@@ -184,10 +195,22 @@ fn a_file_to_four_users_of_a_remote_branch_crosses_its_wan_once() {
     make_file(&one, 4 * MIB, 1);
     make_file(&four, 4 * MIB, 2);
 
-    let baseline = send_and_count(&org, site_b, &one, &["Bob"]);
+    let (baseline, one_id) = send_and_count(&org, site_b, &one, &["Bob"]);
     println!("site b WAN bytes, one recipient:   {baseline}");
-    let all = send_and_count(&org, site_b, &four, &RECIPIENTS);
+    let (all, four_id) = send_and_count(&org, site_b, &four, &RECIPIENTS);
     println!("site b WAN bytes, four recipients: {all}");
+    // The relay served each item (manifest + 4 chunks) once per transfer:
+    // site b's gateway fetched it once for all four.
+    println!(
+        "relay served {} items of the one-recipient transfer, {} of the four-recipient one",
+        relay_serves(&org, &one_id),
+        relay_serves(&org, &four_id)
+    );
+    assert_eq!(
+        relay_serves(&org, &four_id),
+        5,
+        "items served more than once"
+    );
     let ratio = all as f64 / baseline as f64;
     println!("ratio {ratio:.3} (4 MiB file; 4 recipients vs 1 on site b's WAN)");
     assert!(

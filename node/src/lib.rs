@@ -13,6 +13,7 @@
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
 //! - [`platform`]: the OS-specific bits.
+//! - [`quic`]: binding QUIC endpoints (large UDP receive buffers).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod keystore;
 pub mod node;
 pub mod org;
 pub mod platform;
+pub mod quic;
 pub mod rpc;
 pub mod store;
 pub mod tls;
