@@ -102,8 +102,11 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64) -> Duration {
             .expect("key");
         let server_config =
             quinn::ServerConfig::with_single_cert(vec![cert_der.clone()], key).expect("server");
-        let server = quinn::Endpoint::server(server_config, SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bind");
+        // The same UDP sockets as tincan's (large receive buffers), so the
+        // ratio compares protocols, not socket settings.
+        let server =
+            tincan_node::quic::bind(Some(server_config), SocketAddr::from(([127, 0, 0, 1], 0)))
+                .expect("bind");
         let addr = server.local_addr().expect("addr");
         let dst = dst.to_path_buf();
         let receiver = tokio::spawn(async move {
@@ -126,7 +129,7 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64) -> Duration {
         let client_config =
             quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client");
         let mut client =
-            quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("client");
+            tincan_node::quic::bind(None, SocketAddr::from(([127, 0, 0, 1], 0))).expect("client");
         client.set_default_client_config(client_config);
         let start = Instant::now();
         let conn = client

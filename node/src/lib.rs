@@ -14,6 +14,7 @@
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
 //! - [`platform`]: the OS-specific bits.
+//! - [`quic`]: binding QUIC endpoints (large UDP receive buffers).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod notifier;
 pub mod org;
 pub mod pair;
 pub mod platform;
+pub mod quic;
 pub mod rpc;
 pub mod store;
 pub mod tls;

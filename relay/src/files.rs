@@ -208,6 +208,7 @@ pub async fn serve(
     match data {
         Some(data) => {
             shared.metrics.file_items_served.inc();
+            tracing::debug!(device = %peer.device, transfer = %key.transfer, item = ?key.item, len = data.len(), "file item served");
             if let Err(e) = tincan_node::files::stream::answer_data(&mut send, data).await {
                 tracing::debug!(device = %peer.device, error = %e, "file item not delivered");
             }

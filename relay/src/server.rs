@@ -214,7 +214,7 @@ pub fn bind_endpoint(
         QuicServerConfig::try_from(server_tls).map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport));
-    quinn::Endpoint::server(server, listen).map_err(|source| EndpointError::Bind {
+    tincan_node::quic::bind(Some(server), listen).map_err(|source| EndpointError::Bind {
         addr: listen,
         source,
     })

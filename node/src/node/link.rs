@@ -173,7 +173,7 @@ pub(crate) fn bind_endpoint(
     client.transport_config(transport);
 
     let default = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT));
-    let endpoint = match quinn::Endpoint::server(server.clone(), listen.unwrap_or(default)) {
+    let endpoint = match crate::quic::bind(Some(server.clone()), listen.unwrap_or(default)) {
         Ok(e) => e,
         // Another user's node on this host holds the default port: take any
         // port; mDNS announces whichever we got.
@@ -181,7 +181,7 @@ pub(crate) fn bind_endpoint(
             tracing::info!(
                 "port {DEFAULT_PORT} is taken (another node on this host?); using a random port"
             );
-            quinn::Endpoint::server(server, SocketAddr::from(([0, 0, 0, 0], 0)))
+            crate::quic::bind(Some(server), SocketAddr::from(([0, 0, 0, 0], 0)))
                 .map_err(|e| bind_error(listen, e))?
         }
         Err(e) => return Err(bind_error(listen, e)),
