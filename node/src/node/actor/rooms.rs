@@ -425,6 +425,30 @@ impl Actor {
         }
     }
 
+    /// Every room's history for `tincan export`.
+    pub(super) fn export_rooms(&self) -> Result<Vec<crate::export::ExportRoom>, NodeError> {
+        let mut rooms: Vec<&RoomLog> = self.rooms.logs.values().collect();
+        rooms.sort_by_key(|l| (self.rooms.created_at.get(&l.id()).copied(), l.id()));
+        rooms
+            .into_iter()
+            .map(|log| {
+                let view = self.room_view(log);
+                let messages = self
+                    .store
+                    .room_history(&log.id(), &crate::store::HistoryQuery::default())?
+                    .iter()
+                    .map(MessageView::from)
+                    .collect();
+                Ok(crate::export::ExportRoom {
+                    id: view.id,
+                    name: view.name,
+                    members: view.members,
+                    messages,
+                })
+            })
+            .collect()
+    }
+
     fn room_view_of(&self, id: RoomId) -> Result<RoomView, NodeError> {
         self.rooms
             .logs
