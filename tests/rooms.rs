@@ -206,6 +206,15 @@ fn a_room_of_five_with_invite_join_leave_topic_on_every_member() {
         .and_then(|h| h.iter().find(|m| m["text"] == "hello everyone"))
         .unwrap_or_else(|| panic!("no hit: {hits}"));
     assert_eq!(hit["room"], id.as_str(), "{hit}");
+    // A full export holds the room, and reads back.
+    let out = dan.home().join("all.json");
+    let out = out.to_str().expect("path");
+    let summary = dan.json(&["export", "--out", out, "--json"]);
+    assert_eq!(summary["rooms"], 1, "{summary}");
+    let export: tincan_node::ExportView =
+        serde_json::from_slice(&std::fs::read(out).expect("export file")).expect("reads back");
+    let room = export.rooms.iter().find(|r| r.id == id).expect("the room");
+    assert!(room.messages.iter().any(|m| m.text == "hello everyone"));
     // Room messages are not part of the 1:1 conversation with their author.
     assert!(dan
         .history("Ann")

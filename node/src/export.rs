@@ -27,6 +27,23 @@ pub struct ExportView {
     pub name: String,
     /// The conversations, in the order they started.
     pub conversations: Vec<ExportConversation>,
+    /// The rooms (in a full export), in the order they were created here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<ExportRoom>,
+}
+
+/// One room: its messages and membership lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRoom {
+    /// The room id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its current members (for the names of the authors).
+    pub members: Vec<crate::event::RoomMemberView>,
+    /// Every message and membership line, oldest first, as `room history
+    /// --json` shows them.
+    pub messages: Vec<MessageView>,
 }
 
 /// One 1:1 conversation.
@@ -74,6 +91,24 @@ impl ExportView {
                     utc(m.sent_at),
                     escape(m.state.as_str()),
                     if m.offline { " · received while offline" } else { "" },
+                    escape(&m.text)
+                ));
+            }
+            html.push_str("</section>\n");
+        }
+        for room in &self.rooms {
+            html.push_str(&format!("<section>\n<h2># {}</h2>\n", escape(&room.name)));
+            for m in &room.messages {
+                let who = room
+                    .members
+                    .iter()
+                    .find(|p| p.user_id == m.from)
+                    .map_or(m.from.as_str(), |p| p.name.as_str());
+                let class = if m.direction == "out" { "out" } else { "in" };
+                html.push_str(&format!(
+                    "<div class=\"{class}\"><p class=\"meta\">{} · {} UTC</p><p class=\"text\">{}</p></div>\n",
+                    escape(who),
+                    utc(m.sent_at),
                     escape(&m.text)
                 ));
             }
@@ -160,6 +195,7 @@ mod tests {
                     system: false,
                 }],
             }],
+            rooms: Vec::new(),
         }
     }
 

@@ -97,7 +97,7 @@ pub enum ChatCommand {
         /// Where to write it.
         #[arg(long)]
         out: PathBuf,
-        /// Print a summary as JSON: {"out","format","conversations","messages"}.
+        /// Print a summary as JSON: {"out","format","conversations","messages","rooms"}.
         #[arg(long)]
         json: bool,
     },
@@ -121,7 +121,7 @@ pub enum PresenceAction {
 /// Formats of `tincan export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
-    /// JSON: {"format","version","exported_at","user_id","name","conversations":[{"peer","name","messages"}]}.
+    /// JSON: {"format","version","exported_at","user_id","name","conversations":[{"peer","name","messages"}],"rooms":[{"id","name","members","messages"}]}.
     Json,
     /// A standalone HTML page.
     Html,
@@ -134,6 +134,8 @@ struct ExportSummary {
     format: &'static str,
     conversations: usize,
     messages: usize,
+    /// Rooms exported (their messages are not counted in `messages`).
+    rooms: usize,
 }
 
 /// Runs one messenger command against the running node.
@@ -228,6 +230,7 @@ pub async fn run(home: &Home, cmd: ChatCommand) -> Result<()> {
                 format: name,
                 conversations: export.conversations.len(),
                 messages: export.conversations.iter().map(|c| c.messages.len()).sum(),
+                rooms: export.rooms.len(),
             };
             show(json, &summary, |s| {
                 println!(

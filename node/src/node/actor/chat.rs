@@ -262,6 +262,11 @@ impl Actor {
             user_id: self.identity.user_id().to_string(),
             name: self.identity.name.clone(),
             conversations,
+            rooms: if peer.is_some() {
+                Vec::new()
+            } else {
+                self.export_rooms()?
+            },
         })
     }
 }

@@ -15,39 +15,31 @@
 //!   device key (a deterministic signature, so nothing is stored); the
 //!   admin's node adds whoever presents it, while that admin still may.
 //!
-//! Incoming room content is handled in `rooms/inbound.rs`; membership
-//! lines and views in `rooms/lines.rs`.
+//! Incoming room content is handled in `rooms/inbound.rs`; sending
+//! (sender keys, messages, typing) in `rooms/send.rs`; rejoining and join
+//! links in `rooms/join.rs`; membership lines and views in
+//! `rooms/lines.rs`.
 
 mod inbound;
+mod join;
 mod lines;
+mod send;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use tincan_core::room::{OpHash, RoomAction, RoomOp, SenderKey};
+use tincan_core::{Content, DeviceCert, DeviceId, MessageId, RateLimiter, RoomId, RoomLog, UserId};
 
-use tincan_core::room::{OpHash, RoomAction, RoomContent, RoomKeyGrant, RoomOp, SenderKey};
-use tincan_core::wire::{self, Frame, MAX_TEXT_LEN};
-use tincan_core::{
-    Content, DeviceCert, DeviceId, MessageId, RateLimiter, RoomEnvelope, RoomId, RoomLog, UserId,
-};
-
-use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
-use crate::event::{MessageView, RoomJoinView, RoomLinkView, RoomTypingView, RoomView};
+use super::{now_ms, Actor};
+use crate::event::{MessageView, RoomView};
 use crate::keystore::OsEntropy;
 use crate::node::rooms::{RoomChange, RoomCommand};
 use crate::node::NodeError;
-use crate::store::{
-    Direction, MessageRecord, MessageState, OutboxEntry, RoomKeyRecord, RoomRecord, Store,
-    StoreError,
-};
+use crate::store::{Direction, MessageRecord, RoomRecord, Store, StoreError};
 
 /// At most one room typing notification per room this often (sending).
 const TYPING_SEND_INTERVAL_MS: u64 = 3_000;
 /// At most one room typing event per member device this often.
 const TYPING_EVENT_INTERVAL_MS: u64 = 1_000;
-/// Prefix of a join link.
-const LINK_PREFIX: &str = "tincan-room:";
-/// Context of the signature a join link's secret comes from.
-const LINK_CONTEXT: &[u8] = b"tincan room join link v1\0";
 /// Most ops one `RoomOps` envelope carries: a long log goes as several
 /// (the receiver retries a part whose genesis has not arrived yet), so
 /// every part fits the frame limit (an op is at most a few hundred bytes,
@@ -447,320 +439,28 @@ impl Actor {
         }
     }
 
-    fn room_join(&mut self, text: &str) -> Result<RoomJoinView, NodeError> {
-        if let Some(link) = text.trim().strip_prefix(LINK_PREFIX) {
-            return self.join_by_link(link);
-        }
-        let id = self.resolve_room(text)?;
-        self.author_op(id, RoomAction::Join)?;
-        Ok(RoomJoinView {
-            room: id.to_string(),
-            joined: true,
-            requested: false,
-        })
-    }
-
-    /// `ROOM:ADMIN_USER:SECRET` → a join request to the admin's devices.
-    fn join_by_link(&mut self, link: &str) -> Result<RoomJoinView, NodeError> {
-        let bad = || NodeError::BadLink(format!("{LINK_PREFIX}{link}"));
-        let mut parts = link.split(':');
-        let (Some(room), Some(admin), Some(secret), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
-        };
-        let room: RoomId = room.parse().map_err(|_| bad())?;
-        let admin: UserId = admin.parse().map_err(|_| bad())?;
-        let secret: [u8; 16] = data_encoding::HEXLOWER_PERMISSIVE
-            .decode(secret.as_bytes())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(bad)?;
-        if let Some(log) = self.rooms.logs.get(&room) {
-            if log.state().members.contains(&self.identity.user_id()) {
-                return Ok(RoomJoinView {
-                    room: room.to_string(),
-                    joined: true,
-                    requested: false,
-                });
-            }
-        }
-        let certs = self.user_certs(&admin);
-        if certs.is_empty() {
-            return Err(NodeError::NoDevices(self.book.display_name(&admin)));
-        }
-        self.queue_control_content(&Content::RoomJoinRequest { room, secret }, &certs)?;
-        tracing::info!(%room, %admin, "room join requested");
-        Ok(RoomJoinView {
-            room: room.to_string(),
-            joined: false,
-            requested: true,
-        })
-    }
-
-    /// This device's join-link secret for a room.
-    pub(super) fn link_secret(&self, room: &RoomId) -> [u8; 16] {
-        let signature = self
-            .identity
-            .device
-            .sign(&[LINK_CONTEXT, &room.0[..]].concat());
-        let mut secret = [0u8; 16];
-        secret.copy_from_slice(&signature.0[..16]);
-        secret
-    }
-
-    fn room_link(&mut self, room: &str) -> Result<RoomLinkView, NodeError> {
-        let id = self.resolve_room(room)?;
-        let me = self.identity.user_id();
-        let state = self.rooms.logs.get(&id).map(|l| l.state().clone());
-        let Some(state) = state else {
-            return Err(NodeError::UnknownRoom(room.into()));
-        };
-        if state.disabled {
-            return Err(tincan_core::RoomError::Disabled.into());
-        }
-        if !state.admins.contains(&me) {
-            return Err(tincan_core::RoomError::NotAnAdmin(me).into());
-        }
-        let secret = data_encoding::HEXLOWER.encode(&self.link_secret(&id));
-        Ok(RoomLinkView {
-            room: id.to_string(),
-            link: format!("{LINK_PREFIX}{id}:{me}:{secret}"),
-        })
-    }
-
-    /// This device's sender key of the room's current epoch: drawn, stored
-    /// and queued to the epoch's member devices on first use.
-    fn own_sender_key(&mut self, id: RoomId) -> Result<(OpHash, SenderKey), NodeError> {
-        let log = self
-            .rooms
-            .logs
-            .get(&id)
-            .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))?;
-        let epoch = log.state().epoch;
-        let me = self.identity.device_id();
-        if let Some(key) = self.rooms.keys.get(&(id, epoch, me)) {
-            return Ok((epoch, key.clone()));
-        }
-        let key = SenderKey::generate(&mut OsEntropy);
-        self.store.save_room_key(&RoomKeyRecord {
-            room: id,
-            epoch: epoch.0,
-            device: me,
-            key: key.0,
-        })?;
-        self.rooms.keys.insert((id, epoch, me), key.clone());
-        let certs = self.member_certs(id);
-        tracing::info!(room = %id, epoch = ?epoch, devices = certs.len(), "new sender key");
-        self.queue_control_content(
-            &Content::RoomKey(RoomKeyGrant {
-                room: id,
-                epoch,
-                key: key.clone(),
-            }),
-            &certs,
-        )?;
-        Ok((epoch, key))
-    }
-
-    /// Certificates of the current members' devices (not this one).
-    fn member_certs(&self, id: RoomId) -> Vec<DeviceCert> {
-        self.rooms
-            .logs
-            .get(&id)
+    /// Every room's history for `tincan export`.
+    pub(super) fn export_rooms(&self) -> Result<Vec<crate::export::ExportRoom>, NodeError> {
+        let mut rooms: Vec<&RoomLog> = self.rooms.logs.values().collect();
+        rooms.sort_by_key(|l| (self.rooms.created_at.get(&l.id()).copied(), l.id()));
+        rooms
+            .into_iter()
             .map(|log| {
-                log.state()
-                    .members
+                let view = self.room_view(log);
+                let messages = self
+                    .store
+                    .room_history(&log.id(), &crate::store::HistoryQuery::default())?
                     .iter()
-                    .flat_map(|u| self.user_certs(u))
-                    .collect()
+                    .map(MessageView::from)
+                    .collect();
+                Ok(crate::export::ExportRoom {
+                    id: view.id,
+                    name: view.name,
+                    members: view.members,
+                    messages,
+                })
             })
-            .unwrap_or_default()
-    }
-
-    /// Checks that we may post in the room now.
-    fn check_can_post(&self, id: RoomId) -> Result<(), NodeError> {
-        let me = self.identity.user_id();
-        let state = self
-            .rooms
-            .logs
-            .get(&id)
-            .map(|l| l.state())
-            .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))?;
-        if state.disabled {
-            return Err(tincan_core::RoomError::Disabled.into());
-        }
-        if !state.members.contains(&me) {
-            return Err(tincan_core::RoomError::NotAMember(me).into());
-        }
-        Ok(())
-    }
-
-    fn room_send(&mut self, room: &str, text: String) -> Result<MessageView, NodeError> {
-        if text.trim().is_empty() {
-            return Err(NodeError::EmptyText);
-        }
-        if text.len() > MAX_TEXT_LEN {
-            return Err(NodeError::TooLarge {
-                len: text.len(),
-                max: MAX_TEXT_LEN,
-            });
-        }
-        let id = self.resolve_room(room)?;
-        self.check_can_post(id)?;
-        let (epoch, key) = self.own_sender_key(id)?;
-        let certs = self.member_certs(id);
-        let now = now_ms();
-        let message_id = MessageId::random(&mut OsEntropy);
-        let me = self.identity.user_id();
-        let record = MessageRecord {
-            id: message_id,
-            direction: Direction::Out,
-            peer: me,
-            from_user: me,
-            from_device: self.identity.device_id(),
-            to_user: me,
-            text: text.clone(),
-            sent_at_ms: now,
-            received_at_ms: None,
-            state: if certs.is_empty() {
-                MessageState::Sent
-            } else {
-                MessageState::Queued
-            },
-            error: None,
-            room: Some(id),
-            system: false,
-            extras: Default::default(),
-        };
-        if certs.is_empty() {
-            self.store.insert_message(&record)?;
-            return Ok(MessageView::from(&record));
-        }
-        let devices: Vec<DeviceId> = certs.iter().map(DeviceCert::device_id).collect();
-        let envelope = RoomEnvelope::seal(
-            &self.identity.device,
-            &self.identity.cert,
-            id,
-            epoch,
-            &key,
-            devices.clone(),
-            message_id,
-            now,
-            &RoomContent::Text { text },
-            &mut OsEntropy,
-        )
-        .map_err(|e| NodeError::Seal(e.to_string()))?;
-        let frame = wire::encode(&Frame::RoomEnvelope(envelope))
-            .map_err(|e| NodeError::Seal(e.to_string()))?;
-        let expires = now + MESSAGE_TTL_MS;
-        let entries: Vec<OutboxEntry> = devices
-            .iter()
-            .map(|device| OutboxEntry {
-                message_id,
-                device: *device,
-                envelope: frame.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
-                attempts: 0,
-                last_attempt_ms: None,
-                held: false,
-            })
-            .collect();
-        self.store
-            .queue_outgoing_many(std::slice::from_ref(&record), &entries)?;
-        self.pending.insert(
-            message_id,
-            Pending {
-                frame: Arc::new(frame),
-                to: me,
-                remaining: devices.iter().copied().collect(),
-                delivered: false,
-                last_error: None,
-            },
-        );
-        for device in &devices {
-            self.outbox.push(now, message_id, *device, expires, 0);
-        }
-        tracing::info!(message = %message_id, room = %id, devices = devices.len(), "queued room message");
-        Ok(MessageView::from(&record))
-    }
-
-    fn room_typing(&mut self, room: &str) -> Result<RoomTypingView, NodeError> {
-        let id = self.resolve_room(room)?;
-        self.check_can_post(id)?;
-        let visible =
-            self.chat.presence.update().shown != tincan_core::presence::ShownPresence::Offline;
-        let epoch = self.rooms.logs.get(&id).map(|l| l.state().epoch);
-        let had_key = epoch.is_some_and(|e| {
-            self.rooms
-                .keys
-                .contains_key(&(id, e, self.identity.device_id()))
-        });
-        // Without a key the members cannot open it yet: hand the key out
-        // (the next notification goes through) and send nothing now.
-        let (epoch, key) = self.own_sender_key(id)?;
-        if !had_key || !visible || !self.rooms.typing_out.allow(now_ms(), &id) {
-            return Ok(RoomTypingView {
-                room: id.to_string(),
-                sent: false,
-            });
-        }
-        let uplink = self.uplink_conn();
-        let devices: Vec<DeviceId> = self
-            .member_certs(id)
-            .iter()
-            .map(DeviceCert::device_id)
-            .filter(|d| {
-                self.conns.contains_key(d)
-                    || (uplink.is_some() && self.remote.get(d).is_some_and(|r| r.online))
-            })
-            .collect();
-        if devices.is_empty() {
-            return Ok(RoomTypingView {
-                room: id.to_string(),
-                sent: false,
-            });
-        }
-        let envelope = RoomEnvelope::seal(
-            &self.identity.device,
-            &self.identity.cert,
-            id,
-            epoch,
-            &key,
-            devices.clone(),
-            MessageId::random(&mut OsEntropy),
-            now_ms(),
-            &RoomContent::Typing,
-            &mut OsEntropy,
-        )
-        .map_err(|e| NodeError::Seal(e.to_string()))?;
-        let frame = Arc::new(
-            wire::encode(&Frame::RoomEnvelope(envelope.clone()))
-                .map_err(|e| NodeError::Seal(e.to_string()))?,
-        );
-        let mut routed = Vec::new();
-        for device in devices {
-            match self.conns.get(&device).and_then(|c| c.last()) {
-                Some(conn) => {
-                    tokio::spawn(crate::node::link::deliver_once(conn.clone(), frame.clone()));
-                }
-                None => routed.push(device),
-            }
-        }
-        if let (false, Some(conn)) = (routed.is_empty(), uplink) {
-            let route = tincan_core::route::Route {
-                to: routed,
-                item: tincan_core::route::Routed::Room(Box::new(envelope)),
-            };
-            tokio::spawn(async move {
-                let _ = crate::node::link::forward(conn, route).await;
-            });
-        }
-        Ok(RoomTypingView {
-            room: id.to_string(),
-            sent: true,
-        })
+            .collect()
     }
 
     fn room_view_of(&self, id: RoomId) -> Result<RoomView, NodeError> {
