@@ -544,3 +544,54 @@ fn a_muted_room_notifies_only_mentions_and_room_messages_can_be_edited() {
             .find(|m| m["id"] == chatter["id"] && m["deleted"] == true)
     });
 }
+
+#[test]
+fn files_sent_to_a_room_are_offered_to_its_members() {
+    let users = started(&["Ann", "Bob", "Cat"]);
+    let (ann, bob, cat) = (&users[0], &users[1], &users[2]);
+    let created = ann.json(&["room", "create", "Design", "--with", "Bob,Cat", "--json"]);
+    let id = created["id"].as_str().expect("room id").to_string();
+    wait_members(bob, &id, &["Ann", "Bob", "Cat"]);
+    wait_members(cat, &id, &["Ann", "Bob", "Cat"]);
+    let file = ann.home().join("mockup.txt");
+    std::fs::write(&file, b"a mockup for the room\n".repeat(1000)).expect("write file");
+    let sent = ann.json(&[
+        "file",
+        "send",
+        "Design",
+        file.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    let transfer = sent["id"].as_str().expect("transfer id").to_string();
+    for user in [bob, cat] {
+        let dir = user.home().join("inbox");
+        wait_for(
+            &format!("{} to be offered the file", user.name),
+            DEADLINE,
+            || {
+                let list = user.json(&["file", "list", "--json"]);
+                list.as_array()?
+                    .iter()
+                    .find(|t| t["id"] == transfer.as_str() && t["state"] == "offered")
+                    .cloned()
+            },
+        );
+        user.json(&[
+            "file",
+            "accept",
+            &transfer,
+            "--to",
+            dir.to_str().expect("utf-8"),
+            "--json",
+        ]);
+        let got = wait_for(&format!("{} to have the file", user.name), DEADLINE, || {
+            std::fs::read(dir.join("mockup.txt")).ok()
+        });
+        assert_eq!(
+            got,
+            std::fs::read(&file).expect("read"),
+            "{} got other bytes",
+            user.name
+        );
+    }
+}

@@ -19,7 +19,8 @@ pub enum FileCommand {
     /// are sent whole, with their relative paths).
     Send {
         /// The recipient: display name or user-id prefix; several as
-        /// `bob,carol,dave` (one transfer for all, one copy per branch).
+        /// `bob,carol,dave` (one transfer for all, one copy per branch);
+        /// or a room's name or id (offered to its current members).
         peer: String,
         /// Files and folders to send.
         #[arg(required = true)]

@@ -273,7 +273,27 @@ impl Actor {
     /// offer sealed to all their devices, one upload across branches) and
     /// their devices.
     fn start_send(&self, peer: &str) -> Result<(Vec<UserId>, Vec<DeviceCert>), NodeError> {
-        let users = self.resolve_users(peer)?;
+        // A room's name or id offers the files to its current members.
+        let users = match self.resolve_users(peer) {
+            Ok(users) => users,
+            Err(peer_error) => match self.resolve_room(peer) {
+                Ok(room) => {
+                    let me = self.identity.user_id();
+                    let members: Vec<UserId> = self
+                        .room_members(&room)
+                        .into_iter()
+                        .filter(|u| *u != me)
+                        .collect();
+                    if members.is_empty() {
+                        return Err(NodeError::Transfer(format!(
+                            "room {peer:?} has no other members to offer files to"
+                        )));
+                    }
+                    members
+                }
+                Err(_) => return Err(peer_error),
+            },
+        };
         let certs = self.certs_of(&users)?;
         Ok((users, certs))
     }
