@@ -305,6 +305,19 @@ pub(crate) struct ServeJob {
     pub corrupt: bool,
 }
 
+/// Waits for one of `permits`, then `delay_ms` (the rate cap): the start
+/// of every paced send, so memory and bandwidth stay bounded.
+async fn paced(
+    permits: Arc<Semaphore>,
+    delay_ms: u64,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let permit = permits.acquire_owned().await.ok()?;
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    Some(permit)
+}
+
 /// Reads, checks, seals and sends one chunk; at most as many at once as
 /// `permits` allows, so memory stays bounded whatever the demand.
 pub(crate) fn serve_chunk(
@@ -314,12 +327,9 @@ pub(crate) fn serve_chunk(
     tx: mpsc::Sender<LinkEvent>,
 ) {
     tokio::spawn(async move {
-        let Ok(_permit) = permits.acquire_owned().await else {
+        let Some(_permit) = paced(permits, job.delay_ms).await else {
             return;
         };
-        if job.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(job.delay_ms)).await;
-        }
         let ServeJob {
             transfer,
             index,
@@ -427,12 +437,9 @@ pub(crate) fn upload_item(
     tx: mpsc::Sender<LinkEvent>,
 ) {
     tokio::spawn(async move {
-        let Ok(_permit) = permits.acquire_owned().await else {
+        let Some(_permit) = paced(permits, job.delay_ms).await else {
             return;
         };
-        if job.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(job.delay_ms)).await;
-        }
         let UploadJob {
             transfer,
             item,

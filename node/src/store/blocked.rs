@@ -55,13 +55,7 @@ impl Store {
                 "SELECT user, name, blocked_at_ms FROM blocked_users
                  ORDER BY blocked_at_ms, rowid",
             )?
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })?
+            .query_map([], column::blob_text_int)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(column::decode_all(
             raws,

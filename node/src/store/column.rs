@@ -73,6 +73,12 @@ pub(super) fn decode_all<R, T>(
         .collect()
 }
 
+/// Reads columns 0, 1, 2 as `(blob, text, integer)`: the row of the small
+/// keyed lists (an id, a name, a time), decoded afterwards.
+pub(super) fn blob_text_int(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

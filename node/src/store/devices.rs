@@ -81,13 +81,7 @@ impl Store {
             .prepare_cached(
                 "SELECT device, label, added_at_ms FROM own_devices ORDER BY added_at_ms",
             )?
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })?
+            .query_map([], column::blob_text_int)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(column::decode_all(
             raws,

@@ -478,10 +478,31 @@ impl Store {
         peer: &UserId,
         query: &HistoryQuery,
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.page("peer = ?1 AND room IS NULL", &peer.0, query)
+    }
+
+    /// A room's messages and membership lines, oldest first, like
+    /// [`Store::history`].
+    pub fn room_history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.page("room = ?1", &room.0, query)
+    }
+
+    /// One page of the conversation that `filter` (an SQL condition on
+    /// `?1` = `key`) selects, oldest first.
+    fn page(
+        &self,
+        filter: &str,
+        key: &[u8],
+        query: &HistoryQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
         // Newest first so LIMIT keeps the newest page, then reversed.
         let sql = format!(
             "SELECT {COLUMNS} FROM messages
-             WHERE peer = ?1 AND room IS NULL
+             WHERE {filter}
                AND (?2 IS NULL OR sent_at_ms < ?2)
                AND (?3 IS NULL OR sent_at_ms >= ?3)
              ORDER BY sent_at_ms DESC, seq DESC
@@ -493,46 +514,7 @@ impl Store {
             .conn
             .prepare_cached(&sql)?
             .query_map(
-                params![
-                    &peer.0[..],
-                    bound(query.before_ms),
-                    bound(query.since_ms),
-                    limit
-                ],
-                RawMessage::from_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut out = column::decode_all(raws, "messages", RawMessage::decode);
-        out.reverse();
-        Ok(out)
-    }
-
-    /// A room's messages and membership lines, oldest first, like
-    /// [`Store::history`].
-    pub fn room_history(
-        &self,
-        room: &RoomId,
-        query: &HistoryQuery,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM messages
-             WHERE room = ?1
-               AND (?2 IS NULL OR sent_at_ms < ?2)
-               AND (?3 IS NULL OR sent_at_ms >= ?3)
-             ORDER BY sent_at_ms DESC, seq DESC
-             LIMIT ?4"
-        );
-        let limit = query.limit.map_or(-1, i64::from);
-        let raws = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_map(
-                params![
-                    &room.0[..],
-                    bound(query.before_ms),
-                    bound(query.since_ms),
-                    limit
-                ],
+                params![key, bound(query.before_ms), bound(query.since_ms), limit],
                 RawMessage::from_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
