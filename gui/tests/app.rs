@@ -891,7 +891,7 @@ fn the_rooms_group_lists_a_room_and_opening_it_shows_members_and_history() {
     assert_eq!(mock.calls(), vec![Call::RoomHistory(LUNCH.into())]);
     assert!(shows(&app, "Fridays at noon"), "the topic");
     assert!(
-        shows(&app, "Members: Me (admin), Berta, Carol"),
+        shows(&app, "Members: Berta, Carol, Me (admin)"),
         "members, admin marked"
     );
     assert!(shows(&app, "pizza or sushi?"), "a message");
@@ -1011,4 +1011,10 @@ fn a_room_message_event_lands_in_its_room_and_counts_unread_when_not_open() {
         })),
     );
     assert!(shows(&app, "Release"), "the new room is listed");
+    let session = app.session.as_ref().expect("session");
+    assert_eq!(
+        session.rooms.list["0therroom"].unread, 1,
+        "and its message counted"
+    );
+    assert_eq!(app.title(), "(1) tincan — Me");
 }

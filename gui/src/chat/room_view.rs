@@ -37,12 +37,12 @@ pub fn row_of(room: &Room, selected: bool) -> Element<'_, Message> {
         .into()
 }
 
-/// `Members: Anna (admin), Berta`.
+/// `Members: Anna (admin), Berta`, by name (the node lists them by id).
 pub fn members_line(room: &Room) -> String {
-    let names: Vec<String> = room
-        .view
-        .members
-        .iter()
+    let mut members: Vec<_> = room.view.members.iter().collect();
+    members.sort_by_key(|m| (m.name.to_lowercase(), m.user_id.clone()));
+    let names: Vec<String> = members
+        .into_iter()
         .map(|m| {
             if m.admin {
                 format!("{} (admin)", m.name)

@@ -114,16 +114,28 @@ impl Session {
             .or_default()
             .upsert(message);
         let is_open = self.open_room.as_deref() == Some(id.as_str());
-        match self.rooms.list.get_mut(&id) {
-            Some(room) => {
-                room.last_message_at = room.last_message_at.max(Some(at));
-                if incoming && new && !is_open {
-                    room.unread += 1;
-                }
-                false
-            }
-            None => true,
+        let unknown = !self.rooms.list.contains_key(&id);
+        // A room this app has not listed yet (just made by a colleague):
+        // it shows under a stand-in name until the reload names it, and
+        // its unread count is kept.
+        let room = self.rooms.list.entry(id.clone()).or_insert_with(|| Room {
+            view: RoomView {
+                id: id.clone(),
+                name: "New room".into(),
+                topic: String::new(),
+                members: Vec::new(),
+                disabled: false,
+                joined: true,
+                admin: false,
+            },
+            unread: 0,
+            last_message_at: None,
+        });
+        room.last_message_at = room.last_message_at.max(Some(at));
+        if incoming && new && !is_open {
+            room.unread += 1;
         }
+        unknown
     }
 
     /// Opens `room` (closing any 1:1 conversation); returns whether its
