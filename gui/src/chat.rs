@@ -58,7 +58,7 @@ pub const NOTE_ID: Id = Id::new("presence-note");
 pub enum Message {
     /// The search text changed.
     Search(String),
-    /// Enter in the search box: open the first match.
+    /// Enter in the search box: open the first match (colleague, else room).
     SearchSubmit,
     /// A contact was clicked.
     Open(String),
@@ -164,12 +164,23 @@ impl Chat {
                     .flat_map(|(_, contacts)| contacts)
                     .next()
                     .map(|c| c.user_id.clone());
-                match first {
-                    Some(user_id) => {
+                // Colleagues come first in the list, then rooms.
+                let room = || {
+                    session
+                        .visible_rooms(&self.search)
+                        .first()
+                        .map(|r| r.id().to_string())
+                };
+                match (first, room()) {
+                    (Some(user_id), _) => {
                         self.search.clear();
                         Action::Open(user_id)
                     }
-                    None => Action::None,
+                    (None, Some(room)) => {
+                        self.search.clear();
+                        Action::OpenRoom(room)
+                    }
+                    (None, None) => Action::None,
                 }
             }
             Message::Open(user_id) => Action::Open(user_id),

@@ -885,9 +885,14 @@ fn the_rooms_group_lists_a_room_and_opening_it_shows_members_and_history() {
     assert!(shows(&app, "Rooms") && shows(&app, "Lunch"));
     assert!(shows(&app, "3 members"));
 
-    interact(&rt, &mut app, |ui| {
-        ui.click("Lunch").expect("room");
-    });
+    // The search finds rooms too; Enter opens the first match.
+    step(
+        &rt,
+        &mut app,
+        Message::Chat(chat::Message::Search("lun".into())),
+    );
+    assert!(shows(&app, "Lunch") && !shows(&app, "Berta"));
+    step(&rt, &mut app, Message::Chat(chat::Message::SearchSubmit));
     assert_eq!(mock.calls(), vec![Call::RoomHistory(LUNCH.into())]);
     assert!(shows(&app, "Fridays at noon"), "the topic");
     assert!(
