@@ -1,5 +1,5 @@
 //! What the app knows about the running node: contacts (users, grouped from
-//! their devices, with presence and notes), conversations, unread counts,
+//! their devices, with presence and notes), conversations, rooms, unread counts,
 //! who is typing, file transfers, this user's presence and the last status.
 //! Pure data with no I/O and no clock (`now` comes in): `update` feeds it
 //! node answers and events, `view` reads it.
