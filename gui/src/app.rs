@@ -18,7 +18,8 @@ use iced::keyboard::{self, key::Named, Key};
 use iced::widget::{button, center, column, operation, text};
 use iced::{window, Alignment, Element, Task, Theme};
 use tincan_node::{
-    Home, MessageView, PeerView, PresenceView, ReadView, StatusView, TransferView, TypingView,
+    Home, MessageView, PeerView, PresenceView, ReadView, RoomView, StatusView, TransferView,
+    TypingView,
 };
 
 use crate::backend::{self, Backend, BackendError, BackendEvent, Boot, Connection};
@@ -118,6 +119,19 @@ pub enum Message {
     Status(Result<StatusView, BackendError>),
     /// The node's peers.
     Peers(Result<Vec<PeerView>, BackendError>),
+    /// Every room the node knows.
+    Rooms(Result<Vec<RoomView>, BackendError>),
+    /// A page of a room's history.
+    RoomHistory {
+        /// The room's id.
+        room: String,
+        /// Where the page ends (`None`: the newest page).
+        before: Option<u64>,
+        /// The page size asked for.
+        limit: u32,
+        /// The messages and membership lines.
+        result: Result<Vec<MessageView>, BackendError>,
+    },
     /// A page of a conversation's history.
     History {
         /// The contact's user id.
@@ -321,9 +335,13 @@ impl App {
                 note: false,
             }),
             Task::perform(backend.file_list(), Message::Transfers),
+            Task::perform(backend.rooms(), Message::Rooms),
         ];
         if let Some(open) = self.session.as_ref().and_then(|s| s.open.clone()) {
             tasks.push(load_history(backend, open, None));
+        }
+        if let Some(room) = self.session.as_ref().and_then(|s| s.open_room.clone()) {
+            tasks.push(load_room_history(backend, room));
         }
         self.connection = Some(connection);
         match self.screen {
@@ -392,6 +410,27 @@ impl App {
                 tracing::debug!(error = %e, "peers");
                 Task::none()
             }
+            Message::Rooms(Ok(rooms)) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_rooms(rooms);
+                }
+                Task::none()
+            }
+            Message::Rooms(Err(e)) => {
+                tracing::debug!(error = %e, "rooms");
+                Task::none()
+            }
+            Message::RoomHistory {
+                room,
+                before,
+                limit,
+                result,
+            } => {
+                if let Some(s) = &mut self.session {
+                    s.apply_room_history(&room, before, limit, result.map_err(|e| e.0));
+                }
+                Task::none()
+            }
             Message::History {
                 user,
                 before,
@@ -438,6 +477,8 @@ impl App {
                 (Some(c), Some(s)) if s.ended.is_none() => Task::batch([
                     Task::perform(c.backend().status(), Message::Status),
                     Task::perform(c.backend().peers(), Message::Peers),
+                    // Membership and topic changes have no event of their own.
+                    Task::perform(c.backend().rooms(), Message::Rooms),
                     // Auto-away happens in the node, on its clock.
                     Task::perform(c.backend().presence(), |result| Message::Presence {
                         result,
@@ -548,6 +589,20 @@ fn load_history(backend: &dyn Backend, user: String, before: Option<u64>) -> Tas
             result,
         }
     })
+}
+
+/// A task loading the newest history page of `room` (see
+/// [`Session::apply_room_history`]).
+fn load_room_history(backend: &dyn Backend, room: String) -> Task<Message> {
+    Task::perform(
+        backend.room_history(room.clone(), None, PAGE),
+        move |result| Message::RoomHistory {
+            room: room.clone(),
+            before: None,
+            limit: PAGE,
+            result,
+        },
+    )
 }
 
 /// Maps unhandled key presses to shortcuts.

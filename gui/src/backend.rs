@@ -17,8 +17,8 @@ use iced::futures::stream::BoxStream;
 use std::path::PathBuf;
 
 use tincan_node::{
-    MessageView, NodeEvent, PeerView, PresenceView, ReadView, StatusView, TransferView, TypingView,
-    WhoAmI,
+    MessageView, NodeEvent, PeerView, PresenceView, ReadView, RoomView, StatusView, TransferView,
+    TypingView, WhoAmI,
 };
 
 pub use node::{open, Boot, NodeBackend};
@@ -113,6 +113,29 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     fn file_cancel(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>>;
     /// Every transfer, oldest first.
     fn file_list(&self) -> BoxFuture<'static, Result<Vec<TransferView>, BackendError>>;
+    /// Every room this node knows (joined or left), with its members.
+    fn rooms(&self) -> BoxFuture<'static, Result<Vec<RoomView>, BackendError>>;
+    /// The newest `limit` messages and membership lines of `room` (its id)
+    /// sent before `before` (Unix ms; `None`: up to now), oldest first.
+    fn room_history(
+        &self,
+        room: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>>;
+    /// Sends `text` to the members of `room` (its id).
+    fn room_send(
+        &self,
+        room: String,
+        text: String,
+    ) -> BoxFuture<'static, Result<MessageView, BackendError>>;
+    /// Creates a room named `name` with this user as admin and the users
+    /// `with` (names or user ids) as members.
+    fn room_create(
+        &self,
+        name: String,
+        with: Vec<String>,
+    ) -> BoxFuture<'static, Result<RoomView, BackendError>>;
     /// The event stream, from now on.
     fn events(&self) -> BoxStream<'static, BackendEvent>;
     /// Lets go of the node: an embedded one is shut down (goodbye to

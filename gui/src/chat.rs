@@ -1,6 +1,6 @@
 //! The main screen: the contact list on the left (own presence picker and
 //! note, search box, presence dots and notes, unread counts, grouped by LAN
-//! / other branches), the open conversation on the right (bubbles, day
+//! / other branches, then rooms), the open conversation or room on the right (bubbles, day
 //! separators, delivery ticks, file transfers, typing indicator, older
 //! pages on scrolling up) with its composer and "send file" button, and
 //! the status line at the bottom.
@@ -9,6 +9,7 @@
 //! [`Action`] for the app (open a conversation, send a text, ...), which
 //! owns the backend. Views only read state.
 
+mod room_view;
 mod transfer_view;
 mod view;
 
@@ -57,7 +58,7 @@ pub const NOTE_ID: Id = Id::new("presence-note");
 pub enum Message {
     /// The search text changed.
     Search(String),
-    /// Enter in the search box: open the first match.
+    /// Enter in the search box: open the first match (colleague, else room).
     SearchSubmit,
     /// A contact was clicked.
     Open(String),
@@ -94,6 +95,8 @@ pub enum Message {
         /// Within a few lines of the oldest message shown.
         near_top: bool,
     },
+    /// A room was clicked (its id).
+    OpenRoom(String),
 }
 
 /// What the app must do.
@@ -135,6 +138,15 @@ pub enum Action {
     OpenFolder(PathBuf),
     /// Load the page before the oldest message with this user id.
     LoadOlder(String),
+    /// Open the room with this id.
+    OpenRoom(String),
+    /// Send `text` to the room with id `room`.
+    RoomSend {
+        /// The room's id.
+        room: String,
+        /// The text.
+        text: String,
+    },
 }
 
 impl Chat {
@@ -152,12 +164,23 @@ impl Chat {
                     .flat_map(|(_, contacts)| contacts)
                     .next()
                     .map(|c| c.user_id.clone());
-                match first {
-                    Some(user_id) => {
+                // Colleagues come first in the list, then rooms.
+                let room = || {
+                    session
+                        .visible_rooms(&self.search)
+                        .first()
+                        .map(|r| r.id().to_string())
+                };
+                match (first, room()) {
+                    (Some(user_id), _) => {
                         self.search.clear();
                         Action::Open(user_id)
                     }
-                    None => Action::None,
+                    (None, Some(room)) => {
+                        self.search.clear();
+                        Action::OpenRoom(room)
+                    }
+                    (None, None) => Action::None,
                 }
             }
             Message::Open(user_id) => Action::Open(user_id),
@@ -243,6 +266,7 @@ impl Chat {
                 None => Action::None,
             },
             Message::Scrolled { near_top: false } => Action::None,
+            Message::OpenRoom(room) => Action::OpenRoom(room),
         }
     }
 
@@ -261,9 +285,10 @@ impl Chat {
     }
 
     fn send(&mut self, session: &Session) -> Action {
-        let Some(peer) = session.open.clone() else {
+        let (peer, room) = (session.open.clone(), session.open_room.clone());
+        if peer.is_none() && room.is_none() {
             return Action::None;
-        };
+        }
         let text = self.composer.text();
         let text = text.trim();
         if text.is_empty() {
@@ -281,7 +306,11 @@ impl Chat {
         let text = text.to_string();
         self.composer = text_editor::Content::new();
         self.error = None;
-        Action::Send { peer, text }
+        match (room, peer) {
+            (Some(room), _) => Action::RoomSend { room, text },
+            (None, Some(peer)) => Action::Send { peer, text },
+            (None, None) => Action::None,
+        }
     }
 
     /// A send failed: say why and give the text back if nothing new was typed.

@@ -1,10 +1,11 @@
 //! What the app knows about the running node: contacts (users, grouped from
-//! their devices, with presence and notes), conversations, unread counts,
+//! their devices, with presence and notes), conversations, rooms, unread counts,
 //! who is typing, file transfers, this user's presence and the last status.
 //! Pure data with no I/O and no clock (`now` comes in): `update` feeds it
 //! node answers and events, `view` reads it.
 
 mod conversation;
+mod rooms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -17,19 +18,22 @@ use tincan_node::{
 use crate::backend::Mode;
 pub use crate::presence::Presence;
 pub use conversation::{Conversation, PAGE};
+pub use rooms::{Room, Rooms};
 
 /// How long "X is typing…" shows after their last typing event (they
 /// send one at most every 3 s while typing).
 pub const TYPING_SHOWN: Duration = Duration::from_secs(6);
 
-/// Where a contact is, for grouping the list (in this order). Rooms get
-/// their own group here when they come: a variant, its title and phrase.
+/// A heading of the contact list, in this order: colleagues by where they
+/// are, then rooms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
     /// On this LAN (found by mDNS, configured, or remembered from it).
     Lan,
     /// Reached through the branch gateway or the relay.
     OtherBranch,
+    /// Rooms (group conversations); never a contact's group.
+    Rooms,
 }
 
 impl Group {
@@ -38,6 +42,7 @@ impl Group {
         match self {
             Self::Lan => "On this LAN",
             Self::OtherBranch => "Other branches",
+            Self::Rooms => "Rooms",
         }
     }
 
@@ -46,6 +51,7 @@ impl Group {
         match self {
             Self::Lan => "on this LAN",
             Self::OtherBranch => "in another branch",
+            Self::Rooms => "in a room",
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct Effects {
     pub refresh_status: bool,
     /// Something arrived that may deserve a notification.
     pub alert: Option<Alert>,
+    /// Ask the node for its rooms again (a message of an unknown room).
+    pub refresh_rooms: bool,
 }
 
 /// A new message or file offer, for notifications and read marks.
@@ -161,6 +169,10 @@ pub struct Session {
     pub typing: HashMap<String, (String, Instant)>,
     /// File transfers by id, in and out.
     pub transfers: BTreeMap<String, TransferView>,
+    /// Rooms and their conversations.
+    pub rooms: Rooms,
+    /// The open room's id (then no 1:1 conversation is open).
+    pub open_room: Option<String>,
 }
 
 impl Session {
@@ -178,6 +190,8 @@ impl Session {
             presence: None,
             typing: HashMap::new(),
             transfers: BTreeMap::new(),
+            rooms: Rooms::default(),
+            open_room: None,
         }
     }
 
@@ -298,6 +312,10 @@ impl Session {
 
     /// A message this node just queued.
     pub fn apply_sent(&mut self, message: MessageView) {
+        if message.room.is_some() {
+            let _ = self.apply_room_message(message, false);
+            return;
+        }
         let to = message.to.clone();
         let at = message.sent_at;
         self.conversations
@@ -313,9 +331,34 @@ impl Session {
     pub fn apply_event(&mut self, event: NodeEvent, now: Instant) -> Effects {
         let mut effects = Effects::default();
         match event {
-            // Rooms have no view in the app yet (`tincan room` on the CLI);
-            // a room message must not land in the 1:1 chat with its author.
-            NodeEvent::MessageReceived { message, .. } if message.room.is_some() => {}
+            // A room message goes to its room, not the 1:1 chat with its
+            // author.
+            NodeEvent::MessageReceived { message, from_name } if message.room.is_some() => {
+                let from = message.from.clone();
+                let body = message.text.clone();
+                let mentioned = message.mentions.contains(&self.me.user_id);
+                let room = message.room.clone().unwrap_or_default();
+                let system = message.system;
+                let (unknown, news) = self.apply_room_message(message, true);
+                effects.refresh_rooms = unknown;
+                if news && !system && from != self.me.user_id {
+                    let room_name = self
+                        .rooms
+                        .list
+                        .get(&room)
+                        .map(|r| r.view.name.clone())
+                        .unwrap_or_default();
+                    // Not in the open conversation: it only notifies (read
+                    // marks are for 1:1 chats).
+                    effects.alert = Some(Alert {
+                        from,
+                        title: format!("{from_name} in {room_name}"),
+                        body,
+                        in_open: false,
+                        mentioned,
+                    });
+                }
+            }
             NodeEvent::MessageReceived { message, from_name } => {
                 let from = message.from.clone();
                 let at = message.sent_at;
@@ -412,6 +455,7 @@ impl Session {
     /// must be loaded.
     pub fn open(&mut self, user_id: &str) -> bool {
         self.open = Some(user_id.to_string());
+        self.open_room = None;
         if let Some(contact) = self.contacts.get_mut(user_id) {
             contact.unread = 0;
         }
@@ -450,8 +494,9 @@ impl Session {
         self.open.as_ref().and_then(|id| self.contacts.get(id))
     }
 
-    /// Unread messages over all contacts.
+    /// Unread messages over all contacts and rooms.
     pub fn total_unread(&self) -> usize {
-        self.contacts.values().map(|c| c.unread).sum()
+        self.contacts.values().map(|c| c.unread).sum::<usize>()
+            + self.rooms.list.values().map(|r| r.unread).sum::<usize>()
     }
 }

@@ -305,3 +305,151 @@ fn presence_read_typing_and_files_between_the_app_and_a_real_node() {
     );
     rt.block_on(berta.shutdown());
 }
+
+#[test]
+fn a_room_made_by_a_real_node_shows_in_the_app_and_takes_its_messages() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (anna_home, berta_home) = (dir.path().join("anna"), dir.path().join("berta"));
+    let home = Home::new(&anna_home);
+    tincan_gui::profile::create_identity(&home, "Anna").expect("identity");
+    let (anna_addr, berta_addr) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut config = NodeConfig::from_home(Home::new(&berta_home)).expect("config");
+    config.create_identity_as = Some("Berta".into());
+    config.mdns = false;
+    config.listen = Some(berta_addr.parse().expect("addr"));
+    config.peers = vec![anna_addr.clone()];
+    let berta = rt.block_on(Node::start(config)).expect("berta starts");
+    let berta_id = berta.whoami().user_id;
+    let options = tincan_gui::Options {
+        home: Some(anna_home.clone()),
+        listen: Some(anna_addr),
+        peers: vec![berta_addr],
+        no_mdns: true,
+        ..tincan_gui::Options::default()
+    };
+    let (mut app, task) = rt.block_on(async { tincan_gui::App::new(options) });
+    settle(&rt, &mut app, task);
+    wait_until(
+        &rt,
+        &mut app,
+        "Berta online",
+        || Message::Tick,
+        |app| {
+            app.session
+                .as_ref()
+                .and_then(|s| s.contacts.get(&berta_id))
+                .is_some_and(|c| c.presence().is_online())
+        },
+    );
+    wait_for("Anna known at Berta", || {
+        let peers = rt.block_on(berta.peers()).ok()?;
+        peers
+            .iter()
+            .any(|p| p.name == "Anna" && p.online)
+            .then_some(())
+    });
+
+    // Berta makes a room with Anna and writes in it.
+    let room = rt
+        .block_on(berta.room_create("Lunch", &["Anna".to_string()]))
+        .expect("room create");
+    rt.block_on(berta.room_topic(&room.id, "Fridays at noon"))
+        .expect("topic");
+    rt.block_on(berta.room_send(&room.id, "pizza or sushi?"))
+        .expect("room send");
+    wait_until(
+        &rt,
+        &mut app,
+        "the room in the app",
+        || Message::Tick,
+        |app| {
+            app.session.as_ref().is_some_and(|s| {
+                s.rooms
+                    .list
+                    .get(&room.id)
+                    .is_some_and(|r| r.view.topic == "Fridays at noon")
+            })
+        },
+    );
+    assert!(shows(&app, "Rooms") && shows(&app, "Lunch"));
+    step(
+        &rt,
+        &mut app,
+        Message::Chat(chat::Message::OpenRoom(room.id.clone())),
+    );
+    // (No subscription runs in this test: "events were missed" reloads
+    // the open room.)
+    wait_until(
+        &rt,
+        &mut app,
+        "Berta's message in the room",
+        || Message::Event(tincan_gui::backend::BackendEvent::Lagged),
+        |app| shows(app, "pizza or sushi?"),
+    );
+    assert!(
+        shows(&app, "Members: Anna, Berta (admin)"),
+        "members by name, the admin marked"
+    );
+
+    // Anna answers from the composer: it reaches Berta's room history.
+    interact(&rt, &mut app, |ui| {
+        ui.click(iced_test::selector::id(chat::COMPOSER_ID))
+            .expect("composer");
+        let _ = ui.typewrite("sushi!");
+        let _ = ui.tap_key(iced::keyboard::Key::Named(
+            iced::keyboard::key::Named::Enter,
+        ));
+    });
+    assert!(app.chat.error.is_none(), "{:?}", app.chat.error);
+    assert!(shows(&app, "sushi!"));
+    wait_for("Anna's message at Berta", || {
+        let history = rt
+            .block_on(berta.room_history(&room.id, tincan_node::HistoryQuery::default()))
+            .ok()?;
+        history
+            .iter()
+            .any(|m| m.text == "sushi!" && m.direction == "in")
+            .then_some(())
+    });
+
+    // The same through the control socket of the app's node.
+    let attached = match rt
+        .block_on(tincan_gui::backend::open(tincan_gui::Options {
+            home: Some(anna_home),
+            no_mdns: true,
+            ..tincan_gui::Options::default()
+        }))
+        .expect("open")
+    {
+        tincan_gui::backend::Boot::Ready(connection) => connection,
+        other => panic!("expected the running node, got {other:?}"),
+    };
+    let backend = attached.backend();
+    assert_eq!(backend.mode(), Mode::Attached);
+    let rooms = rt.block_on(backend.rooms()).expect("rooms");
+    assert!(rooms.iter().any(|r| r.id == room.id && r.name == "Lunch"));
+    let page = rt
+        .block_on(backend.room_history(room.id.clone(), None, 1))
+        .expect("room history");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].text, "sushi!");
+    let sent = rt
+        .block_on(backend.room_send(room.id.clone(), "see you".into()))
+        .expect("room send");
+    assert_eq!(sent.room.as_deref(), Some(room.id.as_str()));
+    let made = rt
+        .block_on(backend.room_create("Release".into(), vec![berta_id]))
+        .expect("room create");
+    assert!(made.admin && made.members.len() == 2, "{made:?}");
+
+    step(
+        &rt,
+        &mut app,
+        Message::CloseRequested(iced::window::Id::unique()),
+    );
+    rt.block_on(berta.shutdown());
+}

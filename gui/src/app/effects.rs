@@ -4,7 +4,7 @@
 use iced::widget::operation;
 use iced::Task;
 
-use super::{load_history, App, Message, Screen};
+use super::{load_history, load_room_history, App, Message, Screen};
 use crate::backend::{self, Mode};
 use crate::chat;
 use crate::forms::{OrgMessage, RelayMessage};
@@ -171,6 +171,28 @@ impl App {
                     return Task::none();
                 };
                 let send = connection.backend().send(peer, text.clone());
+                Task::perform(send, move |result| Message::Sent {
+                    text: text.clone(),
+                    result,
+                })
+            }
+            chat::Action::OpenRoom(room) => {
+                let load = session.open_room(&room);
+                self.chat.drop_hover = false;
+                let focus = operation::focus(chat::COMPOSER_ID);
+                match &self.connection {
+                    Some(connection) if load => {
+                        Task::batch([focus, load_room_history(connection.backend(), room)])
+                    }
+                    _ => focus,
+                }
+            }
+            chat::Action::RoomSend { room, text } => {
+                let Some(connection) = &self.connection else {
+                    self.chat.send_failed(&text, "the node is not running");
+                    return Task::none();
+                };
+                let send = connection.backend().room_send(room, text.clone());
                 Task::perform(send, move |result| Message::Sent {
                     text: text.clone(),
                     result,

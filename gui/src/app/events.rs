@@ -12,8 +12,8 @@ use std::time::Duration;
 use iced::{keyboard, window, Subscription, Task};
 
 use super::{
-    load_history, shortcut, App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT, PROGRESS_EVERY,
-    STATUS_EVERY, TYPING_EVERY,
+    load_history, load_room_history, shortcut, App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT,
+    PROGRESS_EVERY, STATUS_EVERY, TYPING_EVERY,
 };
 use crate::backend::BackendEvent;
 use crate::backend::Connection;
@@ -83,6 +83,9 @@ impl App {
                 if effects.refresh_status {
                     tasks.push(Task::perform(backend.status(), Message::Status));
                 }
+                if effects.refresh_rooms {
+                    tasks.push(Task::perform(backend.rooms(), Message::Rooms));
+                }
                 if let Some(alert) = effects.alert {
                     tasks.push(self.on_alert(alert));
                 }
@@ -93,9 +96,13 @@ impl App {
                     Task::perform(backend.status(), Message::Status),
                     Task::perform(backend.peers(), Message::Peers),
                     Task::perform(backend.file_list(), Message::Transfers),
+                    Task::perform(backend.rooms(), Message::Rooms),
                 ];
                 if let Some(open) = session.open.clone() {
                     tasks.push(load_history(backend, open, None));
+                }
+                if let Some(room) = session.open_room.clone() {
+                    tasks.push(load_room_history(backend, room));
                 }
                 Task::batch(tasks)
             }

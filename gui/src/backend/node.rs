@@ -13,7 +13,7 @@ use tincan_node::keystore::{self, KeystoreError};
 
 use tincan_node::{
     ControlClient, HistoryQuery, Home, MessageView, Node, NodeHandle, PeerView, PresenceView,
-    ReadView, Request, StartError, StatusView, TransferView, TypingView, WhoAmI,
+    ReadView, Request, RoomView, StartError, StatusView, TransferView, TypingView, WhoAmI,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -339,6 +339,78 @@ impl Backend for NodeBackend {
                 async move { node.file_list().await.map_err(BackendError::from_display) }.boxed()
             }
             Self::Attached { home, .. } => ask(home, Request::FileList).boxed(),
+        }
+    }
+
+    fn rooms(&self) -> BoxFuture<'static, Result<Vec<RoomView>, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => {
+                async move { node.room_list().await.map_err(BackendError::from_display) }.boxed()
+            }
+            Self::Attached { home, .. } => ask(home, Request::RoomList).boxed(),
+        }
+    }
+
+    fn room_history(
+        &self,
+        room: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                let query = HistoryQuery {
+                    limit: Some(limit),
+                    before_ms: before,
+                    ..HistoryQuery::default()
+                };
+                node.room_history(&room, query)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(
+                home,
+                Request::RoomHistory {
+                    room,
+                    limit: Some(limit),
+                    before,
+                    since: None,
+                },
+            )
+            .boxed(),
+        }
+    }
+
+    fn room_send(
+        &self,
+        room: String,
+        text: String,
+    ) -> BoxFuture<'static, Result<MessageView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                node.room_send(&room, &text)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(home, Request::RoomSend { room, text }).boxed(),
+        }
+    }
+
+    fn room_create(
+        &self,
+        name: String,
+        with: Vec<String>,
+    ) -> BoxFuture<'static, Result<RoomView, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                node.room_create(&name, &with)
+                    .await
+                    .map_err(BackendError::from_display)
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(home, Request::RoomCreate { name, with }).boxed(),
         }
     }
 

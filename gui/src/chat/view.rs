@@ -10,9 +10,11 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length};
 use tincan_node::{MessageState, MessageView, PresenceView, TransferView};
 
-use super::{transfer_view, Chat, Message, COMPOSER_ID, MESSAGES_ID, NOTE_ID, SEARCH_ID};
+use super::{
+    room_view, transfer_view, Chat, Message, COMPOSER_ID, MESSAGES_ID, NOTE_ID, SEARCH_ID,
+};
 use crate::presence::Choice;
-use crate::session::{Contact, Presence, Session};
+use crate::session::{Contact, Group, Presence, Session};
 use crate::status;
 use crate::style::{self, HEADING, SMALL, TEXT};
 use crate::timefmt;
@@ -38,8 +40,9 @@ fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
         .padding(8);
 
     let groups = session.visible_contacts(&chat.search);
+    let rooms = session.visible_rooms(&chat.search);
     let mut list = Column::new().spacing(2);
-    if groups.is_empty() {
+    if groups.is_empty() && rooms.is_empty() {
         let hint = if chat.search.trim().is_empty() {
             "No colleagues yet. They appear here as soon as their tincan runs on this network."
                 .to_string()
@@ -55,6 +58,20 @@ fn sidebar<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
         for contact in contacts {
             let selected = session.open.as_deref() == Some(contact.user_id.as_str());
             list = list.push(contact_row(contact, selected));
+        }
+    }
+    if !rooms.is_empty() {
+        list = list.push(
+            container(
+                text(Group::Rooms.title())
+                    .size(SMALL)
+                    .style(style::weak_text),
+            )
+            .padding([8, 4]),
+        );
+        for room in rooms {
+            let selected = session.open_room.as_deref() == Some(room.id());
+            list = list.push(room_view::row_of(room, selected));
         }
     }
 
@@ -167,6 +184,9 @@ fn contact_row(contact: &Contact, selected: bool) -> Element<'_, Message> {
 }
 
 fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message> {
+    if let Some(room) = session.open_room_view() {
+        return room_view::pane(chat, session, room);
+    }
     let Some(contact) = session.open_contact() else {
         return center(
             column![
@@ -288,7 +308,9 @@ fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
             .padding([2, 16]),
         );
     }
-    pane.push(composer(chat, &contact.name)).width(Fill).into()
+    pane.push(composer(chat, &contact.name, true))
+        .width(Fill)
+        .into()
 }
 
 /// How close to the top (pixels) the list must scroll to load older messages.
@@ -329,7 +351,7 @@ fn timeline<'a>(
     items
 }
 
-fn day_separator<'a>(label: String) -> Element<'a, Message> {
+pub(super) fn day_separator<'a>(label: String) -> Element<'a, Message> {
     row![
         rule::horizontal(1),
         text(label).size(SMALL).style(style::weak_text),
@@ -419,7 +441,8 @@ fn composer_keys(key_press: KeyPress) -> Option<Binding<Message>> {
     Binding::from_key_press(key_press)
 }
 
-fn composer<'a>(chat: &'a Chat, name: &str) -> Element<'a, Message> {
+/// The composer; `files`: with "Send file…" (1:1 conversations only).
+pub(super) fn composer<'a>(chat: &'a Chat, name: &str, files: bool) -> Element<'a, Message> {
     let editor = iced::widget::text_editor(&chat.composer)
         .id(COMPOSER_ID)
         .placeholder(format!("Message {name}"))
@@ -452,17 +475,19 @@ fn composer<'a>(chat: &'a Chat, name: &str) -> Element<'a, Message> {
     if let Some(error) = &chat.error {
         pane = pane.push(text(error).size(SMALL).style(style::error_text));
     }
-    pane.push(
+    let line = if files {
         row![attach, editor, send]
-            .spacing(8)
-            .align_y(Alignment::End),
-    )
-    .push(
-        text("Enter sends · Shift+Enter starts a new line · drop files here to send them")
-            .size(SMALL)
-            .style(style::weak_text),
-    )
-    .into()
+    } else {
+        row![editor, send]
+    };
+    let hint = if files {
+        "Enter sends · Shift+Enter starts a new line · drop files here to send them"
+    } else {
+        "Enter sends · Shift+Enter starts a new line"
+    };
+    pane.push(line.spacing(8).align_y(Alignment::End))
+        .push(text(hint).size(SMALL).style(style::weak_text))
+        .into()
 }
 
 fn status_bar(session: &Session) -> Element<'_, Message> {

@@ -19,8 +19,8 @@ use tincan_gui::backend::{Backend, BackendError, BackendEvent, Mode};
 use tincan_gui::App;
 use tincan_node::store::TransferState;
 use tincan_node::{
-    MessageState, MessageView, NodeEvent, PeerView, PresenceView, ReadView, StatusView,
-    TransferView, TypingView, WhoAmI,
+    MessageState, MessageView, NodeEvent, PeerView, PresenceView, ReadView, RoomMemberView,
+    RoomView, StatusView, TransferView, TypingView, WhoAmI,
 };
 use tokio::sync::broadcast;
 
@@ -57,6 +57,48 @@ pub enum Call {
     FileAccept(String),
     FileReject(String),
     FileCancel(String),
+    /// The newest page of a room.
+    RoomHistory(String),
+    RoomSend {
+        room: String,
+        text: String,
+    },
+    RoomCreate {
+        name: String,
+        with: Vec<String>,
+    },
+}
+
+pub const LUNCH: &str = "1unc4room0000000000000000000000001";
+
+/// A room "Lunch" (topic "Fridays at noon") of Me (admin), Berta and Carol.
+pub fn lunch_room() -> RoomView {
+    let member = |user_id: &str, name: &str, admin: bool| RoomMemberView {
+        user_id: user_id.into(),
+        name: name.into(),
+        admin,
+    };
+    RoomView {
+        id: LUNCH.into(),
+        name: "Lunch".into(),
+        topic: "Fridays at noon".into(),
+        members: vec![
+            member(ME, "Me", true),
+            member(BERTA, "Berta", false),
+            member(CAROL, "Carol", false),
+        ],
+        disabled: false,
+        joined: true,
+        admin: true,
+    }
+}
+
+/// A message `from` someone in `room`.
+pub fn room_message(id: &str, room: &str, from: &str, text: &str) -> MessageView {
+    let direction = if from == ME { "out" } else { "in" };
+    let mut m = message(id, from, ME, text, direction);
+    m.room = Some(room.into());
+    m
 }
 
 /// A node that answers from memory and records what it was asked.
@@ -68,6 +110,9 @@ pub struct MockBackend {
     pub history: Mutex<Vec<MessageView>>,
     pub presence: Mutex<PresenceView>,
     pub transfers: Mutex<Vec<TransferView>>,
+    pub rooms: Mutex<Vec<RoomView>>,
+    /// Messages and membership lines of every room.
+    pub room_messages: Mutex<Vec<MessageView>>,
     pub events: broadcast::Sender<NodeEvent>,
 }
 
@@ -184,6 +229,8 @@ impl MockBackend {
             history: Mutex::new(Vec::new()),
             presence: Mutex::new(presence_view("online", None)),
             transfers: Mutex::new(Vec::new()),
+            rooms: Mutex::new(Vec::new()),
+            room_messages: Mutex::new(Vec::new()),
             events: broadcast::channel(16).0,
         })
     }
@@ -385,6 +432,73 @@ impl Backend for MockBackend {
     fn file_list(&self) -> BoxFuture<'static, Result<Vec<TransferView>, BackendError>> {
         let transfers = self.transfers.lock().expect("lock").clone();
         async move { Ok(transfers) }.boxed()
+    }
+
+    fn rooms(&self) -> BoxFuture<'static, Result<Vec<RoomView>, BackendError>> {
+        let rooms = self.rooms.lock().expect("lock").clone();
+        async move { Ok(rooms) }.boxed()
+    }
+
+    fn room_history(
+        &self,
+        room: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
+        self.record(Call::RoomHistory(room.clone()));
+        let matching: Vec<_> = self
+            .room_messages
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m.room.as_deref() == Some(room.as_str()))
+            .filter(|m| before.is_none_or(|b| m.sent_at < b))
+            .cloned()
+            .collect();
+        let skip = matching.len().saturating_sub(limit as usize);
+        let history = matching.into_iter().skip(skip).collect();
+        async move { Ok(history) }.boxed()
+    }
+
+    fn room_send(
+        &self,
+        room: String,
+        text: String,
+    ) -> BoxFuture<'static, Result<MessageView, BackendError>> {
+        self.record(Call::RoomSend {
+            room: room.clone(),
+            text: text.clone(),
+        });
+        let known = self
+            .rooms
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|r| r.id == room);
+        async move {
+            if !known {
+                return Err(BackendError(format!("no room {room}")));
+            }
+            let mut sent = room_message("r-out-1", &room, ME, &text);
+            sent.state = MessageState::Sent;
+            Ok(sent)
+        }
+        .boxed()
+    }
+
+    fn room_create(
+        &self,
+        name: String,
+        with: Vec<String>,
+    ) -> BoxFuture<'static, Result<RoomView, BackendError>> {
+        self.record(Call::RoomCreate {
+            name: name.clone(),
+            with,
+        });
+        let mut room = lunch_room();
+        room.name = name;
+        self.rooms.lock().expect("lock").push(room.clone());
+        async move { Ok(room) }.boxed()
     }
 
     fn events(&self) -> BoxStream<'static, BackendEvent> {
