@@ -168,6 +168,13 @@ async fn stream_events<W: AsyncWriteExt + Unpin>(
     }
 }
 
+/// Answers one request with `node`: what the socket does for each line,
+/// and what an in-process client (the desktop app's embedded node) calls
+/// directly, so both kinds of client get the very same answers.
+pub async fn answer(node: &NodeHandle, request: Request) -> Reply {
+    handle(node, request).await
+}
+
 async fn handle(node: &NodeHandle, request: Request) -> Reply {
     match request {
         Request::Whoami => Reply::data(node.whoami()),

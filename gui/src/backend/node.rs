@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use tincan_node::keystore::{self, KeystoreError};
 
 use tincan_node::{
-    ControlClient, HistoryQuery, Home, MessageView, Node, NodeHandle, PeerView, PresenceView,
-    ReadView, Request, RoomView, StartError, StatusView, TransferView, TypingView, WhoAmI,
+    ControlClient, Home, MessageView, Node, NodeHandle, PeerView, PresenceView, ReadView, Request,
+    RoomView, StartError, StatusView, TransferView, TypingView, WhoAmI,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -113,6 +113,12 @@ async fn attach(home: &Home) -> Option<NodeBackend> {
 }
 
 /// One request on a fresh control connection, decoded.
+/// Reads a node's answer into the view the app expects.
+fn decode<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, BackendError> {
+    serde_json::from_value(data)
+        .map_err(|e| BackendError(format!("unexpected answer from the tincan node: {e}")))
+}
+
 async fn ask<T: serde::de::DeserializeOwned>(
     home: Home,
     request: Request,
@@ -124,8 +130,29 @@ async fn ask<T: serde::de::DeserializeOwned>(
         .request(&request)
         .await
         .map_err(BackendError::from_display)?;
-    serde_json::from_value(data)
-        .map_err(|e| BackendError(format!("unexpected answer from the tincan daemon: {e}")))
+    decode(data)
+}
+
+impl NodeBackend {
+    /// One request, answered by the embedded node or by the daemon. Both go
+    /// through the control socket's dispatcher (`tincan_node::control::answer`),
+    /// so the two kinds of backend cannot drift apart.
+    fn call<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        request: Request,
+    ) -> BoxFuture<'static, Result<T, BackendError>> {
+        match self.clone() {
+            Self::Embedded(node) => async move {
+                let reply = tincan_node::control::answer(&node, request).await;
+                match (reply.ok, reply.data) {
+                    (true, data) => decode(data.unwrap_or(serde_json::Value::Null)),
+                    (false, _) => Err(BackendError(reply.error.unwrap_or_default())),
+                }
+            }
+            .boxed(),
+            Self::Attached { home, .. } => ask(home, request).boxed(),
+        }
+    }
 }
 
 impl Backend for NodeBackend {
@@ -144,21 +171,11 @@ impl Backend for NodeBackend {
     }
 
     fn status(&self) -> BoxFuture<'static, Result<StatusView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.status().await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::Status).boxed(),
-        }
+        self.call(Request::Status)
     }
 
     fn peers(&self) -> BoxFuture<'static, Result<Vec<PeerView>, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.peers().await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::Peers).boxed(),
-        }
+        self.call(Request::Peers)
     }
 
     fn history(
@@ -167,29 +184,12 @@ impl Backend for NodeBackend {
         before: Option<u64>,
         limit: u32,
     ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                let query = HistoryQuery {
-                    limit: Some(limit),
-                    before_ms: before,
-                    ..HistoryQuery::default()
-                };
-                node.history(&peer, query)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(
-                home,
-                Request::History {
-                    peer,
-                    limit: Some(limit),
-                    before,
-                    since: None,
-                },
-            )
-            .boxed(),
-        }
+        self.call(Request::History {
+            peer,
+            limit: Some(limit),
+            before,
+            since: None,
+        })
     }
 
     fn send(
@@ -197,34 +197,17 @@ impl Backend for NodeBackend {
         peer: String,
         text: String,
     ) -> BoxFuture<'static, Result<MessageView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.send(&peer, &text)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(
-                home,
-                Request::Send {
-                    peer,
-                    text,
-                    wait: false,
-                    timeout_secs: None,
-                    reply_to: None,
-                },
-            )
-            .boxed(),
-        }
+        self.call(Request::Send {
+            peer,
+            text,
+            wait: false,
+            timeout_secs: None,
+            reply_to: None,
+        })
     }
 
     fn presence(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.presence().await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::Presence).boxed(),
-        }
+        self.call(Request::Presence)
     }
 
     fn set_presence(
@@ -232,47 +215,19 @@ impl Backend for NodeBackend {
         presence: String,
         note: Option<String>,
     ) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                let state = presence
-                    .parse::<tincan_core::PresenceState>()
-                    .map_err(BackendError::from_display)?;
-                node.set_presence(state, note)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => {
-                ask(home, Request::SetPresence { presence, note }).boxed()
-            }
-        }
+        self.call(Request::SetPresence { presence, note })
     }
 
     fn activity(&self) -> BoxFuture<'static, Result<PresenceView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.activity().await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::Activity).boxed(),
-        }
+        self.call(Request::Activity)
     }
 
     fn read(&self, peer: String) -> BoxFuture<'static, Result<ReadView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.read(&peer).await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::Read { peer }).boxed(),
-        }
+        self.call(Request::Read { peer })
     }
 
     fn typing(&self, peer: String) -> BoxFuture<'static, Result<TypingView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.typing(&peer).await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::Typing { peer }).boxed(),
-        }
+        self.call(Request::Typing { peer })
     }
 
     fn file_send(
@@ -280,75 +235,31 @@ impl Backend for NodeBackend {
         peer: String,
         paths: Vec<PathBuf>,
     ) -> BoxFuture<'static, Result<TransferView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.file_send(&peer, paths)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => {
-                let paths = paths
-                    .iter()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect();
-                ask(home, Request::FileSend { peer, paths }).boxed()
-            }
-        }
+        let paths = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        self.call(Request::FileSend { peer, paths })
     }
 
     fn file_accept(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.file_accept(&id, None)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(home, Request::FileAccept { id, to: None }).boxed(),
-        }
+        self.call(Request::FileAccept { id, to: None })
     }
 
     fn file_reject(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.file_reject(&id)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(home, Request::FileReject { id }).boxed(),
-        }
+        self.call(Request::FileReject { id })
     }
 
     fn file_cancel(&self, id: String) -> BoxFuture<'static, Result<TransferView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.file_cancel(&id)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(home, Request::FileCancel { id }).boxed(),
-        }
+        self.call(Request::FileCancel { id })
     }
 
     fn file_list(&self) -> BoxFuture<'static, Result<Vec<TransferView>, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.file_list().await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::FileList).boxed(),
-        }
+        self.call(Request::FileList)
     }
 
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<RoomView>, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => {
-                async move { node.room_list().await.map_err(BackendError::from_display) }.boxed()
-            }
-            Self::Attached { home, .. } => ask(home, Request::RoomList).boxed(),
-        }
+        self.call(Request::RoomList)
     }
 
     fn room_history(
@@ -357,29 +268,12 @@ impl Backend for NodeBackend {
         before: Option<u64>,
         limit: u32,
     ) -> BoxFuture<'static, Result<Vec<MessageView>, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                let query = HistoryQuery {
-                    limit: Some(limit),
-                    before_ms: before,
-                    ..HistoryQuery::default()
-                };
-                node.room_history(&room, query)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(
-                home,
-                Request::RoomHistory {
-                    room,
-                    limit: Some(limit),
-                    before,
-                    since: None,
-                },
-            )
-            .boxed(),
-        }
+        self.call(Request::RoomHistory {
+            room,
+            limit: Some(limit),
+            before,
+            since: None,
+        })
     }
 
     fn room_send(
@@ -387,15 +281,7 @@ impl Backend for NodeBackend {
         room: String,
         text: String,
     ) -> BoxFuture<'static, Result<MessageView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.room_send(&room, &text)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(home, Request::RoomSend { room, text }).boxed(),
-        }
+        self.call(Request::RoomSend { room, text })
     }
 
     fn room_create(
@@ -403,15 +289,7 @@ impl Backend for NodeBackend {
         name: String,
         with: Vec<String>,
     ) -> BoxFuture<'static, Result<RoomView, BackendError>> {
-        match self.clone() {
-            Self::Embedded(node) => async move {
-                node.room_create(&name, &with)
-                    .await
-                    .map_err(BackendError::from_display)
-            }
-            .boxed(),
-            Self::Attached { home, .. } => ask(home, Request::RoomCreate { name, with }).boxed(),
-        }
+        self.call(Request::RoomCreate { name, with })
     }
 
     fn events(&self) -> BoxStream<'static, BackendEvent> {
