@@ -2,11 +2,11 @@
 //! room (header with name, topic and members, bubbles with the sender's
 //! name, membership lines centred and grey, the composer).
 
-use iced::widget::{button, column, container, row, rule, scrollable, space, text, Column};
+use iced::widget::{button, column, container, row, rule, scrollable, text, Column};
 use iced::{Alignment, Element, Fill};
 use tincan_node::MessageView;
 
-use super::view::{composer, day_separator};
+use super::view::{composer, day_separator, placed};
 use super::{Chat, Message, MESSAGES_ID};
 use crate::session::{Room, Session};
 use crate::style::{self, HEADING, SMALL, TEXT};
@@ -157,17 +157,5 @@ fn bubble(message: &MessageView, sender: String) -> Element<'_, Message> {
             .size(SMALL)
             .style(style::weak_text),
     );
-    let bubble = container(body.align_x(if outgoing {
-        Alignment::End
-    } else {
-        Alignment::Start
-    }))
-    .padding([7, 12])
-    .max_width(style::BUBBLE_MAX)
-    .style(style::bubble(outgoing));
-    if outgoing {
-        row![space().width(Fill), bubble].into()
-    } else {
-        row![bubble, space().width(Fill)].into()
-    }
+    placed(body, outgoing)
 }

@@ -405,6 +405,12 @@ fn bubble(message: &MessageView, outgoing: bool) -> Element<'_, Message> {
             .color(style::failed_color()),
         );
     }
+    placed(body, outgoing)
+}
+
+/// A bubble around `body`, on the right for our own messages, on the left
+/// for others'.
+pub(super) fn placed<'a>(body: Column<'a, Message>, outgoing: bool) -> Element<'a, Message> {
     let bubble = container(body.align_x(if outgoing {
         Alignment::End
     } else {
