@@ -277,11 +277,17 @@ pub fn read_chunk(
     if meta.len() != source.size || mtime_ns(&meta) != source.mtime_ns {
         return Err(FileRefusal::Changed { file });
     }
-    // One allocation with room for the AEAD tag, so sealing never copies.
+    // One allocation with room for the AEAD tag, so sealing never copies,
+    // read into without zero-filling it first.
     let mut buf = Vec::with_capacity(len as usize + tincan_core::transfer::crypt::TAG_LEN);
-    buf.resize(len as usize, 0);
     f.seek(SeekFrom::Start(offset)).map_err(refuse)?;
-    f.read_exact(&mut buf).map_err(refuse)?;
+    (&mut f)
+        .take(u64::from(len))
+        .read_to_end(&mut buf)
+        .map_err(refuse)?;
+    if buf.len() != len as usize {
+        return Err(FileRefusal::Changed { file });
+    }
     if blake3::hash(&buf).as_bytes() != hash {
         return Err(FileRefusal::Changed { file });
     }

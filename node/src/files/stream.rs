@@ -65,11 +65,7 @@ pub async fn fetch(
             .map_err(|e| lost(e.to_string()))?;
         match wire::decode(&frame) {
             Ok((Frame::FileData { len }, _)) if len as usize <= max_len => {
-                let mut data = vec![0u8; len as usize];
-                recv.read_exact(&mut data)
-                    .await
-                    .map_err(|e| lost(e.to_string()))?;
-                Ok(data)
+                read_exactly(&mut recv, len as usize).await.map_err(lost)
             }
             Ok((Frame::FileData { len }, _)) => Err(lost(format!(
                 "the holder announced {len} bytes, more than the {max_len} expected"
@@ -86,6 +82,24 @@ pub async fn fetch(
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or_else(|_| Err(FetchFault::Lost("no answer in time".into())))
+}
+
+/// Reads exactly `len` bytes into one buffer, copying each piece once
+/// from quinn's receive buffers (no zero-filling first: this is the hot
+/// path of every chunk).
+async fn read_exactly(recv: &mut quinn::RecvStream, len: usize) -> Result<Vec<u8>, String> {
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        match recv
+            .read_chunk(len - data.len(), true)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(chunk) => data.extend_from_slice(&chunk.bytes),
+            None => return Err(format!("stream ended {} bytes early", len - data.len())),
+        }
+    }
+    Ok(data)
 }
 
 /// Answers a request with `data` (sealed bytes) and finishes the stream,
