@@ -8,6 +8,9 @@
 //! - [`sink`]: the receiver's side — staging files (`NAME.part`), chunk
 //!   writes, the final whole-file check, fsync and the move into place
 //!   under a free name (`name (1).ext`), never overwriting anything.
+//! - [`staged`]: the staged files of one incoming transfer while its
+//!   chunks arrive — open handles, write-behind, the running whole-file
+//!   hash.
 //! - [`stream`]: the QUIC stream format of file requests and uploads.
 //! - [`cache`]: a branch gateway's bounded disk cache of sealed content
 //!   pulled from the relay, served to its LAN (one WAN copy per branch).
@@ -21,6 +24,7 @@
 pub mod cache;
 pub mod sink;
 pub mod source;
+pub mod staged;
 pub mod stream;
 pub mod view;
 

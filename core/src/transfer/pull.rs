@@ -519,9 +519,14 @@ impl Pull {
     }
 
     fn lost(&mut self, now: u64, key: Option<u64>) {
-        self.lost_streak = self.lost_streak.saturating_add(1);
-        let pause = (250u64 << self.lost_streak.min(8)).min(self.config.max_backoff_ms);
-        self.hold_until = self.hold_until.max(now + pause);
+        // The fetches of one window fail together (a holder that has
+        // nothing yet refuses all of them): that is one failure, not 16,
+        // or the pause would jump to the maximum at once.
+        if now >= self.hold_until {
+            self.lost_streak = self.lost_streak.saturating_add(1);
+            let pause = (250u64 << self.lost_streak.min(8)).min(self.config.max_backoff_ms);
+            self.hold_until = now + pause;
+        }
         if let Some(index) = key {
             self.requeue(index);
         }

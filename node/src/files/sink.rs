@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use tincan_core::transfer::manifest::top_level;
@@ -109,24 +109,15 @@ pub fn prepare(
     Ok(lost)
 }
 
-/// Writes a verified chunk into its staged file (which must exist: a
-/// cancelled transfer's staging is gone and stays gone).
-pub fn write_chunk(path: &Path, offset: u64, data: &[u8]) -> Result<(), String> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| disk_error(&e, path))?;
-    file.seek(SeekFrom::Start(offset))
-        .and_then(|_| file.write_all(data))
-        .map_err(|e| disk_error(&e, path))
-}
-
 /// Checks every staged file against the manifest, fsyncs, and moves each
-/// top-level item into place; returns the final paths.
+/// top-level item into place; returns the final paths. `known` gives the
+/// whole-file hash of a file this process wrote in full
+/// (`crate::files::staged`); other files are read back and hashed.
 pub fn finish(
     dest: &Path,
     map: &StagingMap,
     manifest: &Manifest,
+    known: impl Fn(u32) -> Option<[u8; 32]>,
 ) -> Result<Vec<PathBuf>, FinishFault> {
     let io = |e: std::io::Error, p: &Path| FinishFault::Io(disk_error(&e, p));
     let layout = Layout::new(manifest);
@@ -141,6 +132,9 @@ pub fn finish(
             .map_err(|e| io(e, &path))?;
         if f.metadata().map_err(|e| io(e, &path))?.len() != file.size {
             f.set_len(file.size).map_err(|e| io(e, &path))?;
+        } else if known(i as u32) == Some(file.hash) {
+            f.sync_all().map_err(|e| io(e, &path))?;
+            continue;
         }
         let mut whole = blake3::Hasher::new();
         let mut left = file.size;
@@ -255,6 +249,9 @@ pub fn discard(dest: &Path, map: &StagingMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::staged::StagedFiles;
+    use std::sync::Arc;
+    use tincan_core::transfer::manifest::ChunkPlace;
     use tincan_core::transfer::FileEntry;
 
     fn entry(path: &str, data: &[u8], chunk: usize) -> FileEntry {
@@ -294,18 +291,25 @@ mod tests {
         assert_eq!(map["a.txt"], "a.txt (1).part");
         assert_eq!(map["pics"], "pics.part");
         assert_eq!(prepare(dest, &map, &manifest, |_| false), Ok(vec![]));
-        let a = staged_path(dest, &map, "a.txt");
-        // Chunks out of order, one of them wrong at first.
-        write_chunk(&a, 8, b"89").unwrap();
-        write_chunk(&a, 0, b"0123").unwrap();
-        write_chunk(&a, 4, b"XXXX").unwrap();
-        write_chunk(&staged_path(dest, &map, "pics/x/y.bin"), 0, b"yy").unwrap();
+        let staged = StagedFiles::new(dest.into(), map.clone(), Arc::new(manifest.clone()));
+        let at = |file: u32, offset: u64, data: &[u8]| ChunkPlace {
+            file,
+            offset,
+            len: data.len() as u32,
+        };
+        // Chunks out of order, one of them wrong at first (so the running
+        // hash is wrong too, and finish reads the file back to find it).
+        staged.write(at(0, 8, b"89"), b"89").unwrap();
+        staged.write(at(0, 0, b"0123"), b"0123").unwrap();
+        staged.write(at(0, 4, b"XXXX"), b"XXXX").unwrap();
+        staged.write(at(1, 0, b"yy"), b"yy").unwrap();
+        let known = |f| staged.whole_hash(f);
         assert_eq!(
-            finish(dest, &map, &manifest),
+            finish(dest, &map, &manifest, known),
             Err(FinishFault::BadChunks(vec![1]))
         );
-        write_chunk(&a, 4, b"4567").unwrap();
-        let saved = finish(dest, &map, &manifest).unwrap();
+        staged.write(at(0, 4, b"4567"), b"4567").unwrap();
+        let saved = finish(dest, &map, &manifest, known).unwrap();
         assert_eq!(saved, [dest.join("a (1).txt"), dest.join("pics")]);
         assert_eq!(std::fs::read(dest.join("a.txt")).unwrap(), b"mine");
         assert_eq!(std::fs::read(dest.join("a (1).txt")).unwrap(), data);
@@ -322,7 +326,8 @@ mod tests {
         assert_eq!(prepare(dest, &map2, &manifest, |f| f == 1), Ok(vec![1]));
         discard(dest, &map2);
         assert!(!dest.join(&map2["pics"]).exists());
-        assert!(write_chunk(&staged_path(dest, &map2, "a.txt"), 0, b"x").is_err());
+        let gone = StagedFiles::new(dest.into(), map2, Arc::new(manifest.clone()));
+        assert!(gone.write(at(0, 0, b"x"), b"x").is_err());
     }
 
     #[test]

@@ -22,7 +22,8 @@ use super::link::LinkEvent;
 use super::{Command, NodeError, NodeHandle};
 use crate::files::cache::FileCache;
 use crate::files::source::{self, ScanError, Scanned, Source};
-use crate::files::{sink, stream, TransferView};
+use crate::files::staged::StagedFiles;
+use crate::files::{stream, TransferView};
 
 /// Longest one fetch may take (a 1 MiB chunk, even on a slow link).
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -242,8 +243,8 @@ pub(crate) struct ChunkJob {
     pub key: [u8; 32],
     pub place: ChunkPlace,
     pub hash: [u8; 32],
-    /// The staged file it belongs to.
-    pub path: PathBuf,
+    /// The staged files of its transfer.
+    pub files: Arc<StagedFiles>,
     /// The last copy did not verify: ask caches on the way for a new one.
     pub again: bool,
 }
@@ -257,7 +258,7 @@ pub(crate) fn fetch_chunk(holder: Holder, job: ChunkJob, tx: mpsc::Sender<LinkEv
             key,
             place,
             hash,
-            path,
+            files,
             again,
         } = job;
         let request = if again {
@@ -273,7 +274,7 @@ pub(crate) fn fetch_chunk(holder: Holder, job: ChunkJob, tx: mpsc::Sender<LinkEv
                 let written = tokio::task::spawn_blocking(move || {
                     let plain = crypt::open_chunk(&key, &transfer, index, place.len, &hash, sealed)
                         .map_err(FetchFault::Corrupt)?;
-                    sink::write_chunk(&path, place.offset, &plain).map_err(FetchFault::Disk)
+                    files.write(place, &plain).map_err(FetchFault::Disk)
                 })
                 .await
                 .unwrap_or_else(|e| Err(FetchFault::Disk(e.to_string())));

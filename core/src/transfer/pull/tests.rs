@@ -185,6 +185,30 @@ fn lost_fetches_back_off_and_time_out() {
     assert_eq!(pull.state(), &PullState::Running);
 }
 
+/// A holder that has nothing yet (a gateway whose relay copy is still
+/// being uploaded) refuses a whole window at once: one step of backoff,
+/// not one per refused chunk.
+#[test]
+fn a_refused_window_is_one_backoff_step() {
+    let mut pull = running(&[64], 16);
+    assert_eq!(drain_fetches(&mut pull, 0).len(), 16);
+    for index in 0..16 {
+        pull.handle_chunk(10, index, Err(FetchFault::Refused(FileRefusal::Busy)));
+    }
+    let first = pull.poll_timeout().expect("a pause") - 10;
+    assert!(first <= 1_000, "paused {first} ms after one refused window");
+    let resume = first + 10;
+    assert_eq!(drain_fetches(&mut pull, resume).len(), 16);
+    for index in 0..16 {
+        pull.handle_chunk(resume, index, Err(FetchFault::Refused(FileRefusal::Busy)));
+    }
+    let second = pull.poll_timeout().expect("a pause") - resume;
+    assert!(
+        second > first && second <= 2 * first,
+        "{first} then {second}"
+    );
+}
+
 #[test]
 fn refusals_and_disk_errors_fail_at_once() {
     let mut pull = running(&[8], 2);

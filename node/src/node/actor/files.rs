@@ -36,6 +36,7 @@ use crate::event::NodeEvent;
 use crate::files::cache::FileCache;
 use crate::files::sink::StagingMap;
 use crate::files::source::{ScanError, Scanned, Source};
+use crate::files::staged::StagedFiles;
 use crate::files::{FilesConfig, TransferView, TEST_CORRUPT_CHUNK_ENV};
 use crate::keystore::OsEntropy;
 use crate::node::transfer::{self, FileCommand, SendJob};
@@ -57,6 +58,8 @@ struct Transfer {
     sources: Option<Arc<Vec<Source>>>,
     /// In: where each top-level item is staged.
     staging: StagingMap,
+    /// In: the staged files' handles and running hashes (this run).
+    staged: Option<Arc<StagedFiles>>,
     /// In: the state machine, while the transfer is active.
     pull: Option<Pull>,
     /// Out: chunks served at least once.
@@ -84,6 +87,7 @@ impl Transfer {
             layout: None,
             sources: None,
             staging: StagingMap::new(),
+            staged: None,
             pull: None,
             meter: RateMeter::new(),
             job: false,

@@ -5,6 +5,7 @@
 //! events themselves (`on_files_event`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tincan_core::transfer::pull::FinishFault;
 use tincan_core::transfer::{
@@ -14,6 +15,7 @@ use tincan_core::DeviceId;
 
 use super::{Key, Transfer};
 use crate::files::sink;
+use crate::files::staged::StagedFiles;
 use crate::node::actor::{now_ms, Actor};
 use crate::node::transfer::{self, ChunkJob, FilesEvent, ServeJob};
 use crate::store::{Direction, TransferState};
@@ -64,14 +66,20 @@ impl Actor {
                     let (Some(dest), Some(manifest)) = (&t.record.dest, &t.manifest) else {
                         continue;
                     };
-                    let rel = &manifest.files[place.file as usize].path;
+                    let files = t.staged.get_or_insert_with(|| {
+                        Arc::new(StagedFiles::new(
+                            PathBuf::from(dest),
+                            t.staging.clone(),
+                            manifest.clone(),
+                        ))
+                    });
                     let job = ChunkJob {
                         transfer: key.0,
                         index,
                         key: t.offer.key,
                         place,
                         hash,
-                        path: sink::staged_path(&PathBuf::from(dest), &t.staging, rel),
+                        files: files.clone(),
                         again: self.files.again.contains(&(key.0, index)),
                     };
                     transfer::fetch_chunk(conn, job, tx.clone());
@@ -170,6 +178,8 @@ impl Actor {
             .collect();
         let (map, manifest, transfer) = (t.staging.clone(), manifest.clone(), key.0);
         t.job = true;
+        // Staged files may be (re)created: no handle or hash survives that.
+        t.staged = None;
         transfer::blocking(
             move || sink::prepare(&dest, &map, &manifest, |f| claimed[f as usize]),
             move |result| FilesEvent::Prepared { transfer, result },
@@ -192,9 +202,14 @@ impl Actor {
             key.0,
         );
         t.job = true;
+        let staged = t.staged.clone();
         tracing::info!(%transfer, "every chunk verified; checking the files and moving them into place");
         transfer::blocking(
-            move || sink::finish(&dest, &map, &manifest),
+            move || {
+                sink::finish(&dest, &map, &manifest, |file| {
+                    staged.as_ref().and_then(|s| s.whole_hash(file))
+                })
+            },
             move |result| FilesEvent::Finished { transfer, result },
             tx,
         );
