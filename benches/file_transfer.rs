@@ -8,9 +8,11 @@
 //!
 //! The two alternate for several rounds (raw, tincan, raw, tincan, ...)
 //! and the median ratio is the result: on a shared machine one round can
-//! be disturbed, and the page cache a round leaves behind changes the
-//! next one's disk writes, so each side runs under the other's conditions
-//! as often as under its own.
+//! be disturbed. Each run starts by deleting the copy the run before it
+//! made, so both start alike: with a gigabyte of page cache just freed.
+//! (On a VM this matters: memory freed a while ago goes back to the host,
+//! and writing a file into it costs several times more CPU in the guest
+//! than writing into memory freed a moment ago.)
 //!
 //! ```text
 //! cargo bench --bench file_transfer                      # 1 GiB, 3 rounds
@@ -75,9 +77,19 @@ fn main() {
     let mut pair = Pair::start(&dir_path);
     let mut ratios = Vec::new();
     let mut last = None;
+    let mut previous: Option<PathBuf> = None;
+    let mut forget = |copy: PathBuf| {
+        if let Some(old) = previous.replace(copy) {
+            let _ = std::fs::remove_file(&old).or_else(|_| std::fs::remove_dir_all(&old));
+        }
+    };
     for round in 1..=rounds {
-        let raw = raw_quinn(&src, &dir_path.join("raw-out.bin"), size, &want);
-        let t = pair.transfer(&dir_path, &src, size, &want, round);
+        let raw_out = dir_path.join(format!("raw-out-{round}.bin"));
+        let inbox = dir_path.join(format!("inbox-{round}"));
+        forget(raw_out.clone());
+        let raw = raw_quinn(&src, &raw_out, size, &want);
+        forget(inbox.clone());
+        let t = pair.transfer(&src, &inbox, size, &want);
         let ratio = t.mib_per_s(size) / raw.mib_per_s(size);
         println!(
             "round {round}: raw quinn {:>6.1} MiB/s ({:.2} CPU-s/GiB) | tincan {:>6.1} MiB/s ({:.2} CPU-s/GiB, both daemons) | ratio {ratio:.2}",
@@ -224,7 +236,6 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured
         }
     });
     assert_eq!(&hash(dst), want, "raw quinn copy differs");
-    let _ = std::fs::remove_file(dst);
     elapsed
 }
 
@@ -391,16 +402,9 @@ impl Pair {
         }
     }
 
-    /// Alice offers `src`, Bob accepts into a fresh folder; measured from
-    /// the accept to Bob's `done` event. The copy is checked and removed.
-    fn transfer(
-        &mut self,
-        dir: &Path,
-        src: &Path,
-        size: u64,
-        want: &blake3::Hash,
-        round: u64,
-    ) -> Measured {
+    /// Alice offers `src`, Bob accepts into folder `dest`; measured from
+    /// the accept to Bob's `done` event. The copy is checked.
+    fn transfer(&mut self, src: &Path, dest: &Path, size: u64, want: &blake3::Hash) -> Measured {
         let offer = cli(
             &self.bin,
             &self.homes[0],
@@ -410,7 +414,6 @@ impl Pair {
         // Seeing the offer arrive on the stream also proves the stream is
         // subscribed before the clock starts.
         self.next_event("file_offered", &id);
-        let dest = dir.join(format!("inbox-{round}"));
         let start = (Instant::now(), self.daemons_cpu());
         cli(
             &self.bin,
@@ -441,7 +444,6 @@ impl Pair {
             want,
             "tincan copy differs"
         );
-        let _ = std::fs::remove_dir_all(&dest);
         measured
     }
 

@@ -48,8 +48,17 @@ struct State {
     hashed: HashMap<u32, [u8; 32]>,
 }
 
+/// An open staged file. Writes to it take turns: the kernel serialises
+/// writes to one file anyway, and a writer waiting in the kernel spins on
+/// a CPU (the one the other chunk tasks need), where one waiting here
+/// sleeps.
+struct Handle {
+    file: File,
+    writing: Mutex<()>,
+}
+
 struct OpenFile {
-    file: Arc<File>,
+    file: Arc<Handle>,
     hasher: blake3::Hasher,
     /// Offset up to which `hasher` has seen the file.
     hashed_to: u64,
@@ -89,29 +98,37 @@ impl StagedFiles {
         let path = self
             .path(place.file)
             .ok_or_else(|| format!("no file {} in the manifest", place.file))?;
-        let file = self.handle(place.file, &path)?;
-        file.write_all_at(data, place.offset)
-            .map_err(|e| disk_error(&e, &path))?;
-        let sync = self.advance(place, data, &path);
-        if let Some(file) = sync {
-            file.sync_data().map_err(|e| disk_error(&e, &path))?;
+        let handle = self.handle(place.file, &path)?;
+        {
+            let _turn = handle
+                .writing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            handle
+                .file
+                .write_all_at(data, place.offset)
+                .map_err(|e| disk_error(&e, &path))?;
+        }
+        if let Some(handle) = self.advance(place, data, &path) {
+            handle.file.sync_data().map_err(|e| disk_error(&e, &path))?;
         }
         Ok(())
     }
 
     /// The open handle of `file`, opened on its first chunk.
-    fn handle(&self, file: u32, path: &Path) -> Result<Arc<File>, String> {
+    fn handle(&self, file: u32, path: &Path) -> Result<Arc<Handle>, String> {
         let mut state = self.lock();
         if let Some(open) = state.open.get(&file) {
             return Ok(open.file.clone());
         }
-        let handle = Arc::new(
-            OpenOptions::new()
+        let handle = Arc::new(Handle {
+            file: OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(path)
                 .map_err(|e| disk_error(&e, path))?,
-        );
+            writing: Mutex::new(()),
+        });
         state.open.insert(
             file,
             OpenFile {
@@ -128,7 +145,7 @@ impl StagedFiles {
 
     /// Feeds the running hash with what is now contiguous and says whether
     /// a write-behind flush is due (returning the handle to flush).
-    fn advance(&self, place: ChunkPlace, data: &[u8], path: &Path) -> Option<Arc<File>> {
+    fn advance(&self, place: ChunkPlace, data: &[u8], path: &Path) -> Option<Arc<Handle>> {
         let entry = self.manifest.files.get(place.file as usize)?;
         let chunk_size = u64::from(self.manifest.chunk_size.max(1));
         let mut state = self.lock();
@@ -140,7 +157,7 @@ impl StagedFiles {
             while open.ahead.remove(&open.hashed_to) {
                 let len = (entry.size - open.hashed_to).min(chunk_size) as usize;
                 buf.resize(len, 0);
-                if let Err(e) = open.file.read_exact_at(&mut buf, open.hashed_to) {
+                if let Err(e) = open.file.file.read_exact_at(&mut buf, open.hashed_to) {
                     // No running hash then: the final check reads it all.
                     tracing::debug!(path = %path.display(), error = %e, "cannot read a chunk back");
                     open.complete = false;

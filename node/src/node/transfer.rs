@@ -28,6 +28,20 @@ use crate::files::{stream, TransferView};
 /// Longest one fetch may take (a 1 MiB chunk, even on a slow link).
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Runs the CPU-heavy part of one chunk (read, hash and seal; or open,
+/// hash and write) on the blocking pool, at most one per CPU at a time
+/// over the whole node. A window of 16 chunks would otherwise be sealed
+/// or opened 16 at once, each preempted by the others, every 1 MiB buffer
+/// falling out of the CPU cache between its steps. `None`: the pool is
+/// shutting down.
+async fn chunk_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static CPUS: std::sync::LazyLock<Semaphore> = std::sync::LazyLock::new(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _turn = CPUS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// `tincan file ...` commands.
 pub(crate) enum FileCommand {
     Send {
@@ -271,13 +285,13 @@ pub(crate) fn fetch_chunk(holder: Holder, job: ChunkJob, tx: mpsc::Sender<LinkEv
             Ok(sealed) => {
                 // Plaintext bytes, so the counter compares with file sizes.
                 let received = (sealed.len() as u64).saturating_sub(TAG_LEN as u64);
-                let written = tokio::task::spawn_blocking(move || {
+                let written = chunk_work(move || {
                     let plain = crypt::open_chunk(&key, &transfer, index, place.len, &hash, sealed)
                         .map_err(FetchFault::Corrupt)?;
                     files.write(place, &plain).map_err(FetchFault::Disk)
                 })
                 .await
-                .unwrap_or_else(|e| Err(FetchFault::Disk(e.to_string())));
+                .unwrap_or_else(|| Err(FetchFault::Disk("shutting down".into())));
                 (received, written)
             }
             Err(fault) => (0, Err(fault)),
@@ -304,6 +318,24 @@ pub(crate) struct ServeJob {
     pub delay_ms: u64,
     /// Test hook: flip a byte of the sealed chunk.
     pub corrupt: bool,
+}
+
+/// Reads chunk `index` from the sender's disk, checks it against its
+/// manifest hash and seals it.
+async fn read_sealed(
+    key: [u8; 32],
+    transfer: TransferId,
+    index: u64,
+    source: Source,
+    place: ChunkPlace,
+    hash: [u8; 32],
+) -> Result<Vec<u8>, FileRefusal> {
+    chunk_work(move || {
+        let plain = source::read_chunk(&source, place.file, place.offset, place.len, &hash)?;
+        Ok(crypt::seal_chunk(&key, &transfer, index, plain))
+    })
+    .await
+    .unwrap_or(Err(FileRefusal::Busy))
 }
 
 /// Waits for one of `permits`, then `delay_ms` (the rate cap): the start
@@ -341,12 +373,7 @@ pub(crate) fn serve_chunk(
             corrupt,
             ..
         } = job;
-        let sealed = tokio::task::spawn_blocking(move || {
-            let plain = source::read_chunk(&source, place.file, place.offset, place.len, &hash)?;
-            Ok::<_, FileRefusal>(crypt::seal_chunk(&key, &transfer, index, plain))
-        })
-        .await
-        .unwrap_or(Err(FileRefusal::Busy));
+        let sealed = read_sealed(key, transfer, index, source, place, hash).await;
         let result = match sealed {
             Ok(mut sealed) => {
                 if corrupt {
@@ -452,13 +479,7 @@ pub(crate) fn upload_item(
         let sealed = match (item, chunk, manifest) {
             (None, _, Some(sealed)) => Ok(sealed),
             (Some(index), Some((source, place, hash)), _) => {
-                tokio::task::spawn_blocking(move || {
-                    let plain =
-                        source::read_chunk(&source, place.file, place.offset, place.len, &hash)?;
-                    Ok::<_, FileRefusal>(crypt::seal_chunk(&key, &transfer, index, plain))
-                })
-                .await
-                .unwrap_or(Err(FileRefusal::Busy))
+                read_sealed(key, transfer, index, source, place, hash).await
             }
             _ => Err(FileRefusal::BadRequest),
         };

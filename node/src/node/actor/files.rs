@@ -60,6 +60,10 @@ struct Transfer {
     staging: StagingMap,
     /// In: the staged files' handles and running hashes (this run).
     staged: Option<Arc<StagedFiles>>,
+    /// In: verified chunks not in the store yet, and when it was last
+    /// written (progress is saved in batches).
+    unsaved_chunks: u32,
+    saved_at_ms: u64,
     /// In: the state machine, while the transfer is active.
     pull: Option<Pull>,
     /// Out: chunks served at least once.
@@ -88,6 +92,8 @@ impl Transfer {
             sources: None,
             staging: StagingMap::new(),
             staged: None,
+            unsaved_chunks: 0,
+            saved_at_ms: 0,
             pull: None,
             meter: RateMeter::new(),
             job: false,

@@ -20,6 +20,11 @@ use crate::node::actor::{now_ms, Actor};
 use crate::node::transfer::{self, ChunkJob, FilesEvent, ServeJob};
 use crate::store::{Direction, TransferState};
 
+/// Verified chunks between two saves of a pull's progress.
+const PROGRESS_SAVE_CHUNKS: u32 = 8;
+/// Longest time between two saves of a pull's progress (ms).
+const PROGRESS_SAVE_MS: u64 = 1_000;
+
 impl Actor {
     /// Starts the fetches every active incoming transfer may start now and
     /// applies its events.
@@ -90,14 +95,14 @@ impl Actor {
         while let Some(event) = pull.poll_event() {
             events.push(event);
         }
-        let mut changed = false;
+        let mut verified = 0;
         for event in events {
             match event {
                 PullEvent::ManifestReady => {
                     self.on_manifest_ready(key);
                     prepare = true;
                 }
-                PullEvent::Verified { .. } => changed = true,
+                PullEvent::Verified { .. } => verified += 1,
                 PullEvent::Finished => self.start_finish(key),
                 PullEvent::Failed { reason } => {
                     tracing::warn!(transfer = %key.0, %reason, "incoming transfer failed");
@@ -107,27 +112,40 @@ impl Actor {
                 }
             }
         }
-        if changed {
-            self.save_progress(key, now);
+        if verified > 0 {
+            self.save_progress(key, now, verified);
         }
         if prepare {
             self.start_prepare(key);
         }
     }
 
-    /// Writes the pull's progress into the record and the store.
-    fn save_progress(&mut self, key: &Key, now: u64) {
+    /// Writes the pull's progress into the record, and into the store
+    /// every [`PROGRESS_SAVE_CHUNKS`] chunks or [`PROGRESS_SAVE_MS`] (a
+    /// crash re-fetches at most that much; every state change stores the
+    /// whole record anyway).
+    fn save_progress(&mut self, key: &Key, now: u64, verified: u32) {
         let Some(t) = self.files.transfers.get_mut(key) else {
             return;
         };
+        let mut complete = false;
         if let Some(pull) = &t.pull {
             t.record.have = pull.have().as_bytes().to_vec();
             t.record.bytes_done = pull.bytes_done();
             t.meter.handle_progress(now, t.record.bytes_done);
+            complete = pull.have().is_full();
         }
         t.record.updated_at_ms = now;
-        if let Err(e) = self.store.update_transfer(&t.record) {
-            tracing::error!(transfer = %key.0, error = %e, "cannot store transfer progress");
+        t.unsaved_chunks += verified;
+        if complete
+            || t.unsaved_chunks >= PROGRESS_SAVE_CHUNKS
+            || now >= t.saved_at_ms + PROGRESS_SAVE_MS
+        {
+            t.unsaved_chunks = 0;
+            t.saved_at_ms = now;
+            if let Err(e) = self.store.update_transfer(&t.record) {
+                tracing::error!(transfer = %key.0, error = %e, "cannot store transfer progress");
+            }
         }
         if matches!(t.record.state, TransferState::Accepted) && t.record.bytes_done > 0 {
             self.set_transfer_state(key, TransferState::Transferring, None);
