@@ -112,6 +112,11 @@ fn a_second_device_is_reached_across_branches_until_removed() {
         relay_knows(&org, &desk_id).then_some(())
     });
 
+    // Bob learns of Desk from the relay's directory push, which can come
+    // after the relay registered it; a message sent before that goes to the
+    // devices Bob knew when he sent it.
+    org.wait_online("Bob", "Desk", DEADLINE);
+
     // Bob, in the other branch, reaches both of Alice's devices.
     org.send_delivered("Bob", "Alice", "hello both");
     for of in ["Alice", "Desk"] {
