@@ -78,7 +78,8 @@ fn main() {
     let src = dir_path.join("payload.bin");
     make_file(&src, size);
     let want = hash(&src);
-    println!("file transfer benchmark: {mib} MiB over 127.0.0.1, {rounds} rounds");
+    let plural = if rounds == 1 { "" } else { "s" };
+    println!("file transfer benchmark: {mib} MiB over 127.0.0.1, {rounds} round{plural}");
 
     let mut pair = Pair::start(&dir_path);
     let mut ratios = Vec::new();
