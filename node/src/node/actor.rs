@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tincan_core::election::{ElectionConfig, GatewayElection};
 use tincan_core::outbox::Outbox;
-use tincan_core::peer_book::{LearnOutcome, PeerBook, PeerInfo, Via};
+use tincan_core::peer_book::{PeerBook, PeerInfo, Via};
 use tincan_core::route::{DirectoryEntry, MemberCard};
 use tincan_core::site::{GatewayPreference, Role, SiteId};
 use tincan_core::wire::Hello;
@@ -25,6 +25,7 @@ mod election;
 mod files;
 mod inbound;
 mod outgoing;
+mod peers;
 mod posts;
 mod presence;
 mod receipts;
@@ -33,20 +34,20 @@ mod rooms;
 mod routing;
 mod sync;
 
+use peers::DialState;
+
 use super::link::{self, LinkEvent};
 use super::{Command, NodeError, StartError};
 use crate::config::RelayAddr;
 use crate::discovery::{Discovery, DiscoveryEvent};
 use crate::event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView};
-use crate::store::{MessageState, PeerRecord, Store, StoreError};
+use crate::store::{MessageState, Store, StoreError};
 
 /// How long an undelivered message waits for its recipient before the
 /// sender is told it failed.
 const MESSAGE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 /// How often static peers and discovered-but-unconnected devices are dialled.
 const DIAL_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait between dials of an unreachable static peer.
-const MAX_DIAL_BACKOFF_MS: u64 = 10_000;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -97,14 +98,6 @@ struct RelayLink {
 #[derive(Clone, Debug)]
 struct RemotePeer {
     online: bool,
-}
-
-/// Dial state of one address.
-#[derive(Default)]
-struct DialState {
-    in_progress: bool,
-    failures: u32,
-    next_at: u64,
 }
 
 /// An outgoing message still being delivered to some devices.
@@ -506,40 +499,9 @@ impl Actor {
                 device,
                 stable_id,
                 reason,
-            } => {
-                let closed = self
-                    .conns
-                    .get(&device)
-                    .and_then(|l| l.iter().find(|c| c.stable_id() == stable_id).cloned());
-                if closed.as_ref().is_some_and(relay::closed_as_revoked) {
-                    self.back_off_revoked(device);
-                }
-                if let Some(list) = self.conns.get_mut(&device) {
-                    list.retain(|c| c.stable_id() != stable_id);
-                    if list.is_empty() {
-                        self.conns.remove(&device);
-                        if self.org_peers.remove(&device).is_some() {
-                            self.election.handle_peer_lost(now_ms(), device);
-                        }
-                        self.book.set_online(&device, false);
-                        tracing::info!(%device, %reason, "peer offline");
-                        if let Some(info) = self.book.device(&device) {
-                            self.emit(NodeEvent::PeerOffline {
-                                peer: self.peer_view(info),
-                            });
-                        }
-                    }
-                }
-            }
+            } => self.on_down(device, stable_id, reason),
             LinkEvent::Resolved(addrs) => self.dial_all(addrs, now_ms()),
-            LinkEvent::DialFailed { addr, reason } => {
-                let state = self.dials.entry(addr).or_default();
-                state.in_progress = false;
-                state.failures = state.failures.saturating_add(1);
-                let backoff = (500u64 << state.failures.min(5)).min(MAX_DIAL_BACKOFF_MS);
-                state.next_at = now_ms() + backoff;
-                tracing::debug!(%addr, %reason, "dial failed");
-            }
+            LinkEvent::DialFailed { addr, reason } => self.on_dial_failed(addr, reason),
             LinkEvent::Inbound {
                 device,
                 envelope,
@@ -603,208 +565,6 @@ impl Actor {
                 let _ = reply.send(self.on_pair(joiner, message));
             }
         }
-    }
-
-    fn on_up(
-        &mut self,
-        conn: quinn::Connection,
-        cert: DeviceCert,
-        hello: Box<Hello>,
-        addr: SocketAddr,
-        dialed: Option<SocketAddr>,
-    ) {
-        let device = cert.device_id();
-        let user = cert.user_id();
-        if device == self.identity.device_id() {
-            // We dialled ourselves (a static peer pointing at us): stop trying.
-            conn.close(0u32.into(), b"self");
-            if let Some(addr) = dialed {
-                self.dials.entry(addr).or_default().next_at = u64::MAX;
-            }
-            return;
-        }
-        if self.refuse_removed(&conn, &cert) {
-            if let Some(addr) = dialed {
-                self.dials.entry(addr).or_default().next_at =
-                    now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
-            }
-            return;
-        }
-        if let Some(addr) = dialed {
-            let state = self.dials.entry(addr).or_default();
-            *state = DialState::default();
-        }
-        let via = if self.hints.contains_key(&device) {
-            Via::Lan
-        } else {
-            Via::Static
-        };
-        let mut new_org_peer = false;
-        if let Some(card) = self.org_card(&cert, &hello) {
-            new_org_peer = self.org_peers.insert(device, card).is_none();
-            self.share_revocations(&conn);
-        } else if self.is_revoked(&user) {
-            tracing::warn!(%device, %user, "refusing a revoked user's device");
-            conn.close(relay::CLOSE_REVOKED.into(), b"revoked");
-            if let Some(addr) = dialed {
-                self.dials.entry(addr).or_default().next_at =
-                    now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
-            }
-            return;
-        }
-        self.learn_peer(PeerInfo {
-            device,
-            user,
-            name: hello.name.clone(),
-            addrs: vec![addr],
-            online: true,
-            via,
-        });
-        self.certs.insert(device, cert.clone());
-        let _ = self.devices.known.learn(cert.clone());
-        self.share_roster(&conn);
-        let record = PeerRecord {
-            device,
-            user,
-            name: hello.name,
-            cert: cert.to_bytes(),
-            addrs: vec![addr.to_string()],
-            last_seen_ms: now_ms(),
-        };
-        if let Err(e) = self.store.upsert_peer(&record) {
-            tracing::warn!(%device, error = %e, "cannot store peer");
-        }
-        let list = self.conns.entry(device).or_default();
-        let was_online = !list.is_empty();
-        list.push(conn);
-        self.book.set_online(&device, true);
-        // A device that said it is offline (appear-offline) stays so.
-        if !was_online && !self.chat.peers.hides(&device) {
-            tracing::info!(%device, %user, %addr, "peer online");
-            if let Some(info) = self.book.device(&device) {
-                self.emit(NodeEvent::PeerOnline {
-                    peer: self.peer_view(info),
-                });
-            }
-        }
-        if new_org_peer {
-            self.share_lan_neighbours(Some(device));
-        }
-    }
-
-    /// Adds or refreshes a peer in the book; persists a new name pin and
-    /// reports a name conflict (a spoof attempt) loudly.
-    fn learn_peer(&mut self, info: PeerInfo) {
-        let (name, user) = (info.name.clone(), info.user);
-        match self.book.learn(info) {
-            LearnOutcome::New { pinned: true } => {
-                if let Err(e) = self.store.pin_name(&name, &user) {
-                    tracing::warn!(error = %e, "cannot persist name pin");
-                }
-            }
-            LearnOutcome::NameConflict {
-                name,
-                holder,
-                claimant,
-            } => {
-                tracing::warn!(
-                    %name, %holder, %claimant,
-                    "SPOOF WARNING: a second user announces the name {name:?}; shown as {:?}, never chosen for {name:?}",
-                    self.book.display_name(&claimant)
-                );
-                self.emit(NodeEvent::NameConflict {
-                    name,
-                    holder: holder.to_string(),
-                    claimant: claimant.to_string(),
-                });
-            }
-            _ => {}
-        }
-    }
-
-    fn on_discovery(&mut self, ev: DiscoveryEvent) {
-        match ev {
-            DiscoveryEvent::Found {
-                device,
-                addrs,
-                user,
-                name,
-            } => {
-                tracing::debug!(%device, %user, %name, ?addrs, "mdns hint");
-                self.hints.insert(device, addrs);
-                self.dial_due();
-            }
-            DiscoveryEvent::Lost { device } => {
-                tracing::debug!(%device, "mdns goodbye");
-                self.hints.remove(&device);
-            }
-        }
-    }
-
-    /// Dials static peers and discovered devices that have no live connection.
-    fn dial_due(&mut self) {
-        if self.devices.removed.is_some() {
-            // Removed by its user: every peer refuses it; stop knocking.
-            return;
-        }
-        let now = now_ms();
-        let mut targets: Vec<SocketAddr> = self
-            .hints
-            .iter()
-            .filter(|(device, _)| !self.conns.contains_key(device))
-            .flat_map(|(_, addrs)| addrs.iter().copied())
-            .collect();
-        for peer in &self.static_peers {
-            match peer.parse::<SocketAddr>() {
-                Ok(addr) => targets.push(addr),
-                // A host name: resolve off the actor, dial when resolved.
-                Err(_) => {
-                    let (peer, tx) = (peer.clone(), self.link_tx.clone());
-                    tokio::spawn(async move {
-                        match tokio::net::lookup_host(&peer).await {
-                            Ok(addrs) => {
-                                let _ = tx.send(LinkEvent::Resolved(addrs.collect())).await;
-                            }
-                            Err(e) => {
-                                tracing::debug!(%peer, error = %e, "cannot resolve static peer")
-                            }
-                        }
-                    });
-                }
-            }
-        }
-        self.dial_all(targets, now);
-    }
-
-    fn dial_all(&mut self, targets: Vec<SocketAddr>, now: u64) {
-        let online: HashSet<SocketAddr> = self
-            .book
-            .devices()
-            .filter(|d| d.online)
-            .flat_map(|d| d.addrs.iter().copied())
-            .collect();
-        for addr in targets {
-            if !online.contains(&addr) {
-                self.try_dial(addr, now);
-            }
-        }
-    }
-
-    fn try_dial(&mut self, addr: SocketAddr, now: u64) {
-        if addr == self.listen {
-            return;
-        }
-        let state = self.dials.entry(addr).or_default();
-        if state.in_progress || state.next_at > now {
-            return;
-        }
-        state.in_progress = true;
-        tokio::spawn(link::dial(
-            self.endpoint.clone(),
-            addr,
-            self.hello.clone(),
-            self.link_tx.clone(),
-        ));
     }
 }
 
