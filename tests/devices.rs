@@ -280,6 +280,72 @@ fn a_user_with_two_devices_receives_sends_reads_and_removes_one() {
     desktop.wait_history("bob", "welcome back", |h| has(h, "in", "welcome back"));
 }
 
+/// Bob's message was sealed while alice had one device; she paired a second
+/// before it was delivered. The laptop passes it on, so the desktop shows
+/// it as if it had come from bob, once.
+#[test]
+fn a_message_sealed_before_a_device_was_paired_reaches_it_through_the_other() {
+    let mut laptop = User::init("alice");
+    let mut bob = User::init("bob");
+    let mut desktop = User::init("alice-desktop");
+    laptop.knows(&bob);
+    bob.knows(&laptop);
+    desktop.knows(&laptop);
+    laptop.start();
+    bob.start();
+    bob.wait_peer("alice", "online", |p| p["online"] == true);
+    let alice_id = laptop.user_id();
+
+    // Queued for the laptop alone (the only device bob knows), kept in
+    // bob's outbox while both are down.
+    laptop.kill();
+    let queued = bob.json(&["send", "alice", "sealed for one device", "--json"]);
+    assert_eq!(queued["state"], "queued", "{queued}");
+    bob.kill();
+
+    laptop.start();
+    let (pairing, out, code) = show_code(&laptop);
+    let peer = format!("127.0.0.1:{}", laptop.port);
+    let joined = desktop.json(&[
+        "device", "add", &code, "--peer", &peer, "--label", "desktop", "--json",
+    ]);
+    assert_eq!(joined["user_id"], alice_id.as_str(), "{joined}");
+    let (outcome, ok, stderr) = finish(pairing, out);
+    assert!(ok, "device pair failed: {outcome} {stderr}");
+    desktop.start();
+    wait_for("the laptop to see the desktop online", DEADLINE, || {
+        let list = laptop.json(&["device", "list", "--json"]);
+        list.as_array()
+            .is_some_and(|l| l.len() == 2 && l.iter().all(|d| d["online"] == true))
+            .then_some(())
+    });
+
+    bob.start();
+    laptop.wait_history("bob", "bob's queued message", |h| {
+        has(h, "in", "sealed for one device")
+    });
+    let copied = desktop.wait_history("bob", "the copy from the laptop", |h| {
+        has(h, "in", "sealed for one device")
+    });
+    let row = copied
+        .iter()
+        .find(|m| m["text"] == "sealed for one device")
+        .expect("row");
+    assert_eq!(row["id"], queued["id"], "the original id: {row}");
+    assert_eq!(row["from"], bob.user_id().as_str(), "from bob: {row}");
+    assert_eq!(row["sent_at"], queued["sent_at"], "bob's time: {row}");
+    wait_for("bob's outbox to be empty", DEADLINE, || {
+        (bob.json(&["status", "--json"])["outbox"] == 0).then_some(())
+    });
+    for device in [&laptop, &desktop] {
+        let once = texts(&device.history("bob"), "in")
+            .iter()
+            .filter(|t| *t == "sealed for one device")
+            .count();
+        assert_eq!(once, 1, "once on each device");
+    }
+}
+
 #[test]
 fn a_wrong_pairing_code_is_refused_on_both_sides_and_enrols_nothing() {
     let mut laptop = User::init("alice");
@@ -344,7 +410,7 @@ fn roster_frame(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_device_statements_and_stray_pairing_steps_change_nothing() {
-    use common::raw_peer::{new_identity, now_ms, RawPeer};
+    use common::raw_peer::{envelope_frame, new_identity, now_ms, seal, RawPeer};
     use tincan_core::pairing::{PairMessage, PairRefusal};
     use tincan_core::wire::Frame;
     use tincan_core::DeviceRevocation;
@@ -381,6 +447,23 @@ async fn forged_device_statements_and_stray_pairing_steps_change_nothing() {
     {
         Ok(Frame::Error(e)) => assert!(e.contains("expected"), "{e}"),
         other => panic!("foreign roster taken: {other:?}"),
+    }
+    // Only alice's own devices may pass on a message from someone else.
+    let passed = tincan_core::Content::MissedCopy {
+        message: tincan_core::MessageId::random(&mut tincan_node::keystore::OsEntropy),
+        from: bob.cert.clone(),
+        from_name: "bob".into(),
+        sent_at_ms: now_ms(),
+        content: Box::new(tincan_core::Content::Text {
+            text: "forged".into(),
+        }),
+    };
+    let envelope = seal(&mallory.identity, &[conn.node_cert().clone()], &passed);
+    match conn.deliver(&envelope_frame(&envelope)).await {
+        Ok(Frame::Refused { reason, .. }) => {
+            assert!(format!("{reason:?}").contains("own devices"), "{reason:?}")
+        }
+        other => panic!("a passed-on message from a stranger taken: {other:?}"),
     }
     let list = alice.json(&["device", "list", "--json"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");

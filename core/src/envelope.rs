@@ -122,6 +122,24 @@ pub enum Content {
         /// The link's secret.
         secret: [u8; 16],
     },
+    /// For the recipient's own other devices: a message another user sent
+    /// to this user without sealing it for them (the sender did not know
+    /// those devices yet, e.g. one paired a moment ago), so it reaches
+    /// every device of the user anyway. Accepted only from a device of the
+    /// same user, which vouches for `from` as it does for [`Content::OwnCopy`].
+    MissedCopy {
+        /// The original message id (dedupes against a copy that did arrive).
+        message: crate::MessageId,
+        /// The original sender's device certificate.
+        from: DeviceCert,
+        /// The sender's name as the passing device knows it, for a device
+        /// that has not met the sender.
+        from_name: String,
+        /// When the original sender wrote it (its clock).
+        sent_at_ms: u64,
+        /// What was sent ([`Content::Text`] or [`Content::Post`]).
+        content: Box<Content>,
+    },
 }
 
 /// The content key, sealed for one recipient device.
@@ -165,6 +183,9 @@ pub struct Opened {
     pub sender: DeviceCert,
     /// When the sender wrote it, in ms since the Unix epoch (sender's clock).
     pub created_at_ms: u64,
+    /// The devices it was sealed for: a recipient device missing here was
+    /// unknown to the sender when it sealed the envelope.
+    pub sealed_for: Vec<DeviceId>,
     /// What was sent.
     pub content: Content,
 }
@@ -338,6 +359,7 @@ impl Envelope {
             id: self.id,
             sender: self.sender.clone(),
             created_at_ms: self.created_at_ms,
+            sealed_for: self.recipient_devices().collect(),
             content,
         })
     }

@@ -59,13 +59,18 @@ pub fn client_endpoint(identity: &Identity) -> Result<quinn::Endpoint> {
 
 /// Seals a text message from `from` to the devices of `to`.
 pub fn seal_text(from: &Identity, to: &[DeviceCert], text: &str) -> Envelope {
+    seal(from, to, &Content::Text { text: text.into() })
+}
+
+/// Seals `content` from `from` to the devices of `to`.
+pub fn seal(from: &Identity, to: &[DeviceCert], content: &Content) -> Envelope {
     Envelope::seal(
         &from.device,
         &from.cert,
         to,
         MessageId::random(&mut OsEntropy),
         now_ms(),
-        &Content::Text { text: text.into() },
+        content,
         &mut OsEntropy,
     )
     .expect("seal envelope")

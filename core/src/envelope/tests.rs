@@ -52,15 +52,35 @@ fn every_one_of_three_recipients_opens() {
         vec![p[1].device_id(), p[2].device_id(), p[3].device_id()]
     );
     for person in &p[1..] {
-        assert_eq!(
-            envelope.open(&person.device).expect("open").content,
-            text("all of you")
-        );
+        let opened = envelope.open(&person.device).expect("open");
+        assert_eq!(opened.content, text("all of you"));
+        assert_eq!(opened.sealed_for, devices, "each sees who else it was for");
     }
     assert_eq!(
         envelope.open(&p[0].device),
         Err(OpenError::NotForThisDevice)
     );
+}
+
+#[test]
+fn a_missed_copy_carries_the_original_sender_through_a_sibling() {
+    let p = people(3);
+    let original = seal_to(&p[0], &p[1..2], &text("for one device"));
+    let opened = original.open(&p[1].device).expect("open");
+    let copy = Content::MissedCopy {
+        message: opened.id,
+        from: opened.sender.clone(),
+        from_name: "p".into(),
+        sent_at_ms: opened.created_at_ms,
+        content: Box::new(opened.content.clone()),
+    };
+    let passed = seal_to(&p[1], &p[2..], &copy);
+    let got = passed.open(&p[2].device).expect("open the copy");
+    assert_eq!(got.content, copy);
+    let Content::MissedCopy { from, .. } = got.content else {
+        unreachable!("checked above")
+    };
+    assert_eq!(from.verify(), Ok(()), "the original sender's cert survives");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceId, Envelope, OpenError, Opened, Receipt, ReceiptKind};
 
+use super::sync::MissedCopy;
 use super::{now_ms, Actor};
 
 /// Why an opened envelope gets no receipt.
@@ -102,6 +103,21 @@ impl Actor {
                 content,
             } => self.on_own_copy(&opened, message, to, *content),
             Content::ReadSync { peer, up_to_ms } => self.on_read_sync(&opened, peer, up_to_ms),
+            Content::MissedCopy {
+                message,
+                from,
+                from_name,
+                sent_at_ms,
+                content,
+            } => {
+                let copy = MissedCopy {
+                    message,
+                    from,
+                    from_name,
+                    sent_at_ms,
+                };
+                self.on_missed_copy(&opened, copy, *content, now)
+            }
             Content::RoomOps { room, ops, log_len } => {
                 self.on_room_ops(&opened, room, ops, log_len)
             }

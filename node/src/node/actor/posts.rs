@@ -313,40 +313,57 @@ impl Actor {
     }
 
     /// A received post (a plain text is a post without extras): stored
-    /// once per `(sender device, id)`, pending changes applied, notified.
+    /// once per `(sender device, id)`, pending changes applied, notified,
+    /// and copied to this user's devices the sender did not seal it for.
     pub(super) fn on_post(
         &mut self,
         opened: &Opened,
         post: Post,
         now: u64,
     ) -> Result<(), Rejection> {
+        let sent_at = opened.created_at_ms;
+        if self.take_post(opened.id, &opened.sender, sent_at, &post, now)? {
+            self.copy_to_missed_devices(opened, post, now);
+        }
+        Ok(())
+    }
+
+    /// Stores and shows an incoming post from `sender`; `Ok(true)` when it
+    /// is new here, `Ok(false)` for a duplicate.
+    pub(super) fn take_post(
+        &mut self,
+        id: MessageId,
+        sender: &DeviceCert,
+        sent_at_ms: u64,
+        post: &Post,
+        now: u64,
+    ) -> Result<bool, Rejection> {
         if let Err(e) = post.validate() {
             return Err(Rejection::Refuse(match e {
                 PostError::TooLong { .. } => RefuseReason::TooLarge,
                 other => RefuseReason::Other(other.to_string()),
             }));
         }
-        let sender = &opened.sender;
         let author = sender.user_id();
         let record = MessageRecord {
-            id: opened.id,
+            id,
             direction: Direction::In,
             peer: author,
             from_user: author,
             from_device: sender.device_id(),
             to_user: self.identity.user_id(),
             text: post.text.clone(),
-            sent_at_ms: opened.created_at_ms,
+            sent_at_ms,
             received_at_ms: Some(now),
             state: MessageState::Delivered,
             error: None,
             room: None,
             system: false,
-            extras: MessageExtras::of_post(&post),
+            extras: MessageExtras::of_post(post),
         };
         match self.store.insert_message(&record) {
             Ok(true) => {
-                tracing::info!(message = %opened.id, from = %author, "message received");
+                tracing::info!(message = %id, from = %author, "message received");
                 let record = self.apply_pending_change(record);
                 let from_name = self.book.display_name(&author);
                 self.emit(NodeEvent::MessageReceived {
@@ -356,14 +373,14 @@ impl Actor {
                 if !record.extras.retracted {
                     self.notify(&record, from_name);
                 }
-                Ok(())
+                Ok(true)
             }
             Ok(false) => {
-                tracing::debug!(message = %opened.id, "duplicate message acknowledged again");
-                Ok(())
+                tracing::debug!(message = %id, "duplicate message acknowledged again");
+                Ok(false)
             }
             Err(e) => {
-                tracing::error!(message = %opened.id, error = %e, "cannot store incoming message; not acknowledged");
+                tracing::error!(message = %id, error = %e, "cannot store incoming message; not acknowledged");
                 Err(Rejection::Retry)
             }
         }
