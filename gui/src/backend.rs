@@ -17,8 +17,8 @@ use iced::futures::stream::BoxStream;
 use std::path::PathBuf;
 
 use tincan_node::{
-    MessageView, NodeEvent, PeerView, PresenceView, ReadView, RoomView, StatusView, TransferView,
-    TypingView, WhoAmI,
+    DeviceView, MessageView, NodeEvent, PairingView, PeerView, PresenceView, ReadView, RoomView,
+    StatusView, TransferView, TypingView, WhoAmI,
 };
 
 pub use node::{open, Boot, NodeBackend};
@@ -136,6 +136,14 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         name: String,
         with: Vec<String>,
     ) -> BoxFuture<'static, Result<RoomView, BackendError>>;
+    /// This user's devices, this one included.
+    fn devices(&self) -> BoxFuture<'static, Result<Vec<DeviceView>, BackendError>>;
+    /// Shows a fresh pairing code for a new device (the outcome arrives as
+    /// a `device_paired` or `pairing_failed` event).
+    fn pair_device(&self) -> BoxFuture<'static, Result<PairingView, BackendError>>;
+    /// Removes a device of this user (its id).
+    fn remove_device(&self, device: String)
+        -> BoxFuture<'static, Result<DeviceView, BackendError>>;
     /// The event stream, from now on.
     fn events(&self) -> BoxStream<'static, BackendEvent>;
     /// Lets go of the node: an embedded one is shut down (goodbye to

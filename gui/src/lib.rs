@@ -26,6 +26,7 @@
 pub mod app;
 pub mod backend;
 pub mod chat;
+pub mod devices;
 pub mod forms;
 pub mod notify;
 pub mod options;

@@ -1,7 +1,8 @@
 //! The settings screen: display name, presence idle time, organisation,
-//! relay, gateway preference, download folder, notifications, theme and
-//! zoom. Node settings are saved to the home's files; an embedded node
-//! restarts to apply them, a daemon is told to.
+//! relay, gateway preference, download folder, notifications, theme,
+//! zoom, and this user's devices (`devices.rs`). Node settings are saved
+//! to the home's files; an embedded node restarts to apply them, a daemon
+//! is told to.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use iced::{Alignment, Element, Fill};
 use tincan_core::GatewayPreference;
 
 use crate::backend::Mode;
+use crate::devices::{self, DevicesPanel};
 use crate::forms::{OrgForm, OrgMessage, Outcome, RelayForm, RelayMessage};
 use crate::prefs::{Prefs, ThemeChoice};
 use crate::profile::{OrgInfo, Profile};
@@ -78,6 +80,8 @@ pub struct Settings {
     pub downloads: String,
     /// The last download-folder save.
     pub downloads_outcome: Outcome,
+    /// This user's devices.
+    pub devices: DevicesPanel,
 }
 
 /// What the user did on the settings screen.
@@ -125,6 +129,8 @@ pub enum Message {
     DownloadsSaved(Result<Option<String>, String>),
     /// Notifications turned on or off.
     Notifications(bool),
+    /// The devices panel.
+    Devices(devices::Message),
 }
 
 /// What the app must do.
@@ -156,6 +162,8 @@ pub enum Action {
     PickDownloads,
     /// Use and remember notifications on or off.
     Notifications(bool),
+    /// Ask the node about this user's devices.
+    Devices(devices::Action),
 }
 
 impl Settings {
@@ -296,6 +304,10 @@ impl Settings {
                 Action::None
             }
             Message::Notifications(on) => Action::Notifications(on),
+            Message::Devices(message) => match self.devices.update(message) {
+                devices::Action::None => Action::None,
+                action => Action::Devices(action),
+            },
         }
     }
 
@@ -335,6 +347,10 @@ impl Settings {
         }
 
         page = page.push(section("You", self.you()));
+        page = page.push(section(
+            "Your devices",
+            self.devices.view().map(Message::Devices),
+        ));
 
         let org_now: Element<'_, Message> = match &self.profile {
             Some(Ok(Profile { org: Some(org), .. })) => {

@@ -366,3 +366,68 @@ fn settings_show_and_bad_relay_is_refused() {
     );
     assert!(matches!(app.screen, Screen::Main));
 }
+
+#[test]
+fn settings_list_pair_and_remove_this_users_devices() {
+    use tincan_gui::backend::BackendEvent;
+    use tincan_node::NodeEvent;
+    let rt = runtime();
+    let (mut app, mock) = connected(&rt);
+    mock.devices
+        .lock()
+        .expect("lock")
+        .push(device("deskdevice", "desk", false, false));
+    interact(&rt, &mut app, |ui| {
+        ui.click("Settings").expect("button");
+    });
+    assert!(shows(&app, "laptop · medevice · this device"));
+    assert!(shows(&app, "desk · deskdevi · offline"));
+
+    interact(&rt, &mut app, |ui| {
+        ui.click("Pair a new device").expect("button");
+    });
+    assert!(mock.calls.lock().expect("lock").contains(&Call::PairDevice));
+    assert!(shows(&app, "Pairing code: ABCDE-FGHJK"));
+
+    // The new device typed the code: the node says so, the list reloads.
+    let phone = device("phonedevice", "phone", false, true);
+    mock.devices.lock().expect("lock").push(phone.clone());
+    step(
+        &rt,
+        &mut app,
+        Message::Event(BackendEvent::Node(NodeEvent::DevicePaired {
+            device: phone,
+        })),
+    );
+    assert!(!shows(&app, "Pairing code: ABCDE-FGHJK"));
+    assert!(shows(
+        &app,
+        "Paired phone: messages to you now reach it too."
+    ));
+    assert!(shows(&app, "phone · phonedev · online"));
+
+    // Removing asks once more; the first "Remove" is the desk's row.
+    interact(&rt, &mut app, |ui| {
+        ui.click("Remove").expect("button");
+    });
+    assert!(!mock
+        .calls
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|c| matches!(c, Call::RemoveDevice(_))));
+    interact(&rt, &mut app, |ui| {
+        ui.click("Really remove").expect("button");
+    });
+    assert!(mock
+        .calls
+        .lock()
+        .expect("lock")
+        .contains(&Call::RemoveDevice("deskdevice".into())));
+    assert!(shows(
+        &app,
+        "Removed desk: it gets nothing new, and every peer refuses it."
+    ));
+    assert!(!shows(&app, "desk · deskdevi · offline"));
+    assert!(shows(&app, "phone · phonedev · online"));
+}

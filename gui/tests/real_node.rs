@@ -453,3 +453,56 @@ fn a_room_made_by_a_real_node_shows_in_the_app_and_takes_its_messages() {
     );
     rt.block_on(berta.shutdown());
 }
+
+/// The devices panel through the embedded node: the code the app shows
+/// pairs a real second home, which then shows in the list.
+#[test]
+fn a_code_from_the_settings_screen_pairs_a_second_device() {
+    use tincan_gui::app::Screen;
+    use tincan_gui::{devices, settings};
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (anna_home, desk_home) = (dir.path().join("anna"), dir.path().join("desk"));
+    tincan_gui::profile::create_identity(&Home::new(&anna_home), "Anna").expect("identity");
+    let anna_addr = format!("127.0.0.1:{}", free_port());
+    let options = tincan_gui::Options {
+        home: Some(anna_home.clone()),
+        listen: Some(anna_addr.clone()),
+        no_mdns: true,
+        ..tincan_gui::Options::default()
+    };
+    let (mut app, task) = rt.block_on(async { tincan_gui::App::new(options) });
+    settle(&rt, &mut app, task);
+    interact(&rt, &mut app, |ui| {
+        ui.click("Settings").expect("button");
+    });
+    let panel = |app: &tincan_gui::App| match &app.screen {
+        Screen::Settings(s) => s.devices.clone(),
+        other => panic!("not on settings: {other:?}"),
+    };
+    let listed = panel(&app).list.expect("listed").expect("devices");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].this);
+
+    interact(&rt, &mut app, |ui| {
+        ui.click("Pair a new device").expect("button");
+    });
+    let code = panel(&app).pairing.expect("a code on show").code;
+    assert!(shows(&app, &format!("Pairing code: {code}")));
+    let joined = rt
+        .block_on(tincan_node::pair::join(
+            &Home::new(&desk_home),
+            &tincan_node::pair::JoinOptions {
+                code,
+                peer: Some(anna_addr.parse().expect("addr")),
+                label: "desk".into(),
+                force: false,
+            },
+        ))
+        .expect("the desk pairs with the app's code");
+    let short: String = joined.device_id.chars().take(8).collect();
+    let reload = || Message::Settings(settings::Message::Devices(devices::Message::Changed));
+    wait_until(&rt, &mut app, "the desk in the list", reload, |app| {
+        shows(app, &format!("desk · {short} · offline"))
+    });
+}

@@ -7,6 +7,7 @@ use iced::Task;
 use super::{load_history, load_room_history, App, Message, Screen};
 use crate::backend::{self, Mode};
 use crate::chat;
+use crate::devices;
 use crate::forms::{OrgMessage, RelayMessage};
 use crate::profile;
 use crate::settings;
@@ -201,11 +202,37 @@ impl App {
             chat::Action::OpenSettings => {
                 self.screen = Screen::Settings(Box::default());
                 let home = self.home_or_error();
-                Task::perform(blocking(move || profile::load(&home?)), |r| {
+                let profile = Task::perform(blocking(move || profile::load(&home?)), |r| {
                     Message::Settings(settings::Message::Loaded(r))
-                })
+                });
+                Task::batch([profile, self.devices_task(devices::Action::Load)])
             }
             chat::Action::Reconnect => self.restart(),
+        }
+    }
+
+    /// Asks the node what the devices panel needs; the answer comes back
+    /// to the panel.
+    pub(super) fn devices_task(&self, action: devices::Action) -> Task<Message> {
+        let Some(connection) = &self.connection else {
+            return Task::none();
+        };
+        let backend = connection.backend();
+        let to_panel = |m: devices::Message| Message::Settings(settings::Message::Devices(m));
+        let text = |e: crate::backend::BackendError| e.0;
+        match action {
+            devices::Action::None => Task::none(),
+            devices::Action::Load => Task::perform(backend.devices(), move |r| {
+                to_panel(devices::Message::Loaded(r.map_err(text)))
+            }),
+            devices::Action::Pair => Task::perform(backend.pair_device(), move |r| {
+                to_panel(devices::Message::PairShown(r.map_err(text)))
+            }),
+            devices::Action::Remove(device) => {
+                Task::perform(backend.remove_device(device), move |r| {
+                    to_panel(devices::Message::Removed(r.map_err(text)))
+                })
+            }
         }
     }
 
@@ -307,6 +334,7 @@ impl App {
                 self.prefs.notifications = on;
                 self.save_prefs()
             }
+            settings::Action::Devices(action) => self.devices_task(action),
             settings::Action::Restart if embedded => self.restart(),
             settings::Action::Restart => Task::none(),
             settings::Action::Back => {

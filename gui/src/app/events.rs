@@ -17,8 +17,10 @@ use super::{
 };
 use crate::backend::BackendEvent;
 use crate::backend::Connection;
+use crate::devices;
 use crate::notify::{self, Decision, Delivery};
 use crate::session::Alert;
+use crate::settings;
 
 impl App {
     /// Node events, the status refresh, shortcuts, the close button,
@@ -78,8 +80,11 @@ impl App {
         let backend = connection.backend();
         match event {
             BackendEvent::Node(event) => {
+                let devices = devices_news(&event)
+                    .filter(|_| matches!(self.screen, Screen::Settings(_)))
+                    .map(|m| Task::done(Message::Settings(settings::Message::Devices(m))));
                 let effects = session.apply_event(event, Instant::now());
-                let mut tasks = Vec::new();
+                let mut tasks: Vec<Task<Message>> = devices.into_iter().collect();
                 if effects.refresh_status {
                     tasks.push(Task::perform(backend.status(), Message::Status));
                 }
@@ -247,5 +252,18 @@ impl App {
                 note: false,
             }
         })
+    }
+}
+
+/// What a node event means for the devices panel, if anything.
+fn devices_news(event: &tincan_node::NodeEvent) -> Option<devices::Message> {
+    use tincan_node::NodeEvent;
+    match event {
+        NodeEvent::DevicePaired { device } => Some(devices::Message::Paired(device.clone())),
+        NodeEvent::PairingFailed { reason } => {
+            Some(devices::Message::PairingFailed(reason.clone()))
+        }
+        NodeEvent::DeviceRemoved { .. } => Some(devices::Message::Changed),
+        _ => None,
     }
 }

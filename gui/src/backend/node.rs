@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use tincan_node::keystore::{self, KeystoreError};
 
 use tincan_node::{
-    ControlClient, Home, MessageView, Node, NodeHandle, PeerView, PresenceView, ReadView, Request,
-    RoomView, StartError, StatusView, TransferView, TypingView, WhoAmI,
+    ControlClient, DeviceView, Home, MessageView, Node, NodeHandle, PairingView, PeerView,
+    PresenceView, ReadView, Request, RoomView, StartError, StatusView, TransferView, TypingView,
+    WhoAmI,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -260,6 +261,21 @@ impl Backend for NodeBackend {
 
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<RoomView>, BackendError>> {
         self.call(Request::RoomList)
+    }
+
+    fn devices(&self) -> BoxFuture<'static, Result<Vec<DeviceView>, BackendError>> {
+        self.call(Request::DeviceList)
+    }
+
+    fn pair_device(&self) -> BoxFuture<'static, Result<PairingView, BackendError>> {
+        self.call(Request::DevicePair)
+    }
+
+    fn remove_device(
+        &self,
+        device: String,
+    ) -> BoxFuture<'static, Result<DeviceView, BackendError>> {
+        self.call(Request::DeviceRemove { device })
     }
 
     fn room_history(

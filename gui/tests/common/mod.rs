@@ -19,8 +19,8 @@ use tincan_gui::backend::{Backend, BackendError, BackendEvent, Mode};
 use tincan_gui::App;
 use tincan_node::store::TransferState;
 use tincan_node::{
-    MessageState, MessageView, NodeEvent, PeerView, PresenceView, ReadView, RoomMemberView,
-    RoomView, StatusView, TransferView, TypingView, WhoAmI,
+    DeviceView, MessageState, MessageView, NodeEvent, PairingView, PeerView, PresenceView,
+    ReadView, RoomMemberView, RoomView, StatusView, TransferView, TypingView, WhoAmI,
 };
 use tokio::sync::broadcast;
 
@@ -67,6 +67,9 @@ pub enum Call {
         name: String,
         with: Vec<String>,
     },
+    Devices,
+    PairDevice,
+    RemoveDevice(String),
 }
 
 pub const LUNCH: &str = "1unc4room0000000000000000000000001";
@@ -113,7 +116,20 @@ pub struct MockBackend {
     pub rooms: Mutex<Vec<RoomView>>,
     /// Messages and membership lines of every room.
     pub room_messages: Mutex<Vec<MessageView>>,
+    /// This user's devices (this one first).
+    pub devices: Mutex<Vec<DeviceView>>,
     pub events: broadcast::Sender<NodeEvent>,
+}
+
+/// A device of Me.
+pub fn device(id: &str, label: &str, this: bool, online: bool) -> DeviceView {
+    DeviceView {
+        device_id: id.into(),
+        label: label.into(),
+        this,
+        online,
+        added_at: 1_700_000_000_000,
+    }
 }
 
 pub fn presence_view(word: &str, note: Option<&str>) -> PresenceView {
@@ -231,6 +247,7 @@ impl MockBackend {
             transfers: Mutex::new(Vec::new()),
             rooms: Mutex::new(Vec::new()),
             room_messages: Mutex::new(Vec::new()),
+            devices: Mutex::new(vec![device("medevice", "laptop", true, true)]),
             events: broadcast::channel(16).0,
         })
     }
@@ -437,6 +454,37 @@ impl Backend for MockBackend {
     fn rooms(&self) -> BoxFuture<'static, Result<Vec<RoomView>, BackendError>> {
         let rooms = self.rooms.lock().expect("lock").clone();
         async move { Ok(rooms) }.boxed()
+    }
+
+    fn devices(&self) -> BoxFuture<'static, Result<Vec<DeviceView>, BackendError>> {
+        self.record(Call::Devices);
+        let devices = self.devices.lock().expect("lock").clone();
+        async move { Ok(devices) }.boxed()
+    }
+
+    fn pair_device(&self) -> BoxFuture<'static, Result<PairingView, BackendError>> {
+        self.record(Call::PairDevice);
+        async move {
+            Ok(PairingView {
+                code: "ABCDE-FGHJK".into(),
+                expires_at: 1_700_000_300_000,
+            })
+        }
+        .boxed()
+    }
+
+    fn remove_device(
+        &self,
+        device: String,
+    ) -> BoxFuture<'static, Result<DeviceView, BackendError>> {
+        self.record(Call::RemoveDevice(device.clone()));
+        let mut devices = self.devices.lock().expect("lock");
+        let found = devices
+            .iter()
+            .position(|d| d.device_id == device && !d.this);
+        let removed = found.map(|i| devices.remove(i));
+        async move { removed.ok_or_else(|| BackendError(format!("no removable device {device}"))) }
+            .boxed()
     }
 
     fn room_history(
