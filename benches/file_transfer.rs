@@ -21,6 +21,9 @@
 //!
 //! Safety: everything listens on and dials 127.0.0.1 only; no mDNS.
 
+#[path = "../tests/common/cargo.rs"]
+mod cargo;
+
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -247,8 +250,7 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured
 }
 
 fn tincan_bin() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo::cargo()
         .args([
             "build",
             "-q",

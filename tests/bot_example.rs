@@ -9,8 +9,7 @@ use std::time::Duration;
 use common::{cli, cli_json, free_udp_port, wait_for, Daemon};
 
 fn build_example() -> std::path::PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = common::cargo::cargo()
         .args(["build", "-q", "--example", "ping_bot"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()

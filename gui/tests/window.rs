@@ -6,6 +6,9 @@
 //! Skips (with a line saying so) where Xvfb, xdotool or ImageMagick's
 //! `import` is missing; `scripts/setup.sh` installs them.
 
+#[path = "../../tests/common/cargo.rs"]
+mod cargo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -94,28 +97,11 @@ fn target_dir() -> PathBuf {
 fn tincan_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let start = Instant::now();
-        let mut build = Command::new(cargo);
+        let mut build = cargo::cargo();
         build
             .args(["build", "-q", "-p", "tincan-node", "--bin", "tincan"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
-        // Cargo gives this test its package's CARGO_PKG_*, CARGO_MANIFEST_*
-        // ...; build scripts that watch those (ring does) would rebuild on
-        // every run if the nested build inherited them.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CARGO_PKG_")
-                || name.starts_with("CARGO_MANIFEST_")
-                || name.starts_with("CARGO_CRATE_")
-                || name.starts_with("CARGO_BIN_")
-                || name == "CARGO_PRIMARY_PACKAGE"
-                || name == "CARGO_TARGET_TMPDIR"
-                || name == "OUT_DIR"
-            {
-                build.env_remove(&*name);
-            }
-        }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "building tincan failed");
         println!("building tincan: {:?}", start.elapsed());

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod branches;
+pub mod cargo;
 pub mod loopback;
 pub mod raw_peer;
 
@@ -28,8 +29,7 @@ pub fn relay_bin() -> &'static Path {
 }
 
 fn build_bin(package: &str, bin: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo::cargo()
         .args(["build", "-q", "-p", package, "--bin", bin])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
