@@ -14,7 +14,6 @@ use std::sync::Arc;
 use tincan_core::device::{Devices, Roster};
 use tincan_core::outbox::AttemptOutcome;
 use tincan_core::pairing::{PairGrant, PairHost, PairMessage, PairRefusal};
-use tincan_core::peer_book::{PeerInfo, Via};
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, UserId};
 
@@ -23,7 +22,7 @@ use crate::event::{DeviceView, NodeEvent, PairingView};
 use crate::keystore::OsEntropy;
 use crate::node::link;
 use crate::node::NodeError;
-use crate::store::{OwnDeviceRecord, PeerRecord, StoreError};
+use crate::store::{OwnDeviceRecord, StoreError};
 
 /// Application close code for a connection from a removed device.
 pub(super) const CLOSE_DEVICE_REMOVED: u32 = 6;
@@ -206,28 +205,7 @@ impl Actor {
                 .unwrap_or_default()
         };
         tracing::info!(%device, %user, "learnt a device of the user");
-        self.certs.insert(device, cert.clone());
-        if self.book.device(&device).is_none() {
-            self.learn_peer(PeerInfo {
-                device,
-                user,
-                name: name.clone(),
-                addrs: Vec::new(),
-                online: false,
-                via: Via::Remembered,
-            });
-        }
-        let record = PeerRecord {
-            device,
-            user,
-            name,
-            cert: cert.to_bytes(),
-            addrs: Vec::new(),
-            last_seen_ms: 0,
-        };
-        if let Err(e) = self.store.upsert_peer(&record) {
-            tracing::warn!(%device, error = %e, "cannot store device");
-        }
+        self.remember_device(cert, name);
         if user == self.identity.user_id() {
             let own = OwnDeviceRecord {
                 device,

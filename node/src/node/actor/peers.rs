@@ -185,6 +185,35 @@ impl Actor {
         }
     }
 
+    /// Remembers `cert` (called `name`) as a device to seal to, offline
+    /// until it connects: in the peer book if it is not there yet, and in
+    /// the store.
+    pub(super) fn remember_device(&mut self, cert: &DeviceCert, name: String) {
+        let (device, user) = (cert.device_id(), cert.user_id());
+        self.certs.insert(device, cert.clone());
+        if self.book.device(&device).is_none() {
+            self.learn_peer(PeerInfo {
+                device,
+                user,
+                name: name.clone(),
+                addrs: Vec::new(),
+                online: false,
+                via: Via::Remembered,
+            });
+        }
+        let record = PeerRecord {
+            device,
+            user,
+            name,
+            cert: cert.to_bytes(),
+            addrs: Vec::new(),
+            last_seen_ms: 0,
+        };
+        if let Err(e) = self.store.upsert_peer(&record) {
+            tracing::warn!(%device, error = %e, "cannot store a device");
+        }
+    }
+
     /// An mDNS hint arrived or went away.
     pub(super) fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {

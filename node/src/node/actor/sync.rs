@@ -7,7 +7,6 @@
 //! devices through the durable outbox, so an offline device catches up;
 //! both are taken only from a device of the same user.
 
-use tincan_core::peer_book::{PeerInfo, Via};
 use tincan_core::wire::{RefuseReason, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceCert, MessageId, Opened, Post, UserId};
 
@@ -15,7 +14,7 @@ use super::inbound::Rejection;
 use super::Actor;
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
-use crate::store::{Direction, MessageExtras, MessageRecord, MessageState, PeerRecord};
+use crate::store::{Direction, MessageExtras, MessageRecord, MessageState};
 
 /// The envelope of a [`Content::MissedCopy`], without its content.
 pub(super) struct MissedCopy {
@@ -230,27 +229,7 @@ impl Actor {
             tracing::warn!(%device, "passed-on sender with an invalid name not remembered");
             return;
         }
-        let user = cert.user_id();
-        self.certs.insert(device, cert.clone());
-        self.learn_peer(PeerInfo {
-            device,
-            user,
-            name: name.to_string(),
-            addrs: Vec::new(),
-            online: false,
-            via: Via::Remembered,
-        });
-        let record = PeerRecord {
-            device,
-            user,
-            name: name.to_string(),
-            cert: cert.to_bytes(),
-            addrs: Vec::new(),
-            last_seen_ms: 0,
-        };
-        if let Err(e) = self.store.upsert_peer(&record) {
-            tracing::warn!(%device, error = %e, "cannot store a passed-on sender");
-        }
+        self.remember_device(cert, name.to_string());
     }
 
     /// Another device of this user read the conversation with `peer`.
