@@ -88,6 +88,25 @@ pub fn parse_rate(text: &str) -> Option<u64> {
     (num >= 0.0).then_some((num * mult) as u64)
 }
 
+/// The manifest entry of a file holding `data`, in chunks of `chunk`
+/// bytes (for the unit tests of the modules here).
+#[cfg(test)]
+pub(crate) fn test_entry(
+    path: &str,
+    data: &[u8],
+    chunk: usize,
+) -> tincan_core::transfer::FileEntry {
+    tincan_core::transfer::FileEntry {
+        path: path.into(),
+        size: data.len() as u64,
+        hash: *blake3::hash(data).as_bytes(),
+        chunks: data
+            .chunks(chunk)
+            .map(|c| *blake3::hash(c).as_bytes())
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_rate;

@@ -252,19 +252,8 @@ mod tests {
     use crate::files::staged::StagedFiles;
     use std::sync::Arc;
     use tincan_core::transfer::manifest::ChunkPlace;
-    use tincan_core::transfer::FileEntry;
 
-    fn entry(path: &str, data: &[u8], chunk: usize) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            size: data.len() as u64,
-            hash: *blake3::hash(data).as_bytes(),
-            chunks: data
-                .chunks(chunk)
-                .map(|c| *blake3::hash(c).as_bytes())
-                .collect(),
-        }
-    }
+    use crate::files::test_entry as entry;
 
     #[test]
     fn names_are_numbered_before_the_extension() {

@@ -221,7 +221,6 @@ impl StagedFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tincan_core::transfer::FileEntry;
 
     fn manifest(files: &[(&str, &[u8])], chunk: usize) -> Manifest {
         Manifest {
@@ -229,15 +228,7 @@ mod tests {
             dirs: Vec::new(),
             files: files
                 .iter()
-                .map(|(path, data)| FileEntry {
-                    path: (*path).into(),
-                    size: data.len() as u64,
-                    hash: *blake3::hash(data).as_bytes(),
-                    chunks: data
-                        .chunks(chunk)
-                        .map(|c| *blake3::hash(c).as_bytes())
-                        .collect(),
-                })
+                .map(|(path, data)| crate::files::test_entry(path, data, chunk))
                 .collect(),
         }
     }
