@@ -3,9 +3,9 @@
 //! sealed before it knew all of this user's devices reaches the ones it
 //! missed ([`Content::MissedCopy`]), and a conversation read on one is
 //! read on the others ([`Content::ReadSync`]), without a second read
-//! receipt to the peer. Both travel sealed to the user's other
-//! devices through the durable outbox, so an offline device catches up;
-//! both are taken only from a device of the same user.
+//! receipt to the peer. All three travel sealed to the user's other
+//! devices through the durable outbox, so an offline device catches up,
+//! and are taken only from a device of the same user.
 
 use tincan_core::wire::{RefuseReason, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceCert, MessageId, Opened, Post, UserId};
