@@ -384,6 +384,51 @@ fn sigkill_mid_send_loses_nothing() {
     assert_eq!(history.len(), 20, "{:?}", texts(&history));
 }
 
+/// The receiver dies after it committed a message and before its receipt
+/// left (a test hook aborts it there): the sender never shows that message
+/// delivered before the receipt, keeps it, sends it again once the receiver
+/// is back, and the receiver acknowledges the copy it already has: one row,
+/// delivered.
+#[test]
+fn a_receiver_killed_between_commit_and_receipt_shows_the_message_once() {
+    let (alice, mut bob) = alice_and_bob();
+    bob.kill();
+    bob.start_with_env(&[("TINCAN_TEST_ABORT_BEFORE_RECEIPT", "1")]);
+    alice.wait_online("Bob", true);
+    let sent = alice.json(&["send", "bob", "committed, not acknowledged", "--json"]);
+    let status = bob.daemon.as_mut().expect("bob runs").wait_exit(DEADLINE);
+    assert!(!status.success(), "bob aborted at the hook: {status}");
+    bob.daemon = None;
+    let logs = common::daemon_logs(bob.home());
+    assert!(
+        logs.contains("aborting between the commit and the receipt"),
+        "bob died at the hook, not elsewhere:\n{logs}"
+    );
+    let history = alice.history("bob");
+    assert_ne!(
+        state_of(&history, "committed, not acknowledged"),
+        Some("delivered"),
+        "no receipt left bob: {history:?}"
+    );
+
+    bob.start();
+    let history = alice.wait_history("bob", "delivered after bob's restart", |h| {
+        state_of(h, "committed, not acknowledged") == Some("delivered")
+    });
+    assert_eq!(history.len(), 1, "{:?}", texts(&history));
+    let received = bob.wait_history("alice", "the message", |h| {
+        count(h, "committed, not acknowledged") >= 1
+    });
+    assert_eq!(
+        count(&received, "committed, not acknowledged"),
+        1,
+        "once: {:?}",
+        texts(&received)
+    );
+    let row = received.iter().find(|m| m["id"] == sent["id"]);
+    assert!(row.is_some(), "the same message id: {received:?}");
+}
+
 #[test]
 fn cli_errors_are_clear() {
     // No daemon: one clear line, non-zero exit.

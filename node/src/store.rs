@@ -48,6 +48,7 @@ mod rooms;
 mod search;
 mod transfer_wan;
 mod transfers;
+mod tx;
 
 pub use blocked::BlockedRecord;
 pub use changes::{ChangeOutcome, MAX_PENDING_PER_AUTHOR, MIN_ID_PREFIX};
@@ -147,7 +148,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`: WAL journal,
-    /// `synchronous=NORMAL`, foreign keys on, busy timeout 5 s, then runs
+    /// `synchronous=FULL`, foreign keys on, busy timeout 5 s, then runs
     /// migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
@@ -199,13 +200,14 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
             tracing::warn!(%mode, "sqlite refused WAL journal mode");
         }
     }
-    // In WAL mode, NORMAL skips the fsync on every commit but still appends
-    // each commit to the WAL before returning. A killed process therefore
-    // loses nothing committed (the data is in the OS page cache and the log);
-    // only an OS crash or power loss may roll back the last few commits, and
-    // even then the database is never corrupted. That is the right trade for
-    // chat history, where FULL would fsync on every message.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // In WAL mode, FULL syncs the log at every commit, so a commit that
+    // returned survives an OS crash or power loss, not only a killed
+    // process. The node tells a sender "delivered" (a signed receipt) right
+    // after it commits a message, and a receipt is a promise: with NORMAL
+    // the last commits could roll back after a power cut and the message be
+    // gone while its sender shows it delivered. Incoming messages commit in
+    // one batch with everything they imply, so the cost is one sync each.
+    conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }
 
@@ -294,7 +296,10 @@ mod tests {
             .conn
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
-        assert_eq!(sync, 1, "NORMAL");
+        assert_eq!(
+            sync, 2,
+            "FULL: a commit is on disk before a receipt says delivered"
+        );
         let fk: bool = store
             .conn
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))

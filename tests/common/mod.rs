@@ -224,6 +224,15 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (up to `timeout`) for the daemon to exit by itself, e.g. at a
+    /// test hook that aborts it; returns how it ended.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a running daemon");
+        wait_for("the daemon to exit", timeout, || {
+            child.try_wait().expect("poll the daemon")
+        })
+    }
+
     /// Kills the daemon with SIGKILL and waits for it to exit.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

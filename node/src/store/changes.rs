@@ -13,7 +13,7 @@
 //! `pending_changes` (at most [`MAX_PENDING_PER_AUTHOR`] per author, oldest
 //! dropped) until the message is stored.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use tincan_core::{Change, MessageId, UserId};
 
 use super::messages::{RawMessage, COLUMNS};
@@ -47,7 +47,7 @@ impl Store {
         change: &Change,
         at_ms: u64,
     ) -> Result<ChangeOutcome, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let target = change.target();
         let known: bool = tx
             .prepare_cached(
@@ -150,7 +150,7 @@ impl Store {
 }
 
 fn keep_pending(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     author: &UserId,
     change: &Change,
     at: i64,

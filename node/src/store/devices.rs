@@ -3,7 +3,7 @@
 //! the read-state and history helpers that several devices of one user
 //! need (read sync, "has this home any history" before pairing).
 
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 use tincan_core::{DeviceId, DeviceRevocation, UserId};
 
 use super::{column, Store, StoreError};
@@ -24,7 +24,7 @@ impl Store {
     /// and its outbox rows (nothing is delivered to it any more), in one
     /// transaction. Returns whether the revocation was new.
     pub fn save_device_revocation(&self, r: &DeviceRevocation) -> Result<bool, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let added = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO device_revocations (device, user, revocation, revoked_at_ms)

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use tincan_core::{DeviceId, MessageId, RoomId, UserId};
 
 use super::{column, outbox, OutboxEntry, Store, StoreError};
@@ -390,7 +390,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         // `&self` API on a single-threaded actor; the transaction borrows the
         // connection for its whole life, so nothing else can interleave.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         for m in records {
             insert(&tx, m, false)?;
         }
@@ -404,7 +404,7 @@ impl Store {
     /// Queues outbox entries that carry no history row (control content such
     /// as receipts or membership changes), all or none.
     pub fn queue_control(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         for entry in entries {
             outbox::insert_entry(&tx, entry)?;
         }
@@ -425,7 +425,7 @@ impl Store {
     ) -> Result<Option<MessageState>, StoreError> {
         // IMMEDIATE: read-then-write must not race another writer between
         // the check and the update.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let current: Option<String> = tx
             .prepare_cached("SELECT state FROM messages WHERE from_device = ?1 AND id = ?2")?
             .query_row(params![&from_device.0[..], &id.0[..]], |r| r.get(0))

@@ -10,7 +10,7 @@
 //! name keeps it, compared trimmed and case-insensitively (Unicode
 //! lowercase); pins are never replaced.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use tincan_core::{DeviceId, UserId};
 
 use super::{column, Store, StoreError};
@@ -68,7 +68,7 @@ impl Store {
     /// [`StoreError::DeviceUserMismatch`], changing nothing, if the device is
     /// stored under another user.
     pub fn upsert_peer(&self, p: &PeerRecord) -> Result<(), StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let stored: Option<Vec<u8>> = tx
             .prepare_cached("SELECT user FROM peers WHERE device = ?1")?
             .query_row(params![&p.device.0[..]], |r| r.get(0))

@@ -4,7 +4,7 @@
 //! [`MessageState::can_advance_to`]); a receipt from one recipient of a
 //! message sent to several users moves only that conversation's row.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use tincan_core::{DeviceId, MessageId, UserId};
 
 use super::{column, MessageState, ParseStateError, Store, StoreError};
@@ -22,7 +22,7 @@ impl Store {
     /// Marks every received message of the conversation with `peer` that
     /// is not read yet as read; returns them, oldest first.
     pub fn mark_conversation_read(&self, peer: &UserId) -> Result<Vec<NewlyRead>, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let raws = tx
             .prepare_cached(
                 "SELECT id, from_device FROM messages
@@ -56,7 +56,7 @@ impl Store {
         from_device: &DeviceId,
         peer: &UserId,
     ) -> Result<bool, StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         let current: Option<String> = tx
             .prepare_cached(
                 "SELECT state FROM messages

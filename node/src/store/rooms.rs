@@ -3,7 +3,7 @@
 //! inspection, and the sender keys of every epoch. Room messages and
 //! membership lines are rows of `messages` with `room` set.
 
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 use tincan_core::room::RoomOp;
 use tincan_core::{DeviceId, RoomId};
 
@@ -58,7 +58,7 @@ impl Store {
         let log = postcard::to_allocvec(&room.log)
             .map_err(|e| StoreError::Corrupt(format!("room log does not encode: {e}")))?;
         let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         tx.prepare_cached(
             "INSERT INTO rooms (id, name, topic, members, admins, disabled, log,
                                 created_at_ms, updated_at_ms)

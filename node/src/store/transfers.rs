@@ -10,7 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use tincan_core::transfer::TransferId;
 use tincan_core::{DeviceId, UserId};
 
@@ -274,7 +274,7 @@ impl Store {
         manifest: &TransferManifest,
         entries: &[OutboxEntry],
     ) -> Result<(), StoreError> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let tx = self.write_tx()?;
         if !Self::insert_transfer_in(&tx, r, Some(manifest))? {
             return Err(StoreError::Corrupt(format!("transfer {} exists", r.id)));
         }

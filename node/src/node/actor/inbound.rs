@@ -8,6 +8,19 @@ use tincan_core::{Content, DeviceId, Envelope, OpenError, Opened, Receipt, Recei
 use super::sync::MissedCopy;
 use super::{now_ms, Actor};
 
+/// Test hook: when set, the daemon aborts right after it committed an
+/// incoming message (a post, not control content such as presence) and
+/// before it sends the receipt, so a test can show
+/// that such a message is neither lost nor shown twice.
+pub(crate) const TEST_ABORT_BEFORE_RECEIPT_ENV: &str = "TINCAN_TEST_ABORT_BEFORE_RECEIPT";
+
+fn abort_before_receipt() -> bool {
+    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        std::env::var_os(TEST_ABORT_BEFORE_RECEIPT_ENV).is_some_and(|v| !v.is_empty())
+    })
+}
+
 /// Why an opened envelope gets no receipt.
 pub(super) enum Rejection {
     /// Tell the sender it will never be accepted (it stops retrying).
@@ -62,8 +75,13 @@ impl Actor {
                 reason: RefuseReason::Blocked,
             });
         }
-        match self.on_content(opened, now) {
+        let is_message = matches!(opened.content, Content::Text { .. } | Content::Post(_));
+        match self.on_content_durably(opened, now) {
             Ok(()) => {
+                if is_message && abort_before_receipt() {
+                    tracing::error!(message = %message_id, "{TEST_ABORT_BEFORE_RECEIPT_ENV} is set: aborting between the commit and the receipt (test hook)");
+                    std::process::abort();
+                }
                 let receipt = Receipt::sign(
                     &self.identity.device,
                     message_id,
@@ -79,6 +97,34 @@ impl Actor {
             }
             Err(Rejection::Retry) => None,
         }
+    }
+
+    /// [`Actor::on_content`] in one store batch: the content and all it
+    /// implies (history row, pending change applied, copies queued for
+    /// this user's other devices) commit together, and the commit is on
+    /// disk before this returns `Ok`, so a receipt sent afterwards never
+    /// promises what a crash could take back. A refusal keeps what its
+    /// handler stored (as a refusal always did); a retry keeps nothing, the
+    /// sender sends it all again.
+    fn on_content_durably(&mut self, opened: Opened, now: u64) -> Result<(), Rejection> {
+        if let Err(e) = self.store.begin_batch() {
+            tracing::error!(message = %opened.id, error = %e, "cannot begin storing a message; not acknowledged");
+            return Err(Rejection::Retry);
+        }
+        let outcome = self.on_content(opened, now);
+        let finished = match outcome {
+            Err(Rejection::Retry) => self.store.rollback_batch(),
+            _ => self.store.commit_batch(),
+        };
+        if let Err(e) = finished {
+            tracing::error!(error = %e, "cannot commit an incoming message; not acknowledged");
+            // A failed COMMIT may leave the transaction open.
+            if let Err(e) = self.store.rollback_batch() {
+                tracing::error!(error = %e, "cannot roll back an incoming message");
+            }
+            return Err(Rejection::Retry);
+        }
+        outcome
     }
 
     /// Dispatches verified content to its handler. Dedupe happens in the
