@@ -62,6 +62,7 @@ pub use peers::PeerRecord;
 pub use read::NewlyRead;
 pub use rooms::{RoomKeyRecord, RoomRecord};
 pub use search::{SearchHit, SearchQuery, HIGHLIGHT_END, HIGHLIGHT_START};
+pub use transfer_wan::{MAX_EARLY_NOTICES, MAX_EARLY_NOTICES_PER_DEVICE, MAX_EARLY_NOTICE_BYTES};
 pub use transfers::{TransferManifest, TransferRecord, TransferState};
 
 /// How long a statement waits for a lock held by another connection (for

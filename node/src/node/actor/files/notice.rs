@@ -124,6 +124,9 @@ impl Actor {
             // Possibly ahead of its offer: keep it for when the offer comes.
             if matches!(action, FileAction::Cancelled | FileAction::Failed(_)) {
                 let bytes = postcard::to_allocvec(&action).map_err(|_| Rejection::Retry)?;
+                if bytes.len() > crate::store::MAX_EARLY_NOTICE_BYTES {
+                    return Err(Rejection::Refuse(RefuseReason::TooLarge));
+                }
                 if let Err(e) = self.store.put_early_notice(
                     &transfer,
                     &sender,
