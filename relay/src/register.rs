@@ -45,6 +45,12 @@ fn check(shared: &Shared, cert: &DeviceCert, reg: &Register) -> Result<OrgId, St
                     .into(),
             );
         }
+        let max = shared.config.max_devices_per_user;
+        if registry.within_device_cap(&org, [cert], max) != [true] {
+            return Err(format!(
+                "too many devices: a user may have at most {max} devices at this relay; remove one with `tincan device remove`"
+            ));
+        }
         state.revocations.clone()
     };
     reg.membership
