@@ -36,7 +36,7 @@ async fn the_33rd_device_of_a_user_is_refused() {
     let relay = Relay::start(dir.path(), &[acme.id()], &[]);
     let first = acme.device("alice");
     let mut devices = vec![first.clone()];
-    devices.extend((1..32).map(|_| another_device(&first)));
+    devices.extend((1..31).map(|_| another_device(&first)));
     for (i, d) in devices.iter().enumerate() {
         // One at a time: the relay knows a device once it registered.
         let c = Client::connect(relay.addr, d)
@@ -44,6 +44,21 @@ async fn the_33rd_device_of_a_user_is_refused() {
             .unwrap_or_else(|r| panic!("device {} refused: {r:?}", i + 1));
         c.close().await;
     }
+    // The 32nd and 33rd at once: exactly one of them fits.
+    let (x, y) = (another_device(&first), another_device(&first));
+    let (rx, ry) = tokio::join!(
+        Client::connect(relay.addr, &x),
+        Client::connect(relay.addr, &y)
+    );
+    let refused = match (rx, ry) {
+        (Ok(_), Err(r)) | (Err(r), Ok(_)) => r,
+        (Ok(_), Ok(_)) => panic!("33 devices of one user registered"),
+        (Err(a), Err(b)) => panic!("both refused: {a:?} {b:?}"),
+    };
+    assert!(
+        format!("{refused:?}").contains("at most 32 devices"),
+        "{refused:?}"
+    );
     assert_refused(
         Client::connect(relay.addr, &another_device(&first)).await,
         "at most 32 devices",
