@@ -65,7 +65,8 @@ pub struct RunArgs {
     /// Most stored bytes per device (e.g. 64MiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     pub mailbox_quota_bytes: u64,
-    /// Routes per second one device may send (bursts of twice that).
+    /// Routes per second one device may send (bursts of twice that), and
+    /// as many other requests in a second bucket.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub rate: u32,
     /// Lease time to live in ms (gateways renew about every second).

@@ -125,7 +125,9 @@ pub struct RelayConfig {
     pub mailbox_quota: u64,
     /// Most stored bytes per device.
     pub mailbox_quota_bytes: u64,
-    /// Routes per second one device may send (token bucket, burst 2×).
+    /// Routes per second one device may send (token bucket, burst 2×);
+    /// its other requests (besides file transfers) have a bucket of the
+    /// same rate.
     pub rate: u32,
     /// Lease time to live, ms.
     pub lease_ttl_ms: u64,

@@ -287,6 +287,11 @@ pub fn departed(shared: &Arc<Shared>, peer: &Peer) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&peer.device);
+        shared
+            .request_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&peer.device);
         let known = shared.registry().known(&peer.org, &peer.device).cloned();
         if let Some(k) = known {
             let stored = StoredDevice {

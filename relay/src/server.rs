@@ -113,6 +113,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Route rate limits per device.
     pub limits: Mutex<HashMap<DeviceId, TokenBucket>>,
+    /// Rate limits per device of the other requests (same rate).
+    pub request_limits: Mutex<HashMap<DeviceId, TokenBucket>>,
     /// Connections with a flush in progress.
     pub flushing: Mutex<HashSet<usize>>,
     /// Admission of new connections (per-address and handshake limits).
@@ -141,6 +143,7 @@ impl Shared {
             registry: Mutex::new(registry),
             metrics: Arc::new(Metrics::new()),
             limits: Mutex::new(HashMap::new()),
+            request_limits: Mutex::new(HashMap::new()),
             flushing: Mutex::new(HashSet::new()),
             admission: Mutex::new(Admission::new(Instant::now())),
             events,
@@ -151,6 +154,19 @@ impl Shared {
     /// The registry, locked (held briefly, never across an await).
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a token of `device`'s bucket for requests other than routes
+    /// ([`RelayConfig::rate`] per second, bursts of twice that).
+    pub fn take_request_token(&self, device: DeviceId) -> bool {
+        let rate = self.config.rate;
+        let now = Instant::now();
+        self.request_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(device)
+            .or_insert_with(|| TokenBucket::new(rate, now))
+            .take(rate, now)
     }
 
     /// The admission state, locked (held briefly, never across an await).
@@ -401,6 +417,18 @@ async fn serve_stream(
     if let Frame::FileRequest(request) = request {
         // Answered with raw bytes after the header (`FileData`).
         crate::files::serve(&shared, &peer, request, send).await;
+        return;
+    }
+    if !matches!(request, Frame::Route(_)) && !shared.take_request_token(peer.device) {
+        // Routes have their own bucket with per-device answers; every other
+        // request (lease claims, site members, rosters, revocations) costs
+        // signature checks and durable writes, so it is rationed too.
+        shared.metrics.rate_limited.inc();
+        let answer = Frame::Error(format!(
+            "rate limited: at most {} requests per second besides routes",
+            shared.config.rate
+        ));
+        let _ = rpc::answer(&mut send, &answer).await;
         return;
     }
     let name = request.name();

@@ -2,16 +2,19 @@
 //! (the next one is refused with a reason), and an organisation's stored
 //! mail has a quota that counts an item once however many devices it waits
 //! for; over it the sender is told to retry, and is taken again once
-//! delivered mail made room.
+//! delivered mail made room. A device's requests besides routes are
+//! rationed like its routes.
 
 mod common;
 
 use common::relay::Relay;
 use common::{answer_for, assert_refused, route_of, seal, Client, Device, Inbound, Org};
 use tincan_core::route::Answer;
-use tincan_core::wire::RefuseReason;
+use tincan_core::site::SiteId;
+use tincan_core::wire::{Frame, RefuseReason};
 use tincan_core::{DeviceKey, Identity};
 use tincan_node::keystore::OsEntropy;
+use tincan_node::rpc;
 
 /// Another device of `first`'s user (same membership: it is per user).
 fn another_device(first: &Device) -> Device {
@@ -135,4 +138,44 @@ async fn the_organisation_mail_quota_counts_an_item_once_and_refuses_retryably()
         (answer_for(&answers, &carol) == Answer::Custody).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_besides_routes_are_rationed_per_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let relay = Relay::start(dir.path(), &[acme.id()], &["--rate", "1"]);
+    let (alice, bob) = (acme.device("alice"), acme.device("bob"));
+    let a = Client::connect(relay.addr, &alice).await.expect("alice");
+    let _b = Client::connect(relay.addr, &bob).await.expect("bob");
+    // Twenty lease releases at once; the bucket holds two, refilling one a
+    // second.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let conn = a.conn.clone();
+        tasks.spawn(async move {
+            let release = Frame::LeaseRelease {
+                site: SiteId([1; 16]),
+                epoch: 1,
+            };
+            rpc::request(&conn, &release, common::DEADLINE)
+                .await
+                .expect("answered")
+        });
+    }
+    let (mut acked, mut limited) = (0, 0);
+    while let Some(answer) = tasks.join_next().await {
+        match answer.expect("task") {
+            Frame::Ack => acked += 1,
+            Frame::Error(e) if e.contains("rate limited") => limited += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    eprintln!("{acked} served, {limited} rate limited");
+    assert!(acked >= 2, "the burst is served");
+    assert!(limited > 0, "the rest is rationed");
+    // Routes have their own bucket.
+    let envelope = seal(&alice, &[&bob], "still routed");
+    let answers = a.route(route_of(&envelope, &[&bob])).await;
+    assert!(matches!(answer_for(&answers, &bob), Answer::Receipt(_)));
 }
