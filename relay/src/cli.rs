@@ -65,7 +65,8 @@ pub struct RunArgs {
     /// Most stored bytes per device (e.g. 64MiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size, value_name = "SIZE")]
     pub mailbox_quota_bytes: u64,
-    /// Routes per second one device may send (bursts of twice that).
+    /// Routes per second one device may send (bursts of twice that), and
+    /// as many other requests in a second bucket.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub rate: u32,
     /// Lease time to live in ms (gateways renew about every second).
@@ -78,6 +79,25 @@ pub struct RunArgs {
     /// Most connections from one source IP address.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_conns_per_ip: usize,
+    /// Most bytes of stored mail per organisation, each item counted once
+    /// however many devices it waits for (e.g. 1GiB).
+    #[arg(long, default_value = "1GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub org_mail_quota_bytes: u64,
+    /// Most devices per user; the next one is refused at registration.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_devices_per_user: usize,
+    /// Most connections not registered yet (handshaking) at once; further
+    /// attempts are refused until some finish.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_handshakes: usize,
+    /// Above this many handshaking connections, new clients must first
+    /// prove their address with a QUIC Retry (0: always).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub retry_above: usize,
+    /// New connection attempts per second from one address (bursts of
+    /// twice that).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub conn_rate_per_ip: u32,
     /// Accepted for symmetry with the other commands; `run` prints logs.
     #[arg(long, hide = true)]
     pub json: bool,

@@ -125,7 +125,9 @@ pub struct RelayConfig {
     pub mailbox_quota: u64,
     /// Most stored bytes per device.
     pub mailbox_quota_bytes: u64,
-    /// Routes per second one device may send (token bucket, burst 2×).
+    /// Routes per second one device may send (token bucket, burst 2×);
+    /// its other requests (besides file transfers) have a bucket of the
+    /// same rate.
     pub rate: u32,
     /// Lease time to live, ms.
     pub lease_ttl_ms: u64,
@@ -134,6 +136,35 @@ pub struct RelayConfig {
     /// Most bytes of sealed file content stored per organisation (files
     /// sent across branches, kept for [`Self::mail_ttl`]).
     pub file_quota_bytes: u64,
+    /// Most bytes of stored mail per organisation (each item counted once,
+    /// however many devices it waits for); beyond it senders are told to
+    /// retry later.
+    pub org_mail_quota_bytes: u64,
+    /// Most devices one user may have known to the relay (a member could
+    /// otherwise certify devices without end, each with a mailbox).
+    pub max_devices_per_user: usize,
+    /// Most connections not yet registered (TLS handshake or waiting for
+    /// `Register`) at once; beyond it new connection attempts are refused
+    /// before any crypto, so strangers cannot starve members of CPU.
+    pub max_handshakes: usize,
+    /// Above this many unregistered connections, a new attempt from an
+    /// address that has not proved it can receive (QUIC address
+    /// validation) is sent a stateless Retry first; 0 retries always.
+    pub retry_above: usize,
+    /// New connection attempts per second one address (IPv4 address,
+    /// IPv6 /64) may make, in bursts of twice that.
+    pub conn_rate_per_ip: u32,
+}
+
+impl RelayConfig {
+    /// The mailbox limits of [`crate::store::Db::put_mail`].
+    pub fn mail_quota(&self) -> crate::store::MailQuota {
+        crate::store::MailQuota {
+            items: self.mailbox_quota,
+            bytes: self.mailbox_quota_bytes,
+            org_bytes: self.org_mail_quota_bytes,
+        }
+    }
 }
 
 impl RelayConfig {
@@ -151,6 +182,11 @@ impl RelayConfig {
             lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
             max_conns_per_ip: 64,
             file_quota_bytes: 1 << 30,
+            org_mail_quota_bytes: 1 << 30,
+            max_devices_per_user: 32,
+            max_handshakes: 512,
+            retry_above: 32,
+            conn_rate_per_ip: 50,
         }
     }
 }

@@ -107,14 +107,14 @@ async fn flush_connection(
         if rows.is_empty() {
             return;
         }
-        // Group identical items, in order of their oldest copy.
+        // Group the rows of one stored body, in order of their oldest row.
         let mut batches: Vec<(Vec<u8>, Vec<MailRow>)> = Vec::new();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut index: HashMap<i64, usize> = HashMap::new();
         for row in rows {
-            match index.get(&row.item) {
+            match index.get(&row.body) {
                 Some(&i) => batches[i].1.push(row),
                 None => {
-                    index.insert(row.item.clone(), batches.len());
+                    index.insert(row.body, batches.len());
                     batches.push((row.item.clone(), vec![row]));
                 }
             }
@@ -249,13 +249,10 @@ async fn settle_with_receipt(
         expires_ms: now.saturating_add(ttl),
     };
     let id = row.id;
-    let (items, quota_bytes) = (
-        shared.config.mailbox_quota,
-        shared.config.mailbox_quota_bytes,
-    );
+    let quota = shared.config.mail_quota();
     match shared
         .store
-        .run(move |db| db.replace_with_receipt(id, &mail, items, quota_bytes))
+        .run(move |db| db.replace_with_receipt(id, &mail, &quota))
         .await
     {
         Ok(outcomes) => {
@@ -267,7 +264,7 @@ async fn settle_with_receipt(
                         shared.metrics.mail_stored.inc();
                         shared.metrics.mail_items.inc();
                     }
-                    PutOutcome::Full => {
+                    PutOutcome::Full | PutOutcome::OrgFull => {
                         tracing::info!(message = %row.message_id, "sender's mailbox is full; receipt dropped (the sender retries)")
                     }
                     PutOutcome::Duplicate => {}

@@ -137,6 +137,18 @@ pub async fn site_members(
             ));
         }
     }
+    // A user's devices beyond the relay's cap are left out: neither stored
+    // nor routed to (a member could otherwise certify devices without end).
+    let allowed = shared.registry().within_device_cap(
+        &peer.org,
+        members.iter().map(|c| &c.cert),
+        shared.config.max_devices_per_user,
+    );
+    let members: Vec<MemberCard> = members
+        .into_iter()
+        .zip(allowed)
+        .filter_map(|(card, ok)| ok.then_some(card))
+        .collect();
     let wall = shared.clock.wall_ms();
     let devices: Vec<_> = members.iter().map(|c| c.cert.device_id()).collect();
     let stored: Vec<StoredDevice> = members

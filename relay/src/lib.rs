@@ -13,6 +13,8 @@
 //! - leases: `tincan_core::lease::LeaseTable` (shared with the simulator).
 //! - [`registry`]: who is where (devices, connections, sites).
 //! - [`server`]: the QUIC endpoint and the connection lifecycle.
+//! - [`admission`]: what a connection attempt may cost before it registers
+//!   (Retry, handshake cap, per-address rates).
 //! - [`register`]: registration checks, Welcome, neighbours.
 //! - [`router`]: Route handling, custody, rate limits.
 //! - [`flush`]: delivery of stored mail.
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod config;
 pub mod control;
 pub mod devices;

@@ -69,8 +69,16 @@ fn run(home: RelayHome, args: RunArgs) -> anyhow::Result<()> {
     config.rate = args.rate;
     config.lease_ttl_ms = args.lease_ttl_ms;
     config.max_conns_per_ip = args.max_conns_per_ip;
+    config.org_mail_quota_bytes = args.org_mail_quota_bytes;
+    config.max_devices_per_user = args.max_devices_per_user;
+    config.max_handshakes = args.max_handshakes;
+    config.retry_above = args.retry_above;
+    config.conn_rate_per_ip = args.conn_rate_per_ip;
     if config.rate == 0 {
         bail!("--rate must be at least 1");
+    }
+    if config.conn_rate_per_ip == 0 {
+        bail!("--conn-rate-per-ip must be at least 1");
     }
     runtime()?.block_on(async move {
         let relay = tincan_relay::start(config).await?;

@@ -49,6 +49,11 @@ pub struct Metrics {
     pub leases_refused: Counter,
     /// Connections refused, by reason.
     pub refused_connections: Family<KindLabel, Counter>,
+    /// Connection attempts answered with a stateless Retry (address
+    /// validation under load).
+    pub retries: Counter,
+    /// Connections admitted and not registered yet.
+    pub handshakes_pending: Gauge,
     /// Route requests refused by the rate limit.
     pub rate_limited: Counter,
     /// Sealed file items stored (uploads taken).
@@ -81,6 +86,8 @@ impl Metrics {
             leases_granted: Counter::default(),
             leases_refused: Counter::default(),
             refused_connections: Family::default(),
+            retries: Counter::default(),
+            handshakes_pending: Gauge::default(),
             rate_limited: Counter::default(),
             file_items_stored: Counter::default(),
             file_items_served: Counter::default(),
@@ -138,6 +145,16 @@ impl Metrics {
             "refused_connections",
             "Connections refused by reason",
             m.refused_connections.clone(),
+        );
+        registry.register(
+            "retries",
+            "Connection attempts sent a stateless retry",
+            m.retries.clone(),
+        );
+        registry.register(
+            "handshakes_pending",
+            "Connections admitted and not registered yet",
+            m.handshakes_pending.clone(),
         );
         registry.register(
             "rate_limited",

@@ -45,6 +45,10 @@ fn check(shared: &Shared, cert: &DeviceCert, reg: &Register) -> Result<OrgId, St
                     .into(),
             );
         }
+        let max = shared.config.max_devices_per_user;
+        if registry.within_device_cap(&org, [cert], max) != [true] {
+            return Err(too_many_devices(max));
+        }
         state.revocations.clone()
     };
     reg.membership
@@ -62,6 +66,13 @@ fn check(shared: &Shared, cert: &DeviceCert, reg: &Register) -> Result<OrgId, St
         return Err(format!("at most {MAX_LAN_ADDRS} lan addresses"));
     }
     Ok(org)
+}
+
+/// The refusal of a device beyond the per-user cap.
+fn too_many_devices(max: usize) -> String {
+    format!(
+        "too many devices: a user may have at most {max} devices at this relay; remove one with `tincan device remove`"
+    )
 }
 
 /// Refuses: answers `Error(reason)` on the stream, then closes.
@@ -149,17 +160,27 @@ pub async fn first_register(
             .org(&org)
             .and_then(|s| s.revocations.as_ref())
             .is_some_and(|l| l.is_revoked(&peer.user));
+        // Two new devices of one user registering at once both passed
+        // `check`; only those that still fit the cap become known.
+        let max = shared.config.max_devices_per_user;
         if revoked_meanwhile {
-            None
+            Err("user revoked by the organisation".to_string())
+        } else if registry.within_device_cap(&org, [&cert], max) != [true] {
+            Err(too_many_devices(max))
         } else {
-            Some(register_locked(&mut registry, org, cert, &reg, conn, wall))
+            Ok(register_locked(&mut registry, org, cert, &reg, conn, wall))
         }
     };
-    let Some((replaced, revocations)) = registered else {
-        let store = shared.store.clone();
-        let _ = store.run(move |db| db.remove_devices(org, &[device])).await;
-        refuse(shared, conn, &mut send, "user revoked by the organisation").await;
-        return None;
+    let (replaced, revocations) = match registered {
+        Ok(done) => done,
+        Err(reason) => {
+            // Only a device new to the relay can be refused here; its row
+            // (just written) goes, and it has no mail yet.
+            let store = shared.store.clone();
+            let _ = store.run(move |db| db.remove_devices(org, &[device])).await;
+            refuse(shared, conn, &mut send, &reason).await;
+            return None;
+        }
     };
     match replaced {
         Some(old) => old.close(close::REPLACED, b"replaced by a newer connection"),
@@ -263,6 +284,11 @@ pub fn departed(shared: &Arc<Shared>, peer: &Peer) {
         shared.metrics.devices_online.dec();
         shared
             .limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&peer.device);
+        shared
+            .request_limits
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&peer.device);

@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use tincan_core::route::{DirectoryEntry, Neighbour};
 use tincan_core::site::SiteId;
-use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations};
+use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations, UserId};
 
 use tincan_core::lease::LeaseTable;
 
@@ -199,6 +199,38 @@ impl Registry {
         entry.cert = cert;
         entry.name = name;
         entry.last_seen_ms = entry.last_seen_ms.max(wall_ms);
+    }
+
+    /// For each of `certs`, whether `org` may know it with at most `max`
+    /// devices per user: a device known already may, a new one while its
+    /// user has room (earlier new ones of `certs` take room too).
+    pub fn within_device_cap<'a>(
+        &self,
+        org: &OrgId,
+        certs: impl IntoIterator<Item = &'a DeviceCert>,
+        max: usize,
+    ) -> Vec<bool> {
+        let Some(state) = self.orgs.get(org) else {
+            return certs.into_iter().map(|_| false).collect();
+        };
+        let mut per_user: HashMap<UserId, usize> = HashMap::new();
+        for k in state.known.values() {
+            *per_user.entry(k.cert.user_id()).or_default() += 1;
+        }
+        certs
+            .into_iter()
+            .map(|cert| {
+                if state.known.contains_key(&cert.device_id()) {
+                    return true;
+                }
+                let n = per_user.entry(cert.user_id()).or_default();
+                let room = *n < max;
+                if room {
+                    *n += 1;
+                }
+                room
+            })
+            .collect()
     }
 
     /// The known device `device` of `org`.

@@ -12,8 +12,9 @@
 //!   the known certificate of its `recipient_device`.
 //! - Answers `Receipt`, `Refused`, `Accepted` pass through; a `Failed`, a
 //!   missing answer or no location means the item is stored durably and
-//!   answered `Custody` (or `Refused(MailboxFull)` over quota). Only a
-//!   committed write produces `Custody`.
+//!   answered `Custody` (or `Refused(MailboxFull)` over the device's
+//!   quota, `Refused(Other(ORG_FULL))` over the organisation's, which
+//!   senders retry). Only a committed write produces `Custody`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,10 @@ use tincan_node::rpc;
 
 use crate::server::{Peer, Shared};
 use crate::store::{MailKind, NewMail, PutOutcome};
+
+/// The refusal text when an organisation's mail storage is full.
+pub const ORG_FULL: &str =
+    "the relay's mail storage for this organisation is full; the message stays queued and is retried";
 
 /// Longest the relay waits for a hop's answers.
 pub const HOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +49,14 @@ impl TokenBucket {
             tokens: 2.0 * f64::from(rate.max(1)),
             last: now,
         }
+    }
+
+    /// Whether the bucket has refilled completely by `now` (then it holds
+    /// nothing worth remembering).
+    pub fn is_full(&self, rate: u32, now: Instant) -> bool {
+        let rate = f64::from(rate.max(1));
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * rate >= 2.0 * rate
     }
 
     /// Takes a token if there is one.
@@ -284,15 +297,8 @@ pub async fn custody(
         now_ms: now,
         expires_ms: now.saturating_add(ttl),
     };
-    let (items, quota_bytes) = (
-        shared.config.mailbox_quota,
-        shared.config.mailbox_quota_bytes,
-    );
-    match shared
-        .store
-        .run(move |db| db.put_mail(&mail, items, quota_bytes))
-        .await
-    {
+    let quota = shared.config.mail_quota();
+    match shared.store.run(move |db| db.put_mail(&mail, &quota)).await {
         Ok(outcomes) => outcomes
             .into_iter()
             .map(|(d, outcome)| {
@@ -304,6 +310,9 @@ pub async fn custody(
                     }
                     PutOutcome::Duplicate => Answer::Custody,
                     PutOutcome::Full => Answer::Refused(RefuseReason::MailboxFull),
+                    // Not the device's fault and not for good: `Other` is
+                    // retried by senders, who keep the message queued.
+                    PutOutcome::OrgFull => Answer::Refused(RefuseReason::Other(ORG_FULL.into())),
                 };
                 (d, answer)
             })

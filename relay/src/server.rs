@@ -2,10 +2,11 @@
 //! registration, streams, departure) and the state every task shares.
 //!
 //! # Connection lifecycle
-//! 1. An `Incoming` from an IP that already has
-//!    [`RelayConfig::max_conns_per_ip`] connections is refused before any
-//!    crypto; otherwise the TLS handshake must finish within
-//!    [`HANDSHAKE_TIMEOUT`] with a valid device certificate.
+//! 1. An `Incoming` is judged before any crypto ([`crate::admission`]:
+//!    stateless Retry under load, a cap on unregistered connections,
+//!    per-address rate and connection limits); an admitted one must finish
+//!    its TLS handshake within [`HANDSHAKE_TIMEOUT`] with a valid device
+//!    certificate.
 //! 2. The first bidirectional stream must carry `Register` within
 //!    [`REGISTER_TIMEOUT`] (see [`crate::register`]).
 //! 3. Afterwards every stream is one request and one answer
@@ -25,6 +26,7 @@ use tincan_core::{DeviceId, OrgId, RelayId, UserId};
 use tincan_node::rpc;
 use tokio::sync::mpsc;
 
+use crate::admission::{Admission, Verdict};
 use crate::config::RelayConfig;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -111,10 +113,12 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Route rate limits per device.
     pub limits: Mutex<HashMap<DeviceId, TokenBucket>>,
+    /// Rate limits per device of the other requests (same rate).
+    pub request_limits: Mutex<HashMap<DeviceId, TokenBucket>>,
     /// Connections with a flush in progress.
     pub flushing: Mutex<HashSet<usize>>,
-    /// Open connections per source IP.
-    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Admission of new connections (per-address and handshake limits).
+    admission: Mutex<Admission>,
     /// To the housekeeping actor.
     pub events: mpsc::UnboundedSender<Event>,
     /// The clocks.
@@ -139,8 +143,9 @@ impl Shared {
             registry: Mutex::new(registry),
             metrics: Arc::new(Metrics::new()),
             limits: Mutex::new(HashMap::new()),
+            request_limits: Mutex::new(HashMap::new()),
             flushing: Mutex::new(HashSet::new()),
-            per_ip: Mutex::new(HashMap::new()),
+            admission: Mutex::new(Admission::new(Instant::now())),
             events,
             clock: Clock::new(),
         }
@@ -149,6 +154,24 @@ impl Shared {
     /// The registry, locked (held briefly, never across an await).
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a token of `device`'s bucket for requests other than routes
+    /// ([`RelayConfig::rate`] per second, bursts of twice that).
+    pub fn take_request_token(&self, device: DeviceId) -> bool {
+        let rate = self.config.rate;
+        let now = Instant::now();
+        self.request_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(device)
+            .or_insert_with(|| TokenBucket::new(rate, now))
+            .take(rate, now)
+    }
+
+    /// The admission state, locked (held briefly, never across an await).
+    pub fn admission(&self) -> MutexGuard<'_, Admission> {
+        self.admission.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks for a directory push to `org`.
@@ -220,62 +243,70 @@ pub fn bind_endpoint(
     })
 }
 
-/// The unit of the per-address connection cap: the IPv4 address, or the
-/// IPv6 /64 (one host usually owns a whole /64).
-pub fn flood_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mut octets = v6.octets();
-            octets[8..].fill(0);
-            IpAddr::V6(octets.into())
-        }
-        v4 => v4,
-    }
-}
+pub use crate::admission::flood_key;
 
-/// Accepts connections until the endpoint closes.
+/// Accepts connections until the endpoint closes, judging each attempt
+/// first ([`crate::admission`]).
 pub async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
         let ip = flood_key(incoming.remote_address().ip());
-        let admitted = {
-            let mut per_ip = shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-            let n = per_ip.entry(ip).or_insert(0);
-            if *n >= shared.config.max_conns_per_ip {
-                false
-            } else {
-                *n += 1;
-                true
+        let validated = incoming.remote_address_validated();
+        let verdict = shared
+            .admission()
+            .judge(&shared.config, ip, validated, Instant::now());
+        match verdict {
+            Verdict::Accept => {
+                shared.metrics.handshakes_pending.inc();
+                let slot = Slot {
+                    shared: shared.clone(),
+                    ip,
+                    registered: false,
+                };
+                tokio::spawn(run_connection(shared.clone(), incoming, slot));
             }
-        };
-        if !admitted {
-            shared.metrics.refused("per_ip_limit");
-            tracing::info!(%ip, "too many connections from one address; refused");
-            incoming.refuse();
-            continue;
+            Verdict::Retry => {
+                shared.metrics.retries.inc();
+                if let Err(e) = incoming.retry() {
+                    // Only when the attempt carried a token already, which
+                    // `validated` rules out; refuse rather than serve it.
+                    tracing::debug!(error = %e, "retry impossible; refused");
+                    e.into_incoming().refuse();
+                }
+            }
+            Verdict::Refuse(reason) => {
+                shared.metrics.refused(reason);
+                tracing::debug!(%ip, reason, "connection attempt refused");
+                incoming.refuse();
+            }
         }
-        let guard = IpGuard {
-            shared: shared.clone(),
-            ip,
-        };
-        tokio::spawn(run_connection(shared.clone(), incoming, guard));
     }
 }
 
-/// Gives back an IP's connection slot when dropped.
-struct IpGuard {
+/// An admitted connection's place in [`Admission`]: pending until
+/// [`Slot::registered`], given back when dropped.
+struct Slot {
     shared: Arc<Shared>,
     ip: IpAddr,
+    registered: bool,
 }
 
-impl Drop for IpGuard {
-    fn drop(&mut self) {
-        let mut per_ip = self.shared.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
+impl Slot {
+    /// The device registered: its handshake slot is free for others.
+    fn registered(&mut self) {
+        if !self.registered {
+            self.registered = true;
+            self.shared.admission().registered();
+            self.shared.metrics.handshakes_pending.dec();
         }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.registered {
+            self.shared.metrics.handshakes_pending.dec();
+        }
+        self.shared.admission().closed(self.ip, self.registered);
     }
 }
 
@@ -288,7 +319,7 @@ impl Drop for ConnGauge {
     }
 }
 
-async fn run_connection(shared: Arc<Shared>, incoming: quinn::Incoming, _slot: IpGuard) {
+async fn run_connection(shared: Arc<Shared>, incoming: quinn::Incoming, mut slot: Slot) {
     let remote = incoming.remote_address();
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
         Ok(Ok(conn)) => conn,
@@ -314,6 +345,7 @@ async fn run_connection(shared: Arc<Shared>, incoming: quinn::Incoming, _slot: I
     let Some(peer) = register::first_register(&shared, &conn, cert).await else {
         return;
     };
+    slot.registered();
     tracing::info!(%remote, device = %peer.device, org = %peer.org, "device registered");
     let reason = loop {
         match conn.accept_bi().await {
@@ -385,6 +417,18 @@ async fn serve_stream(
     if let Frame::FileRequest(request) = request {
         // Answered with raw bytes after the header (`FileData`).
         crate::files::serve(&shared, &peer, request, send).await;
+        return;
+    }
+    if !matches!(request, Frame::Route(_)) && !shared.take_request_token(peer.device) {
+        // Routes have their own bucket with per-device answers; every other
+        // request (lease claims, site members, rosters, revocations) costs
+        // signature checks and durable writes, so it is rationed too.
+        shared.metrics.rate_limited.inc();
+        let answer = Frame::Error(format!(
+            "rate limited: at most {} requests per second besides routes",
+            shared.config.rate
+        ));
+        let _ = rpc::answer(&mut send, &answer).await;
         return;
     }
     let name = request.name();
@@ -464,19 +508,5 @@ mod tests {
         assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 9, 30]), None);
         assert_eq!(unknown_frame_kind(&[0, 0, 0, 9, 2, 30]), None);
         assert_eq!(unknown_frame_kind(&[0, 0]), None);
-    }
-
-    #[test]
-    fn flood_keys_group_an_ipv6_64_and_unmap_ipv4() {
-        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
-        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(flood_key(a), flood_key(b));
-        assert_ne!(flood_key(a), flood_key(c));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
-        assert_eq!(
-            flood_key(mapped),
-            "192.0.2.7".parse::<IpAddr>().expect("ip")
-        );
     }
 }

@@ -1,5 +1,6 @@
 //! The relay's SQLite storage (`HOME/relay.db`): mailboxes of offline
-//! devices, every device ever seen, revocation lists and lease epochs.
+//! devices (each item's bytes stored once, however many devices it waits
+//! for), every device ever seen, revocation lists and lease epochs.
 //!
 //! # Invariants
 //! - WAL journal with `synchronous=FULL`: a write that returned is on disk,
@@ -25,7 +26,7 @@ use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, OrgId, Revocations};
 
 pub use files::{BlobKey, PutBlob};
-pub use mail::{MailKind, MailRow, NewMail, PutOutcome};
+pub use mail::{ExpiredMail, MailKind, MailQuota, MailRow, NewMail, PutOutcome};
 
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -181,6 +182,55 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX file_blobs_by_expiry ON file_blobs (expires_ms);
     ",
     },
+    Migration {
+        version: 5,
+        sql: "
+        -- One stored copy of an item, however many devices it waits for:
+        -- `mail_bodies` holds the bytes once, `mail` one small row per
+        -- destination device pointing at it (`body`) with the item's length
+        -- (the device's quota counts it). A body goes with its last row.
+        -- Existing mail keeps its ids; identical copies become one body.
+        CREATE TABLE mail_bodies (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            org         BLOB    NOT NULL CHECK (length(org) = 20),
+            origin      BLOB    NOT NULL CHECK (length(origin) = 20),
+            message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
+            kind        INTEGER NOT NULL,
+            item        BLOB    NOT NULL,
+            len         INTEGER NOT NULL CHECK (len >= 0)
+        ) STRICT;
+        INSERT INTO mail_bodies (org, origin, message_id, kind, item, len)
+            SELECT org, origin, message_id, kind, item, length(item) FROM mail
+            GROUP BY org, origin, message_id, kind, item;
+        CREATE INDEX mail_bodies_by_key ON mail_bodies (org, origin, message_id, kind);
+        CREATE INDEX mail_bodies_by_org ON mail_bodies (org, len);
+        CREATE TABLE mail_v5 (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            org         BLOB    NOT NULL CHECK (length(org) = 20),
+            device      BLOB    NOT NULL CHECK (length(device) = 20),
+            message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
+            kind        INTEGER NOT NULL,
+            origin      BLOB    NOT NULL CHECK (length(origin) = 20),
+            body        INTEGER NOT NULL,
+            len         INTEGER NOT NULL CHECK (len >= 0),
+            stored_ms   INTEGER NOT NULL,
+            expires_ms  INTEGER NOT NULL,
+            UNIQUE (device, message_id, kind, origin)
+        ) STRICT;
+        INSERT INTO mail_v5 (id, org, device, message_id, kind, origin, body, len, stored_ms, expires_ms)
+            SELECT m.id, m.org, m.device, m.message_id, m.kind, m.origin,
+                   (SELECT b.id FROM mail_bodies b
+                    WHERE b.org = m.org AND b.origin = m.origin AND b.message_id = m.message_id
+                      AND b.kind = m.kind AND b.item = m.item),
+                   length(m.item), m.stored_ms, m.expires_ms
+            FROM mail m;
+        DROP TABLE mail;
+        ALTER TABLE mail_v5 RENAME TO mail;
+        CREATE INDEX mail_by_device ON mail (device, id);
+        CREATE INDEX mail_by_expiry ON mail (expires_ms);
+        CREATE INDEX mail_by_body ON mail (body);
+    ",
+    },
 ];
 
 /// A device as stored.
@@ -299,6 +349,21 @@ impl Db {
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
+    /// Bytes the database uses (its pages minus the free ones): what its
+    /// contents cost on disk.
+    pub fn used_bytes(&self) -> Result<u64, StoreError> {
+        let pages: i64 = self
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        let size: i64 = self
+            .conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))?;
+        Ok(uint(pages.saturating_sub(free)).saturating_mul(uint(size)))
+    }
+
     /// Records (or refreshes) a device.
     pub fn upsert_device(&mut self, device: &StoredDevice) -> Result<(), StoreError> {
         self.conn.execute(
@@ -362,6 +427,7 @@ impl Db {
                 params![org.0.as_slice(), d.0.as_slice()],
             )?;
         }
+        mail::drop_orphan_bodies(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -387,6 +453,7 @@ impl Db {
             "DELETE FROM mail WHERE org = ?1 AND device = ?2",
             params![org.0.as_slice(), device.as_slice()],
         )?;
+        mail::drop_orphan_bodies(&tx)?;
         tx.commit()?;
         Ok(())
     }

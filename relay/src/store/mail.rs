@@ -1,12 +1,22 @@
 //! Mailboxes: items the relay holds in custody for devices it cannot reach.
 //!
-//! A row is one (destination device, item); the same envelope for five
-//! offline devices is five rows (each is delivered and deleted on its own).
+//! An item's bytes are stored once (`mail_bodies`), however many devices
+//! it waits for; each destination device has a small row (`mail`) that
+//! points at the body and is delivered and deleted on its own. A body is
+//! deleted in the same transaction as its last row (delivery, expiry,
+//! removal), so nothing is orphaned by a crash.
+//!
 //! Dedupe is on `(device, message id, kind, origin)` — origin being the
 //! envelope's sender or the receipt's signer — so a sender retrying after a
 //! lost `Custody` answer never stores a second copy, receipts of several
 //! recipients of one message never collide, and no device can suppress
 //! another's item by reusing its id.
+//!
+//! # Quotas
+//! A device's mailbox counts the items addressed to it and their full
+//! length (what it will have to download); an organisation's storage counts
+//! the bytes of its bodies (what the disk holds). Over either, nothing is
+//! stored for that device.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use tincan_core::route::Routed;
@@ -86,6 +96,28 @@ pub enum PutOutcome {
     Duplicate,
     /// The device's mailbox is over quota; nothing stored.
     Full,
+    /// The organisation's storage quota is reached; nothing stored.
+    OrgFull,
+}
+
+/// The limits [`Db::put_mail`] enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailQuota {
+    /// Most items stored per device.
+    pub items: u64,
+    /// Most bytes of items stored per device (each counted in full).
+    pub bytes: u64,
+    /// Most bytes of stored bodies per organisation (each stored once).
+    pub org_bytes: u64,
+}
+
+/// A mail row deleted at its TTL, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiredMail {
+    /// The destination device.
+    pub device: DeviceId,
+    /// The item's message id.
+    pub message_id: MessageId,
 }
 
 /// A stored item for one device.
@@ -107,14 +139,60 @@ pub struct MailRow {
     pub item: Vec<u8>,
     /// When it was stored, ms since the Unix epoch.
     pub stored_ms: u64,
+    /// The stored body (rows of one item for several devices share it).
+    pub body: i64,
+}
+
+/// The stored body of `mail`, if one is there already.
+fn find_body(tx: &Transaction<'_>, mail: &NewMail) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id FROM mail_bodies
+             WHERE org = ?1 AND origin = ?2 AND message_id = ?3 AND kind = ?4 AND item = ?5
+             LIMIT 1",
+            params![
+                mail.org.0.as_slice(),
+                mail.origin.0.as_slice(),
+                mail.message_id.0.as_slice(),
+                mail.kind.code(),
+                mail.item
+            ],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Bytes of stored bodies of `org`.
+fn org_bytes(tx: &Transaction<'_>, org: OrgId) -> Result<u64, StoreError> {
+    let bytes: i64 = tx.query_row(
+        "SELECT coalesce(sum(len), 0) FROM mail_bodies WHERE org = ?1",
+        params![org.0.as_slice()],
+        |r| r.get(0),
+    )?;
+    Ok(uint(bytes))
+}
+
+/// Stores `mail` for each of its devices; one outcome per device. The body
+/// is written at the first device that takes it, and shared by the rest.
+fn put_all(
+    tx: &Transaction<'_>,
+    mail: &NewMail,
+    quota: &MailQuota,
+) -> Result<Vec<(DeviceId, PutOutcome)>, StoreError> {
+    let mut body = find_body(tx, mail)?;
+    let mut out = Vec::with_capacity(mail.devices.len());
+    for &device in &mail.devices {
+        out.push((device, put_one(tx, mail, device, quota, &mut body)?));
+    }
+    Ok(out)
 }
 
 fn put_one(
     tx: &Transaction<'_>,
     mail: &NewMail,
     device: DeviceId,
-    quota_items: u64,
-    quota_bytes: u64,
+    quota: &MailQuota,
+    body: &mut Option<i64>,
 ) -> Result<PutOutcome, StoreError> {
     let exists: Option<i64> = tx
         .query_row(
@@ -133,29 +211,87 @@ fn put_one(
         return Ok(PutOutcome::Duplicate);
     }
     let (items, bytes): (i64, i64) = tx.query_row(
-        "SELECT count(*), coalesce(sum(length(item)), 0) FROM mail WHERE device = ?1",
+        "SELECT count(*), coalesce(sum(len), 0) FROM mail WHERE device = ?1",
         params![device.0.as_slice()],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let size = mail.item.len() as u64;
-    if uint(items) >= quota_items || uint(bytes).saturating_add(size) > quota_bytes {
+    if uint(items) >= quota.items || uint(bytes).saturating_add(size) > quota.bytes {
         return Ok(PutOutcome::Full);
     }
+    let body_id = match *body {
+        Some(id) => id,
+        None => {
+            if org_bytes(tx, mail.org)?.saturating_add(size) > quota.org_bytes {
+                return Ok(PutOutcome::OrgFull);
+            }
+            tx.execute(
+                "INSERT INTO mail_bodies (org, origin, message_id, kind, item, len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    mail.org.0.as_slice(),
+                    mail.origin.0.as_slice(),
+                    mail.message_id.0.as_slice(),
+                    mail.kind.code(),
+                    mail.item,
+                    int(size)
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            *body = Some(id);
+            id
+        }
+    };
     tx.execute(
-        "INSERT INTO mail (org, device, message_id, kind, origin, item, stored_ms, expires_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO mail (org, device, message_id, kind, origin, body, len, stored_ms, expires_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             mail.org.0.as_slice(),
             device.0.as_slice(),
             mail.message_id.0.as_slice(),
             mail.kind.code(),
             mail.origin.0.as_slice(),
-            mail.item,
+            body_id,
+            int(size),
             int(mail.now_ms),
             int(mail.expires_ms)
         ],
     )?;
     Ok(PutOutcome::Stored)
+}
+
+/// Deletes the rows `ids` and the bodies only they referenced.
+fn delete_rows(tx: &Transaction<'_>, ids: &[i64]) -> Result<(), StoreError> {
+    let mut bodies = Vec::with_capacity(ids.len());
+    for id in ids {
+        let body: Option<i64> = tx
+            .query_row("SELECT body FROM mail WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        tx.execute("DELETE FROM mail WHERE id = ?1", params![id])?;
+        bodies.extend(body);
+    }
+    bodies.sort_unstable();
+    bodies.dedup();
+    for body in bodies {
+        tx.execute(
+            "DELETE FROM mail_bodies
+             WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM mail WHERE body = ?1)",
+            params![body],
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes every body no row references any more (after bulk deletes).
+pub(super) fn drop_orphan_bodies(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM mail_bodies
+         WHERE NOT EXISTS (SELECT 1 FROM mail WHERE mail.body = mail_bodies.id)",
+        [],
+    )?;
+    Ok(())
 }
 
 fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
@@ -167,6 +303,7 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
     let origin: Vec<u8> = r.get(5)?;
     let item: Vec<u8> = r.get(6)?;
     let stored: i64 = r.get(7)?;
+    let body: i64 = r.get(8)?;
     Ok((|| {
         Some(MailRow {
             id,
@@ -177,29 +314,26 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
             origin: DeviceId(id20(&origin)?),
             item,
             stored_ms: uint(stored),
+            body,
         })
     })())
 }
 
-const ROW_COLUMNS: &str = "id, org, device, message_id, kind, origin, item, stored_ms";
+/// Mail rows with their bodies' bytes (`m` is the row, `b` its body).
+const SELECT_ROWS: &str = "SELECT m.id, m.org, m.device, m.message_id, m.kind, m.origin, b.item,
+        m.stored_ms, m.body
+    FROM mail m JOIN mail_bodies b ON b.id = m.body";
 
 impl Db {
-    /// Stores `mail` for each of its devices in one durable transaction,
-    /// respecting the per-device quotas; one outcome per device.
+    /// Stores `mail` for each of its devices in one durable transaction
+    /// (its bytes once), respecting `quota`; one outcome per device.
     pub fn put_mail(
         &mut self,
         mail: &NewMail,
-        quota_items: u64,
-        quota_bytes: u64,
+        quota: &MailQuota,
     ) -> Result<Vec<(DeviceId, PutOutcome)>, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut out = Vec::with_capacity(mail.devices.len());
-        for &device in &mail.devices {
-            out.push((
-                device,
-                put_one(&tx, mail, device, quota_items, quota_bytes)?,
-            ));
-        }
+        let out = put_all(&tx, mail, quota)?;
         tx.commit()?;
         Ok(out)
     }
@@ -207,7 +341,7 @@ impl Db {
     /// Up to `limit` items for `device`, oldest first.
     pub fn mail_for(&self, device: DeviceId, limit: usize) -> Result<Vec<MailRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS} FROM mail WHERE device = ?1 ORDER BY id LIMIT ?2"
+            "{SELECT_ROWS} WHERE m.device = ?1 ORDER BY m.id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
             params![
@@ -238,7 +372,7 @@ impl Db {
         for chunk in devices.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut stmt = self.conn.prepare(&format!(
-                "SELECT {ROW_COLUMNS} FROM mail WHERE device IN ({marks}) ORDER BY id LIMIT {limit_sql}"
+                "{SELECT_ROWS} WHERE m.device IN ({marks}) ORDER BY m.id LIMIT {limit_sql}"
             ))?;
             let ids = chunk.iter().map(|d| d.0.to_vec());
             let rows = stmt.query_map(rusqlite::params_from_iter(ids), row_of)?;
@@ -254,12 +388,10 @@ impl Db {
         Ok(out)
     }
 
-    /// Deletes mail rows.
+    /// Deletes mail rows (and the bodies only they referenced).
     pub fn delete_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        for id in ids {
-            tx.execute("DELETE FROM mail WHERE id = ?1", params![id])?;
-        }
+        delete_rows(&tx, ids)?;
         tx.commit()?;
         Ok(())
     }
@@ -271,20 +403,22 @@ impl Db {
         &mut self,
         id: i64,
         receipt: &NewMail,
-        quota_items: u64,
-        quota_bytes: u64,
+        quota: &MailQuota,
     ) -> Result<Vec<(DeviceId, PutOutcome)>, StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM mail WHERE id = ?1", params![id])?;
-        let mut out = Vec::with_capacity(receipt.devices.len());
-        for &device in &receipt.devices {
-            out.push((
-                device,
-                put_one(&tx, receipt, device, quota_items, quota_bytes)?,
-            ));
-        }
+        delete_rows(&tx, &[id])?;
+        let out = put_all(&tx, receipt, quota)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Bytes of stored bodies of `org` (what its mail costs on disk; the
+    /// organisation quota counts this).
+    pub fn mail_bytes(&mut self, org: OrgId) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let bytes = org_bytes(&tx, org)?;
+        tx.commit()?;
+        Ok(bytes)
     }
 
     /// Every (organisation, device) with stored mail.
@@ -319,18 +453,27 @@ impl Db {
         Ok(out)
     }
 
-    /// Deletes mail whose TTL passed at `now_ms`; returns what was deleted.
-    pub fn expire(&mut self, now_ms: u64) -> Result<Vec<MailRow>, StoreError> {
+    /// Deletes mail whose TTL passed at `now_ms` (and the bodies only it
+    /// referenced); returns what was deleted.
+    pub fn expire(&mut self, now_ms: u64) -> Result<Vec<ExpiredMail>, StoreError> {
         let tx = self.conn.transaction()?;
         let expired = {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {ROW_COLUMNS} FROM mail WHERE expires_ms <= ?1 ORDER BY id"
-            ))?;
-            let rows = stmt.query_map(params![int(now_ms)], row_of)?;
+            let mut stmt = tx.prepare(
+                "SELECT device, message_id FROM mail WHERE expires_ms <= ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![int(now_ms)], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
             let mut out = Vec::new();
             for row in rows {
-                if let Some(row) = row? {
-                    out.push(row);
+                let (device, message_id) = row?;
+                if let (Some(device), Ok(message_id)) =
+                    (id20(&device), <[u8; 16]>::try_from(message_id.as_slice()))
+                {
+                    out.push(ExpiredMail {
+                        device: DeviceId(device),
+                        message_id: MessageId(message_id),
+                    });
                 }
             }
             out
@@ -339,6 +482,7 @@ impl Db {
             "DELETE FROM mail WHERE expires_ms <= ?1",
             params![int(now_ms)],
         )?;
+        drop_orphan_bodies(&tx)?;
         tx.commit()?;
         Ok(expired)
     }
