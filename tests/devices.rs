@@ -508,3 +508,50 @@ async fn forged_device_statements_and_stray_pairing_steps_change_nothing() {
     let list = alice.json(&["device", "list", "--json"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
 }
+
+/// Device labels are typed by the user ("home laptop"): a peer of another
+/// user (here a stranger on the LAN) is told which devices alice has, and
+/// which she removed, never what she calls them.
+#[tokio::test(flavor = "multi_thread")]
+async fn device_labels_reach_no_one_but_the_users_own_devices() {
+    use common::raw_peer::RawPeer;
+    use tincan_core::wire::{self, Frame};
+
+    let mut laptop = User::init("alice");
+    let desktop = User::init("alice-desktop");
+    laptop.start();
+    let (pairing, out, code) = show_code(&laptop);
+    let peer = format!("127.0.0.1:{}", laptop.port);
+    desktop.json(&[
+        "device", "add", &code, "--peer", &peer, "--label", "desktop", "--json",
+    ]);
+    let (outcome, ok, stderr) = finish(pairing, out);
+    assert!(ok, "device pair failed: {outcome} {stderr}");
+
+    let addr: std::net::SocketAddr = peer.parse().expect("addr");
+    let mallory = RawPeer::new("mallory").expect("peer");
+    let conn = mallory.connect(addr).await.expect("connect");
+    // The laptop tells a new peer its user's devices on connect.
+    let roster = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let (mut send, mut recv) = conn.conn.accept_bi().await.expect("a stream");
+            let bytes = recv.read_to_end(1 << 20).await.expect("read");
+            let (frame, _) = wire::decode(&bytes).expect("a frame");
+            let _ = send
+                .write_all(&wire::encode(&Frame::Ack).expect("ack"))
+                .await;
+            let _ = send.finish();
+            if let Frame::Devices(roster) = frame {
+                return roster;
+            }
+        }
+    })
+    .await
+    .expect("a roster within the deadline");
+    assert_eq!(roster.certs.len(), 2, "both devices: {roster:?}");
+    assert!(
+        roster.labels.is_empty(),
+        "labels went to a stranger: {:?}",
+        roster.labels
+    );
+}

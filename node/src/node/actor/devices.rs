@@ -97,34 +97,45 @@ impl Actor {
         }
     }
 
-    fn own_roster(&self) -> Roster {
+    /// This user's roster as told to `to` (`None`: the relay or a
+    /// gateway). Device labels are typed by the user ("home laptop") and
+    /// are only for the user's own devices, so only a direct, mutually
+    /// authenticated link to one of them carries them; the relay, gateways
+    /// and other users get the certificates and removals alone.
+    fn own_roster(&self, to: Option<&UserId>) -> Roster {
         let mut roster = self.devices.known.roster_of(&self.identity.user_id());
-        roster.labels = self
-            .store
-            .own_devices()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| (d.device, d.label))
-            .collect();
+        if to == Some(&self.identity.user_id()) {
+            roster.labels = self
+                .store
+                .own_devices()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.device, d.label))
+                .collect();
+        }
         roster
     }
 
-    /// Tells one connected peer about this user's devices.
-    pub(super) fn share_roster(&self, conn: &quinn::Connection) {
-        let frame = Arc::new(Frame::Devices(self.own_roster()));
+    /// Tells one connected peer (of user `to`; `None` for the relay)
+    /// about this user's devices.
+    pub(super) fn share_roster(&self, conn: &quinn::Connection, to: Option<&UserId>) {
+        let frame = Arc::new(Frame::Devices(self.own_roster(to)));
         tokio::spawn(link::notify(conn.clone(), frame));
     }
 
     /// Tells every connected peer, the gateway and the relay.
     fn spread_roster(&self) {
-        let frame = Arc::new(Frame::Devices(self.own_roster()));
-        let conns = self
-            .conns
-            .values()
-            .filter_map(|c| c.last())
-            .chain(self.relay.conn.iter());
-        for conn in conns {
+        let me = self.identity.user_id();
+        let bare = Arc::new(Frame::Devices(self.own_roster(None)));
+        let labelled = Arc::new(Frame::Devices(self.own_roster(Some(&me))));
+        for (device, conns) in &self.conns {
+            let Some(conn) = conns.last() else { continue };
+            let own = self.certs.get(device).is_some_and(|c| c.user_id() == me);
+            let frame = if own { &labelled } else { &bare };
             tokio::spawn(link::notify(conn.clone(), frame.clone()));
+        }
+        for conn in self.relay.conn.iter() {
+            tokio::spawn(link::notify(conn.clone(), bare.clone()));
         }
     }
 
@@ -491,7 +502,8 @@ impl Actor {
             name: self.identity.name.clone(),
             membership: self.membership.clone(),
             relay: self.relay_addr.as_ref().map(ToString::to_string),
-            roster: self.own_roster(),
+            // The new device is this user's: it gets the labels.
+            roster: self.own_roster(Some(&self.identity.user_id())),
         };
         let labels = self.store.own_devices().unwrap_or_default();
         let view = self.device_view(&cert, &labels);

@@ -125,7 +125,7 @@ impl Actor {
         });
         self.certs.insert(device, cert.clone());
         let _ = self.devices.known.learn(cert.clone());
-        self.share_roster(&conn);
+        self.share_roster(&conn, Some(&user));
         let record = PeerRecord {
             device,
             user,

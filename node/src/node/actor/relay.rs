@@ -144,7 +144,7 @@ impl Actor {
             ));
         }
         // Removals made while the relay was out of reach reach it now.
-        self.share_roster(&conn);
+        self.share_roster(&conn, None);
         self.relay.conn = Some(conn);
         self.members_sent = None;
         self.election.handle_relay(now_ms(), true);
