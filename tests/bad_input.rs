@@ -541,6 +541,10 @@ async fn hostile_hello_names_are_refused() {
         "x".repeat(10_000),
         "   ".to_string(),
         " padded ".to_string(),
+        // Invisible and text-direction characters: a name that renders
+        // like another user's, or reorders what follows it.
+        "Bob\u{200B}".to_string(),
+        "\u{202E}boB".to_string(),
     ] {
         let peer = RawPeer::new(&name).expect("raw peer");
         match peer.connect(alice.addr).await {

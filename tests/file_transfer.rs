@@ -509,6 +509,47 @@ fn a_folder_arrives_with_its_tree_and_never_overwrites() {
 }
 
 #[test]
+fn a_hidden_file_is_named_in_the_offer_and_saved_as_shown() {
+    let (mut alice, mut bob) = pair();
+    start_pair(&mut alice, &mut bob);
+    let photo = alice.files().join("photo.jpg");
+    let hidden = alice.files().join(".bash_profile");
+    make_file(&photo, 1000, 20);
+    make_file(&hidden, 100, 21);
+
+    // A dot file never hides behind "and 1 more".
+    let id = id_of(&send(&alice, "Bob", &[&photo, &hidden]));
+    let incoming = bob.wait_offer(&id);
+    assert_eq!(
+        incoming["name"],
+        "photo.jpg and 1 more, including .bash_profile"
+    );
+    let dest = bob.home().join("inbox");
+    let out = cli(
+        bob.home(),
+        &[
+            "file",
+            "accept",
+            &id,
+            "--to",
+            dest.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got = saved(&done);
+    got.sort();
+    assert_eq!(got, [dest.join(".bash_profile"), dest.join("photo.jpg")]);
+    assert_eq!(hash_file(&dest.join(".bash_profile")), hash_file(&hidden));
+}
+
+#[test]
 fn a_file_changed_on_the_sender_fails_clearly_on_both_ends() {
     let (mut alice, mut bob) = pair();
     std::fs::write(

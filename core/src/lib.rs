@@ -15,6 +15,7 @@
 //! - [`envelope`]: end-to-end sealed messages, one payload for many devices.
 //! - [`receipt`]: signed delivered/read acknowledgements.
 //! - [`wire`]: length-prefixed, versioned postcard frames.
+//! - [`name`]: comparing look-alike names (pins) and showing peers' text safely.
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
 //! - [`org`]: organisation keys, memberships, revocation lists.
@@ -39,6 +40,7 @@ pub mod envelope;
 pub mod id;
 pub mod identity;
 pub mod lease;
+pub mod name;
 pub mod notify;
 pub mod org;
 pub mod outbox;

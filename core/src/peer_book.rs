@@ -100,7 +100,7 @@ fn list(candidates: &[String]) -> String {
 }
 
 fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
+    crate::name::pin_key(name)
 }
 
 /// Known devices and name pins. Pure data; the driver persists changes.
@@ -123,7 +123,8 @@ impl PeerBook {
 
     /// Records (or refreshes) a device that proved its identity, applying the
     /// pin rule to its name.
-    pub fn learn(&mut self, info: PeerInfo) -> LearnOutcome {
+    pub fn learn(&mut self, mut info: PeerInfo) -> LearnOutcome {
+        info.name = crate::name::shown(&info.name);
         let key = name_key(&info.name);
         let mut pinned = false;
         let holder = match self.pins.get(&key) {
@@ -316,6 +317,39 @@ mod tests {
         let shown = book.display_name(&fake.user);
         assert_eq!(shown, format!("bob ({})", fake.user.fingerprint()));
         assert_eq!(book.resolve(&shown), Ok(fake.user));
+    }
+
+    #[test]
+    fn look_alike_names_are_impostors_too() {
+        let mut book = PeerBook::new();
+        let bob = peer(1, 1, "Bob");
+        assert_eq!(book.learn(bob.clone()), LearnOutcome::New { pinned: true });
+        for (n, alike) in [
+            "B\u{043E}b",                  // Cyrillic small o
+            "Bob\u{200B}",                 // zero-width space
+            "\u{202E}Bob\u{202C}",         // bidi override
+            "\u{2066}B\u{2060}ob\u{2069}", // isolate + word joiner
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = u8::try_from(n).unwrap() + 2;
+            let fake = peer(n, n, alike);
+            assert!(
+                matches!(book.learn(fake.clone()), LearnOutcome::NameConflict { .. }),
+                "{alike:?}"
+            );
+            let shown = book.display_name(&fake.user);
+            assert!(
+                shown.ends_with(&format!(" ({})", fake.user.fingerprint())),
+                "{alike:?} shown as {shown:?}"
+            );
+            // Nothing that reorders or hides text reaches the screen.
+            assert!(!shown.contains(['\u{202E}', '\u{2066}', '\u{2060}', '\u{200B}']));
+            assert_eq!(book.resolve("Bob"), Ok(bob.user), "{alike:?}");
+            assert_eq!(book.resolve(&shown), Ok(fake.user), "{alike:?}");
+        }
+        assert_eq!(book.display_name(&bob.user), "Bob");
     }
 
     #[test]

@@ -195,6 +195,11 @@ pub enum PresenceError {
     /// The note contains control characters (newlines included).
     #[error("the note contains control characters")]
     NoteControl,
+    /// The note contains a text-direction control or an invisible
+    /// character (see [`crate::name`]), which could reorder or hide what
+    /// is shown next to it.
+    #[error("the note contains a text-direction control or invisible character (U+{0:04X})")]
+    NoteHidden(u32),
     /// A received note has leading or trailing white space.
     #[error("the note is not trimmed")]
     Untrimmed,
@@ -204,7 +209,8 @@ pub enum PresenceError {
 }
 
 /// Trims `note` and checks it like a display name: at most
-/// [`MAX_NOTE_CHARS`] characters, no control characters. Empty is fine
+/// [`MAX_NOTE_CHARS`] characters, no control, bidi or invisible
+/// characters. Empty is fine
 /// (no note).
 pub fn validate_note(note: &str) -> Result<String, PresenceError> {
     let note = note.trim();
@@ -217,6 +223,12 @@ pub fn validate_note(note: &str) -> Result<String, PresenceError> {
     }
     if note.chars().any(char::is_control) {
         return Err(PresenceError::NoteControl);
+    }
+    if let Some(c) = note
+        .chars()
+        .find(|c| crate::name::is_bidi_control(*c) || crate::name::is_invisible(*c))
+    {
+        return Err(PresenceError::NoteHidden(c.into()));
     }
     Ok(note.to_string())
 }

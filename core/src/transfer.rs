@@ -77,7 +77,9 @@ crate::id::random_id!(
 pub struct FileOffer {
     /// The transfer.
     pub transfer: TransferId,
-    /// What to show: the file or folder name, or `NAME and N more`.
+    /// What to show: [`manifest::offer_name`] of the manifest's top-level
+    /// entries (the file or folder name, or `NAME and N more`); the
+    /// receiver refuses a manifest that gives another name.
     pub name: String,
     /// Total bytes of all files.
     pub size: u64,
@@ -109,8 +111,9 @@ impl fmt::Debug for FileOffer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OfferError {
-    /// The display name is empty, too long or holds control characters.
-    #[error("offer name is empty, too long or holds control characters")]
+    /// The display name is empty, too long or holds control, bidi or
+    /// invisible characters.
+    #[error("offer name is empty, too long or holds control, bidi or invisible characters")]
     BadName,
     /// The chunk size is zero or above [`MAX_CHUNK_SIZE`].
     #[error("offer chunk size {0} is out of range")]
@@ -128,7 +131,9 @@ impl FileOffer {
     pub fn validate(&self) -> Result<(), OfferError> {
         if self.name.trim().is_empty()
             || self.name.len() > MAX_OFFER_NAME
-            || self.name.chars().any(char::is_control)
+            || self.name.chars().any(|c| {
+                c.is_control() || crate::name::is_bidi_control(c) || crate::name::is_invisible(c)
+            })
         {
             return Err(OfferError::BadName);
         }
@@ -361,6 +366,15 @@ mod tests {
             ..offer()
         };
         assert_eq!(bad.validate(), Err(OfferError::BadName));
+        // Shown names never reorder or hide text: `photo<RLO>gpj.exe`
+        // would read as `photoexe.jpg`.
+        for name in ["photo\u{202E}gpj.exe", "report\u{200B}.pdf", "\u{2066}a"] {
+            let bad = FileOffer {
+                name: name.into(),
+                ..offer()
+            };
+            assert_eq!(bad.validate(), Err(OfferError::BadName), "{name:?}");
+        }
         let bad = FileOffer {
             chunk_size: 0,
             ..offer()

@@ -94,10 +94,11 @@ pub fn show(alert: &Alert) {
     if alert.body.chars().count() > MAX_BODY_CHARS {
         body.push('…');
     }
+    // Servers may render the body as markup: escape it, as the daemon does.
     if let Err(e) = notify_rust::Notification::new()
         .appname("tincan")
         .summary(&alert.title)
-        .body(&body)
+        .body(&tincan_node::notifier::markup_escaped(&body))
         .show()
     {
         tracing::debug!(error = %e, "no desktop notification");

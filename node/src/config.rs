@@ -31,8 +31,9 @@ pub struct FileConfig {
     pub gateway: Option<String>,
     /// Where accepted files go without `--to` (default: the download folder).
     pub downloads: Option<String>,
-    /// User ids (or prefixes of at least 8 characters) whose file offers
-    /// are accepted without asking.
+    /// Full user ids (as `tincan whoami` prints them) whose file offers
+    /// are accepted without asking. Never names or prefixes: a name can be
+    /// borrowed and a prefix can be ground, an id cannot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auto_accept: Vec<String>,
     /// Cap on serving file chunks, bytes per second (`"20MiB"`, `"5MB"`).
@@ -92,8 +93,9 @@ pub enum ConfigError {
     /// A cache limit that is not a size.
     #[error("invalid file_cache_limit {0:?} (expected a size, e.g. \"2GiB\")")]
     BadCacheLimit(String),
-    /// An auto-accept entry that is not a user id (prefix of 8+ characters).
-    #[error("invalid auto_accept entry {0:?} (expected a user id, as `tincan whoami` prints it)")]
+    /// An auto-accept entry that is not a full user id (names and id
+    /// prefixes are refused: anyone can take a name, or grind a prefix).
+    #[error("invalid auto_accept entry {0:?} (expected a full user id, as `tincan whoami` prints it; names and prefixes are not accepted)")]
     BadAutoAccept(String),
     /// The file could not be read.
     #[error("config file {path}: {source}")]
@@ -272,19 +274,17 @@ fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigEr
             .ok_or_else(|| ConfigError::BadCacheLimit(text.clone()))?,
         None => crate::files::DEFAULT_CACHE_LIMIT,
     };
-    for user in &file.auto_accept {
-        let ok = user.len() >= 8 && user.chars().all(|c| c.is_ascii_alphanumeric());
-        if !ok {
-            return Err(ConfigError::BadAutoAccept(user.clone()));
-        }
-    }
+    let auto_accept = file
+        .auto_accept
+        .iter()
+        .map(|user| {
+            user.parse::<tincan_core::UserId>()
+                .map_err(|_| ConfigError::BadAutoAccept(user.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(crate::files::FilesConfig {
         downloads: file.downloads.as_ref().map(std::path::PathBuf::from),
-        auto_accept: file
-            .auto_accept
-            .iter()
-            .map(|u| u.to_ascii_lowercase())
-            .collect(),
+        auto_accept,
         upload_limit,
         wan_upload_limit,
         cache_limit,
@@ -314,6 +314,25 @@ pub fn check_peer(text: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_accept_takes_full_user_ids_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path());
+        let bob = tincan_core::UserId::from_public_key(&[7; 32]);
+        let full = bob.to_string();
+        for entry in [&full[..8], &full[..full.len() - 1], "Bob", "bob-laptop"] {
+            std::fs::write(home.config_path(), format!("auto_accept = [{entry:?}]\n"))
+                .expect("write");
+            match NodeConfig::from_home(home.clone()) {
+                Err(ConfigError::BadAutoAccept(e)) => assert_eq!(e, entry),
+                other => panic!("{entry:?} accepted: {other:?}"),
+            }
+        }
+        std::fs::write(home.config_path(), format!("auto_accept = [{full:?}]\n")).expect("write");
+        let config = NodeConfig::from_home(home.clone()).expect("config");
+        assert_eq!(config.files.auto_accept, [bob]);
+    }
 
     #[test]
     fn file_config_merges_and_rejects_nonsense() {

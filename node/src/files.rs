@@ -50,9 +50,9 @@ pub struct FilesConfig {
     /// Where accepted files go without `--to` (`None`: the platform's
     /// download folder, else `downloads/` in the home).
     pub downloads: Option<PathBuf>,
-    /// Users (ids or id prefixes of at least 8 characters) whose offers
-    /// are accepted without asking, into [`Self::downloads`].
-    pub auto_accept: Vec<String>,
+    /// Users (full ids only) whose offers are accepted without asking,
+    /// into [`Self::downloads`].
+    pub auto_accept: Vec<tincan_core::UserId>,
     /// Upload cap in bytes per second for serving chunks (0 = none).
     pub upload_limit: u64,
     /// Cap in bytes per second on file bytes this node sends to the relay

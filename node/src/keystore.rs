@@ -53,21 +53,17 @@ impl Entropy for OsEntropy {
     }
 }
 
-/// Checks and normalises a display name.
+/// Checks and normalises a display name (own names at `init` and rename,
+/// device labels, and every name a peer announces): trimmed, 1 to
+/// [`MAX_NAME_CHARS`] characters of any script, no control, bidi or
+/// invisible characters ([`tincan_core::name::check`]), so a name cannot
+/// hide or reorder text where it is shown.
 pub fn validate_name(name: &str) -> Result<String, KeystoreError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(KeystoreError::BadName("the name is empty".into()));
-    }
+    let name = tincan_core::name::check(name).map_err(|e| KeystoreError::BadName(e.to_string()))?;
     if name.chars().count() > MAX_NAME_CHARS {
         return Err(KeystoreError::BadName(format!(
             "the name is longer than {MAX_NAME_CHARS} characters"
         )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(KeystoreError::BadName(
-            "the name contains control characters".into(),
-        ));
     }
     Ok(name.to_string())
 }
@@ -172,6 +168,19 @@ mod tests {
         assert!(validate_name("  ").is_err());
         assert!(validate_name(&"x".repeat(65)).is_err());
         assert_eq!(validate_name(" Bob ").expect("ok"), "Bob");
+        // Any script, mixed scripts too; nothing invisible or reordering.
+        for name in ["Ирина", "Νίκος Παππάς", "王秀英", "Ana 李 Ирина"] {
+            assert_eq!(validate_name(name).expect(name), name);
+        }
+        for (bad, why) in [
+            ("Bob\u{200B}", "invisible character (U+200B)"),
+            ("\u{202E}boB", "text-direction control (U+202E)"),
+            ("Bob\u{2066}", "text-direction control (U+2066)"),
+            ("Bob\u{7}", "control character (U+0007)"),
+        ] {
+            let err = validate_name(bad).expect_err(bad).to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let home = Home::new(dir.path());
         std::fs::write(home.identity_path(), b"garbage").expect("write");

@@ -180,6 +180,7 @@ impl Store {
 
     fn migrated(mut conn: Connection) -> Result<Store, StoreError> {
         migrations::run(&mut conn)?;
+        peers::rekey_pins(&mut conn)?;
         Ok(Store { conn })
     }
 }

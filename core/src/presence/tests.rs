@@ -134,6 +134,30 @@ fn notes_are_capped_and_free_of_control_characters() {
 }
 
 #[test]
+fn notes_that_hide_or_reorder_text_are_refused() {
+    let mut p = own(None);
+    assert_eq!(
+        p.set(2, PresenceState::Busy, "back at 5\u{202E}0 ni"),
+        Err(PresenceError::NoteHidden(0x202E))
+    );
+    assert_eq!(
+        p.set(2, PresenceState::Busy, "in a\u{200B} meeting"),
+        Err(PresenceError::NoteHidden(0x200B))
+    );
+    assert_eq!(p.effective(), PresenceState::Online, "nothing changed");
+    // Any script and emoji sequences are fine.
+    p.set(2, PresenceState::Busy, "на встрече 👩\u{200D}💻")
+        .unwrap();
+    let received = PresenceUpdate {
+        shown: ShownPresence::Busy,
+        note: "\u{2067}hidden\u{2069}".into(),
+        version: 1,
+        ask: false,
+    };
+    assert_eq!(received.check(), Err(PresenceError::NoteHidden(0x2067)));
+}
+
+#[test]
 fn blocked_users_get_the_same_version_offline() {
     let mut p = own(None);
     p.set(3, PresenceState::Busy, "call me").unwrap();

@@ -8,6 +8,14 @@
 //! cannot reach outside the destination folder. Chunks are numbered
 //! globally: file 0's chunks first, then file 1's, and so on
 //! ([`Layout`]).
+//!
+//! What is saved is what was shown: an offer's display name is derived
+//! from the manifest's top-level entries ([`offer_name`]) and the receiver
+//! refuses a manifest whose entries do not give the name it showed, so an
+//! offer shown as `photo.jpg` cannot create `.bash_profile`. A hidden
+//! top-level entry (leading dot) is always named in the offer, never
+//! folded into "and N more"; components with bidi or invisible characters
+//! are unsafe (they would show as another name).
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +68,14 @@ pub enum ManifestError {
     /// The manifest disagrees with the offer (size, count, chunk size).
     #[error("manifest does not match the offer: {0}")]
     OfferMismatch(&'static str),
+    /// The offer showed another name than the manifest's entries give.
+    #[error("the offer was shown as {shown:?} but its files are {saved:?}")]
+    NameMismatch {
+        /// The offer's display name.
+        shown: String,
+        /// The name the manifest's top-level entries give ([`offer_name`]).
+        saved: String,
+    },
     /// More than [`MAX_FILES`] files or folders.
     #[error("too many files")]
     TooManyFiles,
@@ -68,15 +84,52 @@ pub enum ManifestError {
     Malformed,
 }
 
-/// Whether `name` is a safe single path component.
+/// Whether `name` is a safe single path component: not empty, `.` or
+/// `..`; no `/`, `\`, NUL or control character; no bidi or invisible
+/// character (see [`crate::name`]); at most [`MAX_COMPONENT`] bytes.
 pub fn is_safe_component(name: &str) -> bool {
     !name.is_empty()
         && name != "."
         && name != ".."
         && name.len() <= MAX_COMPONENT
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c == '\0' || c.is_control())
+        && !name.chars().any(|c| {
+            c == '/'
+                || c == '\\'
+                || c == '\0'
+                || c.is_control()
+                || crate::name::is_bidi_control(c)
+                || crate::name::is_invisible(c)
+        })
+}
+
+/// Whether a path component is hidden on Unix (a leading dot).
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
+}
+
+/// The display name of an offer of these top-level entries (in manifest
+/// order): the first entry, then `and N more` for the others, and every
+/// hidden entry among those others by name, so none is saved unseen:
+/// `photo.jpg`, `photos and 2 more`, `a.txt and 2 more, including
+/// .bashrc, .profile`. Empty for no entries.
+pub fn offer_name(tops: &[String]) -> String {
+    let Some((first, rest)) = tops.split_first() else {
+        return String::new();
+    };
+    if rest.is_empty() {
+        return first.clone();
+    }
+    let mut name = format!("{first} and {} more", rest.len());
+    let hidden: Vec<&str> = rest
+        .iter()
+        .map(String::as_str)
+        .filter(|t| is_hidden(t))
+        .collect();
+    if !hidden.is_empty() {
+        name.push_str(", including ");
+        name.push_str(&hidden.join(", "));
+    }
+    name
 }
 
 /// Checks a relative `/`-separated path made of safe components.
@@ -155,6 +208,13 @@ impl Manifest {
             if files.contains(dir.as_str()) || !dirs.insert(dir.as_str()) {
                 return Err(ManifestError::Duplicate(dir.clone()));
             }
+        }
+        let saved = offer_name(&self.top_levels());
+        if offer.name != saved {
+            return Err(ManifestError::NameMismatch {
+                shown: offer.name.clone(),
+                saved,
+            });
         }
         // No file may also be the parent folder of another entry.
         for path in files.iter().chain(dirs.iter()) {
@@ -282,7 +342,7 @@ mod tests {
     fn offer_for(m: &Manifest) -> FileOffer {
         FileOffer {
             transfer: TransferId([0; 16]),
-            name: "x".into(),
+            name: offer_name(&m.top_levels()),
             size: m.total_size(),
             count: m.files.len() as u32,
             chunk_size: m.chunk_size,
@@ -306,6 +366,9 @@ mod tests {
             "a\u{0}b",
             "a\nb",
             "a\u{1b}b",
+            "photo\u{202E}gpj.exe",
+            "report\u{200B}.pdf",
+            "dir/\u{2066}x",
         ] {
             assert!(check_path(bad).is_err(), "{bad:?} should be refused");
         }
@@ -314,6 +377,69 @@ mod tests {
         }
         assert!(check_path(&"x".repeat(256)).is_err());
         assert!(check_path(&vec!["d"; 65].join("/")).is_err());
+    }
+
+    #[test]
+    fn offer_names_name_every_hidden_entry() {
+        let tops = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(offer_name(&tops(&["photo.jpg"])), "photo.jpg");
+        assert_eq!(offer_name(&tops(&[".bashrc"])), ".bashrc");
+        assert_eq!(offer_name(&tops(&["a", "b", "c"])), "a and 2 more");
+        assert_eq!(
+            offer_name(&tops(&["a.txt", ".bashrc", "b", ".profile"])),
+            "a.txt and 3 more, including .bashrc, .profile"
+        );
+        assert_eq!(offer_name(&[]), "");
+    }
+
+    #[test]
+    fn what_is_saved_is_what_was_shown() {
+        let m = Manifest {
+            chunk_size: 4,
+            dirs: vec![],
+            files: vec![entry(".bash_profile", 9, 4)],
+        };
+        let shown_as_photo = FileOffer {
+            name: "photo.jpg".into(),
+            ..offer_for(&m)
+        };
+        assert_eq!(
+            m.validate(&shown_as_photo),
+            Err(ManifestError::NameMismatch {
+                shown: "photo.jpg".into(),
+                saved: ".bash_profile".into(),
+            })
+        );
+        // A hidden file may travel when the offer says so.
+        assert_eq!(m.validate(&offer_for(&m)), Ok(()));
+
+        // Nor can it hide behind "and 1 more".
+        let two = Manifest {
+            chunk_size: 4,
+            dirs: vec![],
+            files: vec![entry("photo.jpg", 4, 4), entry(".bash_profile", 4, 4)],
+        };
+        let vague = FileOffer {
+            name: "photo.jpg and 1 more".into(),
+            ..offer_for(&two)
+        };
+        assert!(matches!(
+            two.validate(&vague),
+            Err(ManifestError::NameMismatch { .. })
+        ));
+        assert_eq!(
+            offer_for(&two).name,
+            "photo.jpg and 1 more, including .bash_profile"
+        );
+        assert_eq!(two.validate(&offer_for(&two)), Ok(()));
+        // Hidden files inside a named folder are the folder's business.
+        let folder = Manifest {
+            chunk_size: 4,
+            dirs: vec![],
+            files: vec![entry("project/.gitignore", 4, 4)],
+        };
+        assert_eq!(offer_for(&folder).name, "project");
+        assert_eq!(folder.validate(&offer_for(&folder)), Ok(()));
     }
 
     #[test]

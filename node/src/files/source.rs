@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
-use tincan_core::transfer::manifest::is_safe_component;
+use tincan_core::transfer::manifest::{is_safe_component, offer_name};
 use tincan_core::transfer::{FileEntry, FileRefusal, Manifest, MAX_FILES};
 
 /// One file as the sender saw it when scanning.
@@ -199,16 +199,16 @@ pub fn scan(paths: &[PathBuf], chunk_size: u32) -> Result<Scanned, ScanError> {
         files.push(entry);
         sources.push(source);
     }
-    let name = match tops.len() {
-        1 => tops[0].clone(),
-        n => format!("{} and {} more", tops[0], n - 1),
+    let manifest = Manifest {
+        chunk_size,
+        dirs,
+        files,
     };
+    // The receiver derives the same name from the manifest and refuses
+    // any other, so it is computed from the manifest, not from `tops`.
+    let name = offer_name(&manifest.top_levels());
     Ok(Scanned {
-        manifest: Manifest {
-            chunk_size,
-            dirs,
-            files,
-        },
+        manifest,
         sources,
         name,
     })
@@ -318,6 +318,15 @@ mod tests {
         assert_eq!(paths, ["photos/2024/b.jpg", "photos/a.jpg", "note.txt"]);
         assert_eq!(scanned.manifest.dirs, ["photos/2024/empty"]);
         assert_eq!(scanned.name, "photos and 1 more");
+
+        // A hidden file is named, never counted in "and N more".
+        let hidden = dir.path().join(".bash_profile");
+        std::fs::write(&hidden, b"x").unwrap();
+        let with_hidden = scan(&[single.clone(), hidden.clone()], 4).unwrap();
+        assert_eq!(
+            with_hidden.name,
+            "note.txt and 1 more, including .bash_profile"
+        );
         let a = &scanned.manifest.files[1];
         assert_eq!(a.chunks.len(), 3);
         assert_eq!(a.hash, *blake3::hash(&[1u8; 10]).as_bytes());

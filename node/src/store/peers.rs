@@ -57,9 +57,47 @@ impl RawPeer {
     }
 }
 
-/// The key a display name is pinned under.
+/// The key a display name is pinned under: its confusable skeleton, so
+/// look-alike names share one pin.
 fn normalize_name(name: &str) -> String {
-    name.trim().to_lowercase()
+    tincan_core::name::pin_key(name)
+}
+
+/// Re-keys every name pin with the current [`normalize_name`], in one
+/// transaction, when any stored key differs from it: databases written
+/// before pins used skeletons (keys were trimmed lower case), or before an
+/// update of the Unicode confusable tables. Where two old keys now share
+/// one, the older pin (lower rowid) keeps the name, as it would have had
+/// the new rule applied when they were made. Rows whose user does not
+/// decode are left to [`Store::pins`] to skip.
+pub(super) fn rekey_pins(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rows = tx
+        .prepare("SELECT name, user FROM name_pins ORDER BY rowid")?
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if rows.iter().all(|(name, _)| normalize_name(name) == *name) {
+        return Ok(());
+    }
+    tx.execute("DELETE FROM name_pins", [])?;
+    {
+        let mut insert =
+            tx.prepare("INSERT OR IGNORE INTO name_pins (name, user) VALUES (?1, ?2)")?;
+        for (name, user) in &rows {
+            let key = normalize_name(name);
+            if !key.is_empty() {
+                insert.execute(params![key, user])?;
+            }
+        }
+    }
+    tx.commit()?;
+    tracing::info!(
+        pins = rows.len(),
+        "name pins re-keyed by confusable skeleton"
+    );
+    Ok(())
 }
 
 impl Store {
@@ -255,9 +293,61 @@ mod tests {
             store.pins().unwrap(),
             [
                 ("ann".to_owned(), user(1)),
+                ("a\u{308}rzte".to_owned(), user(3)),
                 ("bob".to_owned(), user(2)),
-                ("ärzte".to_owned(), user(3)),
             ]
         );
+    }
+
+    #[test]
+    fn look_alike_names_share_one_pin() {
+        let (_dir, store) = temp_store();
+        assert_eq!(store.pin_name("Bob", &user(1)).unwrap(), user(1));
+        for (n, alike) in ["B\u{043E}b", "Bob\u{200B}", "\u{202E}Bob", "B\u{2060}ob"]
+            .into_iter()
+            .enumerate()
+        {
+            let n = u8::try_from(n).unwrap() + 2;
+            assert_eq!(
+                store.pin_name(alike, &user(n)).unwrap(),
+                user(1),
+                "{alike:?}"
+            );
+        }
+        assert!(matches!(
+            store.pin_name("\u{200B}", &user(9)),
+            Err(StoreError::EmptyName)
+        ));
+        assert_eq!(store.pins().unwrap(), [("bob".to_owned(), user(1))]);
+    }
+
+    #[test]
+    fn pins_stored_under_old_keys_are_rekeyed_older_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let store = Store::open(&path).unwrap();
+            // Keys as the trimmed-lower-case rule stored them: the real
+            // Bob first, then a Cyrillic-о Bob who got a pin of his own.
+            for (key, u) in [("bob", 1), ("b\u{043E}b", 2), ("ärzte", 3)] {
+                store
+                    .conn
+                    .execute(
+                        "INSERT INTO name_pins (name, user) VALUES (?1, ?2)",
+                        params![key, &user(u).0[..]],
+                    )
+                    .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let expected = [
+            ("a\u{308}rzte".to_owned(), user(3)),
+            ("bob".to_owned(), user(1)),
+        ];
+        assert_eq!(store.pins().unwrap(), expected);
+        assert_eq!(store.pin_name("B\u{043E}b", &user(2)).unwrap(), user(1));
+        drop(store);
+        // Reopening finds nothing to change.
+        assert_eq!(Store::open(&path).unwrap().pins().unwrap(), expected);
     }
 }

@@ -273,6 +273,39 @@ fn a_bad_manifest_is_refused() {
 }
 
 #[test]
+fn a_manifest_saving_other_names_than_shown_fails_the_transfer() {
+    let (offer, _, _) = setup(&[8]);
+    // Shown as `dir` (what `setup` offers), but the files are a dot file.
+    let hidden = Manifest {
+        chunk_size: 4,
+        dirs: vec![],
+        files: vec![FileEntry {
+            path: ".bash_profile".into(),
+            size: 8,
+            hash: [0; 32],
+            chunks: vec![[0; 32]; 2],
+        }],
+    };
+    let encoded = hidden.to_bytes();
+    let offer = FileOffer {
+        manifest_hash: *blake3::hash(&encoded).as_bytes(),
+        manifest_len: encoded.len() as u32,
+        ..offer
+    };
+    let mut pull = Pull::new(offer, config(2));
+    pull.handle_link(0, true);
+    let _ = drain_fetches(&mut pull, 0);
+    pull.handle_manifest(1, Ok(seal_manifest(&KEY, &T, encoded)));
+    assert!(
+        matches!(pull.state(), PullState::Failed(r)
+            if r.contains(r#"shown as "dir" but its files are ".bash_profile""#)),
+        "{:?}",
+        pull.state()
+    );
+    assert!(pull.manifest().is_none(), "nothing to write");
+}
+
+#[test]
 fn resume_fetches_only_what_is_missing() {
     let (offer, manifest, _) = setup(&[16, 8]);
     // Chunks 0..4 = f0, 4..6 = f1; have 0, 1 and 4.

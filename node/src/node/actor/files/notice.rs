@@ -87,13 +87,11 @@ impl Actor {
         if let Some(view) = self.transfer_view(&key) {
             self.emit(NodeEvent::FileOffered { transfer: view });
         }
-        let sender_user = opened.sender.user_id().to_string();
         if self
             .files
             .config
             .auto_accept
-            .iter()
-            .any(|u| sender_user.starts_with(u.as_str()))
+            .contains(&opened.sender.user_id())
         {
             let dest = self.default_downloads();
             if let Err(e) = self.accept_key(key, dest) {
