@@ -102,6 +102,9 @@ pub struct Shared {
     pub config: RelayConfig,
     /// The relay's fingerprint.
     pub fingerprint: RelayId,
+    /// The relay's signing key (its fingerprint's key): signs lease grants,
+    /// which gateways show their LAN as proof.
+    pub key: tincan_core::DeviceKey,
     /// The bound QUIC address.
     pub listen: SocketAddr,
     /// Storage.
@@ -125,6 +128,7 @@ impl Shared {
     /// Builds the shared state.
     pub(crate) fn new(
         config: RelayConfig,
+        key: tincan_core::DeviceKey,
         fingerprint: RelayId,
         listen: SocketAddr,
         store: Store,
@@ -133,6 +137,7 @@ impl Shared {
     ) -> Self {
         Self {
             config,
+            key,
             fingerprint,
             listen,
             store,
