@@ -556,7 +556,8 @@ impl GatewayElection {
             .claim
             .as_ref()
             .filter(|c| c.granted && self.role == Role::Gateway)
-            .and_then(|c| c.grant.clone());
+            .and_then(|c| c.grant.clone())
+            .map(Box::new);
         Beacon {
             site: self.site,
             rank: self.my_rank(now),

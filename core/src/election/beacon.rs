@@ -29,7 +29,7 @@ pub struct Beacon {
     pub max_epoch: u64,
     /// The relay's grant of its lease, when it is gateway: the proof that
     /// makes peers follow it.
-    pub grant: Option<LeaseGrant>,
+    pub grant: Option<Box<LeaseGrant>>,
 }
 
 impl Beacon {

@@ -83,7 +83,9 @@ fn peer(n: u8, site: Option<SiteId>, gateway_epoch: Option<u64>) -> Beacon {
             epoch,
         }),
         max_epoch: gateway_epoch.unwrap_or(0),
-        grant: gateway_epoch.zip(site).map(|(epoch, s)| grant(n, s, epoch)),
+        grant: gateway_epoch
+            .zip(site)
+            .map(|(epoch, s)| Box::new(grant(n, s, epoch))),
     }
 }
 
@@ -489,7 +491,7 @@ fn a_beacon_without_the_relays_grant_neither_deposes_a_gateway_nor_inflates_epoc
     ];
     let now = 5;
     for shown in grants {
-        forged.grant = shown.clone();
+        forged.grant = shown.clone().map(Box::new);
         a.handle_beacon(now, dev(3), forged.clone());
         let (tx, _) = drain(&mut a);
         assert!(releases(&tx).is_empty(), "{shown:?}: {tx:?}");
