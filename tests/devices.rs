@@ -555,3 +555,55 @@ async fn device_labels_reach_no_one_but_the_users_own_devices() {
         roster.labels
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_strangers_forged_removal_neither_acts_nor_blocks_the_users_real_one() {
+    use common::raw_peer::{now_ms, RawPeer};
+    use tincan_core::DeviceRevocation;
+
+    let mut alice = User::init("alice");
+    alice.start();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", alice.port).parse().expect("addr");
+    let mallory = RawPeer::new("mallory").expect("peer");
+    let bob = RawPeer::new("bob").expect("peer");
+    let bob_device = bob.identity.device_id();
+    let bob_user = bob.identity.user_id().to_string();
+
+    // Mallory, a stranger with no organisation, "removes" bob's device
+    // before alice has ever met it.
+    let m = mallory.connect(addr).await.expect("mallory connects");
+    let mallory_key = mallory.identity.user.as_ref().expect("user key");
+    let forged = DeviceRevocation::sign(mallory_key, bob_device, now_ms() / 1000);
+    m.deliver(&roster_frame(Vec::new(), vec![forged]))
+        .await
+        .expect("an answer to the forged removal");
+
+    // Bob's device is met, and usable, as if nothing happened.
+    let b = bob.connect(addr).await.expect("bob connects");
+    wait_for("alice knows bob's device", DEADLINE, || {
+        (!devices_seen(&alice, &bob_user).is_empty()).then_some(())
+    });
+    assert!(b
+        .closed_within(std::time::Duration::from_millis(300))
+        .await
+        .is_none());
+
+    // Bob's own removal of it (passed on by anyone) still takes effect:
+    // alice hangs up on the device and forgets it.
+    let bob_key = bob.identity.user.as_ref().expect("user key");
+    let real = DeviceRevocation::sign(bob_key, bob_device, now_ms() / 1000);
+    m.deliver(&roster_frame(Vec::new(), vec![real]))
+        .await
+        .expect("an answer to the real removal");
+    let closed = b.closed_within(DEADLINE).await;
+    assert!(
+        matches!(
+            closed,
+            Some(quinn::ConnectionError::ApplicationClosed(ref c)) if c.error_code == quinn::VarInt::from_u32(6)
+        ),
+        "the removed device is hung up on: {closed:?}"
+    );
+    wait_for("alice forgets bob's device", DEADLINE, || {
+        devices_seen(&alice, &bob_user).is_empty().then_some(())
+    });
+}

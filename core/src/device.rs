@@ -15,7 +15,13 @@
 //! Invariants: signatures are over `tincan device revocation v1\0` followed
 //! by fixed-width fields, so no other signed statement can be replayed as a
 //! revocation; a revocation only counts for a device whose certificate was
-//! signed by the same user key.
+//! signed by the same user key, and is acted on only once that certificate
+//! is known. Until then it is *held*: bounded per peer that handed it in
+//! ([`MAX_HELD_PER_PEER`]) and overall ([`MAX_HELD`]), oldest evicted
+//! first, several per device (so a forged one handed in first never
+//! displaces the real one), applied when the certificate arrives. A known
+//! certificate is never replaced by one of another user for the same
+//! device key.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +35,14 @@ const REVOCATION_CONTEXT: &[u8] = b"tincan device revocation v1\0";
 
 /// Most certificates or revocations one [`Roster`] may carry.
 pub const MAX_ROSTER: usize = 256;
+
+/// Most revocations of not-yet-known devices held for one peer: one
+/// roster's worth.
+pub const MAX_HELD_PER_PEER: usize = MAX_ROSTER;
+
+/// Most revocations of not-yet-known devices held in all (an office of
+/// 5,000 devices removing some fits many times over).
+pub const MAX_HELD: usize = 8_192;
 
 /// Why a device statement was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,12 +158,25 @@ pub struct RosterChanges {
     pub revoked: Vec<DeviceRevocation>,
 }
 
+/// A revocation of a device whose certificate is not known yet.
+#[derive(Clone, Debug)]
+struct Held {
+    /// Who handed it in (for the per-peer bound).
+    from: DeviceId,
+    revocation: DeviceRevocation,
+}
+
 /// Every user's devices as far as this node knows: certificates minus
 /// revocations.
 #[derive(Clone, Debug, Default)]
 pub struct Devices {
     certs: BTreeMap<DeviceId, DeviceCert>,
+    /// Revocations acted on: each matches the certificate it removed.
     revoked: BTreeMap<DeviceId, DeviceRevocation>,
+    /// Revocations waiting for their device's certificate, by arrival
+    /// (oldest first).
+    held: BTreeMap<u64, Held>,
+    next_held: u64,
 }
 
 impl Devices {
@@ -159,43 +186,109 @@ impl Devices {
     }
 
     /// Records a certificate (verified here). `Ok(true)` if it is new;
-    /// a revoked device is refused with [`DeviceError::Revoked`].
+    /// a revoked device is refused with [`DeviceError::Revoked`], also
+    /// when a held revocation of its user removes it right now (then
+    /// [`Devices::revocation`] has it, for the caller to act on). A
+    /// certificate of another user for a device already known is refused
+    /// with [`DeviceError::WrongUser`]: it could otherwise open the door
+    /// to that user's revocations.
     pub fn learn(&mut self, cert: DeviceCert) -> Result<bool, DeviceError> {
         cert.verify()?;
         let device = cert.device_id();
         if self.is_revoked(&cert) {
             return Err(DeviceError::Revoked(device));
         }
-        Ok(self.certs.insert(device, cert).is_none())
-    }
-
-    /// Records a revocation (verified here). `Ok(true)` if it is new; the
-    /// device's certificate, if known, is forgotten. A revocation signed
-    /// by another user than the one who certified the device is refused.
-    pub fn revoke(&mut self, revocation: DeviceRevocation) -> Result<bool, DeviceError> {
-        revocation.verify()?;
-        if let Some(cert) = self.certs.get(&revocation.device) {
-            if cert.user_key != revocation.user_key {
+        if let Some(known) = self.certs.get(&device) {
+            if known.user_key != cert.user_key {
                 return Err(DeviceError::WrongUser {
-                    got: revocation.user_id(),
-                    expected: cert.user_id(),
+                    got: cert.user_id(),
+                    expected: known.user_id(),
                 });
             }
-        }
-        if self.revoked.contains_key(&revocation.device) {
             return Ok(false);
         }
-        self.certs.remove(&revocation.device);
-        self.revoked.insert(revocation.device, revocation);
+        let held = self
+            .held
+            .iter()
+            .find(|(_, h)| h.revocation.device == device && h.revocation.user_key == cert.user_key)
+            .map(|(_, h)| h.revocation.clone());
+        if let Some(revocation) = held {
+            self.held.retain(|_, h| h.revocation.device != device);
+            self.revoked.insert(device, revocation);
+            return Err(DeviceError::Revoked(device));
+        }
+        self.certs.insert(device, cert);
         Ok(true)
     }
 
-    /// Applies what a device of `user` told us about `user`'s devices.
+    /// Records a revocation (verified here) handed in by `from`. `Ok(true)`
+    /// if it was acted on just now: the device's certificate is known,
+    /// signed by the same user key, and is forgotten. A revocation signed
+    /// by another user than the one who certified the device is refused.
+    /// One for a device whose certificate is not known yet is held (see
+    /// the module docs) and `Ok(false)`.
+    pub fn revoke(
+        &mut self,
+        from: DeviceId,
+        revocation: DeviceRevocation,
+    ) -> Result<bool, DeviceError> {
+        revocation.verify()?;
+        let device = revocation.device;
+        if let Some(done) = self.revoked.get(&device) {
+            if done.user_key == revocation.user_key {
+                return Ok(false);
+            }
+        }
+        let Some(cert) = self.certs.get(&device) else {
+            self.hold(from, revocation);
+            return Ok(false);
+        };
+        if cert.user_key != revocation.user_key {
+            return Err(DeviceError::WrongUser {
+                got: revocation.user_id(),
+                expected: cert.user_id(),
+            });
+        }
+        self.certs.remove(&device);
+        self.held.retain(|_, h| h.revocation.device != device);
+        self.revoked.insert(device, revocation);
+        Ok(true)
+    }
+
+    /// Keeps a revocation of an unknown device until its certificate
+    /// arrives, within the bounds.
+    fn hold(&mut self, from: DeviceId, revocation: DeviceRevocation) {
+        if self.held.values().any(|h| h.revocation == revocation) {
+            return;
+        }
+        let mine: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.from == from)
+            .map(|(seq, _)| *seq)
+            .collect();
+        if mine.len() >= MAX_HELD_PER_PEER {
+            self.held.remove(&mine[0]);
+        }
+        if self.held.len() >= MAX_HELD {
+            self.held.pop_first();
+        }
+        self.held.insert(self.next_held, Held { from, revocation });
+        self.next_held += 1;
+    }
+
+    /// How many revocations wait for their device's certificate.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Applies what device `from` of `user` told us about `user`'s devices.
     /// Certificates of other users are refused as a whole (a peer speaks
     /// only for its own user), as is an oversize roster; revocations of
     /// anyone's devices are taken (they are passed on, see [`Devices::revoke`]).
     pub fn apply_roster(
         &mut self,
+        from: DeviceId,
         user: &UserId,
         roster: &Roster,
     ) -> Result<RosterChanges, DeviceError> {
@@ -223,14 +316,25 @@ impl Devices {
         // Revocations first, so a roster listing a device and its removal
         // (a stale copy merged with a new one) ends with the device removed.
         for revocation in &roster.revocations {
-            if self.revoke(revocation.clone())? {
-                changes.revoked.push(revocation.clone());
+            match self.revoke(from, revocation.clone()) {
+                Ok(true) => changes.revoked.push(revocation.clone()),
+                Ok(false) => {}
+                Err(e) => return Err(e),
             }
         }
         for cert in &roster.certs {
+            let already = self.revoked.contains_key(&cert.device_id());
             match self.learn(cert.clone()) {
                 Ok(true) => changes.added.push(cert.clone()),
-                Ok(false) | Err(DeviceError::Revoked(_)) => {}
+                // Removed just now by a held revocation.
+                Err(DeviceError::Revoked(device)) if !already => {
+                    if let Some(r) = self.revoked.get(&device) {
+                        changes.revoked.push(r.clone());
+                    }
+                }
+                // Already known, removed, or another user's key for a
+                // device known under its own: nothing to add.
+                Ok(false) | Err(DeviceError::Revoked(_) | DeviceError::WrongUser { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -286,6 +390,10 @@ mod tests {
     use crate::identity::DeviceKey;
     use crate::Identity;
 
+    fn dev(n: u8) -> DeviceId {
+        DeviceId([n; 20])
+    }
+
     fn alice() -> (UserKey, DeviceCert, DeviceCert) {
         let mut entropy = SeededEntropy::new(1);
         let id = Identity::generate("alice", 10, &mut entropy);
@@ -319,8 +427,8 @@ mod tests {
         assert_eq!(devices.learn(desktop.clone()), Ok(true));
         assert_eq!(devices.of_user(&user.id()).len(), 2);
         let revocation = DeviceRevocation::sign(&user, desktop.device_id(), 20);
-        assert_eq!(devices.revoke(revocation.clone()), Ok(true));
-        assert_eq!(devices.revoke(revocation), Ok(false), "idempotent");
+        assert_eq!(devices.revoke(dev(0), revocation.clone()), Ok(true));
+        assert_eq!(devices.revoke(dev(0), revocation), Ok(false), "idempotent");
         assert_eq!(devices.of_user(&user.id()), vec![laptop]);
         assert!(devices.is_revoked(&desktop));
         assert_eq!(
@@ -338,7 +446,7 @@ mod tests {
         let mallory = UserKey::generate(&mut SeededEntropy::new(9));
         let forged = DeviceRevocation::sign(&mallory, laptop.device_id(), 20);
         assert!(matches!(
-            devices.revoke(forged),
+            devices.revoke(dev(0), forged),
             Err(DeviceError::WrongUser { .. })
         ));
         assert_eq!(devices.of_user(&laptop.user_id()).len(), 1);
@@ -353,7 +461,9 @@ mod tests {
             revocations: vec![DeviceRevocation::sign(&user, desktop.device_id(), 30)],
             labels: Vec::new(),
         };
-        let changes = devices.apply_roster(&user.id(), &roster).expect("apply");
+        let changes = devices
+            .apply_roster(dev(0), &user.id(), &roster)
+            .expect("apply");
         assert_eq!(changes.added, vec![laptop.clone()]);
         assert_eq!(changes.revoked.len(), 1);
         assert_eq!(devices.of_user(&user.id()), vec![laptop.clone()]);
@@ -366,7 +476,7 @@ mod tests {
             labels: Vec::new(),
         };
         assert!(matches!(
-            devices.apply_roster(&user.id(), &foreign),
+            devices.apply_roster(dev(0), &user.id(), &foreign),
             Err(DeviceError::WrongUser { .. })
         ));
         // A removal passed on by bob counts: it is signed by alice.
@@ -378,7 +488,7 @@ mod tests {
             labels: Vec::new(),
         };
         let changes = fresh
-            .apply_roster(&bob.user_id(), &passed_on)
+            .apply_roster(bob.device_id(), &bob.user_id(), &passed_on)
             .expect("apply");
         assert_eq!(changes.revoked.len(), 1);
         assert!(fresh.of_user(&user.id()).is_empty());
@@ -390,8 +500,83 @@ mod tests {
             labels: Vec::new(),
         };
         assert!(matches!(
-            devices.apply_roster(&user.id(), &bad),
+            devices.apply_roster(dev(0), &user.id(), &bad),
             Err(DeviceError::Cert(_))
         ));
+    }
+
+    #[test]
+    fn a_forged_removal_of_an_unknown_device_neither_acts_nor_blocks_the_real_one() {
+        let (user, laptop, desktop) = alice();
+        let mallory = UserKey::generate(&mut SeededEntropy::new(9));
+        let forged = DeviceRevocation::sign(&mallory, desktop.device_id(), 20);
+        let real = DeviceRevocation::sign(&user, desktop.device_id(), 30);
+        let mut devices = Devices::new();
+        devices.learn(laptop.clone()).expect("learn");
+        // Mallory gets in first, before anyone knows the desktop: nothing
+        // is acted on, the desktop is learnt and sealed to as usual.
+        let roster = Roster {
+            revocations: vec![forged.clone()],
+            ..Roster::default()
+        };
+        let changes = devices
+            .apply_roster(dev(7), &mallory.id(), &roster)
+            .expect("apply");
+        assert!(changes.revoked.is_empty(), "held, not acted on");
+        assert_eq!(devices.learn(desktop.clone()), Ok(true));
+        assert!(!devices.is_revoked(&desktop));
+        assert_eq!(devices.of_user(&user.id()).len(), 2);
+        // Once the desktop is known the forgery is refused outright, and
+        // the user's real removal still takes effect.
+        assert!(matches!(
+            devices.revoke(dev(7), forged),
+            Err(DeviceError::WrongUser { .. })
+        ));
+        assert_eq!(devices.revoke(dev(1), real.clone()), Ok(true));
+        assert!(devices.is_revoked(&desktop));
+        assert_eq!(devices.of_user(&user.id()), vec![laptop]);
+        assert_eq!(devices.revocation(&desktop.device_id()), Some(&real));
+    }
+
+    #[test]
+    fn a_held_removal_applies_when_its_device_arrives_and_holds_are_bounded() {
+        let (user, laptop, desktop) = alice();
+        let mallory = UserKey::generate(&mut SeededEntropy::new(9));
+        let mut devices = Devices::new();
+        // Forged and real removals of a device not known yet, both held.
+        let forged = DeviceRevocation::sign(&mallory, desktop.device_id(), 20);
+        let real = DeviceRevocation::sign(&user, desktop.device_id(), 30);
+        assert_eq!(devices.revoke(dev(7), forged), Ok(false));
+        assert_eq!(devices.revoke(dev(1), real.clone()), Ok(false));
+        assert_eq!(devices.held(), 2);
+        // A certificate of mallory's for the same device key is not
+        // taken once the real one is known, so his removal never counts.
+        let roster = Roster {
+            certs: vec![laptop.clone(), desktop.clone()],
+            ..Roster::default()
+        };
+        let changes = devices
+            .apply_roster(dev(1), &user.id(), &roster)
+            .expect("apply");
+        assert_eq!(changes.added, vec![laptop.clone()]);
+        assert_eq!(changes.revoked, vec![real]);
+        assert!(devices.is_revoked(&desktop));
+        assert_eq!(devices.held(), 0);
+        // One peer cannot hold more than its share; all peers together
+        // no more than the global bound; the oldest go first.
+        for i in 0..(MAX_HELD_PER_PEER as u64 + 10) {
+            let unknown = DeviceKey::generate(&mut SeededEntropy::new(1_000 + i)).id();
+            let r = DeviceRevocation::sign(&mallory, unknown, i);
+            assert_eq!(devices.revoke(dev(7), r), Ok(false));
+        }
+        assert_eq!(devices.held(), MAX_HELD_PER_PEER);
+        for p in 0..(MAX_HELD / MAX_HELD_PER_PEER + 2) {
+            for i in 0..MAX_HELD_PER_PEER as u64 {
+                let device = DeviceId([(p % 250) as u8; 20]);
+                let r = DeviceRevocation::sign(&mallory, device, i + 100 * p as u64);
+                let _ = devices.revoke(DeviceId([p as u8; 20]), r);
+            }
+        }
+        assert_eq!(devices.held(), MAX_HELD);
     }
 }

@@ -34,8 +34,15 @@
 //! Peers are live while their last beacon is younger than
 //! `peer_timeout_ms`. A gateway is believed only on its own beacon, never on
 //! hearsay, so a dead gateway cannot be kept alive by peers vouching for
-//! each other.
+//! each other; and only with the relay's signed [`LeaseGrant`] for that
+//! device, site and epoch (see `election/beacon.rs`), so no member can
+//! make a real gateway step down or raise the epochs others believe in.
+//! Epochs come only from the relay: its answers and proven grants (plus
+//! at most [`crate::lease::MAX_EPOCH_STEP`]); a relay that refuses a claim
+//! as too far above its epoch moves the node's epoch *down* to just above
+//! it. Epoch arithmetic is checked: nothing wraps or panics at `u64::MAX`.
 
+mod beacon;
 mod claim;
 #[cfg(test)]
 mod tests;
@@ -43,11 +50,11 @@ mod tests;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
+use crate::lease::LeaseGrant;
 use crate::site::{GatewayPreference, GatewayRef, Rank, Role, SiteId};
-use crate::{DeviceId, Entropy};
+use crate::{DeviceId, Entropy, RelayId};
 
+pub use beacon::Beacon;
 use claim::Claim;
 
 /// Timing and identity of one node's election.
@@ -101,21 +108,6 @@ impl ElectionConfig {
     }
 }
 
-/// What a node tells its LAN peers about itself, every beacon interval and
-/// on every change. Travels in LAN datagrams to authenticated peers of the
-/// same organisation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Beacon {
-    /// The site the sender belongs to (or claims), if it has one.
-    pub site: Option<SiteId>,
-    /// Its rank, `None` when it is not eligible right now.
-    pub rank: Option<Rank>,
-    /// The gateway it believes in: itself when it holds the lease.
-    pub gateway: Option<GatewayRef>,
-    /// The highest lease epoch it has seen.
-    pub max_epoch: u64,
-}
-
 /// Something to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ElectionTransmit {
@@ -153,7 +145,8 @@ pub enum ElectionEvent {
     },
     /// The node's site changed; persist it.
     SiteChanged(SiteId),
-    /// A higher lease epoch was seen or used; persist it.
+    /// The highest lease epoch changed (seen, used, or set right by the
+    /// relay); persist it.
     EpochSeen(u64),
 }
 
@@ -170,7 +163,9 @@ pub struct GatewayElection {
     started_at: u64,
     /// When this state machine was created (the settle period runs from it).
     created_at: u64,
-    relay_configured: bool,
+    /// The pinned key of the relay, once configured: grants must be signed
+    /// by it.
+    relay: Option<RelayId>,
     relay_connected: bool,
     site: Option<SiteId>,
     max_epoch: u64,
@@ -204,7 +199,7 @@ impl GatewayElection {
             config,
             started_at: started_at_ms,
             created_at: now,
-            relay_configured: false,
+            relay: None,
             relay_connected: false,
             site: stored_site,
             max_epoch: stored_max_epoch,
@@ -252,10 +247,12 @@ impl GatewayElection {
         self.peers.keys().copied()
     }
 
-    /// The relay is configured (`true`) or not. Unconfigured means
-    /// `Standalone`; a gateway releases its lease.
-    pub fn set_relay_configured(&mut self, now: u64, configured: bool) {
-        self.relay_configured = configured;
+    /// The relay is configured, with the key (fingerprint) pinned for it,
+    /// or not (`None`). Unconfigured means `Standalone`; a gateway releases
+    /// its lease. Lease grants, ours and our peers', must be signed by
+    /// this relay.
+    pub fn set_relay_configured(&mut self, now: u64, relay: Option<RelayId>) {
+        self.relay = relay;
         self.update(now, None);
     }
 
@@ -274,6 +271,8 @@ impl GatewayElection {
     }
 
     /// A beacon from `from`, an authenticated peer of this organisation.
+    /// Its claim to be gateway counts only with the relay's grant, and
+    /// its epochs only as far as that grant proves (`election/beacon.rs`).
     pub fn handle_beacon(&mut self, now: u64, from: DeviceId, mut beacon: Beacon) {
         if from == self.config.me {
             return;
@@ -288,8 +287,9 @@ impl GatewayElection {
             // at our next beacon.
             self.next_beacon_at = now;
         }
-        let seen = beacon.max_epoch.max(beacon.gateway.map_or(0, |g| g.epoch));
-        self.see_epoch(seen);
+        if let Some(seen) = beacon.vet(now, from, self.relay.as_ref()) {
+            self.see_epoch(seen);
+        }
         self.peers.insert(
             from,
             Peer {
@@ -306,13 +306,23 @@ impl GatewayElection {
         self.update(now, None);
     }
 
-    /// The relay granted (or renewed) the lease of `site` at `epoch`.
-    pub fn handle_lease_granted(&mut self, now: u64, site: SiteId, epoch: u64) {
+    /// The relay granted (or renewed) a lease, signed: this node shows the
+    /// grant in its beacons so that its peers believe it is gateway. A
+    /// grant the configured relay did not sign, or for another device, is
+    /// ignored.
+    pub fn handle_lease_granted(&mut self, now: u64, grant: LeaseGrant) {
+        let (site, epoch) = (grant.site, grant.epoch);
+        let signed = self.relay.is_some_and(|relay| grant.verify(&relay).is_ok());
+        if !signed || grant.holder != self.config.me {
+            return;
+        }
         self.see_epoch(epoch);
         let config = &self.config;
         match self.claim.as_mut() {
             Some(claim) if claim.site == site && claim.epoch == epoch => {
-                claim.handle_granted(now, config);
+                if claim.handle_granted(now, config) {
+                    claim.grant = Some(grant);
+                }
             }
             // A lease this node no longer wants (a late answer to a claim it
             // gave up): hand it back rather than block the site until it
@@ -326,6 +336,12 @@ impl GatewayElection {
 
     /// The relay refused the claim of `site` at `epoch`; `current_epoch` is
     /// the site's epoch there and `holder` its live holder, if any.
+    ///
+    /// A refusal at or above our epoch means it is stale; one below it with
+    /// no other live holder means our epoch was too far above the relay's
+    /// (`LeaseRefusal::TooFar`), and one below it with another holder that
+    /// the lease is held. The first two move a pending claim to just above
+    /// `current_epoch`, down if need be: the relay is the authority.
     pub fn handle_lease_refused(
         &mut self,
         now: u64,
@@ -336,27 +352,34 @@ impl GatewayElection {
     ) {
         // Who holds the lease needs no action here: if the holder is on this
         // LAN its beacons say so; if not, this node waits for it to lapse.
-        let _ = holder;
-        self.see_epoch(current_epoch);
+        let me = self.config.me;
+        let mut rebase_to = None;
         if let Some(claim) = self
             .claim
             .as_mut()
             .filter(|c| c.site == site && c.epoch == epoch)
         {
             claim.handle_refused(now, &self.config);
-            // A refusal below our epoch ("held") predates any grant of it,
-            // so it only matters for a pending claim; one at or above our
-            // epoch means the relay will never grant (or renew) it.
-            if current_epoch >= epoch {
-                if claim.granted {
-                    self.claim = None;
-                } else {
-                    self.max_epoch += 1;
-                    self.events
-                        .push_back(ElectionEvent::EpochSeen(self.max_epoch));
-                    claim.rebase(self.max_epoch, now);
-                }
+            let stale = current_epoch >= epoch;
+            let too_far = !stale && holder.is_none_or(|h| h == me);
+            // A "held" refusal below our epoch predates any grant of it,
+            // so it only matters for a pending claim; a stale one means
+            // the relay will never grant (or renew) it.
+            if stale && claim.granted {
+                self.claim = None;
+            } else if (stale || too_far) && !claim.granted {
+                // Nothing lies above u64::MAX: then the claim just waits
+                // for its retry.
+                rebase_to = current_epoch.checked_add(1);
             }
+        }
+        if let Some(next) = rebase_to {
+            self.set_max_epoch(next);
+            if let Some(claim) = self.claim.as_mut() {
+                claim.rebase(next, now);
+            }
+        } else {
+            self.see_epoch(current_epoch);
         }
         self.update(now, None);
     }
@@ -431,7 +454,7 @@ impl GatewayElection {
         if my_rank.is_none() {
             self.drop_claim();
         }
-        if !self.relay_configured {
+        if self.relay.is_none() {
             return self.set_role(Role::Standalone, None);
         }
         if self.peers.is_empty() {
@@ -494,10 +517,12 @@ impl GatewayElection {
         }
         if self.claim.is_none() {
             self.set_site(site);
-            self.max_epoch += 1;
-            self.events
-                .push_back(ElectionEvent::EpochSeen(self.max_epoch));
-            self.claim = Some(Claim::new(site, self.max_epoch, now));
+            // Only a store written before epochs were fenced can hold
+            // u64::MAX: claim low then, and the relay's refusal says where
+            // its epoch really is.
+            let epoch = self.max_epoch.checked_add(1).unwrap_or(1);
+            self.set_max_epoch(epoch);
+            self.claim = Some(Claim::new(site, epoch, now));
         }
         self.set_role(Role::Roaming, None);
     }
@@ -514,7 +539,7 @@ impl GatewayElection {
     }
 
     fn my_rank(&self, now: u64) -> Option<Rank> {
-        if !(self.relay_configured && self.relay_connected) {
+        if !(self.relay.is_some() && self.relay_connected) {
             return None;
         }
         Rank::new(
@@ -525,11 +550,20 @@ impl GatewayElection {
     }
 
     fn beacon(&self, now: u64) -> Beacon {
+        // A gateway shows the relay's grant of its lease; nobody else has
+        // one to show.
+        let grant = self
+            .claim
+            .as_ref()
+            .filter(|c| c.granted && self.role == Role::Gateway)
+            .and_then(|c| c.grant.clone())
+            .map(Box::new);
         Beacon {
             site: self.site,
             rank: self.my_rank(now),
             gateway: self.gateway,
             max_epoch: self.max_epoch,
+            grant,
         }
     }
 
@@ -548,6 +582,12 @@ impl GatewayElection {
 
     fn see_epoch(&mut self, epoch: u64) {
         if epoch > self.max_epoch {
+            self.set_max_epoch(epoch);
+        }
+    }
+
+    fn set_max_epoch(&mut self, epoch: u64) {
+        if epoch != self.max_epoch {
             self.max_epoch = epoch;
             self.events.push_back(ElectionEvent::EpochSeen(epoch));
         }

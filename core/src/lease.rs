@@ -10,16 +10,30 @@
 //! - a claim with a newer epoch is still refused while another holder's
 //!   lease is live: failover waits for the lease to run out (at most the
 //!   TTL), which is what lets a holder that lost contact step down on its
-//!   own clock before anyone else is granted the site.
+//!   own clock before anyone else is granted the site;
+//! - a claim may go at most [`MAX_EPOCH_STEP`] above the current epoch, so
+//!   nobody can burn a site's epoch space (a claim of `u64::MAX` would
+//!   leave every later claim stale, and the site without a gateway for
+//!   ever). Epochs therefore only ever grow by grants, a few at a time.
 //!
 //! Epochs survive a relay restart through [`LeaseTable::epochs`] and
 //! [`LeaseTable::restore`]; live leases need not, since they are short.
 //!
 //! Like the rest of core this is pure: `now` (Unix ms) is always a parameter.
 
+mod grant;
+
 use std::collections::BTreeMap;
 
 use crate::DeviceId;
+
+pub use grant::{GrantError, LeaseGrant, GRANT_CLOCK_SLACK_MS};
+
+/// How far above a site's current epoch a claim may go. One would do for
+/// a claimant that heard the current epoch; a few spare let a node that
+/// saw a newer epoch of another relay (or a lost answer) claim without a
+/// round trip, while `u64::MAX / MAX_EPOCH_STEP` grants are out of reach.
+pub const MAX_EPOCH_STEP: u64 = 8;
 
 /// A granted (or renewed) lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,20 +71,32 @@ pub enum LeaseRefusal {
         /// Its holder.
         holder: DeviceId,
     },
+    /// The epoch is more than [`MAX_EPOCH_STEP`] above the current one.
+    /// Claim again just above `current_epoch`.
+    #[error("lease epoch too far above the current epoch {current_epoch}")]
+    TooFar {
+        /// The highest epoch ever granted for the key.
+        current_epoch: u64,
+        /// The live holder, if any (only ever the claimant itself: another
+        /// live holder is reported as [`LeaseRefusal::Held`]).
+        holder: Option<DeviceId>,
+    },
 }
 
 impl LeaseRefusal {
     /// The key's current epoch.
     pub fn current_epoch(&self) -> u64 {
         match *self {
-            Self::Stale { current_epoch, .. } | Self::Held { current_epoch, .. } => current_epoch,
+            Self::Stale { current_epoch, .. }
+            | Self::Held { current_epoch, .. }
+            | Self::TooFar { current_epoch, .. } => current_epoch,
         }
     }
 
     /// The live holder, if any.
     pub fn holder(&self) -> Option<DeviceId> {
         match *self {
-            Self::Stale { holder, .. } => holder,
+            Self::Stale { holder, .. } | Self::TooFar { holder, .. } => holder,
             Self::Held { holder, .. } => Some(holder),
         }
     }
@@ -118,7 +144,8 @@ impl<K: Ord + Clone> LeaseTable<K> {
     /// Grants a new lease when `epoch` is above the current one and no other
     /// holder's lease is live (the holder's own older lease is replaced);
     /// renews when it is the live lease of the same holder and epoch.
-    /// Epoch 0 is never granted: it means "no epoch yet".
+    /// Epoch 0 is never granted: it means "no epoch yet"; nor is an epoch
+    /// more than [`MAX_EPOCH_STEP`] above the current one.
     pub fn claim(
         &mut self,
         now: u64,
@@ -145,6 +172,12 @@ impl<K: Ord + Clone> LeaseTable<K> {
                 return Err(LeaseRefusal::Held {
                     current_epoch,
                     holder: other,
+                });
+            }
+            if epoch - current_epoch > MAX_EPOCH_STEP {
+                return Err(LeaseRefusal::TooFar {
+                    current_epoch,
+                    holder: live,
                 });
             }
             entry.epoch = epoch;
@@ -320,7 +353,6 @@ mod tests {
                 holder: None
             })
         ));
-        assert_eq!(t.claim(TTL, "a", dev(1), 2).map(|l| l.epoch), Ok(2));
     }
 
     #[test]
@@ -380,6 +412,30 @@ mod tests {
         assert_eq!(t.holder(5, &"a"), None);
         assert_eq!(t.holder(5, &"c"), Some((dev(2), 1)));
         assert_eq!(t.claim(6, "a", dev(3), 2).map(|l| l.epoch), Ok(2));
+    }
+
+    #[test]
+    fn epoch_jumps_the_relay_did_not_grant_are_refused() {
+        let mut t = table();
+        // Nobody can burn a site's epoch space: a claim far above the
+        // current epoch is refused, and the site can still be leased.
+        let refusal = t.claim(0, "a", dev(1), u64::MAX).expect_err("too far");
+        assert_eq!(refusal.current_epoch(), 0);
+        assert_eq!(refusal.holder(), None);
+        assert_eq!(t.holder(0, &"a"), None);
+        assert_eq!(t.claim(0, "a", dev(2), 1).map(|l| l.epoch), Ok(1));
+        assert_eq!(
+            t.claim(TTL, "a", dev(1), 2 + MAX_EPOCH_STEP),
+            Err(LeaseRefusal::TooFar {
+                current_epoch: 1,
+                holder: None
+            })
+        );
+        assert_eq!(
+            t.claim(TTL, "a", dev(1), 1 + MAX_EPOCH_STEP)
+                .map(|l| l.epoch),
+            Ok(1 + MAX_EPOCH_STEP)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::election::Beacon;
 use crate::envelope::Envelope;
 use crate::identity::DeviceCert;
+use crate::lease::LeaseGrant;
 use crate::org::{Membership, Revocations};
 use crate::receipt::Receipt;
 use crate::route::{DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Welcome};
@@ -126,6 +127,9 @@ pub enum Frame {
         epoch: u64,
         /// How long the lease lasts from the relay's receipt of the claim.
         ttl_ms: u64,
+        /// The same, signed by the relay: the gateway shows it in its
+        /// beacons so that its LAN believes it.
+        grant: Box<LeaseGrant>,
     },
     /// The relay refused [`Frame::LeaseClaim`].
     LeaseRefused {

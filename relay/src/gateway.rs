@@ -1,13 +1,17 @@
 //! Branch gateways: lease claims, releases and site member lists.
 //!
-//! Leases are per (organisation, site), granted by [`crate::lease`]. A grant
-//! with a new epoch is persisted *before* it is answered, so a restarted
-//! relay never grants an epoch it granted before. `SiteMembers` is taken
+//! Leases are per (organisation, site), granted by `tincan_core::lease`. A
+//! grant with a new epoch is persisted *before* it is answered, so a
+//! restarted relay never grants an epoch it granted before; a claim more
+//! than `MAX_EPOCH_STEP` above the current epoch is refused, so nobody can
+//! burn a site's epochs. Every grant is signed with the relay's key, for
+//! the gateway to prove its lease to its LAN. `SiteMembers` is taken
 //! only from the live holder of that epoch, and every card's membership
 //! chain must be valid for the organisation.
 
 use std::sync::Arc;
 
+use tincan_core::lease::LeaseGrant;
 use tincan_core::route::MemberCard;
 use tincan_core::site::SiteId;
 use tincan_core::wire::Frame;
@@ -59,10 +63,19 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
                 tracing::info!(device = %peer.device, org = %peer.org, epoch, "lease granted");
             }
             shared.metrics.leases_granted.inc();
+            // The lease runs on the monotonic clock; members check the
+            // grant against their wall clocks (with slack for skew).
+            let expires_at_ms = shared
+                .clock
+                .wall_ms()
+                .saturating_add(shared.config.lease_ttl_ms);
+            let grant =
+                LeaseGrant::sign(&shared.key, site, lease.epoch, peer.device, expires_at_ms);
             Frame::LeaseGranted {
                 site,
                 epoch: lease.epoch,
                 ttl_ms: shared.config.lease_ttl_ms,
+                grant: Box::new(grant),
             }
         }
         Err(refusal) => {

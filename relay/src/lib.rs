@@ -167,6 +167,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let socket_path = config.home.control_socket_path();
     let shared = Arc::new(server::Shared::new(
         config,
+        identity.device.clone(),
         fingerprint,
         listen,
         store,

@@ -16,7 +16,7 @@
 //!   pass the clocks in (`now_ms` is the monotonic clock of the leases,
 //!   `wall_ms` the Unix clock).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use tincan_core::route::{DirectoryEntry, Neighbour};
@@ -77,16 +77,40 @@ pub struct OrgState {
     pub site_of: HashMap<DeviceId, SiteId>,
     /// The newest revocation list.
     pub revocations: Option<Revocations>,
-    /// Devices removed by their user (`tincan device remove`).
+    /// Devices removed by their user (`tincan device remove`), each
+    /// checked against the certificate it removed: final.
     pub removed: HashMap<DeviceId, DeviceRevocation>,
+    /// Removals of devices the relay has not seen, by whom they were handed
+    /// in, oldest first: enforced only against a certificate of the same
+    /// user key, never stored, bounded (per handing user and per
+    /// organisation), and never in the way of another removal.
+    pub held_removals: VecDeque<(UserId, DeviceRevocation)>,
 }
 
 impl OrgState {
     /// Whether the user that certified `cert` removed that device.
     pub fn is_removed(&self, cert: &DeviceCert) -> bool {
-        self.removed
-            .get(&cert.device_id())
-            .is_some_and(|r| r.user_key == cert.user_key)
+        let device = cert.device_id();
+        let by_its_user = |r: &DeviceRevocation| r.device == device && r.user_key == cert.user_key;
+        self.removed.get(&device).is_some_and(by_its_user)
+            || self.held_removals.iter().any(|(_, r)| by_its_user(r))
+    }
+
+    /// Holds a removal of a device not seen yet, within the bounds.
+    fn hold_removal(&mut self, by: UserId, revocation: DeviceRevocation) {
+        if self.held_removals.iter().any(|(_, r)| *r == revocation) {
+            return;
+        }
+        let mine = self.held_removals.iter().filter(|(u, _)| *u == by).count();
+        if mine >= tincan_core::device::MAX_HELD_PER_PEER {
+            if let Some(i) = self.held_removals.iter().position(|(u, _)| *u == by) {
+                self.held_removals.remove(i);
+            }
+        }
+        if self.held_removals.len() >= tincan_core::device::MAX_HELD {
+            self.held_removals.pop_front();
+        }
+        self.held_removals.push_back((by, revocation));
     }
 }
 
@@ -497,10 +521,12 @@ impl Registry {
     }
 
     /// Applies a verified device revocation of `org`, handed in by a device
-    /// of `by_user`, if it may: the device was certified by the revoking
-    /// user, or it is unknown and `by_user` is the revoking user. Forgets the
-    /// device everywhere; returns its connection to close (`Some(None)`:
-    /// applied, nothing to close; `None`: refused or already applied).
+    /// of `by_user`, if the relay knows the device and the revoking user
+    /// certified it. Forgets the device everywhere; returns its connection
+    /// to close (`Some(None)`: applied, nothing to close; `None`: refused,
+    /// held or already applied). A removal of a device the relay has not
+    /// seen is held (see [`OrgState::held_removals`]): only its own user
+    /// may hand it in, and it bars only a certificate of that user.
     pub fn remove_device(
         &mut self,
         now_ms: u64,
@@ -510,17 +536,27 @@ impl Registry {
     ) -> Option<Option<quinn::Connection>> {
         let state = self.orgs.get_mut(&org)?;
         let device = revocation.device;
-        if state.removed.contains_key(&device) {
+        if state
+            .removed
+            .get(&device)
+            .is_some_and(|r| r.user_key == revocation.user_key)
+        {
             return None;
         }
         match state.known.get(&device) {
             Some(k) if k.cert.user_key != revocation.user_key => return None,
             Some(_) => {}
-            // A device the relay never saw: only its own user may say so
-            // (nobody else can fill the relay with removals).
-            None if Some(revocation.user_id()) != by_user => return None,
-            None => {}
+            None => {
+                // A device the relay never saw: only its own user may say
+                // so (nobody else can fill the relay with removals), and
+                // it is held until the device shows its certificate.
+                if let Some(by) = by_user.filter(|u| *u == revocation.user_id()) {
+                    state.hold_removal(by, revocation);
+                }
+                return None;
+            }
         }
+        state.held_removals.retain(|(_, r)| r.device != device);
         state.known.remove(&device);
         let conn = state.direct.remove(&device).map(|c| c.conn);
         state.site_of.remove(&device);

@@ -104,6 +104,9 @@ pub struct Shared {
     pub config: RelayConfig,
     /// The relay's fingerprint.
     pub fingerprint: RelayId,
+    /// The relay's signing key (its fingerprint's key): signs lease grants,
+    /// which gateways show their LAN as proof.
+    pub key: tincan_core::DeviceKey,
     /// The bound QUIC address.
     pub listen: SocketAddr,
     /// Storage.
@@ -129,6 +132,7 @@ impl Shared {
     /// Builds the shared state.
     pub(crate) fn new(
         config: RelayConfig,
+        key: tincan_core::DeviceKey,
         fingerprint: RelayId,
         listen: SocketAddr,
         store: Store,
@@ -137,6 +141,7 @@ impl Shared {
     ) -> Self {
         Self {
             config,
+            key,
             fingerprint,
             listen,
             store,

@@ -442,7 +442,7 @@ impl Db {
         let tx = self.conn.transaction()?;
         let device = revocation.device.0;
         tx.execute(
-            "INSERT OR IGNORE INTO device_revocations (org, device, revocation) VALUES (?1, ?2, ?3)",
+            "INSERT OR REPLACE INTO device_revocations (org, device, revocation) VALUES (?1, ?2, ?3)",
             params![org.0.as_slice(), device.as_slice(), revocation.to_bytes()],
         )?;
         tx.execute(

@@ -113,3 +113,47 @@ async fn a_removed_device_is_cut_off_for_good() {
         .await
         .expect("laptop again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_removal_of_a_device_not_seen_yet_does_not_block_the_real_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let relay = Relay::start(dir.path(), &[acme.id()], &[]);
+    let laptop = acme.device("alice");
+    let desktop = second_device(&laptop);
+    let bob = acme.device("bob");
+    let b = Client::connect(relay.addr, &bob).await.expect("bob");
+
+    // Bob "removes" alice's desktop with his own key before the relay has
+    // seen it: nothing is enforced, the desktop registers and is served.
+    let bob_key = bob.identity.user.as_ref().expect("bob's user key");
+    let forged = DeviceRevocation::sign(bob_key, desktop.id(), common::now_secs());
+    assert_eq!(b.request(roster(forged)).await, Frame::Ack);
+    let l = Client::connect(relay.addr, &laptop).await.expect("laptop");
+    let d = Client::connect(relay.addr, &desktop)
+        .await
+        .expect("the desktop registers");
+    let envelope = seal(&bob, &[&desktop], "still yours");
+    let answers = b.route(route_of(&envelope, &[&desktop])).await;
+    assert!(
+        matches!(answer_for(&answers, &desktop), Answer::Receipt(_)),
+        "the desktop is served"
+    );
+
+    // Alice's own removal still cuts it off.
+    let revocation = DeviceRevocation::sign(
+        laptop.identity.user.as_ref().expect("user key"),
+        desktop.id(),
+        common::now_secs(),
+    );
+    assert_eq!(l.request(roster(revocation)).await, Frame::Ack);
+    let (code, reason) = close_of(&d.conn).await.expect("desktop closed");
+    assert_eq!(
+        (code, reason.as_str()),
+        (0x15, "device removed by its user")
+    );
+    assert_refused(
+        Client::connect(relay.addr, &desktop).await,
+        "device removed by its user",
+    );
+}

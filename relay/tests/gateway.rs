@@ -44,6 +44,7 @@ async fn leases_fence_epochs_and_sites_get_one_copy() {
             site: s,
             epoch: 1,
             ttl_ms: 4000,
+            ..
         } => assert_eq!(s, site),
         other => panic!("expected grant, got {other:?}"),
     }
@@ -254,4 +255,53 @@ async fn stored_mail_reaches_a_site_once_when_its_gateway_returns() {
         async move { (s["mail_total"] == 0).then_some(()) }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn epoch_jumps_are_refused_so_the_site_keeps_getting_gateways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let mut relay = Relay::start(dir.path(), &[acme.id()], &[]);
+    let fingerprint: tincan_core::RelayId = relay.fingerprint.parse().expect("fingerprint");
+    let site = SiteId([5; 16]);
+    let gw = acme.device("gw");
+    let mallory = acme.device("mallory");
+    let m = Client::connect(relay.addr, &mallory)
+        .await
+        .expect("mallory");
+    // A member tries to burn the epoch space: refused, nothing stored.
+    for epoch in [
+        u64::MAX,
+        u64::MAX / 2,
+        1 + tincan_core::lease::MAX_EPOCH_STEP,
+    ] {
+        match m.request(claim(site, epoch)).await {
+            Frame::LeaseRefused {
+                current_epoch: 0,
+                holder: None,
+                ..
+            } => {}
+            other => panic!("expected a refusal of epoch {epoch}, got {other:?}"),
+        }
+    }
+    relay.kill();
+    drop(m);
+    let relay = Relay::start(dir.path(), &[acme.id()], &[]);
+    let g = Client::connect(relay.addr, &gw).await.expect("gw");
+    // The site still gets a gateway, with a grant its LAN can check
+    // against the relay key it pinned.
+    match g.request(claim(site, 1)).await {
+        Frame::LeaseGranted {
+            epoch: 1, grant, ..
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as u64;
+            grant
+                .proves(&fingerprint, gw.id(), site, 1, now)
+                .expect("a grant the LAN believes");
+        }
+        other => panic!("expected a grant, got {other:?}"),
+    }
 }

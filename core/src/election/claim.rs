@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 
+use crate::lease::LeaseGrant;
 use crate::site::SiteId;
 
 use super::ElectionConfig;
@@ -32,6 +33,8 @@ pub(super) struct Claim {
     pub(super) epoch: u64,
     /// Whether the relay granted this epoch.
     pub(super) granted: bool,
+    /// The relay's latest signed grant, shown to peers in beacons.
+    pub(super) grant: Option<LeaseGrant>,
     /// Send times of claims not yet answered, oldest first.
     unanswered: VecDeque<u64>,
     /// When the last claim was sent, if ever.
@@ -49,6 +52,7 @@ impl Claim {
             site,
             epoch,
             granted: false,
+            grant: None,
             unanswered: VecDeque::new(),
             last_sent: None,
             next_send_at: now,

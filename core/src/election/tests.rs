@@ -2,6 +2,22 @@
 
 use super::*;
 use crate::entropy::SeededEntropy;
+use crate::identity::DeviceKey;
+use crate::lease::MAX_EPOCH_STEP;
+
+/// The relay every test node pinned.
+fn relay_key() -> DeviceKey {
+    DeviceKey::generate(&mut SeededEntropy::new(99))
+}
+
+fn relay_id() -> RelayId {
+    RelayId::from_public_key(&relay_key().public_key())
+}
+
+/// The relay's grant of `s` at `epoch` to device `n`, live until 100 s.
+fn grant(n: u8, s: SiteId, epoch: u64) -> LeaseGrant {
+    LeaseGrant::sign(&relay_key(), s, epoch, dev(n), 100_000)
+}
 
 fn dev(n: u8) -> DeviceId {
     DeviceId([n; 20])
@@ -19,7 +35,7 @@ fn node(n: u8, preference: GatewayPreference, stored_site: Option<SiteId>) -> Ga
     config.settle_ms = 0;
     let mut e = GatewayElection::new(config, 0, stored_site, 0, 0);
     assert_eq!(e.role(), Role::Standalone);
-    e.set_relay_configured(0, true);
+    e.set_relay_configured(0, Some(relay_id()));
     e.handle_relay(0, true);
     drain(&mut e);
     e
@@ -56,6 +72,8 @@ fn last_beacon(tx: &[ElectionTransmit]) -> Option<Beacon> {
     })
 }
 
+/// The beacon of peer `n`; a gateway (`gateway_epoch`) shows the relay's
+/// grant of its lease.
 fn peer(n: u8, site: Option<SiteId>, gateway_epoch: Option<u64>) -> Beacon {
     Beacon {
         site,
@@ -65,6 +83,9 @@ fn peer(n: u8, site: Option<SiteId>, gateway_epoch: Option<u64>) -> Beacon {
             epoch,
         }),
         max_epoch: gateway_epoch.unwrap_or(0),
+        grant: gateway_epoch
+            .zip(site)
+            .map(|(epoch, s)| Box::new(grant(n, s, epoch))),
     }
 }
 
@@ -75,7 +96,7 @@ fn gateway_of(a: &mut GatewayElection, s: SiteId) -> u64 {
     let (tx, _) = drain(a);
     let (claimed, epoch) = claims(&tx)[0];
     assert_eq!(claimed, s);
-    a.handle_lease_granted(1, s, epoch);
+    a.handle_lease_granted(1, grant(1, s, epoch));
     drain(a);
     assert_eq!(a.role(), Role::Gateway);
     epoch
@@ -87,7 +108,7 @@ fn standalone_until_configured_then_roaming_alone() {
     assert_eq!(e.role(), Role::Standalone);
     let (tx, _) = drain(&mut e);
     assert!(last_beacon(&tx).is_some(), "first beacon at once");
-    e.set_relay_configured(10, true);
+    e.set_relay_configured(10, Some(relay_id()));
     let (_, ev) = drain(&mut e);
     assert_eq!(
         ev,
@@ -126,7 +147,7 @@ fn best_candidate_mints_a_site_claims_and_becomes_gateway() {
     assert!(claims(&tx).is_empty(), "the worse candidate waits");
     assert_eq!(b.role(), Role::Roaming);
 
-    a.handle_lease_granted(130, s, 1);
+    a.handle_lease_granted(130, grant(1, s, 1));
     let (tx, ev) = drain(&mut a);
     let me = GatewayRef {
         device: dev(1),
@@ -153,10 +174,17 @@ fn best_candidate_mints_a_site_claims_and_becomes_gateway() {
 }
 
 #[test]
-fn the_winner_claims_the_lowest_site_heard_above_every_epoch_seen() {
+fn the_winner_claims_the_lowest_site_heard_above_every_epoch_proven() {
     let mut a = node(1, GatewayPreference::Auto, Some(site(5)));
+    // A gateway's grant proves its epoch, and a little more.
+    let mut gone = peer(4, Some(site(6)), Some(40));
+    gone.max_epoch = 41;
+    a.handle_beacon(0, dev(4), gone);
+    a.handle_peer_lost(0, dev(4));
+    assert_eq!(a.max_epoch(), 41);
+    // A member's word proves nothing.
     let mut low = peer(2, Some(site(3)), None);
-    low.max_epoch = 41;
+    low.max_epoch = 1_000;
     a.handle_beacon(0, dev(2), low);
     a.handle_beacon(0, dev(3), peer(3, Some(site(4)), None));
     let (tx, ev) = drain(&mut a);
@@ -200,7 +228,7 @@ fn holder_renews_and_steps_down_before_the_lease_could_lapse() {
         a.handle_beacon(now, dev(9), peer(9, Some(site(1)), None));
         let (tx, _) = drain(&mut a);
         for (s, e) in claims(&tx) {
-            a.handle_lease_granted(now + 20, s, e);
+            a.handle_lease_granted(now + 20, grant(1, s, e));
         }
         assert_eq!(a.role(), Role::Gateway, "at {now}");
     }
@@ -260,7 +288,8 @@ fn hearsay_does_not_keep_a_gateway_alive() {
     a.handle_beacon(0, dev(2), b);
     let (tx, _) = drain(&mut a);
     assert_eq!(a.role(), Role::Roaming);
-    assert_eq!(claims(&tx), vec![(site(1), 2)]);
+    // Nor does hearsay prove an epoch: the relay will say if 1 is stale.
+    assert_eq!(claims(&tx), vec![(site(1), 1)]);
 }
 
 #[test]
@@ -319,7 +348,7 @@ fn losing_the_relay_steps_down_and_unwanted_grants_are_released() {
     assert_eq!(releases(&tx), vec![(site(1), epoch)]);
     assert_eq!(last_beacon(&tx).and_then(|b| b.rank), None);
     // A late grant of a lease this node gave up goes straight back.
-    a.handle_lease_granted(20, site(1), epoch);
+    a.handle_lease_granted(20, grant(1, site(1), epoch));
     let (tx, _) = drain(&mut a);
     assert_eq!(releases(&tx), vec![(site(1), epoch)]);
     assert_eq!(a.role(), Role::Roaming);
@@ -332,7 +361,7 @@ fn a_grant_too_late_to_trust_does_not_make_a_gateway() {
     let (tx, _) = drain(&mut a);
     let (s, epoch) = claims(&tx)[0];
     // Answered after the 500 ms window: its claim may be long lapsed.
-    a.handle_lease_granted(600, s, epoch);
+    a.handle_lease_granted(600, grant(1, s, epoch));
     assert_eq!(a.role(), Role::Roaming);
 }
 
@@ -380,7 +409,7 @@ fn beacons_go_out_periodically_and_on_change() {
 #[test]
 fn a_new_node_listens_before_claiming_and_answers_newcomers_at_once() {
     let mut e = GatewayElection::new(ElectionConfig::new(dev(1)), 0, Some(site(1)), 0, 0);
-    e.set_relay_configured(0, true);
+    e.set_relay_configured(0, Some(relay_id()));
     e.handle_relay(0, true);
     drain(&mut e);
     e.handle_beacon(100, dev(2), peer(2, Some(site(1)), None));
@@ -408,6 +437,84 @@ fn beacons_round_trip_through_postcard() {
     let mut beacon = peer(3, Some(site(2)), Some(7));
     beacon.rank = Rank::new(GatewayPreference::Prefer, 3_600_000, dev(3));
     let bytes = postcard::to_stdvec(&beacon).expect("encode");
-    assert!(bytes.len() < 64, "a beacon fits a small datagram");
+    assert!(bytes.len() < 256, "a beacon fits a small datagram");
     assert_eq!(postcard::from_bytes::<Beacon>(&bytes), Ok(beacon));
+}
+
+#[test]
+fn an_epoch_at_u64_max_neither_panics_nor_locks_the_site_out() {
+    let mut config = ElectionConfig::new(dev(1));
+    config.settle_ms = 0;
+    // A store that kept an epoch inflated before epochs were fenced.
+    let mut a = GatewayElection::new(config, 0, Some(site(1)), u64::MAX, 0);
+    a.set_relay_configured(0, Some(relay_id()));
+    a.handle_relay(0, true);
+    a.handle_beacon(0, dev(2), peer(2, Some(site(1)), None));
+    let (tx, _) = drain(&mut a);
+    let (s, epoch) = claims(&tx)[0];
+    assert_eq!(s, site(1));
+    // The relay says its epoch is 5: the next claim is just above it.
+    a.handle_lease_refused(10, site(1), epoch, 5, None);
+    let (tx, _) = drain(&mut a);
+    assert_eq!(claims(&tx), vec![(site(1), 6)]);
+    assert_eq!(a.max_epoch(), 6);
+    // Nothing lies above u64::MAX: no panic, no claim until the retry.
+    a.handle_lease_refused(20, site(1), 6, u64::MAX, None);
+    let (tx, _) = drain(&mut a);
+    assert!(claims(&tx).is_empty());
+    assert_eq!(a.role(), Role::Roaming);
+}
+
+#[test]
+fn a_beacon_without_the_relays_grant_neither_deposes_a_gateway_nor_inflates_epochs() {
+    let mut a = node(1, GatewayPreference::Auto, Some(site(7)));
+    let epoch = gateway_of(&mut a, site(7));
+    // Device 3 vouches for itself as gateway of a lower site at a huge
+    // epoch: with no grant, with a grant of another relay key, with a
+    // real grant of another device, site or epoch (a lapsed one: see
+    // `lease/grant.rs`).
+    let mut forged = peer(3, Some(site(3)), Some(u64::MAX - 1));
+    forged.max_epoch = u64::MAX;
+    let mallory = DeviceKey::generate(&mut SeededEntropy::new(5));
+    let grants = [
+        None,
+        Some(LeaseGrant::sign(
+            &mallory,
+            site(3),
+            u64::MAX - 1,
+            dev(3),
+            100_000,
+        )),
+        Some(grant(1, site(3), u64::MAX - 1)),
+        Some(grant(3, site(2), u64::MAX - 1)),
+        Some(grant(3, site(3), 2)),
+    ];
+    let now = 5;
+    for shown in grants {
+        forged.grant = shown.clone().map(Box::new);
+        a.handle_beacon(now, dev(3), forged.clone());
+        let (tx, _) = drain(&mut a);
+        assert!(releases(&tx).is_empty(), "{shown:?}: {tx:?}");
+        assert_eq!(a.role(), Role::Gateway, "{shown:?}");
+        assert_eq!(a.site(), Some(site(7)));
+        assert_eq!(a.max_epoch(), epoch, "{shown:?}");
+    }
+    // The relay's real grant is believed, up to a few epochs above it.
+    let real = peer(3, Some(site(3)), Some(5));
+    let mut real = Beacon {
+        max_epoch: u64::MAX,
+        ..real
+    };
+    a.handle_beacon(now, dev(3), real.clone());
+    let (tx, _) = drain(&mut a);
+    assert_eq!(releases(&tx), vec![(site(7), epoch)]);
+    assert_eq!(a.role(), Role::Member);
+    assert_eq!(a.max_epoch(), 5 + MAX_EPOCH_STEP);
+    real.max_epoch = 0;
+    a.handle_beacon(now, dev(3), real);
+    assert_eq!(
+        a.max_epoch(),
+        5 + MAX_EPOCH_STEP,
+        "never lowered by a beacon"
+    );
 }

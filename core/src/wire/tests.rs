@@ -69,6 +69,18 @@ fn every_frame() -> Vec<Frame> {
             site: SiteId([7; 16]),
             epoch: 3,
         },
+        Frame::LeaseGranted {
+            site: SiteId([7; 16]),
+            epoch: 3,
+            ttl_ms: 1_200,
+            grant: Box::new(crate::lease::LeaseGrant::sign(
+                &a.device,
+                SiteId([7; 16]),
+                3,
+                b.device_id(),
+                9,
+            )),
+        },
         Frame::LeaseRefused {
             site: SiteId([7; 16]),
             epoch: 3,

@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 
 use tincan_core::{
-    Beacon, DeviceId, ElectionConfig, ElectionEvent, ElectionTransmit, Entropy, GatewayElection,
-    GatewayPreference, GatewayRef, LeaseRefusal, LeaseTable, Role, SiteId,
+    Beacon, DeviceId, DeviceKey, ElectionConfig, ElectionEvent, ElectionTransmit, Entropy,
+    GatewayElection, GatewayPreference, GatewayRef, LeaseGrant, LeaseRefusal, LeaseTable, RelayId,
+    Role, SiteId,
 };
 use tincan_netsim::sim::SimRng;
 
@@ -44,7 +45,7 @@ enum Msg {
         incarnation: u32,
         site: SiteId,
         epoch: u64,
-        result: Result<(), LeaseRefusal>,
+        result: Result<Box<LeaseGrant>, LeaseRefusal>,
     },
 }
 
@@ -74,6 +75,8 @@ pub struct Lan {
     queue: BTreeMap<(u64, u64), Msg>,
     nodes: Vec<Node>,
     pub relay: LeaseTable<SiteId>,
+    /// The relay's key: it signs grants, which gateways show in beacons.
+    relay_key: DeviceKey,
     net: SimRng,
     entropy: SimRng,
     /// Partition side of each node; only consulted while `partitioned`.
@@ -97,6 +100,7 @@ impl Lan {
             queue: BTreeMap::new(),
             nodes: Vec::new(),
             relay: LeaseTable::new(ElectionConfig::new(DeviceId([0; 20])).lease_ttl_ms),
+            relay_key: DeviceKey::generate(&mut SimRng::new(seed, 4)),
             net: SimRng::new(seed, 2),
             entropy: SimRng::new(seed, 3),
             side: vec![false; prefs.len()],
@@ -224,7 +228,16 @@ impl Lan {
                 epoch,
             } => {
                 let device = self.nodes[from].device;
-                let result = self.relay.claim(now, site, device, epoch).map(|_| ());
+                let key = &self.relay_key;
+                let result = self.relay.claim(now, site, device, epoch).map(|lease| {
+                    Box::new(LeaseGrant::sign(
+                        key,
+                        site,
+                        lease.epoch,
+                        device,
+                        lease.expires_at,
+                    ))
+                });
                 self.send(Msg::Answer {
                     to: from,
                     incarnation,
@@ -252,7 +265,7 @@ impl Lan {
                     return;
                 }
                 match result {
-                    Ok(()) => e.handle_lease_granted(now, site, epoch),
+                    Ok(grant) => e.handle_lease_granted(now, *grant),
                     Err(refusal) => e.handle_lease_refused(
                         now,
                         site,
@@ -269,13 +282,14 @@ impl Lan {
     /// Starts node `i` (first boot or restart) from what it persisted.
     pub fn boot(&mut self, i: usize) {
         let now = self.now;
+        let relay = RelayId::from_public_key(&self.relay_key.public_key());
         let node = &mut self.nodes[i];
         let mut config = ElectionConfig::new(node.device);
         config.preference = node.preference;
         let started_at = now - std::mem::take(&mut node.uptime_at_boot);
         let mut e =
             GatewayElection::new(config, now, node.stored_site, node.stored_epoch, started_at);
-        e.set_relay_configured(now, true);
+        e.set_relay_configured(now, Some(relay));
         e.handle_relay(now, true);
         node.election = Some(e);
         self.pump(i);

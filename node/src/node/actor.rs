@@ -181,7 +181,8 @@ impl Actor {
         let mut config = ElectionConfig::new(parts.identity.device_id());
         config.preference = parts.gateway;
         let mut election = GatewayElection::new(config, now, stored_site, stored_epoch, now);
-        election.set_relay_configured(now, parts.relay.is_some() && parts.membership.is_some());
+        let relay = parts.relay.as_ref().filter(|_| parts.membership.is_some());
+        election.set_relay_configured(now, relay.map(|r| r.fingerprint));
         let mut chat = chat::ChatState::load(
             &parts.store,
             now,

@@ -20,15 +20,21 @@ pub struct OwnDeviceRecord {
 }
 
 impl Store {
-    /// Stores a (verified) revocation and forgets the device: its peer row
-    /// and its outbox rows (nothing is delivered to it any more), in one
-    /// transaction. Returns whether the revocation was new.
+    /// Stores a revocation (verified against the device's certificate) and
+    /// forgets the device: its peer row and its outbox rows (nothing is
+    /// delivered to it any more), in one transaction. Returns whether the
+    /// revocation was new.
     pub fn save_device_revocation(&self, r: &DeviceRevocation) -> Result<bool, StoreError> {
         let tx = self.write_tx()?;
         let added = tx
             .prepare_cached(
-                "INSERT OR IGNORE INTO device_revocations (device, user, revocation, revoked_at_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
+                // A row of another user for the device predates the check
+                // against its certificate (a forgery): the real one replaces it.
+                "INSERT INTO device_revocations (device, user, revocation, revoked_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (device) DO UPDATE SET user = excluded.user,
+                     revocation = excluded.revocation, revoked_at_ms = excluded.revoked_at_ms
+                 WHERE user != excluded.user",
             )?
             .execute(params![
                 &r.device.0[..],

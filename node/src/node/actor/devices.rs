@@ -55,7 +55,7 @@ impl Actor {
             if revocation.device == me && revocation.user_id() == self.identity.user_id() {
                 self.devices.removed = Some(revocation.clone());
             }
-            let _ = self.devices.known.revoke(revocation);
+            let _ = self.devices.known.revoke(me, revocation);
         }
         Ok(())
     }
@@ -171,7 +171,15 @@ impl Actor {
             }
             None => return Frame::Error("roster from an unknown device".into()),
         };
-        let changes = match self.devices.known.apply_roster(&user, &roster) {
+        // A removal counts only against the certificate its device showed
+        // us (met directly or listed by the relay), so make sure the
+        // lookup has it; one for a device never seen is held, not acted on.
+        for revocation in &roster.revocations {
+            if let Some(cert) = self.certs.get(&revocation.device) {
+                let _ = self.devices.known.learn(cert.clone());
+            }
+        }
+        let changes = match self.devices.known.apply_roster(from, &user, &roster) {
             Ok(changes) => changes,
             Err(e) => {
                 tracing::warn!(%from, error = %e, "roster refused");
@@ -247,8 +255,9 @@ impl Actor {
         }
     }
 
-    /// A (verified, new) revocation: forget the device everywhere, stop
-    /// delivering to it, drop its connections; if it is this device, stop.
+    /// A revocation verified against the device's certificate, new: forget
+    /// the device everywhere, stop delivering to it, drop its connections;
+    /// if it is this device, stop.
     fn apply_device_revocation(&mut self, revocation: &DeviceRevocation) {
         let device = revocation.device;
         if let Err(e) = self.store.save_device_revocation(revocation) {
@@ -384,7 +393,10 @@ impl Actor {
         let view = self.device_view(&cert, &labels);
         let revocation =
             DeviceRevocation::sign(&user_key, cert.device_id(), crate::org::now_secs());
-        if self.devices.known.revoke(revocation.clone()).is_ok() {
+        // Signed here, with the key of the certificate just matched.
+        let _ = self.devices.known.learn(cert.clone());
+        let me = self.identity.device_id();
+        if self.devices.known.revoke(me, revocation.clone()).is_ok() {
             self.apply_device_revocation(&revocation);
         }
         Ok(view)

@@ -150,9 +150,11 @@ impl Actor {
     pub(super) fn on_lease_answer(&mut self, sent_at: u64, result: Result<Frame, String>) {
         let now = now_ms();
         match result {
-            Ok(Frame::LeaseGranted { site, epoch, .. }) => {
+            Ok(Frame::LeaseGranted {
+                site, epoch, grant, ..
+            }) => {
                 tracing::debug!(%site, epoch, rtt_ms = now.saturating_sub(sent_at), "lease granted");
-                self.election.handle_lease_granted(now, site, epoch);
+                self.election.handle_lease_granted(now, *grant);
             }
             Ok(Frame::LeaseRefused {
                 site,
