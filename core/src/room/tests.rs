@@ -244,16 +244,17 @@ fn concurrent_admin_ops_resolve_the_same_everywhere() {
         assert_eq!(log.order(), a.order());
         assert_eq!(log.state(), a.state());
     }
-    // Exactly one of them is removed: the op with the smaller hash wins.
-    let (first, second) = if op_a.hash() < op_b.hash() {
-        (&op_a, &op_b)
-    } else {
-        (&op_b, &op_a)
-    };
-    assert!(a.is_skipped(&second.hash()));
-    assert!(!a.is_skipped(&first.hash()));
-    assert!(a.state().members.contains(&first.author_user()));
-    assert!(!a.state().members.contains(&second.author_user()));
+    // Removal wins: both are removed, whichever sorts first, so neither
+    // can undo the other's removal (a removed admin could otherwise
+    // back-date a removal of whoever removed them).
+    for op in [&op_a, &op_b] {
+        assert!(!a.is_skipped(&op.hash()));
+        assert!(!a.state().members.contains(&op.author_user()));
+    }
+    assert_eq!(
+        a.state().members,
+        std::collections::BTreeSet::from([cat.user_id()])
+    );
     assert_eq!(a.heads().len(), 2, "a fork until someone writes on top");
     let next = act(&mut a, &cat, RoomAction::Leave).unwrap();
     assert_eq!(next.parents.len(), 2, "the next op merges both heads");
