@@ -62,6 +62,8 @@ mod op;
 mod revoke_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod work_tests;
 
 pub use key::{RoomContent, RoomEnvelope, RoomKeyGrant, SenderKey, ROOM_ENVELOPE_VERSION};
 pub use log::{Applied, RoomLog, RoomState, LAG, MAX_WIDTH};

@@ -303,7 +303,12 @@ pub(super) struct Folded {
 
 /// Folds `region` (in order) onto `base`, restarting without the ops a
 /// later revocation voids until nothing more is voided.
-pub(super) fn fold_region(view: &View<'_>, base: &Cursor, region: &[(u64, OpHash)], split_at: u64) -> Folded {
+pub(super) fn fold_region(
+    view: &View<'_>,
+    base: &Cursor,
+    region: &[(u64, OpHash)],
+    split_at: u64,
+) -> Folded {
     let mut void = BTreeSet::new();
     'restart: loop {
         let mut out = Folded {
@@ -344,7 +349,10 @@ pub(super) fn fold_region(view: &View<'_>, base: &Cursor, region: &[(u64, OpHash
 /// `ops` in the order their depths give (parents first): depths come from
 /// `known` or from other ops in `ops`; ops with a parent in neither come
 /// last, in hash order.
-pub(super) fn by_depth(known: &BTreeMap<OpHash, u64>, mut ops: BTreeMap<OpHash, RoomOp>) -> Vec<RoomOp> {
+pub(super) fn by_depth(
+    known: &BTreeMap<OpHash, u64>,
+    mut ops: BTreeMap<OpHash, RoomOp>,
+) -> Vec<RoomOp> {
     let mut depth: BTreeMap<OpHash, u64> = BTreeMap::new();
     let mut sorted: Vec<(u64, OpHash, RoomOp)> = Vec::with_capacity(ops.len());
     // Kahn's algorithm over the ops given, counting parents not yet placed.
