@@ -566,5 +566,12 @@ pub(super) fn check(state: &RoomState, op: &RoomOp) -> Result<(), RoomError> {
             validate_name(name).map(|_| ())
         }
         RoomAction::Disable => need_admin(),
+        RoomAction::Rekey => {
+            if member {
+                Ok(())
+            } else {
+                Err(RoomError::NotAMember(author))
+            }
+        }
     }
 }

@@ -375,3 +375,28 @@ fn room_frames_round_trip_on_the_wire() {
         content
     );
 }
+
+#[test]
+fn any_member_starts_a_new_key_epoch_with_rekey() {
+    let (ann, bob, eve) = (person("ann", 1), person("bob", 2), person("eve", 3));
+    let mut log = room_of(&ann);
+    act(
+        &mut log,
+        &ann,
+        RoomAction::Add {
+            users: vec![bob.user_id()],
+        },
+    )
+    .unwrap();
+    let (before, members) = (log.state().epoch, log.state().members.clone());
+    // Bob removed one of his devices: he is no admin, and may.
+    let op = act(&mut log, &bob, RoomAction::Rekey).unwrap();
+    assert_eq!(log.state().epoch, op.hash(), "a new epoch");
+    assert_ne!(log.state().epoch, before);
+    assert_eq!(log.state().members, members, "nobody joined or left");
+    assert_eq!(log.members_at(&op.hash()), Some(&members));
+    assert_eq!(
+        act(&mut log, &eve, RoomAction::Rekey),
+        Err(RoomError::NotAMember(eve.user_id()))
+    );
+}

@@ -52,7 +52,7 @@ impl Revoke {
 fn needs_admin(action: &RoomAction) -> bool {
     !matches!(
         action,
-        RoomAction::Join | RoomAction::Leave | RoomAction::Create { .. }
+        RoomAction::Join | RoomAction::Leave | RoomAction::Rekey | RoomAction::Create { .. }
     )
 }
 
@@ -210,6 +210,7 @@ impl Cursor {
             RoomAction::SetTopic { topic } => state.topic = topic.trim().to_string(),
             RoomAction::SetName { name } => state.name = name.trim().to_string(),
             RoomAction::Disable => state.disabled = true,
+            RoomAction::Rekey => {}
         }
         if changed && op.action.changes_membership() {
             state.epoch = hash;
