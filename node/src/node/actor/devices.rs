@@ -375,6 +375,9 @@ impl Actor {
             DeviceRevocation::sign(&user_key, cert.device_id(), crate::org::now_secs());
         if self.devices.known.revoke(revocation.clone()).is_ok() {
             self.apply_device_revocation(&revocation);
+            // It held this epoch's room keys: start new epochs, whose keys
+            // go only to the devices still in.
+            self.rekey_rooms();
         }
         Ok(view)
     }
