@@ -60,7 +60,11 @@ impl Actor {
                     .add(room, opened.sender.device_id(), member, ops, log_len);
             let ops = match whole {
                 Ok(Some(ops)) => ops,
-                Ok(None) => return Err(Rejection::Retry),
+                Ok(None) => {
+                    let held = self.rooms.incoming.total_bytes();
+                    tracing::debug!(%room, from = %sender, held, "room log part held");
+                    return Err(Rejection::Retry);
+                }
                 Err(e) => {
                     tracing::warn!(%room, from = %sender, error = %e, "room log part refused");
                     return Err(refuse(e));
