@@ -16,15 +16,24 @@
 //! fails this check is refused with a precise [`RoomError`] and not stored.
 //!
 //! **Order rule.** Every replica orders the same set of ops the same way:
-//! a topological order of the DAG (parents before children) in which,
-//! among the ops whose parents are all placed, the one with the smallest
-//! [`OpHash`] comes first (Kahn's algorithm with a hash-ordered ready set).
-//! The room state is the fold of the ops in that order, where an op that
-//! is not valid at its place (its author was removed or demoted by a
-//! concurrent op ordered before it) is skipped. So two admins removing
-//! each other at the same time end with exactly one of them removed, the
-//! same one everywhere, and the log converges once every member holds the
-//! same ops.
+//! by causal depth (one more than the deepest parent), then by
+//! [`OpHash`]. The room state is the fold of the ops in that order, where
+//! an op that is not valid at its place is skipped.
+//!
+//! **Removal wins.** An op whose author is removed (or, for admin
+//! rights, demoted or gone) by a concurrent op is void wherever it sorts,
+//! and a removal or demotion stands even when its own author is removed
+//! concurrently (so two admins removing each other at once are both
+//! removed). A removed admin who signs an op on parents older than their
+//! removal therefore gains nothing from its hash or its place: no op
+//! anyone can sign gives a removed or demoted user a right back, and the
+//! key epoch never returns to a member set that lists them. The log
+//! converges once every member holds the same ops.
+//!
+//! **Bounded work.** An op may lag at most [`LAG`] layers behind the
+//! deepest op and must descend from every op [`LAG`] layers below it; a
+//! layer holds at most [`MAX_WIDTH`] ops. Older ops are folded once;
+//! each new op costs a bounded refold (nothing when it sorts last).
 //!
 //! # Keys
 //! Every membership change (create, add, join, leave, remove) starts a new
@@ -50,10 +59,14 @@ mod key;
 mod log;
 mod op;
 #[cfg(test)]
+mod revoke_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod work_tests;
 
 pub use key::{RoomContent, RoomEnvelope, RoomKeyGrant, SenderKey, ROOM_ENVELOPE_VERSION};
-pub use log::{Applied, RoomLog, RoomState};
+pub use log::{Applied, RoomLog, RoomState, LAG, MAX_WIDTH};
 pub use op::{OpHash, RoomAction, RoomOp};
 
 crate::id::random_id!(
@@ -136,6 +149,11 @@ pub enum RoomError {
     /// The room message names an epoch this log does not know (yet).
     #[error("unknown room epoch")]
     UnknownEpoch,
+    /// The op's parents are too far behind the log's heads (more than
+    /// [`LAG`] layers), or it does not descend from every op that far
+    /// below it: a late op like that could reorder the settled log.
+    #[error("room op is too far behind the log's heads")]
+    TooFarBehind,
 }
 
 /// Checks a room name: trimmed, 1..=[`MAX_NAME_CHARS`] characters, no

@@ -1,6 +1,9 @@
 //! The membership log of one room: its ops, their total order, and the
 //! state they fold to (see the order rule in [`crate::room`]).
 
+mod fold;
+
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::op::room_id_of;
@@ -11,8 +14,18 @@ use super::{
 use crate::identity::{DeviceCert, DeviceKey};
 use crate::UserId;
 
+use fold::{by_depth, fold_region, Cursor, Step, View};
+
 /// Most parents one op may name.
 const MAX_PARENTS: usize = 64;
+/// How many layers (causal depths) an op may lag behind the deepest op,
+/// and how far below it every op must be its ancestor.
+pub const LAG: u64 = 32;
+/// Most ops of one causal depth (concurrent ops written on the same
+/// heads): more than a room's members ever write at once.
+pub const MAX_WIDTH: usize = 256;
+/// Ops this many layers behind the deepest one are final.
+const BASE_LAG: u64 = 3 * LAG;
 
 /// A room as its log folds: who is in it, who administers it, its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,26 +59,33 @@ pub struct Applied {
 }
 
 /// A room's signed, ordered membership log.
+///
+/// The total order is by (causal depth, hash): an op's depth is one more
+/// than its deepest parent's. Two bounds keep every step's work bounded:
+/// an op must not be [`LAG`] or more layers behind the deepest op, and it
+/// must descend from every op [`LAG`] layers below it; a layer holds at
+/// most [`MAX_WIDTH`] ops. Together they mean two ops [`LAG`] or more
+/// layers apart are always ancestor and descendant, so ops more than
+/// `3 * LAG` layers behind the deepest can never change again: they are
+/// folded once into a base, and each new op refolds at most the ops
+/// above it (none at all when it sorts last and revokes nothing).
 #[derive(Clone, Debug)]
 pub struct RoomLog {
     id: RoomId,
     genesis: OpHash,
     ops: BTreeMap<OpHash, RoomOp>,
+    depth: BTreeMap<OpHash, u64>,
+    layers: BTreeMap<u64, BTreeSet<OpHash>>,
     pending: BTreeMap<OpHash, RoomOp>,
-    order: Vec<OpHash>,
     skipped: BTreeSet<OpHash>,
-    heads: Vec<OpHash>,
-    state: RoomState,
+    heads: BTreeSet<OpHash>,
     epochs: BTreeMap<OpHash, BTreeSet<UserId>>,
-}
-
-/// The result of folding a set of ops.
-struct Folded {
-    order: Vec<OpHash>,
-    skipped: BTreeSet<OpHash>,
-    heads: Vec<OpHash>,
-    state: RoomState,
-    epochs: BTreeMap<OpHash, BTreeSet<UserId>>,
+    /// The fold of every op below `base_depth` (final).
+    base: Cursor,
+    base_depth: u64,
+    /// The fold of every op.
+    cursor: Cursor,
+    work: u64,
 }
 
 impl RoomLog {
@@ -93,44 +113,58 @@ impl RoomLog {
         if op.room.is_some() || !op.parents.is_empty() {
             return Err(RoomError::NoGenesis);
         }
-        validate_name(name)?;
+        let name = validate_name(name)?;
         let genesis = op.hash();
-        let mut ops = BTreeMap::new();
-        ops.insert(genesis, op);
-        let folded = fold(&ops, genesis, None);
+        let author = op.author_user();
+        let room = RoomState {
+            name,
+            topic: String::new(),
+            members: BTreeSet::from([author]),
+            admins: BTreeSet::from([author]),
+            left: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            disabled: false,
+            epoch: genesis,
+        };
+        let cursor = Cursor::genesis(room.clone());
         Ok(RoomLog {
             id: room_id_of(&genesis),
             genesis,
-            ops,
+            ops: BTreeMap::from([(genesis, op)]),
+            depth: BTreeMap::from([(genesis, 0)]),
+            layers: BTreeMap::from([(0, BTreeSet::from([genesis]))]),
             pending: BTreeMap::new(),
-            order: folded.order,
-            skipped: folded.skipped,
-            heads: folded.heads,
-            state: folded.state,
-            epochs: folded.epochs,
+            skipped: BTreeSet::new(),
+            heads: BTreeSet::from([genesis]),
+            epochs: BTreeMap::from([(genesis, room.members.clone())]),
+            base: cursor.clone(),
+            base_depth: 1,
+            cursor,
+            work: 0,
         })
     }
 
     /// Rebuilds a log from its ops in any order (a stored log, or the full
     /// log sent to a new member). Exactly one must be the genesis; every
-    /// other op is checked like [`RoomLog::handle_op`]. Ops that fail are
-    /// dropped and returned with their errors.
+    /// other op is checked like [`RoomLog::handle_op`], in the log's order
+    /// (by causal depth). Ops that fail are dropped and returned with
+    /// their errors.
     pub fn from_ops(ops: Vec<RoomOp>) -> Result<(RoomLog, Vec<RoomError>), RoomError> {
         if ops.len() > MAX_OPS {
             return Err(RoomError::TooMany("ops in a room log"));
         }
         let mut genesis = None;
-        let mut rest = Vec::with_capacity(ops.len());
+        let mut rest = BTreeMap::new();
         for op in ops {
             if matches!(op.action, RoomAction::Create { .. }) && genesis.is_none() {
                 genesis = Some(op);
             } else {
-                rest.push(op);
+                rest.insert(op.hash(), op);
             }
         }
         let mut log = RoomLog::from_genesis(genesis.ok_or(RoomError::NoGenesis)?)?;
         let mut errors = Vec::new();
-        for op in rest {
+        for op in by_depth(&log.depth, rest) {
             if let Err(e) = log.handle_op(op) {
                 errors.push(e);
             }
@@ -145,7 +179,7 @@ impl RoomLog {
 
     /// The folded state.
     pub fn state(&self) -> &RoomState {
-        &self.state
+        &self.cursor.room
     }
 
     /// The hash of the `Create` op.
@@ -154,12 +188,13 @@ impl RoomLog {
     }
 
     /// Every stored op's hash in the total order (skipped ones included).
-    pub fn order(&self) -> &[OpHash] {
-        &self.order
+    pub fn order(&self) -> Vec<OpHash> {
+        self.layers.values().flatten().copied().collect()
     }
 
     /// Whether the op is stored but had no effect at its place in the
-    /// order (a concurrent op before it took the author's right).
+    /// order (a concurrent op before it took the author's right, or a
+    /// concurrent revocation of its author voids it).
     pub fn is_skipped(&self, hash: &OpHash) -> bool {
         self.skipped.contains(hash)
     }
@@ -171,8 +206,9 @@ impl RoomLog {
 
     /// Every stored op, in the total order.
     pub fn ops_in_order(&self) -> Vec<RoomOp> {
-        self.order
-            .iter()
+        self.layers
+            .values()
+            .flatten()
             .filter_map(|h| self.ops.get(h).cloned())
             .collect()
     }
@@ -183,8 +219,14 @@ impl RoomLog {
     }
 
     /// The ops no other op names as parent.
-    pub fn heads(&self) -> &[OpHash] {
-        &self.heads
+    pub fn heads(&self) -> Vec<OpHash> {
+        self.heads.iter().copied().collect()
+    }
+
+    /// How many ops the log has visited while folding and checking, ever:
+    /// a measure of work that does not depend on the machine's speed.
+    pub fn work(&self) -> u64 {
+        self.work
     }
 
     /// The members of `epoch`, if this log knows it.
@@ -197,17 +239,18 @@ impl RoomLog {
     /// disabled.
     pub fn check_sender(&self, epoch: &OpHash, user: &UserId) -> Result<(), RoomError> {
         let members = self.epochs.get(epoch).ok_or(RoomError::UnknownEpoch)?;
-        if !members.contains(user) || !self.state.members.contains(user) {
+        if !members.contains(user) || !self.state().members.contains(user) {
             return Err(RoomError::SenderNotMember);
         }
-        if self.state.disabled {
+        if self.state().disabled {
             return Err(RoomError::Disabled);
         }
         Ok(())
     }
 
     /// Writes, checks and applies a new op by `device` on top of the
-    /// current heads. Nothing changes when it is refused.
+    /// current heads (the deepest [`MAX_PARENTS`] of them). Nothing
+    /// changes when it is refused.
     pub fn author(
         &mut self,
         device: &DeviceKey,
@@ -215,23 +258,23 @@ impl RoomLog {
         action: RoomAction,
         at_ms: u64,
     ) -> Result<RoomOp, RoomError> {
-        let op = RoomOp::sign(
-            device,
-            cert,
-            Some(self.id),
-            self.heads.clone(),
-            at_ms,
-            action,
-        );
-        check(&self.state, &op)?;
+        let mut parents: Vec<OpHash> = self.heads.iter().copied().collect();
+        if parents.len() > MAX_PARENTS {
+            parents.sort_by_key(|h| std::cmp::Reverse(self.depth.get(h).copied()));
+            parents.truncate(MAX_PARENTS);
+            parents.sort();
+        }
+        let op = RoomOp::sign(device, cert, Some(self.id), parents, at_ms, action);
+        check(self.state(), &op)?;
         self.handle_op(op.clone())?;
         Ok(op)
     }
 
     /// Takes an op from a peer: verifies the signature, that it is for this
-    /// room, and that its author had the right in the state its parents
-    /// fold to. An op whose parents are missing is held (up to
-    /// [`MAX_PENDING_OPS`]) until they arrive. A known op is a no-op.
+    /// room, that it is within the log's bounds, and that its author had
+    /// the right in the state its parents fold to. An op whose parents are
+    /// missing is held (up to [`MAX_PENDING_OPS`]) until they arrive. A
+    /// known op is a no-op.
     pub fn handle_op(&mut self, op: RoomOp) -> Result<Applied, RoomError> {
         let hash = op.hash();
         if self.ops.contains_key(&hash) || self.pending.contains_key(&hash) {
@@ -265,162 +308,172 @@ impl RoomLog {
             new: vec![hash],
             pending: false,
         };
-        // Held ops whose parents are now all here.
+        // Held ops whose parents are now all here, shallowest first.
         loop {
-            let ready: Vec<OpHash> = self
+            let ready: BTreeMap<OpHash, RoomOp> = self
                 .pending
                 .iter()
                 .filter(|(_, op)| op.parents.iter().all(|p| self.ops.contains_key(p)))
-                .map(|(h, _)| *h)
+                .map(|(h, op)| (*h, op.clone()))
                 .collect();
             if ready.is_empty() {
                 break;
             }
-            for h in ready {
-                if let Some(op) = self.pending.remove(&h) {
-                    if self.take(h, op).is_ok() {
-                        applied.new.push(h);
-                    }
+            for op in by_depth(&self.depth, ready) {
+                let h = op.hash();
+                self.pending.remove(&h);
+                if self.take(h, op).is_ok() {
+                    applied.new.push(h);
                 }
             }
         }
         Ok(applied)
     }
 
-    /// Checks `op` (parents all known) against its causal state, stores it
-    /// and refolds.
+    /// Checks `op` (parents all known) against the bounds and its causal
+    /// state, stores it and folds it in.
     fn take(&mut self, hash: OpHash, op: RoomOp) -> Result<(), RoomError> {
-        let mut heads: Vec<OpHash> = op.parents.clone();
-        heads.sort();
-        heads.dedup();
-        if heads == self.heads {
-            check(&self.state, &op)?;
-        } else {
-            let ancestors = self.ancestors(&op.parents);
-            let causal = fold(&self.ops, self.genesis, Some(&ancestors));
-            check(&causal.state, &op)?;
+        let depth = 1 + op
+            .parents
+            .iter()
+            .filter_map(|p| self.depth.get(p))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let max_depth = self.layers.keys().next_back().copied().unwrap_or(0);
+        if depth + LAG <= max_depth {
+            return Err(RoomError::TooFarBehind);
         }
-        self.ops.insert(hash, op);
-        let folded = fold(&self.ops, self.genesis, None);
-        self.order = folded.order;
-        self.skipped = folded.skipped;
-        self.heads = folded.heads;
-        self.state = folded.state;
-        self.epochs = folded.epochs;
-        Ok(())
-    }
-
-    /// `from` and everything they descend from.
-    fn ancestors(&self, from: &[OpHash]) -> BTreeSet<OpHash> {
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<OpHash> = from.to_vec();
-        while let Some(h) = stack.pop() {
-            if seen.insert(h) {
-                if let Some(op) = self.ops.get(&h) {
-                    stack.extend(op.parents.iter().copied());
-                }
-            }
+        let layer = self.layers.get(&depth).map_or(0, BTreeSet::len);
+        if layer >= MAX_WIDTH {
+            return Err(RoomError::TooMany("concurrent ops in one layer of the log"));
         }
-        seen
-    }
-}
-
-/// Orders `ops` (or the subset `include`) by the rule of [`crate::room`]
-/// and folds them from the genesis.
-fn fold(
-    ops: &BTreeMap<OpHash, RoomOp>,
-    genesis: OpHash,
-    include: Option<&BTreeSet<OpHash>>,
-) -> Folded {
-    let inside = |h: &OpHash| include.is_none_or(|set| set.contains(h));
-    let mut waiting: BTreeMap<OpHash, usize> = BTreeMap::new();
-    let mut children: BTreeMap<OpHash, Vec<OpHash>> = BTreeMap::new();
-    let mut referenced = BTreeSet::new();
-    for (h, op) in ops.iter().filter(|(h, _)| inside(h)) {
         let mut parents: Vec<OpHash> = op.parents.clone();
         parents.sort();
         parents.dedup();
-        waiting.insert(*h, parents.len());
-        for p in parents {
-            children.entry(p).or_default().push(*h);
-            referenced.insert(p);
+        let on_heads = parents.len() == self.heads.len() && parents.iter().eq(self.heads.iter());
+        let work = if on_heads {
+            // Every stored op is an ancestor: the causal state is the state.
+            check(self.state(), &op)?;
+            0
+        } else {
+            self.check_causal(&parents, depth, &op)?
+        };
+        self.work += work;
+        self.ops.insert(hash, op);
+        self.depth.insert(hash, depth);
+        self.layers.entry(depth).or_default().insert(hash);
+        for p in &parents {
+            self.heads.remove(p);
         }
+        self.heads.insert(hash);
+        let last = self
+            .layers
+            .iter()
+            .next_back()
+            .and_then(|(d, l)| l.last().map(|h| (*d, *h)));
+        if last == Some((depth, hash)) && !self.behind() {
+            self.fold_last(hash, depth);
+        } else {
+            self.refold();
+        }
+        Ok(())
     }
-    let mut ready: BTreeSet<OpHash> = waiting
-        .iter()
-        .filter(|(_, n)| **n == 0)
-        .map(|(h, _)| *h)
-        .collect();
-    let mut order = Vec::with_capacity(waiting.len());
-    let mut skipped = BTreeSet::new();
-    let mut epochs = BTreeMap::new();
-    let mut state: Option<RoomState> = None;
-    while let Some(h) = ready.pop_first() {
-        order.push(h);
-        if let Some(op) = ops.get(&h) {
-            match (&mut state, &op.action) {
-                (None, RoomAction::Create { name, .. }) if h == genesis => {
-                    let author = op.author_user();
-                    let s = RoomState {
-                        name: name.clone(),
-                        topic: String::new(),
-                        members: BTreeSet::from([author]),
-                        admins: BTreeSet::from([author]),
-                        left: BTreeSet::new(),
-                        removed: BTreeSet::new(),
-                        disabled: false,
-                        epoch: h,
-                    };
-                    epochs.insert(h, s.members.clone());
-                    state = Some(s);
-                }
-                (Some(s), _) if check(s, op).is_ok() => {
-                    apply(s, op, h);
-                    if op.action.changes_membership() {
-                        epochs.insert(h, s.members.clone());
-                    }
-                }
-                _ => {
-                    skipped.insert(h);
-                }
+
+    /// Checks the depth invariant and the author's right for an op whose
+    /// parents are not the heads; returns the work it took.
+    fn check_causal(&self, parents: &[OpHash], depth: u64, op: &RoomOp) -> Result<u64, RoomError> {
+        let view = self.view();
+        let floor = self.base_depth.min(depth.saturating_sub(LAG));
+        let ancestors = view.ancestors_above(parents, floor);
+        if depth > LAG {
+            let must = self.layers.get(&(depth - LAG)).into_iter().flatten();
+            if must.clone().any(|h| !ancestors.contains(h)) {
+                return Err(RoomError::TooFarBehind);
             }
         }
-        for c in children.get(&h).into_iter().flatten() {
-            if let Some(n) = waiting.get_mut(c) {
-                *n -= 1;
-                if *n == 0 {
-                    ready.insert(*c);
+        let region: Vec<(u64, OpHash)> = self
+            .layers
+            .range(self.base_depth..)
+            .flat_map(|(d, l)| l.iter().map(move |h| (*d, *h)))
+            .filter(|(_, h)| ancestors.contains(h))
+            .collect();
+        let causal = fold_region(&view, &self.base, &region, u64::MAX);
+        check(&causal.cursor.room, op)?;
+        Ok(view.work.get())
+    }
+
+    /// Whether the base is far enough behind to move up.
+    fn behind(&self) -> bool {
+        let max_depth = self.layers.keys().next_back().copied().unwrap_or(0);
+        max_depth.saturating_sub(BASE_LAG) >= self.base_depth + LAG
+    }
+
+    /// Folds an op that sorts after every other onto the state; refolds
+    /// instead when it voids ops before it.
+    fn fold_last(&mut self, hash: OpHash, depth: u64) {
+        let view = View {
+            ops: &self.ops,
+            depth: &self.depth,
+            work: Cell::new(1),
+        };
+        let Some(op) = self.ops.get(&hash) else {
+            return;
+        };
+        let mut cursor = self.cursor.clone();
+        let step = cursor.step(&view, hash, depth, op, LAG);
+        self.work += view.work.get();
+        match step {
+            Step::Applied => {
+                if cursor.room.epoch == hash {
+                    self.epochs.insert(hash, cursor.room.members.clone());
                 }
+                self.cursor = cursor;
             }
+            Step::Skipped => {
+                self.skipped.insert(hash);
+            }
+            Step::Voids(_) => self.refold(),
         }
     }
-    let mut heads: Vec<OpHash> = order
-        .iter()
-        .filter(|h| !referenced.contains(h))
-        .copied()
-        .collect();
-    heads.sort();
-    let state = state.unwrap_or_else(|| RoomState {
-        name: String::new(),
-        topic: String::new(),
-        members: BTreeSet::new(),
-        admins: BTreeSet::new(),
-        left: BTreeSet::new(),
-        removed: BTreeSet::new(),
-        disabled: true,
-        epoch: genesis,
-    });
-    Folded {
-        order,
-        skipped,
-        heads,
-        state,
-        epochs,
+
+    /// Refolds every op above the base, and moves the base up when the
+    /// log has grown far enough past it.
+    fn refold(&mut self) {
+        let max_depth = self.layers.keys().next_back().copied().unwrap_or(0);
+        let target = max_depth.saturating_sub(BASE_LAG).max(self.base_depth);
+        let region: Vec<(u64, OpHash)> = self
+            .layers
+            .range(self.base_depth..)
+            .flat_map(|(d, l)| l.iter().map(move |h| (*d, *h)))
+            .collect();
+        let view = self.view();
+        let folded = fold_region(&view, &self.base, &region, target);
+        self.work += view.work.get();
+        for (_, h) in &region {
+            self.skipped.remove(h);
+            self.epochs.remove(h);
+        }
+        self.skipped.extend(folded.skipped);
+        self.epochs.extend(folded.epochs);
+        self.cursor = folded.cursor;
+        if let (Some(split), true) = (folded.split, target > self.base_depth) {
+            self.base = split;
+            self.base_depth = target;
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            ops: &self.ops,
+            depth: &self.depth,
+            work: Cell::new(0),
+        }
     }
 }
 
 /// Whether `op`'s author may make its change in `state`.
-fn check(state: &RoomState, op: &RoomOp) -> Result<(), RoomError> {
+pub(super) fn check(state: &RoomState, op: &RoomOp) -> Result<(), RoomError> {
     let author = op.author_user();
     let member = state.members.contains(&author);
     let admin = state.admins.contains(&author);
@@ -478,7 +531,9 @@ fn check(state: &RoomState, op: &RoomOp) -> Result<(), RoomError> {
             need_admin()?;
             if *user == author {
                 Err(RoomError::RemoveSelf)
-            } else if !state.members.contains(user) {
+            } else if !state.members.contains(user) && !state.left.contains(user) {
+                // Removing one who left keeps them from joining again by
+                // themself (and a removal concurrent with a leave wins).
                 Err(RoomError::NotAMember(*user))
             } else {
                 Ok(())
@@ -511,47 +566,12 @@ fn check(state: &RoomState, op: &RoomOp) -> Result<(), RoomError> {
             validate_name(name).map(|_| ())
         }
         RoomAction::Disable => need_admin(),
-    }
-}
-
-/// Applies a checked op.
-fn apply(state: &mut RoomState, op: &RoomOp, hash: OpHash) {
-    let author = op.author_user();
-    match &op.action {
-        RoomAction::Create { .. } => {}
-        RoomAction::Add { users } => {
-            for u in users {
-                state.members.insert(*u);
-                state.left.remove(u);
-                state.removed.remove(u);
+        RoomAction::Rekey => {
+            if member {
+                Ok(())
+            } else {
+                Err(RoomError::NotAMember(author))
             }
         }
-        RoomAction::Join => {
-            state.members.insert(author);
-            state.left.remove(&author);
-        }
-        RoomAction::Leave => {
-            state.members.remove(&author);
-            state.admins.remove(&author);
-            state.left.insert(author);
-        }
-        RoomAction::Remove { user } => {
-            state.members.remove(user);
-            state.admins.remove(user);
-            state.left.remove(user);
-            state.removed.insert(*user);
-        }
-        RoomAction::Promote { user } => {
-            state.admins.insert(*user);
-        }
-        RoomAction::Demote { user } => {
-            state.admins.remove(user);
-        }
-        RoomAction::SetTopic { topic } => state.topic = topic.trim().to_string(),
-        RoomAction::SetName { name } => state.name = name.trim().to_string(),
-        RoomAction::Disable => state.disabled = true,
-    }
-    if op.action.changes_membership() {
-        state.epoch = hash;
     }
 }

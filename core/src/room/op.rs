@@ -76,11 +76,14 @@ pub enum RoomAction {
     },
     /// An admin disables the room: it stays readable and takes nothing new.
     Disable,
+    /// A member starts a new key epoch without changing who is a member:
+    /// one of their devices was removed, and must not read what follows.
+    Rekey,
 }
 
 impl RoomAction {
-    /// Whether this action changes who is a member (and so starts a new
-    /// key epoch).
+    /// Whether this action starts a new key epoch: it changes who is a
+    /// member, or (`Rekey`) which devices are.
     pub fn changes_membership(&self) -> bool {
         matches!(
             self,
@@ -89,6 +92,7 @@ impl RoomAction {
                 | RoomAction::Join
                 | RoomAction::Leave
                 | RoomAction::Remove { .. }
+                | RoomAction::Rekey
         )
     }
 }

@@ -244,16 +244,17 @@ fn concurrent_admin_ops_resolve_the_same_everywhere() {
         assert_eq!(log.order(), a.order());
         assert_eq!(log.state(), a.state());
     }
-    // Exactly one of them is removed: the op with the smaller hash wins.
-    let (first, second) = if op_a.hash() < op_b.hash() {
-        (&op_a, &op_b)
-    } else {
-        (&op_b, &op_a)
-    };
-    assert!(a.is_skipped(&second.hash()));
-    assert!(!a.is_skipped(&first.hash()));
-    assert!(a.state().members.contains(&first.author_user()));
-    assert!(!a.state().members.contains(&second.author_user()));
+    // Removal wins: both are removed, whichever sorts first, so neither
+    // can undo the other's removal (a removed admin could otherwise
+    // back-date a removal of whoever removed them).
+    for op in [&op_a, &op_b] {
+        assert!(!a.is_skipped(&op.hash()));
+        assert!(!a.state().members.contains(&op.author_user()));
+    }
+    assert_eq!(
+        a.state().members,
+        std::collections::BTreeSet::from([cat.user_id()])
+    );
     assert_eq!(a.heads().len(), 2, "a fork until someone writes on top");
     let next = act(&mut a, &cat, RoomAction::Leave).unwrap();
     assert_eq!(next.parents.len(), 2, "the next op merges both heads");
@@ -372,5 +373,30 @@ fn room_frames_round_trip_on_the_wire() {
     assert_eq!(
         postcard::from_bytes::<crate::Content>(&encoded).unwrap(),
         content
+    );
+}
+
+#[test]
+fn any_member_starts_a_new_key_epoch_with_rekey() {
+    let (ann, bob, eve) = (person("ann", 1), person("bob", 2), person("eve", 3));
+    let mut log = room_of(&ann);
+    act(
+        &mut log,
+        &ann,
+        RoomAction::Add {
+            users: vec![bob.user_id()],
+        },
+    )
+    .unwrap();
+    let (before, members) = (log.state().epoch, log.state().members.clone());
+    // Bob removed one of his devices: he is no admin, and may.
+    let op = act(&mut log, &bob, RoomAction::Rekey).unwrap();
+    assert_eq!(log.state().epoch, op.hash(), "a new epoch");
+    assert_ne!(log.state().epoch, before);
+    assert_eq!(log.state().members, members, "nobody joined or left");
+    assert_eq!(log.members_at(&op.hash()), Some(&members));
+    assert_eq!(
+        act(&mut log, &eve, RoomAction::Rekey),
+        Err(RoomError::NotAMember(eve.user_id()))
     );
 }

@@ -398,6 +398,9 @@ impl Actor {
         let me = self.identity.device_id();
         if self.devices.known.revoke(me, revocation.clone()).is_ok() {
             self.apply_device_revocation(&revocation);
+            // It held this epoch's room keys: start new epochs, whose keys
+            // go only to the devices still in.
+            self.rekey_rooms();
         }
         Ok(view)
     }

@@ -21,6 +21,7 @@
 //! `rooms/lines.rs`.
 
 mod inbound;
+mod incoming;
 mod join;
 mod lines;
 mod send;
@@ -62,8 +63,8 @@ pub(super) struct RoomsState {
     announced: BTreeSet<(RoomId, DeviceId)>,
     /// Parts of whole logs of rooms not known here, gathered until all
     /// `log_len` ops are in (their senders retry every part until then,
-    /// so losing this on a restart loses nothing).
-    pub(super) incoming: BTreeMap<RoomId, BTreeMap<OpHash, RoomOp>>,
+    /// so losing this on a restart loses nothing); bounded.
+    pub(super) incoming: incoming::IncomingLogs,
 }
 
 impl RoomsState {
@@ -76,7 +77,7 @@ impl RoomsState {
             typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
             typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
             announced: BTreeSet::new(),
-            incoming: BTreeMap::new(),
+            incoming: incoming::IncomingLogs::default(),
         };
         for record in store.rooms()? {
             match RoomLog::from_ops(record.log) {
@@ -284,6 +285,24 @@ impl Actor {
         self.persist_room(id, &[op.hash()])?;
         self.distribute_ops(id, &[op], &before)?;
         Ok(())
+    }
+
+    /// Starts a new key epoch in every room this user is in (not
+    /// disabled): one of their devices was removed.
+    pub(super) fn rekey_rooms(&mut self) {
+        let me = self.identity.user_id();
+        let rooms: Vec<RoomId> = self
+            .rooms
+            .logs
+            .values()
+            .filter(|l| l.state().members.contains(&me) && !l.state().disabled)
+            .map(RoomLog::id)
+            .collect();
+        for room in rooms {
+            if let Err(e) = self.author_op(room, RoomAction::Rekey) {
+                tracing::warn!(%room, error = %e, "cannot start a new room key epoch");
+            }
+        }
     }
 
     /// Sends new ops to every device of the members before (`before`) and

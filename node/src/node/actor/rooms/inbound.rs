@@ -19,8 +19,6 @@ use crate::store::{Direction, MessageRecord, MessageState, RoomKeyRecord};
 
 /// A typing notification older than this (sender's clock) is dropped.
 const TYPING_STALE_MS: u64 = 30_000;
-/// Most rooms whose log parts are gathered at once.
-const MAX_INCOMING_ROOMS: usize = 16;
 
 fn refuse(e: impl std::fmt::Display) -> Rejection {
     Rejection::Refuse(RefuseReason::Other(format!("room: {e}")))
@@ -52,27 +50,37 @@ impl Actor {
             if log_len == 0 {
                 return Err(Rejection::Retry);
             }
-            if self.rooms.incoming.len() >= MAX_INCOMING_ROOMS
-                && !self.rooms.incoming.contains_key(&room)
-            {
-                self.rooms.incoming.clear();
-            }
-            let parts = self.rooms.incoming.entry(room).or_default();
-            for op in ops {
-                if parts.len() < MAX_OPS {
-                    parts.insert(op.hash(), op);
+            // Checked (signature, room, size) and bounded per sender and
+            // in total before anything is held.
+            let sender = opened.sender.user_id();
+            let member = self.is_org_member(&sender);
+            let whole =
+                self.rooms
+                    .incoming
+                    .add(room, opened.sender.device_id(), member, ops, log_len);
+            let ops = match whole {
+                Ok(Some(ops)) => ops,
+                Ok(None) => {
+                    let held = self.rooms.incoming.total_bytes();
+                    tracing::debug!(%room, from = %sender, held, "room log part held");
+                    return Err(Rejection::Retry);
                 }
+                Err(e) => {
+                    tracing::warn!(%room, from = %sender, error = %e, "room log part refused");
+                    return Err(refuse(e));
+                }
+            };
+            // Nothing is folded unless the log adds this user: a stranger's
+            // log of a room we are not in costs a scan, never a fold.
+            let adds_me = ops.iter().any(|op| match &op.action {
+                RoomAction::Add { users } => users.contains(&me),
+                RoomAction::Create { .. } => op.author_user() == me,
+                _ => false,
+            });
+            if !adds_me {
+                tracing::warn!(%room, from = %sender, "refused the log of a room this user is not in");
+                return Err(refuse("this user is not a member of that room"));
             }
-            if parts.len() < log_len as usize {
-                return Err(Rejection::Retry);
-            }
-            let ops: Vec<RoomOp> = self
-                .rooms
-                .incoming
-                .remove(&room)
-                .unwrap_or_default()
-                .into_values()
-                .collect();
             let (log, errors) = RoomLog::from_ops(ops).map_err(refuse)?;
             if log.id() != room {
                 return Err(refuse(RoomError::WrongRoom));
@@ -208,6 +216,10 @@ impl Actor {
             return refused(RefuseReason::NotForThisDevice);
         }
         let (device, user) = (envelope.sender.device_id(), envelope.sender.user_id());
+        if self.devices.known.is_revoked(&envelope.sender) {
+            tracing::warn!(%from, message = %message_id, %device, "refused a room message from a removed device");
+            return refused(RefuseReason::DeviceRemoved);
+        }
         if self.is_revoked(&user) || self.is_blocked(&user) {
             return refused(RefuseReason::Blocked);
         }
