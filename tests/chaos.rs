@@ -453,9 +453,11 @@ impl Chaos {
             },
         );
         println!(
-            "chaos seed {:#x}: outboxes empty {:.0} s after the chaos ended",
+            "chaos seed {:#x}: outboxes empty {:.0} s after the chaos ended; the relay still \
+             stores {} items",
             self.seed,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            self.org.relay_status()["mail_total"]
         );
     }
 
@@ -468,6 +470,8 @@ impl Chaos {
         // states its history shows.
         let mut got: BTreeMap<(usize, String), usize> = BTreeMap::new();
         let mut states: BTreeMap<(usize, String), BTreeSet<String>> = BTreeMap::new();
+        // (sender, id) -> its own rows: one per conversation it went to.
+        let mut own_rows: BTreeMap<(usize, String), usize> = BTreeMap::new();
         let mut record = |of: usize, rows: Value| {
             for row in rows.as_array().expect("history is a list") {
                 if row["system"] == true {
@@ -478,6 +482,7 @@ impl Chaos {
                     *got.entry((of, id)).or_default() += 1;
                 } else {
                     let state = row["state"].as_str().expect("state").to_string();
+                    *own_rows.entry((of, id.clone())).or_default() += 1;
                     states.entry((of, id)).or_default().insert(state);
                 }
             }
@@ -508,8 +513,12 @@ impl Chaos {
                 "step {} {:?} {} from {}",
                 m.step, m.kind, m.id, members[m.from].name
             );
-            if shown.is_empty() {
-                problems.push(format!("{what}: not in its sender's history"));
+            let rows = own_rows.get(&(m.from, m.id.clone())).copied().unwrap_or(0);
+            let conversations = if m.kind == Kind::Room { 1 } else { m.to.len() };
+            if rows != conversations {
+                problems.push(format!(
+                    "{what}: {rows} rows in its sender's history, {conversations} expected"
+                ));
             }
             if let Some(s) = shown
                 .iter()
