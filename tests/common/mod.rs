@@ -5,6 +5,7 @@
 
 pub mod branches;
 pub mod cargo;
+pub mod chaos;
 pub mod loopback;
 pub mod raw_peer;
 
