@@ -4,6 +4,7 @@
 #
 #   scripts/fuzz.sh                      # every target, 15 s each
 #   TINCAN_FUZZ_SECONDS=600 scripts/fuzz.sh frame room_log
+#   TINCAN_FUZZ_ARGS="-max_len=65536" scripts/fuzz.sh frame   # more libFuzzer flags
 #
 # Exits non-zero if any target crashed, and prints each crashing input; keep
 # it as fuzz/regressions/TARGET/NAME (replayed by `cargo test`, see
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 
 seconds="${TINCAN_FUZZ_SECONDS:-15}"
+read -r -a extra <<<"${TINCAN_FUZZ_ARGS:-}"
 all=(frame envelope cert_chain room_log control tls_cert relay_request)
 if (($# > 0)); then
   targets=("$@")
@@ -45,6 +47,8 @@ for target in "${targets[@]}"; do
   esac
   scratch="$target_dir/fuzz-corpus/$target"
   artifacts="$target_dir/fuzz-artifacts/$target/"
+  # Artifacts of an earlier run would be reported as this run's crashes.
+  rm -rf "$artifacts"
   mkdir -p "$scratch" "$artifacts" "regressions/$target"
   echo "fuzz: $target for ${seconds}s"
   # The first corpus directory is where libFuzzer writes what it finds;
@@ -52,7 +56,7 @@ for target in "${targets[@]}"; do
   if ! cargo fuzz run --sanitizer none "${features[@]}" "$target" \
     "$scratch" "corpus/$target" "regressions/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="$artifacts" -print_final_stats=1; then
+    -artifact_prefix="$artifacts" -print_final_stats=1 "${extra[@]}"; then
     failed+=("$target")
     for crash in "$artifacts"*; do
       [[ -e "$crash" ]] && echo "fuzz: $target crashed on $crash" >&2
