@@ -103,7 +103,7 @@ async fn serve_requests(stream: tokio::net::UnixStream, node: &NodeHandle, holds
             Ok(_) => {}
             Err(_) => return,
         }
-        let request: Request = match serde_json::from_str(line.trim()) {
+        let request = match Request::parse_line(&line) {
             Ok(r) => r,
             Err(e) => {
                 if write_reply(&mut write, &Reply::err(format!("bad request: {e}")))

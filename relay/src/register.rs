@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tincan_core::route::{Register, Welcome};
 use tincan_core::wire::Frame;
-use tincan_core::{DeviceCert, MembershipError, OrgId};
+use tincan_core::{DeviceCert, MembershipError, OrgId, Revocations};
 use tincan_node::rpc;
 
 use crate::close;
@@ -51,8 +51,23 @@ fn check(shared: &Shared, cert: &DeviceCert, reg: &Register) -> Result<OrgId, St
         }
         state.revocations.clone()
     };
-    reg.membership
-        .admits(cert, shared.clock.wall_secs(), revocations.as_ref())
+    check_register(cert, reg, revocations.as_ref(), shared.clock.wall_secs())
+}
+
+/// The checks of a Register that need no relay state: `reg` from the device
+/// that presented `cert` in its TLS handshake, checked at `now_secs` against
+/// its organisation's revocation list (verified already). The organisation,
+/// or the reason to refuse, worded for the user. Pure, so that the fuzz
+/// target `relay_request` runs it too.
+pub fn check_register(
+    cert: &DeviceCert,
+    reg: &Register,
+    revocations: Option<&Revocations>,
+    now_secs: u64,
+) -> Result<OrgId, String> {
+    let org = reg
+        .membership
+        .admits(cert, now_secs, revocations)
         .map_err(|e| match e {
             MembershipError::Expired(at) => format!("membership expired (at unix time {at})"),
             MembershipError::Revoked(_) => "user revoked by the organisation".to_string(),

@@ -451,8 +451,10 @@ async fn serve_stream(
 const KNOWN_FRAME_KINDS: u64 = 27;
 
 /// The variant index of a well-framed, current-version body whose kind
-/// this build does not know (a later protocol addition), if it is one.
-fn unknown_frame_kind(bytes: &[u8]) -> Option<u64> {
+/// this build does not know (a later protocol addition), if it is one:
+/// asked of a request that did not decode, to answer it with an error
+/// rather than a stream reset.
+pub fn unknown_frame_kind(bytes: &[u8]) -> Option<u64> {
     let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
     let body = bytes.get(4..)?;
     if body.len() != len || *body.first()? != wire::PROTOCOL_VERSION {

@@ -309,6 +309,15 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Parses one request line as the control socket reads it (surrounding
+    /// whitespace, the newline included, is ignored). The socket answers an
+    /// error with `bad request: {error}` and keeps reading.
+    pub fn parse_line(line: &str) -> Result<Request, serde_json::Error> {
+        serde_json::from_str(line.trim())
+    }
+}
+
 /// One reply line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
