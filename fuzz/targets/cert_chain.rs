@@ -99,7 +99,10 @@ pub fn run(data: &[u8]) {
             devices
                 .learn(keys.cert.clone())
                 .expect("the seeds' certificate is valid");
-            if devices.apply_roster(&keys.user.id(), &roster).is_ok() {
+            if devices
+                .apply_roster(keys.cert.device_id(), &keys.user.id(), &roster)
+                .is_ok()
+            {
                 for cert in devices.of_user(&keys.user.id()) {
                     assert!(cert.verify().is_ok(), "a roster stored a bad certificate");
                 }
