@@ -36,6 +36,12 @@ const REVOCATION_CONTEXT: &[u8] = b"tincan device revocation v1\0";
 /// Most certificates or revocations one [`Roster`] may carry.
 pub const MAX_ROSTER: usize = 256;
 
+/// Most devices one user may have at a time (the relay enforces the same
+/// default): a desktop, laptops, a terminal server session or two; far
+/// beyond what a person uses, and it bounds what one stranger's roster can
+/// make a node keep.
+pub const MAX_DEVICES_PER_USER: usize = 32;
+
 /// Most revocations of not-yet-known devices held for one peer: one
 /// roster's worth.
 pub const MAX_HELD_PER_PEER: usize = MAX_ROSTER;
@@ -65,9 +71,13 @@ pub enum DeviceError {
     /// The device was removed by its user.
     #[error("device {0} was removed by its user")]
     Revoked(DeviceId),
-    /// A roster with more than [`MAX_ROSTER`] entries.
-    #[error("device roster has more than {MAX_ROSTER} entries")]
+    /// A roster with more than [`MAX_ROSTER`] entries, or more
+    /// certificates than [`MAX_DEVICES_PER_USER`].
+    #[error("device roster has more than {MAX_ROSTER} entries or more than {MAX_DEVICES_PER_USER} devices")]
     TooLarge,
+    /// The user already has [`MAX_DEVICES_PER_USER`] devices.
+    #[error("user {0} already has {MAX_DEVICES_PER_USER} devices; remove one with `tincan device remove` first")]
+    TooManyDevices(UserId),
 }
 
 /// A user key's statement that one of its devices no longer speaks for
@@ -217,6 +227,16 @@ impl Devices {
             self.revoked.insert(device, revocation);
             return Err(DeviceError::Revoked(device));
         }
+        let user_key = cert.user_key;
+        if self
+            .certs
+            .values()
+            .filter(|c| c.user_key == user_key)
+            .count()
+            >= MAX_DEVICES_PER_USER
+        {
+            return Err(DeviceError::TooManyDevices(cert.user_id()));
+        }
         self.certs.insert(device, cert);
         Ok(true)
     }
@@ -292,7 +312,7 @@ impl Devices {
         user: &UserId,
         roster: &Roster,
     ) -> Result<RosterChanges, DeviceError> {
-        if roster.certs.len() > MAX_ROSTER
+        if roster.certs.len() > MAX_DEVICES_PER_USER
             || roster.revocations.len() > MAX_ROSTER
             || roster.labels.len() > MAX_ROSTER
         {
@@ -334,7 +354,15 @@ impl Devices {
                 }
                 // Already known, removed, or another user's key for a
                 // device known under its own: nothing to add.
-                Ok(false) | Err(DeviceError::Revoked(_) | DeviceError::WrongUser { .. }) => {}
+                // Past the user's cap (a roster cannot carry more, so
+                // only when older devices are still known): the rest wait
+                // until some are removed.
+                Ok(false)
+                | Err(
+                    DeviceError::Revoked(_)
+                    | DeviceError::WrongUser { .. }
+                    | DeviceError::TooManyDevices(_),
+                ) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -384,199 +412,4 @@ impl Devices {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::entropy::SeededEntropy;
-    use crate::identity::DeviceKey;
-    use crate::Identity;
-
-    fn dev(n: u8) -> DeviceId {
-        DeviceId([n; 20])
-    }
-
-    fn alice() -> (UserKey, DeviceCert, DeviceCert) {
-        let mut entropy = SeededEntropy::new(1);
-        let id = Identity::generate("alice", 10, &mut entropy);
-        let user = id.user.clone().expect("user key");
-        let desktop = user.certify(&DeviceKey::generate(&mut entropy), 11);
-        (user, id.cert, desktop)
-    }
-
-    #[test]
-    fn revocation_verifies_and_tampering_breaks_it() {
-        let (user, _, desktop) = alice();
-        let revocation = DeviceRevocation::sign(&user, desktop.device_id(), 20);
-        assert_eq!(revocation.verify(), Ok(()));
-        assert_eq!(revocation.user_id(), user.id());
-        let mut later = revocation.clone();
-        later.revoked_at += 1;
-        assert_eq!(later.verify(), Err(DeviceError::BadSignature));
-        let mut other = revocation.clone();
-        other.device.0[0] ^= 1;
-        assert_eq!(other.verify(), Err(DeviceError::BadSignature));
-        let bytes = revocation.to_bytes();
-        assert_eq!(DeviceRevocation::from_bytes(&bytes), Some(revocation));
-        assert_eq!(DeviceRevocation::from_bytes(&bytes[1..]), None);
-    }
-
-    #[test]
-    fn a_revoked_device_is_gone_and_cannot_come_back() {
-        let (user, laptop, desktop) = alice();
-        let mut devices = Devices::new();
-        assert_eq!(devices.learn(laptop.clone()), Ok(true));
-        assert_eq!(devices.learn(desktop.clone()), Ok(true));
-        assert_eq!(devices.of_user(&user.id()).len(), 2);
-        let revocation = DeviceRevocation::sign(&user, desktop.device_id(), 20);
-        assert_eq!(devices.revoke(dev(0), revocation.clone()), Ok(true));
-        assert_eq!(devices.revoke(dev(0), revocation), Ok(false), "idempotent");
-        assert_eq!(devices.of_user(&user.id()), vec![laptop]);
-        assert!(devices.is_revoked(&desktop));
-        assert_eq!(
-            devices.learn(desktop.clone()),
-            Err(DeviceError::Revoked(desktop.device_id()))
-        );
-        assert_eq!(devices.roster_of(&user.id()).revocations.len(), 1);
-    }
-
-    #[test]
-    fn another_user_cannot_revoke_my_device() {
-        let (_, laptop, _) = alice();
-        let mut devices = Devices::new();
-        devices.learn(laptop.clone()).expect("learn");
-        let mallory = UserKey::generate(&mut SeededEntropy::new(9));
-        let forged = DeviceRevocation::sign(&mallory, laptop.device_id(), 20);
-        assert!(matches!(
-            devices.revoke(dev(0), forged),
-            Err(DeviceError::WrongUser { .. })
-        ));
-        assert_eq!(devices.of_user(&laptop.user_id()).len(), 1);
-    }
-
-    #[test]
-    fn a_roster_speaks_only_for_its_own_user() {
-        let (user, laptop, desktop) = alice();
-        let mut devices = Devices::new();
-        let roster = Roster {
-            certs: vec![laptop.clone(), desktop.clone()],
-            revocations: vec![DeviceRevocation::sign(&user, desktop.device_id(), 30)],
-            labels: Vec::new(),
-        };
-        let changes = devices
-            .apply_roster(dev(0), &user.id(), &roster)
-            .expect("apply");
-        assert_eq!(changes.added, vec![laptop.clone()]);
-        assert_eq!(changes.revoked.len(), 1);
-        assert_eq!(devices.of_user(&user.id()), vec![laptop.clone()]);
-        // Bob cannot pass off his device as one of Alice's, nor a roster
-        // of Alice's as his.
-        let bob = Identity::generate("bob", 10, &mut SeededEntropy::new(5));
-        let foreign = Roster {
-            certs: vec![bob.cert.clone()],
-            revocations: Vec::new(),
-            labels: Vec::new(),
-        };
-        assert!(matches!(
-            devices.apply_roster(dev(0), &user.id(), &foreign),
-            Err(DeviceError::WrongUser { .. })
-        ));
-        // A removal passed on by bob counts: it is signed by alice.
-        let mut fresh = Devices::new();
-        fresh.learn(desktop.clone()).expect("learn");
-        let passed_on = Roster {
-            certs: Vec::new(),
-            revocations: vec![DeviceRevocation::sign(&user, desktop.device_id(), 30)],
-            labels: Vec::new(),
-        };
-        let changes = fresh
-            .apply_roster(bob.device_id(), &bob.user_id(), &passed_on)
-            .expect("apply");
-        assert_eq!(changes.revoked.len(), 1);
-        assert!(fresh.of_user(&user.id()).is_empty());
-        let mut tampered = laptop;
-        tampered.issued_at += 1;
-        let bad = Roster {
-            certs: vec![tampered],
-            revocations: Vec::new(),
-            labels: Vec::new(),
-        };
-        assert!(matches!(
-            devices.apply_roster(dev(0), &user.id(), &bad),
-            Err(DeviceError::Cert(_))
-        ));
-    }
-
-    #[test]
-    fn a_forged_removal_of_an_unknown_device_neither_acts_nor_blocks_the_real_one() {
-        let (user, laptop, desktop) = alice();
-        let mallory = UserKey::generate(&mut SeededEntropy::new(9));
-        let forged = DeviceRevocation::sign(&mallory, desktop.device_id(), 20);
-        let real = DeviceRevocation::sign(&user, desktop.device_id(), 30);
-        let mut devices = Devices::new();
-        devices.learn(laptop.clone()).expect("learn");
-        // Mallory gets in first, before anyone knows the desktop: nothing
-        // is acted on, the desktop is learnt and sealed to as usual.
-        let roster = Roster {
-            revocations: vec![forged.clone()],
-            ..Roster::default()
-        };
-        let changes = devices
-            .apply_roster(dev(7), &mallory.id(), &roster)
-            .expect("apply");
-        assert!(changes.revoked.is_empty(), "held, not acted on");
-        assert_eq!(devices.learn(desktop.clone()), Ok(true));
-        assert!(!devices.is_revoked(&desktop));
-        assert_eq!(devices.of_user(&user.id()).len(), 2);
-        // Once the desktop is known the forgery is refused outright, and
-        // the user's real removal still takes effect.
-        assert!(matches!(
-            devices.revoke(dev(7), forged),
-            Err(DeviceError::WrongUser { .. })
-        ));
-        assert_eq!(devices.revoke(dev(1), real.clone()), Ok(true));
-        assert!(devices.is_revoked(&desktop));
-        assert_eq!(devices.of_user(&user.id()), vec![laptop]);
-        assert_eq!(devices.revocation(&desktop.device_id()), Some(&real));
-    }
-
-    #[test]
-    fn a_held_removal_applies_when_its_device_arrives_and_holds_are_bounded() {
-        let (user, laptop, desktop) = alice();
-        let mallory = UserKey::generate(&mut SeededEntropy::new(9));
-        let mut devices = Devices::new();
-        // Forged and real removals of a device not known yet, both held.
-        let forged = DeviceRevocation::sign(&mallory, desktop.device_id(), 20);
-        let real = DeviceRevocation::sign(&user, desktop.device_id(), 30);
-        assert_eq!(devices.revoke(dev(7), forged), Ok(false));
-        assert_eq!(devices.revoke(dev(1), real.clone()), Ok(false));
-        assert_eq!(devices.held(), 2);
-        // A certificate of mallory's for the same device key is not
-        // taken once the real one is known, so his removal never counts.
-        let roster = Roster {
-            certs: vec![laptop.clone(), desktop.clone()],
-            ..Roster::default()
-        };
-        let changes = devices
-            .apply_roster(dev(1), &user.id(), &roster)
-            .expect("apply");
-        assert_eq!(changes.added, vec![laptop.clone()]);
-        assert_eq!(changes.revoked, vec![real]);
-        assert!(devices.is_revoked(&desktop));
-        assert_eq!(devices.held(), 0);
-        // One peer cannot hold more than its share; all peers together
-        // no more than the global bound; the oldest go first.
-        for i in 0..(MAX_HELD_PER_PEER as u64 + 10) {
-            let unknown = DeviceKey::generate(&mut SeededEntropy::new(1_000 + i)).id();
-            let r = DeviceRevocation::sign(&mallory, unknown, i);
-            assert_eq!(devices.revoke(dev(7), r), Ok(false));
-        }
-        assert_eq!(devices.held(), MAX_HELD_PER_PEER);
-        for p in 0..(MAX_HELD / MAX_HELD_PER_PEER + 2) {
-            for i in 0..MAX_HELD_PER_PEER as u64 {
-                let device = DeviceId([(p % 250) as u8; 20]);
-                let r = DeviceRevocation::sign(&mallory, device, i + 100 * p as u64);
-                let _ = devices.revoke(DeviceId([p as u8; 20]), r);
-            }
-        }
-        assert_eq!(devices.held(), MAX_HELD);
-    }
-}
+mod tests;

@@ -504,7 +504,10 @@ impl Actor {
             crate::org::now_secs(),
         );
         if let Err(e) = self.devices.known.learn(cert.clone()) {
-            let why = format!("{e}; pair it with `tincan device add CODE --force`, which gives it a new device key");
+            let why = match e {
+                tincan_core::device::DeviceError::TooManyDevices(_) => e.to_string(),
+                _ => format!("{e}; pair it with `tincan device add CODE --force`, which gives it a new device key"),
+            };
             self.emit(NodeEvent::PairingFailed {
                 reason: why.clone(),
             });
