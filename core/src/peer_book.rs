@@ -264,10 +264,13 @@ impl PeerBook {
                 candidates: impostors,
             });
         }
-        let by_prefix: Vec<UserId> = if key.len() >= 4 {
+        // An id prefix is compared as typed (lowercased), not by skeleton:
+        // skeletons rewrite letters such as `m` to `rn`.
+        let typed = query.trim().to_lowercase();
+        let by_prefix: Vec<UserId> = if typed.len() >= 4 {
             users
                 .iter()
-                .filter(|u| u.matches_prefix(&key))
+                .filter(|u| u.matches_prefix(&typed))
                 .copied()
                 .collect()
         } else {
@@ -317,6 +320,25 @@ mod tests {
         let shown = book.display_name(&fake.user);
         assert_eq!(shown, format!("bob ({})", fake.user.fingerprint()));
         assert_eq!(book.resolve(&shown), Ok(fake.user));
+    }
+
+    #[test]
+    fn an_id_prefix_resolves_whatever_its_skeleton() {
+        // An id whose prefix has letters that skeletons rewrite (`m` ->
+        // `rn`, `w` -> `vv`).
+        let someone = (1..=255u8)
+            .map(|n| peer(n, n, "Someone"))
+            .find(|p| p.user.to_string()[..8].contains(['m', 'w']))
+            .expect("some id has an m or a w in its first 8 characters");
+        let mut book = PeerBook::new();
+        book.learn(someone.clone());
+        let id = someone.user.to_string();
+        assert_eq!(book.resolve(&id[..8]), Ok(someone.user), "{id}");
+        assert_eq!(
+            book.resolve(&id[..8].to_uppercase()),
+            Ok(someone.user),
+            "{id}"
+        );
     }
 
     #[test]
