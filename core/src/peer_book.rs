@@ -103,6 +103,11 @@ fn name_key(name: &str) -> String {
     crate::name::pin_key(name)
 }
 
+/// Most display names one user may hold pins for: a user who renames
+/// keeps the pins of their earlier names (nobody else can take them), and
+/// this bounds how many names one identity can reserve by renaming.
+pub const MAX_PINS_PER_USER: usize = 4;
+
 /// Known devices and name pins. Pure data; the driver persists changes.
 #[derive(Debug, Default, Clone)]
 pub struct PeerBook {
@@ -131,8 +136,11 @@ impl PeerBook {
             Some(holder) => *holder,
             None if key.is_empty() => info.user,
             None => {
-                self.pins.insert(key, info.user);
-                pinned = true;
+                let held = self.pins.values().filter(|u| **u == info.user).count();
+                if held < MAX_PINS_PER_USER {
+                    self.pins.insert(key, info.user);
+                    pinned = true;
+                }
                 info.user
             }
         };
@@ -177,6 +185,22 @@ impl PeerBook {
             }
             _ => false,
         }
+    }
+
+    /// Forgets a user altogether, devices and pins (a stranger evicted to
+    /// make room for another); returns the devices forgotten.
+    pub fn forget_user(&mut self, user: &UserId) -> Vec<DeviceId> {
+        let devices: Vec<DeviceId> = self.devices_of(user).map(|d| d.device).collect();
+        for device in &devices {
+            self.devices.remove(device);
+        }
+        self.pins.retain(|_, holder| holder != user);
+        devices
+    }
+
+    /// The users with at least one known device, each once, in id order.
+    pub fn known_users(&self) -> Vec<UserId> {
+        self.users()
     }
 
     /// Forgets a device (removed by its user); its name pin stays.
@@ -338,6 +362,39 @@ mod tests {
             book.resolve(&id[..8].to_uppercase()),
             Ok(someone.user),
             "{id}"
+        );
+    }
+
+    #[test]
+    fn a_user_pins_at_most_a_few_names_and_forgetting_them_frees_the_names() {
+        let mut book = PeerBook::new();
+        let renamer = peer(1, 1, "");
+        let names: Vec<String> = (0..MAX_PINS_PER_USER + 2)
+            .map(|i| format!("name {i}"))
+            .collect();
+        for name in &names {
+            let mut renamed = renamer.clone();
+            renamed.name = name.clone();
+            book.learn(renamed);
+        }
+        for (i, name) in names.iter().enumerate() {
+            let n = u8::try_from(i).unwrap() + 10;
+            let outcome = book.learn(peer(n, n, name));
+            if i < MAX_PINS_PER_USER {
+                assert!(
+                    matches!(outcome, LearnOutcome::NameConflict { .. }),
+                    "{name}: {outcome:?}"
+                );
+            } else {
+                // Past the bound the name stayed free for whoever came next.
+                assert_eq!(outcome, LearnOutcome::New { pinned: true }, "{name}");
+            }
+        }
+        assert_eq!(book.forget_user(&renamer.user), vec![renamer.device]);
+        assert!(!book.known_users().contains(&renamer.user));
+        assert_eq!(
+            book.learn(peer(30, 30, &names[0])),
+            LearnOutcome::New { pinned: true }
         );
     }
 

@@ -204,6 +204,44 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Users with stored devices who could be forgotten without losing
+    /// anything: no message in either direction, not a contact, no message
+    /// waiting in the outbox for one of their devices. Least recently seen
+    /// first, at most `limit`. The caller adds what the store does not know
+    /// (online, organisation member).
+    pub fn forgettable_users(&self, limit: usize) -> Result<Vec<UserId>, StoreError> {
+        let raws = self
+            .conn
+            .prepare_cached(
+                "SELECT p.user FROM peers p
+                 WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.peer = p.user)
+                   AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.user = p.user)
+                   AND NOT EXISTS (SELECT 1 FROM outbox o JOIN peers q ON q.device = o.device
+                                   WHERE q.user = p.user)
+                 GROUP BY p.user ORDER BY max(p.last_seen_ms), p.user LIMIT ?1",
+            )?
+            .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(column::decode_all(raws, "peers", |user| {
+            column::user(&user, "peers.user")
+        }))
+    }
+
+    /// Forgets a user: their device rows and name pins, in one transaction.
+    pub fn forget_user(&self, user: &UserId) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        tx.prepare_cached("DELETE FROM peers WHERE user = ?1")?
+            .execute(params![&user.0[..]])?;
+        tx.prepare_cached("DELETE FROM name_pins WHERE user = ?1")?
+            .execute(params![&user.0[..]])?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +387,28 @@ mod tests {
         drop(store);
         // Reopening finds nothing to change.
         assert_eq!(Store::open(&path).unwrap().pins().unwrap(), expected);
+    }
+
+    #[test]
+    fn only_users_without_history_contacts_or_mail_are_forgettable_oldest_first() {
+        let (_dir, store) = temp_store();
+        store.upsert_peer(&peer(1, 1, "Ann", 300)).unwrap();
+        store.upsert_peer(&peer(2, 2, "Bo", 100)).unwrap();
+        store.upsert_peer(&peer(3, 3, "Cy", 200)).unwrap();
+        store.upsert_peer(&peer(4, 4, "Di", 50)).unwrap();
+        store.pin_name("Bo", &user(2)).unwrap();
+        // Ann has a conversation; Di has mail waiting.
+        let mut m = crate::store::test_util::message(1, crate::store::Direction::In, 10);
+        m.peer = user(1);
+        store.insert_message(&m).unwrap();
+        let mut e = crate::store::test_util::entry(2, 4, 10);
+        e.device = device(4);
+        store.queue_control(std::slice::from_ref(&e)).unwrap();
+        assert_eq!(store.forgettable_users(10).unwrap(), vec![user(2), user(3)]);
+        assert_eq!(store.forgettable_users(1).unwrap(), vec![user(2)]);
+        store.forget_user(&user(2)).unwrap();
+        assert!(store.peers().unwrap().iter().all(|p| p.user != user(2)));
+        assert!(store.pins().unwrap().iter().all(|(_, u)| *u != user(2)));
+        assert_eq!(store.forgettable_users(10).unwrap(), vec![user(3)]);
     }
 }

@@ -2,12 +2,12 @@
 //! down, the peer book (with its name pins and spoof warnings), mDNS hints
 //! and dialling with per-address back-off.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 
 use tincan_core::peer_book::{LearnOutcome, PeerInfo, Via};
 use tincan_core::wire::Hello;
-use tincan_core::{DeviceCert, DeviceId};
+use tincan_core::{DeviceCert, DeviceId, UserId};
 
 use super::{link, now_ms, relay, Actor, LinkEvent};
 use crate::discovery::DiscoveryEvent;
@@ -16,6 +16,11 @@ use crate::store::PeerRecord;
 
 /// Longest wait between dials of an unreachable static peer.
 const MAX_DIAL_BACKOFF_MS: u64 = 10_000;
+
+/// Most users from outside the organisation (all users, without one) that
+/// a node remembers: twice the 500 peers one LAN must admit. Members of the
+/// organisation do not count; they are bounded by its membership.
+pub(super) const MAX_STRANGERS: usize = 1_000;
 
 /// Dial state of one address.
 #[derive(Default)]
@@ -114,6 +119,10 @@ impl Actor {
                     now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
             }
             return;
+        } else if self.book.devices_of(&user).next().is_none() && !self.room_for_a_stranger() {
+            tracing::warn!(%device, %user, "refusing a new identity from outside the organisation: {MAX_STRANGERS} are known and none can be forgotten");
+            conn.close(0u32.into(), b"too many unknown peers");
+            return;
         }
         self.learn_peer(PeerInfo {
             device,
@@ -153,6 +162,53 @@ impl Actor {
         if new_org_peer {
             self.share_lan_neighbours(Some(device));
         }
+    }
+
+    /// Whether one more user from outside the organisation may be
+    /// remembered: below [`MAX_STRANGERS`], or after forgetting the least
+    /// recently seen one who is offline and left nothing to keep (no
+    /// message either way, not a contact, no mail waiting). Anyone can
+    /// make identities for free, so without this bound each new one would
+    /// add peer rows and name pins for ever.
+    fn room_for_a_stranger(&mut self) -> bool {
+        let me = self.identity.user_id();
+        let members: BTreeSet<UserId> = self
+            .org_peers
+            .keys()
+            .filter_map(|d| self.book.device(d).map(|p| p.user))
+            .collect();
+        let is_stranger = |u: &UserId| *u != me && !members.contains(u);
+        let strangers = self
+            .book
+            .known_users()
+            .into_iter()
+            .filter(is_stranger)
+            .count();
+        if strangers < MAX_STRANGERS {
+            return true;
+        }
+        let candidates = match self.store.forgettable_users(64) {
+            Ok(candidates) => candidates,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list peers to forget");
+                return false;
+            }
+        };
+        let Some(gone) = candidates
+            .into_iter()
+            .find(|u| is_stranger(u) && self.book.devices_of(u).all(|d| !d.online))
+        else {
+            return false;
+        };
+        if let Err(e) = self.store.forget_user(&gone) {
+            tracing::warn!(user = %gone, error = %e, "cannot forget a peer");
+            return false;
+        }
+        for device in self.book.forget_user(&gone) {
+            self.certs.remove(&device);
+        }
+        tracing::info!(user = %gone, "forgot the least recently seen unknown peer to make room");
+        true
     }
 
     /// Adds or refreshes a peer in the book; persists a new name pin and
