@@ -10,6 +10,8 @@ packages=(
   xvfb x11-apps imagemagick xauth xdotool
   # tincan-gui's X11 keyboard handling (winit loads it at run time).
   libxkbcommon-x11-0
+  # libFuzzer (the fuzz smoke run of scripts/test.sh) is C++.
+  g++
 )
 
 missing=()

@@ -16,3 +16,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-targets
 fi
+
+# A bounded fuzz smoke run of the core decoders and the room log (libFuzzer,
+# 10 s each; scripts/fuzz.sh installs cargo-fuzz when missing). Longer runs:
+# TINCAN_FUZZ_SECONDS=600 scripts/fuzz.sh. TINCAN_SKIP_FUZZ=1 skips it.
+if [[ -z "${TINCAN_SKIP_FUZZ:-}" ]]; then
+  TINCAN_FUZZ_SECONDS="${TINCAN_FUZZ_SECONDS:-10}" scripts/fuzz.sh frame envelope cert_chain room_log
+fi

@@ -19,6 +19,13 @@
 //! Epochs survive a relay restart through [`LeaseTable::epochs`] and
 //! [`LeaseTable::restore`]; live leases need not, since they are short.
 //!
+//! The table is bounded ([`MAX_LEASES`]): a refused claim leaves nothing
+//! behind, and a claim for a new site in a full table evicts the site whose
+//! lease lapsed longest ago ([`LeaseTable::poll_evicted`] tells the relay,
+//! which forgets its stored epoch too). An evicted site that comes back
+//! starts again near epoch 0; its nodes are told the relay's epoch in the
+//! refusal of their higher claim and claim just above it.
+//!
 //! Like the rest of core this is pure: `now` (Unix ms) is always a parameter.
 
 mod grant;
@@ -34,6 +41,10 @@ pub use grant::{GrantError, LeaseGrant, GRANT_CLOCK_SLACK_MS};
 /// saw a newer epoch of another relay (or a lost answer) claim without a
 /// round trip, while `u64::MAX / MAX_EPOCH_STEP` grants are out of reach.
 pub const MAX_EPOCH_STEP: u64 = 8;
+
+/// Most sites a relay keeps leases and epochs for (all organisations
+/// together): every member could otherwise mint site ids and fill it.
+pub const MAX_LEASES: usize = 65_536;
 
 /// A granted (or renewed) lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +92,10 @@ pub enum LeaseRefusal {
         /// live holder is reported as [`LeaseRefusal::Held`]).
         holder: Option<DeviceId>,
     },
+    /// The table holds [`MAX_LEASES`] sites, all with live leases: no room
+    /// for a new site. Retry later.
+    #[error("the relay holds live leases for too many sites")]
+    Full,
 }
 
 impl LeaseRefusal {
@@ -90,6 +105,7 @@ impl LeaseRefusal {
             Self::Stale { current_epoch, .. }
             | Self::Held { current_epoch, .. }
             | Self::TooFar { current_epoch, .. } => current_epoch,
+            Self::Full => 0,
         }
     }
 
@@ -98,6 +114,7 @@ impl LeaseRefusal {
         match *self {
             Self::Stale { holder, .. } | Self::TooFar { holder, .. } => holder,
             Self::Held { holder, .. } => Some(holder),
+            Self::Full => None,
         }
     }
 }
@@ -122,14 +139,52 @@ impl Entry {
 pub struct LeaseTable<K: Ord + Clone> {
     ttl_ms: u64,
     entries: BTreeMap<K, Entry>,
+    max_entries: usize,
+    evicted: Vec<K>,
 }
 
 impl<K: Ord + Clone> LeaseTable<K> {
     /// An empty table whose leases last `ttl_ms` from each grant or renewal.
     pub fn new(ttl_ms: u64) -> Self {
+        Self::with_max_entries(ttl_ms, MAX_LEASES)
+    }
+
+    /// [`LeaseTable::new`] holding at most `max_entries` sites.
+    pub fn with_max_entries(ttl_ms: u64, max_entries: usize) -> Self {
         Self {
             ttl_ms,
             entries: BTreeMap::new(),
+            max_entries: max_entries.max(1),
+            evicted: Vec::new(),
+        }
+    }
+
+    /// A site forgotten to make room for another, for the relay to forget
+    /// its stored epoch too.
+    #[must_use]
+    pub fn poll_evicted(&mut self) -> Option<K> {
+        self.evicted.pop()
+    }
+
+    /// Makes room for one more site, evicting the one whose lease lapsed
+    /// longest ago; `false` when every site has a live lease.
+    fn make_room(&mut self, now: u64) -> bool {
+        if self.entries.len() < self.max_entries {
+            return true;
+        }
+        let oldest = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.live_holder(now).is_none())
+            .min_by_key(|(_, e)| e.expires_at)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(key) => {
+                self.entries.remove(&key);
+                self.evicted.push(key);
+                true
+            }
+            None => false,
         }
     }
 
@@ -154,13 +209,10 @@ impl<K: Ord + Clone> LeaseTable<K> {
         epoch: u64,
     ) -> Result<Lease<K>, LeaseRefusal> {
         let expires_at = now.saturating_add(self.ttl_ms);
-        let entry = self.entries.entry(key.clone()).or_insert(Entry {
-            epoch: 0,
-            holder: None,
-            expires_at: 0,
-        });
-        let live = entry.live_holder(now);
-        let current_epoch = entry.epoch;
+        let (current_epoch, live) = match self.entries.get(&key) {
+            Some(entry) => (entry.epoch, entry.live_holder(now)),
+            None => (0, None),
+        };
         if epoch < current_epoch || (epoch == current_epoch && live != Some(holder)) {
             return Err(LeaseRefusal::Stale {
                 current_epoch,
@@ -180,6 +232,17 @@ impl<K: Ord + Clone> LeaseTable<K> {
                     holder: live,
                 });
             }
+        }
+        // Only a grant stores anything: refused claims leave no entry.
+        if !self.entries.contains_key(&key) && !self.make_room(now) {
+            return Err(LeaseRefusal::Full);
+        }
+        let entry = self.entries.entry(key.clone()).or_insert(Entry {
+            epoch: 0,
+            holder: None,
+            expires_at: 0,
+        });
+        if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.holder = Some(holder);
         }
@@ -249,6 +312,11 @@ impl<K: Ord + Clone> LeaseTable<K> {
     /// Restores a persisted epoch after a restart, so that no epoch up to it
     /// can be granted again. Never lowers an epoch already known.
     pub fn restore(&mut self, key: K, epoch: u64) {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max_entries {
+            // More stored than the bound (an older relay): the rest start
+            // near 0 again, as evicted sites do.
+            return;
+        }
         let entry = self.entries.entry(key).or_insert(Entry {
             epoch: 0,
             holder: None,
@@ -461,5 +529,34 @@ mod tests {
         ));
         let lease = restarted.claim(1, "a", dev(1), 8).expect("granted");
         assert_eq!(restarted.lease(1, &"a"), Some(lease));
+    }
+
+    #[test]
+    fn refused_claims_leave_nothing_and_a_full_table_evicts_the_longest_lapsed_site() {
+        let (a, b, c) = (DeviceId([1; 20]), DeviceId([2; 20]), DeviceId([3; 20]));
+        let mut table = LeaseTable::with_max_entries(TTL, 2);
+        // Refused claims of made-up sites store nothing.
+        for site in 10..100u32 {
+            assert!(table.claim(0, site, a, 0).is_err());
+            assert!(table.claim(0, site, a, MAX_EPOCH_STEP + 1).is_err());
+        }
+        assert_eq!(table.epochs().count(), 0);
+        table.claim(0, 1u32, a, 1).expect("site 1");
+        table.claim(10, 2u32, b, 1).expect("site 2");
+        // Both live: no room for a third site.
+        assert_eq!(table.claim(20, 3u32, c, 1), Err(LeaseRefusal::Full));
+        assert_eq!(table.poll_evicted(), None);
+        // Site 1 lapses first, so it goes.
+        let later = 10 + TTL + 1;
+        table
+            .claim(later, 3u32, c, 1)
+            .expect("site 3 after site 1 lapsed");
+        assert_eq!(table.poll_evicted(), Some(1));
+        assert_eq!(table.poll_evicted(), None);
+        let sites: Vec<u32> = table.epochs().map(|(k, _)| *k).collect();
+        assert_eq!(sites, vec![2, 3]);
+        // Restoring beyond the bound keeps the table as it is.
+        table.restore(4, 7);
+        assert_eq!(table.epochs().count(), 2);
     }
 }

@@ -15,6 +15,7 @@ use tincan_core::lease::LeaseGrant;
 use tincan_core::route::MemberCard;
 use tincan_core::site::SiteId;
 use tincan_core::wire::Frame;
+use tincan_core::OrgId;
 
 use crate::server::{Peer, Shared};
 use crate::store::StoredDevice;
@@ -30,6 +31,26 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
         let mut registry = shared.registry();
         let before = registry.leases.holder(now, &key);
         let result = registry.leases.claim(now, key, peer.device, epoch);
+        let evicted: Vec<(OrgId, SiteId)> =
+            std::iter::from_fn(|| registry.leases.poll_evicted()).collect();
+        for key in &evicted {
+            registry.persisted_epochs.remove(key);
+        }
+        if !evicted.is_empty() {
+            let store = shared.store.clone();
+            tokio::spawn(async move {
+                let result = store
+                    .run(move |db| {
+                        evicted
+                            .iter()
+                            .try_for_each(|(org, site)| db.delete_epoch(*org, *site))
+                    })
+                    .await;
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "cannot forget the epochs of evicted sites");
+                }
+            });
+        }
         let persisted = registry.persisted_epochs.get(&key).copied().unwrap_or(0);
         let persist = result.is_ok() && epoch > persisted;
         if result.is_ok() && before != Some((peer.device, epoch)) {

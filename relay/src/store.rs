@@ -521,6 +521,15 @@ impl Db {
         Ok(())
     }
 
+    /// Forgets the epoch of a site the lease table evicted.
+    pub fn delete_epoch(&mut self, org: OrgId, site: SiteId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM epochs WHERE org = ?1 AND site = ?2",
+            params![org.0.as_slice(), site.0.as_slice()],
+        )?;
+        Ok(())
+    }
+
     /// The stored epoch of one site.
     pub fn epoch(&self, org: OrgId, site: SiteId) -> Result<Option<u64>, StoreError> {
         Ok(self
