@@ -54,7 +54,10 @@ fn first_run_checks_the_name_then_creates_the_identity_and_starts_the_node() {
         Message::Setup(setup::Message::Name("Ann\u{7}".into())),
     );
     step(&rt, &mut app, Message::Setup(setup::Message::Create));
-    assert!(shows(&app, "The name contains a control character (U+0007)"));
+    assert!(shows(
+        &app,
+        "The name contains a control character (U+0007)"
+    ));
     assert!(!home.join("identity.key").exists());
 
     // A good name, typed and submitted with Enter.
