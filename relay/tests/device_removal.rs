@@ -6,12 +6,11 @@
 mod common;
 
 use common::relay::Relay;
-use common::{answer_for, assert_refused, close_of, route_of, seal, Client, Device, Inbound, Org};
+use common::{answer_for, assert_refused, close_of, route_of, seal, Client, Inbound, Org};
 use tincan_core::device::Roster;
 use tincan_core::route::Answer;
 use tincan_core::wire::{Frame, RefuseReason};
-use tincan_core::{DeviceKey, DeviceRevocation, Identity};
-use tincan_node::keystore::OsEntropy;
+use tincan_core::DeviceRevocation;
 
 fn roster(revocation: DeviceRevocation) -> Frame {
     Frame::Devices(Roster {
@@ -21,29 +20,13 @@ fn roster(revocation: DeviceRevocation) -> Frame {
     })
 }
 
-/// A second device of `first`'s user (same membership: it is per user).
-fn second_device(first: &Device) -> Device {
-    let user = first.identity.user.as_ref().expect("user key");
-    let device = DeviceKey::generate(&mut OsEntropy);
-    let cert = user.certify(&device, common::now_secs());
-    Device {
-        identity: Identity {
-            user: None,
-            device,
-            cert,
-            name: first.identity.name.clone(),
-        },
-        membership: first.membership.clone(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_removed_device_is_cut_off_for_good() {
     let dir = tempfile::tempdir().expect("tempdir");
     let acme = Org::new("Acme");
     let mut relay = Relay::start(dir.path(), &[acme.id()], &[]);
     let laptop = acme.device("alice");
-    let desktop = second_device(&laptop);
+    let desktop = laptop.sibling();
     let bob = acme.device("bob");
     let l = Client::connect(relay.addr, &laptop).await.expect("laptop");
     let d = Client::connect(relay.addr, &desktop)
@@ -120,7 +103,7 @@ async fn a_members_removal_of_a_device_not_seen_yet_does_not_block_the_real_one(
     let acme = Org::new("Acme");
     let relay = Relay::start(dir.path(), &[acme.id()], &[]);
     let laptop = acme.device("alice");
-    let desktop = second_device(&laptop);
+    let desktop = laptop.sibling();
     let bob = acme.device("bob");
     let b = Client::connect(relay.addr, &bob).await.expect("bob");
 

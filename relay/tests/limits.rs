@@ -8,29 +8,12 @@
 mod common;
 
 use common::relay::Relay;
-use common::{answer_for, assert_refused, route_of, seal, Client, Device, Inbound, Org};
+use common::{answer_for, assert_refused, route_of, seal, Client, Inbound, Org};
 use tincan_core::route::Answer;
 use tincan_core::site::SiteId;
 use tincan_core::wire::{Frame, RefuseReason};
-use tincan_core::{DeviceKey, Identity};
-use tincan_node::keystore::OsEntropy;
-use tincan_node::rpc;
 
-/// Another device of `first`'s user (same membership: it is per user).
-fn another_device(first: &Device) -> Device {
-    let user = first.identity.user.as_ref().expect("user key");
-    let device = DeviceKey::generate(&mut OsEntropy);
-    let cert = user.certify(&device, common::now_secs());
-    Device {
-        identity: Identity {
-            user: None,
-            device,
-            cert,
-            name: first.identity.name.clone(),
-        },
-        membership: first.membership.clone(),
-    }
-}
+use tincan_node::rpc;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_33rd_device_of_a_user_is_refused() {
@@ -39,7 +22,7 @@ async fn the_33rd_device_of_a_user_is_refused() {
     let relay = Relay::start(dir.path(), &[acme.id()], &[]);
     let first = acme.device("alice");
     let mut devices = vec![first.clone()];
-    devices.extend((1..31).map(|_| another_device(&first)));
+    devices.extend((1..31).map(|_| first.sibling()));
     for (i, d) in devices.iter().enumerate() {
         // One at a time: the relay knows a device once it registered.
         let c = Client::connect(relay.addr, d)
@@ -48,7 +31,7 @@ async fn the_33rd_device_of_a_user_is_refused() {
         c.close().await;
     }
     // The 32nd and 33rd at once: exactly one of them fits.
-    let (x, y) = (another_device(&first), another_device(&first));
+    let (x, y) = (first.sibling(), first.sibling());
     let (rx, ry) = tokio::join!(
         Client::connect(relay.addr, &x),
         Client::connect(relay.addr, &y)
@@ -63,7 +46,7 @@ async fn the_33rd_device_of_a_user_is_refused() {
         "{refused:?}"
     );
     assert_refused(
-        Client::connect(relay.addr, &another_device(&first)).await,
+        Client::connect(relay.addr, &first.sibling()).await,
         "at most 32 devices",
     );
     // Known devices of that user still connect; other users are unaffected.

@@ -87,6 +87,23 @@ pub struct Device {
 }
 
 impl Device {
+    /// Another device of this device's user (same membership: it is per
+    /// user), with a fresh device key.
+    pub fn sibling(&self) -> Device {
+        let user = self.identity.user.as_ref().expect("user key");
+        let device = tincan_core::DeviceKey::generate(&mut OsEntropy);
+        let cert = user.certify(&device, now_secs());
+        Device {
+            identity: Identity {
+                user: None,
+                device,
+                cert,
+                name: self.identity.name.clone(),
+            },
+            membership: self.membership.clone(),
+        }
+    }
+
     pub fn id(&self) -> DeviceId {
         self.identity.device_id()
     }
