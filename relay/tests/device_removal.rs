@@ -6,11 +6,39 @@
 mod common;
 
 use common::relay::Relay;
-use common::{answer_for, assert_refused, close_of, route_of, seal, Client, Inbound, Org};
+use common::{answer_for, assert_refused, close_of, route_of, seal, Client, Device, Inbound, Org};
 use tincan_core::device::Roster;
 use tincan_core::route::Answer;
 use tincan_core::wire::{Frame, RefuseReason};
 use tincan_core::DeviceRevocation;
+
+/// A message from `from` (connected as `client`) to `device` gets its
+/// receipt: the relay still serves `device`.
+async fn assert_served(client: &Client, from: &Device, device: &Device) {
+    let envelope = seal(from, &[device], "still yours");
+    let answers = client.route(route_of(&envelope, &[device])).await;
+    assert!(
+        matches!(answer_for(&answers, device), Answer::Receipt(_)),
+        "{} is still served",
+        device.name()
+    );
+}
+
+/// `user`'s device connected as `by` removes `device` (connected as
+/// `conn`), whose connection the relay then closes as removed.
+async fn remove_and_see_it_closed(by: &Client, user: &Device, device: &Device, conn: &Client) {
+    let revocation = DeviceRevocation::sign(
+        user.identity.user.as_ref().expect("user key"),
+        device.id(),
+        common::now_secs(),
+    );
+    assert_eq!(by.request(roster(revocation)).await, Frame::Ack);
+    let (code, reason) = close_of(&conn.conn).await.expect("device closed");
+    assert_eq!(
+        (code, reason.as_str()),
+        (0x15, "device removed by its user")
+    );
+}
 
 fn roster(revocation: DeviceRevocation) -> Frame {
     Frame::Devices(Roster {
@@ -45,25 +73,10 @@ async fn a_removed_device_is_cut_off_for_good() {
     );
     tampered.revoked_at += 1;
     assert!(matches!(b.request(roster(tampered)).await, Frame::Error(_)));
-    let envelope = seal(&bob, &[&desktop], "still yours");
-    let answers = b.route(route_of(&envelope, &[&desktop])).await;
-    assert!(
-        matches!(answer_for(&answers, &desktop), Answer::Receipt(_)),
-        "the desktop is still served"
-    );
+    assert_served(&b, &bob, &desktop).await;
 
     // Alice removes the desktop from the laptop.
-    let revocation = DeviceRevocation::sign(
-        laptop.identity.user.as_ref().expect("user key"),
-        desktop.id(),
-        common::now_secs(),
-    );
-    assert_eq!(l.request(roster(revocation)).await, Frame::Ack);
-    let (code, reason) = close_of(&d.conn).await.expect("desktop closed");
-    assert_eq!(
-        (code, reason.as_str()),
-        (0x15, "device removed by its user")
-    );
+    remove_and_see_it_closed(&l, &laptop, &desktop, &d).await;
     b.wait_for("the removal pushed to bob", |i| match i {
         Inbound::Other(name) if name == "devices" => Some(()),
         _ => None,
@@ -116,25 +129,10 @@ async fn a_members_removal_of_a_device_not_seen_yet_does_not_block_the_real_one(
     let d = Client::connect(relay.addr, &desktop)
         .await
         .expect("the desktop registers");
-    let envelope = seal(&bob, &[&desktop], "still yours");
-    let answers = b.route(route_of(&envelope, &[&desktop])).await;
-    assert!(
-        matches!(answer_for(&answers, &desktop), Answer::Receipt(_)),
-        "the desktop is served"
-    );
+    assert_served(&b, &bob, &desktop).await;
 
     // Alice's own removal still cuts it off.
-    let revocation = DeviceRevocation::sign(
-        laptop.identity.user.as_ref().expect("user key"),
-        desktop.id(),
-        common::now_secs(),
-    );
-    assert_eq!(l.request(roster(revocation)).await, Frame::Ack);
-    let (code, reason) = close_of(&d.conn).await.expect("desktop closed");
-    assert_eq!(
-        (code, reason.as_str()),
-        (0x15, "device removed by its user")
-    );
+    remove_and_see_it_closed(&l, &laptop, &desktop, &d).await;
     assert_refused(
         Client::connect(relay.addr, &desktop).await,
         "device removed by its user",
