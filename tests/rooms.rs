@@ -595,3 +595,94 @@ fn files_sent_to_a_room_are_offered_to_its_members() {
         );
     }
 }
+
+/// Mallory's desktop is in her room through her user; once she removes
+/// the desktop, its room messages are refused as coming from a removed
+/// device, by whatever path they arrive (here passed on by her laptop).
+#[tokio::test(flavor = "multi_thread")]
+async fn room_messages_of_a_removed_device_are_refused() {
+    use tincan_core::device::Roster;
+    use tincan_core::{DeviceKey, DeviceRevocation, Identity};
+
+    let mut ann = User::init("Ann");
+    ann.start();
+    let addr = SocketAddr::from(([127, 0, 0, 1], ann.port));
+    let laptop = RawPeer::new("Mallory").expect("raw peer");
+    let user = laptop.identity.user.clone().expect("user key");
+    let desktop_key = DeviceKey::generate(&mut OsEntropy);
+    let desktop = RawPeer::with_identity(Identity {
+        user: None,
+        cert: user.certify(&desktop_key, now_ms() / 1000),
+        device: desktop_key,
+        name: "Mallory".into(),
+    })
+    .expect("raw peer");
+    let conn = laptop.connect(addr).await.expect("connect");
+    let _desktop_conn = desktop.connect(addr).await.expect("connect");
+    let ann_cert = conn.node_cert().clone();
+
+    let (mut log, _) = RoomLog::create(
+        &laptop.identity.device,
+        &laptop.identity.cert,
+        "Mallory's room",
+        now_ms(),
+        &mut SeededEntropy::new(3),
+    )
+    .expect("create");
+    let add = RoomAction::Add {
+        users: vec![ann_cert.user_id()],
+    };
+    log.author(
+        &laptop.identity.device,
+        &laptop.identity.cert,
+        add,
+        now_ms(),
+    )
+    .expect("add");
+    let room = log.id();
+    let invite = Content::RoomOps {
+        room,
+        ops: log.ops_in_order(),
+        log_len: 2,
+    };
+    let answer = deliver(&conn, &seal(&laptop, &ann_cert, &invite)).await;
+    assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
+    let id = room.to_string();
+    wait_for("Ann added to Mallory's room", DEADLINE, || {
+        room_of(&ann, &id)
+    });
+    let removed = |answer: &anyhow::Result<Frame>| {
+        matches!(
+            answer,
+            Ok(Frame::Refused {
+                reason: RefuseReason::DeviceRemoved,
+                ..
+            })
+        )
+    };
+    // Before the removal the desktop speaks for Mallory, a member.
+    let answer = conn
+        .deliver(&room_frame(&desktop, room, &log, &ann_cert, "still mine"))
+        .await;
+    assert!(!removed(&answer), "{answer:?}");
+
+    let revocation = DeviceRevocation::sign(&user, desktop.identity.device_id(), now_ms() / 1000);
+    let roster = Frame::Devices(Roster {
+        certs: vec![laptop.identity.cert.clone()],
+        revocations: vec![revocation],
+        labels: Vec::new(),
+    });
+    let answer = deliver(&conn, &wire::encode(&roster).expect("encode")).await;
+    assert_eq!(answer, Frame::Ack);
+    let answer = conn
+        .deliver(&room_frame(
+            &desktop,
+            room,
+            &log,
+            &ann_cert,
+            "after removal",
+        ))
+        .await;
+    assert!(removed(&answer), "{answer:?}");
+    assert!(!has_text(&ann, &id, "after removal"));
+}
