@@ -751,3 +751,65 @@ fn a_cancel_that_overtakes_its_offer_is_not_lost() {
         "a cancelled offer cannot be accepted"
     );
 }
+
+/// Offers wait for the user's answer, so one peer cannot pile them up: the
+/// 65th unanswered offer from one device is refused at once (its sender is
+/// told), and the 64 before it are listed.
+#[test]
+fn unanswered_offers_from_one_device_are_bounded() {
+    use common::raw_peer::{envelope_frame, now_ms, RawPeer};
+    use tincan_core::transfer::{FileOffer, TransferId, CHUNK_SIZE};
+    use tincan_core::wire::{Frame, RefuseReason};
+    use tincan_core::{Content, Envelope, MessageId};
+    use tincan_node::keystore::OsEntropy;
+
+    let mut bob = Node::init("Bob");
+    bob.start();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], bob.port));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _entered = runtime.enter();
+    let carl = RawPeer::new("Carl").expect("raw peer");
+    let answers = runtime.block_on(async {
+        let conn = carl.connect(addr).await.expect("connect");
+        let mut answers = Vec::new();
+        for i in 0..65 {
+            let offer = FileOffer {
+                transfer: TransferId::random(&mut OsEntropy),
+                name: format!("f{i}.bin"),
+                size: 10,
+                count: 1,
+                chunk_size: CHUNK_SIZE,
+                manifest_hash: [0; 32],
+                manifest_len: 100,
+                key: [7; 32],
+            };
+            let envelope = Envelope::seal(
+                &carl.identity.device,
+                &carl.identity.cert,
+                &[conn.node_cert().clone()],
+                MessageId::random(&mut OsEntropy),
+                now_ms(),
+                &Content::FileOffer(offer),
+                &mut OsEntropy,
+            )
+            .expect("seal");
+            answers.push(
+                conn.deliver(&envelope_frame(&envelope))
+                    .await
+                    .expect("answer"),
+            );
+        }
+        answers
+    });
+    assert!(
+        answers[..64].iter().all(|a| matches!(a, Frame::Receipt(_))),
+        "{:?}",
+        &answers[..64]
+    );
+    assert!(
+        matches!(&answers[64], Frame::Refused { reason: RefuseReason::Other(why), .. } if why.contains("too many file offers")),
+        "{:?}",
+        answers[64]
+    );
+    assert_eq!(bob.transfers().len(), 64);
+}

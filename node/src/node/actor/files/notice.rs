@@ -14,6 +14,12 @@ use tincan_core::wire::RefuseReason;
 use tincan_core::Opened;
 
 use super::Transfer;
+
+/// Most offers from one device that may wait for the user's answer (a
+/// colleague sending a folder's files one by one stays far below it).
+pub(in crate::node::actor) const MAX_WAITING_OFFERS_PER_DEVICE: usize = 64;
+/// Most offers that may wait in all.
+pub(in crate::node::actor) const MAX_WAITING_OFFERS: usize = 4_096;
 use crate::event::NodeEvent;
 use crate::node::actor::inbound::Rejection;
 use crate::node::actor::Actor;
@@ -43,6 +49,23 @@ impl Actor {
                     "transfer id in use".into(),
                 )))
             };
+        }
+        // Offers wait for the user, so a peer could otherwise pile them up
+        // without end; past the bound the sender is told at once.
+        let (from_sender, waiting) = self
+            .files
+            .transfers
+            .iter()
+            .filter(|((_, d), t)| *d == Direction::In && t.record.state == TransferState::Offered)
+            .fold((0, 0), |(mine, all), (_, t)| {
+                let theirs = t.record.devices.first() == Some(&sender);
+                (mine + usize::from(theirs), all + 1)
+            });
+        if from_sender >= MAX_WAITING_OFFERS_PER_DEVICE || waiting >= MAX_WAITING_OFFERS {
+            tracing::warn!(transfer = %offer.transfer, from_sender, waiting, "file offer refused: too many waiting for an answer");
+            return Err(Rejection::Refuse(RefuseReason::Other(format!(
+                "too many file offers are waiting for an answer (at most {MAX_WAITING_OFFERS_PER_DEVICE} from one device)"
+            ))));
         }
         let record = TransferRecord {
             id: offer.transfer,
