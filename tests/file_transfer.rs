@@ -137,6 +137,29 @@ impl Node {
         })
     }
 
+    /// `file accept ID --to DEST --wait --json`, which must succeed; the
+    /// finished transfer.
+    fn accept_and_wait(&self, id: &str, dest: &Path) -> Value {
+        let out = cli(
+            self.home(),
+            &[
+                "file",
+                "accept",
+                id,
+                "--to",
+                dest.to_str().expect("utf-8 path"),
+                "--wait",
+                "--json",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "accept --wait failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
     /// Waits until the offer `id` has arrived.
     fn wait_offer(&self, id: &str) -> Value {
         self.wait_state(id, "offered", DEADLINE)
@@ -256,24 +279,7 @@ fn a_200_mib_file_arrives_byte_exact() {
     assert_eq!(u64_of(&incoming, "count"), 1);
 
     let dest = bob.home().join("inbox");
-    let out = cli(
-        bob.home(),
-        &[
-            "file",
-            "accept",
-            &id[..8],
-            "--to",
-            dest.to_str().unwrap(),
-            "--wait",
-            "--json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "accept --wait failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let done = bob.accept_and_wait(&id[..8], &dest);
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(u64_of(&done, "bytes_done"), 200 * MIB);
     let saved = saved(&done);
@@ -472,24 +478,7 @@ fn a_folder_arrives_with_its_tree_and_never_overwrites() {
     let id = id_of(&offer);
     let incoming = bob.wait_offer(&id);
     assert_eq!(incoming["name"], "photos");
-    let out = cli(
-        bob.home(),
-        &[
-            "file",
-            "accept",
-            &id,
-            "--to",
-            dest.to_str().unwrap(),
-            "--wait",
-            "--json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done = bob.accept_and_wait(&id, &dest);
     let got = dest.join("photos (1)");
     assert_eq!(saved(&done), std::slice::from_ref(&got));
     for rel in ["a.jpg", "2024/summer/b.jpg", "2024/c.raw", "2024/empty.txt"] {
@@ -525,24 +514,7 @@ fn a_hidden_file_is_named_in_the_offer_and_saved_as_shown() {
         "photo.jpg and 1 more, including .bash_profile"
     );
     let dest = bob.home().join("inbox");
-    let out = cli(
-        bob.home(),
-        &[
-            "file",
-            "accept",
-            &id,
-            "--to",
-            dest.to_str().unwrap(),
-            "--wait",
-            "--json",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done = bob.accept_and_wait(&id, &dest);
     let mut got = saved(&done);
     got.sort();
     assert_eq!(got, [dest.join(".bash_profile"), dest.join("photo.jpg")]);
@@ -669,27 +641,50 @@ fn a_full_disk_fails_the_transfer_clearly_and_nothing_else() {
     });
 }
 
+/// `content` sealed by a scripted peer's `from` to the devices `to`.
+fn seal(
+    from: &tincan_core::Identity,
+    to: &[tincan_core::DeviceCert],
+    content: &tincan_core::Content,
+) -> tincan_core::Envelope {
+    use tincan_node::keystore::OsEntropy;
+    tincan_core::Envelope::seal(
+        &from.device,
+        &from.cert,
+        to,
+        tincan_core::MessageId::random(&mut OsEntropy),
+        common::raw_peer::now_ms(),
+        content,
+        &mut OsEntropy,
+    )
+    .expect("seal")
+}
+
+/// The offer of a 10-byte file `name` a scripted peer sends (it never
+/// serves the file: these tests are about the offer).
+fn raw_offer(
+    transfer: tincan_core::transfer::TransferId,
+    name: &str,
+) -> tincan_core::transfer::FileOffer {
+    tincan_core::transfer::FileOffer {
+        transfer,
+        name: name.into(),
+        size: 10,
+        count: 1,
+        chunk_size: tincan_core::transfer::CHUNK_SIZE,
+        manifest_hash: [0; 32],
+        manifest_len: 100,
+        key: [7; 32],
+    }
+}
+
 #[test]
 fn a_cancel_that_overtakes_its_offer_is_not_lost() {
-    use common::raw_peer::{envelope_frame, now_ms, RawPeer};
-    use tincan_core::transfer::{FileAction, FileOffer, TransferId, CHUNK_SIZE};
+    use common::raw_peer::{envelope_frame, RawPeer};
+    use tincan_core::transfer::{FileAction, TransferId};
     use tincan_core::wire::Frame;
-    use tincan_core::{Content, DeviceCert, Envelope, Identity, MessageId};
+    use tincan_core::Content;
     use tincan_node::keystore::OsEntropy;
-
-    fn seal(from: &Identity, to: &[DeviceCert], content: &Content) -> Envelope {
-        let id = MessageId::random(&mut OsEntropy);
-        Envelope::seal(
-            &from.device,
-            &from.cert,
-            to,
-            id,
-            now_ms(),
-            content,
-            &mut OsEntropy,
-        )
-        .expect("seal")
-    }
 
     let mut bob = Node::init("Bob");
     bob.start();
@@ -699,16 +694,7 @@ fn a_cancel_that_overtakes_its_offer_is_not_lost() {
     let _entered = runtime.enter();
     let carl = RawPeer::new("Carl").expect("raw peer");
     let transfer = TransferId::random(&mut OsEntropy);
-    let offer = FileOffer {
-        transfer,
-        name: "late.bin".into(),
-        size: 10,
-        count: 1,
-        chunk_size: CHUNK_SIZE,
-        manifest_hash: [0; 32],
-        manifest_len: 100,
-        key: [7; 32],
-    };
+    let offer = raw_offer(transfer, "late.bin");
     // The cancel arrives first (it overtook the offer on another path).
     let cancel = Content::FileControl {
         transfer,
@@ -757,10 +743,10 @@ fn a_cancel_that_overtakes_its_offer_is_not_lost() {
 /// told), and the 64 before it are listed.
 #[test]
 fn unanswered_offers_from_one_device_are_bounded() {
-    use common::raw_peer::{envelope_frame, now_ms, RawPeer};
-    use tincan_core::transfer::{FileOffer, TransferId, CHUNK_SIZE};
+    use common::raw_peer::{envelope_frame, RawPeer};
+    use tincan_core::transfer::TransferId;
     use tincan_core::wire::{Frame, RefuseReason};
-    use tincan_core::{Content, Envelope, MessageId};
+    use tincan_core::Content;
     use tincan_node::keystore::OsEntropy;
 
     let mut bob = Node::init("Bob");
@@ -773,26 +759,12 @@ fn unanswered_offers_from_one_device_are_bounded() {
         let conn = carl.connect(addr).await.expect("connect");
         let mut answers = Vec::new();
         for i in 0..65 {
-            let offer = FileOffer {
-                transfer: TransferId::random(&mut OsEntropy),
-                name: format!("f{i}.bin"),
-                size: 10,
-                count: 1,
-                chunk_size: CHUNK_SIZE,
-                manifest_hash: [0; 32],
-                manifest_len: 100,
-                key: [7; 32],
-            };
-            let envelope = Envelope::seal(
-                &carl.identity.device,
-                &carl.identity.cert,
+            let offer = raw_offer(TransferId::random(&mut OsEntropy), &format!("f{i}.bin"));
+            let envelope = seal(
+                &carl.identity,
                 &[conn.node_cert().clone()],
-                MessageId::random(&mut OsEntropy),
-                now_ms(),
                 &Content::FileOffer(offer),
-                &mut OsEntropy,
-            )
-            .expect("seal");
+            );
             answers.push(
                 conn.deliver(&envelope_frame(&envelope))
                     .await

@@ -332,6 +332,42 @@ fn refused_with(frame: &Frame, words: &str) -> bool {
     matches!(frame, Frame::Refused { reason: RefuseReason::Other(text), .. } if text.contains(words))
 }
 
+/// `creator` makes a room (entropy `seed`), adds Ann and sends her the log
+/// over `conn`; returns the log once Ann lists the room.
+async fn invite_ann(creator: &RawPeer, conn: &RawConn, ann: &User, seed: u64) -> RoomLog {
+    let ann_cert = conn.node_cert().clone();
+    let name = format!("{}'s room", creator.identity.name);
+    let (mut log, _) = RoomLog::create(
+        &creator.identity.device,
+        &creator.identity.cert,
+        &name,
+        now_ms(),
+        &mut SeededEntropy::new(seed),
+    )
+    .expect("create");
+    let add = RoomAction::Add {
+        users: vec![ann_cert.user_id()],
+    };
+    log.author(
+        &creator.identity.device,
+        &creator.identity.cert,
+        add,
+        now_ms(),
+    )
+    .expect("add");
+    let invite = Content::RoomOps {
+        room: log.id(),
+        ops: log.ops_in_order(),
+        log_len: 2,
+    };
+    let answer = deliver(conn, &seal(creator, &ann_cert, &invite)).await;
+    assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
+    let id = log.id().to_string();
+    let seen = wait_for("Ann added to the room", DEADLINE, || room_of(ann, &id));
+    assert_eq!(seen["name"], name.as_str());
+    log
+}
+
 fn room_frame(from: &RawPeer, room: RoomId, log: &RoomLog, to: &DeviceCert, text: &str) -> Vec<u8> {
     let envelope = RoomEnvelope::seal(
         &from.identity.device,
@@ -361,37 +397,9 @@ async fn forged_membership_ops_and_unknown_rooms_are_refused() {
     let ann_cert = conn.node_cert().clone();
 
     // Mallory makes a room and adds Ann: a normal invitation, taken.
-    let (mut log, _) = RoomLog::create(
-        &mallory.identity.device,
-        &mallory.identity.cert,
-        "Mallory's room",
-        now_ms(),
-        &mut SeededEntropy::new(1),
-    )
-    .expect("create");
-    let add = RoomAction::Add {
-        users: vec![ann_cert.user_id()],
-    };
-    log.author(
-        &mallory.identity.device,
-        &mallory.identity.cert,
-        add,
-        now_ms(),
-    )
-    .expect("add");
+    let log = invite_ann(&mallory, &conn, &ann, 1).await;
     let room = log.id();
-    let invite = Content::RoomOps {
-        room,
-        ops: log.ops_in_order(),
-        log_len: 2,
-    };
-    let answer = deliver(&conn, &seal(&mallory, &ann_cert, &invite)).await;
-    assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
     let id = room.to_string();
-    let seen = wait_for("Ann added to Mallory's room", DEADLINE, || {
-        room_of(&ann, &id)
-    });
-    assert_eq!(seen["name"], "Mallory's room");
 
     // Bob, no member, sets the topic: refused, nothing stored.
     let heads = log.heads().to_vec();
@@ -621,36 +629,9 @@ async fn room_messages_of_a_removed_device_are_refused() {
     let _desktop_conn = desktop.connect(addr).await.expect("connect");
     let ann_cert = conn.node_cert().clone();
 
-    let (mut log, _) = RoomLog::create(
-        &laptop.identity.device,
-        &laptop.identity.cert,
-        "Mallory's room",
-        now_ms(),
-        &mut SeededEntropy::new(3),
-    )
-    .expect("create");
-    let add = RoomAction::Add {
-        users: vec![ann_cert.user_id()],
-    };
-    log.author(
-        &laptop.identity.device,
-        &laptop.identity.cert,
-        add,
-        now_ms(),
-    )
-    .expect("add");
+    let log = invite_ann(&laptop, &conn, &ann, 3).await;
     let room = log.id();
-    let invite = Content::RoomOps {
-        room,
-        ops: log.ops_in_order(),
-        log_len: 2,
-    };
-    let answer = deliver(&conn, &seal(&laptop, &ann_cert, &invite)).await;
-    assert!(matches!(answer, Frame::Receipt(_)), "{answer:?}");
     let id = room.to_string();
-    wait_for("Ann added to Mallory's room", DEADLINE, || {
-        room_of(&ann, &id)
-    });
     let removed = |answer: &anyhow::Result<Frame>| {
         matches!(
             answer,

@@ -115,8 +115,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::test_util::{entry, message, temp_store};
-    use crate::store::Direction;
+    use crate::store::test_util::{device, entry, message, mid, temp_store};
+    use crate::store::{Direction, Store};
+
+    /// Whether message `n` from device `d` is stored.
+    fn stored(store: &Store, n: u8, d: u8) -> bool {
+        store.message(&mid(n), &device(d)).unwrap().is_some()
+    }
 
     #[test]
     fn a_rolled_back_batch_keeps_nothing_of_its_nested_writes() {
@@ -130,13 +135,7 @@ mod tests {
             .unwrap();
         store.rollback_batch().unwrap();
         assert!(store.outbox_entries().unwrap().is_empty());
-        assert!(store
-            .message(
-                &crate::store::test_util::mid(2),
-                &crate::store::test_util::device(2)
-            )
-            .unwrap()
-            .is_none());
+        assert!(!stored(&store, 2, 2));
     }
 
     #[test]
@@ -153,13 +152,7 @@ mod tests {
             .is_err());
         store.commit_batch().unwrap();
         assert_eq!(store.outbox_entries().unwrap().len(), 1);
-        assert!(store
-            .message(
-                &crate::store::test_util::mid(3),
-                &crate::store::test_util::device(1)
-            )
-            .unwrap()
-            .is_none());
+        assert!(!stored(&store, 3, 1));
     }
 
     #[test]
