@@ -198,11 +198,6 @@ impl PeerBook {
         devices
     }
 
-    /// The users with at least one known device, each once, in id order.
-    pub fn known_users(&self) -> Vec<UserId> {
-        self.users()
-    }
-
     /// Forgets a device (removed by its user); its name pin stays.
     pub fn forget(&mut self, device: &DeviceId) -> Option<PeerInfo> {
         self.devices.remove(device)
@@ -243,7 +238,8 @@ impl PeerBook {
         }
     }
 
-    fn users(&self) -> Vec<UserId> {
+    /// The users with at least one known device, each once, in id order.
+    pub fn users(&self) -> Vec<UserId> {
         let mut users: Vec<UserId> = self.devices.values().map(|d| d.user).collect();
         users.sort();
         users.dedup();
@@ -391,7 +387,7 @@ mod tests {
             }
         }
         assert_eq!(book.forget_user(&renamer.user), vec![renamer.device]);
-        assert!(!book.known_users().contains(&renamer.user));
+        assert!(!book.users().contains(&renamer.user));
         assert_eq!(
             book.learn(peer(30, 30, &names[0])),
             LearnOutcome::New { pinned: true }

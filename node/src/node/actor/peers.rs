@@ -178,12 +178,7 @@ impl Actor {
             .filter_map(|d| self.book.device(d).map(|p| p.user))
             .collect();
         let is_stranger = |u: &UserId| *u != me && !members.contains(u);
-        let strangers = self
-            .book
-            .known_users()
-            .into_iter()
-            .filter(is_stranger)
-            .count();
+        let strangers = self.book.users().into_iter().filter(is_stranger).count();
         if strangers < MAX_STRANGERS {
             return true;
         }
