@@ -70,6 +70,7 @@ impl Lan {
     /// Like [`Lan::new`], with the first address `PREFIX.first`.
     pub(super) fn with_first(subnet_prefix: &str, first: u8) -> Result<Lan> {
         let prefix = parse_prefix(subnet_prefix)?;
+        sys::ensure_neighbour_capacity()?;
         let ns = ns_name("lan");
         ip(&["netns", "add", &ns])?;
         // From here on, dropping `lan` (also on `?`) deletes the namespace.
@@ -286,6 +287,39 @@ impl Lan {
     }
 }
 
+impl Lan {
+    /// Packets the hosts have sent into this LAN's bridge so far: the sum
+    /// of `rx_packets` over its ports (`p<N>`), for measuring what a LAN
+    /// costs at rest.
+    pub fn bridge_packets(&self) -> Result<u64> {
+        let out = sys::in_ns(&self.ns, "ip", &["-s", "-o", "link", "show"])?;
+        let mut total = 0u64;
+        for line in out.lines() {
+            // `7: p3@if2: <...> ... RX:  bytes packets ... \    1234 56 ...`
+            let Some(name) = line.split(':').nth(1).map(str::trim) else {
+                continue;
+            };
+            if !name.starts_with('p') {
+                continue;
+            }
+            let Some(rx) = line.split("RX:").nth(1) else {
+                continue;
+            };
+            // After the header words comes `\` and the counters.
+            let numbers: Vec<u64> = rx
+                .split_whitespace()
+                .skip_while(|w| w.parse::<u64>().is_err())
+                .take(2)
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            if let [_bytes, packets] = numbers[..] {
+                total += packets;
+            }
+        }
+        Ok(total)
+    }
+}
+
 /// Sets a host's routes on `eth0`: multicast, and the default route through
 /// `gateway` if there is one. Real LAN hosts have a default route that
 /// multicast follows; without a gateway, multicast needs its own route, or
@@ -367,6 +401,31 @@ impl Host {
     pub fn set_link(&self, up: bool) -> Result<()> {
         let state = if up { "up" } else { "down" };
         ip(&["-n", &self.bridge_ns, "link", "set", &self.port, state])
+    }
+
+    /// Drops (`true`) or again passes (`false`) IP multicast (mDNS over
+    /// IPv4 and IPv6, not neighbour discovery) to and from this host only,
+    /// at its bridge port: a desktop behind a switch port or Wi-Fi client
+    /// isolation that loses multicast while the rest of the LAN has it.
+    pub fn set_multicast_blocked(&self, blocked: bool) -> Result<()> {
+        let table = format!("tc_mcast_{}", self.port);
+        let mut script = format!("table bridge {table} {{}}\ndelete table bridge {table}\n");
+        if blocked {
+            let port = &self.port;
+            script.push_str(&format!(
+                "table bridge {table} {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    iifname {port} ip daddr 224.0.0.0/4 drop
+    oifname {port} ip daddr 224.0.0.0/4 drop
+    iifname {port} ip6 daddr ff02::/16 meta l4proto != ipv6-icmp drop
+    oifname {port} ip6 daddr ff02::/16 meta l4proto != ipv6-icmp drop
+  }}
+}}
+"
+            ));
+        }
+        sys::nft(&self.bridge_ns, &script)
     }
 
     /// The IPv4 address `eth0` has now, read from the namespace (unlike

@@ -9,7 +9,10 @@
 //!   15-character limit.
 //! - Nothing here configures the root namespace: [`ip`] is only ever called
 //!   with `-n NS` or for the short-lived veth pairs of [`super::lan`], and
-//!   [`in_ns`] / [`nft`] always run inside a named namespace.
+//!   [`in_ns`] / [`nft`] always run inside a named namespace. The one
+//!   machine-wide setting touched is the kernel's neighbour-table size
+//!   ([`ensure_neighbour_capacity`]): it can only be set there, it sends
+//!   nothing, and it is only ever raised.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -108,6 +111,50 @@ pub(super) fn nft(ns: &str, script: &str) -> Result<()> {
     )
     .with_context(|| format!("nft script:\n{script}"))
     .map(drop)
+}
+
+/// Entries the kernel's ARP and NDP tables must hold for the namespace
+/// LANs: enough for a full mesh of 250 hosts on each of two LANs.
+const NEIGHBOUR_ENTRIES: u64 = 131_072;
+
+/// Raises the kernel's neighbour-table limits (`gc_thresh1..3` of IPv4 and
+/// IPv6) to hold [`NEIGHBOUR_ENTRIES`], if they are lower.
+///
+/// Why: the tables are shared by every network namespace of the machine
+/// and their limits exist only in the root namespace. With the default
+/// `gc_thresh3` of 1,024, a lab LAN of n namespaces that all talk to each
+/// other needs n·(n−1) entries, so past about 33 hosts the kernel logs
+/// "neighbor table overflow", drops ARP and unicast between the later
+/// hosts fails, while multicast (mDNS) still works. Real desktops each
+/// have their own kernel and table; this only makes one machine behave
+/// like many.
+pub fn ensure_neighbour_capacity() -> Result<()> {
+    let wanted = [
+        NEIGHBOUR_ENTRIES / 8,
+        NEIGHBOUR_ENTRIES / 2,
+        NEIGHBOUR_ENTRIES,
+    ];
+    for family in ["ipv4", "ipv6"] {
+        // gc_thresh3 first: the kernel wants thresh1 <= thresh2 <= thresh3.
+        for (i, want) in wanted.iter().enumerate().rev() {
+            let path = format!("/proc/sys/net/{family}/neigh/default/gc_thresh{}", i + 1);
+            let now: u64 = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {path}"))?
+                .trim()
+                .parse()
+                .with_context(|| format!("parse {path}"))?;
+            if now < *want {
+                std::fs::write(&path, want.to_string()).with_context(|| format!("write {path}"))?;
+                tracing::info!(
+                    path,
+                    from = now,
+                    to = want,
+                    "raised the kernel neighbour table limit"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets the sysctl `key` (a path under `/proc/sys`, e.g.

@@ -1,0 +1,292 @@
+//! An office on one LAN: many real daemons, one network namespace each, on
+//! one bridge, started together as at 9:00, with mDNS and nothing else.
+//! Everyone must list everyone; a message between the two nodes started
+//! last is delivered; then the LAN rests and each node's memory, CPU and
+//! packets are reported.
+//!
+//! Sizes: `TINCAN_OFFICE_NODES` (default 40, above the 34 where discovery
+//! used to stop) and `TINCAN_OFFICE_REST_SECS` (default 15; 120 for the
+//! figures in docs/BENCHMARKS.md). Run by hand at full size with
+//! `TINCAN_OFFICE_NODES=200 TINCAN_OFFICE_REST_SECS=120 cargo test --release
+//! --test office_lan -- --nocapture`.
+//!
+//! Deadlines are generous and only bound a hang; the times are printed.
+//! Needs root and iproute2; skips otherwise. mDNS runs only inside the
+//! namespaces this test creates.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{cli, cli_json, wait_for, Daemon};
+use serde_json::Value;
+use tincan_netsim::{netns_available, Host, Lan};
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Office {
+    lan: Lan,
+    hosts: Vec<Host>,
+    homes: Vec<PathBuf>,
+    daemons: Vec<Daemon>,
+    _tmp: tempfile::TempDir,
+    started: Instant,
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The last two nodes' logs tell most; all would drown the output.
+            for d in self.daemons.iter().rev().take(2) {
+                eprintln!(
+                    "===== log of {} =====\n{}",
+                    d.home.display(),
+                    tail(&d.log(), 200)
+                );
+            }
+        }
+        // Daemons die before the namespaces they run in.
+        self.daemons.clear();
+        let _ = &self.lan;
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn name_of(i: usize) -> String {
+    format!("Desk {i:03}")
+}
+
+/// Starts `n` nodes in parallel, the nodes in `blocked` with multicast
+/// dropped at their bridge port before they start.
+fn start_office(subnet: &str, n: usize, blocked: impl Fn(usize) -> bool) -> Office {
+    let mut lan = Lan::new(subnet).expect("create lan");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut hosts = Vec::new();
+    let mut homes = Vec::new();
+    for i in 0..n {
+        let host = lan.add_host(&format!("d{i}")).expect("add host");
+        if blocked(i) {
+            host.set_multicast_blocked(true).expect("block multicast");
+        }
+        let home = tmp.path().join(format!("d{i}"));
+        std::fs::create_dir_all(&home).expect("create home");
+        hosts.push(host);
+        homes.push(home);
+    }
+    // Identities first (CPU only), then every daemon at once.
+    std::thread::scope(|s| {
+        for (i, home) in homes.iter().enumerate() {
+            s.spawn(move || {
+                let out = cli(home, &["init", "--name", &name_of(i)]);
+                assert!(
+                    out.status.success(),
+                    "init {i}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            });
+        }
+    });
+    let started = Instant::now();
+    let slots: Arc<Mutex<Vec<Option<Daemon>>>> =
+        Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+    std::thread::scope(|s| {
+        for (i, (home, host)) in homes.iter().zip(&hosts).enumerate() {
+            let slots = slots.clone();
+            s.spawn(move || {
+                let d = Daemon::start(home, &["--listen", "0.0.0.0:7000"], Some(&host.ns));
+                slots.lock().expect("slots")[i] = Some(d);
+            });
+        }
+    });
+    let daemons = Arc::try_unwrap(slots)
+        .ok()
+        .expect("threads are done")
+        .into_inner()
+        .expect("slots")
+        .into_iter()
+        .map(|d| d.expect("every daemon started"))
+        .collect();
+    eprintln!("[{:>6.1?}] {n} daemons running", started.elapsed());
+    Office {
+        lan,
+        hosts,
+        homes,
+        daemons,
+        _tmp: tmp,
+        started,
+    }
+}
+
+/// How many peers `home` lists as online.
+fn online_count(home: &Path) -> usize {
+    match cli_json(home, &["peers", "--json"]) {
+        Value::Array(peers) => peers.iter().filter(|p| p["online"] == true).count(),
+        other => panic!("peers --json is not an array: {other}"),
+    }
+}
+
+/// Waits until every node lists all others online; prints when each did.
+fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
+    let n = office.homes.len();
+    let mut pending: Vec<usize> = (0..n).collect();
+    let mut done_at = Vec::new();
+    wait_for(
+        &format!("all {n} nodes to list the {} others online", n - 1),
+        deadline,
+        || {
+            pending.retain(|&i| {
+                let full = online_count(&office.homes[i]) >= n - 1;
+                if full {
+                    done_at.push(office.started.elapsed());
+                }
+                !full
+            });
+            if !pending.is_empty() {
+                let seen: Vec<String> = pending
+                    .iter()
+                    .take(5)
+                    .map(|&i| format!("d{i}:{}", online_count(&office.homes[i])))
+                    .collect();
+                eprintln!(
+                    "[{:>6.1?}] {} nodes still incomplete, e.g. {}",
+                    office.started.elapsed(),
+                    pending.len(),
+                    seen.join(" ")
+                );
+            }
+            pending.is_empty().then_some(())
+        },
+    );
+    done_at.sort();
+    let p50 = done_at[done_at.len() / 2];
+    let last = done_at[done_at.len() - 1];
+    eprintln!(
+        "DISCOVERY n={n}: everyone lists everyone: p50 {p50:.1?}, last {last:.1?} after the start"
+    );
+}
+
+fn send_between_last_two(office: &Office) {
+    let n = office.homes.len();
+    let (from, to) = (n - 1, n - 2);
+    let text = format!("hello from desk {from}");
+    let out = cli(
+        &office.homes[from],
+        &["send", &name_of(to), &text, "--wait", "--timeout", "60"],
+    );
+    assert!(
+        out.status.success(),
+        "send d{from} -> d{to}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_for(
+        "the message in the receiver's history",
+        Duration::from_secs(30),
+        || {
+            let history = cli_json(&office.homes[to], &["history", &name_of(from), "--json"]);
+            history
+                .as_array()
+                .is_some_and(|h| h.iter().any(|m| m["text"] == text.as_str()))
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "[{:>6.1?}] d{from} -> d{to} delivered",
+        office.started.elapsed()
+    );
+}
+
+/// (RSS in KiB, CPU ticks) of process `pid`.
+fn proc_sample(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+    (rss, ticks)
+}
+
+/// Lets the LAN rest and prints per-node RSS, CPU and packets per second.
+fn report_rest(office: &Office, rest: Duration) {
+    let n = office.homes.len();
+    let pids: Vec<u32> = office
+        .daemons
+        .iter()
+        .map(|d| d.pid().expect("running daemon"))
+        .collect();
+    let before: Vec<(u64, u64)> = pids.iter().map(|&p| proc_sample(p)).collect();
+    let packets_before = office.lan.bridge_packets().expect("bridge counters");
+    let t0 = Instant::now();
+    // Resting is the measurement itself, not a wait for an event.
+    std::thread::sleep(rest);
+    let secs = t0.elapsed().as_secs_f64();
+    let packets = office.lan.bridge_packets().expect("bridge counters") - packets_before;
+    let after: Vec<(u64, u64)> = pids.iter().map(|&p| proc_sample(p)).collect();
+    let tick_hz = 100.0;
+    let mut rss: Vec<u64> = after.iter().map(|a| a.0).collect();
+    let mut cpu: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (a.1.saturating_sub(b.1)) as f64 / tick_hz / secs * 100.0)
+        .collect();
+    rss.sort();
+    cpu.sort_by(f64::total_cmp);
+    let pps = packets as f64 / secs / n as f64;
+    eprintln!(
+        "REST n={n} over {secs:.0} s: RSS p50 {:.1} MB max {:.1} MB; CPU p50 {:.2} % max {:.2} % of a core; {pps:.1} packets/s per node on the bridge",
+        rss[n / 2] as f64 / 1024.0,
+        rss[n - 1] as f64 / 1024.0,
+        cpu[n / 2],
+        cpu[n - 1],
+    );
+}
+
+#[test]
+fn an_office_lan_finds_everyone_and_rests_cheaply() {
+    if !netns_available() {
+        println!("skipping office_lan: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    let n = env_usize("TINCAN_OFFICE_NODES", 40).clamp(3, 250);
+    let rest = Duration::from_secs(env_usize("TINCAN_OFFICE_REST_SECS", 15) as u64);
+    let office = start_office("10.79.1", n, |_| false);
+    wait_everyone_lists_everyone(&office, Duration::from_secs(60 + n as u64));
+    send_between_last_two(&office);
+    report_rest(&office, rest);
+    let _ = &office.hosts;
+}
+
+#[test]
+fn nodes_without_multicast_find_the_office_through_their_peers() {
+    if !netns_available() {
+        println!("skipping office_lan: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    let n = env_usize("TINCAN_OFFICE_NODES", 40).clamp(4, 250) / 2 * 2;
+    // Every second desk hears no multicast at all.
+    let office = start_office("10.79.2", n, |i| i % 2 == 1);
+    wait_everyone_lists_everyone(&office, Duration::from_secs(60 + n as u64));
+    send_between_last_two(&office);
+}
