@@ -39,6 +39,7 @@ pub mod entropy;
 pub mod envelope;
 pub mod id;
 pub mod identity;
+pub mod lan;
 pub mod lease;
 pub mod name;
 pub mod notify;

@@ -194,6 +194,9 @@ pub enum Frame {
     /// A room message sealed once with the sender's room key (answered
     /// like [`Frame::Envelope`]: a receipt or a refusal).
     RoomEnvelope(crate::room::RoomEnvelope),
+    /// LAN peer exchange: devices' signed records and reports of devices
+    /// gone (`crate::lan`), answered with [`Frame::Ack`].
+    Lan(crate::lan::LanGossip),
 }
 
 impl Frame {
@@ -227,6 +230,7 @@ impl Frame {
             Frame::Devices(_) => "devices",
             Frame::FileUpload(_) => "file-upload",
             Frame::RoomEnvelope(_) => "room-envelope",
+            Frame::Lan(_) => "lan",
         }
     }
 }

@@ -1,0 +1,114 @@
+//! Which LAN peers a node keeps links to: a few ring neighbours, so the
+//! links per node stay the same whether the LAN holds 20 desktops or 500.
+//!
+//! All devices a node believes present, itself included, sorted by device
+//! id, form a ring. A node dials the devices 1, 2 and ⌊n/2⌋ places after it
+//! and so is dialled by those 1, 2 and ⌊n/2⌋ places before it: at most six
+//! links, a connected graph (the ±1 links alone form a cycle) whose
+//! diameter is about n/8 hops, and a view every node computes alike once
+//! their views agree, so both ends of a link want it.
+
+use std::collections::BTreeSet;
+
+use crate::DeviceId;
+
+/// Ring offsets a node dials.
+fn offsets(n: usize) -> [usize; 3] {
+    [1, 2, n / 2]
+}
+
+/// The devices `me` dials, given everyone present (`me` may or may not be
+/// in `present`).
+pub fn targets(me: &DeviceId, present: &BTreeSet<DeviceId>) -> BTreeSet<DeviceId> {
+    ring_at(me, present, true)
+}
+
+/// The devices `me` keeps links to: those it dials and those that dial it.
+pub fn neighbours(me: &DeviceId, present: &BTreeSet<DeviceId>) -> BTreeSet<DeviceId> {
+    let mut all = ring_at(me, present, true);
+    all.extend(ring_at(me, present, false));
+    all
+}
+
+fn ring_at(me: &DeviceId, present: &BTreeSet<DeviceId>, forward: bool) -> BTreeSet<DeviceId> {
+    let mut ring: Vec<DeviceId> = present.iter().copied().collect();
+    let i = match ring.binary_search(me) {
+        Ok(i) => i,
+        Err(i) => {
+            ring.insert(i, *me);
+            i
+        }
+    };
+    let n = ring.len();
+    let mut out = BTreeSet::new();
+    if n < 2 {
+        return out;
+    }
+    for k in offsets(n) {
+        let k = k % n;
+        if k == 0 {
+            continue;
+        }
+        let j = if forward {
+            (i + k) % n
+        } else {
+            (i + n - k) % n
+        };
+        if j != i {
+            out.insert(ring[j]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u8) -> BTreeSet<DeviceId> {
+        (0..n).map(|i| DeviceId([i; crate::id::ID_LEN])).collect()
+    }
+
+    #[test]
+    fn small_lans_link_everyone() {
+        let all = ids(4);
+        for me in &all {
+            let others: BTreeSet<_> = all.iter().filter(|d| *d != me).copied().collect();
+            assert_eq!(neighbours(me, &all), others);
+        }
+    }
+
+    #[test]
+    fn links_per_node_stay_bounded_and_the_ring_is_connected() {
+        for n in [5u8, 20, 50, 200] {
+            let all = ids(n);
+            let mut reached = BTreeSet::from([DeviceId([0; crate::id::ID_LEN])]);
+            let mut frontier = reached.clone();
+            for me in &all {
+                assert!(neighbours(me, &all).len() <= 6, "n={n}");
+            }
+            while !frontier.is_empty() {
+                let mut next = BTreeSet::new();
+                for d in &frontier {
+                    for x in neighbours(d, &all) {
+                        if reached.insert(x) {
+                            next.insert(x);
+                        }
+                    }
+                }
+                frontier = next;
+            }
+            assert_eq!(reached.len(), n as usize, "n={n}");
+        }
+    }
+
+    #[test]
+    fn dialling_is_mirrored_by_being_dialled() {
+        let all = ids(37);
+        for a in &all {
+            for b in targets(a, &all) {
+                assert!(neighbours(&b, &all).contains(a));
+            }
+        }
+    }
+}

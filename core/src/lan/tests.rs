@@ -1,0 +1,431 @@
+use super::*;
+use crate::entropy::SeededEntropy;
+use crate::identity::Identity;
+
+fn identity(seed: u64, name: &str) -> Identity {
+    Identity::generate(name, 1_700_000_000, &mut SeededEntropy::new(seed))
+}
+
+fn addr(i: u64) -> SocketAddr {
+    SocketAddr::from(([10, 0, (i / 200) as u8, (i % 200) as u8 + 1], 7000))
+}
+
+fn here(id: &Identity, i: u64, version: u64) -> LanRecord {
+    LanRecord::sign(
+        id,
+        vec![addr(i)],
+        version,
+        LanStatus::Here(ShownPresence::Online),
+    )
+}
+
+fn mesh(id: &Identity, i: u64) -> LanMesh {
+    let mut m = LanMesh::new(id.device_id(), MeshConfig::default());
+    m.set_own(here(id, i, 1));
+    m
+}
+
+fn drain(m: &mut LanMesh) -> Vec<LanEvent> {
+    std::iter::from_fn(|| m.poll_event()).collect()
+}
+
+#[test]
+fn records_verify_and_a_changed_field_does_not() {
+    let a = identity(1, "Alice");
+    let r = here(&a, 1, 5);
+    assert_eq!(r.verify(), Ok(()));
+    let mut forged = r.clone();
+    forged.name = "Mallory".into();
+    assert_eq!(forged.verify(), Err(RecordError::BadSignature));
+    let mut moved = r.clone();
+    moved.addrs = vec![addr(99)];
+    assert_eq!(moved.verify(), Err(RecordError::BadSignature));
+    let mut other = r;
+    other.cert = identity(2, "Bob").cert;
+    assert_eq!(other.verify(), Err(RecordError::BadSignature));
+}
+
+#[test]
+fn a_new_link_is_told_everything_and_a_newer_record_travels_on_once() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    let (to, first) = m.poll_transmit().expect("full view for b");
+    assert_eq!(to, b.device_id());
+    assert_eq!(first.records.len(), 1, "only our own record so far");
+
+    // b tells us about c; we learn c, and c is online by its record.
+    let gossip = LanGossip {
+        records: vec![here(&b, 2, 1), here(&c, 3, 1)],
+        suspicions: vec![],
+    };
+    m.handle_gossip(1, b.device_id(), gossip.clone())
+        .expect("valid");
+    assert!(m.is_online(&c.device_id()));
+    let events = drain(&mut m);
+    assert!(events.contains(&LanEvent::Learned(c.device_id())));
+    assert!(events.contains(&LanEvent::Online(c.device_id())));
+    // Nothing goes back to b, who told us.
+    assert_eq!(m.poll_transmit(), None);
+    // The same records again change nothing.
+    m.handle_gossip(2, b.device_id(), gossip).expect("valid");
+    assert!(drain(&mut m).is_empty());
+
+    // A second link gets c's record; a newer record of c goes to both.
+    let d = identity(4, "D");
+    m.handle_link_up(3, d.device_id());
+    let (_, view) = m.poll_transmit().expect("full view for d");
+    assert_eq!(view.records.len(), 3);
+    let newer = LanRecord::sign(&c, vec![addr(3)], 2, LanStatus::Here(ShownPresence::Away));
+    m.handle_gossip(
+        4,
+        d.device_id(),
+        LanGossip {
+            records: vec![newer],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    assert_eq!(m.shown(&c.device_id()), Some(ShownPresence::Away));
+    let sent: Vec<DeviceId> = std::iter::from_fn(|| m.poll_transmit())
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(
+        sent,
+        vec![b.device_id()],
+        "passed on to b only, not back to d"
+    );
+}
+
+#[test]
+fn a_forged_record_is_refused_and_the_rest_is_taken() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    let mut forged = here(&c, 3, 9);
+    forged.status = LanStatus::Leaving;
+    let result = m.handle_gossip(
+        1,
+        b.device_id(),
+        LanGossip {
+            records: vec![forged, here(&b, 2, 1)],
+            suspicions: vec![],
+        },
+    );
+    assert_eq!(result, Err(RecordError::BadSignature));
+    assert!(m.record(&c.device_id()).is_none());
+    assert!(m.record(&b.device_id()).is_some());
+}
+
+#[test]
+fn a_lost_link_is_checked_and_an_unreachable_device_is_reported_gone() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    m.handle_link_up(0, c.device_id());
+    m.handle_gossip(
+        0,
+        b.device_id(),
+        LanGossip {
+            records: vec![here(&b, 2, 7)],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    while m.poll_transmit().is_some() {}
+    drain(&mut m);
+
+    m.handle_link_down(1, b.device_id(), LinkEnd::Lost);
+    assert_eq!(drain(&mut m), vec![LanEvent::Check(b.device_id())]);
+    assert!(m.is_online(&b.device_id()), "online until the check fails");
+    m.handle_unreachable(2, b.device_id());
+    assert!(!m.is_online(&b.device_id()));
+    assert_eq!(drain(&mut m), vec![LanEvent::Offline(b.device_id())]);
+    let (to, gossip) = m.poll_transmit().expect("suspicion goes out");
+    assert_eq!(to, c.device_id());
+    assert_eq!(
+        gossip.suspicions,
+        vec![Suspicion {
+            device: b.device_id(),
+            version: 7
+        }]
+    );
+
+    // A clean close is not checked.
+    m.handle_link_down(3, c.device_id(), LinkEnd::Closed);
+    assert!(!drain(&mut m).contains(&LanEvent::Check(c.device_id())));
+}
+
+#[test]
+fn a_device_refutes_a_false_report_with_a_newer_record() {
+    let (a, b) = (identity(1, "A"), identity(2, "B"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    m.handle_gossip(
+        0,
+        b.device_id(),
+        LanGossip {
+            records: vec![],
+            suspicions: vec![Suspicion {
+                device: a.device_id(),
+                version: 1,
+            }],
+        },
+    )
+    .expect("valid");
+    assert_eq!(
+        drain(&mut m),
+        vec![
+            LanEvent::Online(b.device_id()),
+            LanEvent::Refute { above: 1 }
+        ]
+    );
+    while m.poll_transmit().is_some() {}
+    m.set_own(here(&a, 1, 2));
+    let (to, gossip) = m.poll_transmit().expect("the newer record goes out");
+    assert_eq!(to, b.device_id());
+    assert_eq!(gossip.records[0].version, 2);
+
+    // Elsewhere, the newer record clears the report.
+    let c = identity(3, "C");
+    let mut other = mesh(&c, 3);
+    other.handle_link_up(0, b.device_id());
+    other
+        .handle_gossip(
+            0,
+            b.device_id(),
+            LanGossip {
+                records: vec![here(&a, 1, 1)],
+                suspicions: vec![Suspicion {
+                    device: a.device_id(),
+                    version: 1,
+                }],
+            },
+        )
+        .expect("valid");
+    assert!(!other.is_online(&a.device_id()));
+    other
+        .handle_gossip(
+            1,
+            b.device_id(),
+            LanGossip {
+                records: vec![here(&a, 1, 2)],
+                suspicions: vec![],
+            },
+        )
+        .expect("valid");
+    assert!(other.is_online(&a.device_id()));
+}
+
+#[test]
+fn a_goodbye_shows_offline_at_once() {
+    let (a, b) = (identity(1, "A"), identity(2, "B"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    let c = identity(3, "C");
+    m.handle_gossip(
+        0,
+        b.device_id(),
+        LanGossip {
+            records: vec![here(&c, 3, 1)],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    assert!(m.is_online(&c.device_id()));
+    let leaving = LanRecord::sign(&c, vec![addr(3)], 2, LanStatus::Leaving);
+    m.handle_gossip(
+        1,
+        b.device_id(),
+        LanGossip {
+            records: vec![leaving],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    assert!(!m.is_online(&c.device_id()));
+}
+
+#[test]
+fn idle_links_outside_the_ring_close_and_ring_links_stay() {
+    let ids: Vec<Identity> = (0..12).map(|i| identity(i, &format!("N{i}"))).collect();
+    let me = &ids[0];
+    let mut m = mesh(me, 0);
+    let records: Vec<LanRecord> = ids[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| here(id, i as u64 + 1, 1))
+        .collect();
+    // Linked to everyone (as after a burst of messages).
+    for id in &ids[1..] {
+        m.handle_link_up(0, id.device_id());
+    }
+    m.handle_gossip(
+        0,
+        ids[1].device_id(),
+        LanGossip {
+            records,
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    drain(&mut m);
+    let keep = m.neighbours();
+    assert!(keep.len() <= 6);
+    m.handle_traffic(20_000, ids[5].device_id());
+    let wake = m.poll_timeout().expect("a timer");
+    m.handle_timeout(wake.max(30_000));
+    let closed: BTreeSet<DeviceId> = drain(&mut m)
+        .into_iter()
+        .filter_map(|e| match e {
+            LanEvent::Close(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    for id in &ids[1..] {
+        let d = id.device_id();
+        let expect_closed = !keep.contains(&d) && d != ids[5].device_id();
+        assert_eq!(closed.contains(&d), expect_closed, "{d}");
+    }
+}
+
+#[test]
+fn bounds_hold_for_records_and_hints() {
+    let a = identity(1, "A");
+    let mut m = LanMesh::new(
+        a.device_id(),
+        MeshConfig {
+            max_devices: 3,
+            ..MeshConfig::default()
+        },
+    );
+    let b = identity(2, "B");
+    m.handle_link_up(0, b.device_id());
+    let records: Vec<LanRecord> = (10..20).map(|i| here(&identity(i, "X"), i, 1)).collect();
+    m.handle_gossip(
+        0,
+        b.device_id(),
+        LanGossip {
+            records,
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    assert_eq!(m.devices().count(), 3);
+    for i in 0..10u8 {
+        m.handle_hint(DeviceId([i; crate::id::ID_LEN]), vec![addr(i.into())]);
+    }
+    assert_eq!(m.hints.len(), 3);
+}
+
+/// Many meshes joined only by the links they ask for, with every node
+/// knowing only one other at the start (as with multicast lost): everyone
+/// learns everyone, and nobody keeps more than six links.
+#[test]
+fn one_peer_each_is_enough_to_learn_a_whole_lan() {
+    let n = 60;
+    let ids: Vec<Identity> = (0..n)
+        .map(|i| identity(100 + i, &format!("N{i}")))
+        .collect();
+    let mut net = SimLan::new(&ids);
+    for i in 1..n as usize {
+        // Each knows only the node before it.
+        let prev = ids[i - 1].device_id();
+        net.meshes[i].handle_hint(prev, vec![addr(i as u64 - 1)]);
+    }
+    // 50 rounds of 100 ms: everyone knows everyone.
+    net.run(0, 50);
+    for (i, m) in net.meshes.iter().enumerate() {
+        assert_eq!(
+            m.devices().count(),
+            n as usize - 1,
+            "node {i} knows everyone"
+        );
+    }
+    // After the idle time, only ring links are left.
+    net.run(5_000, 400);
+    for (i, m) in net.meshes.iter().enumerate() {
+        assert!(
+            m.link_count() <= 6,
+            "node {i} holds {} links",
+            m.link_count()
+        );
+        assert_eq!(
+            m.devices().filter(|r| m.is_online(&r.device())).count(),
+            n as usize - 1
+        );
+    }
+}
+
+/// A tiny lossless network for mesh tests: links come up when a node asks
+/// to dial, gossip is delivered in rounds.
+pub(super) struct SimLan {
+    pub meshes: Vec<LanMesh>,
+    index: BTreeMap<DeviceId, usize>,
+}
+
+impl SimLan {
+    pub fn new(ids: &[Identity]) -> Self {
+        let meshes = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| mesh(id, i as u64))
+            .collect();
+        let index = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.device_id(), i))
+            .collect();
+        Self { meshes, index }
+    }
+
+    /// Runs `rounds` rounds of dialling, gossip and timers from `now`.
+    pub fn run(&mut self, now: u64, rounds: usize) {
+        for round in 0..rounds {
+            let t = now + round as u64 * 100;
+            let mut dials = Vec::new();
+            for (i, m) in self.meshes.iter().enumerate() {
+                for (d, _) in m.dial_targets() {
+                    if let Some(&j) = self.index.get(&d) {
+                        dials.push((i, j));
+                    }
+                }
+            }
+            for (i, j) in dials {
+                let (di, dj) = (self.meshes[i].me, self.meshes[j].me);
+                self.meshes[i].handle_link_up(t, dj);
+                self.meshes[j].handle_link_up(t, di);
+            }
+            let mut mail = Vec::new();
+            for m in &mut self.meshes {
+                while let Some((to, g)) = m.poll_transmit() {
+                    mail.push((m.me, to, g));
+                }
+            }
+            for (from, to, g) in mail {
+                if let Some(&j) = self.index.get(&to) {
+                    self.meshes[j]
+                        .handle_gossip(t, from, g)
+                        .expect("valid gossip");
+                }
+            }
+            let mut closes = Vec::new();
+            for m in &mut self.meshes {
+                m.handle_timeout(t);
+                while let Some(e) = m.poll_event() {
+                    if let LanEvent::Close(d) = e {
+                        closes.push((m.me, d));
+                    }
+                }
+            }
+            // Both ends see a close in the same round.
+            for (a, b) in closes {
+                for (x, y) in [(a, b), (b, a)] {
+                    if let Some(&i) = self.index.get(&x) {
+                        self.meshes[i].handle_link_down(t, y, LinkEnd::Closed);
+                    }
+                }
+            }
+        }
+    }
+}
