@@ -77,7 +77,8 @@ fn start_office(subnet: &str, n: usize, blocked: impl Fn(usize) -> bool) -> Offi
     for i in 0..n {
         let host = lan.add_host(&format!("d{i}")).expect("add host");
         if blocked(i) {
-            host.set_multicast_blocked(true).expect("block multicast");
+            host.set_ipv4_multicast_blocked(true)
+                .expect("block multicast");
         }
         let home = tmp.path().join(format!("d{i}"));
         std::fs::create_dir_all(&home).expect("create home");
@@ -145,10 +146,21 @@ fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
         &format!("all {n} nodes to list the {} others online", n - 1),
         deadline,
         || {
-            pending.retain(|&i| {
-                let full = online_count(&office.homes[i]) >= n - 1;
+            // Ask every pending node at once: asking 200 in turn would take
+            // longer than discovery itself.
+            let counts: Vec<(usize, usize)> = std::thread::scope(|s| {
+                let asks: Vec<_> = pending
+                    .iter()
+                    .map(|&i| s.spawn(move || (i, online_count(&office.homes[i]))))
+                    .collect();
+                asks.into_iter().map(|a| a.join().expect("ask")).collect()
+            });
+            let at = office.started.elapsed();
+            let counts: std::collections::BTreeMap<usize, usize> = counts.into_iter().collect();
+            pending.retain(|i| {
+                let full = counts[i] >= n - 1;
                 if full {
-                    done_at.push(office.started.elapsed());
+                    done_at.push(at);
                 }
                 !full
             });
@@ -156,7 +168,7 @@ fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
                 let seen: Vec<String> = pending
                     .iter()
                     .take(5)
-                    .map(|&i| format!("d{i}:{}", online_count(&office.homes[i])))
+                    .map(|i| format!("d{i}:{}", counts[i]))
                     .collect();
                 eprintln!(
                     "[{:>6.1?}] {} nodes still incomplete, e.g. {}",
@@ -171,8 +183,11 @@ fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
     done_at.sort();
     let p50 = done_at[done_at.len() / 2];
     let last = done_at[done_at.len() - 1];
+    let counters = office.lan.bridge_counters().expect("bridge counters");
     eprintln!(
-        "DISCOVERY n={n}: everyone lists everyone: p50 {p50:.1?}, last {last:.1?} after the start"
+        "DISCOVERY n={n}: everyone lists everyone: p50 {p50:.1?}, last {last:.1?} after the start; \
+         {:.1} multicast packets per node by then",
+        counters.multicast as f64 / n as f64
     );
 }
 
@@ -237,12 +252,14 @@ fn report_rest(office: &Office, rest: Duration) {
         .map(|d| d.pid().expect("running daemon"))
         .collect();
     let before: Vec<(u64, u64)> = pids.iter().map(|&p| proc_sample(p)).collect();
-    let packets_before = office.lan.bridge_packets().expect("bridge counters");
+    let counters_before = office.lan.bridge_counters().expect("bridge counters");
     let t0 = Instant::now();
     // Resting is the measurement itself, not a wait for an event.
     std::thread::sleep(rest);
     let secs = t0.elapsed().as_secs_f64();
-    let packets = office.lan.bridge_packets().expect("bridge counters") - packets_before;
+    let counters = office.lan.bridge_counters().expect("bridge counters");
+    let packets = counters.packets - counters_before.packets;
+    let multicast = counters.multicast - counters_before.multicast;
     let after: Vec<(u64, u64)> = pids.iter().map(|&p| proc_sample(p)).collect();
     let tick_hz = 100.0;
     let mut rss: Vec<u64> = after.iter().map(|a| a.0).collect();
@@ -254,12 +271,70 @@ fn report_rest(office: &Office, rest: Duration) {
     rss.sort();
     cpu.sort_by(f64::total_cmp);
     let pps = packets as f64 / secs / n as f64;
+    let mpps = multicast as f64 / secs / n as f64;
     eprintln!(
-        "REST n={n} over {secs:.0} s: RSS p50 {:.1} MB max {:.1} MB; CPU p50 {:.2} % max {:.2} % of a core; {pps:.1} packets/s per node on the bridge",
+        "REST n={n} over {secs:.0} s: RSS p50 {:.1} MB max {:.1} MB; CPU p50 {:.2} % max {:.2} % of a core; \
+         {pps:.1} packets/s per node on the bridge ({mpps:.2} multicast)",
         rss[n / 2] as f64 / 1024.0,
         rss[n - 1] as f64 / 1024.0,
         cpu[n / 2],
         cpu[n - 1],
+    );
+}
+
+/// One node goes "away"; waits until every other node shows it so and
+/// prints when they did.
+fn presence_change_reaches_everyone(office: &Office) {
+    let n = office.homes.len();
+    let who = n / 2;
+    let out = cli(&office.homes[who], &["presence", "set", "away"]);
+    assert!(
+        out.status.success(),
+        "presence set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    let name = name_of(who);
+    let mut pending: Vec<usize> = (0..n).filter(|i| *i != who).collect();
+    let mut seen_at = Vec::new();
+    wait_for(
+        &format!("every node to show {name} away"),
+        Duration::from_secs(60),
+        || {
+            let shown: Vec<(usize, bool)> = std::thread::scope(|s| {
+                let asks: Vec<_> = pending
+                    .iter()
+                    .map(|&i| {
+                        let name = &name;
+                        s.spawn(move || {
+                            let peers = cli_json(&office.homes[i], &["peers", "--json"]);
+                            let away = peers.as_array().is_some_and(|p| {
+                                p.iter()
+                                    .any(|p| p["name"] == name.as_str() && p["presence"] == "away")
+                            });
+                            (i, away)
+                        })
+                    })
+                    .collect();
+                asks.into_iter().map(|a| a.join().expect("ask")).collect()
+            });
+            let at = t0.elapsed();
+            for (i, away) in shown {
+                if away {
+                    pending.retain(|p| *p != i);
+                    seen_at.push(at);
+                }
+            }
+            pending.is_empty().then_some(())
+        },
+    );
+    seen_at.sort();
+    let p99 = seen_at[(seen_at.len() * 99 / 100).min(seen_at.len() - 1)];
+    eprintln!(
+        "PRESENCE n={n}: {name} away seen by all others: p50 {:.1?}, p99 {p99:.1?}, last {:.1?} \
+         (each figure includes up to one round of asking every node)",
+        seen_at[seen_at.len() / 2],
+        seen_at[seen_at.len() - 1]
     );
 }
 
@@ -274,6 +349,7 @@ fn an_office_lan_finds_everyone_and_rests_cheaply() {
     let office = start_office("10.79.1", n, |_| false);
     wait_everyone_lists_everyone(&office, Duration::from_secs(60 + n as u64));
     send_between_last_two(&office);
+    presence_change_reaches_everyone(&office);
     report_rest(&office, rest);
     let _ = &office.hosts;
 }

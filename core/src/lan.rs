@@ -67,14 +67,20 @@ pub struct MeshConfig {
     pub idle_close_ms: u64,
     /// Most devices (records, and separately mDNS hints) held.
     pub max_devices: usize,
+    /// Gossip to pass on waits this long to travel with what follows it:
+    /// a LAN of hundreds starting at once then costs one message per link
+    /// per batch, not one per record.
+    pub batch_ms: u64,
 }
 
 impl Default for MeshConfig {
-    /// 30 s idle, 4,096 devices (eight times the largest LAN we design for).
+    /// 30 s idle, 4,096 devices (eight times the largest LAN we design
+    /// for), 50 ms batches.
     fn default() -> Self {
         Self {
             idle_close_ms: 30_000,
             max_devices: 4_096,
+            batch_ms: 50,
         }
     }
 }
@@ -133,8 +139,12 @@ pub struct LanMesh {
     known: BTreeMap<DeviceId, Known>,
     hints: BTreeMap<DeviceId, Vec<SocketAddr>>,
     links: BTreeMap<DeviceId, Link>,
-    /// What each linked peer has yet to be told.
-    pending: BTreeMap<DeviceId, LanGossip>,
+    /// What each linked peer has yet to be told, and from when it is due.
+    pending: BTreeMap<DeviceId, (LanGossip, u64)>,
+    /// Links whose pending gossip is due.
+    ready: BTreeSet<DeviceId>,
+    /// The time of the latest input, for batching.
+    now: u64,
     events: VecDeque<LanEvent>,
     /// Devices last reported online to the driver.
     shown: BTreeSet<DeviceId>,
@@ -152,6 +162,8 @@ impl LanMesh {
             hints: BTreeMap::new(),
             links: BTreeMap::new(),
             pending: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            now: 0,
             events: VecDeque::new(),
             shown: BTreeSet::new(),
             next_check: None,
@@ -173,6 +185,9 @@ impl LanMesh {
         let links: Vec<DeviceId> = self.links.keys().copied().collect();
         for link in links {
             self.queue_record(link, &record);
+            // Our own news (a presence change, a refutation, leaving) goes
+            // at once.
+            self.ready.insert(link);
         }
         self.own = Some(record);
     }
@@ -202,6 +217,7 @@ impl LanMesh {
     /// A link to `device` is up (authenticated). It is told everything
     /// this node knows.
     pub fn handle_link_up(&mut self, now: u64, device: DeviceId) {
+        self.now = self.now.max(now);
         if device == self.me {
             return;
         }
@@ -218,9 +234,11 @@ impl LanMesh {
                         version,
                     })
                 }));
-            let queue = self.pending.entry(device).or_default();
+            let queue = self.queue(device);
             queue.records.extend(all.records);
             queue.suspicions.extend(all.suspicions);
+            // A new link learns everything at once: no batching wait.
+            self.ready.insert(device);
         }
         // A live link answers any suspicion this node holds about it.
         if let Some(k) = self.known.get_mut(&device) {
@@ -231,11 +249,13 @@ impl LanMesh {
     }
 
     /// The last link to `device` went down.
-    pub fn handle_link_down(&mut self, _now: u64, device: DeviceId, end: LinkEnd) {
+    pub fn handle_link_down(&mut self, now: u64, device: DeviceId, end: LinkEnd) {
+        self.now = self.now.max(now);
         if self.links.remove(&device).is_none() {
             return;
         }
         self.pending.remove(&device);
+        self.ready.remove(&device);
         let here = self
             .known
             .get(&device)
@@ -257,7 +277,8 @@ impl LanMesh {
     /// A dial to `device` (after [`LanEvent::Check`], or to a ring
     /// neighbour) failed: unless a link is up, it is reported gone at its
     /// record's version and dropped from the hints.
-    pub fn handle_unreachable(&mut self, _now: u64, device: DeviceId) {
+    pub fn handle_unreachable(&mut self, now: u64, device: DeviceId) {
+        self.now = self.now.max(now);
         if self.links.contains_key(&device) {
             return;
         }
@@ -285,7 +306,7 @@ impl LanMesh {
         from: DeviceId,
         gossip: LanGossip,
     ) -> Result<(), RecordError> {
-        let _ = now;
+        self.now = self.now.max(now);
         let mut first_error = None;
         for record in gossip.records {
             if let Err(e) = self.take_record(from, record) {
@@ -343,8 +364,9 @@ impl LanMesh {
             return;
         }
         if self.links.contains_key(&device) {
-            // We hold a live link: the report is wrong, and the device will
-            // refute it when the report reaches it.
+            // We hold a live link: the report is wrong. Hand it to the
+            // device, which refutes it with a newer record for everyone.
+            self.queue(device).suspicions.push(suspicion);
             return;
         }
         let Some(k) = self.known.get_mut(&device) else {
@@ -364,17 +386,23 @@ impl LanMesh {
         let links: Vec<DeviceId> = self.links.keys().copied().collect();
         for link in links {
             if Some(link) != except {
-                self.pending
-                    .entry(link)
-                    .or_default()
-                    .suspicions
-                    .push(suspicion);
+                self.queue(link).suspicions.push(suspicion);
             }
         }
     }
 
+    /// The gossip waiting for `link`, due one batch after the first of it.
+    fn queue(&mut self, link: DeviceId) -> &mut LanGossip {
+        let due = self.now + self.config.batch_ms;
+        &mut self
+            .pending
+            .entry(link)
+            .or_insert_with(|| (LanGossip::default(), due))
+            .0
+    }
+
     fn queue_record(&mut self, link: DeviceId, record: &LanRecord) {
-        let queue = self.pending.entry(link).or_default();
+        let queue = self.queue(link);
         // A newer record replaces an older one still waiting.
         queue.records.retain(|r| r.device() != record.device());
         queue.records.push(record.clone());
@@ -398,6 +426,12 @@ impl LanMesh {
 
     /// Wakes the mesh: idle links that no ring neighbour needs are closed.
     pub fn handle_timeout(&mut self, now: u64) {
+        self.now = self.now.max(now);
+        for (device, (_, due)) in &self.pending {
+            if *due <= now {
+                self.ready.insert(*device);
+            }
+        }
         if self.next_check.is_some_and(|t| t > now) {
             return;
         }
@@ -425,25 +459,39 @@ impl LanMesh {
 
     /// When to call [`LanMesh::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.next_check
+        let batch = self
+            .pending
+            .iter()
+            .filter(|(d, _)| !self.ready.contains(d))
+            .map(|(_, (_, due))| *due)
+            .min();
+        [self.next_check, batch].into_iter().flatten().min()
     }
 
     /// The next gossip message to send: to which linked device, and what.
+    /// Gossip to pass on is due one batch after it was queued (call
+    /// [`LanMesh::handle_timeout`] at [`LanMesh::poll_timeout`]); a new
+    /// link's full view and a goodbye ([`LanMesh::set_own`]) at once.
     pub fn poll_transmit(&mut self) -> Option<(DeviceId, LanGossip)> {
-        let device = *self.pending.keys().next()?;
-        let queue = self.pending.get_mut(&device)?;
-        let mut out = LanGossip::default();
-        let take = queue.records.len().min(MAX_GOSSIP_RECORDS);
-        out.records = queue.records.drain(..take).collect();
-        let take = queue.suspicions.len().min(MAX_GOSSIP_SUSPICIONS);
-        out.suspicions = queue.suspicions.drain(..take).collect();
-        if queue.is_empty() {
-            self.pending.remove(&device);
+        loop {
+            let device = *self.ready.iter().next()?;
+            let Some((queue, _)) = self.pending.get_mut(&device) else {
+                self.ready.remove(&device);
+                continue;
+            };
+            let mut out = LanGossip::default();
+            let take = queue.records.len().min(MAX_GOSSIP_RECORDS);
+            out.records = queue.records.drain(..take).collect();
+            let take = queue.suspicions.len().min(MAX_GOSSIP_SUSPICIONS);
+            out.suspicions = queue.suspicions.drain(..take).collect();
+            if queue.is_empty() {
+                self.pending.remove(&device);
+                self.ready.remove(&device);
+            }
+            if !out.is_empty() {
+                return Some((device, out));
+            }
         }
-        if out.is_empty() {
-            return self.poll_transmit();
-        }
-        Some((device, out))
     }
 
     /// The next change for the driver.

@@ -118,6 +118,16 @@ impl Outbox {
         self.entries.contains_key(&(*message_id, *device))
     }
 
+    /// Devices with entries waiting for a path (not reachable now), for a
+    /// driver that can open one on demand.
+    pub fn waiting_devices(&self) -> BTreeSet<DeviceId> {
+        self.entries
+            .keys()
+            .map(|(_, device)| *device)
+            .filter(|device| !self.reachable.contains(device))
+            .collect()
+    }
+
     /// Adds an entry (new, or restored from storage after a restart).
     /// `attempts` counts earlier tries, for backoff. A duplicate is ignored.
     pub fn push(

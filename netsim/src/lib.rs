@@ -24,4 +24,7 @@
 pub mod netns;
 pub mod sim;
 
-pub use netns::{kill_child, netns_available, netns_pids, DelayProxy, Host, Internet, Lan, SiteId};
+pub use netns::{
+    kill_child, netns_available, netns_pids, BridgeCounters, DelayProxy, Host, Internet, Lan,
+    SiteId,
+};

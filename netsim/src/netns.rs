@@ -35,7 +35,7 @@ mod sys;
 
 pub use delay::DelayProxy;
 pub use internet::{Internet, SiteId};
-pub use lan::{Host, Lan};
+pub use lan::{BridgeCounters, Host, Lan};
 pub use sys::{kill_child, netns_pids};
 
 use sys::{ip, is_root, ns_name};

@@ -30,8 +30,13 @@ pub fn relay_bin() -> &'static Path {
 }
 
 fn build_bin(package: &str, bin: &str) -> PathBuf {
-    let status = cargo::cargo()
-        .args(["build", "-q", "-p", package, "--bin", bin])
+    let mut build = cargo::cargo();
+    build.args(["build", "-q", "-p", package, "--bin", bin]);
+    // `cargo test --release` looks for (and must run) release binaries.
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo build");

@@ -25,6 +25,13 @@ fn mesh(id: &Identity, i: u64) -> LanMesh {
     m
 }
 
+/// Everything sent once the current batch is due.
+fn sent(m: &mut LanMesh) -> Vec<(DeviceId, LanGossip)> {
+    let due = m.now + m.config.batch_ms;
+    m.handle_timeout(due);
+    std::iter::from_fn(|| m.poll_transmit()).collect()
+}
+
 fn drain(m: &mut LanMesh) -> Vec<LanEvent> {
     std::iter::from_fn(|| m.poll_event()).collect()
 }
@@ -87,11 +94,13 @@ fn a_new_link_is_told_everything_and_a_newer_record_travels_on_once() {
     )
     .expect("valid");
     assert_eq!(m.shown(&c.device_id()), Some(ShownPresence::Away));
-    let sent: Vec<DeviceId> = std::iter::from_fn(|| m.poll_transmit())
-        .map(|(to, _)| to)
-        .collect();
+    assert!(
+        m.poll_transmit().is_none(),
+        "passed on in a batch, not at once"
+    );
+    let to: Vec<DeviceId> = sent(&mut m).into_iter().map(|(to, _)| to).collect();
     assert_eq!(
-        sent,
+        to,
         vec![b.device_id()],
         "passed on to b only, not back to d"
     );
@@ -141,7 +150,7 @@ fn a_lost_link_is_checked_and_an_unreachable_device_is_reported_gone() {
     m.handle_unreachable(2, b.device_id());
     assert!(!m.is_online(&b.device_id()));
     assert_eq!(drain(&mut m), vec![LanEvent::Offline(b.device_id())]);
-    let (to, gossip) = m.poll_transmit().expect("suspicion goes out");
+    let (to, gossip) = sent(&mut m).pop().expect("suspicion goes out");
     assert_eq!(to, c.device_id());
     assert_eq!(
         gossip.suspicions,
@@ -215,6 +224,46 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
         )
         .expect("valid");
     assert!(other.is_online(&a.device_id()));
+}
+
+#[test]
+fn a_report_about_a_linked_device_is_handed_to_it_not_believed() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    m.handle_link_up(0, c.device_id());
+    m.handle_gossip(
+        0,
+        c.device_id(),
+        LanGossip {
+            records: vec![here(&c, 3, 4)],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    while m.poll_transmit().is_some() {}
+    let report = Suspicion {
+        device: c.device_id(),
+        version: 4,
+    };
+    m.handle_gossip(
+        1,
+        b.device_id(),
+        LanGossip {
+            records: vec![],
+            suspicions: vec![report],
+        },
+    )
+    .expect("valid");
+    assert!(m.is_online(&c.device_id()));
+    let sent = sent(&mut m);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].0,
+        c.device_id(),
+        "only c hears it, so it can refute"
+    );
+    assert_eq!(sent[0].1.suspicions, vec![report]);
 }
 
 #[test]

@@ -292,8 +292,14 @@ impl Lan {
     /// of `rx_packets` over its ports (`p<N>`), for measuring what a LAN
     /// costs at rest.
     pub fn bridge_packets(&self) -> Result<u64> {
+        Ok(self.bridge_counters()?.packets)
+    }
+
+    /// Packets, and multicast packets among them, that the hosts have sent
+    /// into this LAN's bridge so far (summed over its ports).
+    pub fn bridge_counters(&self) -> Result<BridgeCounters> {
         let out = sys::in_ns(&self.ns, "ip", &["-s", "-o", "link", "show"])?;
-        let mut total = 0u64;
+        let mut total = BridgeCounters::default();
         for line in out.lines() {
             // `7: p3@if2: <...> ... RX:  bytes packets ... \    1234 56 ...`
             let Some(name) = line.split(':').nth(1).map(str::trim) else {
@@ -306,18 +312,29 @@ impl Lan {
                 continue;
             };
             // After the header words comes `\` and the counters.
+            // `bytes packets errors dropped missed mcast`
             let numbers: Vec<u64> = rx
                 .split_whitespace()
                 .skip_while(|w| w.parse::<u64>().is_err())
-                .take(2)
+                .take(6)
                 .filter_map(|w| w.parse().ok())
                 .collect();
-            if let [_bytes, packets] = numbers[..] {
-                total += packets;
+            if let [_bytes, packets, _errors, _dropped, _missed, multicast] = numbers[..] {
+                total.packets += packets;
+                total.multicast += multicast;
             }
         }
         Ok(total)
     }
+}
+
+/// What the hosts of a [`Lan`] sent into its bridge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BridgeCounters {
+    /// All packets.
+    pub packets: u64,
+    /// Multicast packets among them (mDNS, neighbour discovery).
+    pub multicast: u64,
 }
 
 /// Sets a host's routes on `eth0`: multicast, and the default route through
@@ -401,6 +418,28 @@ impl Host {
     pub fn set_link(&self, up: bool) -> Result<()> {
         let state = if up { "up" } else { "down" };
         ip(&["-n", &self.bridge_ns, "link", "set", &self.port, state])
+    }
+
+    /// Drops (`true`) or again passes (`false`) IPv4 multicast (so mDNS
+    /// over IPv4; mDNS over IPv6 still passes) to and from this host only,
+    /// at its bridge port.
+    pub fn set_ipv4_multicast_blocked(&self, blocked: bool) -> Result<()> {
+        let table = format!("tc_mc4_{}", self.port);
+        let mut script = format!("table bridge {table} {{}}\ndelete table bridge {table}\n");
+        if blocked {
+            let port = &self.port;
+            script.push_str(&format!(
+                "table bridge {table} {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    iifname {port} ip daddr 224.0.0.0/4 drop
+    oifname {port} ip daddr 224.0.0.0/4 drop
+  }}
+}}
+"
+            ));
+        }
+        sys::nft(&self.bridge_ns, &script)
     }
 
     /// Drops (`true`) or again passes (`false`) IP multicast (mDNS over

@@ -24,6 +24,7 @@ mod devices;
 mod election;
 mod files;
 mod inbound;
+mod lan;
 mod outgoing;
 mod peers;
 mod posts;
@@ -48,6 +49,13 @@ use crate::store::{MessageState, Store, StoreError};
 const MESSAGE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 /// How often static peers and discovered-but-unconnected devices are dialled.
 const DIAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Waits for every handle (without pulling in a futures crate for one call).
+async fn join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -157,6 +165,10 @@ pub(crate) struct Actor {
     devices: devices::DevicesState,
     /// Room logs and sender keys (`actor/rooms.rs`).
     rooms: rooms::RoomsState,
+    /// The LAN view and link policy (`tincan_core::lan`).
+    mesh: tincan_core::lan::LanMesh,
+    /// Dials the mesh asked for.
+    mesh_dials: lan::MeshDials,
 }
 
 impl Actor {
@@ -192,6 +204,7 @@ impl Actor {
         chat.notify.enabled = parts.notifications;
         let files = files::FilesState::new(parts.files, parts.home.root());
         let rooms = rooms::RoomsState::load(&parts.store)?;
+        let device_id = parts.identity.device_id();
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -227,7 +240,13 @@ impl Actor {
             chat,
             devices: devices::DevicesState::default(),
             rooms,
+            mesh: tincan_core::lan::LanMesh::new(
+                device_id,
+                tincan_core::lan::MeshConfig::default(),
+            ),
+            mesh_dials: lan::MeshDials::default(),
         };
+        actor.sign_own_record(0, false);
         actor.restore()?;
         actor.restore_devices()?;
         actor.restore_files()?;
@@ -321,6 +340,7 @@ impl Actor {
                 self.election.poll_timeout(),
                 self.chat.presence.poll_timeout(),
                 self.pairing_timeout(),
+                self.mesh.poll_timeout(),
             ]
             .into_iter()
             .flatten()
@@ -359,8 +379,11 @@ impl Actor {
             self.drive_outbox();
             self.drive_files();
             self.drive_presence();
+            self.drive_lan();
         };
         tracing::info!("shutting down");
+        let goodbyes = self.lan_goodbye();
+        let _ = tokio::time::timeout(Duration::from_millis(500), join_all(goodbyes)).await;
         if let Some(conn) = &self.relay.conn {
             conn.close(0u32.into(), b"goodbye");
         }
@@ -500,7 +523,8 @@ impl Actor {
                 device,
                 stable_id,
                 reason,
-            } => self.on_down(device, stable_id, reason),
+                lost,
+            } => self.on_down(device, stable_id, reason, lost),
             LinkEvent::Resolved(addrs) => self.dial_all(addrs, now_ms()),
             LinkEvent::DialFailed { addr, reason } => self.on_dial_failed(addr, reason),
             LinkEvent::Inbound {

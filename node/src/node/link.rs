@@ -59,6 +59,8 @@ pub(crate) enum LinkEvent {
     },
     /// A connection ended.
     Down {
+        /// Whether it was lost (timed out, reset) rather than closed.
+        lost: bool,
         device: DeviceId,
         stable_id: usize,
         reason: String,
@@ -368,13 +370,25 @@ async fn run_connection(
     }
     tokio::spawn(read_beacons(conn.clone(), device, tx.clone()));
     let reason = serve_streams(&conn, device, &tx).await;
+    let lost = conn.close_reason().is_some_and(|e| is_lost(&e));
     let _ = tx
         .send(LinkEvent::Down {
             device,
             stable_id,
             reason,
+            lost,
         })
         .await;
+}
+
+/// Whether a connection ended without either side closing it (the peer
+/// may be gone), as opposed to a deliberate close.
+fn is_lost(e: &quinn::ConnectionError) -> bool {
+    use quinn::ConnectionError as E;
+    matches!(
+        e,
+        E::TimedOut | E::Reset | E::TransportError(_) | E::CidsExhausted
+    )
 }
 
 /// Serves the peer's request streams until the connection ends; returns
@@ -480,6 +494,7 @@ async fn serve_stream(
         },
         Ok((
             frame @ (Frame::Directory(_)
+            | Frame::Lan(_)
             | Frame::Neighbours(_)
             | Frame::Revocations(_)
             | Frame::Devices(_)),

@@ -289,6 +289,10 @@ impl Actor {
             }
             // Hand it the proof, then hang up, so it can tell its user.
             let proof = Arc::new(Frame::Devices(self.removal_roster(revocation)));
+            self.mesh.forget(&device);
+            if self.conns.contains_key(&device) {
+                self.mesh_link_down(device, false);
+            }
             for conn in self.conns.remove(&device).into_iter().flatten() {
                 let proof = proof.clone();
                 tokio::spawn(async move {

@@ -77,12 +77,17 @@ impl Actor {
                         self.link_tx.clone(),
                     ));
                 }
-                _ => self.outbox.handle_outcome(
-                    now_ms(),
-                    t.message_id,
-                    t.device,
-                    AttemptOutcome::Failed("no connection".into()),
-                ),
+                (conn, _) => {
+                    if conn.is_none() {
+                        self.link_on_demand(t.device);
+                    }
+                    self.outbox.handle_outcome(
+                        now_ms(),
+                        t.message_id,
+                        t.device,
+                        AttemptOutcome::Failed("no connection".into()),
+                    )
+                }
             }
         }
         self.route_remote(remote);
@@ -216,6 +221,7 @@ impl Actor {
         );
         for cert in certs {
             self.outbox.push(now, id, cert.device_id(), expires, 0);
+            self.link_on_demand(cert.device_id());
         }
         Ok(())
     }

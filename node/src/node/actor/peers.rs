@@ -13,6 +13,7 @@ use super::{link, now_ms, relay, Actor, LinkEvent};
 use crate::discovery::DiscoveryEvent;
 use crate::event::NodeEvent;
 use crate::store::PeerRecord;
+use tincan_core::site::Role;
 
 /// Longest wait between dials of an unreachable static peer.
 const MAX_DIAL_BACKOFF_MS: u64 = 10_000;
@@ -33,7 +34,13 @@ pub(super) struct DialState {
 impl Actor {
     /// A connection to `device` closed; the device goes offline when it
     /// was the last one.
-    pub(super) fn on_down(&mut self, device: DeviceId, stable_id: usize, reason: String) {
+    pub(super) fn on_down(
+        &mut self,
+        device: DeviceId,
+        stable_id: usize,
+        reason: String,
+        lost: bool,
+    ) {
         let closed = self
             .conns
             .get(&device)
@@ -48,13 +55,10 @@ impl Actor {
                 if self.org_peers.remove(&device).is_some() {
                     self.election.handle_peer_lost(now_ms(), device);
                 }
-                self.book.set_online(&device, false);
-                tracing::info!(%device, %reason, "peer offline");
-                if let Some(info) = self.book.device(&device) {
-                    self.emit(NodeEvent::PeerOffline {
-                        peer: self.peer_view(info),
-                    });
-                }
+                tracing::info!(%device, %reason, lost, "link closed");
+                // Whether the peer is shown offline is the mesh's call: a
+                // closed idle link says nothing about the peer.
+                self.mesh_link_down(device, lost);
             }
         }
     }
@@ -68,6 +72,7 @@ impl Actor {
         let backoff = (500u64 << state.failures.min(5)).min(MAX_DIAL_BACKOFF_MS);
         state.next_at = now_ms() + backoff;
         tracing::debug!(%addr, %reason, "dial failed");
+        self.mesh_dial_failed(addr);
     }
 
     /// A connection came up (dialled or accepted) with an authenticated
@@ -102,7 +107,7 @@ impl Actor {
             let state = self.dials.entry(addr).or_default();
             *state = DialState::default();
         }
-        let via = if self.hints.contains_key(&device) {
+        let via = if self.hints.contains_key(&device) || self.mesh.record(&device).is_some() {
             Via::Lan
         } else {
             Via::Static
@@ -129,7 +134,8 @@ impl Actor {
             user,
             name: hello.name.clone(),
             addrs: vec![addr],
-            online: true,
+            // Shown online (and announced) by the mesh, below.
+            online: false,
             via,
         });
         self.certs.insert(device, cert.clone());
@@ -146,19 +152,9 @@ impl Actor {
         if let Err(e) = self.store.upsert_peer(&record) {
             tracing::warn!(%device, error = %e, "cannot store peer");
         }
-        let list = self.conns.entry(device).or_default();
-        let was_online = !list.is_empty();
-        list.push(conn);
-        self.book.set_online(&device, true);
-        // A device that said it is offline (appear-offline) stays so.
-        if !was_online && !self.chat.peers.hides(&device) {
-            tracing::info!(%device, %user, %addr, "peer online");
-            if let Some(info) = self.book.device(&device) {
-                self.emit(NodeEvent::PeerOnline {
-                    peer: self.peer_view(info),
-                });
-            }
-        }
+        self.conns.entry(device).or_default().push(conn);
+        tracing::debug!(%device, %user, %addr, "link up");
+        self.mesh_link_up(device);
         if new_org_peer {
             self.share_lan_neighbours(Some(device));
         }
@@ -170,7 +166,7 @@ impl Actor {
     /// message either way, not a contact, no mail waiting). Anyone can
     /// make identities for free, so without this bound each new one would
     /// add peer rows and name pins for ever.
-    fn room_for_a_stranger(&mut self) -> bool {
+    pub(super) fn room_for_a_stranger(&mut self) -> bool {
         let me = self.identity.user_id();
         let members: BTreeSet<UserId> = self
             .org_peers
@@ -275,11 +271,13 @@ impl Actor {
                 name,
             } => {
                 tracing::debug!(%device, %user, %name, ?addrs, "mdns hint");
+                self.mesh.handle_hint(device, addrs.clone());
                 self.hints.insert(device, addrs);
                 self.dial_due();
             }
             DiscoveryEvent::Lost { device } => {
                 tracing::debug!(%device, "mdns goodbye");
+                self.mesh.handle_hint_lost(&device);
                 self.hints.remove(&device);
             }
         }
@@ -292,9 +290,14 @@ impl Actor {
             return;
         }
         let now = now_ms();
+        self.dial_ring();
+        // In an organisation with a relay, members still link to every
+        // member they hear of: the gateway election beacons to each.
+        let org_mesh = self.membership.is_some() && self.election.role() != Role::Standalone;
         let mut targets: Vec<SocketAddr> = self
             .hints
             .iter()
+            .filter(|_| org_mesh)
             .filter(|(device, _)| !self.conns.contains_key(device))
             .flat_map(|(_, addrs)| addrs.iter().copied())
             .collect();
@@ -335,14 +338,15 @@ impl Actor {
         }
     }
 
-    /// Starts a dial to `addr` unless one is running or it is backing off.
-    pub(super) fn try_dial(&mut self, addr: SocketAddr, now: u64) {
+    /// Starts a dial to `addr` unless one is running or it is backing off;
+    /// whether it started one.
+    pub(super) fn try_dial(&mut self, addr: SocketAddr, now: u64) -> bool {
         if addr == self.listen {
-            return;
+            return false;
         }
         let state = self.dials.entry(addr).or_default();
         if state.in_progress || state.next_at > now {
-            return;
+            return false;
         }
         state.in_progress = true;
         tokio::spawn(link::dial(
@@ -351,5 +355,6 @@ impl Actor {
             self.hello.clone(),
             self.link_tx.clone(),
         ));
+        true
     }
 }

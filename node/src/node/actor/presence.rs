@@ -58,6 +58,29 @@ impl Actor {
 
     /// How `device` is shown, given whether a path to it is live.
     pub(super) fn presence_of(&self, device: &DeviceId, reachable: bool) -> Shown {
+        // Without a link, a LAN peer's presence is what its own signed LAN
+        // record says (the note travels sealed, over links only).
+        if !self.conns.contains_key(device) {
+            if let Some(shown) = self.mesh.shown(device) {
+                let online = reachable && shown != ShownPresence::Offline;
+                let note = self
+                    .chat
+                    .peers
+                    .get(device)
+                    .filter(|p| p.shown == shown && !p.note.is_empty())
+                    .map(|p| p.note.clone());
+                return (
+                    online,
+                    if online {
+                        shown
+                    } else {
+                        ShownPresence::Offline
+                    }
+                    .to_string(),
+                    note,
+                );
+            }
+        }
         match self.chat.peers.get(device) {
             _ if !reachable => (false, ShownPresence::Offline.to_string(), None),
             Some(p) if p.shown == ShownPresence::Offline => {
@@ -80,6 +103,7 @@ impl Actor {
             if let PresenceEvent::Changed = event {
                 self.persist_presence();
                 self.chat.presence_sent.clear();
+                self.sign_own_record(0, false);
             }
         }
         let uplink = self.uplink_conn().is_some();

@@ -182,6 +182,9 @@ impl Actor {
         // themselves: certificates and revocations are signed).
         let frame = match frame {
             Frame::Devices(roster) => return self.on_roster(from, roster),
+            // Any linked LAN peer may pass records on: each is signed by
+            // the device it describes.
+            Frame::Lan(gossip) => return self.on_lan_gossip(from, gossip),
             other => other,
         };
         // From any authenticated LAN peer of the organisation, not only the
@@ -389,6 +392,15 @@ impl Actor {
 
     /// Closes connections to revoked users' devices.
     fn enforce_revocations(&mut self) {
+        let revoked_lan: Vec<DeviceId> = self
+            .mesh
+            .devices()
+            .filter(|r| self.is_revoked(&r.cert.user_id()))
+            .map(|r| r.device())
+            .collect();
+        for device in revoked_lan {
+            self.mesh.forget(&device);
+        }
         let revoked: Vec<DeviceId> = self
             .conns
             .keys()
@@ -401,6 +413,7 @@ impl Actor {
             .collect();
         for device in revoked {
             tracing::warn!(%device, "closing the connection of a revoked user");
+            self.mesh.forget(&device);
             if let Some(conns) = self.conns.get(&device) {
                 for conn in conns {
                     conn.close(CLOSE_REVOKED.into(), b"revoked");

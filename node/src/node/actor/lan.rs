@@ -1,0 +1,387 @@
+//! Driving core's `LanMesh`: this node's signed record, gossip to and from
+//! LAN peers, whom to dial, which idle links to close, and what the user is
+//! shown (peers learned second hand, online and offline).
+//!
+//! The rules live in `tincan_core::lan`; this file only moves frames,
+//! dials, closes and mirrors the mesh's view into the peer book and store.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tincan_core::lan::{LanEvent, LanGossip, LanRecord, LanStatus, LinkEnd};
+use tincan_core::peer_book::{PeerInfo, Via};
+use tincan_core::site::Role;
+use tincan_core::wire::Frame;
+use tincan_core::DeviceId;
+
+use super::{link, now_ms, Actor};
+use crate::event::NodeEvent;
+use crate::store::PeerRecord;
+
+/// Close code of a link closed because nothing used it.
+pub(super) const CLOSE_IDLE: u32 = 6;
+
+/// A link that moved more than this many bytes since the last idle check
+/// is busy (a file transfer), whatever the mesh believes.
+const BUSY_BYTES: u64 = 64 * 1024;
+
+/// Dials the mesh asked for, by address, and which device each is for.
+#[derive(Default)]
+pub(super) struct MeshDials {
+    by_addr: HashMap<SocketAddr, DeviceId>,
+    /// Bytes each device's links had moved at the last idle check.
+    bytes_seen: HashMap<DeviceId, u64>,
+}
+
+/// Whether `ip` is one a LAN peer may ask us to dial: private, link-local,
+/// unique-local or loopback. A record could name any address; this keeps
+/// a LAN peer from making every node dial a host on the internet.
+pub(super) fn is_lan_scope(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local() || v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unicast_link_local()
+                || v6.is_unique_local()
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_lan_scope(v4.into()))
+        }
+    }
+}
+
+impl Actor {
+    /// Where peers may dial this node: its interface addresses when it
+    /// listens on all of them and announces itself on the LAN, the listen
+    /// address when that is specific, nothing otherwise (a node run with
+    /// static peers only is dialled by them, not found through others).
+    fn own_addrs(&self) -> Vec<SocketAddr> {
+        let port = self.listen.port();
+        if !self.listen.ip().is_unspecified() {
+            return vec![self.listen];
+        }
+        if !self.mdns {
+            return Vec::new();
+        }
+        let mut addrs: Vec<SocketAddr> = if_addrs::get_if_addrs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.is_loopback())
+            .map(|i| i.ip())
+            // A link-local IPv6 address needs the receiver's own scope id,
+            // which only its mDNS answer carries.
+            .filter(|ip| match ip {
+                IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+                IpAddr::V4(_) => true,
+            })
+            .filter(|ip| self.listen.is_ipv6() || ip.is_ipv4())
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
+        addrs.sort_by_key(|a| a.is_ipv6());
+        addrs
+    }
+
+    /// Signs and sets this node's record (here, with the presence others are
+    /// shown, or leaving), with a version above `above` and the last one.
+    pub(super) fn sign_own_record(&mut self, above: u64, leaving: bool) {
+        let last = self.mesh.own().map_or(0, |r| r.version);
+        let version = now_ms()
+            .max(last.saturating_add(1))
+            .max(above.saturating_add(1));
+        let status = if leaving {
+            LanStatus::Leaving
+        } else {
+            LanStatus::Here(self.chat.presence.update().shown)
+        };
+        let record = LanRecord::sign(&self.identity, self.own_addrs(), version, status);
+        self.mesh.set_own(record);
+    }
+
+    /// Gossip from the linked peer `from`.
+    pub(super) fn on_lan_gossip(&mut self, from: DeviceId, gossip: LanGossip) -> Frame {
+        match self.mesh.handle_gossip(now_ms(), from, gossip) {
+            Ok(()) => Frame::Ack,
+            Err(e) => {
+                tracing::warn!(%from, error = %e, "refused a lan record");
+                Frame::Error(e.to_string())
+            }
+        }
+    }
+
+    /// Whether links to `device` are kept whatever the mesh says: devices
+    /// of this user (they sync), and, in an organisation with a relay, its
+    /// members (the gateway election beacons to every one of them).
+    fn link_is_pinned(&self, device: &DeviceId) -> bool {
+        let own_user = self
+            .certs
+            .get(device)
+            .is_some_and(|c| c.user_id() == self.identity.user_id());
+        own_user
+            || (self.org_peers.contains_key(device) && self.election.role() != Role::Standalone)
+    }
+
+    /// Sends the mesh's gossip and applies its events. Called after every
+    /// turn of the loop.
+    pub(super) fn drive_lan(&mut self) {
+        let now = now_ms();
+        self.mesh.handle_timeout(now);
+        while let Some((device, gossip)) = self.mesh.poll_transmit() {
+            if let Some(conn) = self.conns.get(&device).and_then(|c| c.last()) {
+                tokio::spawn(link::notify(conn.clone(), Arc::new(Frame::Lan(gossip))));
+            }
+        }
+        let events: Vec<LanEvent> = std::iter::from_fn(|| self.mesh.poll_event()).collect();
+        // New peers enter the book first, so that they can be shown online.
+        let learned: Vec<DeviceId> = events
+            .iter()
+            .filter_map(|e| match e {
+                LanEvent::Learned(device) => Some(*device),
+                _ => None,
+            })
+            .collect();
+        if !learned.is_empty() {
+            self.learn_from_mesh(&learned);
+        }
+        for event in events {
+            match event {
+                LanEvent::Learned(_) => {}
+                LanEvent::Online(device) => {
+                    self.show_online(device, true);
+                    if self.outbox.waiting_devices().contains(&device) {
+                        self.link_on_demand(device);
+                    }
+                }
+                LanEvent::Offline(device) => self.show_online(device, false),
+                LanEvent::Check(device) => {
+                    tracing::debug!(%device, "link lost; checking the peer");
+                    self.dial_device(device, true);
+                }
+                LanEvent::Close(device) => self.close_if_idle(device),
+                LanEvent::Refute { above } => {
+                    tracing::info!(above, "a peer reported this node gone; saying it is here");
+                    self.sign_own_record(above, false);
+                }
+            }
+        }
+    }
+
+    /// Takes devices learned second hand into the peer book and the store
+    /// (in one transaction: a LAN of hundreds arrives at once).
+    fn learn_from_mesh(&mut self, devices: &[DeviceId]) {
+        if let Err(e) = self.store.begin_batch() {
+            tracing::warn!(error = %e, "cannot start a batch for lan peers");
+        }
+        for device in devices {
+            let Some(record) = self.mesh.record(device).cloned() else {
+                continue;
+            };
+            let user = record.cert.user_id();
+            if self.devices.known.is_revoked(&record.cert) || self.is_revoked(&user) {
+                self.mesh.forget(device);
+                continue;
+            }
+            let new_user =
+                user != self.identity.user_id() && self.book.devices_of(&user).next().is_none();
+            if new_user && !self.room_for_a_stranger() {
+                continue;
+            }
+            self.certs.insert(*device, record.cert.clone());
+            let _ = self.devices.known.learn(record.cert.clone());
+            let addrs: Vec<SocketAddr> = record
+                .addrs
+                .iter()
+                .copied()
+                .filter(|a| is_lan_scope(a.ip()))
+                .collect();
+            self.learn_peer(PeerInfo {
+                device: *device,
+                user,
+                name: record.name.clone(),
+                addrs: addrs.clone(),
+                // Shown online (and announced) on the mesh's event.
+                online: false,
+                via: Via::Lan,
+            });
+            let stored = PeerRecord {
+                device: *device,
+                user,
+                name: record.name,
+                cert: record.cert.to_bytes(),
+                addrs: addrs.iter().map(ToString::to_string).collect(),
+                last_seen_ms: now_ms(),
+            };
+            if let Err(e) = self.store.upsert_peer(&stored) {
+                tracing::warn!(%device, error = %e, "cannot store a lan peer");
+            }
+        }
+        if let Err(e) = self.store.commit_batch() {
+            tracing::warn!(error = %e, "cannot store lan peers");
+        }
+        tracing::debug!(
+            learned = devices.len(),
+            known = self.mesh.devices().count(),
+            links = self.mesh.link_count(),
+            "lan records"
+        );
+    }
+
+    /// Mirrors the mesh's online state into the peer book and tells
+    /// subscribers.
+    fn show_online(&mut self, device: DeviceId, online: bool) {
+        if !self.book.set_online(&device, online) {
+            return;
+        }
+        // A device that said it is offline (appear-offline) stays so.
+        if online && self.chat.peers.hides(&device) {
+            return;
+        }
+        if let Some(info) = self.book.device(&device) {
+            let peer = self.peer_view(info);
+            tracing::info!(%device, online, "peer {}", if online { "online" } else { "offline" });
+            self.emit(if online {
+                NodeEvent::PeerOnline { peer }
+            } else {
+                NodeEvent::PeerOffline { peer }
+            });
+        }
+    }
+
+    /// The mesh finds the link to `device` idle: close it, unless it is
+    /// pinned or moved file-sized traffic since the last check.
+    fn close_if_idle(&mut self, device: DeviceId) {
+        let Some(conns) = self.conns.get(&device) else {
+            return;
+        };
+        let bytes: u64 = conns
+            .iter()
+            .map(|c| {
+                let s = c.stats();
+                s.udp_tx.bytes + s.udp_rx.bytes
+            })
+            .sum();
+        let before = self
+            .mesh_dials
+            .bytes_seen
+            .insert(device, bytes)
+            .unwrap_or(0);
+        if self.link_is_pinned(&device) || bytes.saturating_sub(before) > BUSY_BYTES {
+            self.mesh.handle_traffic(now_ms(), device);
+            return;
+        }
+        tracing::debug!(%device, "closing an idle link");
+        for conn in conns {
+            conn.close(CLOSE_IDLE.into(), b"idle");
+        }
+    }
+
+    /// Dials `device` at the addresses the mesh knows, for a ring link or
+    /// a message, or (`check`) to learn whether a peer whose link broke is
+    /// still there, whatever the back-off: only a failed check reports the
+    /// device gone (a ring or message dial may fail while a busy peer is
+    /// still starting; it is retried with back-off).
+    pub(super) fn dial_device(&mut self, device: DeviceId, check: bool) {
+        let addrs = self.mesh.addrs(&device);
+        let now = now_ms();
+        let mut started = false;
+        for addr in addrs.into_iter().filter(|a| is_lan_scope(a.ip())) {
+            if check {
+                self.dials.entry(addr).or_default().next_at = 0;
+            }
+            if self.try_dial(addr, now) {
+                if check {
+                    self.mesh_dials.by_addr.insert(addr, device);
+                }
+                started = true;
+            } else if self.mesh_dials.by_addr.get(&addr) == Some(&device) {
+                started = true;
+            }
+        }
+        if check && !started && !self.conns.contains_key(&device) {
+            self.mesh.handle_unreachable(now, device);
+        }
+    }
+
+    /// A dial failed: when it was the last check of `device`, the device is
+    /// unreachable.
+    pub(super) fn mesh_dial_failed(&mut self, addr: SocketAddr) {
+        let Some(device) = self.mesh_dials.by_addr.remove(&addr) else {
+            return;
+        };
+        if !self.mesh_dials.by_addr.values().any(|d| *d == device) {
+            self.mesh.handle_unreachable(now_ms(), device);
+        }
+    }
+
+    /// A link to `device` came up: its pending dials are done.
+    pub(super) fn mesh_link_up(&mut self, device: DeviceId) {
+        self.mesh_dials.by_addr.retain(|_, d| *d != device);
+        self.mesh.handle_link_up(now_ms(), device);
+    }
+
+    /// The last link to `device` went down.
+    pub(super) fn mesh_link_down(&mut self, device: DeviceId, lost: bool) {
+        let end = if lost { LinkEnd::Lost } else { LinkEnd::Closed };
+        self.mesh_dials.bytes_seen.remove(&device);
+        self.mesh.handle_link_down(now_ms(), device, end);
+    }
+
+    /// Ring neighbours to dial now, and LAN peers that messages wait for.
+    pub(super) fn dial_ring(&mut self) {
+        for (device, _) in self.mesh.dial_targets() {
+            self.dial_device(device, false);
+        }
+        for device in self.outbox.waiting_devices() {
+            self.link_on_demand(device);
+        }
+    }
+
+    /// Something waits for `device`: when it is a LAN peer we hold no link
+    /// to, dial it (the outbox retries as soon as the link is up).
+    pub(super) fn link_on_demand(&mut self, device: DeviceId) {
+        if !self.conns.contains_key(&device) && self.mesh.is_online(&device) {
+            self.dial_device(device, false);
+        }
+    }
+
+    /// Before shutting down: a signed "leaving" for every link, so peers
+    /// show this node offline at once. Returns the sends to wait for.
+    pub(super) fn lan_goodbye(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.sign_own_record(0, true);
+        let mut sends = Vec::new();
+        while let Some((device, gossip)) = self.mesh.poll_transmit() {
+            if let Some(conn) = self.conns.get(&device).and_then(|c| c.last()) {
+                sends.push(tokio::spawn(link::notify(
+                    conn.clone(),
+                    Arc::new(Frame::Lan(gossip)),
+                )));
+            }
+        }
+        sends
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lan_addresses_are_dialled_from_records() {
+        for ok in [
+            "10.1.2.3",
+            "192.168.1.9",
+            "172.16.0.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "fe80::1",
+            "fd00::1",
+            "::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_lan_scope(ok.parse().expect("ip")), "{ok}");
+        }
+        for bad in ["8.8.8.8", "1.1.1.1", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!is_lan_scope(bad.parse().expect("ip")), "{bad}");
+        }
+    }
+}
