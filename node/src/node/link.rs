@@ -172,8 +172,17 @@ pub(crate) fn bind_endpoint(
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
     client.transport_config(transport);
 
-    let default = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT));
-    let endpoint = match crate::quic::bind(Some(server.clone()), listen.unwrap_or(default)) {
+    // The default, and a wildcard of either family, mean every address of
+    // both families: IPv6 (link-local too) as well as IPv4.
+    let wanted = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+    let bind = |server: quinn::ServerConfig, port: u16| {
+        if wanted.ip().is_unspecified() {
+            bind_every_address(server, port)
+        } else {
+            crate::quic::bind(Some(server), SocketAddr::new(wanted.ip(), port))
+        }
+    };
+    let endpoint = match bind(server.clone(), wanted.port()) {
         Ok(e) => e,
         // Another user's node on this host holds the default port: take any
         // port; mDNS announces whichever we got.
@@ -181,14 +190,30 @@ pub(crate) fn bind_endpoint(
             tracing::info!(
                 "port {DEFAULT_PORT} is taken (another node on this host?); using a random port"
             );
-            crate::quic::bind(Some(server), SocketAddr::from(([0, 0, 0, 0], 0)))
-                .map_err(|e| bind_error(listen, e))?
+            bind(server, 0).map_err(|e| bind_error(listen, e))?
         }
         Err(e) => return Err(bind_error(listen, e)),
     };
     let mut endpoint = endpoint;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
+}
+
+/// Binds `port` on every address: one dual-stack socket (`[::]`), or
+/// IPv4 alone (`0.0.0.0`) where the host has no IPv6. A port in use is an
+/// error either way (the caller may pick another port).
+fn bind_every_address(server: quinn::ServerConfig, port: u16) -> std::io::Result<quinn::Endpoint> {
+    match crate::quic::bind_dual_stack(Some(server.clone()), port) {
+        Ok(endpoint) => {
+            tracing::info!(port, "listening on IPv6 and IPv4 (one dual-stack socket)");
+            Ok(endpoint)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
+        Err(e) => {
+            tracing::info!(port, error = %e, "no IPv6 on this host; listening on IPv4 only");
+            crate::quic::bind(Some(server), SocketAddr::from(([0, 0, 0, 0], port)))
+        }
+    }
 }
 
 fn bind_error(listen: Option<SocketAddr>, source: std::io::Error) -> StartError {
@@ -236,7 +261,7 @@ pub(crate) async fn accept(
     hello: Arc<Hello>,
     tx: mpsc::Sender<LinkEvent>,
 ) {
-    let remote = incoming.remote_address();
+    let remote = crate::addr::canonical(incoming.remote_address());
     match incoming.await {
         Ok(conn) if tls::is_pairing(&conn) => serve_pairing(conn, tx).await,
         Ok(conn) => run_connection(conn, hello, tx, None).await,
@@ -316,7 +341,8 @@ async fn run_connection(
     tx: mpsc::Sender<LinkEvent>,
     dialed: Option<SocketAddr>,
 ) {
-    let remote = conn.remote_address();
+    // IPv4 peers of a dual-stack socket show as `::ffff:a.b.c.d`.
+    let remote = crate::addr::canonical(conn.remote_address());
     let Some(cert) = tls::peer_device_cert(&conn) else {
         tracing::warn!(%remote, "peer presented no valid device certificate");
         conn.close(1u32.into(), b"bad certificate");
@@ -351,7 +377,9 @@ async fn run_connection(
             return;
         }
     };
-    let addr = SocketAddr::new(remote.ip(), peer_hello.listen_port);
+    // `set_port` keeps a link-local address's scope (`SocketAddr::new` would not).
+    let mut addr = remote;
+    addr.set_port(peer_hello.listen_port);
     let stable_id = conn.stable_id();
     if tx
         .send(LinkEvent::Up {
