@@ -239,3 +239,47 @@ fn mixed_lan_an_ipv6_only_node_and_dual_stack_nodes_all_find_each_other() {
     send_and_check(&nodes, "Dave", "Erin", "between dual-stack desks");
     step("dave -> erin delivered");
 }
+
+#[test]
+fn an_ipv4_only_node_and_a_dual_stack_node_chat_over_ipv4() {
+    if !netns_available() {
+        println!("skipping dual_stack: network namespaces unavailable (needs root and iproute2)");
+        return;
+    }
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("[{:>6.1?}] {what}", started.elapsed());
+    let mut lan = Lan::new("10.77.8").expect("create lan");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let frank_host = lan.add_host("frank").expect("add host");
+    let grace_host = lan.add_host("grace").expect("add host");
+    // Frank's host has IPv6 turned off: his node still listens (IPv4 on
+    // its socket) and dials Grace's IPv4 address, not her link-local one.
+    frank_host.disable_ipv6().expect("frank ipv4 only");
+    step("frank is ipv4 only");
+
+    let mut nodes = Nodes(Vec::new());
+    nodes
+        .0
+        .push(start(tmp.path(), "Frank", &frank_host.ns, &[]));
+    nodes
+        .0
+        .push(start(tmp.path(), "Grace", &grace_host.ns, &[]));
+    step("two daemons running");
+
+    let seen = wait_all_online(&nodes);
+    step("both list each other online");
+    let expected = [
+        ("Frank", format!("{}:47070", grace_host.ip)),
+        ("Grace", format!("{}:47070", frank_host.ip)),
+    ];
+    for (who, whom, entry) in &seen {
+        let shown = addrs(entry);
+        eprintln!("{who} lists {whom} at {shown:?}");
+        let want = &expected.iter().find(|(w, _)| w == who).expect("a node").1;
+        assert_eq!(shown, [want.as_str()], "{who} lists {whom}: {entry}");
+    }
+    send_and_check(&nodes, "Frank", "Grace", "over plain ipv4");
+    step("frank -> grace delivered");
+    send_and_check(&nodes, "Grace", "Frank", "and back");
+    step("grace -> frank delivered");
+}

@@ -483,6 +483,17 @@ impl Host {
         }
     }
 
+    /// Makes this host IPv4-only, as a desktop whose admin turned IPv6
+    /// off: sets `disable_ipv6` for every interface of its namespace
+    /// (which also removes `eth0`'s IPv6 addresses). Sockets of the IPv6
+    /// family can still be made and bound there; they carry IPv4 only.
+    pub fn disable_ipv6(&self) -> Result<()> {
+        for conf in ["all", "default", "eth0"] {
+            sys::sysctl(&self.ns, &format!("net/ipv6/conf/{conf}/disable_ipv6"), "1")?;
+        }
+        Ok(())
+    }
+
     /// The ids of the processes running in this host's namespace.
     pub fn pids(&self) -> Result<Vec<u32>> {
         sys::netns_pids(&self.ns)
