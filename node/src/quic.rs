@@ -42,6 +42,27 @@ pub fn bind_dual_stack(
     endpoint_on(server, socket.into())
 }
 
+/// Binds `port` on every address: one dual-stack socket (`[::]`,
+/// [`bind_dual_stack`]), or IPv4 alone (`0.0.0.0`) where the host has no
+/// IPv6; logs which. A port in use is an error either way (the caller may
+/// pick another port).
+pub fn bind_every_address(
+    server: Option<quinn::ServerConfig>,
+    port: u16,
+) -> std::io::Result<quinn::Endpoint> {
+    match bind_dual_stack(server.clone(), port) {
+        Ok(endpoint) => {
+            tracing::info!(port, "listening on IPv6 and IPv4 (one dual-stack socket)");
+            Ok(endpoint)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
+        Err(e) => {
+            tracing::info!(port, error = %e, "no IPv6 on this host; listening on IPv4 only");
+            bind(server, SocketAddr::from(([0, 0, 0, 0], port)))
+        }
+    }
+}
+
 /// Starts a quinn endpoint on a bound `socket`, with the larger receive
 /// buffer.
 fn endpoint_on(

@@ -177,7 +177,7 @@ pub(crate) fn bind_endpoint(
     let wanted = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
     let bind = |server: quinn::ServerConfig, port: u16| {
         if wanted.ip().is_unspecified() {
-            bind_every_address(server, port)
+            crate::quic::bind_every_address(Some(server), port)
         } else {
             crate::quic::bind(Some(server), SocketAddr::new(wanted.ip(), port))
         }
@@ -197,23 +197,6 @@ pub(crate) fn bind_endpoint(
     let mut endpoint = endpoint;
     endpoint.set_default_client_config(client);
     Ok(endpoint)
-}
-
-/// Binds `port` on every address: one dual-stack socket (`[::]`), or
-/// IPv4 alone (`0.0.0.0`) where the host has no IPv6. A port in use is an
-/// error either way (the caller may pick another port).
-fn bind_every_address(server: quinn::ServerConfig, port: u16) -> std::io::Result<quinn::Endpoint> {
-    match crate::quic::bind_dual_stack(Some(server.clone()), port) {
-        Ok(endpoint) => {
-            tracing::info!(port, "listening on IPv6 and IPv4 (one dual-stack socket)");
-            Ok(endpoint)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
-        Err(e) => {
-            tracing::info!(port, error = %e, "no IPv6 on this host; listening on IPv4 only");
-            crate::quic::bind(Some(server), SocketAddr::from(([0, 0, 0, 0], port)))
-        }
-    }
 }
 
 fn bind_error(listen: Option<SocketAddr>, source: std::io::Error) -> StartError {
