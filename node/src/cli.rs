@@ -54,7 +54,7 @@ enum Command {
     /// Run the node in the foreground (creates an identity named after the
     /// OS user on first run). Stop with Ctrl-C.
     Run {
-        /// QUIC listen address [default: 0.0.0.0:47070, or a random port if taken].
+        /// QUIC listen address [default: 47070 on every IPv6 and IPv4 address, or a random port if taken].
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
         /// A peer to dial directly (when multicast is blocked); repeatable.

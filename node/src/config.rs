@@ -148,7 +148,9 @@ impl FileConfig {
 pub struct NodeConfig {
     /// The home directory.
     pub home: Home,
-    /// Where to listen; `None` = `0.0.0.0:DEFAULT_PORT`, falling back to a random port.
+    /// Where to listen; `None` = every address of both families on
+    /// `DEFAULT_PORT` (as `0.0.0.0:PORT` and `[::]:PORT` also mean), falling
+    /// back to a random port.
     pub listen: Option<SocketAddr>,
     /// Static peers, `HOST:PORT`.
     pub peers: Vec<String>,

@@ -5,10 +5,15 @@
 //! authenticated QUIC handshake. Each node announces its own instance name
 //! (derived from its device id), so several users on one host each appear
 //! as themselves.
+//!
+//! mdns-sd announces every address of every interface, both families
+//! (`A` and `AAAA` records), with the same SRV port and TXT; the node
+//! listens on both. A hint's addresses are in dial order: IPv4, then
+//! routable IPv6, then IPv6 link-local with its interface (scope id).
 
 use std::net::SocketAddr;
 
-use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 use tincan_core::{wire::PROTOCOL_VERSION, DeviceId, Identity, UserId};
 use tokio::sync::mpsc;
 
@@ -225,16 +230,30 @@ fn parse(info: &mdns_sd::ResolvedService) -> Option<DiscoveryEvent> {
     let port = prop("port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(info.port);
-    let addrs = info
+    let mut addrs: Vec<SocketAddr> = info
         .addresses
         .iter()
-        .map(|ip| SocketAddr::new(ip.to_ip_addr(), port))
+        .filter_map(|ip| socket_addr(ip, port))
         .filter(|a| !a.ip().is_unspecified())
         .collect();
+    crate::addr::sort_for_dial(&mut addrs);
     Some(DiscoveryEvent::Found {
         device,
         user,
         name,
         addrs,
     })
+}
+
+/// Where to dial an address mDNS resolved, on `port`. An IPv6 link-local
+/// address keeps the interface it was seen on as its scope id: without
+/// it, dialling `fe80::…` fails ("invalid remote address"), and a LAN
+/// whose mDNS answers carry only `AAAA` records stays dark.
+fn socket_addr(ip: &ScopedIp, port: u16) -> Option<SocketAddr> {
+    match ip {
+        ScopedIp::V4(v4) => Some(SocketAddr::new((*v4.addr()).into(), port)),
+        ScopedIp::V6(v6) => crate::addr::ipv6_socket_addr(*v6.addr(), v6.scope_id().index, port),
+        // A future kind of address: not one we know how to dial.
+        _ => None,
+    }
 }

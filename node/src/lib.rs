@@ -14,10 +14,12 @@
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
 //! - [`platform`]: the OS-specific bits.
-//! - [`quic`]: binding QUIC endpoints (large UDP receive buffers).
+//! - [`quic`]: binding QUIC endpoints (large UDP receive buffers, dual stack).
+//! - [`addr`]: socket addresses kept IPv4 when seen IPv4-mapped; dial order.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod addr;
 pub mod config;
 pub mod control;
 pub mod discovery;

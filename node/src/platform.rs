@@ -64,20 +64,36 @@ pub fn device_label() -> String {
         .unwrap_or_else(|| "this device".to_string())
 }
 
+/// Most addresses [`lan_addrs`] gives: the relay refuses a registration
+/// with more (`MAX_LAN_ADDRS` in tincan-relay), and IPv6 hosts easily
+/// carry many (temporary privacy addresses, several prefixes).
+const MAX_LAN_ADDRS: usize = 16;
+
 /// The addresses this node can be reached at on its LANs (non-loopback
-/// interface addresses with the listen port), for the relay's neighbour
-/// matching when multicast is blocked. A specific listen address is the
-/// only one.
+/// interface addresses with the listen port, in dial order), for the
+/// relay's neighbour matching when multicast is blocked. A specific listen
+/// address is the only one. `0.0.0.0` lists IPv4 addresses; `[::]` (one
+/// dual-stack socket) lists IPv4 and then routable IPv6 ones, not IPv6
+/// link-local ones, whose interface means nothing on another host.
 pub fn lan_addrs(listen: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
     if !listen.ip().is_unspecified() {
-        return vec![listen];
+        return vec![crate::addr::canonical(listen)];
     }
+    let usable = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(_) => true,
+        std::net::IpAddr::V6(v6) => listen.is_ipv6() && !crate::addr::is_link_local(v6),
+    };
     match if_addrs::get_if_addrs() {
-        Ok(addrs) => addrs
-            .into_iter()
-            .filter(|a| !a.is_loopback() && a.ip().is_ipv4() == listen.is_ipv4())
-            .map(|a| std::net::SocketAddr::new(a.ip(), listen.port()))
-            .collect(),
+        Ok(addrs) => {
+            let mut addrs: Vec<std::net::SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| !a.is_loopback() && usable(&a.ip()))
+                .map(|a| std::net::SocketAddr::new(a.ip(), listen.port()))
+                .collect();
+            crate::addr::sort_for_dial(&mut addrs);
+            addrs.truncate(MAX_LAN_ADDRS);
+            addrs
+        }
         Err(e) => {
             tracing::debug!(error = %e, "cannot list interfaces");
             Vec::new()

@@ -1,5 +1,6 @@
 //! QUIC endpoints as the node and the relay bind them: a UDP socket with
-//! a large receive buffer, then quinn on tokio.
+//! a large receive buffer (one socket for both IPv6 and IPv4 where the
+//! node listens on every address), then quinn on tokio.
 //!
 //! Why the buffer: a 1 MiB file chunk arrives as ~800 datagrams in one
 //! burst. With the kernel's default socket buffer (~208 KiB) a busy host
@@ -8,7 +9,7 @@
 //! kernel caps the request at `net.core.rmem_max`; a smaller buffer than
 //! asked is not an error.
 
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Receive buffer asked for (bytes).
@@ -20,7 +21,54 @@ pub fn bind(
     server: Option<quinn::ServerConfig>,
     addr: SocketAddr,
 ) -> std::io::Result<quinn::Endpoint> {
-    let socket = std::net::UdpSocket::bind(addr)?;
+    endpoint_on(server, std::net::UdpSocket::bind(addr)?)
+}
+
+/// Binds `[::]:port` with `IPV6_V6ONLY` off: one socket that IPv6 and
+/// IPv4 peers both reach (IPv4 ones appear as IPv4-mapped addresses,
+/// which `crate::addr::canonical` turns back), whatever the system's
+/// default (`net.ipv6.bindv6only`, or Windows and the BSDs, where it is
+/// on). Then starts a quinn endpoint on it, which dials IPv4 addresses
+/// through the same socket. Fails where the host has no IPv6 (e.g.
+/// `ipv6.disable=1`); the caller then binds IPv4 alone.
+pub fn bind_dual_stack(
+    server: Option<quinn::ServerConfig>,
+    port: u16,
+) -> std::io::Result<quinn::Endpoint> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(false)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    endpoint_on(server, socket.into())
+}
+
+/// Binds `port` on every address: one dual-stack socket (`[::]`,
+/// [`bind_dual_stack`]), or IPv4 alone (`0.0.0.0`) where the host has no
+/// IPv6; logs which. A port in use is an error either way (the caller may
+/// pick another port).
+pub fn bind_every_address(
+    server: Option<quinn::ServerConfig>,
+    port: u16,
+) -> std::io::Result<quinn::Endpoint> {
+    match bind_dual_stack(server.clone(), port) {
+        Ok(endpoint) => {
+            tracing::info!(port, "listening on IPv6 and IPv4 (one dual-stack socket)");
+            Ok(endpoint)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
+        Err(e) => {
+            tracing::info!(port, error = %e, "no IPv6 on this host; listening on IPv4 only");
+            bind(server, SocketAddr::from(([0, 0, 0, 0], port)))
+        }
+    }
+}
+
+/// Starts a quinn endpoint on a bound `socket`, with the larger receive
+/// buffer.
+fn endpoint_on(
+    server: Option<quinn::ServerConfig>,
+    socket: std::net::UdpSocket,
+) -> std::io::Result<quinn::Endpoint> {
     match quinn::udp::UdpSocketState::new((&socket).into()) {
         Ok(state) => {
             if let Err(e) = state.set_recv_buffer_size((&socket).into(), UDP_RECV_BUFFER) {

@@ -25,7 +25,7 @@
 //!   `Drop`, it also runs when a test panics. Construction errors clean up
 //!   what was already created.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -482,6 +482,55 @@ impl Host {
         let addr = cidr.split('/').next().unwrap_or(cidr);
         addr.parse()
             .with_context(|| format!("bad address {addr:?} on {}", self.label))
+    }
+
+    /// Makes this host IPv6-only: removes every IPv4 address from `eth0`
+    /// (the IPv4 routes through it go with them; [`Host::ip`] keeps the old
+    /// address) and returns its IPv6 link-local address once duplicate
+    /// address detection has passed, so a program started next can bind and
+    /// send from it. The kernel configures that address by itself when
+    /// `eth0` comes up; this only waits (a bounded poll) for it to leave
+    /// the "tentative" state.
+    pub fn remove_ipv4(&self) -> Result<Ipv6Addr> {
+        ip(&["-n", &self.ns, "-4", "addr", "flush", "dev", "eth0"])?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = sys::in_ns(
+                &self.ns,
+                "ip",
+                &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"],
+            )?;
+            // `2: eth0    inet6 fe80::1/64 scope link tentative ...`
+            if !out.contains("tentative") {
+                if let Some(cidr) = out
+                    .split_whitespace()
+                    .skip_while(|word| *word != "inet6")
+                    .nth(1)
+                {
+                    let addr = cidr.split('/').next().unwrap_or(cidr);
+                    return addr
+                        .parse()
+                        .with_context(|| format!("bad address {addr:?} on {}", self.label));
+                }
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "{} has no usable IPv6 link-local address on eth0: {out:?}",
+                self.label
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Makes this host IPv4-only, as a desktop whose admin turned IPv6
+    /// off: sets `disable_ipv6` for every interface of its namespace
+    /// (which also removes `eth0`'s IPv6 addresses). Sockets of the IPv6
+    /// family can still be made and bound there; they carry IPv4 only.
+    pub fn disable_ipv6(&self) -> Result<()> {
+        for conf in ["all", "default", "eth0"] {
+            sys::sysctl(&self.ns, &format!("net/ipv6/conf/{conf}/disable_ipv6"), "1")?;
+        }
+        Ok(())
     }
 
     /// The ids of the processes running in this host's namespace.

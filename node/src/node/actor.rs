@@ -441,7 +441,7 @@ impl Actor {
                     user_id: self.identity.user_id().to_string(),
                     device_id: self.identity.device_id().to_string(),
                     name: self.identity.name.clone(),
-                    listen: self.listen.to_string(),
+                    listen: crate::addr::canonical(self.listen).to_string(),
                     peers_online: self.book.devices().filter(|d| d.online).count(),
                     peers_known: self.book.devices().count(),
                     outbox: self.outbox.len(),

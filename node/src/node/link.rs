@@ -174,8 +174,17 @@ pub(crate) fn bind_endpoint(
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
     client.transport_config(transport);
 
-    let default = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT));
-    let endpoint = match crate::quic::bind(Some(server.clone()), listen.unwrap_or(default)) {
+    // The default, and a wildcard of either family, mean every address of
+    // both families: IPv6 (link-local too) as well as IPv4.
+    let wanted = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+    let bind = |server: quinn::ServerConfig, port: u16| {
+        if wanted.ip().is_unspecified() {
+            crate::quic::bind_every_address(Some(server), port)
+        } else {
+            crate::quic::bind(Some(server), SocketAddr::new(wanted.ip(), port))
+        }
+    };
+    let endpoint = match bind(server.clone(), wanted.port()) {
         Ok(e) => e,
         // Another user's node on this host holds the default port: take any
         // port; mDNS announces whichever we got.
@@ -183,8 +192,7 @@ pub(crate) fn bind_endpoint(
             tracing::info!(
                 "port {DEFAULT_PORT} is taken (another node on this host?); using a random port"
             );
-            crate::quic::bind(Some(server), SocketAddr::from(([0, 0, 0, 0], 0)))
-                .map_err(|e| bind_error(listen, e))?
+            bind(server, 0).map_err(|e| bind_error(listen, e))?
         }
         Err(e) => return Err(bind_error(listen, e)),
     };
@@ -238,7 +246,7 @@ pub(crate) async fn accept(
     hello: Arc<Hello>,
     tx: mpsc::Sender<LinkEvent>,
 ) {
-    let remote = incoming.remote_address();
+    let remote = crate::addr::canonical(incoming.remote_address());
     match incoming.await {
         Ok(conn) if tls::is_pairing(&conn) => serve_pairing(conn, tx).await,
         Ok(conn) => run_connection(conn, hello, tx, None).await,
@@ -318,7 +326,8 @@ async fn run_connection(
     tx: mpsc::Sender<LinkEvent>,
     dialed: Option<SocketAddr>,
 ) {
-    let remote = conn.remote_address();
+    // IPv4 peers of a dual-stack socket show as `::ffff:a.b.c.d`.
+    let remote = crate::addr::canonical(conn.remote_address());
     let Some(cert) = tls::peer_device_cert(&conn) else {
         tracing::warn!(%remote, "peer presented no valid device certificate");
         conn.close(1u32.into(), b"bad certificate");
@@ -353,7 +362,9 @@ async fn run_connection(
             return;
         }
     };
-    let addr = SocketAddr::new(remote.ip(), peer_hello.listen_port);
+    // `set_port` keeps a link-local address's scope (`SocketAddr::new` would not).
+    let mut addr = remote;
+    addr.set_port(peer_hello.listen_port);
     let stable_id = conn.stable_id();
     if tx
         .send(LinkEvent::Up {

@@ -299,7 +299,7 @@ impl Actor {
             .iter()
             .filter(|_| org_mesh)
             .filter(|(device, _)| !self.conns.contains_key(device))
-            .flat_map(|(_, addrs)| addrs.iter().copied())
+            .filter_map(|(_, addrs)| self.next_dial(addrs, now))
             .collect();
         for peer in &self.static_peers {
             match peer.parse::<SocketAddr>() {
@@ -321,6 +321,17 @@ impl Actor {
             }
         }
         self.dial_all(targets, now);
+    }
+
+    /// The address of one device's hint to dial now, if any: one dial per
+    /// device at a time, best address first (`crate::addr::next_dial`).
+    fn next_dial(&self, addrs: &[SocketAddr], now: u64) -> Option<SocketAddr> {
+        let state = |a: &SocketAddr| self.dials.get(a);
+        crate::addr::next_dial(
+            addrs,
+            |a| state(a).is_some_and(|s| s.in_progress),
+            |a| *a != self.listen && state(a).is_none_or(|s| s.next_at <= now),
+        )
     }
 
     /// Dials each target that no online device is known at.

@@ -340,7 +340,7 @@ impl Actor {
                 .filter(|(other, _)| new.is_none_or(|n| n == *device || n == *other))
                 .map(|(other, c)| Neighbour {
                     device: *other,
-                    addrs: vec![c.remote_address()],
+                    addrs: vec![crate::addr::canonical(c.remote_address())],
                 })
                 .collect();
             if !list.is_empty() {
