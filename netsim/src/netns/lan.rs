@@ -100,6 +100,17 @@ impl Lan {
             "0",
         ])?;
         ip(&["-n", ns, "link", "set", "br0", "up"])?;
+        sys::nft(
+            ns,
+            "table bridge tc_count {
+  chain prerouting {
+    type filter hook prerouting priority -300; policy accept;
+    ip daddr 224.0.0.0/4 counter
+    ip6 daddr ff02::/16 counter
+  }
+}
+",
+        )?;
         tracing::debug!(ns, "created lan");
         Ok(lan)
     }
@@ -296,10 +307,18 @@ impl Lan {
     }
 
     /// Packets, and multicast packets among them, that the hosts have sent
-    /// into this LAN's bridge so far (summed over its ports).
+    /// into this LAN's bridge so far (summed over its ports; multicast is
+    /// counted by an nftables rule at the bridge's prerouting hook, once per
+    /// packet sent, installed when the LAN is made).
     pub fn bridge_counters(&self) -> Result<BridgeCounters> {
         let out = sys::in_ns(&self.ns, "ip", &["-s", "-o", "link", "show"])?;
         let mut total = BridgeCounters::default();
+        let rules = sys::in_ns(&self.ns, "nft", &["list", "table", "bridge", "tc_count"])?;
+        total.multicast = rules
+            .split("packets ")
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
         for line in out.lines() {
             // `7: p3@if2: <...> ... RX:  bytes packets ... \    1234 56 ...`
             let Some(name) = line.split(':').nth(1).map(str::trim) else {
@@ -316,12 +335,11 @@ impl Lan {
             let numbers: Vec<u64> = rx
                 .split_whitespace()
                 .skip_while(|w| w.parse::<u64>().is_err())
-                .take(6)
+                .take(2)
                 .filter_map(|w| w.parse().ok())
                 .collect();
-            if let [_bytes, packets, _errors, _dropped, _missed, multicast] = numbers[..] {
+            if let [_bytes, packets, ..] = numbers[..] {
                 total.packets += packets;
-                total.multicast += multicast;
             }
         }
         Ok(total)

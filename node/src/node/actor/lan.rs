@@ -281,10 +281,22 @@ impl Actor {
     /// device gone (a ring or message dial may fail while a busy peer is
     /// still starting; it is retried with back-off).
     pub(super) fn dial_device(&mut self, device: DeviceId, check: bool) {
-        let addrs = self.mesh.addrs(&device);
         let now = now_ms();
+        let addrs: Vec<SocketAddr> = self
+            .mesh
+            .addrs(&device)
+            .into_iter()
+            .filter(|a| is_lan_scope(a.ip()))
+            .collect();
+        // A check tries every address at once; otherwise one at a time,
+        // best first, as for mDNS hints.
+        let addrs: Vec<SocketAddr> = if check {
+            addrs
+        } else {
+            self.next_dial(&addrs, now).into_iter().collect()
+        };
         let mut started = false;
-        for addr in addrs.into_iter().filter(|a| is_lan_scope(a.ip())) {
+        for addr in addrs {
             if check {
                 self.dials.entry(addr).or_default().next_at = 0;
             }

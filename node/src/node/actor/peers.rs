@@ -325,7 +325,7 @@ impl Actor {
 
     /// The address of one device's hint to dial now, if any: one dial per
     /// device at a time, best address first (`crate::addr::next_dial`).
-    fn next_dial(&self, addrs: &[SocketAddr], now: u64) -> Option<SocketAddr> {
+    pub(super) fn next_dial(&self, addrs: &[SocketAddr], now: u64) -> Option<SocketAddr> {
         let state = |a: &SocketAddr| self.dials.get(a);
         crate::addr::next_dial(
             addrs,
