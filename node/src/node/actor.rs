@@ -361,6 +361,7 @@ impl Actor {
                     tokio::spawn(link::accept(incoming, self.hello.clone(), self.link_tx.clone()));
                 }
                 _ = dial_tick.tick() => {
+                    self.save_peers();
                     self.dial_due();
                     self.relay_tick();
                     self.check_power();
@@ -382,6 +383,7 @@ impl Actor {
             self.drive_lan();
         };
         tracing::info!("shutting down");
+        self.save_peers();
         let goodbyes = self.lan_goodbye();
         let _ = tokio::time::timeout(Duration::from_millis(500), join_all(goodbyes)).await;
         if let Some(conn) = &self.relay.conn {

@@ -32,6 +32,10 @@ pub(super) struct MeshDials {
     by_addr: HashMap<SocketAddr, DeviceId>,
     /// Bytes each device's links had moved at the last idle check.
     bytes_seen: HashMap<DeviceId, u64>,
+    /// Peer rows to store with the next batch.
+    unsaved: std::collections::BTreeMap<DeviceId, PeerRecord>,
+    /// Name pins to store with the next batch.
+    pub(super) unsaved_pins: Vec<(String, tincan_core::UserId)>,
 }
 
 /// Whether `ip` is one a LAN peer may ask us to dial: private, link-local,
@@ -100,6 +104,7 @@ impl Actor {
 
     /// Gossip from the linked peer `from`.
     pub(super) fn on_lan_gossip(&mut self, from: DeviceId, gossip: LanGossip) -> Frame {
+        tracing::debug!(%from, records = gossip.records.len(), suspicions = gossip.suspicions.len(), "lan gossip in");
         match self.mesh.handle_gossip(now_ms(), from, gossip) {
             Ok(()) => Frame::Ack,
             Err(e) => {
@@ -128,6 +133,7 @@ impl Actor {
         self.mesh.handle_timeout(now);
         while let Some((device, gossip)) = self.mesh.poll_transmit() {
             if let Some(conn) = self.conns.get(&device).and_then(|c| c.last()) {
+                tracing::debug!(to = %device, records = gossip.records.len(), "lan gossip out");
                 tokio::spawn(link::notify(conn.clone(), Arc::new(Frame::Lan(gossip))));
             }
         }
@@ -169,9 +175,6 @@ impl Actor {
     /// Takes devices learned second hand into the peer book and the store
     /// (in one transaction: a LAN of hundreds arrives at once).
     fn learn_from_mesh(&mut self, devices: &[DeviceId]) {
-        if let Err(e) = self.store.begin_batch() {
-            tracing::warn!(error = %e, "cannot start a batch for lan peers");
-        }
         for device in devices {
             let Some(record) = self.mesh.record(device).cloned() else {
                 continue;
@@ -211,12 +214,7 @@ impl Actor {
                 addrs: addrs.iter().map(ToString::to_string).collect(),
                 last_seen_ms: now_ms(),
             };
-            if let Err(e) = self.store.upsert_peer(&stored) {
-                tracing::warn!(%device, error = %e, "cannot store a lan peer");
-            }
-        }
-        if let Err(e) = self.store.commit_batch() {
-            tracing::warn!(error = %e, "cannot store lan peers");
+            self.save_peer_soon(stored);
         }
         tracing::debug!(
             learned = devices.len(),
@@ -224,6 +222,46 @@ impl Actor {
             links = self.mesh.link_count(),
             "lan records"
         );
+    }
+
+    /// Stores a peer's row with the next [`Actor::save_peers`]: a LAN of
+    /// hundreds arrives in a few seconds, and a durable commit per peer
+    /// would hold up the loop (every link, every message) for each fsync.
+    /// A row lost to a crash is learnt again from the next link or record.
+    pub(super) fn save_peer_soon(&mut self, record: PeerRecord) {
+        self.mesh_dials.unsaved.insert(record.device, record);
+    }
+
+    /// Writes the peer rows and name pins waiting since the last call, in
+    /// one transaction.
+    pub(super) fn save_peers(&mut self) {
+        if self.mesh_dials.unsaved.is_empty() && self.mesh_dials.unsaved_pins.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.mesh_dials.unsaved);
+        let pins = std::mem::take(&mut self.mesh_dials.unsaved_pins);
+        let batched = match self.store.begin_batch() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a batch for peers; writing them one by one");
+                false
+            }
+        };
+        for (name, user) in pins {
+            if let Err(e) = self.store.pin_name(&name, &user) {
+                tracing::warn!(error = %e, "cannot persist name pin");
+            }
+        }
+        for record in rows.values() {
+            if let Err(e) = self.store.upsert_peer(record) {
+                tracing::warn!(device = %record.device, error = %e, "cannot store a peer");
+            }
+        }
+        if batched {
+            if let Err(e) = self.store.commit_batch() {
+                tracing::warn!(error = %e, "cannot store peers");
+            }
+        }
     }
 
     /// Mirrors the mesh's online state into the peer book and tells

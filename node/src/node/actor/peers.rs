@@ -149,9 +149,7 @@ impl Actor {
             addrs: vec![addr.to_string()],
             last_seen_ms: now_ms(),
         };
-        if let Err(e) = self.store.upsert_peer(&record) {
-            tracing::warn!(%device, error = %e, "cannot store peer");
-        }
+        self.save_peer_soon(record);
         self.conns.entry(device).or_default().push(conn);
         tracing::debug!(%device, %user, %addr, "link up");
         self.mesh_link_up(device);
@@ -208,9 +206,9 @@ impl Actor {
         let (name, user) = (info.name.clone(), info.user);
         match self.book.learn(info) {
             LearnOutcome::New { pinned: true } => {
-                if let Err(e) = self.store.pin_name(&name, &user) {
-                    tracing::warn!(error = %e, "cannot persist name pin");
-                }
+                // Stored with the next batch (`save_peers`): a LAN of
+                // hundreds pins hundreds of names within seconds.
+                self.mesh_dials.unsaved_pins.push((name, user));
             }
             LearnOutcome::NameConflict {
                 name,
