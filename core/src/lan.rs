@@ -32,7 +32,9 @@
 //!   closes its links, so a clean shutdown is seen at once.
 //! - **Links.** The ring neighbours ([`overlay::neighbours`]) stay linked
 //!   (the driver dials [`LanMesh::dial_targets`]); any other link is closed
-//!   once it carried nothing for [`MeshConfig::idle_close_ms`].
+//!   once it carried nothing for [`MeshConfig::idle_close_ms`]. A device
+//!   known only from an mDNS hint is dialled once for its record, so one
+//!   that hears no multicast is found by those that hear it.
 //! - **Bounds.** At most [`MeshConfig::max_devices`] records and as many
 //!   mDNS hints are held; gossip is cut into messages of at most
 //!   [`MAX_GOSSIP_RECORDS`] records.
@@ -515,10 +517,21 @@ impl LanMesh {
         overlay::neighbours(&self.me, &self.present())
     }
 
-    /// Ring neighbours this node should dial now (no link yet), with the
-    /// addresses to try: the device's own record's first, then the hint's.
+    /// Devices this node should dial now (no link yet), with the addresses
+    /// to try (the device's own record's first, then the hint's): its ring
+    /// neighbours, and any device known only from a hint. The latter is
+    /// dialled once, to fetch its record: a device that hears no multicast
+    /// dials nobody and is otherwise found only if it happens to be the
+    /// ring neighbour of one of the few that heard its announcement.
     pub fn dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-        overlay::targets(&self.me, &self.present())
+        let mut targets = overlay::targets(&self.me, &self.present());
+        targets.extend(
+            self.hints
+                .keys()
+                .filter(|d| !self.known.contains_key(d))
+                .copied(),
+        );
+        targets
             .into_iter()
             .filter(|d| !self.links.contains_key(d))
             .map(|d| (d, self.addrs(&d)))
