@@ -161,10 +161,27 @@ pub struct Observation {
     pub online: bool,
 }
 
+/// Links per running device at one moment ([`LanSim::link_history`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkSample {
+    /// Virtual time since the start.
+    pub at: Duration,
+    /// Devices running.
+    pub running: usize,
+    /// Mean links per running device.
+    pub mean: f64,
+    /// Most links of one device.
+    pub max: usize,
+}
+
+/// Virtual time between two [`LinkSample`]s, µs.
+const SAMPLE_EVERY_US: u64 = 1_000_000;
+
 /// A running LAN simulation.
 pub struct LanSim {
     net: Net,
     nodes: Vec<LanNode>,
+    link_history: Vec<LinkSample>,
 }
 
 /// The address device `i` listens on.
@@ -207,7 +224,11 @@ impl LanSim {
                 }
             }
         }
-        Self { net, nodes }
+        Self {
+            net,
+            nodes,
+            link_history: Vec::new(),
+        }
     }
 
     /// Number of devices.
@@ -266,6 +287,33 @@ impl LanSim {
         self.nodes[i.0].ends.len()
     }
 
+    /// Links per device once every second of virtual time so far.
+    pub fn link_history(&self) -> &[LinkSample] {
+        &self.link_history
+    }
+
+    /// Takes the samples due before `until` (µs).
+    fn sample_links(&mut self, until: u64) {
+        loop {
+            let at = self.link_history.len() as u64 * SAMPLE_EVERY_US;
+            if at > until {
+                return;
+            }
+            let links: Vec<usize> = self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .map(|n| n.ends.len())
+                .collect();
+            self.link_history.push(LinkSample {
+                at: Duration::from_micros(at),
+                running: links.len(),
+                mean: links.iter().sum::<usize>() as f64 / links.len().max(1) as f64,
+                max: links.iter().copied().max().unwrap_or(0),
+            });
+        }
+    }
+
     /// What device `i` did and saw.
     pub fn stats(&self, i: NodeIdx) -> &NodeStats {
         &self.nodes[i.0].stats
@@ -317,6 +365,7 @@ impl LanSim {
         let Some((time, seq, ev)) = self.net.queue.pop() else {
             return false;
         };
+        self.sample_links(time);
         self.net.now = self.net.now.max(time);
         self.net.trace_event(seq, &ev);
         let net = &mut self.net;

@@ -119,6 +119,17 @@ fn rest(sim: &mut LanSim, label: &str) {
         after.gossip_bytes - before.gossip_bytes,
         after.dials - before.dials,
     );
+    let history: Vec<String> = sim
+        .link_history()
+        .iter()
+        .step_by(5)
+        .take_while(|s| s.at <= Duration::from_secs(60))
+        .map(|s| format!("{}s {:.1}/{}", s.at.as_secs(), s.mean, s.max))
+        .collect();
+    println!(
+        "{label}: links per running device (mean/max) over time: {}",
+        history.join(", ")
+    );
     assert!(max <= 6, "{label}: a device holds {max} links at rest");
     for (&i, &before) in running.iter().zip(&links) {
         assert_eq!(sim.links(i), before, "{label}: {i}'s links changed at rest");
