@@ -345,8 +345,21 @@ impl LanMesh {
             return;
         }
         if self.links.contains_key(&device) {
-            // We hold a live link: the report is wrong, and the device will
-            // refute it when the report reaches it.
+            // We hold a live link: the report is wrong. It is passed to the
+            // device alone, which refutes it with a newer record that
+            // reaches the reporter; a report not newer than the record held
+            // here is stale and dropped.
+            let current = self
+                .known
+                .get(&device)
+                .is_none_or(|k| suspicion.version >= k.record.version);
+            if current {
+                self.pending
+                    .entry(device)
+                    .or_default()
+                    .suspicions
+                    .push(suspicion);
+            }
             return;
         }
         let Some(k) = self.known.get_mut(&device) else {

@@ -318,6 +318,59 @@ fn bounds_hold_for_records_and_hints() {
     assert_eq!(m.hints.len(), 3);
 }
 
+/// A peer that holds a live link to a reported device does not take the
+/// report, but it must pass it to that device: otherwise, when every path
+/// from the reporter runs through such peers, the device never hears it,
+/// never refutes, and the reporter shows a live device offline for good.
+/// (Found by netsim's sim_lan: a device cut off for 20 s and plugged back
+/// in kept one of its old neighbours offline.)
+#[test]
+fn a_report_about_a_linked_device_is_passed_to_it_to_refute() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    m.handle_link_up(0, c.device_id());
+    m.handle_gossip(
+        0,
+        b.device_id(),
+        LanGossip {
+            records: vec![here(&b, 2, 4)],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    while m.poll_transmit().is_some() {}
+    let report = Suspicion {
+        device: b.device_id(),
+        version: 4,
+    };
+    m.handle_gossip(
+        1,
+        c.device_id(),
+        LanGossip {
+            records: vec![],
+            suspicions: vec![report],
+        },
+    )
+    .expect("valid");
+    assert!(
+        m.is_online(&b.device_id()),
+        "a live link outweighs the report"
+    );
+    let sent: Vec<(DeviceId, LanGossip)> = std::iter::from_fn(|| m.poll_transmit()).collect();
+    assert_eq!(
+        sent,
+        vec![(
+            b.device_id(),
+            LanGossip {
+                records: vec![],
+                suspicions: vec![report],
+            }
+        )],
+        "passed to the device only"
+    );
+}
+
 /// A device that hears no multicast dials nobody; the devices that hear
 /// its announcement must dial it once even when it is not their ring
 /// neighbour, or nobody learns its record. (Found by netsim's sim_lan: with
