@@ -355,6 +355,40 @@ impl LanSim {
         self.nodes[i.0].leave(&mut self.net);
     }
 
+    /// Cuts device `i` off the LAN while it keeps running (a cable pulled,
+    /// a Wi-Fi drop): its links are lost at both ends after the keep-alive
+    /// timeout and dials to or from it fail, until [`LanSim::reconnect`].
+    pub fn isolate(&mut self, i: NodeIdx) {
+        self.net.isolated.insert(i.0);
+        for links in self.nodes[i.0].ends.values() {
+            for link in links {
+                self.net.cut(*link);
+            }
+        }
+    }
+
+    /// Plugs device `i` back in: dials work again, and mDNS runs again
+    /// on its new interface (it queries, the others hear it announce), with
+    /// the same seeded odds and delays as at the start.
+    pub fn reconnect(&mut self, i: NodeIdx) {
+        self.net.isolated.remove(&i.0);
+        let (hint, delay) = (
+            self.net.config.hint_fraction,
+            self.net.config.hint_delay_ms.clone(),
+        );
+        for other in 0..self.nodes.len() {
+            if other == i.0 || !self.nodes[other].is_running() {
+                continue;
+            }
+            for (to, about) in [(i.0, other), (other, i.0)] {
+                if !self.nodes[to].deaf && self.net.chance(hint) {
+                    let after = self.net.in_range(delay.clone()) * 1_000;
+                    self.net.at(after, Ev::Hint { to, about });
+                }
+            }
+        }
+    }
+
     /// Hash of every event processed so far: equal for equal seeds.
     pub fn trace_hash(&self) -> String {
         self.net.trace_hash()
@@ -380,7 +414,8 @@ impl LanSim {
             }
             // A dial from a device that stopped meanwhile goes nowhere.
             Ev::DialArrive { from, to } if self.nodes[from].is_running() => {
-                if self.nodes[to].is_running() {
+                let cut = net.isolated.contains(&from) || net.isolated.contains(&to);
+                if self.nodes[to].is_running() && !cut {
                     let link = net.open_link(from, to);
                     self.nodes[from].dial_done(net, to, Some(link));
                     self.nodes[to].link_up(net, from, link);

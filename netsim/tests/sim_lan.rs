@@ -342,6 +342,49 @@ fn a_goodbye_is_seen_by_everyone_at_once() {
     });
 }
 
+/// A device cut off for 20 s (its neighbours report it gone, it reports
+/// them gone) and plugged back in: once the reports have met their
+/// devices' refutations, everyone shows everyone online again.
+#[test]
+fn a_device_cut_off_and_back_is_shown_online_everywhere_again() {
+    check_seeds(0..3, |seed| {
+        let label = format!("{SMALL}/seed {seed}");
+        let mut sim = office(seed, SMALL);
+        converge(&mut sim, &label);
+        rest(&mut sim, &label);
+        let cut = NodeIdx(seed as usize * 17 % SMALL);
+        sim.watch(cut);
+        let since = now_us(&sim);
+        sim.isolate(cut);
+        sim.run_for(Duration::from_secs(20));
+        let seen = first_seen(&sim, cut, since, |o| !o.online);
+        let offline = all_within(&seen, Duration::from_secs(20), "cut off");
+        let refutes_before = sim.total_stats().refutes;
+        let back = now_us(&sim);
+        sim.reconnect(cut);
+        sim.run_for(Duration::from_secs(30));
+        let seen = first_seen(&sim, cut, back, |o| o.online);
+        let online = all_within(&seen, Duration::from_secs(30), "back");
+        let all: Vec<NodeIdx> = (0..SMALL).map(NodeIdx).collect();
+        for &i in &all {
+            let mesh = sim.mesh(i).expect("running");
+            for &j in all.iter().filter(|j| **j != i) {
+                assert!(
+                    mesh.is_online(&sim.device(j)),
+                    "{label}: {i} shows {j} offline"
+                );
+            }
+        }
+        println!(
+            "{label}: {cut} cut off, shown offline by all: max {}; back, shown online by all: \
+             max {}; refutes {}",
+            ms(quantile(&offline, 1.0)),
+            ms(quantile(&online, 1.0)),
+            sim.total_stats().refutes - refutes_before,
+        );
+    });
+}
+
 /// A busy run (start, crashes, a presence change, a goodbye) as a trace.
 fn trace(seed: u64) -> (String, u64) {
     let mut sim = office(seed, 60);

@@ -73,6 +73,8 @@ pub(crate) struct Link {
     open: [bool; 2],
     /// When the last thing sent towards each end arrives (keeps order).
     last_arrival: [u64; 2],
+    /// Cut off by an isolation: nothing crosses it any more.
+    cut: bool,
 }
 
 impl Link {
@@ -93,11 +95,13 @@ pub(crate) struct Net {
     /// Devices whose view by every other node is logged.
     pub(crate) watched: BTreeSet<usize>,
     pub(crate) observations: Vec<Observation>,
+    /// Devices cut off from the LAN: dials to or from them fail.
+    pub(crate) isolated: BTreeSet<usize>,
     /// Nodes that showed the whole LAN at least once.
     pub(crate) converged: usize,
     links: BTreeMap<u64, Link>,
     next_link: u64,
-    /// Latencies of dials and hops.
+    /// Latencies of dials and hops, and hints after a reconnect.
     latency: SimRng,
     trace: blake3::Hasher,
 }
@@ -113,6 +117,7 @@ impl Net {
             index,
             watched: BTreeSet::new(),
             observations: Vec::new(),
+            isolated: BTreeSet::new(),
             converged: 0,
             links: BTreeMap::new(),
             next_link: 0,
@@ -137,6 +142,16 @@ impl Net {
         self.latency.in_range(range)
     }
 
+    /// `true` with probability `p`, from the network's stream.
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        self.latency.chance(p)
+    }
+
+    /// A number in `range`, from the network's stream.
+    pub(crate) fn in_range(&mut self, range: std::ops::Range<u64>) -> u64 {
+        self.latency.in_range(range)
+    }
+
     /// Opens a link between `a` (the dialler) and `b`.
     pub(crate) fn open_link(&mut self, a: usize, b: usize) -> u64 {
         let id = self.next_link;
@@ -147,6 +162,7 @@ impl Net {
                 ends: [a, b],
                 open: [true, true],
                 last_arrival: [self.now, self.now],
+                cut: false,
             },
         );
         id
@@ -166,6 +182,9 @@ impl Net {
         let hop = self.latency.in_range(self.config.hop_latency_us.clone());
         let now = self.now;
         let l = self.links.get_mut(&link)?;
+        if l.cut {
+            return None;
+        }
         let to_side = 1 - l.side(from)?;
         let at = (now + hop).max(l.last_arrival[to_side]);
         l.last_arrival[to_side] = at;
@@ -194,6 +213,26 @@ impl Net {
         self.close_end(link, node);
         if let Some((to, at)) = down_at {
             self.queue.push(at, Ev::LinkDown { link, at: to, end });
+        }
+    }
+
+    /// Cuts `link` (its device was isolated): nothing more crosses it, and
+    /// both ends see it lost after the keep-alive timeout.
+    pub(crate) fn cut(&mut self, link: u64) {
+        let Some(l) = self.links.get_mut(&link) else {
+            return;
+        };
+        l.cut = true;
+        let at = self.now + self.config.link_timeout_ms * 1_000;
+        for end in l.ends {
+            self.queue.push(
+                at,
+                Ev::LinkDown {
+                    link,
+                    at: end,
+                    end: LinkEnd::Lost,
+                },
+            );
         }
     }
 
