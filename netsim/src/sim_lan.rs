@@ -21,6 +21,9 @@
 //!   (`LinkEnd::Closed`); a crash reaches it after
 //!   [`LanSimConfig::link_timeout_ms`] (`LinkEnd::Lost`).
 //! - **Timers** go through the event queue (`poll_timeout`).
+//! - **Faults**: [`LanSim::crash`] (no goodbye), [`LanSim::leave`] (a
+//!   signed Leaving record, then clean closes), [`LanSim::isolate`] and
+//!   [`LanSim::reconnect`] (a device cut off while it keeps running).
 //!
 //! Gossip sizes are real (`Frame::Lan` encoded with core's wire codec).
 //! One seed gives one run ([`LanSim::trace_hash`]).
