@@ -32,7 +32,9 @@
 //!   closes its links, so a clean shutdown is seen at once.
 //! - **Links.** The ring neighbours ([`overlay::neighbours`]) stay linked
 //!   (the driver dials [`LanMesh::dial_targets`]); any other link is closed
-//!   once it carried nothing for [`MeshConfig::idle_close_ms`].
+//!   once it carried nothing for [`MeshConfig::idle_close_ms`]. A device
+//!   known only from an mDNS hint for [`MeshConfig::hint_grace_ms`] is dialled once for its record, so one
+//!   that hears no multicast is found by those that hear it.
 //! - **Bounds.** At most [`MeshConfig::max_devices`] records and as many
 //!   mDNS hints are held; gossip is cut into messages of at most
 //!   [`MAX_GOSSIP_RECORDS`] records.
@@ -59,6 +61,9 @@ pub const MAX_GOSSIP_RECORDS: usize = 128;
 /// Most suspicions in one gossip message.
 pub const MAX_GOSSIP_SUSPICIONS: usize = 512;
 
+/// Links a node dials its ring for at once, however much the view moves.
+pub const MIN_LINKS: usize = 3;
+
 /// Tuning of a [`LanMesh`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeshConfig {
@@ -67,6 +72,15 @@ pub struct MeshConfig {
     pub idle_close_ms: u64,
     /// Most devices (records, and separately mDNS hints) held.
     pub max_devices: usize,
+    /// A device known only from an mDNS hint for this long is dialled for
+    /// its record even off the ring. Not at once: when a whole office
+    /// starts, every device is hint-only for a moment, and dialling them
+    /// all would be the full mesh this module avoids; records arrive
+    /// through the ring within a few hundred milliseconds.
+    pub hint_grace_ms: u64,
+    /// A node with [`MIN_LINKS`] links dials new ring neighbours only once
+    /// its view has not changed for this long.
+    pub settle_ms: u64,
     /// Gossip to pass on waits this long to travel with what follows it:
     /// a LAN of hundreds starting at once then costs one message per link
     /// per batch, not one per record.
@@ -75,11 +89,14 @@ pub struct MeshConfig {
 
 impl Default for MeshConfig {
     /// 30 s idle, 4,096 devices (eight times the largest LAN we design
-    /// for), 50 ms batches.
+    /// for), hint-only devices dialled after 3 s, the ring after 1 s of a
+    /// still view, 50 ms batches.
     fn default() -> Self {
         Self {
             idle_close_ms: 30_000,
             max_devices: 4_096,
+            hint_grace_ms: 3_000,
+            settle_ms: 1_000,
             batch_ms: 50,
         }
     }
@@ -137,7 +154,8 @@ pub struct LanMesh {
     config: MeshConfig,
     own: Option<LanRecord>,
     known: BTreeMap<DeviceId, Known>,
-    hints: BTreeMap<DeviceId, Vec<SocketAddr>>,
+    /// mDNS hints: where a device says it listens, and since when we know.
+    hints: BTreeMap<DeviceId, (Vec<SocketAddr>, u64)>,
     links: BTreeMap<DeviceId, Link>,
     /// What each linked peer has yet to be told, and from when it is due.
     pending: BTreeMap<DeviceId, (LanGossip, u64)>,
@@ -149,6 +167,8 @@ pub struct LanMesh {
     /// Devices last reported online to the driver.
     shown: BTreeSet<DeviceId>,
     next_check: Option<u64>,
+    /// When the set of present devices last changed.
+    view_changed_at: u64,
 }
 
 impl LanMesh {
@@ -167,6 +187,7 @@ impl LanMesh {
             events: VecDeque::new(),
             shown: BTreeSet::new(),
             next_check: None,
+            view_changed_at: 0,
         }
     }
 
@@ -206,7 +227,14 @@ impl LanMesh {
         if self.hints.len() >= self.config.max_devices && !self.hints.contains_key(&device) {
             return;
         }
-        self.hints.insert(device, addrs);
+        let since = match self.hints.get(&device) {
+            Some((_, since)) => *since,
+            None => {
+                self.view_changed_at = self.now;
+                self.now
+            }
+        };
+        self.hints.insert(device, (addrs, since));
     }
 
     /// The hint for `device` went away (an mDNS goodbye).
@@ -364,9 +392,17 @@ impl LanMesh {
             return;
         }
         if self.links.contains_key(&device) {
-            // We hold a live link: the report is wrong. Hand it to the
-            // device, which refutes it with a newer record for everyone.
-            self.queue(device).suspicions.push(suspicion);
+            // We hold a live link: the report is wrong. It is passed to the
+            // device alone, which refutes it with a newer record that
+            // reaches the reporter; a report not newer than the record held
+            // here is stale and dropped.
+            let current = self
+                .known
+                .get(&device)
+                .is_none_or(|k| suspicion.version >= k.record.version);
+            if current {
+                self.queue(device).suspicions.push(suspicion);
+            }
             return;
         }
         let Some(k) = self.known.get_mut(&device) else {
@@ -413,8 +449,10 @@ impl LanMesh {
         let online = self.is_online(&device);
         if online && self.shown.insert(device) {
             self.events.push_back(LanEvent::Online(device));
+            self.view_changed_at = self.now;
         } else if !online && self.shown.remove(&device) {
             self.events.push_back(LanEvent::Offline(device));
+            self.view_changed_at = self.now;
         }
     }
 
@@ -465,7 +503,19 @@ impl LanMesh {
             .filter(|(d, _)| !self.ready.contains(d))
             .map(|(_, (_, due))| *due)
             .min();
-        [self.next_check, batch].into_iter().flatten().min()
+        let hint = self
+            .hints
+            .iter()
+            .filter(|(d, _)| !self.known.contains_key(d) && !self.links.contains_key(d))
+            .map(|(_, (_, since))| since.saturating_add(self.config.hint_grace_ms))
+            .filter(|t| *t > self.now)
+            .min();
+        let settle = Some(self.view_changed_at.saturating_add(self.config.settle_ms))
+            .filter(|t| *t > self.now && self.links.len() >= MIN_LINKS);
+        [self.next_check, batch, hint, settle]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next gossip message to send: to which linked device, and what.
@@ -563,15 +613,43 @@ impl LanMesh {
         overlay::neighbours(&self.me, &self.present())
     }
 
-    /// Ring neighbours this node should dial now (no link yet), with the
-    /// addresses to try: the device's own record's first, then the hint's.
+    /// Devices this node should dial now (no link yet), with the addresses
+    /// to try (the device's own record's first, then the hint's): its ring
+    /// neighbours, and any device known only from a hint. The latter is
+    /// dialled once, to fetch its record: a device that hears no multicast
+    /// dials nobody and is otherwise found only if it happens to be the
+    /// ring neighbour of one of the few that heard its announcement.
     pub fn dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-        overlay::targets(&self.me, &self.present())
+        let mut targets = if self.ring_settled() {
+            overlay::targets(&self.me, &self.present())
+        } else {
+            BTreeSet::new()
+        };
+        targets.extend(
+            self.hints
+                .iter()
+                .filter(|(d, (_, since))| {
+                    !self.known.contains_key(d)
+                        && self.now >= since.saturating_add(self.config.hint_grace_ms)
+                })
+                .map(|(d, _)| *d),
+        );
+        targets
             .into_iter()
             .filter(|d| !self.links.contains_key(d))
             .map(|d| (d, self.addrs(&d)))
             .filter(|(_, addrs)| !addrs.is_empty())
             .collect()
+    }
+
+    /// Whether to dial the ring now: with fewer than [`MIN_LINKS`] links
+    /// always, else once the view held still for
+    /// [`MeshConfig::settle_ms`]. While an office starts, every new device
+    /// moves the ring, and dialling each new neighbour at once would link
+    /// nearly everyone to everyone before the extra links idle out.
+    fn ring_settled(&self) -> bool {
+        self.links.len() < MIN_LINKS
+            || self.now >= self.view_changed_at.saturating_add(self.config.settle_ms)
     }
 
     /// Where `device` may be dialled: its record's addresses, then the hint's.
@@ -581,7 +659,7 @@ impl LanMesh {
             .get(device)
             .map(|k| k.record.addrs.clone())
             .unwrap_or_default();
-        for a in self.hints.get(device).into_iter().flatten() {
+        for a in self.hints.get(device).into_iter().flat_map(|(a, _)| a) {
             if !addrs.contains(a) {
                 addrs.push(*a);
             }

@@ -16,6 +16,11 @@
 //!   envelopes and receipts and per-site WAN counters. Failing scenarios
 //!   print their seed ([`sim::check_seeds`]).
 //!
+//! - [`sim_lan`]: one office LAN of up to thousands of devices, each a real
+//!   identity driving core's `LanMesh` (peer exchange, ring links,
+//!   suspicions, idle close) over modelled mDNS hints, dials and links, in
+//!   virtual time.
+//!
 //! The namespace harness is for end-to-end tests of the real binaries; the
 //! simulator is for protocol properties over many seeds in seconds.
 #![forbid(unsafe_code)]
@@ -23,6 +28,7 @@
 
 pub mod netns;
 pub mod sim;
+pub mod sim_lan;
 
 pub use netns::{
     kill_child, netns_available, netns_pids, BridgeCounters, DelayProxy, Host, Internet, Lan,

@@ -37,7 +37,7 @@
 mod builder;
 pub mod net;
 pub mod node;
-mod queue;
+pub(crate) mod queue;
 pub mod seed;
 mod world;
 

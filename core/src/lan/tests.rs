@@ -227,46 +227,6 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
 }
 
 #[test]
-fn a_report_about_a_linked_device_is_handed_to_it_not_believed() {
-    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
-    let mut m = mesh(&a, 1);
-    m.handle_link_up(0, b.device_id());
-    m.handle_link_up(0, c.device_id());
-    m.handle_gossip(
-        0,
-        c.device_id(),
-        LanGossip {
-            records: vec![here(&c, 3, 4)],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
-    while m.poll_transmit().is_some() {}
-    let report = Suspicion {
-        device: c.device_id(),
-        version: 4,
-    };
-    m.handle_gossip(
-        1,
-        b.device_id(),
-        LanGossip {
-            records: vec![],
-            suspicions: vec![report],
-        },
-    )
-    .expect("valid");
-    assert!(m.is_online(&c.device_id()));
-    let sent = sent(&mut m);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(
-        sent[0].0,
-        c.device_id(),
-        "only c hears it, so it can refute"
-    );
-    assert_eq!(sent[0].1.suspicions, vec![report]);
-}
-
-#[test]
 fn a_goodbye_shows_offline_at_once() {
     let (a, b) = (identity(1, "A"), identity(2, "B"));
     let mut m = mesh(&a, 1);
@@ -365,6 +325,127 @@ fn bounds_hold_for_records_and_hints() {
         m.handle_hint(DeviceId([i; crate::id::ID_LEN]), vec![addr(i.into())]);
     }
     assert_eq!(m.hints.len(), 3);
+}
+
+/// A peer that holds a live link to a reported device does not take the
+/// report, but it must pass it to that device: otherwise, when every path
+/// from the reporter runs through such peers, the device never hears it,
+/// never refutes, and the reporter shows a live device offline for good.
+/// (Found by netsim's sim_lan: a device cut off for 20 s and plugged back
+/// in kept one of its old neighbours offline.)
+#[test]
+fn a_report_about_a_linked_device_is_passed_to_it_to_refute() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, b.device_id());
+    m.handle_link_up(0, c.device_id());
+    m.handle_gossip(
+        0,
+        b.device_id(),
+        LanGossip {
+            records: vec![here(&b, 2, 4)],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    sent(&mut m);
+    let report = Suspicion {
+        device: b.device_id(),
+        version: 4,
+    };
+    m.handle_gossip(
+        1,
+        c.device_id(),
+        LanGossip {
+            records: vec![],
+            suspicions: vec![report],
+        },
+    )
+    .expect("valid");
+    assert!(
+        m.is_online(&b.device_id()),
+        "a live link outweighs the report"
+    );
+    let sent = sent(&mut m);
+    assert_eq!(
+        sent,
+        vec![(
+            b.device_id(),
+            LanGossip {
+                records: vec![],
+                suspicions: vec![report],
+            }
+        )],
+        "passed to the device only"
+    );
+}
+
+/// A device that hears no multicast dials nobody; the devices that hear
+/// its announcement must dial it once even when it is not their ring
+/// neighbour, or nobody learns its record. (Found by netsim's sim_lan: with
+/// 30 % of 150 devices deaf, 10 were never known by anyone.)
+#[test]
+fn a_hinted_device_without_a_record_is_dialled_once_even_off_the_ring() {
+    let ids: Vec<Identity> = (0..12)
+        .map(|i| identity(200 + i, &format!("N{i}")))
+        .collect();
+    let me = &ids[0];
+    let mut m = mesh(me, 0);
+    let b = ids[1].device_id();
+    m.handle_link_up(0, b);
+    let records = ids[1..11]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| here(id, i as u64 + 1, 1))
+        .collect();
+    m.handle_gossip(
+        0,
+        b,
+        LanGossip {
+            records,
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    // A deaf device, known only from its mDNS announcement, that sorts
+    // off this node's ring targets.
+    let known: BTreeSet<DeviceId> = ids[..11].iter().map(|id| id.device_id()).collect();
+    let deaf_id = (300..400)
+        .map(|seed| identity(seed, "Deaf"))
+        .find(|id| {
+            let mut present = known.clone();
+            present.insert(id.device_id());
+            !overlay::targets(&me.device_id(), &present).contains(&id.device_id())
+        })
+        .expect("some seed sorts off the ring");
+    let deaf = deaf_id.device_id();
+    m.handle_hint(deaf, vec![addr(11)]);
+    let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
+    assert!(
+        !targets.contains(&deaf),
+        "not at once: its record may still arrive through the ring"
+    );
+    let grace = m.poll_timeout().expect("woken when the grace ends");
+    assert_eq!(grace, m.config.hint_grace_ms);
+    m.handle_timeout(grace);
+    let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
+    assert!(targets.contains(&deaf));
+
+    // Once linked (its record comes with the link), it is no longer dialled
+    // for its record; a later link down does not make it a target again.
+    m.handle_link_up(1, deaf);
+    m.handle_gossip(
+        1,
+        deaf,
+        LanGossip {
+            records: vec![here(&deaf_id, 11, 1)],
+            suspicions: vec![],
+        },
+    )
+    .expect("valid");
+    m.handle_link_down(2, deaf, LinkEnd::Closed);
+    let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
+    assert!(!targets.contains(&deaf));
 }
 
 /// Many meshes joined only by the links they ask for, with every node

@@ -99,43 +99,52 @@ pub(crate) enum Event {
     },
 }
 
-struct Scheduled {
+struct Scheduled<E> {
     time: u64,
     seq: u64,
-    event: Event,
+    event: E,
 }
 
-impl PartialEq for Scheduled {
+impl<E> PartialEq for Scheduled<E> {
     fn eq(&self, other: &Self) -> bool {
         (self.time, self.seq) == (other.time, other.seq)
     }
 }
 
-impl Eq for Scheduled {}
+impl<E> Eq for Scheduled<E> {}
 
-impl PartialOrd for Scheduled {
+impl<E> PartialOrd for Scheduled<E> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Scheduled {
+impl<E> Ord for Scheduled<E> {
     /// Reversed, so the max-heap pops the earliest (time, seq) first.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.time, other.seq).cmp(&(self.time, self.seq))
     }
 }
 
-/// Pending events, earliest first.
-#[derive(Default)]
-pub(crate) struct Queue {
-    heap: BinaryHeap<Scheduled>,
+/// Pending events, earliest first. Generic so that other simulations
+/// ([`crate::sim_lan`]) share the same ordering rule.
+pub(crate) struct Queue<E = Event> {
+    heap: BinaryHeap<Scheduled<E>>,
     next_seq: u64,
 }
 
-impl Queue {
+impl<E> Default for Queue<E> {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+impl<E> Queue<E> {
     /// Schedules `event` at `time`; returns its sequence number.
-    pub(crate) fn push(&mut self, time: u64, event: Event) -> u64 {
+    pub(crate) fn push(&mut self, time: u64, event: E) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.heap.push(Scheduled { time, seq, event });
@@ -143,7 +152,7 @@ impl Queue {
     }
 
     /// Removes and returns the earliest event as (time, seq, event).
-    pub(crate) fn pop(&mut self) -> Option<(u64, u64, Event)> {
+    pub(crate) fn pop(&mut self) -> Option<(u64, u64, E)> {
         self.heap.pop().map(|s| (s.time, s.seq, s.event))
     }
 
