@@ -361,7 +361,6 @@ impl Actor {
                     tokio::spawn(link::accept(incoming, self.hello.clone(), self.link_tx.clone()));
                 }
                 _ = dial_tick.tick() => {
-                    self.save_peers();
                     self.dial_due();
                     self.relay_tick();
                     self.check_power();
@@ -381,6 +380,10 @@ impl Actor {
             self.drive_files();
             self.drive_presence();
             self.drive_lan();
+            // Peers and name pins learnt this turn, in one commit (a pin
+            // must be durable before it can matter: a restart must not let
+            // an impostor claim the name first).
+            self.save_peers();
         };
         tracing::info!("shutting down");
         self.save_peers();

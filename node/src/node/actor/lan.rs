@@ -204,7 +204,13 @@ impl Actor {
                 addrs: addrs.clone(),
                 // Shown online (and announced) on the mesh's event.
                 online: false,
-                via: Via::Lan,
+                // Heard on the LAN (mDNS) or met already (a static peer
+                // stays one); otherwise known only second hand so far.
+                via: match self.book.device(device) {
+                    Some(known) => known.via,
+                    None if self.hints.contains_key(device) => Via::Lan,
+                    None => Via::Remembered,
+                },
             });
             let stored = PeerRecord {
                 device: *device,
@@ -224,10 +230,10 @@ impl Actor {
         );
     }
 
-    /// Stores a peer's row with the next [`Actor::save_peers`]: a LAN of
-    /// hundreds arrives in a few seconds, and a durable commit per peer
-    /// would hold up the loop (every link, every message) for each fsync.
-    /// A row lost to a crash is learnt again from the next link or record.
+    /// Stores a peer's row with the next [`Actor::save_peers`], at the end
+    /// of this turn of the loop: a LAN of hundreds arrives in a few
+    /// seconds, and a durable commit per peer and per name pin would hold
+    /// up the loop (every link, every message) for each fsync.
     pub(super) fn save_peer_soon(&mut self, record: PeerRecord) {
         self.mesh_dials.unsaved.insert(record.device, record);
     }
@@ -240,6 +246,7 @@ impl Actor {
         }
         let rows = std::mem::take(&mut self.mesh_dials.unsaved);
         let pins = std::mem::take(&mut self.mesh_dials.unsaved_pins);
+        tracing::debug!(peers = rows.len(), pins = pins.len(), "storing peers");
         let batched = match self.store.begin_batch() {
             Ok(()) => true,
             Err(e) => {
@@ -315,9 +322,9 @@ impl Actor {
 
     /// Dials `device` at the addresses the mesh knows, for a ring link or
     /// a message, or (`check`) to learn whether a peer whose link broke is
-    /// still there, whatever the back-off: only a failed check reports the
-    /// device gone (a ring or message dial may fail while a busy peer is
-    /// still starting; it is retried with back-off).
+    /// still there, whatever the back-off. A failed dial of a device with a
+    /// record reports it gone: were it only slow, it refutes the report as
+    /// soon as it links to anyone; were it dead, nobody else might notice.
     pub(super) fn dial_device(&mut self, device: DeviceId, check: bool) {
         let now = now_ms();
         let addrs: Vec<SocketAddr> = self
@@ -339,7 +346,10 @@ impl Actor {
                 self.dials.entry(addr).or_default().next_at = 0;
             }
             if self.try_dial(addr, now) {
-                if check {
+                // A failed dial of a device whose record says "here" makes
+                // it suspect (`mesh_dial_failed`); one only hinted at is
+                // just dialled again later.
+                if check || self.mesh.record(&device).is_some() {
                     self.mesh_dials.by_addr.insert(addr, device);
                 }
                 started = true;

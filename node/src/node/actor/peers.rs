@@ -107,7 +107,7 @@ impl Actor {
             let state = self.dials.entry(addr).or_default();
             *state = DialState::default();
         }
-        let via = if self.hints.contains_key(&device) || self.mesh.record(&device).is_some() {
+        let via = if self.hints.contains_key(&device) {
             Via::Lan
         } else {
             Via::Static
@@ -206,8 +206,8 @@ impl Actor {
         let (name, user) = (info.name.clone(), info.user);
         match self.book.learn(info) {
             LearnOutcome::New { pinned: true } => {
-                // Stored with the next batch (`save_peers`): a LAN of
-                // hundreds pins hundreds of names within seconds.
+                // Stored at the end of this turn (`save_peers`), with the
+                // other pins and peers of the turn in one commit.
                 self.mesh_dials.unsaved_pins.push((name, user));
             }
             LearnOutcome::NameConflict {
