@@ -59,6 +59,87 @@ pub struct Discovery {
     daemon: ServiceDaemon,
     fullname: String,
     announcer: Announcer,
+    browser: Browser,
+}
+
+/// Starts and stops looking for other nodes (cheap to clone).
+///
+/// Why stop: a browsing mdns-sd daemon re-queries every cached peer's
+/// address records before their two-minute TTL runs out, so on a LAN of n
+/// browsing nodes each one receives about n²/100 multicast queries a
+/// second. A node that holds LAN links learns newcomers from its peers
+/// (`tincan_core::lan`), and a newcomer, browsing, finds the others (they
+/// keep announcing and answering); so a linked node needs no browse.
+#[derive(Clone)]
+pub struct Browser {
+    daemon: ServiceDaemon,
+    me: DeviceId,
+    events: mpsc::Sender<DiscoveryEvent>,
+    browsing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Browser {
+    /// Browses (`true`) or stops browsing (`false`); idempotent.
+    pub fn set_browsing(&self, on: bool) {
+        use std::sync::atomic::Ordering;
+        if self.browsing.swap(on, Ordering::SeqCst) == on {
+            return;
+        }
+        if on {
+            match self.daemon.browse(SERVICE_TYPE) {
+                Ok(browse) => {
+                    tracing::debug!("mdns browsing");
+                    tokio::spawn(forward(browse, self.me, self.events.clone()));
+                }
+                Err(e) => {
+                    self.browsing.store(false, Ordering::SeqCst);
+                    tracing::warn!(error = %e, "cannot browse mdns");
+                }
+            }
+        } else {
+            tracing::debug!("mdns browse stopped (linked to the lan)");
+            if let Err(e) = self.daemon.stop_browse(SERVICE_TYPE) {
+                tracing::warn!(error = %e, "cannot stop the mdns browse");
+            }
+        }
+    }
+}
+
+/// Passes what one browse hears to `events`, until the browse stops.
+async fn forward(
+    browse: mdns_sd::Receiver<ServiceEvent>,
+    device: DeviceId,
+    events: mpsc::Sender<DiscoveryEvent>,
+) {
+    let mut by_fullname = std::collections::HashMap::new();
+    while let Ok(event) = browse.recv_async().await {
+        let out = match event {
+            ServiceEvent::ServiceResolved(info) => {
+                let found = parse(&info);
+                match found {
+                    Some(DiscoveryEvent::Found { device: d, .. }) if d == device => None,
+                    Some(DiscoveryEvent::Found { device: d, .. }) => {
+                        by_fullname.insert(info.fullname.clone(), d);
+                        found
+                    }
+                    _ => {
+                        tracing::debug!(name = %info.fullname, "ignoring malformed mdns record");
+                        None
+                    }
+                }
+            }
+            ServiceEvent::ServiceRemoved(_, fullname) => by_fullname
+                .remove(&fullname)
+                .map(|device| DiscoveryEvent::Lost { device }),
+            ServiceEvent::SearchStopped(_) => break,
+            _ => None,
+        };
+        if let Some(out) = out {
+            if events.send(out).await.is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Re-announces this node with changed TXT hints (cheap to clone).
@@ -165,48 +246,30 @@ impl Discovery {
         let info = announcer.info(false)?;
         let fullname = info.get_fullname().to_string();
         daemon.register(info)?;
-        let browse = daemon.browse(SERVICE_TYPE)?;
-        tokio::spawn(async move {
-            let mut by_fullname = std::collections::HashMap::new();
-            while let Ok(event) = browse.recv_async().await {
-                let out = match event {
-                    ServiceEvent::ServiceResolved(info) => {
-                        let found = parse(&info);
-                        match found {
-                            Some(DiscoveryEvent::Found { device: d, .. }) if d == device => None,
-                            Some(DiscoveryEvent::Found { device: d, .. }) => {
-                                by_fullname.insert(info.fullname.clone(), d);
-                                found
-                            }
-                            _ => {
-                                tracing::debug!(name = %info.fullname, "ignoring malformed mdns record");
-                                None
-                            }
-                        }
-                    }
-                    ServiceEvent::ServiceRemoved(_, fullname) => by_fullname
-                        .remove(&fullname)
-                        .map(|device| DiscoveryEvent::Lost { device }),
-                    _ => None,
-                };
-                if let Some(out) = out {
-                    if events.send(out).await.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let browser = Browser {
+            daemon: daemon.clone(),
+            me: device,
+            events,
+            browsing: Default::default(),
+        };
+        browser.set_browsing(true);
         tracing::info!(%fullname, port, "announcing on mdns");
         Ok(Self {
             daemon,
             fullname,
             announcer,
+            browser,
         })
     }
 
     /// A handle that re-announces this node with changed hints.
     pub fn announcer(&self) -> Announcer {
         self.announcer.clone()
+    }
+
+    /// A handle that starts and stops the browse.
+    pub fn browser(&self) -> Browser {
+        self.browser.clone()
     }
 
     /// Says goodbye on the LAN and stops.

@@ -331,6 +331,8 @@ impl Actor {
     ) {
         let mut link_rx = self.link_rx.take().expect("link receiver taken once");
         self.devices.announcer = discovery.as_ref().map(Discovery::announcer);
+        self.mesh_dials.browser = discovery.as_ref().map(Discovery::browser);
+        self.mesh_dials.browse_until = now_ms() + lan::BROWSE_AFTER_START_MS;
         let mut dial_tick = tokio::time::interval(DIAL_INTERVAL);
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();

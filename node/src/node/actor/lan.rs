@@ -36,7 +36,15 @@ pub(super) struct MeshDials {
     unsaved: std::collections::BTreeMap<DeviceId, PeerRecord>,
     /// Name pins to store with the next batch.
     pub(super) unsaved_pins: Vec<(String, tincan_core::UserId)>,
+    /// Starts and stops the mDNS browse (none without mDNS).
+    pub(super) browser: Option<crate::discovery::Browser>,
+    /// Browse at least until then (Unix ms): a node starting with the
+    /// office hears everyone at once.
+    pub(super) browse_until: u64,
 }
+
+/// How long after start a node browses mDNS whatever its links.
+pub(super) const BROWSE_AFTER_START_MS: u64 = 30_000;
 
 /// Whether `ip` is one a LAN peer may ask us to dial: private, link-local,
 /// unique-local or loopback. A record could name any address; this keeps
@@ -149,6 +157,7 @@ impl Actor {
         if !learned.is_empty() {
             self.learn_from_mesh(&learned);
         }
+        self.steer_browse(now);
         for event in events {
             match event {
                 LanEvent::Learned(_) => {}
@@ -170,6 +179,18 @@ impl Actor {
                 }
             }
         }
+    }
+
+    /// Browses mDNS only while it is needed (see `crate::discovery::Browser`):
+    /// after start, while this node holds no LAN link, and always in an
+    /// organisation with a relay (members link to every member they hear).
+    fn steer_browse(&self, now: u64) {
+        let Some(browser) = &self.mesh_dials.browser else {
+            return;
+        };
+        let linked = self.mesh.link_count() > 0 && self.mesh.devices().next().is_some();
+        let org_mesh = self.membership.is_some() && self.election.role() != Role::Standalone;
+        browser.set_browsing(!linked || org_mesh || now < self.mesh_dials.browse_until);
     }
 
     /// Takes devices learned second hand into the peer book and the store
