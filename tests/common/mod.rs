@@ -225,6 +225,11 @@ impl Daemon {
         cli_json(&self.home, &["status", "--json"])
     }
 
+    /// Where the daemon logs (appended to by every run of this test).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The daemon's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
