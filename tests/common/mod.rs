@@ -185,7 +185,14 @@ impl Daemon {
             .arg(home)
             .arg("run")
             .args(args)
-            .env("RUST_LOG", "tincan=debug,info")
+            // Debug logs by default; big LANs measured by hand use `info`
+            // (TINCAN_TEST_DAEMON_LOG): hundreds of daemons logging every
+            // mDNS answer load the one machine they share.
+            .env(
+                "RUST_LOG",
+                std::env::var("TINCAN_TEST_DAEMON_LOG")
+                    .unwrap_or_else(|_| "tincan=debug,info".into()),
+            )
             // Decisions still show as `notification` events; nothing pops up.
             .env("TINCAN_NO_NOTIFICATIONS", "1")
             .envs(env.iter().copied())
@@ -206,7 +213,13 @@ impl Daemon {
         let home = self.home.clone();
         let log = self.log.clone();
         let child = self.child.as_mut().expect("child");
-        wait_for("daemon control socket", Duration::from_secs(30), || {
+        // Hundreds of daemons starting at once on one small machine take
+        // longer than one: TINCAN_TEST_READY_SECS raises the bound.
+        let ready = std::env::var("TINCAN_TEST_READY_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30);
+        wait_for("daemon control socket", Duration::from_secs(ready), || {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
                     "daemon exited early with {status}:\n{}",
