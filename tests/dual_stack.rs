@@ -9,59 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{cli, cli_json, wait_for, Daemon};
+use common::lan_nodes::{peer, send_and_check, Node, Nodes};
+use common::{cli, wait_for, Daemon};
 use serde_json::Value;
 use tincan_netsim::{netns_available, Lan};
 
 /// Generous deadlines: they bound a hang, they do not measure speed.
 const DISCOVERY: Duration = Duration::from_secs(30);
 const DELIVERY: Duration = Duration::from_secs(20);
-
-struct Node {
-    name: &'static str,
-    home: PathBuf,
-    daemon: Daemon,
-}
-
-/// The running nodes. When a test panics, their logs are printed before the
-/// daemons are killed, so a failure shows what each daemon saw.
-struct Nodes(Vec<Node>);
-
-impl Nodes {
-    fn get(&self, name: &str) -> &Node {
-        self.0.iter().find(|n| n.name == name).expect("known node")
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for node in &self.0 {
-                eprintln!(
-                    "===== log of {} ({}) =====\n{}",
-                    node.name,
-                    node.home.display(),
-                    node.daemon.log()
-                );
-            }
-        }
-    }
-}
-
-/// The entry of the peer called `name` in `home`'s `peers --json`, if listed.
-fn peer(home: &Path, name: &str) -> Option<Value> {
-    match cli_json(home, &["peers", "--json"]) {
-        Value::Array(peers) => peers.into_iter().find(|p| {
-            p["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        }),
-        other => panic!("peers --json is not an array: {other}"),
-    }
-}
 
 /// Starts `name`'s daemon in namespace `ns` with `args` (after `init`).
 fn start(root: &Path, name: &'static str, ns: &str, args: &[&str]) -> Node {
@@ -92,42 +50,6 @@ fn wait_all_online(nodes: &Nodes) -> Vec<(&'static str, &'static str, Value)> {
         }
     }
     seen
-}
-
-/// Sends `text` from `from` to `to` with `send --wait`, then waits until
-/// `to`'s history with `from` holds it, sent by `from`'s user.
-fn send_and_check(nodes: &Nodes, from: &str, to: &str, text: &str) {
-    let (sender, receiver) = (nodes.get(from), nodes.get(to));
-    let to_arg = to.to_lowercase();
-    let out = cli(
-        &sender.home,
-        &["send", &to_arg, text, "--wait", "--timeout", "20"],
-    );
-    assert!(
-        out.status.success(),
-        "{from}: send to {to} failed ({}): {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let from_id = sender.daemon.status()["user_id"]
-        .as_str()
-        .expect("status has user_id")
-        .to_owned();
-    let from_arg = from.to_lowercase();
-    wait_for(
-        &format!("{to}'s history to show {text:?}"),
-        DELIVERY,
-        || {
-            let history = cli_json(&receiver.home, &["history", &from_arg, "--json"]);
-            history
-                .as_array()
-                .expect("history --json is an array")
-                .iter()
-                .any(|m| m["text"] == text && m["from"] == from_id.as_str())
-                .then_some(())
-        },
-    );
 }
 
 /// The addresses a peer entry shows.
@@ -185,9 +107,15 @@ fn two_ipv6_only_nodes_find_each_other_by_link_local_and_chat() {
             "{who} lists {whom} without its link-local address: {entry}"
         );
     }
-    send_and_check(&nodes, "Alice", "Bob", "hello over ipv6 from alice");
+    send_and_check(
+        &nodes,
+        "Alice",
+        "Bob",
+        "hello over ipv6 from alice",
+        DELIVERY,
+    );
     step("alice -> bob delivered");
-    send_and_check(&nodes, "Bob", "Alice", "hello over ipv6 from bob");
+    send_and_check(&nodes, "Bob", "Alice", "hello over ipv6 from bob", DELIVERY);
     step("bob -> alice delivered");
 }
 
@@ -232,11 +160,11 @@ fn mixed_lan_an_ipv6_only_node_and_dual_stack_nodes_all_find_each_other() {
             "{who} shows {whom} at an IPv4-mapped address: {entry}"
         );
     }
-    send_and_check(&nodes, "Carol", "Dave", "from the ipv6-only desk");
+    send_and_check(&nodes, "Carol", "Dave", "from the ipv6-only desk", DELIVERY);
     step("carol -> dave delivered");
-    send_and_check(&nodes, "Erin", "Carol", "to the ipv6-only desk");
+    send_and_check(&nodes, "Erin", "Carol", "to the ipv6-only desk", DELIVERY);
     step("erin -> carol delivered");
-    send_and_check(&nodes, "Dave", "Erin", "between dual-stack desks");
+    send_and_check(&nodes, "Dave", "Erin", "between dual-stack desks", DELIVERY);
     step("dave -> erin delivered");
 }
 
@@ -278,8 +206,8 @@ fn an_ipv4_only_node_and_a_dual_stack_node_chat_over_ipv4() {
         let want = &expected.iter().find(|(w, _)| w == who).expect("a node").1;
         assert_eq!(shown, [want.as_str()], "{who} lists {whom}: {entry}");
     }
-    send_and_check(&nodes, "Frank", "Grace", "over plain ipv4");
+    send_and_check(&nodes, "Frank", "Grace", "over plain ipv4", DELIVERY);
     step("frank -> grace delivered");
-    send_and_check(&nodes, "Grace", "Frank", "and back");
+    send_and_check(&nodes, "Grace", "Frank", "and back", DELIVERY);
     step("grace -> frank delivered");
 }

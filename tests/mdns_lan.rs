@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use common::{cli, cli_json, wait_for, Daemon};
-use serde_json::Value;
+use common::lan_nodes::{peer, send_and_check, Node, Nodes};
+use common::{cli, wait_for, Daemon};
 use tincan_netsim::{netns_available, Lan};
 
 /// Generous deadlines: they bound a hang, they do not measure speed.
@@ -19,104 +19,9 @@ const DISCOVERY: Duration = Duration::from_secs(20);
 const DELIVERY: Duration = Duration::from_secs(20);
 const GONE: Duration = Duration::from_secs(15);
 
-struct Node {
-    name: &'static str,
-    home: PathBuf,
-    daemon: Daemon,
-}
-
-/// The running nodes. When a test panics, their logs are printed before the
-/// daemons are killed, so a failure shows what each daemon saw.
-struct Nodes(Vec<Node>);
-
-impl Nodes {
-    fn get(&self, name: &str) -> &Node {
-        self.0.iter().find(|n| n.name == name).expect("known node")
-    }
-
-    fn get_mut(&mut self, name: &str) -> &mut Node {
-        self.0
-            .iter_mut()
-            .find(|n| n.name == name)
-            .expect("known node")
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for node in &self.0 {
-                eprintln!(
-                    "===== log of {} ({}) =====\n{}",
-                    node.name,
-                    node.home.display(),
-                    node.daemon.log()
-                );
-            }
-        }
-    }
-}
-
-/// `tincan peers --json` of the node at `home`.
-fn peers(home: &Path) -> Vec<Value> {
-    match cli_json(home, &["peers", "--json"]) {
-        Value::Array(peers) => peers,
-        other => panic!("peers --json is not an array: {other}"),
-    }
-}
-
 /// The `online` flag of the peer called `name` in `home`'s peer list, if listed.
 fn online(home: &Path, name: &str) -> Option<bool> {
-    peers(home)
-        .iter()
-        .find(|p| {
-            p["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-        .and_then(|p| p["online"].as_bool())
-}
-
-/// Sends `text` from `from` to `to` and waits for delivery; then waits until
-/// `to`'s history with `from` holds the text, sent by `from`'s user id.
-fn send_and_check(nodes: &Nodes, from: &str, to: &str, text: &str) {
-    let sender = nodes.get(from);
-    let receiver = nodes.get(to);
-    let out = cli(
-        &sender.home,
-        &[
-            "send",
-            &to.to_lowercase(),
-            text,
-            "--wait",
-            "--timeout",
-            "20",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{from}: send to {to} failed ({}): {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let from_id = sender.daemon.status()["user_id"]
-        .as_str()
-        .expect("status has user_id")
-        .to_owned();
-    wait_for(
-        &format!("{to}'s history to show {text:?}"),
-        DELIVERY,
-        || {
-            let history = cli_json(&receiver.home, &["history", &from.to_lowercase(), "--json"]);
-            history
-                .as_array()
-                .expect("history --json is an array")
-                .iter()
-                .any(|m| m["text"] == text && m["from"] == from_id.as_str())
-                .then_some(())
-        },
-    );
+    peer(home, name).and_then(|p| p["online"].as_bool())
 }
 
 #[test]
@@ -172,9 +77,9 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
     }
 
     step("everyone sees the others online");
-    send_and_check(&nodes, "Alice", "Bob", "hello from alice");
+    send_and_check(&nodes, "Alice", "Bob", "hello from alice", DELIVERY);
     step("alice -> bob delivered");
-    send_and_check(&nodes, "Carol", "Alice", "hello from carol");
+    send_and_check(&nodes, "Carol", "Alice", "hello from carol", DELIVERY);
     step("carol -> alice delivered");
 
     // Carol crashes; the others notice without her saying goodbye.

@@ -19,7 +19,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{cli, cli_json, wait_for, Daemon};
@@ -91,39 +90,19 @@ fn start_office(subnet: &str, n: usize, blocked: impl Fn(usize) -> bool) -> Offi
         homes.push(home);
     }
     // Identities first (CPU only), then every daemon at once.
-    std::thread::scope(|s| {
-        for (i, home) in homes.iter().enumerate() {
-            s.spawn(move || {
-                let out = cli(home, &["init", "--name", &name_of(i)]);
-                assert!(
-                    out.status.success(),
-                    "init {i}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            });
-        }
+    in_parallel(&homes, |i, home| {
+        let out = cli(home, &["init", "--name", &name_of(i)]);
+        assert!(
+            out.status.success(),
+            "init {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     let started = Instant::now();
     let started_unix_ms = unix_ms();
-    let slots: Arc<Mutex<Vec<Option<Daemon>>>> =
-        Arc::new(Mutex::new((0..n).map(|_| None).collect()));
-    std::thread::scope(|s| {
-        for (i, (home, host)) in homes.iter().zip(&hosts).enumerate() {
-            let slots = slots.clone();
-            s.spawn(move || {
-                let d = Daemon::start(home, &["--listen", "0.0.0.0:7000"], Some(&host.ns));
-                slots.lock().expect("slots")[i] = Some(d);
-            });
-        }
+    let daemons = in_parallel(&homes, |i, home| {
+        Daemon::start(home, &["--listen", "0.0.0.0:7000"], Some(&hosts[i].ns))
     });
-    let daemons = Arc::try_unwrap(slots)
-        .ok()
-        .expect("threads are done")
-        .into_inner()
-        .expect("slots")
-        .into_iter()
-        .map(|d| d.expect("every daemon started"))
-        .collect();
     let all_running_unix_ms = unix_ms();
     eprintln!("[{:>6.1?}] {n} daemons running", started.elapsed());
     Office {
@@ -136,6 +115,24 @@ fn start_office(subnet: &str, n: usize, blocked: impl Fn(usize) -> bool) -> Offi
         started_unix_ms,
         all_running_unix_ms,
     }
+}
+
+/// Runs `f` on every item at once, one thread each (asking hundreds of
+/// nodes in turn would take longer than what is measured); the results in
+/// the items' order.
+fn in_parallel<I: Sync, T: Send>(items: &[I], f: impl Fn(usize, &I) -> T + Sync) -> Vec<T> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let running: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| s.spawn(move || f(i, item)))
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().expect("a parallel step panicked"))
+            .collect()
+    })
 }
 
 /// How many peers `home` lists as online.
@@ -280,14 +277,7 @@ fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
         "every `peers --json` to list everyone online",
         deadline,
         || {
-            let counts: Vec<usize> = std::thread::scope(|s| {
-                let asks: Vec<_> = office
-                    .homes
-                    .iter()
-                    .map(|h| s.spawn(move || online_count(h)))
-                    .collect();
-                asks.into_iter().map(|a| a.join().expect("ask")).collect()
-            });
+            let counts = in_parallel(&office.homes, |_, home| online_count(home));
             counts.iter().all(|c| *c >= n - 1).then_some(())
         },
     );
@@ -421,22 +411,13 @@ fn presence_change_reaches_everyone(office: &Office) {
         &format!("every node to show {name} away"),
         Duration::from_secs(60),
         || {
-            let shown: Vec<(usize, bool)> = std::thread::scope(|s| {
-                let asks: Vec<_> = pending
-                    .iter()
-                    .map(|&i| {
-                        let name = &name;
-                        s.spawn(move || {
-                            let peers = cli_json(&office.homes[i], &["peers", "--json"]);
-                            let away = peers.as_array().is_some_and(|p| {
-                                p.iter()
-                                    .any(|p| p["name"] == name.as_str() && p["presence"] == "away")
-                            });
-                            (i, away)
-                        })
-                    })
-                    .collect();
-                asks.into_iter().map(|a| a.join().expect("ask")).collect()
+            let shown = in_parallel(&pending, |_, &i| {
+                let peers = cli_json(&office.homes[i], &["peers", "--json"]);
+                let away = peers.as_array().is_some_and(|p| {
+                    p.iter()
+                        .any(|p| p["name"] == name.as_str() && p["presence"] == "away")
+                });
+                (i, away)
             });
             let at = t0.elapsed();
             for (i, away) in shown {

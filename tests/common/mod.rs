@@ -6,6 +6,7 @@
 pub mod branches;
 pub mod cargo;
 pub mod chaos;
+pub mod lan_nodes;
 pub mod loopback;
 pub mod raw_peer;
 

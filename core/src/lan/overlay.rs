@@ -75,6 +75,30 @@ mod tests {
         (0..n).map(|i| DeviceId([i; crate::id::ID_LEN])).collect()
     }
 
+    /// Breadth-first from the first device over neighbour links: how many
+    /// devices are reached, and in how many hops the last of them.
+    fn flood(all: &BTreeSet<DeviceId>) -> (usize, usize) {
+        let start = *all.iter().next().expect("nodes");
+        let mut reached = BTreeSet::from([start]);
+        let mut frontier = reached.clone();
+        let mut hops = 0;
+        loop {
+            let mut next = BTreeSet::new();
+            for d in &frontier {
+                for x in neighbours(d, all) {
+                    if reached.insert(x) {
+                        next.insert(x);
+                    }
+                }
+            }
+            if next.is_empty() {
+                return (reached.len(), hops);
+            }
+            frontier = next;
+            hops += 1;
+        }
+    }
+
     #[test]
     fn small_lans_link_everyone() {
         let all = ids(4);
@@ -88,23 +112,10 @@ mod tests {
     fn links_per_node_stay_bounded_and_the_ring_is_connected() {
         for n in [5u8, 20, 50, 200] {
             let all = ids(n);
-            let mut reached = BTreeSet::from([DeviceId([0; crate::id::ID_LEN])]);
-            let mut frontier = reached.clone();
             for me in &all {
                 assert!(neighbours(me, &all).len() <= 6, "n={n}");
             }
-            while !frontier.is_empty() {
-                let mut next = BTreeSet::new();
-                for d in &frontier {
-                    for x in neighbours(d, &all) {
-                        if reached.insert(x) {
-                            next.insert(x);
-                        }
-                    }
-                }
-                frontier = next;
-            }
-            assert_eq!(reached.len(), n as usize, "n={n}");
+            assert_eq!(flood(&all).0, n as usize, "n={n}");
         }
     }
 
@@ -117,22 +128,8 @@ mod tests {
                 DeviceId(id)
             })
             .collect();
-        let start = *all.iter().next().expect("nodes");
-        let mut reached = BTreeSet::from([start]);
-        let mut frontier = reached.clone();
-        let mut hops = 0;
-        while reached.len() < all.len() {
-            let mut next = BTreeSet::new();
-            for d in &frontier {
-                for x in neighbours(d, &all) {
-                    if reached.insert(x) {
-                        next.insert(x);
-                    }
-                }
-            }
-            frontier = next;
-            hops += 1;
-        }
+        let (reached, hops) = flood(&all);
+        assert_eq!(reached, all.len());
         assert!(hops <= 16, "{hops} hops across 1,000 nodes");
     }
 

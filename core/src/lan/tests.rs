@@ -25,6 +25,14 @@ fn mesh(id: &Identity, i: u64) -> LanMesh {
     m
 }
 
+/// Gossip carrying `records` and no reports.
+fn news(records: Vec<LanRecord>) -> LanGossip {
+    LanGossip {
+        records,
+        suspicions: vec![],
+    }
+}
+
 /// Everything sent once the current batch is due.
 fn sent(m: &mut LanMesh) -> Vec<(DeviceId, LanGossip)> {
     let due = m.now + m.config.batch_ms;
@@ -62,10 +70,7 @@ fn a_new_link_is_told_everything_and_a_newer_record_travels_on_once() {
     assert_eq!(first.records.len(), 1, "only our own record so far");
 
     // b tells us about c; we learn c, and c is online by its record.
-    let gossip = LanGossip {
-        records: vec![here(&b, 2, 1), here(&c, 3, 1)],
-        suspicions: vec![],
-    };
+    let gossip = news(vec![here(&b, 2, 1), here(&c, 3, 1)]);
     m.handle_gossip(1, b.device_id(), gossip.clone())
         .expect("valid");
     assert!(m.is_online(&c.device_id()));
@@ -84,15 +89,8 @@ fn a_new_link_is_told_everything_and_a_newer_record_travels_on_once() {
     let (_, view) = m.poll_transmit().expect("full view for d");
     assert_eq!(view.records.len(), 3);
     let newer = LanRecord::sign(&c, vec![addr(3)], 2, LanStatus::Here(ShownPresence::Away));
-    m.handle_gossip(
-        4,
-        d.device_id(),
-        LanGossip {
-            records: vec![newer],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
+    m.handle_gossip(4, d.device_id(), news(vec![newer]))
+        .expect("valid");
     assert_eq!(m.shown(&c.device_id()), Some(ShownPresence::Away));
     assert!(
         m.poll_transmit().is_none(),
@@ -113,14 +111,7 @@ fn a_forged_record_is_refused_and_the_rest_is_taken() {
     m.handle_link_up(0, b.device_id());
     let mut forged = here(&c, 3, 9);
     forged.status = LanStatus::Leaving;
-    let result = m.handle_gossip(
-        1,
-        b.device_id(),
-        LanGossip {
-            records: vec![forged, here(&b, 2, 1)],
-            suspicions: vec![],
-        },
-    );
+    let result = m.handle_gossip(1, b.device_id(), news(vec![forged, here(&b, 2, 1)]));
     assert_eq!(result, Err(RecordError::BadSignature));
     assert!(m.record(&c.device_id()).is_none());
     assert!(m.record(&b.device_id()).is_some());
@@ -132,15 +123,8 @@ fn a_lost_link_is_checked_and_an_unreachable_device_is_reported_gone() {
     let mut m = mesh(&a, 1);
     m.handle_link_up(0, b.device_id());
     m.handle_link_up(0, c.device_id());
-    m.handle_gossip(
-        0,
-        b.device_id(),
-        LanGossip {
-            records: vec![here(&b, 2, 7)],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
+    m.handle_gossip(0, b.device_id(), news(vec![here(&b, 2, 7)]))
+        .expect("valid");
     while m.poll_transmit().is_some() {}
     drain(&mut m);
 
@@ -214,14 +198,7 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
         .expect("valid");
     assert!(!other.is_online(&a.device_id()));
     other
-        .handle_gossip(
-            1,
-            b.device_id(),
-            LanGossip {
-                records: vec![here(&a, 1, 2)],
-                suspicions: vec![],
-            },
-        )
+        .handle_gossip(1, b.device_id(), news(vec![here(&a, 1, 2)]))
         .expect("valid");
     assert!(other.is_online(&a.device_id()));
 }
@@ -232,26 +209,12 @@ fn a_goodbye_shows_offline_at_once() {
     let mut m = mesh(&a, 1);
     m.handle_link_up(0, b.device_id());
     let c = identity(3, "C");
-    m.handle_gossip(
-        0,
-        b.device_id(),
-        LanGossip {
-            records: vec![here(&c, 3, 1)],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
+    m.handle_gossip(0, b.device_id(), news(vec![here(&c, 3, 1)]))
+        .expect("valid");
     assert!(m.is_online(&c.device_id()));
     let leaving = LanRecord::sign(&c, vec![addr(3)], 2, LanStatus::Leaving);
-    m.handle_gossip(
-        1,
-        b.device_id(),
-        LanGossip {
-            records: vec![leaving],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
+    m.handle_gossip(1, b.device_id(), news(vec![leaving]))
+        .expect("valid");
     assert!(!m.is_online(&c.device_id()));
 }
 
@@ -339,15 +302,8 @@ fn a_report_about_a_linked_device_is_passed_to_it_to_refute() {
     let mut m = mesh(&a, 1);
     m.handle_link_up(0, b.device_id());
     m.handle_link_up(0, c.device_id());
-    m.handle_gossip(
-        0,
-        b.device_id(),
-        LanGossip {
-            records: vec![here(&b, 2, 4)],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
+    m.handle_gossip(0, b.device_id(), news(vec![here(&b, 2, 4)]))
+        .expect("valid");
     sent(&mut m);
     let report = Suspicion {
         device: b.device_id(),
@@ -434,15 +390,8 @@ fn a_hinted_device_without_a_record_is_dialled_once_even_off_the_ring() {
     // Once linked (its record comes with the link), it is no longer dialled
     // for its record; a later link down does not make it a target again.
     m.handle_link_up(1, deaf);
-    m.handle_gossip(
-        1,
-        deaf,
-        LanGossip {
-            records: vec![here(&deaf_id, 11, 1)],
-            suspicions: vec![],
-        },
-    )
-    .expect("valid");
+    m.handle_gossip(1, deaf, news(vec![here(&deaf_id, 11, 1)]))
+        .expect("valid");
     m.handle_link_down(2, deaf, LinkEnd::Closed);
     let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
     assert!(!targets.contains(&deaf));

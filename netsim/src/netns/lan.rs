@@ -281,29 +281,9 @@ impl Lan {
     /// namespace. Unicast and broadcast (ARP) still pass, as on a Wi-Fi
     /// network with "multicast isolation".
     pub fn set_multicast_blocked(&self, blocked: bool) -> Result<()> {
-        let mut script = String::from("table bridge tc_mcast {}\ndelete table bridge tc_mcast\n");
-        if blocked {
-            script.push_str(
-                "table bridge tc_mcast {
-  chain forward {
-    type filter hook forward priority 0; policy accept;
-    ip daddr 224.0.0.0/4 drop
-    ip6 daddr ff02::/16 meta l4proto != ipv6-icmp drop
-  }
-}
-",
-            );
-        }
-        sys::nft(&self.ns, &script)
-    }
-}
-
-impl Lan {
-    /// Packets the hosts have sent into this LAN's bridge so far: the sum
-    /// of `rx_packets` over its ports (`p<N>`), for measuring what a LAN
-    /// costs at rest.
-    pub fn bridge_packets(&self) -> Result<u64> {
-        Ok(self.bridge_counters()?.packets)
+        let rules = "ip daddr 224.0.0.0/4 drop
+    ip6 daddr ff02::/16 meta l4proto != ipv6-icmp drop";
+        bridge_filter(&self.ns, "tc_mcast", blocked.then_some(rules))
     }
 
     /// Packets, and multicast packets among them, that the hosts have sent
@@ -353,6 +333,25 @@ pub struct BridgeCounters {
     pub packets: u64,
     /// Multicast packets among them (mDNS, neighbour discovery).
     pub multicast: u64,
+}
+
+/// Replaces the nftables `bridge` table `table` in namespace `ns` with one
+/// whose forward chain applies `rules` (one per line), or removes it when
+/// `rules` is `None`. Idempotent either way.
+fn bridge_filter(ns: &str, table: &str, rules: Option<&str>) -> Result<()> {
+    let mut script = format!("table bridge {table} {{}}\ndelete table bridge {table}\n");
+    if let Some(rules) = rules {
+        script.push_str(&format!(
+            "table bridge {table} {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    {rules}
+  }}
+}}
+"
+        ));
+    }
+    sys::nft(ns, &script)
 }
 
 /// Sets a host's routes on `eth0`: multicast, and the default route through
@@ -442,47 +441,13 @@ impl Host {
     /// over IPv4; mDNS over IPv6 still passes) to and from this host only,
     /// at its bridge port.
     pub fn set_ipv4_multicast_blocked(&self, blocked: bool) -> Result<()> {
-        let table = format!("tc_mc4_{}", self.port);
-        let mut script = format!("table bridge {table} {{}}\ndelete table bridge {table}\n");
-        if blocked {
-            let port = &self.port;
-            script.push_str(&format!(
-                "table bridge {table} {{
-  chain forward {{
-    type filter hook forward priority 0; policy accept;
-    iifname {port} ip daddr 224.0.0.0/4 drop
-    oifname {port} ip daddr 224.0.0.0/4 drop
-  }}
-}}
-"
-            ));
-        }
-        sys::nft(&self.bridge_ns, &script)
-    }
-
-    /// Drops (`true`) or again passes (`false`) IP multicast (mDNS over
-    /// IPv4 and IPv6, not neighbour discovery) to and from this host only,
-    /// at its bridge port: a desktop behind a switch port or Wi-Fi client
-    /// isolation that loses multicast while the rest of the LAN has it.
-    pub fn set_multicast_blocked(&self, blocked: bool) -> Result<()> {
-        let table = format!("tc_mcast_{}", self.port);
-        let mut script = format!("table bridge {table} {{}}\ndelete table bridge {table}\n");
-        if blocked {
-            let port = &self.port;
-            script.push_str(&format!(
-                "table bridge {table} {{
-  chain forward {{
-    type filter hook forward priority 0; policy accept;
-    iifname {port} ip daddr 224.0.0.0/4 drop
-    oifname {port} ip daddr 224.0.0.0/4 drop
-    iifname {port} ip6 daddr ff02::/16 meta l4proto != ipv6-icmp drop
-    oifname {port} ip6 daddr ff02::/16 meta l4proto != ipv6-icmp drop
-  }}
-}}
-"
-            ));
-        }
-        sys::nft(&self.bridge_ns, &script)
+        let port = &self.port;
+        let rules = format!(
+            "iifname {port} ip daddr 224.0.0.0/4 drop
+    oifname {port} ip daddr 224.0.0.0/4 drop"
+        );
+        let table = format!("tc_mc4_{port}");
+        bridge_filter(&self.bridge_ns, &table, blocked.then_some(rules.as_str()))
     }
 
     /// The IPv4 address `eth0` has now, read from the namespace (unlike

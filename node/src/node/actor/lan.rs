@@ -139,12 +139,7 @@ impl Actor {
     pub(super) fn drive_lan(&mut self) {
         let now = now_ms();
         self.mesh.handle_timeout(now);
-        while let Some((device, gossip)) = self.mesh.poll_transmit() {
-            if let Some(conn) = self.conns.get(&device).and_then(|c| c.last()) {
-                tracing::debug!(to = %device, records = gossip.records.len(), "lan gossip out");
-                tokio::spawn(link::notify(conn.clone(), Arc::new(Frame::Lan(gossip))));
-            }
-        }
+        self.send_gossip();
         let events: Vec<LanEvent> = std::iter::from_fn(|| self.mesh.poll_event()).collect();
         // New peers enter the book first, so that they can be shown online.
         let learned: Vec<DeviceId> = events
@@ -429,13 +424,18 @@ impl Actor {
     /// show this node offline at once. Returns the sends to wait for.
     pub(super) fn lan_goodbye(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
         self.sign_own_record(0, true);
+        self.send_gossip()
+    }
+
+    /// Sends the gossip the mesh has due, each message on its link; the
+    /// sends, for a caller that must wait for them.
+    fn send_gossip(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut sends = Vec::new();
         while let Some((device, gossip)) = self.mesh.poll_transmit() {
             if let Some(conn) = self.conns.get(&device).and_then(|c| c.last()) {
-                sends.push(tokio::spawn(link::notify(
-                    conn.clone(),
-                    Arc::new(Frame::Lan(gossip)),
-                )));
+                tracing::debug!(to = %device, records = gossip.records.len(), "lan gossip out");
+                let frame = Arc::new(Frame::Lan(gossip));
+                sends.push(tokio::spawn(link::notify(conn.clone(), frame)));
             }
         }
         sends
