@@ -12,6 +12,8 @@
 //! TINCAN_OFFICE_REST_SECS=120 cargo test --release --test office_lan
 //! an_office -- --nocapture`.
 //!
+//! `TINCAN_OFFICE_KEEP_LOGS=DIR` keeps every daemon's log there.
+//!
 //! Deadlines are generous and only bound a hang; the times are printed.
 //! Needs root and iproute2; skips otherwise. mDNS runs only inside the
 //! namespaces this test creates.
@@ -57,9 +59,32 @@ impl Drop for Office {
             }
         }
         // Daemons die before the namespaces they run in.
+        let logs: Vec<PathBuf> = self
+            .daemons
+            .iter()
+            .map(|d| d.log_path().to_owned())
+            .collect();
         self.daemons.clear();
+        if let Ok(dir) = std::env::var("TINCAN_OFFICE_KEEP_LOGS") {
+            keep_logs(Path::new(&dir), &logs);
+        }
         let _ = &self.lan;
     }
+}
+
+/// Copies the daemons' logs to `dir` as `d0.log`, `d1.log`, ... for
+/// reading after a run by hand (`TINCAN_OFFICE_KEEP_LOGS=DIR`).
+fn keep_logs(dir: &Path, logs: &[PathBuf]) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("cannot keep logs in {}: {e}", dir.display());
+        return;
+    }
+    for (i, log) in logs.iter().enumerate() {
+        if let Err(e) = std::fs::copy(log, dir.join(format!("d{i}.log"))) {
+            eprintln!("cannot keep {}: {e}", log.display());
+        }
+    }
+    eprintln!("daemon logs kept in {}", dir.display());
 }
 
 fn tail(text: &str, lines: usize) -> String {

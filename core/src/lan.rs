@@ -31,10 +31,22 @@
 //! - **Leaving** is said by the device itself (a signed record) before it
 //!   closes its links, so a clean shutdown is seen at once.
 //! - **Links.** The ring neighbours ([`overlay::neighbours`]) stay linked
-//!   (the driver dials [`LanMesh::dial_targets`]); any other link is closed
-//!   once it carried nothing for [`MeshConfig::idle_close_ms`]. A device
-//!   known only from an mDNS hint for [`MeshConfig::hint_grace_ms`] is dialled once for its record, so one
-//!   that hears no multicast is found by those that hear it.
+//!   (the driver dials what [`LanMesh::poll_dials`] asks for); any other
+//!   link is closed once it carried nothing for
+//!   [`MeshConfig::idle_close_ms`]. A device known only from an mDNS hint
+//!   for [`MeshConfig::hint_grace_ms`] (plus a spread, see below) is
+//!   dialled once for its record, so one that hears no multicast is found
+//!   by those that hear it.
+//! - **Start-up costs what the ring costs.** When a whole office starts
+//!   at once every view moves all the time and links are slow to come up
+//!   (every desktop is handshaking with others). A node then dials at most
+//!   [`MIN_LINKS`] ring neighbours until its view holds still, and at most
+//!   [`MAX_HINT_DIALS`] hint-only devices at a time, each after a delay
+//!   spread per pair of devices over [`MeshConfig::hint_spread_ms`] so
+//!   that one of the many who heard a device dials it first and its record
+//!   then reaches the rest through the ring. Without these bounds the lab's
+//!   200 daemons on two cores linked 40 times each while starting, timed
+//!   out on each other and took minutes to settle.
 //! - **Bounds.** At most [`MeshConfig::max_devices`] records and as many
 //!   mDNS hints are held; gossip is cut into messages of at most
 //!   [`MAX_GOSSIP_RECORDS`] records.
@@ -64,6 +76,9 @@ pub const MAX_GOSSIP_SUSPICIONS: usize = 512;
 /// Links a node dials its ring for at once, however much the view moves.
 pub const MIN_LINKS: usize = 3;
 
+/// Most dials of hint-only devices (for their records) at a time.
+pub const MAX_HINT_DIALS: usize = 2;
+
 /// Tuning of a [`LanMesh`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeshConfig {
@@ -85,12 +100,26 @@ pub struct MeshConfig {
     /// a LAN of hundreds starting at once then costs one message per link
     /// per batch, not one per record.
     pub batch_ms: u64,
+    /// A hint-only device is dialled after [`MeshConfig::hint_grace_ms`]
+    /// plus a delay between 0 and this, fixed per pair of devices: of the
+    /// many nodes that heard it, one dials it well before the others.
+    pub hint_spread_ms: u64,
+    /// A dial the mesh asked for that ended neither in a link nor in a
+    /// reported failure is taken as over after this long.
+    pub dial_window_ms: u64,
+    /// A device reported gone is still shown online for this long: a
+    /// device that is only slow (every desktop busy at 9:00) refutes the
+    /// report within it, and nobody sees it flicker offline. SWIM's
+    /// "suspect" state, for the same reason.
+    pub suspect_grace_ms: u64,
 }
 
 impl Default for MeshConfig {
     /// 30 s idle, 4,096 devices (eight times the largest LAN we design
-    /// for), hint-only devices dialled after 3 s, the ring after 1 s of a
-    /// still view, 50 ms batches.
+    /// for), hint-only devices dialled after 3 s plus up to 10 s, the ring
+    /// after 1 s of a still view, 50 ms batches, dials over after 12 s
+    /// (beyond a QUIC handshake's and a hello's time-outs), reports of a
+    /// device gone believed after 3 s.
     fn default() -> Self {
         Self {
             idle_close_ms: 30_000,
@@ -98,6 +127,9 @@ impl Default for MeshConfig {
             hint_grace_ms: 3_000,
             settle_ms: 1_000,
             batch_ms: 50,
+            hint_spread_ms: 10_000,
+            dial_window_ms: 12_000,
+            suspect_grace_ms: 3_000,
         }
     }
 }
@@ -137,8 +169,29 @@ pub enum LinkEnd {
 #[derive(Clone, Debug)]
 struct Known {
     record: LanRecord,
-    /// The version a peer reported gone, if that is not older than the record.
-    suspected: Option<u64>,
+    /// The version a peer reported gone, if that is not older than the
+    /// record, and when that report came in.
+    suspected: Option<(u64, u64)>,
+}
+
+impl Known {
+    /// Whether the record counts as here at `now`: it says so, and no
+    /// report of it gone is older than `grace`.
+    fn here(&self, now: u64, grace: u64) -> bool {
+        self.record.is_here()
+            && self
+                .suspected
+                .is_none_or(|(_, at)| now < at.saturating_add(grace))
+    }
+}
+
+/// Why the mesh asked for a dial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DialFor {
+    /// A ring neighbour.
+    Ring,
+    /// A device known only from a hint, for its record.
+    Record,
 }
 
 #[derive(Clone, Debug)]
@@ -157,6 +210,8 @@ pub struct LanMesh {
     /// mDNS hints: where a device says it listens, and since when we know.
     hints: BTreeMap<DeviceId, (Vec<SocketAddr>, u64)>,
     links: BTreeMap<DeviceId, Link>,
+    /// Dials asked for and not over yet: since when, and why.
+    dialling: BTreeMap<DeviceId, (u64, DialFor)>,
     /// What each linked peer has yet to be told, and from when it is due.
     pending: BTreeMap<DeviceId, (LanGossip, u64)>,
     /// Links whose pending gossip is due.
@@ -181,6 +236,7 @@ impl LanMesh {
             known: BTreeMap::new(),
             hints: BTreeMap::new(),
             links: BTreeMap::new(),
+            dialling: BTreeMap::new(),
             pending: BTreeMap::new(),
             ready: BTreeSet::new(),
             now: 0,
@@ -249,6 +305,7 @@ impl LanMesh {
         if device == self.me {
             return;
         }
+        self.dialling.remove(&device);
         let fresh = self.links.insert(device, Link { last_used: now }).is_none();
         if fresh {
             let mut all = LanGossip::default();
@@ -257,7 +314,7 @@ impl LanMesh {
                 .extend(self.known.values().map(|k| k.record.clone()));
             all.suspicions
                 .extend(self.known.iter().filter_map(|(d, k)| {
-                    k.suspected.map(|version| Suspicion {
+                    k.suspected.map(|(version, _)| Suspicion {
                         device: *d,
                         version,
                     })
@@ -302,26 +359,43 @@ impl LanMesh {
         }
     }
 
-    /// A dial to `device` (after [`LanEvent::Check`], or to a ring
-    /// neighbour) failed: unless a link is up, it is reported gone at its
-    /// record's version and dropped from the hints.
+    /// A dial [`LanMesh::poll_dials`] asked for could not start (the
+    /// driver backs off that address): it may be asked for again.
+    pub fn handle_dial_skipped(&mut self, device: &DeviceId) {
+        self.dialling.remove(device);
+    }
+
+    /// A dial to `device` failed. Unless a link is up: after a dial
+    /// [`LanMesh::poll_dials`] asked for, a device with a record is
+    /// checked ([`LanEvent::Check`]: one failure on a busy LAN is no
+    /// proof), one known only from a hint waits out its grace again; after
+    /// any other dial (a check, a message) a device with a record is
+    /// reported gone at its record's version and dropped from the hints.
     pub fn handle_unreachable(&mut self, now: u64, device: DeviceId) {
         self.now = self.now.max(now);
+        let asked = self.dialling.remove(&device).is_some();
         if self.links.contains_key(&device) {
             return;
         }
-        self.hints.remove(&device);
+        if asked && self.known.contains_key(&device) {
+            self.events.push_back(LanEvent::Check(device));
+            return;
+        }
         let Some(k) = self.known.get_mut(&device) else {
+            if let Some((_, since)) = self.hints.get_mut(&device) {
+                *since = self.now;
+            }
             return;
         };
-        if !k.record.is_here() || k.suspected.is_some_and(|v| v >= k.record.version) {
+        self.hints.remove(&device);
+        if !k.record.is_here() || k.suspected.is_some_and(|(v, _)| v >= k.record.version) {
             return;
         }
         let suspicion = Suspicion {
             device,
             version: k.record.version,
         };
-        k.suspected = Some(suspicion.version);
+        k.suspected = Some((suspicion.version, self.now));
         self.flood_suspicion(None, suspicion);
         self.refresh(device);
     }
@@ -364,7 +438,7 @@ impl LanMesh {
             .known
             .get(&device)
             .and_then(|k| k.suspected)
-            .filter(|v| *v >= record.version);
+            .filter(|(v, _)| *v >= record.version);
         let links: Vec<DeviceId> = self.links.keys().copied().collect();
         for link in links {
             if link != from && link != device {
@@ -409,11 +483,11 @@ impl LanMesh {
             return;
         };
         if suspicion.version < k.record.version
-            || k.suspected.is_some_and(|v| v >= suspicion.version)
+            || k.suspected.is_some_and(|(v, _)| v >= suspicion.version)
         {
             return;
         }
-        k.suspected = Some(suspicion.version);
+        k.suspected = Some((suspicion.version, self.now));
         self.flood_suspicion(Some(from), suspicion);
         self.refresh(device);
     }
@@ -465,6 +539,16 @@ impl LanMesh {
     /// Wakes the mesh: idle links that no ring neighbour needs are closed.
     pub fn handle_timeout(&mut self, now: u64) {
         self.now = self.now.max(now);
+        self.end_old_dials(now);
+        let doubted: Vec<DeviceId> = self
+            .known
+            .iter()
+            .filter(|(d, k)| k.suspected.is_some() && self.shown.contains(d))
+            .map(|(d, _)| *d)
+            .collect();
+        for device in doubted {
+            self.refresh(device);
+        }
         for (device, (_, due)) in &self.pending {
             if *due <= now {
                 self.ready.insert(*device);
@@ -505,17 +589,38 @@ impl LanMesh {
             .min();
         let hint = self
             .hints
-            .iter()
-            .filter(|(d, _)| !self.known.contains_key(d) && !self.links.contains_key(d))
-            .map(|(_, (_, since))| since.saturating_add(self.config.hint_grace_ms))
+            .keys()
+            .filter(|d| !self.known.contains_key(d) && !self.links.contains_key(d))
+            .map(|d| self.hint_due(d))
             .filter(|t| *t > self.now)
             .min();
         let settle = Some(self.view_changed_at.saturating_add(self.config.settle_ms))
             .filter(|t| *t > self.now && self.links.len() >= MIN_LINKS);
-        [self.next_check, batch, hint, settle]
-            .into_iter()
-            .flatten()
-            .min()
+        let suspect_over = self
+            .known
+            .iter()
+            .filter(|(d, _)| self.shown.contains(d))
+            .filter_map(|(_, k)| k.suspected)
+            .map(|(_, at)| at.saturating_add(self.config.suspect_grace_ms))
+            .filter(|t| *t > self.now)
+            .min();
+        let dial_over = self
+            .dialling
+            .values()
+            .map(|(since, _)| since.saturating_add(self.config.dial_window_ms))
+            .filter(|t| *t > self.now)
+            .min();
+        [
+            self.next_check,
+            batch,
+            hint,
+            settle,
+            dial_over,
+            suspect_over,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next gossip message to send: to which linked device, and what.
@@ -550,13 +655,16 @@ impl LanMesh {
     }
 
     /// Whether `device` is shown online: a live link, or its own record
-    /// says here and nobody reported it gone since.
+    /// says here and no report of it gone has stood for
+    /// [`MeshConfig::suspect_grace_ms`].
     pub fn is_online(&self, device: &DeviceId) -> bool {
-        self.links.contains_key(device)
-            || self
-                .known
-                .get(device)
-                .is_some_and(|k| k.record.is_here() && k.suspected.is_none())
+        self.links.contains_key(device) || self.here_by_record(device)
+    }
+
+    fn here_by_record(&self, device: &DeviceId) -> bool {
+        self.known
+            .get(device)
+            .is_some_and(|k| k.here(self.now, self.config.suspect_grace_ms))
     }
 
     /// Whether a link to `device` is up.
@@ -577,8 +685,8 @@ impl LanMesh {
     /// The presence `device`'s record shows, if it is online by it.
     pub fn shown(&self, device: &DeviceId) -> Option<ShownPresence> {
         let k = self.known.get(device)?;
-        match (k.record.status, k.suspected) {
-            (LanStatus::Here(shown), None) => Some(shown),
+        match k.record.status {
+            LanStatus::Here(shown) if self.here_by_record(device) => Some(shown),
             _ => None,
         }
     }
@@ -600,7 +708,7 @@ impl LanMesh {
         let mut present: BTreeSet<DeviceId> = self
             .known
             .iter()
-            .filter(|(_, k)| k.record.is_here() && k.suspected.is_none())
+            .filter(|(_, k)| k.here(self.now, self.config.suspect_grace_ms))
             .map(|(d, _)| *d)
             .collect();
         present.extend(self.hints.keys().copied());
@@ -613,33 +721,78 @@ impl LanMesh {
         overlay::neighbours(&self.me, &self.present())
     }
 
-    /// Devices this node should dial now (no link yet), with the addresses
-    /// to try (the device's own record's first, then the hint's): its ring
-    /// neighbours, and any device known only from a hint. The latter is
-    /// dialled once, to fetch its record: a device that hears no multicast
-    /// dials nobody and is otherwise found only if it happens to be the
-    /// ring neighbour of one of the few that heard its announcement.
-    pub fn dial_targets(&self) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-        let mut targets = if self.ring_settled() {
-            overlay::targets(&self.me, &self.present())
+    /// Devices to dial now, with the addresses to try (the device's own
+    /// record's first, then the hint's): ring neighbours without a link,
+    /// and devices known only from a hint. The latter are dialled for
+    /// their records: a device that hears no multicast dials nobody and is
+    /// otherwise found only if it happens to be the ring neighbour of one
+    /// of the few that heard its announcement. Each returned device counts
+    /// as being dialled until a link comes up, the dial fails
+    /// ([`LanMesh::handle_unreachable`]), is skipped
+    /// ([`LanMesh::handle_dial_skipped`]) or [`MeshConfig::dial_window_ms`]
+    /// passes. See the module docs for the bounds.
+    pub fn poll_dials(&mut self, now: u64) -> Vec<(DeviceId, Vec<SocketAddr>)> {
+        self.now = self.now.max(now);
+        self.end_old_dials(now);
+        let busy = |why| self.dialling.values().filter(|(_, w)| *w == why).count();
+        let ring_budget = if self.links.len() < MIN_LINKS {
+            MIN_LINKS.saturating_sub(self.links.len() + busy(DialFor::Ring))
+        } else if self.ring_settled() {
+            usize::MAX
         } else {
-            BTreeSet::new()
+            0
         };
-        targets.extend(
-            self.hints
-                .iter()
-                .filter(|(d, (_, since))| {
-                    !self.known.contains_key(d)
-                        && self.now >= since.saturating_add(self.config.hint_grace_ms)
-                })
-                .map(|(d, _)| *d),
-        );
-        targets
+        let hint_budget = MAX_HINT_DIALS.saturating_sub(busy(DialFor::Record));
+        let free = |d: &DeviceId| !self.links.contains_key(d) && !self.dialling.contains_key(d);
+        let ring: Vec<DeviceId> = overlay::targets(&self.me, &self.present())
             .into_iter()
-            .filter(|d| !self.links.contains_key(d))
-            .map(|d| (d, self.addrs(&d)))
-            .filter(|(_, addrs)| !addrs.is_empty())
-            .collect()
+            .filter(|d| free(d) && !self.addrs(d).is_empty())
+            .take(ring_budget)
+            .collect();
+        let mut hinted: Vec<(u64, DeviceId)> = self
+            .hints
+            .keys()
+            .filter(|d| free(d) && !self.known.contains_key(d) && !ring.contains(d))
+            .map(|d| (self.hint_due(d), *d))
+            .filter(|(due, _)| *due <= now)
+            .collect();
+        // The longest-waiting first.
+        hinted.sort();
+        let hinted: Vec<DeviceId> = hinted
+            .into_iter()
+            .take(hint_budget)
+            .map(|(_, d)| d)
+            .collect();
+        let mut out = Vec::new();
+        for (devices, why) in [(ring, DialFor::Ring), (hinted, DialFor::Record)] {
+            for d in devices {
+                self.dialling.insert(d, (now, why));
+                out.push((d, self.addrs(&d)));
+            }
+        }
+        out
+    }
+
+    /// Forgets dials older than [`MeshConfig::dial_window_ms`].
+    fn end_old_dials(&mut self, now: u64) {
+        let window = self.config.dial_window_ms;
+        self.dialling
+            .retain(|_, (since, _)| now < since.saturating_add(window));
+    }
+
+    /// When a device known only from a hint is due to be dialled: its
+    /// grace after the hint, plus its share of the spread.
+    fn hint_due(&self, device: &DeviceId) -> u64 {
+        let since = self.hints.get(device).map_or(self.now, |(_, since)| *since);
+        let spread = self.config.hint_spread_ms;
+        let share = if spread == 0 {
+            0
+        } else {
+            pair_hash(&self.me, device) % spread
+        };
+        since
+            .saturating_add(self.config.hint_grace_ms)
+            .saturating_add(share)
     }
 
     /// Whether to dial the ring now: with fewer than [`MIN_LINKS`] links
@@ -666,4 +819,18 @@ impl LanMesh {
         }
         addrs
     }
+}
+
+/// A number fixed for the ordered pair (`a`, `b`) and spread evenly: ids
+/// are random, and a SplitMix64 finaliser mixes their first bytes.
+fn pair_hash(a: &DeviceId, b: &DeviceId) -> u64 {
+    let word = |d: &DeviceId| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&d.0[..8]);
+        u64::from_le_bytes(w)
+    };
+    let mut z = word(a) ^ word(b).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

@@ -14,7 +14,7 @@
 //! - **Dials** take a seeded latency and bring a link up if the target
 //!   runs; otherwise they fail after [`LanSimConfig::dial_timeout_ms`]
 //!   (reported with [`LanMesh::handle_unreachable`]). The driver dials
-//!   [`LanMesh::dial_targets`] a short debounce after its view changed, and
+//!   [`LanMesh::poll_dials`] a short debounce after its view changed, and
 //!   on every `Check`.
 //! - **Links** carry gossip reliably and in order with a seeded per-hop
 //!   latency. A clean close reaches the other end after what is in flight

@@ -405,3 +405,37 @@ fn same_seed_same_trace_and_different_seeds_differ() {
     }
     assert_ne!(trace(1).0, trace(2).0);
 }
+
+/// An office whose desktops are slow to link while everyone starts (the
+/// lab runs hundreds of daemons on two cores: a handshake then takes
+/// seconds): everyone hears everyone, and the start-up must still not
+/// link everyone to everyone, which would only load it further.
+#[test]
+fn a_slow_starting_office_does_not_link_everyone_to_everyone() {
+    let n = std::env::var("TINCAN_SIM_LAN_SLOW_NODES")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100);
+    check_seeds(0..2, |seed| {
+        let label = format!("slow {n}/seed {seed}");
+        let mut sim = LanSim::new(LanSimConfig {
+            seed,
+            nodes: n,
+            start_window_ms: 15_000,
+            deaf_fraction: 0.0,
+            hint_fraction: 1.0,
+            hint_delay_ms: 100..3_000,
+            dial_latency_us: 300_000..4_000_000,
+            hop_latency_us: 20_000..800_000,
+            ..LanSimConfig::default()
+        });
+        converge(&mut sim, &label);
+        let stats = sim.total_stats();
+        let dials = stats.dials as f64 / n as f64;
+        println!(
+            "{label}: dials per device {dials:.1} ({} failed in all); peak links {}",
+            stats.failed_dials, stats.max_links
+        );
+        rest(&mut sim, &label);
+    });
+}

@@ -132,6 +132,13 @@ fn a_lost_link_is_checked_and_an_unreachable_device_is_reported_gone() {
     assert_eq!(drain(&mut m), vec![LanEvent::Check(b.device_id())]);
     assert!(m.is_online(&b.device_id()), "online until the check fails");
     m.handle_unreachable(2, b.device_id());
+    // The report goes out at once; the device is shown offline once it
+    // stood unrefuted for the grace.
+    assert!(m.is_online(&b.device_id()), "online during the grace");
+    let grace = m.config.suspect_grace_ms;
+    m.handle_timeout(1 + grace);
+    assert!(m.is_online(&b.device_id()), "online during the grace");
+    m.handle_timeout(2 + grace);
     assert!(!m.is_online(&b.device_id()));
     assert_eq!(drain(&mut m), vec![LanEvent::Offline(b.device_id())]);
     let (to, gossip) = sent(&mut m).pop().expect("suspicion goes out");
@@ -147,6 +154,29 @@ fn a_lost_link_is_checked_and_an_unreachable_device_is_reported_gone() {
     // A clean close is not checked.
     m.handle_link_down(3, c.device_id(), LinkEnd::Closed);
     assert!(!drain(&mut m).contains(&LanEvent::Check(c.device_id())));
+}
+
+/// A ring dial that fails on a busy LAN is no proof: the device is
+/// checked once more, and only a failed check reports it gone.
+#[test]
+fn a_failed_ring_dial_is_checked_before_the_device_is_reported_gone() {
+    let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
+    let mut m = mesh(&a, 1);
+    m.handle_link_up(0, c.device_id());
+    m.handle_gossip(0, c.device_id(), news(vec![here(&b, 2, 7), here(&c, 3, 1)]))
+        .expect("valid");
+    while m.poll_transmit().is_some() {}
+    drain(&mut m);
+    let dials = m.poll_dials(1);
+    assert!(dials.iter().any(|(d, _)| *d == b.device_id()), "{dials:?}");
+
+    m.handle_unreachable(2, b.device_id());
+    assert_eq!(drain(&mut m), vec![LanEvent::Check(b.device_id())]);
+    assert!(m.is_online(&b.device_id()), "online until the check fails");
+    m.handle_unreachable(3, b.device_id());
+    m.handle_timeout(3 + m.config.suspect_grace_ms);
+    assert!(!m.is_online(&b.device_id()));
+    assert_eq!(drain(&mut m), vec![LanEvent::Offline(b.device_id())]);
 }
 
 #[test]
@@ -196,11 +226,34 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
             },
         )
         .expect("valid");
-    assert!(!other.is_online(&a.device_id()));
+    // A refutation within the grace: never shown offline.
+    assert!(other.is_online(&a.device_id()));
     other
         .handle_gossip(1, b.device_id(), news(vec![here(&a, 1, 2)]))
         .expect("valid");
+    other.handle_timeout(1 + other.config.suspect_grace_ms);
     assert!(other.is_online(&a.device_id()));
+    assert!(!drain(&mut other).contains(&LanEvent::Offline(a.device_id())));
+
+    // Without one, the report stands after the grace.
+    let d = identity(4, "D");
+    let mut third = mesh(&d, 4);
+    third.handle_link_up(0, b.device_id());
+    third
+        .handle_gossip(
+            0,
+            b.device_id(),
+            LanGossip {
+                records: vec![here(&a, 1, 1)],
+                suspicions: vec![Suspicion {
+                    device: a.device_id(),
+                    version: 1,
+                }],
+            },
+        )
+        .expect("valid");
+    third.handle_timeout(third.config.suspect_grace_ms);
+    assert!(!third.is_online(&a.device_id()));
 }
 
 #[test]
@@ -376,25 +429,101 @@ fn a_hinted_device_without_a_record_is_dialled_once_even_off_the_ring() {
         .expect("some seed sorts off the ring");
     let deaf = deaf_id.device_id();
     m.handle_hint(deaf, vec![addr(11)]);
-    let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
+    let targets: Vec<DeviceId> = m.poll_dials(0).into_iter().map(|(d, _)| d).collect();
     assert!(
         !targets.contains(&deaf),
         "not at once: its record may still arrive through the ring"
     );
-    let grace = m.poll_timeout().expect("woken when the grace ends");
-    assert_eq!(grace, m.config.hint_grace_ms);
-    m.handle_timeout(grace);
-    let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
-    assert!(targets.contains(&deaf));
+    // Woken in time, it is dialled after its grace and within its spread.
+    let config = m.config.clone();
+    let now = loop {
+        let now = m.poll_timeout().expect("a wake-up is due");
+        m.handle_timeout(now);
+        if m.poll_dials(now).iter().any(|(d, _)| *d == deaf) {
+            break now;
+        }
+        assert!(
+            now <= config.hint_grace_ms + config.hint_spread_ms,
+            "never dialled"
+        );
+    };
+    assert!(now >= config.hint_grace_ms, "dialled at {now}");
 
     // Once linked (its record comes with the link), it is no longer dialled
     // for its record; a later link down does not make it a target again.
-    m.handle_link_up(1, deaf);
-    m.handle_gossip(1, deaf, news(vec![here(&deaf_id, 11, 1)]))
+    m.handle_link_up(now, deaf);
+    m.handle_gossip(now, deaf, news(vec![here(&deaf_id, 11, 1)]))
         .expect("valid");
-    m.handle_link_down(2, deaf, LinkEnd::Closed);
-    let targets: Vec<DeviceId> = m.dial_targets().into_iter().map(|(d, _)| d).collect();
+    m.handle_link_down(now + 1, deaf, LinkEnd::Closed);
+    let targets: Vec<DeviceId> = m.poll_dials(now + 1).into_iter().map(|(d, _)| d).collect();
     assert!(!targets.contains(&deaf));
+}
+
+/// When a whole office starts, many nodes hear a device before its record
+/// reaches them; each dials it at a different time (so the first link
+/// spreads its record before the rest dial), and a node dials at most
+/// `MAX_HINT_DIALS` such devices at once.
+#[test]
+fn hint_only_devices_are_dialled_spread_out_and_few_at_a_time() {
+    let ids: Vec<Identity> = (0..40)
+        .map(|i| identity(500 + i, &format!("N{i}")))
+        .collect();
+    // Twenty nodes' times to dial the same hinted device differ.
+    let target = ids[39].device_id();
+    let mut due = BTreeSet::new();
+    for id in &ids[..20] {
+        let mut m = mesh(id, 0);
+        m.handle_hint(target, vec![addr(39)]);
+        let at = m.hint_due(&target);
+        assert!(
+            (m.config.hint_grace_ms..m.config.hint_grace_ms + m.config.hint_spread_ms)
+                .contains(&at)
+        );
+        due.insert(at);
+    }
+    assert!(due.len() >= 15, "dial times {due:?}");
+
+    // One node hearing twenty devices dials two at a time; a failure
+    // frees a place, and the failed one waits out its grace again.
+    let mut m = mesh(&ids[0], 0);
+    for (i, id) in ids[20..40].iter().enumerate() {
+        m.handle_hint(id.device_id(), vec![addr(20 + i as u64)]);
+    }
+    let late = m.config.hint_grace_ms + m.config.hint_spread_ms;
+    let first: Vec<DeviceId> = m.poll_dials(late).into_iter().map(|(d, _)| d).collect();
+    let for_records: Vec<&DeviceId> = first
+        .iter()
+        .filter(|d| {
+            m.dialling
+                .get(d)
+                .is_some_and(|(_, why)| *why == DialFor::Record)
+        })
+        .collect();
+    // With no link, ring dials take their own places.
+    assert!(first.len() <= MIN_LINKS + MAX_HINT_DIALS, "{first:?}");
+    assert_eq!(for_records.len(), MAX_HINT_DIALS);
+    let failed = *for_records[0];
+    m.handle_unreachable(late, failed);
+    let next: Vec<DeviceId> = m.poll_dials(late).into_iter().map(|(d, _)| d).collect();
+    assert_eq!(next.len(), 1, "one place was freed: {next:?}");
+    assert_ne!(next[0], failed, "the failed one waits");
+}
+
+/// While the view moves (an office starting), a node dials only enough of
+/// its ring to hold `MIN_LINKS` links, counting the dials under way.
+#[test]
+fn a_moving_view_is_dialled_only_up_to_the_minimum_links() {
+    let ids: Vec<Identity> = (0..30)
+        .map(|i| identity(700 + i, &format!("N{i}")))
+        .collect();
+    let mut m = mesh(&ids[0], 0);
+    let mut asked = BTreeSet::new();
+    for (i, id) in ids[1..].iter().enumerate() {
+        let now = i as u64 * 100;
+        m.handle_hint(id.device_id(), vec![addr(i as u64 + 1)]);
+        asked.extend(m.poll_dials(now).into_iter().map(|(d, _)| d));
+    }
+    assert_eq!(asked.len(), MIN_LINKS, "{asked:?}");
 }
 
 /// Many meshes joined only by the links they ask for, with every node
@@ -463,8 +592,8 @@ impl SimLan {
         for round in 0..rounds {
             let t = now + round as u64 * 100;
             let mut dials = Vec::new();
-            for (i, m) in self.meshes.iter().enumerate() {
-                for (d, _) in m.dial_targets() {
+            for (i, m) in self.meshes.iter_mut().enumerate() {
+                for (d, _) in m.poll_dials(t) {
                     if let Some(&j) = self.index.get(&d) {
                         dials.push((i, j));
                     }

@@ -158,10 +158,11 @@ impl LanNode {
         }
     }
 
-    /// Dials `peer` unless a dial or a link to it is there already.
-    fn dial(&mut self, net: &mut Net, peer: usize) {
+    /// Dials `peer` unless a dial or a link to it is there already;
+    /// whether it did.
+    fn dial(&mut self, net: &mut Net, peer: usize) -> bool {
         if self.ends.contains_key(&peer) || !self.dialling.insert(peer) {
-            return;
+            return false;
         }
         self.stats.dials += 1;
         let after = net.dial_latency();
@@ -172,6 +173,7 @@ impl LanNode {
                 to: peer,
             },
         );
+        true
     }
 
     /// The dial to `peer` ended, with a link or without.
@@ -258,13 +260,18 @@ impl LanNode {
     /// Dials every ring neighbour the mesh asks for.
     pub(crate) fn dial_check(&mut self, net: &mut Net) {
         self.dial_check = false;
-        let targets = match self.mesh() {
-            Some(m) => m.dial_targets(),
+        let now = net.now_ms();
+        let targets = match self.mesh_mut() {
+            Some(m) => m.poll_dials(now),
             None => return,
         };
         for (device, _) in targets {
-            if let Some(&peer) = net.index.get(&device) {
-                self.dial(net, peer);
+            let started = match net.index.get(&device) {
+                Some(&peer) => self.dial(net, peer),
+                None => false,
+            };
+            if let (false, Some(m)) = (started, self.mesh_mut()) {
+                m.handle_dial_skipped(&device);
             }
         }
     }
@@ -352,7 +359,7 @@ impl LanNode {
             LanEvent::Check(d) => {
                 self.stats.checks += 1;
                 if let Some(peer) = about(d) {
-                    self.dial(net, peer);
+                    let _ = self.dial(net, peer);
                 }
             }
             LanEvent::Close(d) => {

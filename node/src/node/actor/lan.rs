@@ -165,7 +165,7 @@ impl Actor {
                 LanEvent::Offline(device) => self.show_online(device, false),
                 LanEvent::Check(device) => {
                     tracing::debug!(%device, "link lost; checking the peer");
-                    self.dial_device(device, true);
+                    let _ = self.dial_device(device, true);
                 }
                 LanEvent::Close(device) => self.close_if_idle(device),
                 LanEvent::Refute { above } => {
@@ -341,7 +341,8 @@ impl Actor {
     /// still there, whatever the back-off. A failed dial of a device with a
     /// record reports it gone: were it only slow, it refutes the report as
     /// soon as it links to anyone; were it dead, nobody else might notice.
-    pub(super) fn dial_device(&mut self, device: DeviceId, check: bool) {
+    /// Whether a dial of `device` is under way.
+    pub(super) fn dial_device(&mut self, device: DeviceId, check: bool) -> bool {
         let now = now_ms();
         let addrs: Vec<SocketAddr> = self
             .mesh
@@ -362,12 +363,10 @@ impl Actor {
                 self.dials.entry(addr).or_default().next_at = 0;
             }
             if self.try_dial(addr, now) {
-                // A failed dial of a device whose record says "here" makes
-                // it suspect (`mesh_dial_failed`); one only hinted at is
-                // just dialled again later.
-                if check || self.mesh.record(&device).is_some() {
-                    self.mesh_dials.by_addr.insert(addr, device);
-                }
+                // The mesh hears how it ended (`mesh_dial_failed`): a
+                // device whose record says "here" becomes suspect, one only
+                // hinted at waits its turn again.
+                self.mesh_dials.by_addr.insert(addr, device);
                 started = true;
             } else if self.mesh_dials.by_addr.get(&addr) == Some(&device) {
                 started = true;
@@ -376,6 +375,7 @@ impl Actor {
         if check && !started && !self.conns.contains_key(&device) {
             self.mesh.handle_unreachable(now, device);
         }
+        started
     }
 
     /// A dial failed: when it was the last check of `device`, the device is
@@ -402,10 +402,13 @@ impl Actor {
         self.mesh.handle_link_down(now_ms(), device, end);
     }
 
-    /// Ring neighbours to dial now, and LAN peers that messages wait for.
+    /// The dials the mesh asks for (ring neighbours, hint-only devices),
+    /// and LAN peers that messages wait for.
     pub(super) fn dial_ring(&mut self) {
-        for (device, _) in self.mesh.dial_targets() {
-            self.dial_device(device, false);
+        for (device, _) in self.mesh.poll_dials(now_ms()) {
+            if !self.dial_device(device, false) {
+                self.mesh.handle_dial_skipped(&device);
+            }
         }
         for device in self.outbox.waiting_devices() {
             self.link_on_demand(device);
@@ -416,7 +419,7 @@ impl Actor {
     /// to, dial it (the outbox retries as soon as the link is up).
     pub(super) fn link_on_demand(&mut self, device: DeviceId) {
         if !self.conns.contains_key(&device) && self.mesh.is_online(&device) {
-            self.dial_device(device, false);
+            let _ = self.dial_device(device, false);
         }
     }
 
