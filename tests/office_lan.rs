@@ -297,6 +297,7 @@ fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
             pending.is_empty().then_some(())
         },
     );
+    report_startup_cpu(office);
     // What the user sees: every node's list, asked once all logs agree.
     wait_for(
         "every `peers --json` to list everyone online",
@@ -367,6 +368,11 @@ fn proc_sample(pid: u32) -> (u64, u64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    (rss, stat_ticks(&stat))
+}
+
+/// User and system CPU ticks from a `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> u64 {
     // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<u64> = after
@@ -374,8 +380,53 @@ fn proc_sample(pid: u32) -> (u64, u64) {
         .skip(1)
         .map(|f| f.parse().unwrap_or(0))
         .collect();
-    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
-    (rss, ticks)
+    fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
+}
+
+/// CPU ticks process `pid` spent so far: in all, and in its mDNS thread.
+fn cpu_by_thread(pid: u32) -> (u64, u64) {
+    let mut all = 0;
+    let mut mdns = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let comm = stat
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or("", |(comm, _)| comm);
+        let ticks = stat_ticks(&stat);
+        all += ticks;
+        if comm.starts_with("mDNS") {
+            mdns += ticks;
+        }
+    }
+    (all, mdns)
+}
+
+/// Prints the CPU each daemon spent from its start until now (called when
+/// the last one listed everyone), and the share of its mDNS thread: what
+/// coming up on a LAN of hundreds costs each desktop.
+fn report_startup_cpu(office: &Office) {
+    let n = office.daemons.len();
+    let mut samples: Vec<(u64, u64)> = office
+        .daemons
+        .iter()
+        .filter_map(|d| d.pid())
+        .map(cpu_by_thread)
+        .collect();
+    samples.sort();
+    let total: u64 = samples.iter().map(|s| s.0).sum();
+    let mdns: u64 = samples.iter().map(|s| s.1).sum();
+    eprintln!(
+        "START-UP CPU n={n}: per node p50 {:.2} s, max {:.2} s; all nodes {:.1} s, of which \
+         mDNS threads {:.1} s",
+        samples[samples.len() / 2].0 as f64 / 100.0,
+        samples[samples.len() - 1].0 as f64 / 100.0,
+        total as f64 / 100.0,
+        mdns as f64 / 100.0,
+    );
 }
 
 /// Lets the LAN rest and prints per-node RSS, CPU and packets per second.

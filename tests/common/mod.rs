@@ -227,6 +227,11 @@ impl Daemon {
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
+            // The socket accepts first (checked in-process: hundreds of
+            // daemons starting at once would otherwise each spawn a CLI
+            // every 50 ms and load the machine they wait for), then the
+            // CLI must answer as a user's would.
+            std::os::unix::net::UnixStream::connect(home.join("control.sock")).ok()?;
             cli(&home, &["status", "--json"])
                 .status
                 .success()

@@ -619,6 +619,7 @@ impl SimLan {
             }
             let mut closes = Vec::new();
             for m in &mut self.meshes {
+                assert!(m.hint_index_is_sound());
                 m.handle_timeout(t);
                 while let Some(e) = m.poll_event() {
                     if let LanEvent::Close(d) = e {
