@@ -214,6 +214,11 @@ pub struct LanMesh {
     /// wake-up on every turn of its loop, and scanning every hint there
     /// cost a LAN of hundreds more CPU than anything else while starting.
     hint_only: BTreeSet<DeviceId>,
+    /// Failed dials of each hint-only device in a row: each doubles its
+    /// wait (up to 32 times). A device everyone heard but whose record
+    /// does not spread (it is overloaded) is otherwise dialled by the
+    /// whole LAN every few seconds, which keeps it overloaded.
+    hint_failures: BTreeMap<DeviceId, u32>,
     links: BTreeMap<DeviceId, Link>,
     /// Dials asked for and not over yet: since when, and why.
     dialling: BTreeMap<DeviceId, (u64, DialFor)>,
@@ -241,6 +246,7 @@ impl LanMesh {
             known: BTreeMap::new(),
             hints: BTreeMap::new(),
             hint_only: BTreeSet::new(),
+            hint_failures: BTreeMap::new(),
             links: BTreeMap::new(),
             dialling: BTreeMap::new(),
             pending: BTreeMap::new(),
@@ -304,6 +310,7 @@ impl LanMesh {
     pub fn handle_hint_lost(&mut self, device: &DeviceId) {
         self.hints.remove(device);
         self.hint_only.remove(device);
+        self.hint_failures.remove(device);
     }
 
     /// A link to `device` is up (authenticated). It is told everything
@@ -315,7 +322,7 @@ impl LanMesh {
         }
         self.dialling.remove(&device);
         let fresh = self.links.insert(device, Link { last_used: now }).is_none();
-        self.hint_only.remove(&device);
+        self.sort_hint(device);
         if fresh {
             let mut all = LanGossip::default();
             all.records.extend(self.own.clone());
@@ -394,6 +401,7 @@ impl LanMesh {
         let Some(k) = self.known.get_mut(&device) else {
             if let Some((_, since)) = self.hints.get_mut(&device) {
                 *since = self.now;
+                *self.hint_failures.entry(device).or_default() += 1;
             }
             return;
         };
@@ -457,7 +465,7 @@ impl LanMesh {
             }
         }
         self.known.insert(device, Known { record, suspected });
-        self.hint_only.remove(&device);
+        self.sort_hint(device);
         self.events.push_back(LanEvent::Learned(device));
         self.refresh(device);
         Ok(())
@@ -712,6 +720,7 @@ impl LanMesh {
         self.known.remove(device);
         self.hints.remove(device);
         self.hint_only.remove(device);
+        self.hint_failures.remove(device);
         self.refresh(*device);
     }
 
@@ -807,6 +816,7 @@ impl LanMesh {
             self.hint_only.insert(device);
         } else {
             self.hint_only.remove(&device);
+            self.hint_failures.remove(&device);
         }
     }
 
@@ -818,7 +828,8 @@ impl LanMesh {
     }
 
     /// When a device known only from a hint is due to be dialled: its
-    /// grace after the hint, plus its share of the spread.
+    /// grace after the hint (or the last failed dial), plus its share of
+    /// the spread, doubled for each failed dial in a row.
     fn hint_due(&self, device: &DeviceId) -> u64 {
         let since = self.hints.get(device).map_or(self.now, |(_, since)| *since);
         let spread = self.config.hint_spread_ms;
@@ -827,9 +838,13 @@ impl LanMesh {
         } else {
             pair_hash(&self.me, device) % spread
         };
-        since
-            .saturating_add(self.config.hint_grace_ms)
+        let failures = self.hint_failures.get(device).copied().unwrap_or(0);
+        let wait = self
+            .config
+            .hint_grace_ms
             .saturating_add(share)
+            .saturating_mul(1 << failures.min(5));
+        since.saturating_add(wait)
     }
 
     /// Whether to dial the ring now: with fewer than [`MIN_LINKS`] links

@@ -507,6 +507,12 @@ fn hint_only_devices_are_dialled_spread_out_and_few_at_a_time() {
     let next: Vec<DeviceId> = m.poll_dials(late).into_iter().map(|(d, _)| d).collect();
     assert_eq!(next.len(), 1, "one place was freed: {next:?}");
     assert_ne!(next[0], failed, "the failed one waits");
+    // Each failure in a row doubles the wait.
+    let first_wait = m.hint_due(&failed) - late;
+    assert!(first_wait >= 2 * m.config.hint_grace_ms, "{first_wait}");
+    let again = m.hint_due(&failed);
+    m.handle_unreachable(again, failed);
+    assert!(m.hint_due(&failed) - again >= 2 * first_wait - 1);
 }
 
 /// While the view moves (an office starting), a node dials only enough of
