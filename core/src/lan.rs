@@ -309,8 +309,7 @@ impl LanMesh {
     /// The hint for `device` went away (an mDNS goodbye).
     pub fn handle_hint_lost(&mut self, device: &DeviceId) {
         self.hints.remove(device);
-        self.hint_only.remove(device);
-        self.hint_failures.remove(device);
+        self.sort_hint(*device);
     }
 
     /// A link to `device` is up (authenticated). It is told everything
@@ -406,7 +405,6 @@ impl LanMesh {
             return;
         };
         self.hints.remove(&device);
-        self.hint_only.remove(&device);
         if !k.record.is_here() || k.suspected.is_some_and(|(v, _)| v >= k.record.version) {
             return;
         }
@@ -560,12 +558,7 @@ impl LanMesh {
     pub fn handle_timeout(&mut self, now: u64) {
         self.now = self.now.max(now);
         self.end_old_dials(now);
-        let doubted: Vec<DeviceId> = self
-            .known
-            .iter()
-            .filter(|(d, k)| k.suspected.is_some() && self.shown.contains(d))
-            .map(|(d, _)| *d)
-            .collect();
+        let doubted: Vec<DeviceId> = self.doubted().map(|(d, _)| d).collect();
         for device in doubted {
             self.refresh(device);
         }
@@ -616,10 +609,7 @@ impl LanMesh {
         let settle = Some(self.view_changed_at.saturating_add(self.config.settle_ms))
             .filter(|t| *t > self.now && self.links.len() >= MIN_LINKS);
         let suspect_over = self
-            .known
-            .iter()
-            .filter(|(d, k)| k.suspected.is_some() && self.shown.contains(d))
-            .filter_map(|(_, k)| k.suspected)
+            .doubted()
             .map(|(_, at)| at.saturating_add(self.config.suspect_grace_ms))
             .filter(|t| *t > self.now)
             .min();
@@ -719,8 +709,7 @@ impl LanMesh {
     pub fn forget(&mut self, device: &DeviceId) {
         self.known.remove(device);
         self.hints.remove(device);
-        self.hint_only.remove(device);
-        self.hint_failures.remove(device);
+        self.sort_hint(*device);
         self.refresh(*device);
     }
 
@@ -758,7 +747,7 @@ impl LanMesh {
         let busy = |why| self.dialling.values().filter(|(_, w)| *w == why).count();
         let ring_budget = if self.links.len() < MIN_LINKS {
             MIN_LINKS.saturating_sub(self.links.len() + busy(DialFor::Ring))
-        } else if self.ring_settled() {
+        } else if self.view_is_still() {
             usize::MAX
         } else {
             0
@@ -820,6 +809,17 @@ impl LanMesh {
         }
     }
 
+    /// Devices still shown online though reported gone, with when the
+    /// report came in: each is shown offline once its grace is over. The
+    /// cheap field test comes first: this runs on every turn of the
+    /// driver's loop.
+    fn doubted(&self) -> impl Iterator<Item = (DeviceId, u64)> + '_ {
+        self.known
+            .iter()
+            .filter_map(|(d, k)| k.suspected.map(|(_, at)| (*d, at)))
+            .filter(|(d, _)| self.shown.contains(d))
+    }
+
     /// Forgets dials older than [`MeshConfig::dial_window_ms`].
     fn end_old_dials(&mut self, now: u64) {
         let window = self.config.dial_window_ms;
@@ -847,14 +847,13 @@ impl LanMesh {
         since.saturating_add(wait)
     }
 
-    /// Whether to dial the ring now: with fewer than [`MIN_LINKS`] links
-    /// always, else once the view held still for
-    /// [`MeshConfig::settle_ms`]. While an office starts, every new device
-    /// moves the ring, and dialling each new neighbour at once would link
-    /// nearly everyone to everyone before the extra links idle out.
-    fn ring_settled(&self) -> bool {
-        self.links.len() < MIN_LINKS
-            || self.now >= self.view_changed_at.saturating_add(self.config.settle_ms)
+    /// Whether the view held still for [`MeshConfig::settle_ms`], so that
+    /// a node holding [`MIN_LINKS`] links may dial its whole ring. While
+    /// an office starts, every new device moves the ring, and dialling
+    /// each new neighbour at once would link nearly everyone to everyone
+    /// before the extra links idle out.
+    fn view_is_still(&self) -> bool {
+        self.now >= self.view_changed_at.saturating_add(self.config.settle_ms)
     }
 
     /// Where `device` may be dialled: its record's addresses, then the hint's.

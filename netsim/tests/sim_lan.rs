@@ -7,7 +7,8 @@
 //! not of the machine running the test. Every scenario prints its figures
 //! (run with `--nocapture`). The office scenario runs one seed of 200
 //! devices; `TINCAN_SIM_LAN_NODES=1000` gives the 1,000,
-//! `TINCAN_SIM_LAN_SEEDS=N` runs N seeds, `TINCAN_SIM_SEED` replays one.
+//! `TINCAN_SIM_LAN_SEEDS=N` runs N seeds, `TINCAN_SIM_SEED` replays one;
+//! `TINCAN_SIM_LAN_SLOW_NODES` sizes the slow-start scenario (100).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,13 +17,17 @@ use tincan_core::presence::ShownPresence;
 use tincan_netsim::sim::{check_seeds, NodeIdx};
 use tincan_netsim::sim_lan::{LanSim, LanSimConfig, Observation};
 
-/// Seeds for the office scenario: one unless `TINCAN_SIM_LAN_SEEDS` says more.
-fn large_seeds() -> std::ops::Range<u64> {
-    let n = std::env::var("TINCAN_SIM_LAN_SEEDS")
+/// The number in environment variable `key`, or `default`.
+fn env_number<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(1);
-    0..n
+        .unwrap_or(default)
+}
+
+/// Seeds for the office scenario: one unless `TINCAN_SIM_LAN_SEEDS` says more.
+fn large_seeds() -> std::ops::Range<u64> {
+    0..env_number("TINCAN_SIM_LAN_SEEDS", 1)
 }
 
 /// The value at quantile `q` of `values` (nearest rank).
@@ -278,10 +283,7 @@ fn goodbye(sim: &mut LanSim, who: NodeIdx, label: &str) {
 /// issue's 1,000 takes minutes in a debug build, so it runs by hand).
 #[test]
 fn an_office_converges_rests_and_spreads_changes() {
-    let n = std::env::var("TINCAN_SIM_LAN_NODES")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(200);
+    let n = env_number("TINCAN_SIM_LAN_NODES", 200);
     check_seeds(large_seeds(), |seed| {
         let label = format!("{n}/seed {seed}");
         let mut sim = office(seed, n);
@@ -412,10 +414,7 @@ fn same_seed_same_trace_and_different_seeds_differ() {
 /// link everyone to everyone, which would only load it further.
 #[test]
 fn a_slow_starting_office_does_not_link_everyone_to_everyone() {
-    let n = std::env::var("TINCAN_SIM_LAN_SLOW_NODES")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100);
+    let n = env_number("TINCAN_SIM_LAN_SLOW_NODES", 100);
     check_seeds(0..2, |seed| {
         let label = format!("slow {n}/seed {seed}");
         let mut sim = LanSim::new(LanSimConfig {
