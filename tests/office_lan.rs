@@ -321,8 +321,11 @@ fn wait_everyone_lists_everyone(office: &Office, deadline: Duration) {
     eprintln!(
         "DISCOVERY n={n}: a node lists all others online: p50 {p50:.2} s, last {last:.2} s after \
          the first start; p50 {p50_after:.2} s, last {last_after:.2} s after the last node was up \
-         ({:.1} s to start them all); {:.1} multicast packets per node by then",
+         ({:.1} s to start them all); per node by then {:.0} packets, {:.0} KB, {:.1} of them \
+         multicast",
         (office.all_running_unix_ms.saturating_sub(started_ms)) as f64 / 1000.0,
+        counters.packets as f64 / n as f64,
+        counters.bytes as f64 / 1000.0 / n as f64,
         counters.multicast as f64 / n as f64
     );
 }

@@ -159,19 +159,35 @@ pub struct Suspicion {
     pub version: u64,
 }
 
-/// What one peer tells another about the LAN: records and suspicions, on a
-/// new link all it knows, afterwards only what changed.
+/// Which version of a device's record a peer holds: an entry of the
+/// list ([`LanGossip::holds`]) a new link starts with, 40 bytes instead of
+/// the record's 300.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRecord {
+    /// The device the record speaks for.
+    pub device: DeviceId,
+    /// The version held.
+    pub version: u64,
+}
+
+/// What one peer tells another about the LAN: on a new link its own record
+/// and which records it holds (the other side sends back what is missing
+/// or newer), afterwards each new record and suspicion.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LanGossip {
     /// Devices' own records.
     pub records: Vec<LanRecord>,
     /// Reports of devices that stopped answering.
     pub suspicions: Vec<Suspicion>,
+    /// Every record the sender holds, by version, sent once on a new link:
+    /// `None` in any other message. The receiver answers with the records
+    /// the list lacks or holds older versions of.
+    pub holds: Option<Vec<HeldRecord>>,
 }
 
 impl LanGossip {
     /// Whether there is nothing in it.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.suspicions.is_empty()
+        self.records.is_empty() && self.suspicions.is_empty() && self.holds.is_none()
     }
 }

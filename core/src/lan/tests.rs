@@ -30,6 +30,7 @@ fn news(records: Vec<LanRecord>) -> LanGossip {
     LanGossip {
         records,
         suspicions: vec![],
+        holds: None,
     }
 }
 
@@ -61,13 +62,14 @@ fn records_verify_and_a_changed_field_does_not() {
 }
 
 #[test]
-fn a_new_link_is_told_everything_and_a_newer_record_travels_on_once() {
+fn a_new_link_learns_what_it_lacks_and_a_newer_record_travels_on_once() {
     let (a, b, c) = (identity(1, "A"), identity(2, "B"), identity(3, "C"));
     let mut m = mesh(&a, 1);
     m.handle_link_up(0, b.device_id());
-    let (to, first) = m.poll_transmit().expect("full view for b");
+    let (to, first) = m.poll_transmit().expect("own record and holds for b");
     assert_eq!(to, b.device_id());
-    assert_eq!(first.records.len(), 1, "only our own record so far");
+    assert_eq!(first.records.len(), 1, "only our own record");
+    assert_eq!(first.holds, Some(vec![]), "holding nothing else yet");
 
     // b tells us about c; we learn c, and c is online by its record.
     let gossip = news(vec![here(&b, 2, 1), here(&c, 3, 1)]);
@@ -83,11 +85,32 @@ fn a_new_link_is_told_everything_and_a_newer_record_travels_on_once() {
     m.handle_gossip(2, b.device_id(), gossip).expect("valid");
     assert!(drain(&mut m).is_empty());
 
-    // A second link gets c's record; a newer record of c goes to both.
+    // A second link is told what we hold, and sent what it lacks: it
+    // holds b's record, an older one of c, and one of its own.
     let d = identity(4, "D");
     m.handle_link_up(3, d.device_id());
-    let (_, view) = m.poll_transmit().expect("full view for d");
-    assert_eq!(view.records.len(), 3);
+    let (_, view) = m.poll_transmit().expect("own record and holds for d");
+    assert_eq!(view.records.len(), 1);
+    let held = |id: &Identity, version| HeldRecord {
+        device: id.device_id(),
+        version,
+    };
+    let mut held_here = vec![held(&b, 1), held(&c, 1)];
+    held_here.sort_by_key(|h| h.device);
+    assert_eq!(view.holds, Some(held_here));
+    let mut theirs = news(vec![here(&d, 4, 1)]);
+    theirs.holds = Some(vec![held(&b, 1), held(&c, 0)]);
+    m.handle_gossip(3, d.device_id(), theirs).expect("valid");
+    drain(&mut m);
+    let (to, answer) = m.poll_transmit().expect("what d lacks, at once");
+    assert_eq!(to, d.device_id());
+    let answered: Vec<DeviceId> = answer.records.iter().map(LanRecord::device).collect();
+    assert_eq!(answered, vec![c.device_id()], "only c's newer record");
+    assert_eq!(answer.holds, None);
+    // d's own record travels on to b in the next batch; leave that out.
+    sent(&mut m);
+
+    // A newer record of c goes to both links but the one it came from.
     let newer = LanRecord::sign(&c, vec![addr(3)], 2, LanStatus::Here(ShownPresence::Away));
     m.handle_gossip(4, d.device_id(), news(vec![newer]))
         .expect("valid");
@@ -193,6 +216,7 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
                 device: a.device_id(),
                 version: 1,
             }],
+            holds: None,
         },
     )
     .expect("valid");
@@ -223,6 +247,7 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
                     device: a.device_id(),
                     version: 1,
                 }],
+                holds: None,
             },
         )
         .expect("valid");
@@ -249,6 +274,7 @@ fn a_device_refutes_a_false_report_with_a_newer_record() {
                     device: a.device_id(),
                     version: 1,
                 }],
+                holds: None,
             },
         )
         .expect("valid");
@@ -291,6 +317,7 @@ fn idle_links_outside_the_ring_close_and_ring_links_stay() {
         LanGossip {
             records,
             suspicions: vec![],
+            holds: None,
         },
     )
     .expect("valid");
@@ -333,6 +360,7 @@ fn bounds_hold_for_records_and_hints() {
         LanGossip {
             records,
             suspicions: vec![],
+            holds: None,
         },
     )
     .expect("valid");
@@ -368,6 +396,7 @@ fn a_report_about_a_linked_device_is_passed_to_it_to_refute() {
         LanGossip {
             records: vec![],
             suspicions: vec![report],
+            holds: None,
         },
     )
     .expect("valid");
@@ -383,6 +412,7 @@ fn a_report_about_a_linked_device_is_passed_to_it_to_refute() {
             LanGossip {
                 records: vec![],
                 suspicions: vec![report],
+                holds: None,
             }
         )],
         "passed to the device only"
@@ -413,6 +443,7 @@ fn a_hinted_device_without_a_record_is_dialled_once_even_off_the_ring() {
         LanGossip {
             records,
             suspicions: vec![],
+            holds: None,
         },
     )
     .expect("valid");
@@ -643,4 +674,29 @@ impl SimLan {
             }
         }
     }
+}
+
+#[test]
+fn the_largest_first_message_of_a_link_fits_one_frame() {
+    let a = identity(1, "A");
+    let device = a.device_id();
+    let gossip = LanGossip {
+        records: vec![here(&a, 1, u64::MAX)],
+        suspicions: vec![
+            Suspicion {
+                device,
+                version: u64::MAX,
+            };
+            MAX_GOSSIP_SUSPICIONS
+        ],
+        holds: Some(vec![
+            HeldRecord {
+                device,
+                version: u64::MAX,
+            };
+            MAX_GOSSIP_HOLDS
+        ]),
+    };
+    let bytes = crate::wire::encode(&crate::wire::Frame::Lan(gossip)).expect("fits a frame");
+    assert!(bytes.len() <= crate::wire::MAX_FRAME_LEN + 4);
 }

@@ -318,7 +318,8 @@ impl Lan {
                 .take(2)
                 .filter_map(|w| w.parse().ok())
                 .collect();
-            if let [_bytes, packets, ..] = numbers[..] {
+            if let [bytes, packets, ..] = numbers[..] {
+                total.bytes += bytes;
                 total.packets += packets;
             }
         }
@@ -331,6 +332,8 @@ impl Lan {
 pub struct BridgeCounters {
     /// All packets.
     pub packets: u64,
+    /// Their bytes (Ethernet frames).
+    pub bytes: u64,
     /// Multicast packets among them (mDNS, neighbour discovery).
     pub multicast: u64,
 }
