@@ -168,7 +168,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let home = home_of(cli.home)?;
     match cli.command {
         Command::Init { name, force, json } => {
-            let identity = keystore::create(&home, &name, force)?;
+            let identity = keystore::init(&home, &name, force)?;
             let who = WhoAmI {
                 user_id: identity.user_id().to_string(),
                 device_id: identity.device_id().to_string(),

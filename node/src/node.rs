@@ -31,7 +31,6 @@ mod uplink;
 
 pub use post::{BroadcastView, MuteView};
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -265,17 +264,11 @@ impl Node {
             source,
         };
         home.create().map_err(home_err)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(home.lock_path())
-            .map_err(home_err)?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = home.try_lock().map_err(home_err)? else {
             return Err(StartError::AlreadyRunning(
                 home.root().display().to_string(),
             ));
-        }
+        };
         let identity = match &config.create_identity_as {
             Some(name) => {
                 let (identity, created) = keystore::load_or_create(&home, name)?;
