@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::loopback::User;
+use common::loopback::{started, User};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -44,4 +44,51 @@ fn init_force_is_refused_while_the_node_runs() {
     let who = alice.json(&["init", "--force", "--name", "Mallory", "--json"]);
     assert_eq!(who["name"], "Mallory", "{who}");
     assert_ne!(who["user_id"], before.as_str(), "{who}");
+}
+
+#[test]
+fn name_set_renames_a_running_node_and_one_at_rest() {
+    let mut users = started(&["Alice", "Bob"]);
+    let mut bob = users.pop().expect("bob");
+    let alice = users.pop().expect("alice");
+    let alice_id = alice.user_id();
+
+    // While the node runs: through it, and everyone sees the new name.
+    let who = alice.json(&["name", "set", "Alice Example", "--json"]);
+    assert_eq!(who["name"], "Alice Example", "{who}");
+    assert_eq!(who["user_id"], alice_id.as_str(), "{who}");
+    assert_eq!(alice.json(&["whoami", "--json"])["name"], "Alice Example");
+    assert_eq!(alice.json(&["status", "--json"])["name"], "Alice Example");
+    bob.wait_peer("Alice Example", "renamed", |p| {
+        p["user_id"] == alice_id.as_str()
+    });
+    bob.send_delivered("Alice Example", "hello under your new name");
+
+    // Names are checked as at init.
+    let out = alice.run(&["name", "set", "Alice\u{200B}"]);
+    assert!(
+        !out.status.success(),
+        "name set accepted an invisible character"
+    );
+    assert!(
+        stderr(&out).contains("invisible character (U+200B)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(alice.json(&["whoami", "--json"])["name"], "Alice Example");
+
+    // Without a node: the identity is rewritten, and the next run says so.
+    bob.kill();
+    let out = bob.run(&["name", "set", "Bob Builder"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Bob Builder"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(bob.json(&["whoami", "--json"])["name"], "Bob Builder");
+    bob.start();
+    alice.wait_peer("Bob Builder", "renamed and back online", |p| {
+        p["online"] == true
+    });
 }

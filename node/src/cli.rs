@@ -3,6 +3,7 @@
 mod chat;
 mod device;
 mod file;
+mod name;
 mod org;
 mod post;
 mod print;
@@ -45,6 +46,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Your display name: `name set NAME` renames you (with or without a
+    /// running node; peers see the new name within seconds).
+    #[command(subcommand)]
+    Name(name::NameCommand),
     /// Show this device's identity (works without a running node).
     Whoami {
         /// Print as JSON: {"user_id","device_id","name"}.
@@ -220,6 +225,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             run_node(home, options).await?
         }
+        Command::Name(cmd) => name::run(&home, cmd).await?,
         Command::Org(cmd) => org::run_org(&home, cmd).await?,
         Command::Relay(cmd) => org::run_relay(&home, cmd)?,
         Command::Peers { json } => {

@@ -24,6 +24,7 @@ mod actor;
 mod chat;
 mod devices;
 mod link;
+mod names;
 pub(crate) mod post;
 mod rooms;
 mod transfer;
@@ -200,6 +201,9 @@ pub enum NodeError {
     /// A join link that does not parse.
     #[error("not a room id, name or join link: {0}")]
     BadLink(String),
+    /// The identity file could not be changed (a bad name, a disk error).
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
 }
 
 /// Commands from handles to the actor.
@@ -224,6 +228,7 @@ pub(crate) enum Command {
     Contact(post::ContactCommand),
     Device(devices::DeviceCommand),
     Room(rooms::RoomCommand),
+    Names(names::NamesCommand),
 }
 
 /// Starts nodes.
@@ -235,7 +240,8 @@ pub struct Node;
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<NodeEvent>,
-    whoami: Arc<WhoAmI>,
+    /// Changed by `set_name` (shared by every clone of the handle).
+    whoami: Arc<std::sync::Mutex<WhoAmI>>,
     listen: SocketAddr,
 }
 
@@ -311,11 +317,11 @@ impl Node {
         let handle = NodeHandle {
             commands,
             events: events.clone(),
-            whoami: Arc::new(WhoAmI {
+            whoami: Arc::new(std::sync::Mutex::new(WhoAmI {
                 user_id: identity.user_id().to_string(),
                 device_id: identity.device_id().to_string(),
                 name: identity.name.clone(),
-            }),
+            })),
             listen,
         };
         let control = if config.control_socket {
@@ -356,7 +362,10 @@ impl Node {
 impl NodeHandle {
     /// Who this node is.
     pub fn whoami(&self) -> WhoAmI {
-        (*self.whoami).clone()
+        self.whoami
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The QUIC listen address.

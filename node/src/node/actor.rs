@@ -25,6 +25,7 @@ mod election;
 mod files;
 mod inbound;
 mod lan;
+mod names;
 mod outgoing;
 mod peers;
 mod posts;
@@ -499,6 +500,7 @@ impl Actor {
             Command::Contact(cmd) => self.on_contact_command(cmd),
             Command::Device(cmd) => self.on_device_command(cmd),
             Command::Room(cmd) => self.on_room(cmd),
+            Command::Names(cmd) => self.on_names_command(cmd),
         }
     }
 

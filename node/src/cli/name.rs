@@ -1,0 +1,59 @@
+//! `tincan name set NAME`: renames this user. With a running node the
+//! node does it (it announces the name to peers at once); without one the
+//! identity file is rewritten here, under the home's lock so that no node
+//! starts half-way.
+
+use anyhow::Result;
+use clap::Subcommand;
+use tincan_node::{keystore, Home, Request, WhoAmI};
+
+use super::{ask, print};
+
+/// `tincan name ...`.
+#[derive(Debug, Subcommand)]
+pub enum NameCommand {
+    /// Change your display name (the keys stay): checked as at `init`.
+    Set {
+        /// The new name, as colleagues will see it.
+        name: String,
+        /// Print the identity as JSON: {"user_id","device_id","name"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `name` command.
+pub async fn run(home: &Home, cmd: NameCommand) -> Result<()> {
+    match cmd {
+        NameCommand::Set { name, json } => {
+            let (who, running) = set(home, name).await?;
+            if json {
+                print::json(&who)?;
+            } else if running {
+                println!("you are now {} (peers see it within seconds)", who.name);
+            } else {
+                println!("you are now {} (peers see it once the node runs)", who.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renames through the running node, or in the identity file when none
+/// runs; also says which it was.
+async fn set(home: &Home, name: String) -> Result<(WhoAmI, bool)> {
+    // A home that does not exist has no identity: say so, create nothing.
+    keystore::load(home)?;
+    match home.try_lock()? {
+        Some(_lock) => {
+            let identity = keystore::set_name(home, &name)?;
+            let who = WhoAmI {
+                user_id: identity.user_id().to_string(),
+                device_id: identity.device_id().to_string(),
+                name: identity.name,
+            };
+            Ok((who, false))
+        }
+        None => Ok((ask(home, &Request::NameSet { name }).await?, true)),
+    }
+}
