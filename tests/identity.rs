@@ -10,6 +10,10 @@
 
 mod common;
 
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use common::loopback::{started, User};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -91,4 +95,91 @@ fn name_set_renames_a_running_node_and_one_at_rest() {
     alice.wait_peer("Bob Builder", "renamed and back online", |p| {
         p["online"] == true
     });
+}
+
+/// What the system knows as this OS user's full name (the account's GECOS
+/// field up to the first comma), or `user` when it knows none: the name
+/// `init` offers.
+fn full_name_or(user: &str) -> String {
+    let uid = Command::new("id").arg("-u").output().expect("run id");
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    let entry = Command::new("getent")
+        .args(["passwd", &uid])
+        .output()
+        .expect("run getent");
+    let entry = String::from_utf8_lossy(&entry.stdout).into_owned();
+    let gecos = entry.split(':').nth(4).unwrap_or_default();
+    let full = gecos.split(',').next().unwrap_or_default().trim();
+    if full.is_empty() {
+        user.to_string()
+    } else {
+        full.to_string()
+    }
+}
+
+/// `tincan --home HOME init` on a terminal (a pty from `script`), typing
+/// `input`; returns what the terminal showed.
+fn init_on_a_terminal(home: &Path, input: &str) -> String {
+    let command = format!(
+        "'{}' --home '{}' init",
+        common::tincan_bin().display(),
+        home.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("USER", "tester")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("type the answer");
+    let out = child.wait_with_output().expect("wait for init");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "init on a terminal failed: {shown}");
+    shown
+}
+
+#[test]
+fn init_without_a_name_asks_on_a_terminal_and_takes_the_full_name_otherwise() {
+    let default = full_name_or("tester");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // No terminal (a script, a service): the default, nobody asked.
+    let quiet = dir.path().join("quiet");
+    let out = Command::new(common::tincan_bin())
+        .arg("--home")
+        .arg(&quiet)
+        .args(["init", "--json"])
+        .env("USER", "tester")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run init");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let who: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(who["name"], default.as_str(), "{who}");
+    assert!(!stderr(&out).contains("Your name"), "{}", stderr(&out));
+
+    // A terminal: asked, with the default offered; a refused name is
+    // asked again; the answer is the name.
+    let asked = dir.path().join("asked");
+    let shown = init_on_a_terminal(&asked, "Ann\u{200B}Lee\nAnn Example\n");
+    assert!(
+        shown.contains(&format!("Your name, as colleagues will see it [{default}]")),
+        "{shown}"
+    );
+    assert!(shown.contains("invisible character (U+200B)"), "{shown}");
+    let who = common::cli_json(&asked, &["whoami", "--json"]);
+    assert_eq!(who["name"], "Ann Example", "{who}");
+
+    // Enter takes the default.
+    let entered = dir.path().join("entered");
+    init_on_a_terminal(&entered, "\n");
+    let who = common::cli_json(&entered, &["whoami", "--json"]);
+    assert_eq!(who["name"], default.as_str(), "{who}");
 }

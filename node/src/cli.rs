@@ -36,9 +36,11 @@ pub struct Cli {
 enum Command {
     /// Create this device's identity (a user key and a device key).
     Init {
-        /// Your display name, as colleagues will see it.
+        /// Your display name, as colleagues will see it [default: asked on
+        /// a terminal, offering your full name as the OS knows it; without
+        /// a terminal that name is taken].
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Replace an existing identity (its keys are lost).
         #[arg(long)]
         force: bool,
@@ -173,6 +175,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     let home = home_of(cli.home)?;
     match cli.command {
         Command::Init { name, force, json } => {
+            let name = match name {
+                Some(name) => name,
+                None => name::for_new_identity(&home, force)?,
+            };
             let identity = keystore::init(&home, &name, force)?;
             let who = WhoAmI {
                 user_id: identity.user_id().to_string(),

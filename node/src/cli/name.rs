@@ -1,11 +1,15 @@
-//! `tincan name set NAME`: renames this user. With a running node the
-//! node does it (it announces the name to peers at once); without one the
-//! identity file is rewritten here, under the home's lock so that no node
-//! starts half-way.
+//! Names one gives oneself. `tincan name set NAME` renames this user:
+//! with a running node the node does it (it announces the name to peers at
+//! once); without one the identity file is rewritten here, under the
+//! home's lock so that no node starts half-way. And the name of a new
+//! identity when `init` got no `--name`: asked on a terminal.
+
+use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
 use clap::Subcommand;
-use tincan_node::{keystore, Home, Request, WhoAmI};
+use tincan_node::keystore::{self, KeystoreError};
+use tincan_node::{Home, Request, WhoAmI};
 
 use super::{ask, print};
 
@@ -55,5 +59,39 @@ async fn set(home: &Home, name: String) -> Result<(WhoAmI, bool)> {
             Ok((who, false))
         }
         None => Ok((ask(home, &Request::NameSet { name }).await?, true)),
+    }
+}
+
+/// The name for a new identity when `init` got no `--name`: on a terminal
+/// the user is asked (the OS user's full name offered, Enter takes it, a
+/// refused name is asked again); without one (a script, a service) that
+/// default is taken. Refuses before asking when `init` would refuse anyway.
+pub fn for_new_identity(home: &Home, force: bool) -> Result<String> {
+    if !force && home.identity_path().exists() {
+        return Err(KeystoreError::Exists(home.root().display().to_string()).into());
+    }
+    let default = tincan_node::platform::default_display_name();
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(default);
+    }
+    let mut stderr = std::io::stderr();
+    loop {
+        write!(stderr, "Your name, as colleagues will see it [{default}]: ")?;
+        stderr.flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            // End of input (Ctrl-D): as Enter.
+            writeln!(stderr)?;
+            return Ok(default);
+        }
+        let typed = line.trim();
+        if typed.is_empty() {
+            return Ok(default);
+        }
+        match keystore::validate_name(typed) {
+            Ok(name) => return Ok(name),
+            Err(e) => writeln!(stderr, "{e}; try another")?,
+        }
     }
 }
