@@ -183,3 +183,54 @@ fn init_without_a_name_asks_on_a_terminal_and_takes_the_full_name_otherwise() {
     let who = common::cli_json(&entered, &["whoami", "--json"]);
     assert_eq!(who["name"], default.as_str(), "{who}");
 }
+
+#[test]
+fn peers_forget_drops_a_ghost_for_good() {
+    let mut users = started(&["Alice", "Bob", "Carol"]);
+    let _carol = users.pop().expect("carol");
+    let mut bob = users.pop().expect("bob");
+    let mut alice = users.pop().expect("alice");
+    let bob_id = bob.user_id();
+    bob.kill();
+    alice.wait_peer("Bob", "offline", |p| p["online"] == false);
+    let mut events = alice.watch();
+    let queued = alice.json(&["send", "Bob", "are you there?", "--json"]);
+    assert_eq!(queued["state"], "queued", "{queued}");
+
+    let forgot = alice.json(&["peers", "forget", "Bob", "--json"]);
+    assert_eq!(forgot["user_id"], bob_id.as_str(), "{forgot}");
+    assert_eq!(forgot["name"], "Bob", "{forgot}");
+    assert_eq!(
+        forgot["devices"].as_array().map(Vec::len),
+        Some(1),
+        "{forgot}"
+    );
+    assert!(alice.peer("Bob").is_none(), "Bob is still listed");
+    // What waited for Bob fails, with the reason, rather than for 7 days.
+    let failed = events.expect("the queued message failing", |e| {
+        e["type"] == "message_state" && e["id"] == queued["id"] && e["state"] == "failed"
+    });
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("forgot")),
+        "{failed}"
+    );
+    let out = alice.run(&["send", "Bob", "hello?"]);
+    assert!(!out.status.success(), "send reached a forgotten peer");
+    assert!(stderr(&out).contains("no peer matches"), "{}", stderr(&out));
+
+    // An unknown peer, and one that is online (it would be back at once).
+    let out = alice.run(&["peers", "forget", "Bob"]);
+    assert!(!out.status.success(), "forgot an unknown peer");
+    assert!(stderr(&out).contains("no peer matches"), "{}", stderr(&out));
+    let out = alice.run(&["peers", "forget", "Carol"]);
+    assert!(!out.status.success(), "forgot a peer that is online");
+    assert!(stderr(&out).contains("Carol is online"), "{}", stderr(&out));
+
+    // Gone from storage too: a restart does not bring Bob back.
+    alice.kill();
+    alice.start();
+    alice.wait_peer("Carol", "online again", |p| p["online"] == true);
+    assert!(alice.peer("Bob").is_none(), "Bob is back after a restart");
+}

@@ -94,11 +94,14 @@ enum Command {
     /// The relay that bridges branches and roaming laptops.
     #[command(subcommand)]
     Relay(org::RelayCommand),
-    /// List peers: colleagues found on the LAN or configured.
+    /// List peers: colleagues found on the LAN or configured
+    /// (`peers forget PEER` removes one who is gone for good).
     Peers {
         /// Print as JSON: [{"name","user_id","device_id","addrs","online","via","presence","note","blocked"}].
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<name::PeersCommand>,
     },
     /// Send a text message (end-to-end encrypted).
     Send {
@@ -234,7 +237,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Name(cmd) => name::run(&home, cmd).await?,
         Command::Org(cmd) => org::run_org(&home, cmd).await?,
         Command::Relay(cmd) => org::run_relay(&home, cmd)?,
-        Command::Peers { json } => {
+        Command::Peers {
+            command: Some(cmd), ..
+        } => name::run_peers(&home, cmd).await?,
+        Command::Peers {
+            json,
+            command: None,
+        } => {
             let peers: Vec<PeerView> = ask(&home, &Request::Peers).await?;
             if json {
                 print::json(&peers)?;

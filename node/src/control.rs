@@ -282,6 +282,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::DeviceList => Reply::from_result(node.devices().await),
         Request::DeviceRemove { device } => Reply::from_result(node.remove_device(&device).await),
         Request::NameSet { name } => Reply::from_result(node.set_name(&name).await),
+        Request::PeerForget { peer } => Reply::from_result(node.forget_peer(&peer).await),
         other @ (Request::RoomCreate { .. }
         | Request::RoomInvite { .. }
         | Request::RoomJoin { .. }

@@ -30,6 +30,7 @@ mod rooms;
 mod transfer;
 mod uplink;
 
+pub use names::ForgottenView;
 pub use post::{BroadcastView, MuteView};
 
 use std::net::SocketAddr;
@@ -201,6 +202,14 @@ pub enum NodeError {
     /// A join link that does not parse.
     #[error("not a room id, name or join link: {0}")]
     BadLink(String),
+    /// `peers forget` of a user with a device online: it would be back at once.
+    #[error(
+        "{0} is online; only a peer that is offline can be forgotten (it would be back at once)"
+    )]
+    ForgetOnline(String),
+    /// `peers forget` of oneself.
+    #[error("you cannot forget yourself")]
+    ForgetSelf,
     /// The identity file could not be changed (a bad name, a disk error).
     #[error(transparent)]
     Keystore(#[from] KeystoreError),

@@ -1,15 +1,17 @@
 //! Names one gives oneself. `tincan name set NAME` renames this user:
 //! with a running node the node does it (it announces the name to peers at
 //! once); without one the identity file is rewritten here, under the
-//! home's lock so that no node starts half-way. And the name of a new
-//! identity when `init` got no `--name`: asked on a terminal.
+//! home's lock so that no node starts half-way. The name of a new
+//! identity when `init` got no `--name`: asked on a terminal. And
+//! `tincan peers forget PEER`: drop a user who is gone for good (an
+//! identity replaced by `init --force`) from the running node.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
 use clap::Subcommand;
 use tincan_node::keystore::{self, KeystoreError};
-use tincan_node::{Home, Request, WhoAmI};
+use tincan_node::{ForgottenView, Home, Request, WhoAmI};
 
 use super::{ask, print};
 
@@ -24,6 +26,43 @@ pub enum NameCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `tincan peers ...`.
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Forget a user who is gone for good (all their devices): they leave
+    /// `peers`, names no longer find them, and messages still waiting for
+    /// them fail. Only a user who is offline (one online would be back at
+    /// once).
+    Forget {
+        /// The user: a name, a fingerprint or an id prefix, as `send` takes it.
+        peer: String,
+        /// Print as JSON: {"user_id","name","devices"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one `peers` subcommand.
+pub async fn run_peers(home: &Home, cmd: PeersCommand) -> Result<()> {
+    match cmd {
+        PeersCommand::Forget { peer, json } => {
+            let gone: ForgottenView = ask(home, &Request::PeerForget { peer }).await?;
+            if json {
+                print::json(&gone)?;
+            } else {
+                let devices = gone.devices.len();
+                println!(
+                    "forgot {} ({}) and {devices} device{}",
+                    gone.name,
+                    gone.user_id,
+                    if devices == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs one `name` command.

@@ -249,6 +249,7 @@ impl Actor {
         };
         actor.sign_own_record(0, false);
         actor.restore()?;
+        actor.restore_forgotten();
         actor.restore_devices()?;
         actor.restore_files()?;
         Ok(actor)
