@@ -20,6 +20,11 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A user id's short form, as `whoami` prints it (`abcd-efgh`).
+fn fingerprint(user_id: &str) -> String {
+    format!("{}-{}", &user_id[..4], &user_id[4..8])
+}
+
 #[test]
 fn init_force_is_refused_while_the_node_runs() {
     let mut alice = User::init("Alice");
@@ -233,4 +238,37 @@ fn peers_forget_drops_a_ghost_for_good() {
     alice.start();
     alice.wait_peer("Carol", "online again", |p| p["online"] == true);
     assert!(alice.peer("Bob").is_none(), "Bob is back after a restart");
+}
+
+#[test]
+fn send_finds_a_word_of_a_name_and_refuses_an_ambiguous_one() {
+    let mut users = started(&["Alice", "Bob Builder"]);
+    let builder = users.pop().expect("bob builder");
+    let alice = users.pop().expect("alice");
+    let builder_fp = fingerprint(&builder.user_id());
+
+    // A word of the name, and the fingerprint as whoami prints it.
+    alice.send_delivered("bob", "found by a word");
+    alice.send_delivered(&builder_fp, "found by fingerprint");
+    builder.wait_history("Alice", "both messages", |h| h.len() == 2);
+
+    // A second Bob: `bob` could be either; both are listed, nothing sent.
+    let mut marley = User::init("Bob Marley");
+    marley.knows(&alice);
+    marley.start();
+    alice.wait_peer("Bob Marley", "online", |p| p["online"] == true);
+    let marley_fp = fingerprint(&marley.user_id());
+    let out = alice.run(&["send", "bob", "which one?"]);
+    assert!(!out.status.success(), "an ambiguous name was sent to");
+    let error = stderr(&out);
+    for listed in [
+        format!("Bob Builder ({builder_fp})"),
+        format!("Bob Marley ({marley_fp})"),
+        "pick one by fingerprint".to_string(),
+    ] {
+        assert!(error.contains(&listed), "{listed:?} not in: {error}");
+    }
+    alice.send_delivered(&marley_fp, "picked by fingerprint");
+    marley.wait_history("Alice", "the picked message", |h| h.len() == 1);
+    assert_eq!(builder.history("Alice").len(), 2, "Bob Builder got more");
 }
