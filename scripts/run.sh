@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and starts a tincan node on this machine: installs what the
 # project needs (scripts/setup.sh), builds the `tincan` binary (release) and
-# runs it in the foreground. On first run it creates an identity named after
-# the OS user. Extra arguments go to `tincan run` (e.g. --no-mdns, --peer).
+# runs it in the foreground. On first run `tincan init` asks for your display
+# name (Enter takes your full name as the OS knows it; without a terminal
+# that name is taken). Extra arguments go to `tincan run` (e.g. --no-mdns, --peer).
 #
 # Set TINCAN_HOME to choose the home directory (default: the platform data
 # dir, e.g. ~/.local/share/tincan).
@@ -13,4 +14,5 @@ bash scripts/setup.sh
 cargo build --release -q -p tincan-node --bin tincan
 target_dir="${CARGO_TARGET_DIR:-target}"
 echo "tincan built: $target_dir/release/tincan (try: $target_dir/release/tincan peers)" >&2
+"$target_dir/release/tincan" whoami >/dev/null 2>&1 || "$target_dir/release/tincan" init
 exec "$target_dir/release/tincan" run "$@"

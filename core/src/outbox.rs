@@ -212,6 +212,29 @@ impl Outbox {
         self.schedule(now);
     }
 
+    /// Gives up every entry for `device` (its user was forgotten: nothing
+    /// will ever reach it), each reported as [`OutboxEvent::Failed`] with
+    /// `reason`, in flight or not: a late outcome then reports nothing.
+    pub fn cancel_device(&mut self, now: u64, device: &DeviceId, reason: &str) {
+        let cancelled: Vec<(MessageId, DeviceId)> = self
+            .entries
+            .keys()
+            .filter(|(_, d)| d == device)
+            .copied()
+            .collect();
+        for (message_id, device) in cancelled {
+            self.entries.remove(&(message_id, device));
+            self.events.push_back(OutboxEvent::Failed {
+                message_id,
+                device,
+                reason: reason.to_string(),
+            });
+        }
+        self.reachable.remove(device);
+        self.transmits.retain(|t| t.device != *device);
+        self.schedule(now);
+    }
+
     /// Advances time: expires old entries and schedules due retries.
     pub fn handle_timeout(&mut self, now: u64) {
         self.schedule(now);
@@ -297,6 +320,39 @@ mod tests {
 
     fn ids(n: u8) -> (MessageId, DeviceId) {
         (MessageId([n; 16]), DeviceId::from_public_key(&[n; 32]))
+    }
+
+    #[test]
+    fn cancelling_a_device_fails_its_entries_only() {
+        let mut outbox = Outbox::new();
+        let ((m1, d1), (m2, d2)) = (ids(1), ids(2));
+        outbox.push(0, m1, d1, 10_000, 0);
+        outbox.push(0, m2, d1, 10_000, 0);
+        outbox.push(0, m1, d2, 10_000, 0);
+        outbox.handle_reachable(1, d1, true);
+        outbox.cancel_device(2, &d1, "forgotten");
+        let failed: Vec<OutboxEvent> = std::iter::from_fn(|| outbox.poll_event()).collect();
+        assert_eq!(
+            failed,
+            vec![
+                OutboxEvent::Failed {
+                    message_id: m1,
+                    device: d1,
+                    reason: "forgotten".into()
+                },
+                OutboxEvent::Failed {
+                    message_id: m2,
+                    device: d1,
+                    reason: "forgotten".into()
+                },
+            ]
+        );
+        assert_eq!(outbox.poll_transmit(), None);
+        assert!(outbox.contains(&m1, &d2));
+        assert_eq!(outbox.len(), 1);
+        // A late outcome of a cancelled attempt reports nothing.
+        outbox.handle_outcome(3, m1, d1, AttemptOutcome::Delivered);
+        assert_eq!(outbox.poll_event(), None);
     }
 
     #[test]

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DeviceId, UserId};
 
+mod resolve;
+
+pub use resolve::{resolve, Candidate, ResolveError};
+
 /// How a peer was found; shown in `peers --json` as `via`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,36 +71,6 @@ pub enum LearnOutcome {
         /// The user who also claims it.
         claimant: UserId,
     },
-}
-
-/// Why a typed peer name did not resolve to one user.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ResolveError {
-    /// Nobody matches; the candidates are everyone known.
-    #[error("no peer matches {query:?}; known peers: {}", list(candidates))]
-    Unknown {
-        /// What the user typed.
-        query: String,
-        /// Everyone known, as `name (fingerprint) user_id`.
-        candidates: Vec<String>,
-    },
-    /// Several users match; the candidates are those.
-    #[error("{query:?} matches several peers: {}", list(candidates))]
-    Ambiguous {
-        /// What the user typed.
-        query: String,
-        /// The matching users, as `name (fingerprint) user_id`.
-        candidates: Vec<String>,
-    },
-}
-
-fn list(candidates: &[String]) -> String {
-    if candidates.is_empty() {
-        "none yet".to_string()
-    } else {
-        candidates.join(", ")
-    }
 }
 
 fn name_key(name: &str) -> String {
@@ -246,67 +220,27 @@ impl PeerBook {
         users
     }
 
-    fn describe(&self, user: &UserId) -> String {
-        format!("{} {}", self.display_name(user), user)
-    }
-
-    /// Resolves what a user typed (a name, a disambiguated `name (fp)`, or a
-    /// user-id prefix) to exactly one user.
+    /// Resolves what a user typed (a name, a word or prefix of one, a
+    /// disambiguated `name (fingerprint)`, a fingerprint or a user-id
+    /// prefix) to exactly one user, by the rules of [`resolve()`].
     ///
     /// A pinned name resolves to its holder only, never to a newcomer using
     /// the same name.
     pub fn resolve(&self, query: &str) -> Result<UserId, ResolveError> {
-        let key = name_key(query);
-        let users = self.users();
-        if let Some(holder) = self.pins.get(&key) {
-            if users.contains(holder) {
-                return Ok(*holder);
-            }
-        }
-        let by_display: Vec<UserId> = users
-            .iter()
-            .filter(|u| name_key(&self.display_name(u)) == key)
-            .copied()
+        let holder = self.pins.get(&name_key(query)).copied();
+        let candidates: Vec<Candidate> = self
+            .users()
+            .into_iter()
+            .filter_map(|user| {
+                let name = self.devices_of(&user).next()?.name.clone();
+                Some(Candidate {
+                    user,
+                    holds_name: self.holds_name(&user, &name),
+                    name,
+                })
+            })
             .collect();
-        if let [one] = by_display.as_slice() {
-            return Ok(*one);
-        }
-        // Users announcing this name without holding it: never pick one
-        // silently, list them so the user can choose by fingerprint.
-        let impostors: Vec<String> = users
-            .iter()
-            .filter(|u| self.devices_of(u).any(|d| name_key(&d.name) == key))
-            .map(|u| self.describe(u))
-            .collect();
-        if !impostors.is_empty() {
-            return Err(ResolveError::Ambiguous {
-                query: query.to_string(),
-                candidates: impostors,
-            });
-        }
-        // An id prefix is compared as typed (lowercased), not by skeleton:
-        // skeletons rewrite letters such as `m` to `rn`.
-        let typed = query.trim().to_lowercase();
-        let by_prefix: Vec<UserId> = if typed.len() >= 4 {
-            users
-                .iter()
-                .filter(|u| u.matches_prefix(&typed))
-                .copied()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        match by_prefix.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(ResolveError::Unknown {
-                query: query.to_string(),
-                candidates: users.iter().map(|u| self.describe(u)).collect(),
-            }),
-            many => Err(ResolveError::Ambiguous {
-                query: query.to_string(),
-                candidates: many.iter().map(|u| self.describe(u)).collect(),
-            }),
-        }
+        resolve(query, holder, &candidates)
     }
 }
 

@@ -3,6 +3,7 @@
 mod chat;
 mod device;
 mod file;
+mod name;
 mod org;
 mod post;
 mod print;
@@ -35,9 +36,11 @@ pub struct Cli {
 enum Command {
     /// Create this device's identity (a user key and a device key).
     Init {
-        /// Your display name, as colleagues will see it.
+        /// Your display name, as colleagues will see it [default: asked on
+        /// a terminal, offering your full name as the OS knows it; without
+        /// a terminal that name is taken].
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Replace an existing identity (its keys are lost).
         #[arg(long)]
         force: bool,
@@ -45,6 +48,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Your display name: `name set NAME` renames you (with or without a
+    /// running node; peers see the new name within seconds).
+    #[command(subcommand)]
+    Name(name::NameCommand),
     /// Show this device's identity (works without a running node).
     Whoami {
         /// Print as JSON: {"user_id","device_id","name"}.
@@ -87,11 +94,14 @@ enum Command {
     /// The relay that bridges branches and roaming laptops.
     #[command(subcommand)]
     Relay(org::RelayCommand),
-    /// List peers: colleagues found on the LAN or configured.
+    /// List peers: colleagues found on the LAN or configured
+    /// (`peers forget PEER` removes one who is gone for good).
     Peers {
         /// Print as JSON: [{"name","user_id","device_id","addrs","online","via","presence","note","blocked"}].
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<name::PeersCommand>,
     },
     /// Send a text message (end-to-end encrypted).
     Send {
@@ -168,7 +178,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     let home = home_of(cli.home)?;
     match cli.command {
         Command::Init { name, force, json } => {
-            let identity = keystore::create(&home, &name, force)?;
+            let name = match name {
+                Some(name) => name,
+                None => name::for_new_identity(&home, force)?,
+            };
+            let identity = keystore::init(&home, &name, force)?;
             let who = WhoAmI {
                 user_id: identity.user_id().to_string(),
                 device_id: identity.device_id().to_string(),
@@ -220,9 +234,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             run_node(home, options).await?
         }
+        Command::Name(cmd) => name::run(&home, cmd).await?,
         Command::Org(cmd) => org::run_org(&home, cmd).await?,
         Command::Relay(cmd) => org::run_relay(&home, cmd)?,
-        Command::Peers { json } => {
+        Command::Peers {
+            command: Some(cmd), ..
+        } => name::run_peers(&home, cmd).await?,
+        Command::Peers {
+            json,
+            command: None,
+        } => {
             let peers: Vec<PeerView> = ask(&home, &Request::Peers).await?;
             if json {
                 print::json(&peers)?;

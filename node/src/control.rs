@@ -281,6 +281,8 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
         Request::DevicePair => Reply::from_result(node.pair_device().await),
         Request::DeviceList => Reply::from_result(node.devices().await),
         Request::DeviceRemove { device } => Reply::from_result(node.remove_device(&device).await),
+        Request::NameSet { name } => Reply::from_result(node.set_name(&name).await),
+        Request::PeerForget { peer } => Reply::from_result(node.forget_peer(&peer).await),
         other @ (Request::RoomCreate { .. }
         | Request::RoomInvite { .. }
         | Request::RoomJoin { .. }

@@ -66,6 +66,20 @@ impl Home {
         self.root.join("node.lock")
     }
 
+    /// Takes the lock a running node holds for as long as it runs; commands
+    /// that must not run beside a node (`init`, `device add`, `name set`
+    /// without one) take it too. `Ok(None)`: a node holds it. Released when
+    /// the returned file is dropped (or the process dies). The directory
+    /// must exist ([`Home::create`]).
+    pub fn try_lock(&self) -> std::io::Result<Option<std::fs::File>> {
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())?;
+        Ok(lock.try_lock().is_ok().then_some(lock))
+    }
+
     /// Creates the directory (0700 on Unix: it holds secrets).
     pub fn create(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;

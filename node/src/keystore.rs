@@ -21,6 +21,9 @@ pub enum KeystoreError {
         "an identity already exists in {0}; use --force to replace it (the old keys are lost)"
     )]
     Exists(String),
+    /// A node runs with this home: its identity cannot be replaced under it.
+    #[error("a tincan node is running with home {0}; stop it first (init replaces the identity that node runs as)")]
+    Running(String),
     /// The display name is empty or too long.
     #[error("invalid name: {0}")]
     BadName(String),
@@ -108,6 +111,21 @@ pub fn create(home: &Home, name: &str, force: bool) -> Result<Identity, Keystore
     let identity = Identity::generate(&name, now, &mut OsEntropy);
     crate::platform::write_secret(&path, &identity.to_bytes()).map_err(io)?;
     Ok(identity)
+}
+
+/// `tincan init`: creates a new identity like [`create`], but never under a
+/// running node (the node would go on as the old user while the files say
+/// the new one, and the old history would sit under the new user).
+pub fn init(home: &Home, name: &str, force: bool) -> Result<Identity, KeystoreError> {
+    let io = |source| KeystoreError::Io {
+        path: home.lock_path().display().to_string(),
+        source,
+    };
+    home.create().map_err(io)?;
+    let Some(_lock) = home.try_lock().map_err(io)? else {
+        return Err(KeystoreError::Running(home.root().display().to_string()));
+    };
+    create(home, name, force)
 }
 
 /// Changes the display name of the identity in `home` (the keys stay):

@@ -50,5 +50,5 @@ pub use event::{
 pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
-pub use node::{BroadcastView, MuteView, Node, NodeError, NodeHandle, StartError};
+pub use node::{BroadcastView, ForgottenView, MuteView, Node, NodeError, NodeHandle, StartError};
 pub use store::{HistoryQuery, MessageState};

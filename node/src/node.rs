@@ -24,14 +24,15 @@ mod actor;
 mod chat;
 mod devices;
 mod link;
+mod names;
 pub(crate) mod post;
 mod rooms;
 mod transfer;
 mod uplink;
 
+pub use names::ForgottenView;
 pub use post::{BroadcastView, MuteView};
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -201,6 +202,17 @@ pub enum NodeError {
     /// A join link that does not parse.
     #[error("not a room id, name or join link: {0}")]
     BadLink(String),
+    /// `peers forget` of a user with a device online: it would be back at once.
+    #[error(
+        "{0} is online; only a peer that is offline can be forgotten (it would be back at once)"
+    )]
+    ForgetOnline(String),
+    /// `peers forget` of oneself.
+    #[error("you cannot forget yourself")]
+    ForgetSelf,
+    /// The identity file could not be changed (a bad name, a disk error).
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
 }
 
 /// Commands from handles to the actor.
@@ -225,6 +237,7 @@ pub(crate) enum Command {
     Contact(post::ContactCommand),
     Device(devices::DeviceCommand),
     Room(rooms::RoomCommand),
+    Names(names::NamesCommand),
 }
 
 /// Starts nodes.
@@ -236,7 +249,8 @@ pub struct Node;
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<NodeEvent>,
-    whoami: Arc<WhoAmI>,
+    /// Changed by `set_name` (shared by every clone of the handle).
+    whoami: Arc<std::sync::Mutex<WhoAmI>>,
     listen: SocketAddr,
 }
 
@@ -265,17 +279,11 @@ impl Node {
             source,
         };
         home.create().map_err(home_err)?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(home.lock_path())
-            .map_err(home_err)?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = home.try_lock().map_err(home_err)? else {
             return Err(StartError::AlreadyRunning(
                 home.root().display().to_string(),
             ));
-        }
+        };
         let identity = match &config.create_identity_as {
             Some(name) => {
                 let (identity, created) = keystore::load_or_create(&home, name)?;
@@ -318,11 +326,11 @@ impl Node {
         let handle = NodeHandle {
             commands,
             events: events.clone(),
-            whoami: Arc::new(WhoAmI {
+            whoami: Arc::new(std::sync::Mutex::new(WhoAmI {
                 user_id: identity.user_id().to_string(),
                 device_id: identity.device_id().to_string(),
                 name: identity.name.clone(),
-            }),
+            })),
             listen,
         };
         let control = if config.control_socket {
@@ -363,7 +371,10 @@ impl Node {
 impl NodeHandle {
     /// Who this node is.
     pub fn whoami(&self) -> WhoAmI {
-        (*self.whoami).clone()
+        self.whoami
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The QUIC listen address.

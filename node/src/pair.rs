@@ -116,15 +116,9 @@ fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> JoinError + 
 pub async fn join(home: &Home, options: &JoinOptions) -> Result<JoinedView, JoinError> {
     let code = PairingCode::parse(&options.code)?;
     home.create().map_err(io_err(home.root()))?;
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(home.lock_path())
-        .map_err(io_err(&home.lock_path()))?;
-    if lock.try_lock().is_err() {
+    let Some(lock) = home.try_lock().map_err(io_err(&home.lock_path()))? else {
         return Err(JoinError::Running(home.root().display().to_string()));
-    }
+    };
     let existing = match keystore::load(home) {
         Ok(identity) => Some(identity),
         Err(KeystoreError::Missing(_)) => None,

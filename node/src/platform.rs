@@ -53,6 +53,19 @@ pub fn os_user_name() -> String {
         .unwrap_or_else(|| "tincan user".to_string())
 }
 
+/// The display name a new identity is offered (`tincan init` without
+/// `--name`): the OS user's full name where the system knows it (the
+/// account's GECOS field on Unix), else the user name ([`os_user_name`]),
+/// so that a colleague is not shown as `root` or `jdoe` when the machine
+/// knows better. Always one [`crate::keystore::validate_name`] accepts.
+pub fn default_display_name() -> String {
+    whoami::fallible::realname()
+        .ok()
+        .and_then(|name| crate::keystore::validate_name(&name).ok())
+        .or_else(|| crate::keystore::validate_name(&os_user_name()).ok())
+        .unwrap_or_else(|| "tincan user".to_string())
+}
+
 /// A label for this device in `tincan device list`: the machine's name
 /// (held to display-name rules), or a neutral default.
 pub fn device_label() -> String {

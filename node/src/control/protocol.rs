@@ -214,6 +214,18 @@ pub enum Request {
         /// Device id, unique prefix (4+ characters) or label.
         device: String,
     },
+    /// `{"cmd":"peer_forget","peer":"root"}`: forget a user who is offline
+    /// (all their devices); answers `{"user_id","name","devices"}`.
+    PeerForget {
+        /// Name or user-id prefix, as `send` takes it.
+        peer: String,
+    },
+    /// `{"cmd":"name_set","name":"Alice Example"}`: rename this user;
+    /// answers `whoami`'s data with the new name.
+    NameSet {
+        /// The new display name (checked as at `init`).
+        name: String,
+    },
     /// `{"cmd":"room_create","name":"Lunch","with":["bob","carol"]}`:
     /// a room with this user as admin and `with` added at once.
     RoomCreate {

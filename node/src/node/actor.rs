@@ -25,6 +25,7 @@ mod election;
 mod files;
 mod inbound;
 mod lan;
+mod names;
 mod outgoing;
 mod peers;
 mod posts;
@@ -248,6 +249,7 @@ impl Actor {
         };
         actor.sign_own_record(0, false);
         actor.restore()?;
+        actor.restore_forgotten();
         actor.restore_devices()?;
         actor.restore_files()?;
         Ok(actor)
@@ -499,6 +501,7 @@ impl Actor {
             Command::Contact(cmd) => self.on_contact_command(cmd),
             Command::Device(cmd) => self.on_device_command(cmd),
             Command::Room(cmd) => self.on_room(cmd),
+            Command::Names(cmd) => self.on_names_command(cmd),
         }
     }
 

@@ -33,9 +33,14 @@ pub(super) struct MeshDials {
     /// Bytes each device's links had moved at the last idle check.
     bytes_seen: HashMap<DeviceId, u64>,
     /// Peer rows to store with the next batch.
-    unsaved: std::collections::BTreeMap<DeviceId, PeerRecord>,
+    pub(super) unsaved: std::collections::BTreeMap<DeviceId, PeerRecord>,
     /// Name pins to store with the next batch.
     pub(super) unsaved_pins: Vec<(String, tincan_core::UserId)>,
+    /// Devices whose user was forgotten (`peers forget`), with the version
+    /// of their record then: peers that still hold that record pass it on,
+    /// and it must not bring a ghost back; a newer one (the device lives)
+    /// does.
+    pub(super) forgotten: std::collections::BTreeMap<DeviceId, u64>,
     /// Starts and stops the mDNS browse (none without mDNS).
     pub(super) browser: Option<crate::discovery::Browser>,
     /// Browse at least until then (Unix ms): a node starting with the
@@ -196,6 +201,10 @@ impl Actor {
                 continue;
             };
             let user = record.cert.user_id();
+            if self.is_forgotten(device, record.version) {
+                self.mesh.forget(device);
+                continue;
+            }
             if self.devices.known.is_revoked(&record.cert) || self.is_revoked(&user) {
                 self.mesh.forget(device);
                 continue;
