@@ -17,7 +17,7 @@ use crate::{DeviceId, UserId};
 
 mod resolve;
 
-pub use resolve::{resolve, Candidate, ResolveError};
+pub use resolve::{resolve, resolve_mention, Candidate, ResolveError};
 
 /// How a peer was found; shown in `peers --json` as `via`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,9 +227,22 @@ impl PeerBook {
     /// A pinned name resolves to its holder only, never to a newcomer using
     /// the same name.
     pub fn resolve(&self, query: &str) -> Result<UserId, ResolveError> {
-        let holder = self.pins.get(&name_key(query)).copied();
-        let candidates: Vec<Candidate> = self
-            .users()
+        resolve(query, self.pin_holder(query), &self.candidates())
+    }
+
+    /// Resolves an `@name` in a message by the stricter rules of
+    /// [`resolve_mention()`]: no prefixes, no fingerprints.
+    pub fn resolve_mention(&self, token: &str) -> Option<UserId> {
+        resolve_mention(token, self.pin_holder(token), &self.candidates())
+    }
+
+    fn pin_holder(&self, query: &str) -> Option<UserId> {
+        self.pins.get(&name_key(query)).copied()
+    }
+
+    /// Every known user as a [`Candidate`] for resolving a typed name.
+    fn candidates(&self) -> Vec<Candidate> {
+        self.users()
             .into_iter()
             .filter_map(|user| {
                 let name = self.devices_of(&user).next()?.name.clone();
@@ -239,8 +252,7 @@ impl PeerBook {
                     name,
                 })
             })
-            .collect();
-        resolve(query, holder, &candidates)
+            .collect()
     }
 }
 

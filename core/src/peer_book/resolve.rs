@@ -125,6 +125,33 @@ pub fn resolve(
     })
 }
 
+/// Resolves an `@name` in a message: like [`resolve`] but stricter, since
+/// nobody chose to address anyone by a letter or a number in passing
+/// (`@a`, `@2026`): the pin, an exact display name or a whole word of one,
+/// never a prefix or a fingerprint. `None` when that finds nobody or
+/// several users.
+pub fn resolve_mention(
+    token: &str,
+    pin_holder: Option<UserId>,
+    candidates: &[Candidate],
+) -> Option<UserId> {
+    if let Some(holder) = pin_holder.filter(|h| candidates.iter().any(|c| c.user == *h)) {
+        return Some(holder);
+    }
+    let key = pin_key(token);
+    if let Ok(Some(user)) = pick(token, candidates, |c| {
+        !key.is_empty() && pin_key(&c.name) == key
+    }) {
+        return Some(user);
+    }
+    let typed = words(token);
+    pick(token, candidates, |c| {
+        !typed.is_empty() && words(&c.name).split(' ').any(|word| word == typed)
+    })
+    .ok()
+    .flatten()
+}
+
 /// One step: the single user `matches` finds, none (`Ok(None)`: on to the
 /// next step), or a refusal listing several, or a lone impostor.
 fn pick(
@@ -164,6 +191,26 @@ fn words(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mention_needs_a_whole_word_not_a_prefix_or_a_fingerprint() {
+        let bob = Candidate {
+            user: user(1),
+            name: "Bob Builder".into(),
+            holds_name: true,
+        };
+        let all = [bob.clone()];
+        assert_eq!(resolve_mention("bob", None, &all), Some(bob.user));
+        assert_eq!(resolve_mention("Builder", None, &all), Some(bob.user));
+        assert_eq!(resolve_mention("b", None, &all), None);
+        let fingerprint = bob.user.fingerprint();
+        assert_eq!(resolve_mention(&fingerprint, None, &all), None);
+        assert_eq!(
+            resolve("b", None, &all),
+            Ok(bob.user),
+            "a command may abbreviate"
+        );
+    }
 
     fn user(n: u8) -> UserId {
         UserId::from_public_key(&[n; 32])

@@ -61,18 +61,25 @@ impl Actor {
         }
     }
 
-    /// Mutes a conversation: a peer (name or id), else a room.
+    /// Mutes a conversation: a peer by name, else a room by name or id,
+    /// else a peer by a prefix or a fingerprint (so that `mute lunch` mutes
+    /// the room Lunch, not a user whose name starts with "Lun").
     fn mute(&mut self, text: &str, muted: bool) -> Result<MuteView, NodeError> {
-        let (key, id, name) = match self.book.resolve(text) {
-            Ok(user) => (
+        let user = match self.book.resolve_mention(text) {
+            Some(user) => Some(user),
+            None if self.resolve_room(text).is_ok() => None,
+            None => Some(self.book.resolve(text)?),
+        };
+        let (key, id, name) = match user {
+            Some(user) => (
                 user.0.to_vec(),
                 user.to_string(),
                 self.book.display_name(&user),
             ),
-            Err(peer_error) => match self.resolve_room(text) {
-                Ok(room) => (room.0.to_vec(), room.to_string(), self.room_name(&room)),
-                Err(_) => return Err(peer_error.into()),
-            },
+            None => {
+                let room = self.resolve_room(text)?;
+                (room.0.to_vec(), room.to_string(), self.room_name(&room))
+            }
         };
         self.store.set_muted(&key, muted, now_ms())?;
         tracing::info!(conversation = %id, muted, "conversation mute changed");
@@ -133,7 +140,7 @@ impl Actor {
         let reply_to = reply_to.map(|id| self.quote(users, id)).transpose()?;
         let mentions: Vec<UserId> = mention_tokens(text)
             .into_iter()
-            .filter_map(|name| self.book.resolve(name).ok())
+            .filter_map(|name| self.book.resolve_mention(name))
             .filter(|user| *user != me)
             .fold(Vec::new(), |mut acc, user| {
                 if !acc.contains(&user) {
