@@ -77,6 +77,18 @@ fn three_nodes_discover_each_other_chat_and_notice_a_crash() {
     }
 
     step("everyone sees the others online");
+    // Found by mDNS, whoever dialled whom: listed as LAN peers, not as
+    // configured (static) ones.
+    for node in &nodes.0 {
+        for other in nodes.0.iter().filter(|n| n.name != node.name) {
+            let row = peer(&node.home, other.name).expect("listed");
+            assert_eq!(
+                row["via"], "lan",
+                "{} lists {}: {row}",
+                node.name, other.name
+            );
+        }
+    }
     send_and_check(&nodes, "Alice", "Bob", "hello from alice", DELIVERY);
     step("alice -> bob delivered");
     send_and_check(&nodes, "Carol", "Alice", "hello from carol", DELIVERY);

@@ -149,20 +149,29 @@ pub fn status(s: &StatusView) {
         println!("gateway: {} (epoch {})", g.device_id, g.epoch);
     }
     match &s.relay {
-        Some(r) => println!(
-            "relay: {} ({}){}",
-            r.addr,
-            if r.connected {
-                "connected"
-            } else {
-                "not connected"
-            },
-            r.error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ),
+        Some(r) => println!("relay: {} ({})", r.addr, relay_state(s, r)),
         None => println!("relay: none (LAN only)"),
+    }
+}
+
+/// How this node reaches the relay, in words: a branch member reaches it
+/// through its gateway, which is how it should be, not a fault.
+fn relay_state(s: &StatusView, r: &tincan_node::RelayView) -> String {
+    let error = r
+        .error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    match (&s.gateway, r.connected) {
+        (_, true) => "connected".to_string(),
+        (Some(g), false) if s.role == "member" => format!(
+            "reached through this branch's gateway {}",
+            &g.device_id[..8.min(g.device_id.len())]
+        ),
+        (None, false) if s.role == "member" => {
+            format!("to be reached through this branch's gateway, once one is elected{error}")
+        }
+        (_, false) => format!("not connected{error}"),
     }
 }
 
@@ -174,5 +183,45 @@ mod tests {
         assert!(!shown.contains('\u{1b}'));
         assert!(shown.contains("\\u{1b}"));
         assert!(shown.contains('\n'));
+    }
+
+    fn status(role: &str, gateway: bool, connected: bool) -> tincan_node::StatusView {
+        tincan_node::StatusView {
+            user_id: "u".into(),
+            device_id: "d".into(),
+            name: "Alice".into(),
+            listen: "0.0.0.0:47070".into(),
+            peers_online: 0,
+            peers_known: 0,
+            outbox: 0,
+            mdns: true,
+            org: Some("Acme".into()),
+            role: role.into(),
+            site: None,
+            gateway: gateway.then(|| tincan_node::GatewayView {
+                device_id: "6i5lx27lq2".into(),
+                epoch: 1,
+            }),
+            relay: Some(tincan_node::RelayView {
+                addr: "relay.example:4433#ab".into(),
+                connected,
+                error: (!connected).then(|| "timed out".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_branch_member_reaches_the_relay_through_its_gateway() {
+        let relay =
+            |s: &tincan_node::StatusView| super::relay_state(s, s.relay.as_ref().expect("relay"));
+        assert_eq!(
+            relay(&status("member", true, false)),
+            "reached through this branch's gateway 6i5lx27l"
+        );
+        assert_eq!(relay(&status("gateway", true, true)), "connected");
+        assert_eq!(
+            relay(&status("roaming", false, false)),
+            "not connected: timed out"
+        );
     }
 }

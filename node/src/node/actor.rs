@@ -123,7 +123,7 @@ pub(crate) struct Actor {
     store: Store,
     endpoint: quinn::Endpoint,
     events: broadcast::Sender<NodeEvent>,
-    static_peers: Vec<String>,
+    static_peers: peers::StaticPeers,
     mdns: bool,
     listen: SocketAddr,
     hello: Arc<Hello>,
@@ -211,7 +211,7 @@ impl Actor {
             store: parts.store,
             endpoint: parts.endpoint,
             events: parts.events,
-            static_peers: parts.static_peers,
+            static_peers: peers::StaticPeers::new(parts.static_peers),
             mdns: parts.mdns,
             listen: parts.listen,
             hello,
@@ -535,7 +535,10 @@ impl Actor {
                 reason,
                 lost,
             } => self.on_down(device, stable_id, reason, lost),
-            LinkEvent::Resolved(addrs) => self.dial_all(addrs, now_ms()),
+            LinkEvent::Resolved(addrs) => {
+                self.static_peers.resolved(&addrs);
+                self.dial_all(addrs, now_ms())
+            }
             LinkEvent::DialFailed { addr, reason } => self.on_dial_failed(addr, reason),
             LinkEvent::Inbound {
                 device,

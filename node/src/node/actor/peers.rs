@@ -31,6 +31,47 @@ pub(super) struct DialState {
     pub(super) next_at: u64,
 }
 
+/// The peers configured by address (`--peer`, `peers` in config.toml) and
+/// what their host names resolved to: a link to or from one of them is
+/// shown `via: static`, any other LAN link `via: lan`.
+pub(super) struct StaticPeers {
+    /// As configured: `HOST:PORT` or `IP:PORT`.
+    pub(super) configured: Vec<String>,
+    /// Addresses configured host names resolved to.
+    resolved: HashSet<SocketAddr>,
+}
+
+impl StaticPeers {
+    pub(super) fn new(configured: Vec<String>) -> Self {
+        StaticPeers {
+            configured,
+            resolved: HashSet::new(),
+        }
+    }
+
+    /// Remembers what a configured host name resolved to.
+    pub(super) fn resolved(&mut self, addrs: &[SocketAddr]) {
+        self.resolved.extend(addrs.iter().map(|a| canonical(*a)));
+    }
+
+    /// Whether `addr` is a configured peer's.
+    pub(super) fn contains(&self, addr: SocketAddr) -> bool {
+        let addr = canonical(addr);
+        self.resolved.contains(&addr)
+            || self
+                .configured
+                .iter()
+                .filter_map(|p| p.parse::<SocketAddr>().ok())
+                .any(|p| canonical(p) == addr)
+    }
+}
+
+/// `addr` with an IPv4-mapped IPv6 address as the IPv4 one (how a
+/// dual-stack socket reports an IPv4 peer).
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 impl Actor {
     /// A connection to `device` closed; the device goes offline when it
     /// was the last one.
@@ -107,11 +148,7 @@ impl Actor {
             let state = self.dials.entry(addr).or_default();
             *state = DialState::default();
         }
-        let via = if self.hints.contains_key(&device) {
-            Via::Lan
-        } else {
-            Via::Static
-        };
+        let via = self.via_of_link(&device, addr, dialed);
         let mut new_org_peer = false;
         if let Some(card) = self.org_card(&cert, &hello) {
             new_org_peer = self.org_peers.insert(device, card).is_none();
@@ -259,6 +296,24 @@ impl Actor {
         }
     }
 
+    /// How a new link to `device` at `addr` was found: a configured peer's
+    /// address is `Static`; a device heard on mDNS, introduced by a gateway,
+    /// known to the LAN mesh, or met at a LAN address while this node runs
+    /// mDNS is `Lan`; anything else (a peer that configured us) `Static`.
+    fn via_of_link(&self, device: &DeviceId, addr: SocketAddr, dialed: Option<SocketAddr>) -> Via {
+        if self.static_peers.contains(addr) || dialed.is_some_and(|a| self.static_peers.contains(a))
+        {
+            Via::Static
+        } else if self.hints.contains_key(device)
+            || self.mesh.record(device).is_some()
+            || (self.mdns && super::lan::is_lan_scope(addr.ip()))
+        {
+            Via::Lan
+        } else {
+            Via::Static
+        }
+    }
+
     /// An mDNS hint arrived or went away.
     pub(super) fn on_discovery(&mut self, ev: DiscoveryEvent) {
         match ev {
@@ -299,7 +354,7 @@ impl Actor {
             .filter(|(device, _)| !self.conns.contains_key(device))
             .filter_map(|(_, addrs)| self.next_dial(addrs, now))
             .collect();
-        for peer in &self.static_peers {
+        for peer in &self.static_peers.configured {
             match peer.parse::<SocketAddr>() {
                 Ok(addr) => targets.push(addr),
                 // A host name: resolve off the actor, dial when resolved.
