@@ -183,10 +183,13 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
             .await
             .map_err(|source| StartError::Metrics { addr, source })?;
         metrics_addr = listener.local_addr().ok();
-        tasks.push(tokio::spawn(metrics::serve(
-            listener,
-            shared.metrics.clone(),
-        )));
+        let from = shared.clone();
+        let body = Arc::new(move || {
+            let online = from.registry().online_count(from.clock.mono_ms());
+            from.metrics.devices_online.set(online as i64);
+            from.metrics.encode()
+        });
+        tasks.push(tokio::spawn(metrics::serve(listener, body)));
     }
     tasks.push(tokio::spawn(housekeeping::run(
         shared.clone(),

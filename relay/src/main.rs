@@ -128,11 +128,12 @@ fn status(home: &RelayHome, json: bool) -> anyhow::Result<()> {
     println!("stored mail: {}", view.mail_total);
     for org in &view.orgs {
         let online = org.devices.iter().filter(|d| d.online).count();
+        let direct = org.devices.iter().filter(|d| d.online && d.direct).count();
         println!(
-            "organisation {}: {} devices ({} online), {} sites, {} stored",
+            "organisation {}: {} devices ({online} online: {direct} connected directly, {} through a branch gateway), {} sites, {} stored",
             org.org_id,
             org.devices.len(),
-            online,
+            online - direct,
             org.sites.len(),
             org.mail
         );

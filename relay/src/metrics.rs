@@ -30,6 +30,10 @@ pub struct Metrics {
     /// Connections accepted since start.
     pub connections_accepted: Counter,
     /// Devices registered directly now.
+    pub devices_connected: Gauge,
+    /// Devices online now: connected directly or through their branch's
+    /// gateway (what `tincan-relay status` counts as online). Set when
+    /// the metrics are read.
     pub devices_online: Gauge,
     /// Route requests handled.
     pub routes: Counter,
@@ -76,6 +80,7 @@ impl Metrics {
             registry: Registry::default(),
             connections: Gauge::default(),
             connections_accepted: Counter::default(),
+            devices_connected: Gauge::default(),
             devices_online: Gauge::default(),
             routes: Counter::default(),
             answers: Family::default(),
@@ -113,8 +118,13 @@ impl Metrics {
             m.connections_accepted.clone(),
         );
         registry.register(
-            "devices_online",
+            "devices_connected",
             "Devices registered directly",
+            m.devices_connected.clone(),
+        );
+        registry.register(
+            "devices_online",
+            "Devices online: connected directly or through their branch gateway",
             m.devices_online.clone(),
         );
         registry.register("routes", "Route requests handled", m.routes.clone());
@@ -190,14 +200,15 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>) {
+/// Serves `GET /metrics` on `listener` until the task is dropped; `body`
+/// gives the exposition text (so gauges read from elsewhere are fresh).
+pub async fn serve(listener: TcpListener, body: std::sync::Arc<dyn Fn() -> String + Send + Sync>) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let metrics = metrics.clone();
+        let body = body.clone();
         tokio::spawn(async move {
             let mut head = vec![0u8; 4096];
             let mut len = 0;
@@ -220,7 +231,7 @@ pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>) {
             let request = String::from_utf8_lossy(&head[..len]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
             let response = if request.starts_with("GET ") && path == "/metrics" {
-                let body = metrics.encode();
+                let body = body();
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()

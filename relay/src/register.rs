@@ -200,7 +200,7 @@ pub async fn first_register(
     match replaced {
         Some(old) => old.close(close::REPLACED, b"replaced by a newer connection"),
         None => {
-            shared.metrics.devices_online.inc();
+            shared.metrics.devices_connected.inc();
         }
     }
     let welcome = Frame::Welcome(Welcome {
@@ -296,7 +296,7 @@ pub fn departed(shared: &Arc<Shared>, peer: &Peer) {
             .registry()
             .unregister(now, wall, peer.org, peer.device, peer.conn.stable_id());
     if removed {
-        shared.metrics.devices_online.dec();
+        shared.metrics.devices_connected.dec();
         shared
             .limits
             .lock()

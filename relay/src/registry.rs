@@ -426,6 +426,23 @@ impl Registry {
         changed
     }
 
+    /// How many devices of every organisation are online: connected
+    /// directly or behind a live site's gateway (the directory's `online`).
+    pub fn online_count(&self, now_ms: u64) -> usize {
+        self.orgs
+            .iter()
+            .map(|(org, state)| {
+                state
+                    .known
+                    .keys()
+                    .filter(|d| {
+                        state.direct.contains_key(*d) || self.live_site(now_ms, org, d).is_some()
+                    })
+                    .count()
+            })
+            .sum()
+    }
+
     /// The directory of `org`: every known device with its reachability.
     pub fn directory(&self, now_ms: u64, org: &OrgId) -> Vec<DirectoryEntry> {
         let Some(state) = self.orgs.get(org) else {

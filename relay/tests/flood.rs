@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::relay::Relay;
+use common::relay::{metric, Relay};
 use common::{answer_for, route_of, seal, Client, Org, DEADLINE};
 use quinn::crypto::rustls::QuicClientConfig;
 use tincan_core::route::Answer;
@@ -21,7 +21,6 @@ use tincan_core::wire::Frame;
 use tincan_core::Identity;
 use tincan_node::keystore::OsEntropy;
 use tincan_node::{rpc, tls};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Most flood attempts (a bound, not a target).
 const FLOOD_ATTEMPTS: usize = 600;
@@ -138,22 +137,6 @@ async fn flood(relay: SocketAddr, stop: Arc<AtomicBool>, stats: Arc<FloodStats>)
     for (endpoint, _) in sources {
         endpoint.close(0u32.into(), b"flood over");
     }
-}
-
-/// The sum of every sample of `name` in the relay's metrics.
-async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.expect("response");
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::relay::Relay;
+use common::relay::{cli, metric, Relay};
 use common::{answer_for, route_of, seal, Client, Inbound, Org};
 use tincan_core::route::{Answer, Route, Routed};
 use tincan_core::site::SiteId;
@@ -304,4 +304,59 @@ async fn epoch_jumps_are_refused_so_the_site_keeps_getting_gateways() {
         }
         other => panic!("expected a grant, got {other:?}"),
     }
+}
+
+/// `status` and `/metrics` count the same devices online: those connected
+/// directly and those behind a live site's gateway, each said apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_metrics_agree_on_who_is_online() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acme = Org::new("Acme");
+    let relay = Relay::start(dir.path(), &[acme.id()], &["--metrics", "127.0.0.1:0"]);
+    let metrics = relay.metrics.expect("metrics addr");
+    let site = SiteId([9; 16]);
+    let (gw, member, alice) = (acme.device("gw"), acme.device("m1"), acme.device("alice"));
+    let g = Client::connect_with(relay.addr, &gw, gw.register(), vec![member.clone()])
+        .await
+        .expect("gw");
+    let a = Client::connect(relay.addr, &alice).await.expect("alice");
+    assert!(matches!(
+        g.request(claim(site, 1)).await,
+        Frame::LeaseGranted { .. }
+    ));
+    let members = Frame::SiteMembers {
+        site,
+        epoch: 1,
+        members: vec![gw.card(), member.card()],
+    };
+    assert_eq!(g.request(members).await, Frame::Ack);
+    a.wait_directory("m1 behind the site", |d| {
+        d.iter().any(|e| e.cert == member.cert() && e.online)
+    })
+    .await;
+
+    let status = relay.status();
+    let online = status["orgs"][0]["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .filter(|d| d["online"] == true)
+        .count();
+    assert_eq!(online, 3, "{status:#}");
+    assert_eq!(metric(metrics, "tincan_relay_devices_online").await, 3);
+    assert_eq!(metric(metrics, "tincan_relay_devices_connected").await, 2);
+    let human = cli(dir.path(), &["status"]);
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains("3 devices (3 online: 2 connected directly, 1 through a branch gateway)"),
+        "{human}"
+    );
+
+    // The gateway leaves: its member is no longer reachable either.
+    g.close().await;
+    common::eventually("the site's devices offline in the metrics", || async {
+        (metric(metrics, "tincan_relay_devices_online").await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(metric(metrics, "tincan_relay_devices_connected").await, 1);
 }

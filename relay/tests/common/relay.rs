@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tincan_core::OrgId;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tincan-relay");
@@ -119,4 +120,23 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The sum of every sample of `name` in the relay's metrics.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.expect("response");
+    body.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
 }
