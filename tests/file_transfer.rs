@@ -305,6 +305,36 @@ fn a_killed_receiver_resumes_from_its_last_verified_chunk() {
     make_file(&src, size, 2);
     let id = id_of(&send(&alice, "Bob", &[&src]));
     bob.wait_offer(&id);
+    // A file where the folder should be, or a folder whose parent is
+    // missing, is refused in words, and nothing is created.
+    let not_a_folder = bob.home().join("notes.txt");
+    std::fs::write(&not_a_folder, "").expect("write a file");
+    let out = cli(
+        bob.home(),
+        &[
+            "file",
+            "accept",
+            &id,
+            "--to",
+            not_a_folder.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not a folder"),
+        "{err}"
+    );
+    let deep = bob.home().join("nonexistent/dl");
+    let out = cli(
+        bob.home(),
+        &["file", "accept", &id, "--to", deep.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!bob.home().join("nonexistent").exists());
     let dest = bob.home().join("inbox");
     bob.json(&[
         "file",

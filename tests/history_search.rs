@@ -133,4 +133,18 @@ fn export_json_round_trips_and_html_is_escaped() {
 
     let out = ann.run(&["export", "--peer", "nobody", "--out", "/nonexistent/x"]);
     assert!(!out.status.success());
+
+    // An existing file is replaced only when asked; errors name the file
+    // asked for, never the temporary one beside it.
+    let path = json_file.to_str().expect("utf-8");
+    let out = ann.run(&["export", "--out", path]);
+    assert!(!out.status.success(), "export overwrote {path} silently");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already exists; pass --force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&json_file).expect("kept"), text);
+    ann.json(&["export", "--out", path, "--force", "--json"]);
+    let out = ann.run(&["export", "--out", "/nonexistent/all.json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write /nonexistent/all.json"), "{err}");
+    assert!(!err.contains(".tmp"), "{err}");
 }

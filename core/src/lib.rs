@@ -50,6 +50,7 @@ pub mod peer_book;
 pub mod post;
 pub mod presence;
 pub mod receipt;
+pub mod report;
 pub mod room;
 pub mod route;
 pub mod site;

@@ -8,14 +8,15 @@ mod org;
 mod post;
 mod print;
 mod room;
+mod when;
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tincan_node::{
-    config, keystore, ControlClient, Home, MessageView, Node, NodeConfig, PeerView, Request,
-    StatusView, WhoAmI,
+    config, keystore, ControlClient, ControlError, HistoryQuery, Home, MessageView, Node,
+    NodeConfig, PeerView, Request, StatusView, WhoAmI,
 };
 
 /// tincan — an office messenger with no server: nodes on a LAN find each
@@ -108,12 +109,19 @@ enum Command {
         /// The recipient: display name or user-id prefix; several separated
         /// by commas (`bob,carol`) get one message sealed to all of them.
         peer: String,
-        /// The text (at most 64 KiB; bigger content belongs in a file transfer).
-        text: String,
+        /// The text (at most 64 KiB; bigger content belongs in a file
+        /// transfer); `-` reads it from standard input, e.g.
+        /// `df -h | tincan send bob -`.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        text: Option<String>,
+        /// Read the text from this file (UTF-8, at most 64 KiB).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
         /// Wait until the recipient's device acknowledges it; exit 0 only then.
         #[arg(long)]
         wait: bool,
-        /// With --wait: stop waiting after SECS (the message stays queued).
+        /// With --wait: stop waiting after SECS (the message is not lost: it
+        /// stays queued here, or the relay holds it; the error says which).
         #[arg(long, value_name = "SECS", requires = "wait")]
         timeout: Option<u64>,
         /// Reply to this message (its id, or at least 6 hex characters of
@@ -125,7 +133,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show the conversation with a peer, oldest first.
+    /// Show the conversation with a peer, oldest first (reads the database
+    /// directly when no node runs).
     History {
         /// The peer: display name or user-id prefix.
         peer: String,
@@ -254,18 +263,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Send {
             peer,
             text,
+            file,
             wait,
             timeout,
             reply_to,
             json,
         } => {
-            if text.len() > tincan_core::wire::MAX_TEXT_LEN {
-                bail!(
-                    "message is {} bytes, over the {}-byte limit for text; send it as a file instead",
-                    text.len(),
-                    tincan_core::wire::MAX_TEXT_LEN
-                );
-            }
+            let text = message_text(text, file)?;
             let request = Request::Send {
                 peer,
                 text,
@@ -287,17 +291,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             since,
             json,
         } => {
-            let request = Request::History {
-                peer,
+            let query = HistoryQuery {
                 limit,
-                before,
-                since,
+                before_ms: before,
+                since_ms: since,
             };
-            let messages: Vec<MessageView> = ask(&home, &request).await?;
+            let (messages, authors) = history(&home, peer, query).await?;
             if json {
                 print::json(&messages)?;
             } else {
-                print::history(&messages);
+                print::history(&messages, &authors);
             }
         }
         Command::Status { json } => {
@@ -323,6 +326,106 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The text of `send`: as given, from standard input (`-`) or from a file,
+/// refused when over the text limit (a file transfer carries more).
+fn message_text(text: Option<String>, file: Option<PathBuf>) -> Result<String> {
+    use std::io::Read;
+    let max = tincan_core::wire::MAX_TEXT_LEN;
+    let (text, source) = match (text.as_deref(), file) {
+        (Some("-"), _) => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .take(max as u64 + 3)
+                .read_to_end(&mut bytes)
+                .context("cannot read the message from standard input")?;
+            (bytes, "standard input".to_string())
+        }
+        (Some(_), _) => (text.unwrap_or_default().into_bytes(), "the message".into()),
+        (None, Some(path)) => {
+            let mut bytes = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| f.take(max as u64 + 3).read_to_end(&mut bytes))
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            (bytes, path.display().to_string())
+        }
+        (None, None) => bail!("give the text, `-` for standard input, or --file FILE"),
+    };
+    let over = || {
+        anyhow::anyhow!(
+            "{source} is over the {}-KiB limit for a message; send it as a file instead (`tincan file send`)",
+            max / 1024
+        )
+    };
+    // Up to a line end over the limit may still fit once the line end is
+    // dropped; beyond, it is too big (and may be cut inside a character).
+    if text.len() > max + 2 {
+        return Err(over());
+    }
+    let mut text = String::from_utf8(text).map_err(|_| {
+        anyhow::anyhow!(
+            "{source} is not UTF-8 text; send it as a file instead (`tincan file send`)"
+        )
+    })?;
+    // What `echo` or a file adds at the end is not part of the message.
+    if source != "the message" && text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.len() > max {
+        return Err(over());
+    }
+    Ok(text)
+}
+
+/// The conversation with `peer` and who is who in it: from the running
+/// node, or read-only from the database when none runs.
+async fn history(
+    home: &Home,
+    peer: String,
+    query: HistoryQuery,
+) -> Result<(Vec<MessageView>, print::Authors)> {
+    let request = Request::History {
+        peer: peer.clone(),
+        limit: query.limit,
+        before: query.before_ms,
+        since: query.since_ms,
+    };
+    match ControlClient::connect(home).await {
+        Ok(mut client) => {
+            let data = client.request(&request).await?;
+            let messages =
+                serde_json::from_value(data).context("unexpected answer from the node")?;
+            Ok((messages, authors(home, false).await?))
+        }
+        Err(ControlError::NotRunning(_)) => {
+            let stored = tincan_node::read_history(home, &peer, &query)?;
+            let me = keystore::load(home)?.user_id().to_string();
+            Ok((stored.messages, print::Authors::new(me, stored.names)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Display names of the running node's peers (and room members with
+/// `rooms`), to print who wrote what.
+async fn authors(home: &Home, rooms: bool) -> Result<print::Authors> {
+    let me = keystore::load(home)?.user_id().to_string();
+    let peers: Vec<PeerView> = ask(home, &Request::Peers).await?;
+    let mut names: Vec<(String, String)> = peers.into_iter().map(|p| (p.user_id, p.name)).collect();
+    if rooms {
+        let rooms: Vec<tincan_node::RoomView> = ask(home, &Request::RoomList).await?;
+        names.extend(
+            rooms
+                .into_iter()
+                .flat_map(|r| r.members)
+                .map(|m| (m.user_id, m.name)),
+        );
+    }
+    Ok(print::Authors::new(me, names))
 }
 
 async fn ask<T: serde::de::DeserializeOwned>(home: &Home, request: &Request) -> Result<T> {

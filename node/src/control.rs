@@ -214,6 +214,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
                 return Reply::data(sent);
             }
             let id = sent.id.clone();
+            let mut last = sent.state;
             let until_final = async {
                 loop {
                     match events.recv().await {
@@ -227,7 +228,7 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
                             MessageState::Failed => {
                                 return Err(error.unwrap_or_else(|| "delivery failed".into()))
                             }
-                            _ => {}
+                            other => last = other,
                         },
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => {
@@ -237,13 +238,12 @@ async fn handle(node: &NodeHandle, request: Request) -> Reply {
                 }
             };
             let outcome = match timeout_secs {
-                Some(secs) => tokio::time::timeout(Duration::from_secs(secs), until_final)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "not delivered within {secs} s; it stays queued and will be delivered when {peer} is reachable"
-                        ))
-                    }),
+                Some(secs) => {
+                    match tokio::time::timeout(Duration::from_secs(secs), until_final).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(still_on_its_way(secs, &peer, last)),
+                    }
+                }
                 None => until_final.await,
             };
             match outcome {
@@ -308,4 +308,30 @@ pub fn serve(_home: &Home, _node: NodeHandle) -> std::io::Result<ControlServer> 
     Err(std::io::Error::other(
         "the control socket needs a Unix platform for now",
     ))
+}
+
+/// Why `send --wait --timeout` gave up, saying where the message is: held
+/// by a relay or gateway (`sent`) or still queued on this device.
+fn still_on_its_way(secs: u64, peer: &str, state: MessageState) -> String {
+    match state {
+        MessageState::Sent => format!(
+            "not delivered within {secs} s; the relay holds it (state: sent) and delivers it when {peer} is back online"
+        ),
+        _ => format!(
+            "not delivered within {secs} s; it stays queued on this device (state: queued) and is sent when {peer} is reachable"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_out_wait_says_where_the_message_is() {
+        let held = still_on_its_way(5, "bob", MessageState::Sent);
+        assert!(held.contains("the relay holds it (state: sent)"), "{held}");
+        let queued = still_on_its_way(5, "bob", MessageState::Queued);
+        assert!(queued.contains("stays queued on this device"), "{queued}");
+    }
 }

@@ -50,5 +50,8 @@ pub use event::{
 pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
-pub use node::{BroadcastView, ForgottenView, MuteView, Node, NodeError, NodeHandle, StartError};
+pub use node::{
+    read_history, BroadcastView, ForgottenView, MuteView, Node, NodeError, NodeHandle, StartError,
+    StoredHistory,
+};
 pub use store::{HistoryQuery, MessageState};

@@ -20,7 +20,7 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tincan_core::report::one_line(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

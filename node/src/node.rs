@@ -25,12 +25,14 @@ mod chat;
 mod devices;
 mod link;
 mod names;
+mod offline;
 pub(crate) mod post;
 mod rooms;
 mod transfer;
 mod uplink;
 
 pub use names::ForgottenView;
+pub use offline::{read_history, StoredHistory};
 pub use post::{BroadcastView, MuteView};
 
 use std::net::SocketAddr;
@@ -199,6 +201,12 @@ pub enum NodeError {
     /// The room's membership log refused the change, or a room limit.
     #[error(transparent)]
     Room(#[from] tincan_core::RoomError),
+    /// This user is not an admin of the room (named) they tried to change.
+    #[error("you are not an admin of {0}; ask one of its admins (`tincan room list` shows them)")]
+    NotRoomAdmin(String),
+    /// This user is not a member of the room (named) any more.
+    #[error("you are not a member of {0}")]
+    NotRoomMember(String),
     /// A join link that does not parse.
     #[error("not a room id, name or join link: {0}")]
     BadLink(String),
@@ -207,6 +215,9 @@ pub enum NodeError {
         "{0} is online; only a peer that is offline can be forgotten (it would be back at once)"
     )]
     ForgetOnline(String),
+    /// History asked of a home where no node has run yet.
+    #[error("no node has run with home {0} yet, so there is no history (start one: `tincan run`)")]
+    NoHistoryYet(String),
     /// `peers forget` of oneself.
     #[error("you cannot forget yourself")]
     ForgetSelf,

@@ -101,6 +101,15 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: u32,
     },
+    /// A database opened read-only is of another schema version than this
+    /// build's; a node started once brings an older one up to date.
+    #[error("database schema version {found} is not this build's ({supported}): a newer tincan wrote it, or an older one that starting the node (`tincan run`) brings up to date")]
+    OtherVersion {
+        /// The `user_version` found in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
     /// A device is already known under a different user. Device ids are bound
     /// to one user key, so this is a bug or a forged certificate; the stored
     /// record is kept.
@@ -159,6 +168,28 @@ impl Store {
         let conn = Connection::open(path).map_err(open_err)?;
         configure(&conn, true).map_err(open_err)?;
         Self::migrated(conn)
+    }
+
+    /// Opens the database at `path` read-only, to read while no node runs:
+    /// no migration and no write. A file of another schema version is
+    /// refused, since its rows may not decode; a missing one is an error.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let found = migrations::user_version(&conn)?;
+        if found != migrations::LATEST {
+            return Err(StoreError::OtherVersion {
+                found,
+                supported: migrations::LATEST,
+            });
+        }
+        Ok(Store { conn })
     }
 
     /// Opens a fresh database that lives only as long as the returned store

@@ -12,7 +12,7 @@ use tincan_relay::{key, RelayConfig, RelayHome};
 fn main() {
     if let Err(e) = real_main() {
         // One clear line (no backtrace dump), non-zero exit.
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", tincan_core::report::one_line(e.as_ref()));
         std::process::exit(1);
     }
 }

@@ -94,9 +94,12 @@ pub enum ChatCommand {
         /// Only the conversation with this peer [default: all].
         #[arg(long)]
         peer: Option<String>,
-        /// Where to write it.
+        /// Where to write it (an existing file is replaced only with --force).
         #[arg(long)]
         out: PathBuf,
+        /// Replace the file at --out if there is one.
+        #[arg(long)]
+        force: bool,
         /// Print a summary as JSON: {"out","format","conversations","messages","rooms"}.
         #[arg(long)]
         json: bool,
@@ -217,8 +220,15 @@ pub async fn run(home: &Home, cmd: ChatCommand) -> Result<()> {
             format,
             peer,
             out,
+            force,
             json,
         } => {
+            if !force && out.exists() {
+                bail!(
+                    "{} already exists; pass --force to replace it, or choose another --out",
+                    out.display()
+                );
+            }
             let export: ExportView = ask(home, &Request::Export { peer }).await?;
             let (bytes, name) = match format {
                 ExportFormat::Json => (serde_json::to_vec_pretty(&export)?, "json"),
@@ -255,11 +265,16 @@ pub(super) fn show<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) 
 
 /// Writes `bytes` to `path` through a temporary file in the same
 /// directory, so a crash leaves the old file or the new one, never half.
+/// Errors name `path`, the file the user asked for, not the temporary one.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file name", path.display()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
 }

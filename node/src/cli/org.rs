@@ -117,7 +117,10 @@ fn show(view: &MembershipView, json: bool) -> Result<()> {
     } else {
         println!("organisation: {} ({})", view.org_name, view.org_id);
         println!("member:       {}", view.user_id);
-        println!("valid until:  unix time {}", view.expires_at);
+        println!(
+            "valid until:  {}",
+            super::when::date_time_secs(view.expires_at)
+        );
         Ok(())
     }
 }

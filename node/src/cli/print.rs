@@ -1,6 +1,10 @@
 //! Human-readable and JSON output of CLI commands.
 
+use std::collections::HashMap;
+
 use tincan_node::{MessageView, PeerView, PresenceView, SearchHitView, StatusView, WhoAmI};
+
+use super::when;
 
 /// Prints any value as pretty JSON on stdout.
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
@@ -39,15 +43,63 @@ pub fn peers(peers: &[PeerView]) {
     }
 }
 
-pub fn history(messages: &[MessageView]) {
+/// Who wrote what: display names by user id, this user's own id, to
+/// print a message's author ("you" for this user's own).
+#[derive(Debug, Default)]
+pub struct Authors {
+    me: String,
+    names: HashMap<String, String>,
+}
+
+impl Authors {
+    /// Authors known from `names` (user id → display name); `me` is this
+    /// user's id.
+    pub fn new(me: String, names: impl IntoIterator<Item = (String, String)>) -> Self {
+        Authors {
+            me,
+            names: names.into_iter().collect(),
+        }
+    }
+
+    /// The name to print for `user`: "you", a display name, or the start
+    /// of an unknown id.
+    pub fn of(&self, user: &str) -> String {
+        if user == self.me {
+            return "you".to_string();
+        }
+        match self.names.get(user) {
+            Some(name) => terminal_safe(name),
+            None => user[..8.min(user.len())].to_string(),
+        }
+    }
+}
+
+/// A conversation as people read it: a line with the day when it changes,
+/// then `14:05 Bob: text`, with the delivery state of one's own messages
+/// and why one failed.
+pub fn history(messages: &[MessageView], authors: &Authors) {
+    print!("{}", history_text(messages, authors));
+}
+
+fn history_text(messages: &[MessageView], authors: &Authors) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut day = None;
     for m in messages {
-        let arrow = if m.direction == "out" { "→" } else { "←" };
+        let sent = when::local(m.sent_at);
+        if let Some(sent) = sent {
+            if day != Some(sent.date_naive()) {
+                day = Some(sent.date_naive());
+                let _ = writeln!(out, "— {} —", when::day(sent));
+            }
+        }
+        let clock = sent.map(when::clock).unwrap_or_else(|| "--:--".into());
         if m.system {
-            println!("{} — {}", m.sent_at, terminal_safe(&m.text));
+            let _ = writeln!(out, "{clock} · {}", terminal_safe(&m.text));
             continue;
         }
         if let Some(quote) = &m.reply_to {
-            println!("    ↳ re: {}", terminal_safe(&quote.excerpt));
+            let _ = writeln!(out, "      ↳ re: {}", terminal_safe(&quote.excerpt));
         }
         let text = if m.deleted {
             "(message deleted)".to_string()
@@ -64,7 +116,20 @@ pub fn history(messages: &[MessageView]) {
         if m.offline {
             marks.push_str(" (received while offline)");
         }
-        println!("{} {arrow} {text} [{}]{marks}", m.sent_at, m.state);
+        if m.direction == "out" {
+            marks.push_str(&format!(" [{}]", delivery(m)));
+        }
+        let _ = writeln!(out, "{clock} {}: {text}{marks}", authors.of(&m.from));
+    }
+    out
+}
+
+/// The delivery state of one's own message in words.
+fn delivery(m: &MessageView) -> String {
+    match (m.state, &m.error) {
+        (tincan_node::MessageState::Failed, Some(why)) => format!("failed: {why}"),
+        (tincan_node::MessageState::Sent, _) => "sent, not delivered yet".to_string(),
+        (state, _) => state.to_string(),
     }
 }
 
@@ -98,7 +163,7 @@ pub fn search(hits: &[SearchHitView]) {
         };
         println!(
             "{} {arrow} {} {}",
-            m.sent_at,
+            when::date_time(m.sent_at),
             &peer[..8.min(peer.len())],
             terminal_safe(&h.highlight)
         );
@@ -178,11 +243,65 @@ fn relay_state(s: &StatusView, r: &tincan_node::RelayView) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn an_error_names_each_cause_once() {
+        let os = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let bind = tincan_node::StartError::Bind {
+            addr: "127.0.0.1:47070".parse().expect("addr"),
+            source: os,
+        };
+        let e = anyhow::Error::new(bind).context("cannot start the node");
+        let text = tincan_core::report::one_line(e.as_ref());
+        assert_eq!(text.matches("in use").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot start the node: cannot listen on 127.0.0.1:47070"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn escape_sequences_are_neutralised() {
         let shown = super::terminal_safe("hi\u{1b}[2Jthere\nline");
         assert!(!shown.contains('\u{1b}'));
         assert!(shown.contains("\\u{1b}"));
         assert!(shown.contains('\n'));
+    }
+
+    fn message(from: &str, direction: &str, text: &str) -> tincan_node::MessageView {
+        serde_json::from_value(serde_json::json!({
+            "id": "00ff", "from": from, "to": "x", "text": text,
+            "sent_at": 1_828_122_487_000u64, "state": "delivered", "direction": direction,
+        }))
+        .expect("a message view")
+    }
+
+    #[test]
+    fn history_shows_local_times_authors_and_why_a_message_failed() {
+        let authors = super::Authors::new("me".into(), [("bob".to_string(), "Bob".to_string())]);
+        let mut failed = message("me", "out", "are you there?");
+        failed.state = tincan_node::MessageState::Failed;
+        failed.error = Some("expired after 7 days undelivered".into());
+        let shown = super::history_text(
+            &[
+                message("bob", "in", "hello"),
+                message("me", "out", "hi bob"),
+                failed,
+                message("carol-id-long", "in", "who am i"),
+            ],
+            &authors,
+        );
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(
+            lines[0].starts_with("— ") && lines[0].contains("2027"),
+            "{shown}"
+        );
+        assert!(lines[1].ends_with(" Bob: hello"), "{shown}");
+        assert!(lines[2].ends_with(" you: hi bob [delivered]"), "{shown}");
+        assert!(
+            lines[3].ends_with(" you: are you there? [failed: expired after 7 days undelivered]"),
+            "{shown}"
+        );
+        assert!(lines[4].ends_with(" carol-id: who am i"), "{shown}");
+        assert!(!shown.contains("1828122487"), "no Unix times: {shown}");
     }
 
     fn status(role: &str, gateway: bool, connected: bool) -> tincan_node::StatusView {

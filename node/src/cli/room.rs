@@ -249,7 +249,11 @@ pub async fn run(home: &Home, cmd: RoomCommand) -> Result<()> {
                 since,
             };
             let messages: Vec<MessageView> = ask(home, &request).await?;
-            show(json, &messages, |m| print::history(m))?;
+            if json {
+                print::json(&messages)?;
+            } else {
+                print::history(&messages, &super::authors(home, true).await?);
+            }
         }
         RoomCommand::Topic { room, topic, json } => {
             room_reply(json, ask(home, &Request::RoomTopic { room, topic }).await?)?

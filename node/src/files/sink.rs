@@ -39,6 +39,31 @@ pub fn disk_error(error: &std::io::Error, what: &Path) -> String {
     }
 }
 
+/// Makes sure `dest` is a folder to receive into: an existing folder, or
+/// one created now when its parent exists. Missing parents are not
+/// created (a mistyped `/nonexistent/dl` must not make folders at the
+/// root of the disk); a file in the way is "not a folder". Returns
+/// whether the folder was created.
+pub fn ensure_folder(dest: &Path) -> Result<bool, String> {
+    match std::fs::metadata(dest) {
+        Ok(meta) if meta.is_dir() => return Ok(false),
+        Ok(_) => return Err(format!("{} is not a folder", dest.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(disk_error(&e, dest)),
+    }
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(format!(
+                "cannot create the folder {}: {} does not exist (only the folder named is created, not the folders above it)",
+                dest.display(),
+                parent.display()
+            ));
+        }
+    }
+    std::fs::create_dir(dest).map_err(|e| disk_error(&e, dest))?;
+    Ok(true)
+}
+
 /// `name`, then `name (1).ext`, `name (2).ext`, ... (the extension is
 /// what follows the last dot, unless the name starts with it).
 pub fn numbered(name: &str, n: u32, is_dir: bool) -> String {
@@ -85,7 +110,7 @@ pub fn prepare(
     manifest: &Manifest,
     claimed: impl Fn(u32) -> bool,
 ) -> Result<Vec<u32>, String> {
-    std::fs::create_dir_all(dest).map_err(|e| disk_error(&e, dest))?;
+    ensure_folder(dest)?;
     for dir in &manifest.dirs {
         let path = staged_path(dest, map, dir);
         std::fs::create_dir_all(&path).map_err(|e| disk_error(&e, &path))?;
@@ -317,6 +342,22 @@ mod tests {
         assert!(!dest.join(&map2["pics"]).exists());
         let gone = StagedFiles::new(dest.into(), map2, Arc::new(manifest.clone()));
         assert!(gone.write(at(0, 0, b"x"), b"x").is_err());
+    }
+
+    #[test]
+    fn a_receiving_folder_is_made_without_its_parents_and_never_over_a_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let new = tmp.path().join("dl");
+        assert_eq!(ensure_folder(&new), Ok(true));
+        assert_eq!(ensure_folder(&new), Ok(false));
+        let deep = tmp.path().join("nonexistent/dl");
+        let err = ensure_folder(&deep).expect_err("parents are not made");
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(!tmp.path().join("nonexistent").exists());
+        let file = tmp.path().join("notes.txt");
+        std::fs::write(&file, b"x").expect("write");
+        let err = ensure_folder(&file).expect_err("a file is no folder");
+        assert!(err.ends_with("notes.txt is not a folder"), "{err}");
     }
 
     #[test]

@@ -257,28 +257,9 @@ impl Actor {
 
     /// Reloads pins, known peers and the outbox after a restart.
     fn restore(&mut self) -> Result<(), StoreError> {
-        for (name, user) in self.store.pins()? {
-            self.book.restore_pin(&name, user);
-        }
-        for peer in self.store.peers()? {
-            let Ok(cert) = DeviceCert::from_bytes(&peer.cert) else {
-                tracing::warn!(device = %peer.device, "stored peer certificate is unreadable; skipped");
-                continue;
-            };
-            if cert.verify().is_err() || cert.device_id() != peer.device {
-                tracing::warn!(device = %peer.device, "stored peer certificate is invalid; skipped");
-                continue;
-            }
-            self.certs.insert(peer.device, cert);
-            self.book.learn(PeerInfo {
-                device: peer.device,
-                user: peer.user,
-                name: peer.name,
-                addrs: peer.addrs.iter().filter_map(|a| a.parse().ok()).collect(),
-                online: false,
-                via: Via::Remembered,
-            });
-        }
+        let (book, certs) = super::offline::stored_book(&self.store)?;
+        self.book = book;
+        self.certs.extend(certs);
         let now = now_ms();
         for entry in self.store.outbox_entries()? {
             let to = self

@@ -476,9 +476,11 @@ impl Actor {
             )));
         }
         // Fail now, not halfway, when the folder cannot be written.
+        if crate::files::sink::ensure_folder(&dest).map_err(NodeError::Transfer)? {
+            tracing::info!(folder = %dest.display(), "created the folder to receive into");
+        }
         let probe = dest.join(format!(".tincan-probe-{}", key.0));
-        std::fs::create_dir_all(&dest)
-            .and_then(|()| std::fs::write(&probe, b""))
+        std::fs::write(&probe, b"")
             .and_then(|()| std::fs::remove_file(&probe))
             .map_err(|e| NodeError::Transfer(crate::files::sink::disk_error(&e, &dest)))?;
         let dest = std::fs::canonicalize(&dest).unwrap_or(dest);

@@ -273,6 +273,8 @@ impl Actor {
     }
 
     /// Writes an op of ours, stores it with its line and sends it.
+    /// A change refused because of who we are says so with the room's
+    /// name, not our raw id.
     pub(super) fn author_op(&mut self, id: RoomId, action: RoomAction) -> Result<(), NodeError> {
         let log = self
             .rooms
@@ -280,7 +282,10 @@ impl Actor {
             .get_mut(&id)
             .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))?;
         let before = log.state().members.clone();
-        let op = log.author(&self.identity.device, &self.identity.cert, action, now_ms())?;
+        let me = self.identity.user_id();
+        let op = log
+            .author(&self.identity.device, &self.identity.cert, action, now_ms())
+            .map_err(|e| refusal(e, me, &log.state().name))?;
         tracing::info!(room = %id, op = ?op.hash(), "room op");
         self.persist_room(id, &[op.hash()])?;
         self.distribute_ops(id, &[op], &before)?;
@@ -488,5 +493,14 @@ impl Actor {
             .get(&id)
             .map(|log| self.room_view(log))
             .ok_or_else(|| NodeError::UnknownRoom(id.to_string()))
+    }
+}
+
+/// A room's refusal of this user's own change, in words about them.
+pub(super) fn refusal(e: tincan_core::RoomError, me: UserId, room: &str) -> NodeError {
+    match e {
+        tincan_core::RoomError::NotAnAdmin(u) if u == me => NodeError::NotRoomAdmin(room.into()),
+        tincan_core::RoomError::NotAMember(u) if u == me => NodeError::NotRoomMember(room.into()),
+        other => other.into(),
     }
 }

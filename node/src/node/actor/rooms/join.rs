@@ -91,7 +91,7 @@ impl Actor {
             return Err(tincan_core::RoomError::Disabled.into());
         }
         if !state.admins.contains(&me) {
-            return Err(tincan_core::RoomError::NotAnAdmin(me).into());
+            return Err(NodeError::NotRoomAdmin(state.name.clone()));
         }
         let secret = data_encoding::HEXLOWER.encode(&self.link_secret(&id));
         Ok(RoomLinkView {

@@ -77,7 +77,7 @@ impl Actor {
             return Err(tincan_core::RoomError::Disabled.into());
         }
         if !state.members.contains(&me) {
-            return Err(tincan_core::RoomError::NotAMember(me).into());
+            return Err(NodeError::NotRoomMember(state.name.clone()));
         }
         Ok(())
     }
