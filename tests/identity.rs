@@ -125,8 +125,18 @@ fn full_name_or(user: &str) -> String {
 /// `tincan --home HOME init` on a terminal (a pty from `script`), typing
 /// `input`; returns what the terminal showed.
 fn init_on_a_terminal(home: &Path, input: &str) -> String {
+    let child = on_a_terminal(home, "init", input);
+    let out = child.wait_with_output().expect("wait for init");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "init on a terminal failed: {shown}");
+    shown
+}
+
+/// `tincan --home HOME ARGS` started on a terminal (a pty from `script`),
+/// with `input` typed.
+fn on_a_terminal(home: &Path, args: &str, input: &str) -> std::process::Child {
     let command = format!(
-        "'{}' --home '{}' init",
+        "'{}' --home '{}' {args}",
         common::tincan_bin().display(),
         home.display()
     );
@@ -144,10 +154,7 @@ fn init_on_a_terminal(home: &Path, input: &str) -> String {
         .expect("stdin")
         .write_all(input.as_bytes())
         .expect("type the answer");
-    let out = child.wait_with_output().expect("wait for init");
-    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "init on a terminal failed: {shown}");
-    shown
+    child
 }
 
 #[test]
@@ -187,6 +194,24 @@ fn init_without_a_name_asks_on_a_terminal_and_takes_the_full_name_otherwise() {
     init_on_a_terminal(&entered, "\n");
     let who = common::cli_json(&entered, &["whoami", "--json"]);
     assert_eq!(who["name"], default.as_str(), "{who}");
+
+    // A first `run` on a terminal asks too, then runs under that name.
+    let ran = dir.path().join("ran");
+    let mut child = on_a_terminal(&ran, "run --no-mdns --listen 127.0.0.1:0", "Dana Run\n");
+    let status = common::wait_for("the node to run", common::loopback::DEADLINE, || {
+        let out = common::cli(&ran, &["status", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
+            .flatten()
+    });
+    // The node runs until stopped: stop it (and the terminal around it).
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-f", &format!("{} run --no-mdns", ran.display())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status["name"], "Dana Run", "{status}");
 }
 
 #[test]

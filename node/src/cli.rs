@@ -10,6 +10,7 @@ mod print;
 mod room;
 mod when;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -59,8 +60,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the node in the foreground (creates an identity named after the
-    /// OS user on first run). Stop with Ctrl-C.
+    /// Run the node in the foreground (on first run creates an identity,
+    /// asking for your name on a terminal). Stop with Ctrl-C.
     Run {
         /// QUIC listen address [default: 47070 on every IPv6 and IPv4 address, or a random port if taken].
         #[arg(long, value_name = "ADDR")]
@@ -71,7 +72,9 @@ enum Command {
         /// Do not use mDNS (no LAN announce or discovery).
         #[arg(long)]
         no_mdns: bool,
-        /// The display name for a new identity [default: the OS user name].
+        /// The display name for a new identity [default: asked on a
+        /// terminal, offering your full name as the OS knows it; without a
+        /// terminal the OS user name].
         #[arg(long)]
         name: Option<String>,
         /// The organisation's relay, HOST:PORT#FINGERPRINT (overrides config.toml).
@@ -447,6 +450,15 @@ struct RunOptions {
 }
 
 async fn run_node(home: Home, options: RunOptions) -> Result<()> {
+    // A first run on a terminal asks for the name, as `init` does; a
+    // service or script takes the OS user name.
+    let name = match options.name {
+        Some(name) => name,
+        None if !home.identity_path().exists() && std::io::stdin().is_terminal() => {
+            name::for_new_identity(&home, false)?
+        }
+        None => tincan_node::platform::os_user_name(),
+    };
     init_tracing();
     let mut node_config = NodeConfig::from_home(home)?;
     if let Some(listen) = options.listen {
@@ -471,11 +483,7 @@ async fn run_node(home: Home, options: RunOptions) -> Result<()> {
     if let Some(limit) = options.wan_upload_limit {
         node_config.files.wan_upload_limit = config::parse_wan_limit(&limit)?;
     }
-    node_config.create_identity_as = Some(
-        options
-            .name
-            .unwrap_or_else(tincan_node::platform::os_user_name),
-    );
+    node_config.create_identity_as = Some(name);
     let node = Node::start(node_config).await?;
     let who = node.whoami();
     eprintln!(
