@@ -11,7 +11,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
-cargo build --release -q -p tincan-node --bin tincan
+# No -q: the first release build takes minutes (whole-program LTO), and
+# cargo's progress bar (shown on a terminal) says it is not stuck.
+echo "building tincan (release; a few minutes the first time)" >&2
+cargo build --release -p tincan-node --bin tincan
 target_dir="${CARGO_TARGET_DIR:-target}"
 echo "tincan built: $target_dir/release/tincan (try: $target_dir/release/tincan peers)" >&2
 "$target_dir/release/tincan" whoami >/dev/null 2>&1 || "$target_dir/release/tincan" init

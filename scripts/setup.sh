@@ -8,6 +8,8 @@ set -euo pipefail
 packages=(
   iproute2 nftables iptables iputils-ping tcpdump procps
   xvfb x11-apps imagemagick xauth xdotool
+  # desktop-file-validate (tests/packages.rs checks the .desktop entry).
+  desktop-file-utils
   # tincan-gui's X11 keyboard handling (winit loads it at run time).
   libxkbcommon-x11-0
   # libFuzzer (the fuzz smoke run of scripts/test.sh) is C++.

@@ -8,6 +8,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 
 cargo build --workspace --bins --examples
+# The tests use these binaries as they are. Without this they run their own
+# `cargo build -p tincan-node --bin tincan` (and -p tincan-relay, --example
+# ping_bot), which resolves features for that package alone, so it would
+# compile tincan-node and its dependents again: ~70 s with tests waiting
+# (see tests/common/cargo.rs, `prebuilt`).
+export TINCAN_PREBUILT=1
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

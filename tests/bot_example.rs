@@ -9,12 +9,14 @@ use std::time::Duration;
 use common::{cli, cli_json, free_udp_port, wait_for, Daemon};
 
 fn build_example() -> std::path::PathBuf {
-    let status = common::cargo::cargo()
-        .args(["build", "-q", "--example", "ping_bot"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build --example");
-    assert!(status.success(), "building the example failed");
+    if !common::cargo::prebuilt() {
+        let status = common::cargo::cargo()
+            .args(["build", "-q", "--example", "ping_bot"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example");
+        assert!(status.success(), "building the example failed");
+    }
     let bin = common::tincan_bin()
         .parent()
         .expect("target dir")

@@ -97,14 +97,16 @@ fn target_dir() -> PathBuf {
 fn tincan_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let start = Instant::now();
-        let mut build = cargo::cargo();
-        build
-            .args(["build", "-q", "-p", "tincan-node", "--bin", "tincan"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "building tincan failed");
-        println!("building tincan: {:?}", start.elapsed());
+        if !cargo::prebuilt() {
+            let start = Instant::now();
+            let mut build = cargo::cargo();
+            build
+                .args(["build", "-q", "-p", "tincan-node", "--bin", "tincan"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "building tincan failed");
+            println!("building tincan: {:?}", start.elapsed());
+        }
         let exe = std::env::current_exe().expect("current exe");
         let path = exe
             .parent()

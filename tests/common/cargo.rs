@@ -1,5 +1,6 @@
 //! `cargo`, as a test or benchmark runs it to build another package's
-//! binary. Shared by path (`#[path]`) with the GUI's tests and the bench.
+//! binary, and whether that build can be skipped. Shared by path
+//! (`#[path]`) with the GUI's tests and the bench.
 
 use std::process::Command;
 
@@ -9,7 +10,14 @@ use std::process::Command;
 /// would otherwise see them change between this nested build and a plain
 /// `cargo build`, and rebuild half the tree every time.
 pub fn cargo() -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    without_test_env(Command::new(
+        std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+    ))
+}
+
+/// `command` without the variables cargo sets for a running test or bench,
+/// for a script that runs cargo (see [`cargo`]).
+pub fn without_test_env(mut command: Command) -> Command {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("CARGO_PKG_")
@@ -24,4 +32,23 @@ pub fn cargo() -> Command {
         }
     }
     command
+}
+
+/// Whether the binaries the tests run are built already, so a test must
+/// not run a nested `cargo build`: `scripts/test.sh` sets `TINCAN_PREBUILT=1`
+/// after its `cargo build --workspace --bins --examples`.
+///
+/// A nested `cargo build -p tincan-node --bin tincan` (or `--example
+/// ping_bot`) would not reuse that build's artifacts: `-p` unifies the
+/// features of shared dependencies over the selected package alone, without
+/// the GUI's dependencies (iced turns on more features of rustix, memchr,
+/// smallvec, regex-syntax, ...), so tincan-node and what depends on it are
+/// compiled again, once per selection: about 70 s of a first test run with
+/// tests waiting on it.
+#[allow(
+    dead_code,
+    reason = "the bench builds release binaries, never prebuilt"
+)]
+pub fn prebuilt() -> bool {
+    std::env::var_os("TINCAN_PREBUILT").is_some_and(|v| !v.is_empty() && v != "0")
 }

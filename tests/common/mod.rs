@@ -30,18 +30,28 @@ pub fn relay_bin() -> &'static Path {
     BIN.get_or_init(|| build_bin("tincan-relay", "tincan-relay"))
 }
 
+/// The path of the `tincan-gui` binary, built once per test process.
+pub fn gui_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("tincan-gui", "tincan-gui"))
+}
+
+/// Builds `bin` of `package` (unless [`cargo::prebuilt`]) and returns its
+/// path in this test's target directory and profile.
 fn build_bin(package: &str, bin: &str) -> PathBuf {
-    let mut build = cargo::cargo();
-    build.args(["build", "-q", "-p", package, "--bin", bin]);
-    // `cargo test --release` looks for (and must run) release binaries.
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
+    if !cargo::prebuilt() {
+        let mut build = cargo::cargo();
+        build.args(["build", "-q", "-p", package, "--bin", bin]);
+        // `cargo test --release` looks for (and must run) release binaries.
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building {bin} failed");
     }
-    let status = build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building {bin} failed");
     // target/<profile>/deps/<test-binary> -> target/<profile>/<bin>
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
@@ -78,7 +88,12 @@ pub fn free_udp_port() -> u16 {
 
 /// Runs `tincan --home HOME ARGS...` to completion.
 pub fn cli(home: &Path, args: &[&str]) -> Output {
-    Command::new(tincan_bin())
+    cli_with(tincan_bin(), home, args)
+}
+
+/// Like [`cli`], with another `tincan` binary (an installed one).
+pub fn cli_with(bin: &Path, home: &Path, args: &[&str]) -> Output {
+    Command::new(bin)
         .arg("--home")
         .arg(home)
         .args(args)
@@ -89,7 +104,12 @@ pub fn cli(home: &Path, args: &[&str]) -> Output {
 
 /// Runs a CLI command that must succeed and print JSON; returns the JSON.
 pub fn cli_json(home: &Path, args: &[&str]) -> serde_json::Value {
-    let out = cli(home, args);
+    cli_json_with(tincan_bin(), home, args)
+}
+
+/// Like [`cli_json`], with another `tincan` binary (an installed one).
+pub fn cli_json_with(bin: &Path, home: &Path, args: &[&str]) -> serde_json::Value {
+    let out = cli_with(bin, home, args);
     assert!(
         out.status.success(),
         "tincan {args:?} failed: {}\n{}",
@@ -123,6 +143,8 @@ pub fn daemon_logs(home: &Path) -> String {
 pub struct Daemon {
     /// The daemon's home directory.
     pub home: PathBuf,
+    /// The `tincan` binary it runs (its CLI checks readiness).
+    bin: PathBuf,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -150,7 +172,13 @@ impl Daemon {
             }
             None => Command::new(tincan_bin()),
         };
-        Self::spawn(cmd, home, args, env)
+        Self::spawn(cmd, tincan_bin(), home, args, env)
+    }
+
+    /// Like [`Daemon::start`] with another `tincan` binary (an installed
+    /// one), which also answers the readiness checks.
+    pub fn start_bin(bin: &Path, home: &Path, args: &[&str]) -> Daemon {
+        Self::spawn(Command::new(bin), bin, home, args, &[])
     }
 
     /// Like [`Daemon::start`], in a private mount namespace of its own in
@@ -166,7 +194,7 @@ impl Daemon {
             .args(["sh", size])
             .arg(dir)
             .arg(tincan_bin());
-        Self::spawn(cmd, home, args, &[])
+        Self::spawn(cmd, tincan_bin(), home, args, &[])
     }
 
     /// The daemon's process id (for `nsenter`).
@@ -174,7 +202,13 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
-    fn spawn(mut cmd: Command, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    fn spawn(
+        mut cmd: Command,
+        bin: &Path,
+        home: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         std::fs::create_dir_all(home).expect("create home");
         let log = home.join(format!("daemon-{}.log", std::process::id()));
         let log_file = std::fs::OpenOptions::new()
@@ -203,6 +237,7 @@ impl Daemon {
         let child = cmd.spawn().expect("spawn tincan run");
         let mut daemon = Daemon {
             home: home.to_path_buf(),
+            bin: bin.to_path_buf(),
             child: Some(child),
             log,
         };
@@ -212,6 +247,7 @@ impl Daemon {
 
     fn wait_ready(&mut self) {
         let home = self.home.clone();
+        let bin = self.bin.clone();
         let log = self.log.clone();
         let child = self.child.as_mut().expect("child");
         // Hundreds of daemons starting at once on one small machine take
@@ -232,7 +268,7 @@ impl Daemon {
             // every 50 ms and load the machine they wait for), then the
             // CLI must answer as a user's would.
             std::os::unix::net::UnixStream::connect(home.join("control.sock")).ok()?;
-            cli(&home, &["status", "--json"])
+            cli_with(&bin, &home, &["status", "--json"])
                 .status
                 .success()
                 .then_some(())
@@ -241,7 +277,7 @@ impl Daemon {
 
     /// `tincan status --json` of this daemon.
     pub fn status(&self) -> serde_json::Value {
-        cli_json(&self.home, &["status", "--json"])
+        cli_json_with(&self.bin, &self.home, &["status", "--json"])
     }
 
     /// Where the daemon logs (appended to by every run of this test).
