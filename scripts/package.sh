@@ -7,6 +7,7 @@
 #   scripts/package.sh                              # release build, then package
 #   TINCAN_PACKAGE_PROFILE=dev scripts/package.sh   # package the debug binaries
 #                                                   # scripts/test.sh built; no build
+#   TINCAN_PACKAGE_TOOLS_ONLY=1 scripts/package.sh  # only install cargo-deb
 #
 # TINCAN_PACKAGE_OUT sets the output folder (default: $CARGO_TARGET_DIR/debian,
 # i.e. target/debian). Honours CARGO_TARGET_DIR as cargo does.
@@ -33,6 +34,11 @@ if ! cargo deb --version >/dev/null 2>&1; then
       "it needs crates.io" >&2
     exit 1
   fi
+fi
+
+# scripts/test.sh installs the tool before the tests run, not while they do.
+if [[ -n "${TINCAN_PACKAGE_TOOLS_ONLY:-}" ]]; then
+  exit 0
 fi
 
 deb_args=(--no-build -o "$out")

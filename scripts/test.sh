@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
+# tests/packages.rs packages the built binaries with cargo-deb: install it
+# now (a few minutes, once) rather than inside a running test.
+TINCAN_PACKAGE_TOOLS_ONLY=1 bash scripts/package.sh
 
 cargo build --workspace --bins --examples
 # The tests use these binaries as they are. Without this they run their own
