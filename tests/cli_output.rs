@@ -176,3 +176,21 @@ fn a_port_in_use_is_said_once() {
     );
     assert_eq!(line.matches("in use").count(), 1, "{line}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let user = User::init("Alice");
+    // The reader is gone before tincan writes (`tincan whoami | true`).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(tincan_bin())
+        .arg("--home")
+        .arg(user.home())
+        .arg("whoami")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run tincan");
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
