@@ -526,3 +526,73 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// One line per command: its path, its positionals and every flag with
+    /// its value name, so a renamed flag or a lost command fails here.
+    fn describe(command: &clap::Command, path: &str, out: &mut String) {
+        let mut words = vec![path.to_string()];
+        // Positionals in the order they are typed, then flags by name.
+        for arg in command.get_positionals() {
+            let name = arg
+                .get_value_names()
+                .map(|names| names.join(" "))
+                .unwrap_or_else(|| arg.get_id().to_string());
+            let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1);
+            let word = format!("<{name}>{}", if many { "..." } else { "" });
+            words.push(optional(arg, word));
+        }
+        let mut flags: Vec<&clap::Arg> = command
+            .get_arguments()
+            .filter(|a| !a.is_positional())
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .collect();
+        flags.sort_by_key(|a| a.get_long().map(str::to_string));
+        for arg in flags {
+            let mut word = match (arg.get_long(), arg.get_short()) {
+                (Some(long), Some(short)) => format!("-{short}|--{long}"),
+                (Some(long), None) => format!("--{long}"),
+                (None, Some(short)) => format!("-{short}"),
+                (None, None) => arg.get_id().to_string(),
+            };
+            if arg.get_action().takes_values() {
+                let value = arg
+                    .get_value_names()
+                    .map(|names| names.join(" "))
+                    .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
+                word = format!("{word} <{value}>");
+            }
+            if matches!(arg.get_action(), clap::ArgAction::Append) {
+                word.push_str("...");
+            }
+            words.push(optional(arg, word));
+        }
+        out.push_str(&words.join(" "));
+        out.push('\n');
+        let mut subcommands: Vec<&clap::Command> = command.get_subcommands().collect();
+        subcommands.sort_by_key(|c| c.get_name().to_string());
+        for sub in subcommands {
+            if sub.get_name() != "help" {
+                describe(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+    }
+
+    fn optional(arg: &clap::Arg, word: String) -> String {
+        if arg.is_required_set() {
+            word
+        } else {
+            format!("[{word}]")
+        }
+    }
+
+    #[test]
+    fn commands_and_flags_are_as_pinned() {
+        let mut out = String::new();
+        describe(&super::Cli::command(), "tincan", &mut out);
+        tincan_node::golden::check("cli.txt", &out);
+    }
+}

@@ -374,3 +374,228 @@ pub struct ContactView {
     /// What they show (`offline` when not online).
     pub presence: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::view::RecipientView;
+    use crate::files::TransferView;
+    use crate::store::TransferState;
+
+    fn s(text: &str) -> String {
+        text.to_string()
+    }
+
+    fn peer() -> PeerView {
+        PeerView {
+            name: s("Bob"),
+            user_id: s("b0b"),
+            device_id: s("d1"),
+            addrs: vec![s("127.0.0.1:7777")],
+            online: true,
+            via: s("lan"),
+            presence: s("available"),
+            note: Some(s("in a meeting")),
+            blocked: false,
+        }
+    }
+
+    fn message(state: MessageState) -> MessageView {
+        MessageView {
+            id: s("3fa2c1"),
+            from: s("a11ce"),
+            to: s("b0b"),
+            text: s("hi @Bob"),
+            sent_at: 1_800_000_000_000,
+            state,
+            direction: s("out"),
+            error: (state == MessageState::Failed).then(|| s("blocked by the recipient")),
+            received_at: Some(1_800_000_000_500),
+            offline: false,
+            reply_to: Some(QuoteView {
+                id: s("1dea"),
+                from: s("b0b"),
+                excerpt: s("lunch?"),
+            }),
+            mentions: vec![s("b0b")],
+            broadcast: false,
+            edited_at: Some(1_800_000_001_000),
+            deleted: false,
+            room: Some(s("r00m")),
+            system: true,
+        }
+    }
+
+    fn transfer(state: TransferState) -> TransferView {
+        TransferView {
+            id: s("7ab1"),
+            direction: s("in"),
+            peer: s("b0b"),
+            peer_name: s("Bob"),
+            name: s("report.pdf"),
+            size: 1_000_000,
+            count: 1,
+            bytes_done: 250_000,
+            state,
+            error: (state == TransferState::Failed).then(|| s("disk full")),
+            rate: Some(100_000),
+            eta_secs: Some(8),
+            bytes_received_total: Some(250_000),
+            bytes_sent_total: Some(0),
+            dest: Some(s("/home/a/Downloads")),
+            saved_as: vec![s("/home/a/Downloads/report.pdf")],
+            created_at: 1_800_000_000_000,
+            recipients: vec![RecipientView {
+                user: s("b0b"),
+                name: s("Bob"),
+                state: Some(state),
+                error: None,
+            }],
+        }
+    }
+
+    /// One example of every event; an event added without one fails to
+    /// compile (no wildcard arm).
+    fn example_of_each() -> Vec<NodeEvent> {
+        let mut all = vec![
+            NodeEvent::MessageReceived {
+                message: message(MessageState::Delivered),
+                from_name: s("Alice"),
+            },
+            NodeEvent::PeerOnline { peer: peer() },
+            NodeEvent::PeerOffline { peer: peer() },
+            NodeEvent::RoleChanged {
+                role: s("gateway"),
+                gateway: Some(GatewayView {
+                    device_id: s("d1"),
+                    epoch: 3,
+                }),
+            },
+            NodeEvent::NameConflict {
+                name: s("Bob"),
+                holder: s("b0b"),
+                claimant: s("b0b2"),
+            },
+            NodeEvent::FileOffered {
+                transfer: transfer(TransferState::Offered),
+            },
+            NodeEvent::Presence { peer: peer() },
+            NodeEvent::Typing {
+                from: s("b0b"),
+                from_name: s("Bob"),
+                device_id: s("d1"),
+            },
+            NodeEvent::MessageChanged {
+                message: message(MessageState::Read),
+            },
+            NodeEvent::Contact {
+                contact: ContactView {
+                    user_id: s("b0b"),
+                    name: s("Bob"),
+                    group: s("Suppliers"),
+                    state: s("incoming"),
+                    message: s("hello"),
+                    online: true,
+                    presence: s("busy"),
+                },
+            },
+            NodeEvent::Notification {
+                title: s("Bob"),
+                body: s("hi @Alice"),
+                urgency: s("mention"),
+                peer: s("b0b"),
+                message_id: s("3fa2c1"),
+                room: Some(s("r00m")),
+            },
+            NodeEvent::DevicePaired {
+                device: DeviceView {
+                    device_id: s("d2"),
+                    label: s("laptop"),
+                    this: false,
+                    online: true,
+                    added_at: 1_800_000_000_000,
+                },
+            },
+            NodeEvent::PairingFailed {
+                reason: s("wrong code"),
+            },
+            NodeEvent::DeviceRemoved {
+                device_id: s("d2"),
+                this: false,
+            },
+            NodeEvent::SentElsewhere {
+                message: message(MessageState::Sent),
+            },
+            NodeEvent::RoomTyping {
+                room: s("r00m"),
+                from: s("b0b"),
+                from_name: s("Bob"),
+                device_id: s("d1"),
+            },
+        ];
+        for state in [
+            MessageState::Queued,
+            MessageState::Sent,
+            MessageState::Delivered,
+            MessageState::Read,
+            MessageState::Failed,
+        ] {
+            all.push(NodeEvent::MessageState {
+                id: s("3fa2c1"),
+                to: s("b0b"),
+                state,
+                error: (state == MessageState::Failed).then(|| s("expired after 7 days")),
+            });
+        }
+        for state in [
+            TransferState::Offered,
+            TransferState::Accepted,
+            TransferState::Transferring,
+            TransferState::Paused,
+            TransferState::Done,
+            TransferState::Failed,
+            TransferState::Rejected,
+            TransferState::Cancelled,
+        ] {
+            all.push(NodeEvent::FileState {
+                transfer: transfer(state),
+            });
+        }
+        for event in &all {
+            match event {
+                NodeEvent::MessageReceived { .. }
+                | NodeEvent::MessageState { .. }
+                | NodeEvent::PeerOnline { .. }
+                | NodeEvent::PeerOffline { .. }
+                | NodeEvent::RoleChanged { .. }
+                | NodeEvent::NameConflict { .. }
+                | NodeEvent::FileOffered { .. }
+                | NodeEvent::FileState { .. }
+                | NodeEvent::Presence { .. }
+                | NodeEvent::Typing { .. }
+                | NodeEvent::MessageChanged { .. }
+                | NodeEvent::Contact { .. }
+                | NodeEvent::Notification { .. }
+                | NodeEvent::DevicePaired { .. }
+                | NodeEvent::PairingFailed { .. }
+                | NodeEvent::DeviceRemoved { .. }
+                | NodeEvent::SentElsewhere { .. }
+                | NodeEvent::RoomTyping { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn watch_event_lines_are_as_pinned() {
+        let mut lines = String::new();
+        for event in example_of_each() {
+            let line = serde_json::to_string(&event).expect("encode");
+            let back: NodeEvent = serde_json::from_str(&line).expect("decode");
+            assert_eq!(back, event);
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+        crate::golden::check("watch_events.txt", &lines);
+    }
+}

@@ -26,6 +26,8 @@ pub mod discovery;
 pub mod event;
 pub mod export;
 pub mod files;
+#[doc(hidden)]
+pub mod golden;
 pub mod home;
 pub mod keystore;
 pub mod node;
