@@ -229,12 +229,13 @@ impl Actor {
                 addrs: addrs.clone(),
                 // Shown online (and announced) on the mesh's event.
                 online: false,
-                // Heard on the LAN (mDNS) or met already (a static peer
-                // stays one); otherwise known only second hand so far.
-                via: match self.book.device(device) {
-                    Some(known) => known.via,
-                    None if self.hints.contains_key(device) => Via::Lan,
-                    None => Via::Remembered,
+                // Its signed record came over a LAN link and names LAN
+                // addresses: a device of this LAN, whether its mDNS was
+                // heard or a peer passed the record on (a static peer
+                // stays one).
+                via: match self.book.device(device).map(|known| known.via) {
+                    Some(Via::Static) => Via::Static,
+                    _ => Via::Lan,
                 },
             });
             let stored = PeerRecord {
