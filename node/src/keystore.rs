@@ -3,11 +3,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tincan_core::name::NameError;
-use tincan_core::{Entropy, Identity, IdentityError};
+use tincan_core::{Identity, IdentityError};
 
 use crate::home::Home;
 
 pub use tincan_core::name::MAX_NAME_CHARS;
+pub use tincan_transport::entropy::OsEntropy;
 
 /// Why the identity could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +44,6 @@ pub enum KeystoreError {
         /// The OS error.
         source: std::io::Error,
     },
-}
-
-/// The OS random source, for real keys.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&mut self, dest: &mut [u8]) {
-        // Without OS randomness no key can be made safely: stopping is right.
-        getrandom::fill(dest).expect("the OS random source is unavailable");
-    }
 }
 
 /// [`tincan_core::name::validate_name`] as a keystore error: the one rule
