@@ -13,7 +13,7 @@ use std::time::Instant;
 use tincan_core::route::{Register, Welcome};
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceCert, MembershipError, OrgId, Revocations};
-use tincan_node::rpc;
+use tincan_transport::rpc;
 
 use crate::close;
 use crate::registry::DirectConn;
