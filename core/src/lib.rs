@@ -15,7 +15,7 @@
 //! - [`envelope`]: end-to-end sealed messages, one payload for many devices.
 //! - [`receipt`]: signed delivered/read acknowledgements.
 //! - [`wire`]: length-prefixed, versioned postcard frames.
-//! - [`name`]: comparing look-alike names (pins) and showing peers' text safely.
+//! - [`name`]: display names: the rule for valid ones, comparing look-alikes (pins), showing peers' text safely.
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
 //! - [`org`]: organisation keys, memberships, revocation lists.

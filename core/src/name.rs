@@ -20,8 +20,16 @@
 //!   select glyphs (ZWJ, ZWNJ, variation selectors, emoji tags) are kept,
 //!   because Persian, Indic scripts and emoji need them and the skeleton
 //!   ignores them anyway.
+//! - **Display names** ([`validate_name`]): [`check`] plus the length
+//!   limit, one rule for every name a device shows or accepts — its own
+//!   name at `init` and rename, device labels, names peers announce and
+//!   the names the relay accepts at registration — so the node and the
+//!   relay cannot drift apart on what a valid name is.
 
 use unicode_security::skeleton;
+
+/// Longest display name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
 
 /// Why a display name typed by the user was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +47,9 @@ pub enum NameError {
     /// A character that renders as nothing.
     #[error("the name contains an invisible character (U+{0:04X})")]
     Invisible(u32),
+    /// More than [`MAX_NAME_CHARS`] characters ([`validate_name`] only).
+    #[error("the name is longer than {MAX_NAME_CHARS} characters")]
+    TooLong,
 }
 
 /// The key a display name is pinned and looked up under: the UTS #39
@@ -119,6 +130,19 @@ pub fn check(name: &str) -> Result<&str, NameError> {
         return Err(NameError::Empty);
     }
     Ok(name)
+}
+
+/// Checks and normalises a display name (own names at `init` and rename,
+/// device labels, and every name a peer announces): trimmed, 1 to
+/// [`MAX_NAME_CHARS`] characters of any script, no control, bidi or
+/// invisible characters ([`check`]), so a name cannot hide or reorder
+/// text where it is shown. Returns the trimmed name.
+pub fn validate_name(name: &str) -> Result<String, NameError> {
+    let name = check(name)?;
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(NameError::TooLong);
+    }
+    Ok(name.to_string())
 }
 
 /// `text` from a peer made safe to show on one line: bidi controls and
@@ -226,6 +250,33 @@ mod tests {
         assert_eq!(
             check("Bob\u{202E}").unwrap_err().to_string(),
             "the name contains a text-direction control (U+202E)"
+        );
+    }
+
+    #[test]
+    fn display_names_are_checked_and_trimmed() {
+        assert_eq!(validate_name("  "), Err(NameError::Empty));
+        assert_eq!(validate_name(&"x".repeat(65)), Err(NameError::TooLong));
+        assert_eq!(validate_name(&"x".repeat(64)), Ok("x".repeat(64)));
+        // Characters, not bytes: 64 Cyrillic letters are 128 bytes.
+        assert_eq!(validate_name(&"ж".repeat(64)), Ok("ж".repeat(64)));
+        assert_eq!(validate_name(" Bob ").expect("ok"), "Bob");
+        // Any script, mixed scripts too; nothing invisible or reordering.
+        for name in ["Ирина", "Νίκος Παππάς", "王秀英", "Ana 李 Ирина"] {
+            assert_eq!(validate_name(name).expect(name), name);
+        }
+        for (bad, why) in [
+            ("Bob\u{200B}", "invisible character (U+200B)"),
+            ("\u{202E}boB", "text-direction control (U+202E)"),
+            ("Bob\u{2066}", "text-direction control (U+2066)"),
+            ("Bob\u{7}", "control character (U+0007)"),
+        ] {
+            let err = validate_name(bad).expect_err(bad).to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert_eq!(
+            NameError::TooLong.to_string(),
+            "the name is longer than 64 characters"
         );
     }
 

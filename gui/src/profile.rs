@@ -104,7 +104,7 @@ pub fn load(home: &Home) -> Result<Profile, String> {
 /// Checks a display name as `tincan init` does.
 pub fn check_name(name: &str) -> Result<String, String> {
     keystore::validate_name(name).map_err(|e| match e {
-        keystore::KeystoreError::BadName(reason) => capitalise(&reason),
+        keystore::KeystoreError::BadName(reason) => capitalise(&reason.to_string()),
         other => other.to_string(),
     })
 }

@@ -11,7 +11,8 @@
 //! - [`staged`]: the staged files of one incoming transfer while its
 //!   chunks arrive — open handles, write-behind, the running whole-file
 //!   hash.
-//! - [`stream`]: the QUIC stream format of file requests and uploads.
+//! - [`stream`]: the QUIC stream format of file requests and uploads
+//!   (`tincan_transport::file_stream`, shared with the relay).
 //! - [`cache`]: a branch gateway's bounded disk cache of sealed content
 //!   pulled from the relay, served to its LAN (one WAN copy per branch).
 //! - [`view`]: the JSON shape of a transfer (`tincan file list --json`).
@@ -25,11 +26,11 @@ pub mod cache;
 pub mod sink;
 pub mod source;
 pub mod staged;
-pub mod stream;
 pub mod view;
 
 use std::path::PathBuf;
 
+pub use tincan_transport::file_stream as stream;
 pub use view::TransferView;
 
 /// Test hook, read by the *sending* daemon at start: the index of one

@@ -6,16 +6,21 @@
 //! - [`org`]: organisation key (admin), membership, revocation list files.
 //! - [`pair`]: enrolling this home as a new device of an existing user.
 //! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
-//! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
-//! - [`rpc`]: one request / one answer per QUIC stream (shared with the relay).
 //! - [`discovery`]: mDNS announce + browse.
 //! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client.
 //! - [`event`]: events and views with stable JSON shapes.
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
 //! - [`platform`]: the OS-specific bits.
-//! - [`quic`]: binding QUIC endpoints (large UDP receive buffers, dual stack).
 //! - [`addr`]: socket addresses kept IPv4 when seen IPv4-mapped; dial order.
+//!
+//! Re-exported from `tincan_transport`, which the node shares with the
+//! relay (so the relay never links this crate):
+//! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
+//! - [`rpc`]: one request / one answer per QUIC stream.
+//! - [`quic`]: binding QUIC endpoints (large UDP receive buffers, dual stack).
+//! - `files::stream`, `keystore::OsEntropy`, `platform::write_secret` and
+//!   `platform::restrict_dir` likewise.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -35,10 +40,11 @@ pub mod notifier;
 pub mod org;
 pub mod pair;
 pub mod platform;
-pub mod quic;
-pub mod rpc;
 pub mod store;
-pub mod tls;
+
+// What the relay shares with the node lives in tincan-transport, so that
+// the relay never links the node; these keep the node's paths working.
+pub use tincan_transport::{quic, rpc, tls};
 
 pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};

@@ -1,46 +1,9 @@
 //! The few OS-specific bits, kept in one place so the node can be ported:
-//! file permissions for secrets and the OS user name.
+//! the OS user and machine names, LAN addresses, battery state. Writing
+//! secret files lives in `tincan_transport::secret` (the relay writes its
+//! key the same way) and is re-exported here.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
-
-/// Makes a directory private to the user (0700 on Unix; no-op elsewhere).
-pub fn restrict_dir(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-/// Writes a secret file atomically: a 0600 temp file, fsync, rename.
-/// A crash leaves either the old file or the new one, never half of one.
-pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file: File = options.open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // Persist the rename itself.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
+pub use tincan_transport::secret::{restrict_dir, write_secret};
 
 /// The OS user's name, for a first identity when none was given: the
 /// environment first (so a terminal-server session can override it), then

@@ -104,7 +104,7 @@ impl RelayHome {
     /// Creates the directory (0700: it holds the key).
     pub fn create(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;
-        tincan_node::platform::restrict_dir(&self.root)
+        tincan_transport::secret::restrict_dir(&self.root)
     }
 }
 

@@ -209,13 +209,13 @@ pub async fn serve(
         Some(data) => {
             shared.metrics.file_items_served.inc();
             tracing::debug!(device = %peer.device, transfer = %key.transfer, item = ?key.item, len = data.len(), "file item served");
-            if let Err(e) = tincan_node::files::stream::answer_data(&mut send, data).await {
+            if let Err(e) = tincan_transport::file_stream::answer_data(&mut send, data).await {
                 tracing::debug!(device = %peer.device, error = %e, "file item not delivered");
             }
         }
         None => {
             tracing::debug!(device = %peer.device, transfer = %key.transfer, item = ?key.item, "file item not here (yet)");
-            tincan_node::files::stream::answer_refusal(&mut send, FileRefusal::Busy).await;
+            tincan_transport::file_stream::answer_refusal(&mut send, FileRefusal::Busy).await;
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tincan_core::route::{Answer, Routed};
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceId, OrgId};
-use tincan_node::rpc;
+use tincan_transport::rpc;
 
 use crate::router::{encode_route, HOP_TIMEOUT};
 use crate::server::Shared;

@@ -163,8 +163,7 @@ pub async fn site_members(
             }
             Err(e) => return Frame::Error(format!("member card of device {device} refused: {e}")),
         }
-        let name_ok =
-            tincan_node::keystore::validate_name(&card.name).is_ok_and(|n| n == card.name);
+        let name_ok = tincan_core::name::validate_name(&card.name).is_ok_and(|n| n == card.name);
         if !name_ok {
             return Frame::Error(format!(
                 "member card of device {device} has an invalid name"

@@ -6,7 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tincan_core::{Identity, IdentityError, RelayId};
-use tincan_node::keystore::OsEntropy;
+use tincan_transport::entropy::OsEntropy;
 
 use crate::config::RelayHome;
 
@@ -74,7 +74,7 @@ pub fn create(home: &RelayHome, force: bool) -> Result<Identity, KeyError> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let identity = Identity::generate("relay", now, &mut OsEntropy);
-    tincan_node::platform::write_secret(&path, &identity.to_bytes()).map_err(io)?;
+    tincan_transport::secret::write_secret(&path, &identity.to_bytes()).map_err(io)?;
     Ok(identity)
 }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tincan_core::route::{Register, Welcome};
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceCert, MembershipError, OrgId, Revocations};
-use tincan_node::rpc;
+use tincan_transport::rpc;
 
 use crate::close;
 use crate::registry::DirectConn;
@@ -73,7 +73,7 @@ pub fn check_register(
             MembershipError::Revoked(_) => "user revoked by the organisation".to_string(),
             other => format!("not a member: no valid membership ({other})"),
         })?;
-    tincan_node::keystore::validate_name(&reg.name)
+    tincan_core::name::validate_name(&reg.name)
         .ok()
         .filter(|n| *n == reg.name)
         .ok_or_else(|| "invalid name: 1 to 64 characters, no control characters".to_string())?;

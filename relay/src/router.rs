@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tincan_core::route::{Answer, DeviceAnswer, Route, Routed, MAX_ROUTE_DEVICES};
 use tincan_core::wire::{self, Frame, RefuseReason};
 use tincan_core::{DeviceId, OrgId};
-use tincan_node::rpc;
+use tincan_transport::rpc;
 
 use crate::server::{Peer, Shared};
 use crate::store::{MailKind, NewMail, PutOutcome};

@@ -10,7 +10,7 @@
 //! 2. The first bidirectional stream must carry `Register` within
 //!    [`REGISTER_TIMEOUT`] (see [`crate::register`]).
 //! 3. Afterwards every stream is one request and one answer
-//!    ([`tincan_node::rpc`]); streams are served concurrently, bounded by
+//!    ([`tincan_transport::rpc`]); streams are served concurrently, bounded by
 //!    the transport's stream limit.
 //! 4. When the connection ends, the device's registration (if still this
 //!    connection's) and its leases end.
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use quinn::crypto::rustls::QuicServerConfig;
 use tincan_core::wire::{self, Frame};
 use tincan_core::{DeviceId, OrgId, RelayId, UserId};
-use tincan_node::rpc;
+use tincan_transport::rpc;
 use tokio::sync::mpsc;
 
 use crate::admission::{Admission, Verdict};
@@ -204,7 +204,7 @@ pub struct Peer {
 pub enum EndpointError {
     /// The TLS identity could not be built.
     #[error("tls: {0}")]
-    Tls(#[from] tincan_node::tls::TlsIdentityError),
+    Tls(#[from] tincan_transport::tls::TlsIdentityError),
     /// The QUIC configuration was refused.
     #[error("quic configuration: {0}")]
     Config(String),
@@ -223,7 +223,7 @@ pub fn bind_endpoint(
     key: &tincan_core::Identity,
     listen: SocketAddr,
 ) -> Result<quinn::Endpoint, EndpointError> {
-    let (server_tls, _) = tincan_node::tls::rustls_configs(key)?;
+    let (server_tls, _) = tincan_transport::tls::rustls_configs(key)?;
     let mut transport = quinn::TransportConfig::default();
     // Devices only use bidirectional request/answer streams; each is read
     // up to one frame, and the windows bound what one peer can pin.
@@ -242,7 +242,7 @@ pub fn bind_endpoint(
         QuicServerConfig::try_from(server_tls).map_err(|e| EndpointError::Config(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport));
-    tincan_node::quic::bind(Some(server), listen).map_err(|source| EndpointError::Bind {
+    tincan_transport::quic::bind(Some(server), listen).map_err(|source| EndpointError::Bind {
         addr: listen,
         source,
     })
@@ -342,7 +342,7 @@ async fn run_connection(shared: Arc<Shared>, incoming: quinn::Incoming, mut slot
     shared.metrics.connections.inc();
     shared.metrics.connections_accepted.inc();
     let _gauge = ConnGauge(shared.metrics.clone());
-    let Some(cert) = tincan_node::tls::peer_device_cert(&conn) else {
+    let Some(cert) = tincan_transport::tls::peer_device_cert(&conn) else {
         shared.metrics.refused("certificate");
         conn.close(close::REFUSED, b"no valid device certificate");
         return;

@@ -11,8 +11,8 @@ use common::{answer_for, client_endpoint, close_of, route_of, seal, Client, Org,
 use tincan_core::route::Answer;
 use tincan_core::wire::Frame;
 use tincan_core::Identity;
-use tincan_node::keystore::OsEntropy;
-use tincan_node::{rpc, tls};
+use tincan_transport::entropy::OsEntropy;
+use tincan_transport::{rpc, tls};
 
 struct Rng(u64);
 

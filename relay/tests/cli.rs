@@ -79,7 +79,7 @@ async fn status_json_metrics_and_sigterm() {
     let a = Client::connect(relay.addr, &alice).await.expect("alice");
     let b = Client::connect(relay.addr, &bob).await.expect("bob");
     // The pinned fingerprint is the relay's TLS device key's RelayId.
-    let cert = tincan_node::tls::peer_device_cert(&a.conn).expect("relay cert");
+    let cert = tincan_transport::tls::peer_device_cert(&a.conn).expect("relay cert");
     assert_eq!(
         tincan_core::RelayId::from_public_key(&cert.device_key).to_string(),
         relay.fingerprint

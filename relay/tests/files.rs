@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::relay::Relay;
 use common::{Client, Org};
 use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
-use tincan_node::files::stream;
+use tincan_transport::file_stream;
 
 const STEP: Duration = Duration::from_secs(20);
 const MIB: usize = 1024 * 1024;
@@ -33,12 +33,12 @@ async fn put(
         item,
         len: data.len() as u32,
     };
-    stream::upload(&client.conn, header, data, STEP).await
+    file_stream::upload(&client.conn, header, data, STEP).await
 }
 
 async fn get(client: &Client, transfer: TransferId, index: u64) -> Result<Vec<u8>, FetchFault> {
     let request = FileRequest::Chunk { transfer, index };
-    stream::fetch(&client.conn, request, MIB + 16, STEP).await
+    file_stream::fetch(&client.conn, request, MIB + 16, STEP).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -81,7 +81,7 @@ async fn file_items_are_stored_once_per_org_within_its_quota() {
         len: 3,
     };
     assert_eq!(
-        stream::upload(&a.conn, bad, vec![1, 2, 3], STEP).await,
+        file_stream::upload(&a.conn, bad, vec![1, 2, 3], STEP).await,
         Err(FetchFault::Refused(FileRefusal::BadRequest))
     );
     // The quota: two chunks fit in 3 MiB, the third does not (and the

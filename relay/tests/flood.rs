@@ -19,8 +19,8 @@ use quinn::crypto::rustls::QuicClientConfig;
 use tincan_core::route::Answer;
 use tincan_core::wire::Frame;
 use tincan_core::Identity;
-use tincan_node::keystore::OsEntropy;
-use tincan_node::{rpc, tls};
+use tincan_transport::entropy::OsEntropy;
+use tincan_transport::{rpc, tls};
 
 /// Most flood attempts (a bound, not a target).
 const FLOOD_ATTEMPTS: usize = 600;

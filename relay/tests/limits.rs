@@ -13,7 +13,7 @@ use tincan_core::route::Answer;
 use tincan_core::site::SiteId;
 use tincan_core::wire::{Frame, RefuseReason};
 
-use tincan_node::rpc;
+use tincan_transport::rpc;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_33rd_device_of_a_user_is_refused() {

@@ -274,7 +274,7 @@ fn room_envelope(from: &common::Device, to: &[&common::Device]) -> tincan_core::
         &from.identity.cert,
         "Relay room",
         common::now_ms(),
-        &mut tincan_node::keystore::OsEntropy,
+        &mut tincan_transport::entropy::OsEntropy,
     )
     .expect("room");
     tincan_core::RoomEnvelope::seal(
@@ -284,10 +284,10 @@ fn room_envelope(from: &common::Device, to: &[&common::Device]) -> tincan_core::
         log.state().epoch,
         &SenderKey([3; 32]),
         to.iter().map(|d| d.id()).collect(),
-        tincan_core::MessageId::random(&mut tincan_node::keystore::OsEntropy),
+        tincan_core::MessageId::random(&mut tincan_transport::entropy::OsEntropy),
         common::now_ms(),
         &RoomContent::Text { text: "hi".into() },
-        &mut tincan_node::keystore::OsEntropy,
+        &mut tincan_transport::entropy::OsEntropy,
     )
     .expect("seal")
 }

@@ -1,7 +1,7 @@
 //! Test harness: the real `tincan-relay` binary on 127.0.0.1 and a small
 //! scripted device that speaks the relay protocol with the real libraries
-//! (core identities, memberships, envelopes and receipts; node's TLS and
-//! rpc). Only ever dial 127.0.0.1.
+//! (core identities, memberships, envelopes and receipts; TLS and rpc from
+//! tincan-transport, as the node uses them). Only ever dial 127.0.0.1.
 #![allow(dead_code)]
 
 pub mod relay;
@@ -22,8 +22,8 @@ use tincan_core::{
     Content, DeviceCert, DeviceId, Envelope, Identity, Membership, MessageId, OrgKey, Receipt,
     ReceiptKind, Revocations,
 };
-use tincan_node::keystore::OsEntropy;
-use tincan_node::{rpc, tls};
+use tincan_transport::entropy::OsEntropy;
+use tincan_transport::{rpc, tls};
 use tokio::sync::mpsc;
 
 /// Bounds a wait for an event; not a speed requirement.

@@ -7,7 +7,8 @@
 //! (a gateway serving its LAN while it pulls from the relay) drops part of
 //! the burst and QUIC sends it again, which costs WAN bytes and time. The
 //! kernel caps the request at `net.core.rmem_max`; a smaller buffer than
-//! asked is not an error.
+//! asked is not an error. The relay binds its endpoint the same way, so
+//! this lives in the crate both share.
 
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub fn bind(
 
 /// Binds `[::]:port` with `IPV6_V6ONLY` off: one socket that IPv6 and
 /// IPv4 peers both reach (IPv4 ones appear as IPv4-mapped addresses,
-/// which `crate::addr::canonical` turns back), whatever the system's
+/// which the node's `addr::canonical` turns back), whatever the system's
 /// default (`net.ipv6.bindv6only`, or Windows and the BSDs, where it is
 /// on). Then starts a quinn endpoint on it, which dials IPv4 addresses
 /// through the same socket. Fails where the host has no IPv6 (e.g.

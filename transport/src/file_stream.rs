@@ -1,5 +1,10 @@
 //! The stream format of file requests, on QUIC bidirectional streams.
 //!
+//! Here rather than in the node because the relay answers the same
+//! requests (it serves and stores the sealed content of cross-branch
+//! transfers) and must speak exactly the node's format without linking
+//! the node.
+//!
 //! # Format
 //! ```text
 //! receiver → holder:  frame FileRequest { Manifest | Chunk { index } }, FIN
@@ -8,7 +13,7 @@
 //!                 or  frame Error(text), FIN        (a peer that does not serve files)
 //! ```
 //!
-//! Uploads to the relay (across branches, see `crate::files::cache`):
+//! Uploads to the relay (across branches, see the node's `files::cache`):
 //! ```text
 //! sender → relay:     frame FileUpload { transfer, item, len } || len raw bytes, FIN
 //! relay → sender:     frame Ack, FIN          (stored durably, or stored already)

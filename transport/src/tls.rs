@@ -12,6 +12,10 @@
 //! So a connection's peer is authenticated as "device D of user U" without
 //! any certificate authority: ids are hashes of keys. Which devices to trust
 //! by name is the peer book's business, not TLS's.
+//!
+//! The relay presents and verifies identities by these same rules (its
+//! own key is a device key), which is why they live here and not in the
+//! node.
 
 use std::sync::Arc;
 
