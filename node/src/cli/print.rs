@@ -101,10 +101,12 @@ fn history_text(messages: &[MessageView], authors: &Authors) -> String {
         if let Some(quote) = &m.reply_to {
             let _ = writeln!(out, "      ↳ re: {}", terminal_safe(&quote.excerpt));
         }
+        // Lines after the first sit under the text, so a pasted block
+        // (`df -h | tincan send bob -`) does not look like new messages.
         let text = if m.deleted {
             "(message deleted)".to_string()
         } else {
-            terminal_safe(&m.text)
+            terminal_safe(&m.text).replace('\n', "\n      ")
         };
         let mut marks = String::new();
         if m.broadcast {
@@ -302,6 +304,15 @@ mod tests {
         );
         assert!(lines[4].ends_with(" carol-id: who am i"), "{shown}");
         assert!(!shown.contains("1828122487"), "no Unix times: {shown}");
+    }
+
+    #[test]
+    fn a_message_of_several_lines_stays_under_its_first() {
+        let authors = super::Authors::new("me".into(), [("bob".to_string(), "Bob".to_string())]);
+        let shown = super::history_text(&[message("bob", "in", "Size Used\n252G 42G")], &authors);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[1].ends_with(" Bob: Size Used"), "{shown}");
+        assert_eq!(lines[2], "      252G 42G", "{shown}");
     }
 
     fn status(role: &str, gateway: bool, connected: bool) -> tincan_node::StatusView {
