@@ -18,6 +18,7 @@
 //! - [`name`]: display names: the rule for valid ones, comparing look-alikes (pins), showing peers' text safely.
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
+//! - [`delivery`]: what answers prove and how a message's devices add up to its state.
 //! - [`org`]: organisation keys, memberships, revocation lists.
 //! - [`route`]: items routed across sites and the answers hops return.
 //! - [`site`]: site ids, gateway preference, candidate rank and roles.
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod delivery;
 pub mod device;
 pub mod election;
 pub mod entropy;

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use tincan_core::delivery::receipt_proves_delivery;
 use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
 use tincan_core::{DeviceId, Envelope, Identity, MessageId, Receipt, ReceiptKind, UserId};
 
@@ -259,10 +260,13 @@ impl SimNode {
 
     /// A receipt for a message of this node arrived.
     pub(crate) fn on_receipt(&mut self, w: &mut World, receipt: &Receipt) {
-        let valid = receipt.sender_device == self.device_id()
-            && w.node_of(&receipt.recipient_device)
-                .and_then(|n| w.dir.certs.get(n.0))
-                .is_some_and(|cert| receipt.verify(cert).is_ok());
+        // The daemon's rule (core's), with the recipient's certificate
+        // from the simulated directory.
+        let me = self.device_id();
+        let valid = w
+            .node_of(&receipt.recipient_device)
+            .and_then(|n| w.dir.certs.get(n.0))
+            .is_some_and(|cert| receipt_proves_delivery(&me, &receipt.message_id, cert, receipt));
         if !valid {
             self.rejected += 1;
             return;

@@ -3,19 +3,20 @@
 //! One `select!` loop; it sleeps until the next timeout of the outbox,
 //! the election or presence (auto-away).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tincan_core::delivery::Deliveries;
 use tincan_core::election::{ElectionConfig, GatewayElection};
 use tincan_core::outbox::Outbox;
 use tincan_core::peer_book::{PeerBook, PeerInfo, Via};
 use tincan_core::route::{DirectoryEntry, MemberCard};
 use tincan_core::site::{GatewayPreference, Role, SiteId};
 use tincan_core::wire::Hello;
-use tincan_core::{DeviceCert, DeviceId, Identity, Membership, MessageId, Revocations, UserId};
+use tincan_core::{DeviceCert, DeviceId, Identity, Membership, Revocations};
 use tokio::sync::{broadcast, mpsc};
 
 mod chat;
@@ -43,7 +44,7 @@ use super::{Command, NodeError, StartError};
 use crate::config::RelayAddr;
 use crate::discovery::{Discovery, DiscoveryEvent};
 use crate::event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView};
-use crate::store::{MessageState, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How long an undelivered message waits for its recipient before the
 /// sender is told it failed.
@@ -109,15 +110,6 @@ struct RemotePeer {
     online: bool,
 }
 
-/// An outgoing message still being delivered to some devices.
-struct Pending {
-    frame: Arc<Vec<u8>>,
-    to: UserId,
-    remaining: HashSet<DeviceId>,
-    delivered: bool,
-    last_error: Option<String>,
-}
-
 pub(crate) struct Actor {
     identity: Identity,
     store: Store,
@@ -133,7 +125,8 @@ pub(crate) struct Actor {
     hints: HashMap<DeviceId, Vec<SocketAddr>>,
     dials: HashMap<SocketAddr, DialState>,
     outbox: Outbox,
-    pending: BTreeMap<MessageId, Pending>,
+    /// Sent messages on their way: what the outbox's outcomes mean for each.
+    deliveries: Deliveries<Arc<Vec<u8>>>,
     link_tx: mpsc::Sender<LinkEvent>,
     link_rx: Option<mpsc::Receiver<LinkEvent>>,
     home: crate::home::Home,
@@ -221,7 +214,7 @@ impl Actor {
             hints: HashMap::new(),
             dials: HashMap::new(),
             outbox: Outbox::new(),
-            pending: BTreeMap::new(),
+            deliveries: Deliveries::new(),
             link_tx,
             link_rx: Some(link_rx),
             home: parts.home,
@@ -271,17 +264,11 @@ impl Actor {
                 tracing::warn!(message = %entry.message_id, "outbox entry for an unknown device kept");
                 continue;
             };
-            let pending = self
-                .pending
-                .entry(entry.message_id)
-                .or_insert_with(|| Pending {
-                    frame: Arc::new(entry.envelope.clone()),
-                    to,
-                    remaining: HashSet::new(),
-                    delivered: false,
-                    last_error: None,
+            let envelope = &entry.envelope;
+            self.deliveries
+                .restore(entry.message_id, to, entry.device, || {
+                    Arc::new(envelope.clone())
                 });
-            pending.remaining.insert(entry.device);
             self.outbox.push(
                 now,
                 entry.message_id,
@@ -541,7 +528,8 @@ impl Actor {
             }
             LinkEvent::Written { message_id, device } => {
                 tracing::debug!(message = %message_id, %device, "envelope written");
-                self.set_state(message_id, MessageState::Sent, None);
+                self.deliveries.handle_handed_over(message_id);
+                self.apply_delivery_effects();
             }
             LinkEvent::Attempted {
                 message_id,

@@ -6,90 +6,12 @@
 //! state only moves forward (see [`MessageState::can_advance_to`]), so a late
 //! or duplicated receipt cannot undo a newer one.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rusqlite::{params, Connection, OptionalExtension};
 use tincan_core::{DeviceId, MessageId, RoomId, UserId};
 
 use super::{column, outbox, OutboxEntry, Store, StoreError};
 
-/// Delivery state of a message.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageState {
-    /// Stored locally, not yet handed to any recipient device.
-    Queued,
-    /// Accepted by at least one recipient device or a relay.
-    Sent,
-    /// The recipient acknowledged it.
-    Delivered,
-    /// The recipient displayed it.
-    Read,
-    /// Given up (expired or rejected); see the message's `error`.
-    Failed,
-}
-
-impl MessageState {
-    /// The lowercase name stored in the database and used on the control API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageState::Queued => "queued",
-            MessageState::Sent => "sent",
-            MessageState::Delivered => "delivered",
-            MessageState::Read => "read",
-            MessageState::Failed => "failed",
-        }
-    }
-
-    /// Whether a message in this state may move to `next`.
-    ///
-    /// `queued < sent < delivered < read` only move forward; `failed` is
-    /// reachable only from `queued` or `sent`. A failed message may still
-    /// become `delivered` or `read`, because a receipt is proof of delivery
-    /// that overrides an earlier give-up (e.g. an expiry racing the ack).
-    /// Staying in the same state is not an advance.
-    pub fn can_advance_to(self, next: MessageState) -> bool {
-        use MessageState::*;
-        match (self, next) {
-            (Queued | Sent, Failed) => true,
-            (_, Failed) => false,
-            (Failed, Delivered | Read) => true,
-            (Failed, _) => false,
-            // Declaration order is the forward order of the other states.
-            (current, next) => next > current,
-        }
-    }
-}
-
-impl fmt::Display for MessageState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A state name that is not one of `queued`, `sent`, `delivered`, `read`,
-/// `failed`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown message state {0:?}")]
-pub struct ParseStateError(pub String);
-
-impl FromStr for MessageState {
-    type Err = ParseStateError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "queued" => MessageState::Queued,
-            "sent" => MessageState::Sent,
-            "delivered" => MessageState::Delivered,
-            "read" => MessageState::Read,
-            "failed" => MessageState::Failed,
-            other => return Err(ParseStateError(other.to_owned())),
-        })
-    }
-}
+pub use tincan_core::delivery::{MessageState, ParseStateError};
 
 /// Whether a message was received or sent by this node's user.
 #[derive(

@@ -273,12 +273,7 @@ impl Actor {
             self.book.forget(&device);
             self.remote.remove(&device);
             let now = now_ms();
-            let stuck: Vec<_> = self
-                .pending
-                .iter()
-                .filter(|(_, p)| p.remaining.contains(&device))
-                .map(|(id, _)| *id)
-                .collect();
+            let stuck = self.deliveries.waiting_for(&device);
             for id in stuck {
                 self.outbox.handle_outcome(
                     now,

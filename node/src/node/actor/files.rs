@@ -31,7 +31,7 @@ use tincan_core::transfer::{
 use tincan_core::{Content, DeviceCert, MessageId, UserId};
 use tokio::sync::Semaphore;
 
-use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
+use super::{now_ms, Actor, MESSAGE_TTL_MS};
 use crate::event::NodeEvent;
 use crate::files::cache::FileCache;
 use crate::files::sink::StagingMap;
@@ -389,15 +389,11 @@ impl Actor {
             self.store
                 .set_transfer_recipients(&id, &wan::encode_recipients(&recipients))?;
         }
-        self.pending.insert(
+        self.deliveries.insert(
             message_id,
-            Pending {
-                frame: Arc::new(frame),
-                to: job.to,
-                remaining: job.certs.iter().map(DeviceCert::device_id).collect(),
-                delivered: false,
-                last_error: None,
-            },
+            Arc::new(frame),
+            job.to,
+            job.certs.iter().map(DeviceCert::device_id),
         );
         for cert in &job.certs {
             self.outbox

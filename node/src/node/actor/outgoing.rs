@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use tincan_core::outbox::{AttemptOutcome, OutboxEvent};
-use tincan_core::wire::{self, Frame, RefuseReason};
+use tincan_core::delivery::{judge_answer, DeliveryEffect};
+use tincan_core::outbox::AttemptOutcome;
+use tincan_core::wire::{self, Frame};
 use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
-use super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
+use super::{now_ms, Actor, MESSAGE_TTL_MS};
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
 use crate::node::link;
@@ -38,10 +39,15 @@ impl Actor {
         });
     }
 
-    pub(super) fn set_state(&mut self, id: MessageId, state: MessageState, error: Option<String>) {
-        let Some(to) = self.pending.get(&id).map(|p| p.to) else {
-            return;
-        };
+    /// Moves message `id` (to user `to`) forward to `state` in the store
+    /// and tells watchers when it moved.
+    fn write_state(
+        &mut self,
+        id: MessageId,
+        to: UserId,
+        state: MessageState,
+        error: Option<String>,
+    ) {
         match self
             .store
             .set_message_state(&id, &self.identity.device_id(), state, error.as_deref())
@@ -61,8 +67,8 @@ impl Actor {
                 remote.entry(t.message_id).or_default().push(t.device);
                 continue;
             }
-            match (conn, self.pending.get(&t.message_id)) {
-                (Some(conn), Some(p)) => {
+            match (conn, self.deliveries.frame(&t.message_id)) {
+                (Some(conn), Some(frame)) => {
                     if let Err(e) =
                         self.store
                             .outbox_record_attempt(&t.message_id, &t.device, now_ms())
@@ -71,7 +77,7 @@ impl Actor {
                     }
                     tokio::spawn(link::deliver(
                         conn,
-                        p.frame.clone(),
+                        frame.clone(),
                         t.message_id,
                         t.device,
                         self.link_tx.clone(),
@@ -92,88 +98,62 @@ impl Actor {
         }
         self.route_remote(remote);
         while let Some(event) = self.outbox.poll_event() {
-            let (message_id, device, failure) = match event {
-                OutboxEvent::Held { message_id, device } => {
-                    tracing::info!(message = %message_id, %device, "relay holds it for the offline device");
-                    if let Err(e) = self.store.outbox_mark_held(&message_id, &device) {
+            self.deliveries.handle_outbox_event(event);
+        }
+        self.apply_delivery_effects();
+    }
+
+    /// Writes what the deliveries decided, in their order (a state before
+    /// the outbox row it settles), and tells watchers.
+    pub(super) fn apply_delivery_effects(&mut self) {
+        while let Some(effect) = self.deliveries.poll_effect() {
+            match effect {
+                DeliveryEffect::State {
+                    id,
+                    to,
+                    state,
+                    error,
+                } => {
+                    match (&error, state) {
+                        (Some(reason), _) => {
+                            tracing::warn!(message = %id, %reason, "delivery failed")
+                        }
+                        (None, MessageState::Delivered) => {
+                            tracing::info!(message = %id, "delivered")
+                        }
+                        _ => {}
+                    }
+                    self.write_state(id, to, state, error);
+                }
+                DeliveryEffect::Held { id, device } => {
+                    tracing::info!(message = %id, %device, "relay holds it for the offline device");
+                    if let Err(e) = self.store.outbox_mark_held(&id, &device) {
                         tracing::error!(error = %e, "cannot mark outbox entry held");
                     }
-                    self.set_state(message_id, MessageState::Sent, None);
-                    continue;
                 }
-                OutboxEvent::Delivered { message_id, device } => (message_id, device, None),
-                OutboxEvent::Failed {
-                    message_id,
-                    device,
-                    reason,
-                } => (message_id, device, Some(reason)),
-            };
-            // The message state is written before the outbox row goes: a kill
-            // in between then re-sends (deduped by the receiver) rather than
-            // leaving a delivered message stuck as "sent".
-            if let Some(pending) = self.pending.get_mut(&message_id) {
-                pending.remaining.remove(&device);
-                let done = pending.remaining.is_empty();
-                match failure {
-                    None => {
-                        pending.delivered = true;
-                        tracing::info!(message = %message_id, %device, "delivered");
-                        self.set_state(message_id, MessageState::Delivered, None);
-                    }
-                    Some(reason) => {
-                        tracing::warn!(message = %message_id, %device, %reason, "delivery failed");
-                        pending.last_error = Some(reason);
-                        if done && !pending.delivered {
-                            let error = pending.last_error.clone();
-                            self.set_state(message_id, MessageState::Failed, error);
-                        }
+                DeliveryEffect::Settled { id, device } => {
+                    if let Err(e) = self.store.outbox_remove(&id, &device) {
+                        tracing::error!(error = %e, "cannot remove outbox entry");
                     }
                 }
-                if done {
-                    self.pending.remove(&message_id);
-                }
-            }
-            if let Err(e) = self.store.outbox_remove(&message_id, &device) {
-                tracing::error!(error = %e, "cannot remove outbox entry");
             }
         }
     }
 
+    /// What an answer from `device` about `message_id` proves (core's rule,
+    /// with the certificate this node holds for the device).
     pub(super) fn judge_answer(
         &self,
         message_id: MessageId,
         device: DeviceId,
-        result: Result<Frame, String>,
+        answer: Result<Frame, String>,
     ) -> AttemptOutcome {
-        match result {
-            Ok(Frame::Receipt(receipt)) => {
-                let Some(cert) = self.certs.get(&device) else {
-                    return AttemptOutcome::Failed("receipt from an unknown device".into());
-                };
-                if receipt.message_id != message_id
-                    || receipt.sender_device != self.identity.device_id()
-                    || receipt.verify(cert).is_err()
-                {
-                    tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
-                    return AttemptOutcome::Failed("invalid receipt".into());
-                }
-                AttemptOutcome::Delivered
-            }
-            Ok(Frame::Refused { reason, .. }) => match reason {
-                RefuseReason::Other(text) => AttemptOutcome::Failed(text),
-                RefuseReason::MailboxFull => AttemptOutcome::Refused(
-                    "the relay's mailbox for this offline device is full (quota reached); it will take messages again once the device has fetched its mail".into(),
-                ),
-                RefuseReason::UnknownDevice => AttemptOutcome::Refused(
-                    "the relay does not know this device in your organisation".into(),
-                ),
-                permanent => {
-                    AttemptOutcome::Refused(format!("refused by recipient: {permanent:?}"))
-                }
-            },
-            Ok(_) => AttemptOutcome::Failed("unexpected answer".into()),
-            Err(e) => AttemptOutcome::Failed(e),
+        let cert = self.certs.get(&device);
+        let outcome = judge_answer(&self.identity.device_id(), &message_id, cert, answer);
+        if outcome == AttemptOutcome::Failed("invalid receipt".into()) {
+            tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
         }
+        outcome
     }
 
     /// Seals `content` for `certs` (devices of user `to`) and queues it in
@@ -209,15 +189,11 @@ impl Actor {
         } else {
             self.store.queue_outgoing_many(records, &entries)?;
         }
-        self.pending.insert(
+        self.deliveries.insert(
             id,
-            Pending {
-                frame: Arc::new(frame),
-                to,
-                remaining: certs.iter().map(DeviceCert::device_id).collect(),
-                delivered: false,
-                last_error: None,
-            },
+            Arc::new(frame),
+            to,
+            certs.iter().map(DeviceCert::device_id),
         );
         for cert in certs {
             self.outbox.push(now, id, cert.device_id(), expires, 0);

@@ -18,7 +18,6 @@ use tokio::sync::oneshot;
 
 use super::{now_ms, Actor};
 use crate::node::link;
-use crate::store::MessageState;
 
 impl Actor {
     /// Where routed traffic leaves this node: the followed gateway's LAN
@@ -43,9 +42,9 @@ impl Actor {
         for (message_id, devices) in remote {
             let conn = self.uplink_conn();
             let item = self
-                .pending
-                .get(&message_id)
-                .and_then(|p| link::routed_envelope(&p.frame));
+                .deliveries
+                .frame(&message_id)
+                .and_then(|frame| link::routed_envelope(frame));
             let (Some(conn), Some(item)) = (conn, item) else {
                 for device in devices {
                     self.outbox.handle_outcome(
@@ -92,16 +91,17 @@ impl Actor {
                 Answer::Receipt(receipt) => {
                     self.judge_answer(message_id, device, Ok(Frame::Receipt(receipt)))
                 }
-                Answer::Refused(reason) => {
-                    let frame = Frame::Refused { message_id, reason };
-                    self.judge_answer(message_id, device, Ok(frame))
-                }
+                Answer::Refused(reason) => self.judge_answer(
+                    message_id,
+                    device,
+                    Ok(Frame::Refused { message_id, reason }),
+                ),
                 Answer::Custody => AttemptOutcome::Custody,
                 Answer::Failed(reason) => AttemptOutcome::Failed(reason),
                 Answer::Accepted => AttemptOutcome::Failed("unexpected answer".into()),
             };
             if outcome == AttemptOutcome::Custody {
-                self.set_state(message_id, MessageState::Sent, None);
+                self.deliveries.handle_handed_over(message_id);
             }
             self.outbox.handle_outcome(now, message_id, device, outcome);
         }

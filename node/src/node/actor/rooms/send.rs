@@ -8,7 +8,7 @@ use tincan_core::room::{OpHash, RoomContent, RoomKeyGrant, SenderKey};
 use tincan_core::wire::{self, Frame, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceCert, DeviceId, MessageId, RoomEnvelope, RoomId};
 
-use super::super::{now_ms, Actor, Pending, MESSAGE_TTL_MS};
+use super::super::{now_ms, Actor, MESSAGE_TTL_MS};
 use crate::event::{MessageView, RoomTypingView};
 use crate::keystore::OsEntropy;
 use crate::node::NodeError;
@@ -155,16 +155,8 @@ impl Actor {
             .collect();
         self.store
             .queue_outgoing_many(std::slice::from_ref(&record), &entries)?;
-        self.pending.insert(
-            message_id,
-            Pending {
-                frame: Arc::new(frame),
-                to: me,
-                remaining: devices.iter().copied().collect(),
-                delivered: false,
-                last_error: None,
-            },
-        );
+        self.deliveries
+            .insert(message_id, Arc::new(frame), me, devices.iter().copied());
         for device in &devices {
             self.outbox.push(now, message_id, *device, expires, 0);
         }
