@@ -45,6 +45,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use tincan_core::delivery::MessageState;
 use tincan_core::envelope::SealError;
 use tincan_core::wire::{self, EncodeError, Frame};
 use tincan_core::{Content, DeviceId, Envelope, Identity, MessageId, UserId};
@@ -134,6 +135,10 @@ pub struct DeliveryReport {
     pub unexpected: Vec<(MessageId, NodeIdx)>,
     /// (message, recipient) pairs whose sender never saw a receipt.
     pub unacknowledged: Vec<(MessageId, NodeIdx)>,
+    /// Settled messages whose state in the sender's history disagrees with
+    /// the devices' outcomes (delivered when one device acknowledged it,
+    /// else failed with a reason), with the state shown.
+    pub misreported: Vec<(MessageId, Option<MessageState>)>,
 }
 
 impl DeliveryReport {
@@ -144,6 +149,7 @@ impl DeliveryReport {
             && self.duplicated.is_empty()
             && self.unexpected.is_empty()
             && self.unacknowledged.is_empty()
+            && self.misreported.is_empty()
     }
 }
 
@@ -490,6 +496,9 @@ impl Sim {
             }
         }
         for sent in &self.sent {
+            if let Some(wrong) = self.misreported(sent) {
+                report.misreported.push((sent.id, wrong));
+            }
             for to in &sent.to {
                 report.expected += 1;
                 match shown.remove(&(sent.id, *to)) {
@@ -505,6 +514,33 @@ impl Sim {
         }
         report.unexpected = shown.into_keys().collect();
         report
+    }
+}
+
+impl Sim {
+    /// The state `sent` shows in its sender's history, when that is not
+    /// what its devices' outcomes imply (`None` inside: no state at all).
+    fn misreported(&self, sent: &SentMessage) -> Option<Option<MessageState>> {
+        let sender = &self.nodes[sent.from.0];
+        let devices: Vec<DeviceId> = sent
+            .to
+            .iter()
+            .map(|n| self.nodes[n.0].device_id())
+            .collect();
+        let settled = devices
+            .iter()
+            .all(|d| sender.is_delivered(&sent.id, d) || sender.has_failed(&sent.id, d));
+        if !settled {
+            return None;
+        }
+        let acked = devices.iter().any(|d| sender.is_delivered(&sent.id, d));
+        let shown = sender.message_state(&sent.id);
+        let right = match shown {
+            Some((MessageState::Delivered, None)) => acked,
+            Some((MessageState::Failed, Some(reason))) => !acked && !reason.is_empty(),
+            _ => false,
+        };
+        (!right).then(|| shown.map(|(state, _)| state))
     }
 }
 

@@ -80,12 +80,14 @@ fn assert_exactly_once(sim: &Sim) {
     let report = sim.delivery_report();
     assert!(
         report.is_exactly_once(),
-        "seed {}: missing {:?}, duplicated {:?}, unexpected {:?}, unacknowledged {:?}",
+        "seed {}: missing {:?}, duplicated {:?}, unexpected {:?}, unacknowledged {:?}, \
+         state shown wrongly {:?}",
         sim.seed(),
         report.missing,
         report.duplicated,
         report.unexpected,
-        report.unacknowledged
+        report.unacknowledged,
+        report.misreported
     );
     assert!(report.expected > 150, "only {} deliveries", report.expected);
     for node in sim.node_ids() {

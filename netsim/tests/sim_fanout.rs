@@ -65,11 +65,12 @@ fn assert_converged(sim: &Sim, expected: usize) {
     assert_eq!(report.expected, expected);
     assert!(
         report.is_exactly_once(),
-        "missing {}, duplicated {}, unexpected {}, unacknowledged {}",
+        "missing {}, duplicated {}, unexpected {}, unacknowledged {}, state shown wrongly {}",
         report.missing.len(),
         report.duplicated.len(),
         report.unexpected.len(),
-        report.unacknowledged.len()
+        report.unacknowledged.len(),
+        report.misreported.len()
     );
 }
 

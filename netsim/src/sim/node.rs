@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tincan_core::delivery::receipt_proves_delivery;
+use tincan_core::delivery::{receipt_proves_delivery, Deliveries, DeliveryEffect, MessageState};
 use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
 use tincan_core::{DeviceId, Envelope, Identity, MessageId, Receipt, ReceiptKind, UserId};
 
@@ -60,7 +60,11 @@ pub struct SimNode {
     reachable: BTreeMap<DeviceId, bool>,
     scheduled_wake: Option<u64>,
     next_attempt: u64,
+    /// The daemon's rule for a message's state from its devices' outcomes.
+    deliveries: Deliveries<()>,
     // Durable: the store.
+    /// Each sent message's state and failure reason, as its history row.
+    states: BTreeMap<MessageId, (MessageState, Option<String>)>,
     pending: BTreeMap<MessageId, Pending>,
     received: BTreeSet<(DeviceId, MessageId)>,
     displayed: Vec<Displayed>,
@@ -82,6 +86,8 @@ impl SimNode {
             reachable: BTreeMap::new(),
             scheduled_wake: None,
             next_attempt: 0,
+            deliveries: Deliveries::new(),
+            states: BTreeMap::new(),
             pending: BTreeMap::new(),
             received: BTreeSet::new(),
             displayed: Vec::new(),
@@ -137,6 +143,17 @@ impl SimNode {
         &self.failed
     }
 
+    /// Whether delivering message `id` to `device` failed for good.
+    pub fn has_failed(&self, id: &MessageId, device: &DeviceId) -> bool {
+        self.failed.iter().any(|(m, d, _)| m == id && d == device)
+    }
+
+    /// A sent message's state and failure reason, as the sender's history
+    /// shows it.
+    pub fn message_state(&self, id: &MessageId) -> Option<(MessageState, Option<&str>)> {
+        self.states.get(id).map(|(s, e)| (*s, e.as_deref()))
+    }
+
     /// (message, device) pairs still waiting for a receipt.
     pub fn pending_len(&self) -> usize {
         self.pending.values().map(|p| p.devices.len()).sum()
@@ -175,6 +192,13 @@ impl SimNode {
     ) {
         let id = envelope.id;
         let expires_at = w.now + w.config.expiry_ms;
+        let to = devices
+            .first()
+            .and_then(|(d, _)| w.node_of(d))
+            .map_or(self.user_id(), |n| w.dir.certs[n.0].user_id());
+        self.deliveries
+            .insert(id, (), to, devices.iter().map(|(d, _)| *d));
+        self.states.insert(id, (MessageState::Queued, None));
         self.pending.insert(
             id,
             Pending {
@@ -214,6 +238,7 @@ impl SimNode {
         self.in_flight.clear();
         self.reachable.clear();
         self.scheduled_wake = None;
+        self.deliveries = Deliveries::new();
     }
 
     /// The node starts again and reloads its outbox from the store; the
@@ -224,6 +249,10 @@ impl SimNode {
             for (device, attempts) in &pending.devices {
                 self.outbox
                     .push(w.now, *id, *device, pending.expires_at, *attempts);
+                let to = w
+                    .node_of(device)
+                    .map_or(self.user_id(), |n| w.dir.certs[n.0].user_id());
+                self.deliveries.restore(*id, to, *device, || ());
             }
         }
     }
@@ -389,24 +418,41 @@ impl SimNode {
         w.route_envelope(self.idx, &envelope, frame_len, devices);
     }
 
-    /// Records an outbox event in the store.
+    /// Records an outbox event in the store, through the daemon's delivery
+    /// rule: the per-device results, and the message state it decides.
     fn apply(&mut self, event: OutboxEvent) {
-        let (id, device) = match event {
+        let (id, device) = match &event {
             // The simulated relay never takes custody: it only forwards.
             OutboxEvent::Held { .. } => return,
             OutboxEvent::Delivered { message_id, device } => {
-                self.delivered.insert((message_id, device));
-                (message_id, device)
+                self.delivered.insert((*message_id, *device));
+                (*message_id, *device)
             }
             OutboxEvent::Failed {
                 message_id,
                 device,
                 reason,
             } => {
-                self.failed.push((message_id, device, reason));
-                (message_id, device)
+                self.failed.push((*message_id, *device, reason.clone()));
+                (*message_id, *device)
             }
         };
+        self.deliveries.handle_outbox_event(event);
+        while let Some(effect) = self.deliveries.poll_effect() {
+            if let DeliveryEffect::State {
+                id, state, error, ..
+            } = effect
+            {
+                // The store moves a row only forward.
+                let row = self
+                    .states
+                    .entry(id)
+                    .or_insert((MessageState::Queued, None));
+                if row.0.can_advance_to(state) {
+                    *row = (state, error);
+                }
+            }
+        }
         self.in_flight.remove(&(id, device));
         if let Some(pending) = self.pending.get_mut(&id) {
             pending.devices.remove(&device);
