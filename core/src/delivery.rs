@@ -60,6 +60,15 @@ pub enum MessageState {
 }
 
 impl MessageState {
+    /// Every state, in their forward order (then `failed`).
+    pub const ALL: [MessageState; 5] = [
+        MessageState::Queued,
+        MessageState::Sent,
+        MessageState::Delivered,
+        MessageState::Read,
+        MessageState::Failed,
+    ];
+
     /// The lowercase name stored in the database and used on the control API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -533,13 +533,7 @@ mod tests {
                 device_id: s("d1"),
             },
         ];
-        for state in [
-            MessageState::Queued,
-            MessageState::Sent,
-            MessageState::Delivered,
-            MessageState::Read,
-            MessageState::Failed,
-        ] {
+        for state in MessageState::ALL {
             all.push(NodeEvent::MessageState {
                 id: s("3fa2c1"),
                 to: s("b0b"),
@@ -547,16 +541,7 @@ mod tests {
                 error: (state == MessageState::Failed).then(|| s("expired after 7 days")),
             });
         }
-        for state in [
-            TransferState::Offered,
-            TransferState::Accepted,
-            TransferState::Transferring,
-            TransferState::Paused,
-            TransferState::Done,
-            TransferState::Failed,
-            TransferState::Rejected,
-            TransferState::Cancelled,
-        ] {
+        for state in TransferState::ALL {
             all.push(NodeEvent::FileState {
                 transfer: transfer(state),
             });

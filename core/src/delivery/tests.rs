@@ -118,7 +118,7 @@ fn states_only_move_forward_and_a_receipt_beats_a_give_up() {
     assert!(Failed.can_advance_to(Delivered));
     assert!(!Failed.can_advance_to(Sent));
     assert!(!Sent.can_advance_to(Sent));
-    for state in [Queued, Sent, Delivered, Read, Failed] {
+    for state in MessageState::ALL {
         assert_eq!(state.as_str().parse::<MessageState>(), Ok(state));
     }
     assert!("sleeping".parse::<MessageState>().is_err());

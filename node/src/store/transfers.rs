@@ -39,6 +39,18 @@ pub enum TransferState {
 }
 
 impl TransferState {
+    /// Every state, in the order a transfer passes through them.
+    pub const ALL: [TransferState; 8] = [
+        TransferState::Offered,
+        TransferState::Accepted,
+        TransferState::Transferring,
+        TransferState::Paused,
+        TransferState::Done,
+        TransferState::Failed,
+        TransferState::Rejected,
+        TransferState::Cancelled,
+    ];
+
     /// The lowercase name (database and JSON).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -457,16 +469,7 @@ mod tests {
 
     #[test]
     fn states_parse() {
-        for s in [
-            TransferState::Offered,
-            TransferState::Accepted,
-            TransferState::Transferring,
-            TransferState::Paused,
-            TransferState::Done,
-            TransferState::Failed,
-            TransferState::Rejected,
-            TransferState::Cancelled,
-        ] {
+        for s in TransferState::ALL {
             assert_eq!(s.as_str().parse::<TransferState>().unwrap(), s);
         }
         assert!("nope".parse::<TransferState>().is_err());
