@@ -50,16 +50,13 @@ pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
 pub use control::protocol::{Reply, Request};
 pub use event::{
-    BlockedView, ContactView, DeviceView, GatewayView, JoinedView, MessageView, NodeEvent,
-    PairingView, PeerView, PresenceView, QuoteView, ReadView, RelayView, RoomJoinView,
-    RoomLinkView, RoomMemberView, RoomTypingView, RoomView, SearchHitView, StatusView, TypingView,
-    WhoAmI,
+    BlockedView, BroadcastView, ContactView, DeviceView, ForgottenView, GatewayView, JoinedView,
+    MessageView, MuteView, NodeEvent, PairingView, PeerView, PresenceView, QuoteView, ReadView,
+    RelayView, RoomJoinView, RoomLinkView, RoomMemberView, RoomTypingView, RoomView, SearchHitView,
+    StatusView, TypingView, WhoAmI,
 };
 pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
-pub use node::{
-    read_history, BroadcastView, ForgottenView, MuteView, Node, NodeError, NodeHandle, StartError,
-    StoredHistory,
-};
+pub use node::{read_history, Node, NodeError, NodeHandle, StartError, StoredHistory};
 pub use store::{HistoryQuery, MessageState};

@@ -31,9 +31,7 @@ mod rooms;
 mod transfer;
 mod uplink;
 
-pub use names::ForgottenView;
 pub use offline::{read_history, StoredHistory};
-pub use post::{BroadcastView, MuteView};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

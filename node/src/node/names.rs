@@ -2,11 +2,10 @@
 //! (`tincan name set`) and forgetting a peer (`tincan peers forget`). One
 //! [`Command::Names`] carries them to the actor (`actor/names.rs`).
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::{Command, NodeError, NodeHandle};
-use crate::event::WhoAmI;
+use crate::event::{ForgottenView, WhoAmI};
 
 /// Replies of name commands.
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -21,17 +20,6 @@ pub(crate) enum NamesCommand {
         peer: String,
         reply: Reply<ForgottenView>,
     },
-}
-
-/// A user removed by `tincan peers forget` (`--json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForgottenView {
-    /// The user's id.
-    pub user_id: String,
-    /// The name they were shown under.
-    pub name: String,
-    /// Their devices that were forgotten.
-    pub devices: Vec<String>,
 }
 
 impl NodeHandle {

@@ -2,11 +2,10 @@
 //! the contact list; one [`Command::Post`] or [`Command::Contact`] carries
 //! each to the actor (`actor/posts.rs`, `actor/contacts.rs`).
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::{Command, NodeError, NodeHandle};
-use crate::event::{ContactView, MessageView};
+use crate::event::{BroadcastView, ContactView, MessageView, MuteView};
 
 /// Replies of fallible commands.
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
@@ -44,17 +43,6 @@ pub(crate) enum PostCommand {
     },
 }
 
-/// What `tincan mute|unmute --json` prints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MuteView {
-    /// The conversation: the peer's user id, or the room's id.
-    pub peer: String,
-    /// Their display name.
-    pub name: String,
-    /// Whether it is muted now.
-    pub muted: bool,
-}
-
 /// Requests of [`Command::Contact`].
 pub(crate) enum ContactCommand {
     List(Reply<Vec<ContactView>>),
@@ -77,17 +65,6 @@ pub(crate) enum ContactCommand {
         user: String,
         reply: Reply<ContactView>,
     },
-}
-
-/// What `tincan broadcast --json` prints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BroadcastView {
-    /// The message (one id for every recipient).
-    pub message: MessageView,
-    /// The users it went to: user ids.
-    pub to: Vec<String>,
-    /// Their display names, in the same order.
-    pub names: Vec<String>,
 }
 
 impl NodeHandle {

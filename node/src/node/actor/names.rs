@@ -12,9 +12,10 @@ use tincan_core::wire::Hello;
 use tincan_core::DeviceId;
 
 use super::{now_ms, Actor};
+use crate::event::ForgottenView;
 use crate::event::WhoAmI;
 use crate::keystore;
-use crate::node::names::{ForgottenView, NamesCommand};
+use crate::node::names::NamesCommand;
 use crate::node::NodeError;
 
 /// `node_state` key of the forgotten devices: one `DEVICE VERSION` a line.

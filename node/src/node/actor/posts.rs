@@ -14,9 +14,10 @@ use tincan_core::{Content, DeviceCert, MessageId, Opened, UserId};
 
 use super::inbound::Rejection;
 use super::{now_ms, Actor};
+use crate::event::{BroadcastView, MuteView};
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
-use crate::node::post::{BroadcastView, MuteView, PostCommand};
+use crate::node::post::PostCommand;
 use crate::node::NodeError;
 use crate::store::{ChangeOutcome, Direction, MessageExtras, MessageRecord, MessageState};
 
