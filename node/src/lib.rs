@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`node`]: [`Node::start`] and the [`NodeHandle`]; inside, the actor and QUIC links.
+//! - [`request`]: the node's command language, [`Request`] in and
+//!   [`Response`] out, spoken by the control socket, embedders and the GUI.
 //! - [`config`], [`home`], [`keystore`]: where a node lives and what it is.
 //! - [`org`]: organisation key (admin), membership, revocation list files.
 //! - [`pair`]: enrolling this home as a new device of an existing user.
@@ -40,6 +42,7 @@ pub mod notifier;
 pub mod org;
 pub mod pair;
 pub mod platform;
+pub mod request;
 pub mod store;
 
 // What the relay shares with the node lives in tincan-transport, so that
@@ -48,7 +51,7 @@ pub use tincan_transport::{quic, rpc, tls};
 
 pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
-pub use control::protocol::{Reply, Request};
+pub use control::protocol::Reply;
 pub use event::{
     BlockedView, BroadcastView, ContactView, DeviceView, ForgottenView, GatewayView, JoinedView,
     MessageView, MuteView, NodeEvent, PairingView, PeerView, PresenceView, QuoteView, ReadView,
@@ -59,4 +62,5 @@ pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
 pub use node::{read_history, Node, NodeError, NodeHandle, StartError, StoredHistory};
+pub use request::{Reloaded, Request, Response, UnexpectedResponse};
 pub use store::{HistoryQuery, MessageState};
