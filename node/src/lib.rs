@@ -9,7 +9,8 @@
 //! - [`pair`]: enrolling this home as a new device of an existing user.
 //! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
 //! - [`discovery`]: mDNS announce + browse.
-//! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client.
+//! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client:
+//!   requests as lines, [`NodeHandle::request`] behind them.
 //! - [`event`]: events and views with stable JSON shapes.
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
