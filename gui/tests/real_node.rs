@@ -14,7 +14,9 @@ use tincan_gui::chat;
 use tincan_gui::presence::Choice;
 use tincan_gui::session::PAGE;
 use tincan_node::store::TransferState;
-use tincan_node::{Home, MessageState, Node, NodeConfig, NodeEvent};
+use tincan_node::{
+    Home, MessageState, MessageView, Node, NodeConfig, NodeEvent, Request, RoomView, TransferView,
+};
 
 fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -221,8 +223,11 @@ fn presence_read_typing_and_files_between_the_app_and_a_real_node() {
     let report = dir.path().join("report.txt");
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&report, &bytes).expect("write");
-    let offer = rt
-        .block_on(berta.file_send("Anna", vec![report.clone()]))
+    let offer: TransferView = rt
+        .block_on(berta.request_as(Request::FileSend {
+            peer: "Anna".into(),
+            paths: vec![report.to_string_lossy().into_owned()],
+        }))
         .expect("file send");
     wait_until(
         &rt,
@@ -354,13 +359,22 @@ fn a_room_made_by_a_real_node_shows_in_the_app_and_takes_its_messages() {
     });
 
     // Berta makes a room with Anna and writes in it.
-    let room = rt
-        .block_on(berta.room_create("Lunch", &["Anna".to_string()]))
+    let room: RoomView = rt
+        .block_on(berta.request_as(Request::RoomCreate {
+            name: "Lunch".into(),
+            with: vec!["Anna".into()],
+        }))
         .expect("room create");
-    rt.block_on(berta.room_topic(&room.id, "Fridays at noon"))
-        .expect("topic");
-    rt.block_on(berta.room_send(&room.id, "pizza or sushi?"))
-        .expect("room send");
+    rt.block_on(berta.request(Request::RoomTopic {
+        room: room.id.clone(),
+        topic: "Fridays at noon".into(),
+    }))
+    .expect("topic");
+    rt.block_on(berta.request(Request::RoomSend {
+        room: room.id.clone(),
+        text: "pizza or sushi?".into(),
+    }))
+    .expect("room send");
     wait_until(
         &rt,
         &mut app,
@@ -407,8 +421,13 @@ fn a_room_made_by_a_real_node_shows_in_the_app_and_takes_its_messages() {
     assert!(app.chat.error.is_none(), "{:?}", app.chat.error);
     assert!(shows(&app, "sushi!"));
     wait_for("Anna's message at Berta", || {
-        let history = rt
-            .block_on(berta.room_history(&room.id, tincan_node::HistoryQuery::default()))
+        let history: Vec<MessageView> = rt
+            .block_on(berta.request_as(Request::RoomHistory {
+                room: room.id.clone(),
+                limit: None,
+                before: None,
+                since: None,
+            }))
             .ok()?;
         history
             .iter()

@@ -1,6 +1,10 @@
 //! The control socket: JSON lines over a Unix socket in the home directory.
-//! The CLI and bots are clients of it; it only translates requests into
-//! [`NodeHandle`] calls and events into lines.
+//! The CLI and bots are clients of it. It only reads [`Request`] lines,
+//! passes each to [`NodeHandle::request`] and writes the answer as a
+//! [`Reply`] line; what a request does (`send`'s `wait` included) is the
+//! handle's business, so an embedder gets the very same answers. Two
+//! things are the connection's own: `watch` turns it into an event stream,
+//! and a client that said `focus` holds it only while connected.
 //!
 //! # Format
 //! Each request is one JSON object on one line, e.g.
@@ -10,11 +14,8 @@
 //! [`crate::NodeEvent`] per line until the client hangs up. A connection
 //! may carry any number of requests in sequence (bots keep one open).
 
-mod chat;
 pub mod client;
-mod posts;
 pub mod protocol;
-mod rooms;
 
 use std::time::Duration;
 
@@ -24,7 +25,6 @@ use tokio::sync::broadcast;
 use crate::event::NodeEvent;
 use crate::home::Home;
 use crate::node::NodeHandle;
-use crate::store::{HistoryQuery, MessageState};
 use protocol::{Reply, Request};
 
 /// Longest request line accepted; a message is at most 64 KiB of text.
@@ -79,7 +79,7 @@ async fn serve_client(stream: tokio::net::UnixStream, node: NodeHandle) {
     let mut holds_focus = false;
     serve_requests(stream, &node, &mut holds_focus).await;
     if holds_focus {
-        let _ = node.set_focus(false).await;
+        let _ = node.request(Request::Focus { focused: false }).await;
     }
 }
 
@@ -129,7 +129,7 @@ async fn serve_requests(stream: tokio::net::UnixStream, node: &NodeHandle, holds
         if let Request::Focus { focused } = request {
             *holds_focus = focused;
         }
-        let reply = handle(node, request).await;
+        let reply = Reply::from_result(node.request(request).await);
         if write_reply(&mut write, &reply).await.is_err() {
             return;
         }
@@ -168,139 +168,6 @@ async fn stream_events<W: AsyncWriteExt + Unpin>(
     }
 }
 
-/// Answers one request with `node`: what the socket does for each line,
-/// and what an in-process client (the desktop app's embedded node) calls
-/// directly, so both kinds of client get the very same answers.
-pub async fn answer(node: &NodeHandle, request: Request) -> Reply {
-    handle(node, request).await
-}
-
-async fn handle(node: &NodeHandle, request: Request) -> Reply {
-    match request {
-        Request::Whoami => Reply::data(node.whoami()),
-        Request::Status => Reply::from_result(node.status().await),
-        Request::Peers => Reply::from_result(node.peers().await),
-        Request::History {
-            peer,
-            limit,
-            before,
-            since,
-        } => {
-            let query = HistoryQuery {
-                limit,
-                before_ms: before,
-                since_ms: since,
-            };
-            Reply::from_result(node.history(&peer, query).await)
-        }
-        Request::Send {
-            peer,
-            text,
-            wait,
-            timeout_secs,
-            reply_to,
-        } => {
-            // Subscribe before sending so the delivery event cannot be missed.
-            let mut events = node.subscribe();
-            let sent = match reply_to {
-                Some(reply_to) => node.reply(&peer, &text, &reply_to).await,
-                None => node.send(&peer, &text).await,
-            };
-            let sent = match sent {
-                Ok(sent) => sent,
-                Err(e) => return Reply::err(e.to_string()),
-            };
-            if !wait {
-                return Reply::data(sent);
-            }
-            let id = sent.id.clone();
-            let mut last = sent.state;
-            let until_final = async {
-                loop {
-                    match events.recv().await {
-                        Ok(NodeEvent::MessageState {
-                            id: ev_id,
-                            state,
-                            error,
-                            ..
-                        }) if ev_id == id => match state {
-                            MessageState::Delivered | MessageState::Read => return Ok(state),
-                            MessageState::Failed => {
-                                return Err(error.unwrap_or_else(|| "delivery failed".into()))
-                            }
-                            other => last = other,
-                        },
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => {
-                            return Err("the node stopped".into())
-                        }
-                    }
-                }
-            };
-            let outcome = match timeout_secs {
-                Some(secs) => {
-                    match tokio::time::timeout(Duration::from_secs(secs), until_final).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(still_on_its_way(secs, &peer, last)),
-                    }
-                }
-                None => until_final.await,
-            };
-            match outcome {
-                Ok(state) => {
-                    let mut sent = sent;
-                    sent.state = state;
-                    Reply::data(sent)
-                }
-                Err(e) => Reply::err(e),
-            }
-        }
-        Request::Watch => Reply::err("watch is handled by the connection"),
-        Request::ReloadOrg => Reply::from_result(node.reload_org().await.map(|()| "reloaded")),
-        Request::FileSend { peer, paths } => {
-            let paths = paths.into_iter().map(std::path::PathBuf::from).collect();
-            Reply::from_result(node.file_send(&peer, paths).await)
-        }
-        Request::FileAccept { id, to } => Reply::from_result(
-            node.file_accept(&id, to.map(std::path::PathBuf::from))
-                .await,
-        ),
-        Request::FileReject { id } => Reply::from_result(node.file_reject(&id).await),
-        Request::FileCancel { id } => Reply::from_result(node.file_cancel(&id).await),
-        Request::FileList => Reply::from_result(node.file_list().await),
-        other @ (Request::Edit { .. }
-        | Request::Delete { .. }
-        | Request::Broadcast { .. }
-        | Request::Focus { .. }
-        | Request::Mute { .. }
-        | Request::Contacts
-        | Request::ContactAdd { .. }
-        | Request::ContactAccept { .. }
-        | Request::ContactReject { .. }
-        | Request::ContactRemove { .. }) => posts::handle(node, other).await,
-        Request::DevicePair => Reply::from_result(node.pair_device().await),
-        Request::DeviceList => Reply::from_result(node.devices().await),
-        Request::DeviceRemove { device } => Reply::from_result(node.remove_device(&device).await),
-        Request::NameSet { name } => Reply::from_result(node.set_name(&name).await),
-        Request::PeerForget { peer } => Reply::from_result(node.forget_peer(&peer).await),
-        other @ (Request::RoomCreate { .. }
-        | Request::RoomInvite { .. }
-        | Request::RoomJoin { .. }
-        | Request::RoomLink { .. }
-        | Request::RoomLeave { .. }
-        | Request::RoomList
-        | Request::RoomSend { .. }
-        | Request::RoomHistory { .. }
-        | Request::RoomTopic { .. }
-        | Request::RoomRename { .. }
-        | Request::RoomAdmin { .. }
-        | Request::RoomRemove { .. }
-        | Request::RoomDisable { .. }
-        | Request::RoomTyping { .. }) => rooms::handle(node, other).await,
-        other => chat::handle(node, other).await,
-    }
-}
-
 /// Placeholder so non-Unix builds fail with a clear message until a named-pipe
 /// transport is added.
 #[cfg(not(unix))]
@@ -308,30 +175,4 @@ pub fn serve(_home: &Home, _node: NodeHandle) -> std::io::Result<ControlServer> 
     Err(std::io::Error::other(
         "the control socket needs a Unix platform for now",
     ))
-}
-
-/// Why `send --wait --timeout` gave up, saying where the message is: held
-/// by a relay or gateway (`sent`) or still queued on this device.
-fn still_on_its_way(secs: u64, peer: &str, state: MessageState) -> String {
-    match state {
-        MessageState::Sent => format!(
-            "not delivered within {secs} s; the relay holds it (state: sent) and delivers it when {peer} is back online"
-        ),
-        _ => format!(
-            "not delivered within {secs} s; it stays queued on this device (state: queued) and is sent when {peer} is reachable"
-        ),
-    }
-}
-
-#[cfg(test)]
-mod wait_tests {
-    use super::*;
-
-    #[test]
-    fn a_timed_out_wait_says_where_the_message_is() {
-        let held = still_on_its_way(5, "bob", MessageState::Sent);
-        assert!(held.contains("the relay holds it (state: sent)"), "{held}");
-        let queued = still_on_its_way(5, "bob", MessageState::Queued);
-        assert!(queued.contains("stays queued on this device"), "{queued}");
-    }
 }

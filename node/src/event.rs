@@ -9,8 +9,10 @@ mod room;
 
 use serde::{Deserialize, Serialize};
 
-pub use chat::{BlockedView, PresenceView, ReadView, SearchHitView, TypingView};
-pub use device::{DeviceView, JoinedView, PairingView};
+pub use chat::{
+    BlockedView, BroadcastView, MuteView, PresenceView, ReadView, SearchHitView, TypingView,
+};
+pub use device::{DeviceView, ForgottenView, JoinedView, PairingView};
 pub use room::{RoomJoinView, RoomLinkView, RoomMemberView, RoomTypingView, RoomView};
 
 use crate::store::{MessageRecord, MessageState};

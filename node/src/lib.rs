@@ -2,12 +2,15 @@
 //!
 //! # Layout
 //! - [`node`]: [`Node::start`] and the [`NodeHandle`]; inside, the actor and QUIC links.
+//! - [`request`]: the node's command language, [`Request`] in and
+//!   [`Response`] out, spoken by the control socket, embedders and the GUI.
 //! - [`config`], [`home`], [`keystore`]: where a node lives and what it is.
 //! - [`org`]: organisation key (admin), membership, revocation list files.
 //! - [`pair`]: enrolling this home as a new device of an existing user.
 //! - [`store`]: SQLite history, outbox, peers, name pins (WAL, migrations).
 //! - [`discovery`]: mDNS announce + browse.
-//! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client.
+//! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client:
+//!   requests as lines, [`NodeHandle::request`] behind them.
 //! - [`event`]: events and views with stable JSON shapes.
 //! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
@@ -40,6 +43,7 @@ pub mod notifier;
 pub mod org;
 pub mod pair;
 pub mod platform;
+pub mod request;
 pub mod store;
 
 // What the relay shares with the node lives in tincan-transport, so that
@@ -48,18 +52,16 @@ pub use tincan_transport::{quic, rpc, tls};
 
 pub use config::{NodeConfig, DEFAULT_PORT};
 pub use control::client::{ControlClient, ControlError, EventStream};
-pub use control::protocol::{Reply, Request};
+pub use control::protocol::Reply;
 pub use event::{
-    BlockedView, ContactView, DeviceView, GatewayView, JoinedView, MessageView, NodeEvent,
-    PairingView, PeerView, PresenceView, QuoteView, ReadView, RelayView, RoomJoinView,
-    RoomLinkView, RoomMemberView, RoomTypingView, RoomView, SearchHitView, StatusView, TypingView,
-    WhoAmI,
+    BlockedView, BroadcastView, ContactView, DeviceView, ForgottenView, GatewayView, JoinedView,
+    MessageView, MuteView, NodeEvent, PairingView, PeerView, PresenceView, QuoteView, ReadView,
+    RelayView, RoomJoinView, RoomLinkView, RoomMemberView, RoomTypingView, RoomView, SearchHitView,
+    StatusView, TypingView, WhoAmI,
 };
 pub use export::ExportView;
 pub use files::TransferView;
 pub use home::Home;
-pub use node::{
-    read_history, BroadcastView, ForgottenView, MuteView, Node, NodeError, NodeHandle, StartError,
-    StoredHistory,
-};
+pub use node::{read_history, Node, NodeError, NodeHandle, StartError, StoredHistory};
+pub use request::{Reloaded, Request, Response, UnexpectedResponse};
 pub use store::{HistoryQuery, MessageState};

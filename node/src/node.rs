@@ -1,39 +1,43 @@
 //! The node as a library: [`Node::start`] returns a [`NodeHandle`] that
-//! takes commands and hands out an event stream. The CLI daemon, the
+//! takes [`Request`]s and hands out an event stream. The CLI daemon, the
 //! control socket (bot API) and the GUI are all thin clients of it.
 //!
-//! Inside, one actor (`node/actor.rs`) owns all state and drives the
-//! sans-IO core (`PeerBook`, `Outbox`, `GatewayElection`); connection tasks
+//! # Requests
+//! An operation is declared once, as a [`Request`] variant
+//! (`crate::request`), and dispatched once, in the actor
+//! (`actor/request.rs`). [`NodeHandle::request`] is the one entry point
+//! (`node/handle.rs`); the few typed wrappers there (`status`, `peers`,
+//! `send`, `history`) only call it. What a request needs beyond one actor
+//! turn runs in the handle, so every client gets it: `send`'s `wait`
+//! (`node/wait.rs`), and `whoami`, answered from the handle's copy.
+//!
+//! # Inside
+//! One actor (`node/actor.rs`) owns all state and drives the sans-IO core
+//! (`PeerBook`, `Outbox`, `GatewayElection`); connection tasks
 //! (`node/link.rs` for LAN peers, `node/uplink.rs` for the relay) only move
 //! frames between QUIC streams and the actor. The actor's parts:
 //! `actor/inbound.rs` (opening envelopes), `actor/outgoing.rs` (sealing,
 //! the outbox), `actor/routing.rs` (one copy per hop through gateway and
 //! relay), `actor/election.rs` (beacons, leases), `actor/relay.rs`
 //! (when to hold a relay connection; directory, neighbours, revocations),
-//! and the messenger features: `actor/chat.rs` (their state and commands,
-//! blocking, search, export), `actor/presence.rs` (presence, typing) and
-//! `actor/receipts.rs` (read receipts); their handle methods are in
-//! `node/chat.rs`. Rooms: `actor/rooms.rs` (membership logs, sender keys,
-//! room messages), handle methods in `node/rooms.rs`.
-//! `node/chat.rs`. Several devices per user: `actor/devices.rs` (the one
-//! lookup of a user's devices, rosters, removal, the host side of pairing;
-//! handle methods in `node/devices.rs`) and `actor/sync.rs` (sent messages
-//! and read state mirrored to the user's other devices).
+//! and the messenger features: `actor/chat.rs` (their state, blocking,
+//! search, export), `actor/presence.rs` (presence, typing) and
+//! `actor/receipts.rs` (read receipts). Rooms: `actor/rooms.rs`
+//! (membership logs, sender keys, room messages). Several devices per
+//! user: `actor/devices.rs` (the one lookup of a user's devices, rosters,
+//! removal, the host side of pairing) and `actor/sync.rs` (sent messages
+//! and read state mirrored to the user's other devices). File transfer
+//! tasks: `node/transfer.rs`.
 
 mod actor;
-mod chat;
-mod devices;
+mod handle;
 mod link;
-mod names;
 mod offline;
-pub(crate) mod post;
-mod rooms;
 mod transfer;
 mod uplink;
+mod wait;
 
-pub use names::ForgottenView;
 pub use offline::{read_history, StoredHistory};
-pub use post::{BroadcastView, MuteView};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,9 +46,10 @@ use tincan_core::peer_book::ResolveError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{NodeConfig, DEFAULT_PORT};
-use crate::event::{MessageView, NodeEvent, PeerView, StatusView, WhoAmI};
+use crate::event::{NodeEvent, WhoAmI};
 use crate::keystore::{self, KeystoreError};
-use crate::store::{HistoryQuery, Store, StoreError};
+use crate::request::{Request, Response, UnexpectedResponse};
+use crate::store::{MessageState, Store, StoreError};
 use crate::tls::{self, TlsIdentityError};
 
 /// How long QUIC waits without hearing from a peer before declaring it gone.
@@ -224,31 +229,47 @@ pub enum NodeError {
     /// The identity file could not be changed (a bad name, a disk error).
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
+    /// `send` with `wait`: the message failed (the reason, as its
+    /// `message_state` event gave it).
+    #[error("{0}")]
+    DeliveryFailed(String),
+    /// `send` with `wait` and a timeout: not delivered in time; the message
+    /// stays on its way.
+    #[error("{}", wait::still_on_its_way(*.secs, .peer, *.state))]
+    NotDeliveredYet {
+        /// The timeout.
+        secs: u64,
+        /// The peer as the request named it.
+        peer: String,
+        /// Where the message is: `sent` (held by a relay or gateway) or
+        /// still `queued` on this device.
+        state: MessageState,
+    },
+    /// `watch` asked of [`NodeHandle::request`]: it is a stream, not one
+    /// answer.
+    #[error("watch streams events; use NodeHandle::subscribe (or a control connection)")]
+    WatchIsAStream,
+    /// The node answered a different kind of response than the caller
+    /// expected (a typed wrapper; a bug, not a user error).
+    #[error(transparent)]
+    Unexpected(#[from] UnexpectedResponse),
 }
 
-/// Commands from handles to the actor.
+/// What a handle's request is answered on.
+pub(crate) type Responder = oneshot::Sender<Result<Response, NodeError>>;
+
+/// Commands from handles to the actor: a client's request, or the end.
 pub(crate) enum Command {
-    Status(oneshot::Sender<StatusView>),
-    Peers(oneshot::Sender<Vec<PeerView>>),
-    Send {
-        peer: String,
-        text: String,
-        reply: oneshot::Sender<Result<MessageView, NodeError>>,
+    /// One [`Request`], answered on `reply` (at once, or later for a
+    /// `file_send`, once its files are hashed).
+    Request {
+        /// What the client asks.
+        request: Request,
+        /// Where the answer goes.
+        reply: Responder,
     },
-    History {
-        peer: String,
-        query: HistoryQuery,
-        reply: oneshot::Sender<Result<Vec<MessageView>, NodeError>>,
-    },
-    ReloadOrg(oneshot::Sender<Result<(), NodeError>>),
+    /// Stop the node; answered once it has said goodbye.
     Shutdown(oneshot::Sender<()>),
-    File(transfer::FileCommand),
-    Chat(chat::ChatCommand),
-    Post(post::PostCommand),
-    Contact(post::ContactCommand),
-    Device(devices::DeviceCommand),
-    Room(rooms::RoomCommand),
-    Names(names::NamesCommand),
 }
 
 /// Starts nodes.
@@ -260,7 +281,7 @@ pub struct Node;
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<NodeEvent>,
-    /// Changed by `set_name` (shared by every clone of the handle).
+    /// Changed by a `name_set` request (shared by every clone of the handle).
     whoami: Arc<std::sync::Mutex<WhoAmI>>,
     listen: SocketAddr,
 }
@@ -376,77 +397,5 @@ impl Node {
         })?;
         tokio::spawn(actor.run(command_rx, disc_rx, discovery, control, lock));
         Ok(handle)
-    }
-}
-
-impl NodeHandle {
-    /// Who this node is.
-    pub fn whoami(&self) -> WhoAmI {
-        self.whoami
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The QUIC listen address.
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-    }
-
-    /// Subscribes to the event stream (from now on).
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// The node's status.
-    pub async fn status(&self) -> Result<StatusView, NodeError> {
-        self.ask(Command::Status).await
-    }
-
-    /// Known peer devices.
-    pub async fn peers(&self) -> Result<Vec<PeerView>, NodeError> {
-        self.ask(Command::Peers).await
-    }
-
-    /// Queues a text message to `peer` (a name or user-id prefix). Returns
-    /// once it is stored in the outbox; watch events for delivery.
-    pub async fn send(&self, peer: &str, text: &str) -> Result<MessageView, NodeError> {
-        let (peer, text) = (peer.to_string(), text.to_string());
-        self.ask(|reply| Command::Send { peer, text, reply })
-            .await?
-    }
-
-    /// The conversation with `peer`, oldest first.
-    pub async fn history(
-        &self,
-        peer: &str,
-        query: HistoryQuery,
-    ) -> Result<Vec<MessageView>, NodeError> {
-        let peer = peer.to_string();
-        self.ask(|reply| Command::History { peer, query, reply })
-            .await?
-    }
-
-    /// Re-reads the organisation files of the home (after `tincan org
-    /// revoke` or `org join`): applies and spreads a newer revocation list.
-    pub async fn reload_org(&self) -> Result<(), NodeError> {
-        self.ask(Command::ReloadOrg).await?
-    }
-
-    /// Stops the node: says goodbye to peers and on mDNS, closes the database.
-    pub async fn shutdown(&self) {
-        let _ = self.ask(Command::Shutdown).await;
     }
 }

@@ -8,13 +8,14 @@ use std::time::Duration;
 use iced::futures::future::BoxFuture;
 use iced::futures::stream::{self, BoxStream};
 use iced::futures::{FutureExt, StreamExt};
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use tincan_node::keystore::{self, KeystoreError};
 
 use tincan_node::{
-    ControlClient, DeviceView, Home, MessageView, Node, NodeHandle, PairingView, PeerView,
-    PresenceView, ReadView, Request, RoomView, StartError, StatusView, TransferView, TypingView,
-    WhoAmI,
+    ControlClient, DeviceView, Home, MessageView, Node, NodeError, NodeHandle, PairingView,
+    PeerView, PresenceView, ReadView, Request, Response, RoomView, StartError, StatusView,
+    TransferView, TypingView, UnexpectedResponse, WhoAmI,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -113,17 +114,14 @@ async fn attach(home: &Home) -> Option<NodeBackend> {
     })
 }
 
-/// One request on a fresh control connection, decoded.
-/// Reads a node's answer into the view the app expects.
-fn decode<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> Result<T, BackendError> {
+/// Reads a daemon's answer into the view the app expects.
+fn decode<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, BackendError> {
     serde_json::from_value(data)
         .map_err(|e| BackendError(format!("unexpected answer from the tincan node: {e}")))
 }
 
-async fn ask<T: serde::de::DeserializeOwned>(
-    home: Home,
-    request: Request,
-) -> Result<T, BackendError> {
+/// One request on a fresh control connection, decoded.
+async fn ask<T: DeserializeOwned>(home: Home, request: Request) -> Result<T, BackendError> {
     let mut client = ControlClient::connect(&home)
         .await
         .map_err(BackendError::from_display)?;
@@ -135,25 +133,29 @@ async fn ask<T: serde::de::DeserializeOwned>(
 }
 
 impl NodeBackend {
-    /// One request, answered by the embedded node or by the daemon. Both go
-    /// through the control socket's dispatcher (`tincan_node::control::answer`),
-    /// so the two kinds of backend cannot drift apart.
-    fn call<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        request: Request,
-    ) -> BoxFuture<'static, Result<T, BackendError>> {
+    /// One request, answered by the embedded node or by the daemon. Both
+    /// speak the node's one command language ([`Request`]): the embedded
+    /// node answers a typed [`Response`], the daemon the same view as JSON
+    /// (the socket's wire), so the two kinds of backend cannot drift apart.
+    fn call<T>(&self, request: Request) -> BoxFuture<'static, Result<T, BackendError>>
+    where
+        T: TryFrom<Response, Error = UnexpectedResponse> + DeserializeOwned + Send + 'static,
+    {
         match self.clone() {
-            Self::Embedded(node) => async move {
-                let reply = tincan_node::control::answer(&node, request).await;
-                match (reply.ok, reply.data) {
-                    (true, data) => decode(data.unwrap_or(serde_json::Value::Null)),
-                    (false, _) => Err(BackendError(reply.error.unwrap_or_default())),
-                }
-            }
-            .boxed(),
+            Self::Embedded(node) => async move { typed(node.request(request).await) }.boxed(),
             Self::Attached { home, .. } => ask(home, request).boxed(),
         }
     }
+}
+
+/// The view `T` out of an embedded node's answer; another kind of answer
+/// is an error the user can read, never a panic.
+fn typed<T>(answer: Result<Response, NodeError>) -> Result<T, BackendError>
+where
+    T: TryFrom<Response, Error = UnexpectedResponse>,
+{
+    let response = answer.map_err(BackendError::from_display)?;
+    T::try_from(response).map_err(BackendError::from_display)
 }
 
 impl Backend for NodeBackend {
@@ -316,7 +318,7 @@ impl Backend for NodeBackend {
                 // embeds stays quiet (it would pop up the same message).
                 let quiet = node.clone();
                 let hold_focus = stream::once(async move {
-                    let _ = quiet.set_focus(true).await;
+                    let _ = quiet.request(Request::Focus { focused: true }).await;
                 })
                 .filter_map(|()| async { None });
                 hold_focus
@@ -389,5 +391,20 @@ impl Backend for NodeBackend {
             Self::Embedded(node) => async move { node.shutdown().await }.boxed(),
             Self::Attached { .. } => async {}.boxed(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_answer_of_another_kind_is_an_error_not_a_panic() {
+        let answer: Result<StatusView, _> = typed(Ok(Response::Focus(true)));
+        let error = answer.expect_err("a focus answer is not a status");
+        assert!(error.0.contains("unexpected answer"), "{error}");
+        assert_eq!(typed::<bool>(Ok(Response::Focus(true))), Ok(true));
+        let stopped: Result<bool, _> = typed(Err(NodeError::Stopped));
+        assert_eq!(stopped, Err(BackendError("the node has stopped".into())));
     }
 }

@@ -1,6 +1,7 @@
 //! Views of the messenger features, with stable JSON shapes: own presence
 //! (`tincan presence --json`), read (`tincan read`), typing, the block list
-//! and search hits (shaped like `history --json` plus `highlight`).
+//! and search hits (shaped like `history --json` plus `highlight`), a
+//! muted conversation and a broadcast.
 
 use serde::{Deserialize, Serialize};
 
@@ -69,4 +70,26 @@ pub struct SearchHitView {
     pub message: MessageView,
     /// The text with every match wrapped in `**`.
     pub highlight: String,
+}
+
+/// What `tincan mute|unmute --json` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MuteView {
+    /// The conversation: the peer's user id, or the room's id.
+    pub peer: String,
+    /// Their display name.
+    pub name: String,
+    /// Whether it is muted now.
+    pub muted: bool,
+}
+
+/// What `tincan broadcast --json` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastView {
+    /// The message (one id for every recipient).
+    pub message: MessageView,
+    /// The users it went to: user ids.
+    pub to: Vec<String>,
+    /// Their display names, in the same order.
+    pub names: Vec<String>,
 }

@@ -1,5 +1,6 @@
 //! Views of a user's devices, with stable JSON shapes: `device pair`,
-//! `device add`, `device list` and `device remove`.
+//! `device add`, `device list` and `device remove`; and the devices of a
+//! peer dropped by `peers forget`.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,4 +45,15 @@ pub struct JoinedView {
     pub relay: bool,
     /// The user's devices now, this one included.
     pub devices: usize,
+}
+
+/// A user removed by `tincan peers forget` (`--json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgottenView {
+    /// The user's id.
+    pub user_id: String,
+    /// The name they were shown under.
+    pub name: String,
+    /// Their devices that were forgotten.
+    pub devices: Vec<String>,
 }

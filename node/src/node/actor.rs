@@ -33,6 +33,7 @@ mod posts;
 mod presence;
 mod receipts;
 mod relay;
+mod request;
 mod rooms;
 mod routing;
 mod sync;
@@ -44,7 +45,7 @@ use super::{Command, NodeError, StartError};
 use crate::config::RelayAddr;
 use crate::discovery::{Discovery, DiscoveryEvent};
 use crate::event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView};
-use crate::store::{Store, StoreError};
+use crate::store::{HistoryQuery, Store, StoreError};
 
 /// How long an undelivered message waits for its recipient before the
 /// sender is told it failed.
@@ -324,7 +325,7 @@ impl Actor {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Shutdown(reply)) => break Some(reply),
-                    Some(cmd) => self.on_command(cmd),
+                    Some(Command::Request { request, reply }) => self.on_request(request, reply),
                     None => break None,
                 },
                 Some(ev) = link_rx.recv() => self.on_link(ev),
@@ -411,81 +412,46 @@ impl Actor {
         }
     }
 
-    fn on_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Status(reply) => {
-                let _ = reply.send(StatusView {
-                    user_id: self.identity.user_id().to_string(),
-                    device_id: self.identity.device_id().to_string(),
-                    name: self.identity.name.clone(),
-                    listen: crate::addr::canonical(self.listen).to_string(),
-                    peers_online: self.book.devices().filter(|d| d.online).count(),
-                    peers_known: self.book.devices().count(),
-                    outbox: self.outbox.len(),
-                    mdns: self.mdns,
-                    org: self.membership.as_ref().map(|m| m.org_id().to_string()),
-                    role: self.election.role().as_str().to_string(),
-                    site: self.election.site().map(|s| s.to_string()),
-                    gateway: self.election.gateway().map(|g| GatewayView {
-                        device_id: g.device.to_string(),
-                        epoch: g.epoch,
-                    }),
-                    relay: self.relay_addr.as_ref().map(|addr| RelayView {
-                        addr: addr.to_string(),
-                        connected: self.relay.conn.is_some(),
-                        error: self.relay.error.clone().or_else(|| {
-                            self.membership
-                                .is_none()
-                                .then(|| crate::org::OrgError::NotJoined.to_string())
-                        }),
-                    }),
-                });
-            }
-            Command::Peers(reply) => {
-                let peers = self.book.devices().map(|d| self.peer_view(d)).collect();
-                let _ = reply.send(peers);
-            }
-            Command::Send { peer, text, reply } => {
-                self.note_activity();
-                let _ = reply.send(self.send_text(&peer, text));
-            }
-            Command::History { peer, query, reply } => {
-                self.note_activity();
-                let result = self
-                    .book
-                    .resolve(&peer)
-                    .map_err(NodeError::from)
-                    .and_then(|user| Ok(self.store.history(&user, &query)?))
-                    .map(|rows| rows.iter().map(MessageView::from).collect());
-                let _ = reply.send(result);
-            }
-            Command::ReloadOrg(reply) => {
-                let _ = reply.send(self.reload_org());
-            }
-            Command::File(cmd) => self.on_file_command(cmd),
-            Command::Shutdown(_) => unreachable!("handled by the loop"),
-            Command::Chat(cmd) => self.on_chat(cmd),
-            Command::Post(cmd) => self.on_post_command(cmd),
-            Command::Contact(cmd) => self.on_contact_command(cmd),
-            Command::Device(cmd) => self.on_device_command(cmd),
-            Command::Room(cmd) => self.on_room(cmd),
-            Command::Names(cmd) => self.on_names_command(cmd),
+    /// The node's status (`Request::Status`).
+    fn status_view(&self) -> StatusView {
+        StatusView {
+            user_id: self.identity.user_id().to_string(),
+            device_id: self.identity.device_id().to_string(),
+            name: self.identity.name.clone(),
+            listen: crate::addr::canonical(self.listen).to_string(),
+            peers_online: self.book.devices().filter(|d| d.online).count(),
+            peers_known: self.book.devices().count(),
+            outbox: self.outbox.len(),
+            mdns: self.mdns,
+            org: self.membership.as_ref().map(|m| m.org_id().to_string()),
+            role: self.election.role().as_str().to_string(),
+            site: self.election.site().map(|s| s.to_string()),
+            gateway: self.election.gateway().map(|g| GatewayView {
+                device_id: g.device.to_string(),
+                epoch: g.epoch,
+            }),
+            relay: self.relay_addr.as_ref().map(|addr| RelayView {
+                addr: addr.to_string(),
+                connected: self.relay.conn.is_some(),
+                error: self.relay.error.clone().or_else(|| {
+                    self.membership
+                        .is_none()
+                        .then(|| crate::org::OrgError::NotJoined.to_string())
+                }),
+            }),
         }
     }
 
-    fn on_device_command(&mut self, cmd: super::devices::DeviceCommand) {
-        use super::devices::DeviceCommand;
-        match cmd {
-            DeviceCommand::Pair(reply) => {
-                let _ = reply.send(self.start_pairing());
-            }
-            DeviceCommand::List(reply) => {
-                let _ = reply.send(self.device_list());
-            }
-            DeviceCommand::Remove { device, reply } => {
-                let _ = reply.send(self.remove_device(&device));
-            }
-        }
+    /// Every known peer device (`Request::Peers`).
+    fn peer_views(&self) -> Vec<PeerView> {
+        self.book.devices().map(|d| self.peer_view(d)).collect()
+    }
+
+    /// The conversation with `peer`, oldest first (`Request::History`).
+    fn history(&self, peer: &str, query: &HistoryQuery) -> Result<Vec<MessageView>, NodeError> {
+        let user = self.book.resolve(peer)?;
+        let rows = self.store.history(&user, query)?;
+        Ok(rows.iter().map(MessageView::from).collect())
     }
 
     fn on_link(&mut self, ev: LinkEvent) {

@@ -1,7 +1,6 @@
-//! File transfer plumbing of the node: the commands a [`NodeHandle`]
-//! sends, the events file tasks report to the actor, and the tasks
-//! themselves — one per chunk fetched (receiver) or served (sender).
-//! Like `link.rs`, these tasks decide nothing: the actor
+//! File transfer plumbing of the node: the events file tasks report to
+//! the actor, and the tasks themselves — one per chunk fetched (receiver)
+//! or served (sender). Like `link.rs`, these tasks decide nothing: the actor
 //! (`actor/files.rs`) drives `tincan_core::transfer::Pull` and picks what
 //! to fetch and serve; the tasks move sealed bytes between a stream and
 //! the disk (`crate::files`) and say how it went. The stream format is
@@ -16,14 +15,14 @@ use tincan_core::transfer::manifest::ChunkPlace;
 use tincan_core::transfer::pull::FinishFault;
 use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
 use tincan_core::{DeviceCert, DeviceId, UserId};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 use super::link::LinkEvent;
-use super::{Command, NodeError, NodeHandle};
+use super::Responder;
 use crate::files::cache::FileCache;
 use crate::files::source::{self, ScanError, Scanned, Source};
 use crate::files::staged::StagedFiles;
-use crate::files::{stream, TransferView};
+use crate::files::stream;
 
 /// Longest one fetch may take (a 1 MiB chunk, even on a slow link).
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,29 +41,6 @@ async fn chunk_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-/// `tincan file ...` commands.
-pub(crate) enum FileCommand {
-    Send {
-        peer: String,
-        paths: Vec<PathBuf>,
-        reply: oneshot::Sender<Result<TransferView, NodeError>>,
-    },
-    Accept {
-        id: String,
-        to: Option<PathBuf>,
-        reply: oneshot::Sender<Result<TransferView, NodeError>>,
-    },
-    Reject {
-        id: String,
-        reply: oneshot::Sender<Result<TransferView, NodeError>>,
-    },
-    Cancel {
-        id: String,
-        reply: oneshot::Sender<Result<TransferView, NodeError>>,
-    },
-    List(oneshot::Sender<Vec<TransferView>>),
-}
-
 /// A `file send` waiting for its scan.
 pub(crate) struct SendJob {
     /// The first user (the transfer's `peer`).
@@ -72,7 +48,8 @@ pub(crate) struct SendJob {
     /// Every user it is offered to.
     pub users: Vec<UserId>,
     pub certs: Vec<DeviceCert>,
-    pub reply: oneshot::Sender<Result<TransferView, NodeError>>,
+    /// Where the request's answer goes once the scan ended.
+    pub reply: Responder,
 }
 
 /// What file tasks tell the actor.
@@ -160,57 +137,6 @@ impl Holder {
                 Ok(data)
             }
         }
-    }
-}
-
-impl NodeHandle {
-    async fn file(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<TransferView, NodeError>>) -> FileCommand,
-    ) -> Result<TransferView, NodeError> {
-        self.ask(|reply| Command::File(make(reply))).await?
-    }
-
-    /// Offers files and folders (absolute paths) to `peer`. Returns once
-    /// the files are hashed and the offer is in the outbox.
-    pub async fn file_send(
-        &self,
-        peer: &str,
-        paths: Vec<PathBuf>,
-    ) -> Result<TransferView, NodeError> {
-        let peer = peer.to_string();
-        self.file(|reply| FileCommand::Send { peer, paths, reply })
-            .await
-    }
-
-    /// Accepts an incoming offer (id or unique prefix) into `to` (default:
-    /// the configured download folder).
-    pub async fn file_accept(
-        &self,
-        id: &str,
-        to: Option<PathBuf>,
-    ) -> Result<TransferView, NodeError> {
-        let id = id.to_string();
-        self.file(|reply| FileCommand::Accept { id, to, reply })
-            .await
-    }
-
-    /// Declines an incoming offer.
-    pub async fn file_reject(&self, id: &str) -> Result<TransferView, NodeError> {
-        let id = id.to_string();
-        self.file(|reply| FileCommand::Reject { id, reply }).await
-    }
-
-    /// Cancels a transfer, in or out; the other side is told.
-    pub async fn file_cancel(&self, id: &str) -> Result<TransferView, NodeError> {
-        let id = id.to_string();
-        self.file(|reply| FileCommand::Cancel { id, reply }).await
-    }
-
-    /// Every transfer, oldest first.
-    pub async fn file_list(&self) -> Result<Vec<TransferView>, NodeError> {
-        self.ask(|reply| Command::File(FileCommand::List(reply)))
-            .await
     }
 }
 

@@ -1,5 +1,5 @@
-//! The messenger features' state in the actor and their commands: the
-//! dispatcher of [`ChatCommand`], the block list, search and export.
+//! The messenger features' state in the actor and their requests: the
+//! block list, search and export.
 //! Presence and typing are in `presence.rs`, read receipts in
 //! `receipts.rs`.
 //!
@@ -17,7 +17,6 @@ use tincan_core::{DeviceId, PeerPresences, Presence, PresenceState, RateLimiter,
 use super::{now_ms, Actor};
 use crate::event::{BlockedView, MessageView, SearchHitView};
 use crate::export::{ExportConversation, ExportView, EXPORT_FORMAT, EXPORT_VERSION};
-use crate::node::chat::ChatCommand;
 use crate::node::NodeError;
 use crate::store::{BlockedRecord, HistoryQuery, SearchQuery, Store, StoreError};
 
@@ -92,51 +91,6 @@ impl ChatState {
 }
 
 impl Actor {
-    pub(super) fn on_chat(&mut self, cmd: ChatCommand) {
-        match cmd {
-            ChatCommand::Presence(reply) => {
-                let _ = reply.send(self.presence_view());
-            }
-            ChatCommand::SetPresence { state, note, reply } => {
-                let _ = reply.send(self.set_presence(state, note));
-            }
-            ChatCommand::Activity(reply) => {
-                self.note_activity();
-                let _ = reply.send(self.presence_view());
-            }
-            ChatCommand::Read { peer, reply } => {
-                self.note_activity();
-                let _ = reply.send(self.read_conversation(&peer));
-            }
-            ChatCommand::Typing { peer, reply } => {
-                self.note_activity();
-                let _ = reply.send(self.send_typing(&peer));
-            }
-            ChatCommand::Block { user, reply } => {
-                let _ = reply.send(self.block(&user));
-            }
-            ChatCommand::Unblock { user, reply } => {
-                let _ = reply.send(self.unblock(&user));
-            }
-            ChatCommand::Blocked(reply) => {
-                let _ = reply.send(self.blocked_views());
-            }
-            ChatCommand::Search {
-                words,
-                peer,
-                limit,
-                reply,
-            } => {
-                self.note_activity();
-                let _ = reply.send(self.search(&words, peer.as_deref(), limit));
-            }
-            ChatCommand::Export { peer, reply } => {
-                self.note_activity();
-                let _ = reply.send(self.export(peer.as_deref()));
-            }
-        }
-    }
-
     /// The user did something that counts as activity (sent, read,
     /// searched, typed, or a GUI said so): clears auto-away.
     pub(super) fn note_activity(&mut self) {
@@ -156,7 +110,7 @@ impl Actor {
         }
     }
 
-    fn block(&mut self, text: &str) -> Result<BlockedView, NodeError> {
+    pub(super) fn block(&mut self, text: &str) -> Result<BlockedView, NodeError> {
         let user = self.resolve_user(text)?;
         if user == self.identity.user_id() {
             return Err(NodeError::BlockSelf);
@@ -182,7 +136,7 @@ impl Actor {
             .ok_or_else(|| NodeError::NotBlocked(record.name))
     }
 
-    fn unblock(&mut self, text: &str) -> Result<BlockedView, NodeError> {
+    pub(super) fn unblock(&mut self, text: &str) -> Result<BlockedView, NodeError> {
         let list = self.store.blocked_users()?;
         let by_name = list
             .iter()
@@ -203,7 +157,7 @@ impl Actor {
         Ok(blocked_view(&record))
     }
 
-    fn blocked_views(&self) -> Result<Vec<BlockedView>, NodeError> {
+    pub(super) fn blocked_views(&self) -> Result<Vec<BlockedView>, NodeError> {
         Ok(self
             .store
             .blocked_users()?
@@ -212,7 +166,7 @@ impl Actor {
             .collect())
     }
 
-    fn search(
+    pub(super) fn search(
         &self,
         words: &str,
         peer: Option<&str>,
@@ -236,7 +190,7 @@ impl Actor {
             .collect())
     }
 
-    fn export(&self, peer: Option<&str>) -> Result<ExportView, NodeError> {
+    pub(super) fn export(&self, peer: Option<&str>) -> Result<ExportView, NodeError> {
         let peers = match peer {
             Some(peer) => vec![self.book.resolve(peer)?],
             None => self.store.conversation_peers()?,

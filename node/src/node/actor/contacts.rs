@@ -13,7 +13,6 @@ use super::inbound::Rejection;
 use super::{now_ms, Actor};
 use crate::event::{ContactView, NodeEvent};
 use crate::keystore::OsEntropy;
-use crate::node::post::ContactCommand;
 use crate::node::NodeError;
 use crate::store::ContactRecord;
 
@@ -21,33 +20,6 @@ use crate::store::ContactRecord;
 const ORG_STATE: &str = "org";
 
 impl Actor {
-    pub(super) fn on_contact_command(&mut self, cmd: ContactCommand) {
-        match cmd {
-            ContactCommand::List(reply) => {
-                let _ = reply.send(self.contact_views());
-            }
-            ContactCommand::Add {
-                user,
-                group,
-                name,
-                message,
-                reply,
-            } => {
-                let result = self.contact_add(&user, group, name, message);
-                let _ = reply.send(result);
-            }
-            ContactCommand::Accept { user, reply } => {
-                let _ = reply.send(self.contact_answer(&user, ContactAction::Accept));
-            }
-            ContactCommand::Reject { user, reply } => {
-                let _ = reply.send(self.contact_answer(&user, ContactAction::Reject));
-            }
-            ContactCommand::Remove { user, reply } => {
-                let _ = reply.send(self.contact_remove(&user));
-            }
-        }
-    }
-
     /// Whether `user` proved membership of this node's organisation (on
     /// the LAN, or through the relay's directory).
     pub(super) fn is_org_member(&self, user: &UserId) -> bool {
@@ -73,7 +45,7 @@ impl Actor {
         Ok(members)
     }
 
-    fn contact_views(&self) -> Result<Vec<ContactView>, NodeError> {
+    pub(super) fn contact_views(&self) -> Result<Vec<ContactView>, NodeError> {
         let rows = self.store.contacts()?;
         let me = self.identity.user_id();
         let mut users: Vec<UserId> = self.book.devices().map(|d| d.user).collect();
@@ -127,7 +99,7 @@ impl Actor {
         }
     }
 
-    fn contact_add(
+    pub(super) fn contact_add(
         &mut self,
         text: &str,
         group: Option<String>,
@@ -196,7 +168,7 @@ impl Actor {
         Ok(view)
     }
 
-    fn contact_answer(
+    pub(super) fn contact_answer(
         &mut self,
         text: &str,
         action: ContactAction,
@@ -221,7 +193,7 @@ impl Actor {
         Ok(view)
     }
 
-    fn contact_remove(&mut self, text: &str) -> Result<ContactView, NodeError> {
+    pub(super) fn contact_remove(&mut self, text: &str) -> Result<ContactView, NodeError> {
         let user = self.resolve_contact(text)?;
         let row = self.store.contact(&user)?;
         if row.is_none() && !self.is_org_member(&user) {

@@ -39,8 +39,10 @@ use crate::files::source::{ScanError, Scanned, Source};
 use crate::files::staged::StagedFiles;
 use crate::files::{FilesConfig, TransferView, TEST_CORRUPT_CHUNK_ENV};
 use crate::keystore::OsEntropy;
-use crate::node::transfer::{self, FileCommand, SendJob};
+use crate::node::transfer::{self, SendJob};
 use crate::node::NodeError;
+use crate::node::Responder;
+use crate::request::Response;
 use crate::store::{Direction, OutboxEntry, TransferManifest, TransferRecord, TransferState};
 
 /// Chunks served at once, over all transfers (bounds sender memory).
@@ -232,51 +234,38 @@ impl Actor {
         t.manifest = Some(Arc::new(manifest));
     }
 
-    pub(super) fn on_file_command(&mut self, cmd: FileCommand) {
-        match cmd {
-            FileCommand::Send { reply, paths, .. } if paths.iter().any(|p| !p.is_absolute()) => {
-                let error = "paths must be absolute (the node runs in another directory)";
-                let _ = reply.send(Err(NodeError::Transfer(error.into())));
+    /// Offers files and folders (absolute paths) to `peer`: answers on
+    /// `reply` once they are hashed (off the actor) and the offer is in
+    /// the outbox.
+    pub(super) fn file_send(&mut self, peer: &str, paths: Vec<PathBuf>, reply: Responder) {
+        if paths.iter().any(|p| !p.is_absolute()) {
+            let error = "paths must be absolute (the node runs in another directory)";
+            let _ = reply.send(Err(NodeError::Transfer(error.into())));
+            return;
+        }
+        match self.start_send(peer) {
+            Ok((users, certs)) => {
+                let job = SendJob {
+                    to: users[0],
+                    users,
+                    certs,
+                    reply,
+                };
+                transfer::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
             }
-            FileCommand::Accept {
-                reply,
-                to: Some(to),
-                ..
-            } if !to.is_absolute() => {
-                let error = "the destination must be an absolute path";
-                let _ = reply.send(Err(NodeError::Transfer(error.into())));
-            }
-            FileCommand::Send { peer, paths, reply } => match self.start_send(&peer) {
-                Ok((users, certs)) => {
-                    let job = SendJob {
-                        to: users[0],
-                        users,
-                        certs,
-                        reply,
-                    };
-                    transfer::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            FileCommand::Accept { id, to, reply } => {
-                let _ = reply.send(self.accept(&id, to));
-            }
-            FileCommand::Reject { id, reply } => {
-                let _ = reply.send(self.reject(&id));
-            }
-            FileCommand::Cancel { id, reply } => {
-                let _ = reply.send(self.cancel(&id));
-            }
-            FileCommand::List(reply) => {
-                let keys: Vec<Key> = self.files.transfers.keys().copied().collect();
-                let mut views: Vec<TransferView> =
-                    keys.iter().filter_map(|k| self.transfer_view(k)).collect();
-                views.sort_by_key(|v| v.created_at);
-                let _ = reply.send(views);
+            Err(e) => {
+                let _ = reply.send(Err(e));
             }
         }
+    }
+
+    /// Every transfer, oldest first.
+    pub(super) fn transfer_views(&self) -> Vec<TransferView> {
+        let keys: Vec<Key> = self.files.transfers.keys().copied().collect();
+        let mut views: Vec<TransferView> =
+            keys.iter().filter_map(|k| self.transfer_view(k)).collect();
+        views.sort_by_key(|v| v.created_at);
+        views
     }
 
     /// The users of `peer` (`bob` or `bob,carol,dave`: one transfer, one
@@ -313,7 +302,7 @@ impl Actor {
         let outcome = result
             .map_err(|e| NodeError::Transfer(e.to_string()))
             .and_then(|scanned| self.queue_offer(&job, *scanned));
-        let _ = job.reply.send(outcome);
+        let _ = job.reply.send(outcome.map(Response::from));
     }
 
     fn queue_offer(&mut self, job: &SendJob, scanned: Scanned) -> Result<TransferView, NodeError> {
@@ -452,7 +441,17 @@ impl Actor {
             .unwrap_or_else(|| self.home.root().join("downloads"))
     }
 
-    fn accept(&mut self, id: &str, to: Option<PathBuf>) -> Result<TransferView, NodeError> {
+    /// Accepts an incoming offer (id or unique prefix) into `to` (an
+    /// absolute folder; default: the configured download folder).
+    pub(super) fn accept(
+        &mut self,
+        id: &str,
+        to: Option<PathBuf>,
+    ) -> Result<TransferView, NodeError> {
+        if to.as_ref().is_some_and(|to| !to.is_absolute()) {
+            let error = "the destination must be an absolute path";
+            return Err(NodeError::Transfer(error.into()));
+        }
         let key = self.find_transfer(id)?;
         let dest = to.unwrap_or_else(|| self.default_downloads());
         self.accept_key(key, dest)
@@ -488,7 +487,7 @@ impl Actor {
             .ok_or_else(|| NodeError::Transfer("transfer vanished".into()))
     }
 
-    fn reject(&mut self, id: &str) -> Result<TransferView, NodeError> {
+    pub(super) fn reject(&mut self, id: &str) -> Result<TransferView, NodeError> {
         let key = self.find_transfer(id)?;
         let state = self.files.transfers.get(&key).map(|t| t.record.state);
         if key.1 != Direction::In || state != Some(TransferState::Offered) {
@@ -502,7 +501,7 @@ impl Actor {
             .ok_or_else(|| NodeError::Transfer("transfer vanished".into()))
     }
 
-    fn cancel(&mut self, id: &str) -> Result<TransferView, NodeError> {
+    pub(super) fn cancel(&mut self, id: &str) -> Result<TransferView, NodeError> {
         let key = self.find_transfer(id)?;
         let state = self.files.transfers.get(&key).map(|t| t.record.state);
         if state.is_none_or(TransferState::is_final) {

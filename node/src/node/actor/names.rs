@@ -12,9 +12,9 @@ use tincan_core::wire::Hello;
 use tincan_core::DeviceId;
 
 use super::{now_ms, Actor};
+use crate::event::ForgottenView;
 use crate::event::WhoAmI;
 use crate::keystore;
-use crate::node::names::{ForgottenView, NamesCommand};
 use crate::node::NodeError;
 
 /// `node_state` key of the forgotten devices: one `DEVICE VERSION` a line.
@@ -26,19 +26,8 @@ const FORGOTTEN_KEY: &str = "forgotten_devices";
 const MAX_FORGOTTEN: usize = 4096;
 
 impl Actor {
-    pub(super) fn on_names_command(&mut self, cmd: NamesCommand) {
-        match cmd {
-            NamesCommand::SetName { name, reply } => {
-                let _ = reply.send(self.set_own_name(&name));
-            }
-            NamesCommand::Forget { peer, reply } => {
-                let _ = reply.send(self.forget_user(&peer));
-            }
-        }
-    }
-
-    /// Renames this user (see [`crate::NodeHandle::set_name`]).
-    fn set_own_name(&mut self, name: &str) -> Result<WhoAmI, NodeError> {
+    /// Renames this user (`Request::NameSet`).
+    pub(super) fn set_own_name(&mut self, name: &str) -> Result<WhoAmI, NodeError> {
         let renamed = keystore::set_name(&self.home, name)?;
         tracing::info!(old = %self.identity.name, new = %renamed.name, "renamed");
         self.identity.name = renamed.name;
@@ -49,15 +38,20 @@ impl Actor {
         // As a presence change does (`drive_presence`): a newer record
         // reaches every LAN peer through the mesh's gossip.
         self.sign_own_record(0, false);
-        Ok(WhoAmI {
+        Ok(self.whoami())
+    }
+
+    /// Who this node is now.
+    pub(super) fn whoami(&self) -> WhoAmI {
+        WhoAmI {
             user_id: self.identity.user_id().to_string(),
             device_id: self.identity.device_id().to_string(),
             name: self.identity.name.clone(),
-        })
+        }
     }
 
-    /// Forgets a user (see [`crate::NodeHandle::forget_peer`]).
-    fn forget_user(&mut self, peer: &str) -> Result<ForgottenView, NodeError> {
+    /// Forgets a user (`Request::PeerForget`).
+    pub(super) fn forget_user(&mut self, peer: &str) -> Result<ForgottenView, NodeError> {
         let user = self.book.resolve(peer)?;
         if user == self.identity.user_id() {
             return Err(NodeError::ForgetSelf);

@@ -14,57 +14,29 @@ use tincan_core::{Content, DeviceCert, MessageId, Opened, UserId};
 
 use super::inbound::Rejection;
 use super::{now_ms, Actor};
+use crate::event::{BroadcastView, MuteView};
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
-use crate::node::post::{BroadcastView, MuteView, PostCommand};
 use crate::node::NodeError;
 use crate::store::{ChangeOutcome, Direction, MessageExtras, MessageRecord, MessageState};
 
 impl Actor {
-    pub(super) fn on_post_command(&mut self, cmd: PostCommand) {
-        match cmd {
-            PostCommand::Reply {
-                peer,
-                text,
-                reply_to,
-                reply,
-            } => {
-                self.note_activity();
-                let result = self
-                    .resolve_users(&peer)
-                    .and_then(|users| self.send_post(&users, &text, Some(&reply_to), false));
-                let _ = reply.send(result);
-            }
-            PostCommand::Edit { id, text, reply } => {
-                self.note_activity();
-                let change = |target| Change::Edit {
-                    target,
-                    text: text.clone(),
-                };
-                let _ = reply.send(self.change_own(&id, change));
-            }
-            PostCommand::Retract { id, reply } => {
-                self.note_activity();
-                let _ = reply.send(self.change_own(&id, |target| Change::Retract { target }));
-            }
-            PostCommand::Broadcast { text, group, reply } => {
-                self.note_activity();
-                let _ = reply.send(self.broadcast(&text, group.as_deref()));
-            }
-            PostCommand::Focus { focused, reply } => {
-                self.chat.focused = focused;
-                let _ = reply.send(());
-            }
-            PostCommand::Mute { peer, muted, reply } => {
-                let _ = reply.send(self.mute(&peer, muted));
-            }
-        }
+    /// Sends `text` to `peer` as a reply to message `reply_to` (an id or
+    /// a prefix of at least 6 hex characters), quoting its start.
+    pub(super) fn send_reply(
+        &mut self,
+        peer: &str,
+        text: &str,
+        reply_to: &str,
+    ) -> Result<MessageView, NodeError> {
+        let users = self.resolve_users(peer)?;
+        self.send_post(&users, text, Some(reply_to), false)
     }
 
     /// Mutes a conversation: a peer by name, else a room by name or id,
     /// else a peer by a prefix or a fingerprint (so that `mute lunch` mutes
     /// the room Lunch, not a user whose name starts with "Lun").
-    fn mute(&mut self, text: &str, muted: bool) -> Result<MuteView, NodeError> {
+    pub(super) fn mute(&mut self, text: &str, muted: bool) -> Result<MuteView, NodeError> {
         let user = match self.book.resolve_mention(text) {
             Some(user) => Some(user),
             None if self.resolve_room(text).is_ok() => None,
@@ -209,7 +181,11 @@ impl Actor {
         })
     }
 
-    fn broadcast(&mut self, text: &str, group: Option<&str>) -> Result<BroadcastView, NodeError> {
+    pub(super) fn broadcast(
+        &mut self,
+        text: &str,
+        group: Option<&str>,
+    ) -> Result<BroadcastView, NodeError> {
         let me = self.identity.user_id();
         let users: Vec<UserId> = match group {
             Some(group) => self.group_members(group)?,
@@ -247,7 +223,7 @@ impl Actor {
     }
 
     /// Edits or retracts one of this user's messages everywhere it went.
-    fn change_own(
+    pub(super) fn change_own(
         &mut self,
         id: &str,
         make: impl FnOnce(MessageId) -> Change,

@@ -1,5 +1,5 @@
 //! Rooms in the actor: the membership logs and sender keys of every room
-//! this node knows, and the room commands.
+//! this node knows, and the room requests.
 //!
 //! - A change (create, invite, leave, topic, admin, remove, disable, a
 //!   rejoin) is a signed op appended with [`RoomLog::author`], stored
@@ -33,9 +33,21 @@ use tincan_core::{Content, DeviceCert, DeviceId, MessageId, RateLimiter, RoomId,
 use super::{now_ms, Actor};
 use crate::event::{MessageView, RoomView};
 use crate::keystore::OsEntropy;
-use crate::node::rooms::{RoomChange, RoomCommand};
 use crate::node::NodeError;
-use crate::store::{Direction, MessageRecord, RoomRecord, Store, StoreError};
+use crate::store::{Direction, HistoryQuery, MessageRecord, RoomRecord, Store, StoreError};
+
+/// A change of a room's membership log an admin or member asks for
+/// (`room_invite`, `room_leave`, `room_topic`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RoomChange {
+    Invite(Vec<String>),
+    Leave,
+    Topic(String),
+    Rename(String),
+    Admin(String),
+    Remove(String),
+    Disable,
+}
 
 /// At most one room typing notification per room this often (sending).
 const TYPING_SEND_INTERVAL_MS: u64 = 3_000;
@@ -101,52 +113,24 @@ impl RoomsState {
 }
 
 impl Actor {
-    pub(super) fn on_room(&mut self, cmd: RoomCommand) {
-        self.note_activity();
-        match cmd {
-            RoomCommand::Create { name, with, reply } => {
-                let _ = reply.send(self.room_create(&name, &with));
-            }
-            RoomCommand::Change {
-                room,
-                change,
-                reply,
-            } => {
-                let _ = reply.send(self.room_change(&room, change));
-            }
-            RoomCommand::Join { room, reply } => {
-                let _ = reply.send(self.room_join(&room));
-            }
-            RoomCommand::Link { room, reply } => {
-                let _ = reply.send(self.room_link(&room));
-            }
-            RoomCommand::List(reply) => {
-                let rooms = self
-                    .rooms
-                    .logs
-                    .values()
-                    .map(|log| self.room_view(log))
-                    .collect();
-                let _ = reply.send(Ok(rooms));
-            }
-            RoomCommand::Send { room, text, reply } => {
-                let _ = reply.send(self.room_send(&room, text));
-            }
-            RoomCommand::History { room, query, reply } => {
-                let result = self.resolve_room(&room).and_then(|id| {
-                    Ok(self
-                        .store
-                        .room_history(&id, &query)?
-                        .iter()
-                        .map(MessageView::from)
-                        .collect())
-                });
-                let _ = reply.send(result);
-            }
-            RoomCommand::Typing { room, reply } => {
-                let _ = reply.send(self.room_typing(&room));
-            }
-        }
+    /// Every room this node knows.
+    pub(super) fn room_views(&self) -> Vec<RoomView> {
+        self.rooms
+            .logs
+            .values()
+            .map(|log| self.room_view(log))
+            .collect()
+    }
+
+    /// A room's messages and membership lines, oldest first.
+    pub(super) fn room_history(
+        &self,
+        room: &str,
+        query: &HistoryQuery,
+    ) -> Result<Vec<MessageView>, NodeError> {
+        let id = self.resolve_room(room)?;
+        let rows = self.store.room_history(&id, query)?;
+        Ok(rows.iter().map(MessageView::from).collect())
     }
 
     /// A room by full id, unique id prefix (4+ characters) or unique name
@@ -191,7 +175,11 @@ impl Actor {
         }
     }
 
-    fn room_create(&mut self, name: &str, with: &[String]) -> Result<RoomView, NodeError> {
+    pub(super) fn room_create(
+        &mut self,
+        name: &str,
+        with: &[String],
+    ) -> Result<RoomView, NodeError> {
         let users = self.resolve_members(with)?;
         let now = now_ms();
         let (log, op) = RoomLog::create(
@@ -236,7 +224,11 @@ impl Actor {
         Ok(users)
     }
 
-    fn room_change(&mut self, room: &str, change: RoomChange) -> Result<RoomView, NodeError> {
+    pub(super) fn room_change(
+        &mut self,
+        room: &str,
+        change: RoomChange,
+    ) -> Result<RoomView, NodeError> {
         let id = self.resolve_room(room)?;
         let one = |actor: &Self, name: &str| -> Result<UserId, NodeError> {
             actor.book.resolve(name).or_else(|e| {
@@ -473,7 +465,7 @@ impl Actor {
                 let view = self.room_view(log);
                 let messages = self
                     .store
-                    .room_history(&log.id(), &crate::store::HistoryQuery::default())?
+                    .room_history(&log.id(), &HistoryQuery::default())?
                     .iter()
                     .map(MessageView::from)
                     .collect();

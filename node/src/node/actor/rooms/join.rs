@@ -18,7 +18,10 @@ const LINK_PREFIX: &str = "tincan-room:";
 const LINK_CONTEXT: &[u8] = b"tincan room join link v1\0";
 
 impl Actor {
-    pub(super) fn room_join(&mut self, text: &str) -> Result<RoomJoinView, NodeError> {
+    pub(in crate::node::actor) fn room_join(
+        &mut self,
+        text: &str,
+    ) -> Result<RoomJoinView, NodeError> {
         if let Some(link) = text.trim().strip_prefix(LINK_PREFIX) {
             return self.join_by_link(link);
         }
@@ -80,7 +83,10 @@ impl Actor {
         secret
     }
 
-    pub(super) fn room_link(&mut self, room: &str) -> Result<RoomLinkView, NodeError> {
+    pub(in crate::node::actor) fn room_link(
+        &mut self,
+        room: &str,
+    ) -> Result<RoomLinkView, NodeError> {
         let id = self.resolve_room(room)?;
         let me = self.identity.user_id();
         let state = self.rooms.logs.get(&id).map(|l| l.state().clone());

@@ -82,7 +82,11 @@ impl Actor {
         Ok(())
     }
 
-    pub(super) fn room_send(&mut self, room: &str, text: String) -> Result<MessageView, NodeError> {
+    pub(in crate::node::actor) fn room_send(
+        &mut self,
+        room: &str,
+        text: String,
+    ) -> Result<MessageView, NodeError> {
         if text.trim().is_empty() {
             return Err(NodeError::EmptyText);
         }
@@ -164,7 +168,10 @@ impl Actor {
         Ok(MessageView::from(&record))
     }
 
-    pub(super) fn room_typing(&mut self, room: &str) -> Result<RoomTypingView, NodeError> {
+    pub(in crate::node::actor) fn room_typing(
+        &mut self,
+        room: &str,
+    ) -> Result<RoomTypingView, NodeError> {
         let id = self.resolve_room(room)?;
         self.check_can_post(id)?;
         let visible =
