@@ -228,7 +228,7 @@ impl Session {
         }
     }
 
-    /// A history page of `user_id` (see [`Conversation::apply_page`]),
+    /// A history page of `user_id` (see `Conversation::apply_page`),
     /// merged with what events brought meanwhile.
     pub fn apply_history(
         &mut self,

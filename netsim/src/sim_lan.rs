@@ -29,8 +29,8 @@
 //! One seed gives one run ([`LanSim::trace_hash`]).
 //!
 //! # Layout
-//! - [`net`]: the clock, event queue, links and trace.
-//! - [`node`]: one device's driver around its mesh.
+//! - `net`: the clock, event queue, links and trace.
+//! - `node`: one device's driver around its mesh.
 
 mod net;
 mod node;

@@ -249,7 +249,7 @@ impl RoomLog {
     }
 
     /// Writes, checks and applies a new op by `device` on top of the
-    /// current heads (the deepest [`MAX_PARENTS`] of them). Nothing
+    /// current heads (the deepest 64 of them). Nothing
     /// changes when it is refused.
     pub fn author(
         &mut self,

@@ -79,7 +79,7 @@ impl Session {
         }
     }
 
-    /// A history page of `room` (see [`Conversation::apply_page`]).
+    /// A history page of `room` (see `Conversation::apply_page`).
     pub fn apply_room_history(
         &mut self,
         room: &str,
