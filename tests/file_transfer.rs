@@ -692,16 +692,13 @@ fn seal(
 
 /// The offer of a 10-byte file `name` a scripted peer sends (it never
 /// serves the file: these tests are about the offer).
-fn raw_offer(
-    transfer: tincan_core::transfer::TransferId,
-    name: &str,
-) -> tincan_core::transfer::FileOffer {
-    tincan_core::transfer::FileOffer {
+fn raw_offer(transfer: tincan_core::file::TransferId, name: &str) -> tincan_core::file::FileOffer {
+    tincan_core::file::FileOffer {
         transfer,
         name: name.into(),
         size: 10,
         count: 1,
-        chunk_size: tincan_core::transfer::CHUNK_SIZE,
+        chunk_size: tincan_core::file::CHUNK_SIZE,
         manifest_hash: [0; 32],
         manifest_len: 100,
         key: [7; 32],
@@ -711,7 +708,7 @@ fn raw_offer(
 #[test]
 fn a_cancel_that_overtakes_its_offer_is_not_lost() {
     use common::raw_peer::{envelope_frame, RawPeer};
-    use tincan_core::transfer::{FileAction, TransferId};
+    use tincan_core::file::{FileAction, TransferId};
     use tincan_core::wire::Frame;
     use tincan_core::Content;
     use tincan_node::keystore::OsEntropy;
@@ -774,7 +771,7 @@ fn a_cancel_that_overtakes_its_offer_is_not_lost() {
 #[test]
 fn unanswered_offers_from_one_device_are_bounded() {
     use common::raw_peer::{envelope_frame, RawPeer};
-    use tincan_core::transfer::TransferId;
+    use tincan_core::file::TransferId;
     use tincan_core::wire::{Frame, RefuseReason};
     use tincan_core::Content;
     use tincan_node::keystore::OsEntropy;

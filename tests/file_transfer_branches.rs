@@ -372,7 +372,7 @@ fn a_bad_copy_in_the_gateway_cache_is_dropped_and_fetched_again() {
     let mut org = Branches::new(&[("a", "10.29.1", &["Alice"]), ("b", "10.30.1", &names)]);
     org.start(org.index("Alice"), &[]);
     // Whichever becomes site b's gateway corrupts its cached chunk 1 once.
-    let hook = [(tincan_node::files::TEST_CORRUPT_CACHED_CHUNK_ENV, "1")];
+    let hook = [(tincan_node::file::TEST_CORRUPT_CACHED_CHUNK_ENV, "1")];
     for name in names {
         org.start_with_env(org.index(name), &[], &hook);
     }

@@ -50,15 +50,15 @@ pub enum Content {
         /// The message text.
         text: String,
     },
-    /// An offer of files ([`crate::transfer`]): names, sizes and the
+    /// An offer of files ([`crate::file`]): names, sizes and the
     /// content key, so only recipients can read names or bytes.
-    FileOffer(crate::transfer::FileOffer),
+    FileOffer(crate::file::FileOffer),
     /// A change of an offered transfer, told to the other side.
     FileControl {
         /// The transfer.
-        transfer: crate::transfer::TransferId,
+        transfer: crate::file::TransferId,
         /// What happened.
-        action: crate::transfer::FileAction,
+        action: crate::file::FileAction,
     },
     /// The sender device's presence as shown to the recipients (latest
     /// version wins; sent once, never stored).

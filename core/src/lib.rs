@@ -24,7 +24,7 @@
 //! - [`site`]: site ids, gateway preference, candidate rank and roles.
 //! - [`election`]: the per-node branch-gateway election state machine.
 //! - [`lease`]: the relay's gateway leases with epoch fencing.
-//! - [`transfer`]: file offers, manifests, sealed chunks and the receiver's pull state machine.
+//! - [`file`](mod@file): file offers, manifests, sealed chunks and the receiver's pull state machine.
 //! - [`presence`]: own presence with auto-away, peers' latest presence, rate limits.
 //! - [`post`]: replies, mentions, broadcasts, edits and retractions.
 //! - [`contact`]: the contact-request handshake.
@@ -39,6 +39,7 @@ pub mod device;
 pub mod election;
 pub mod entropy;
 pub mod envelope;
+pub mod file;
 pub mod id;
 pub mod identity;
 pub mod lan;
@@ -56,7 +57,6 @@ pub mod report;
 pub mod room;
 pub mod route;
 pub mod site;
-pub mod transfer;
 pub mod wire;
 
 pub use contact::{ContactAction, ContactError, ContactNote, ContactState, ContactStep};
@@ -64,6 +64,7 @@ pub use device::{DeviceError, DeviceRevocation, Devices, Roster};
 pub use election::{Beacon, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection};
 pub use entropy::Entropy;
 pub use envelope::{Content, Envelope, OpenError, Opened, SealError, WrappedKey};
+pub use file::{FileAction, FileOffer, FileRefusal, FileRequest, TransferId};
 pub use id::{DeviceId, IdParseError, MessageId, OrgId, RelayId, UserId};
 pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
@@ -79,5 +80,4 @@ pub use presence::{
 pub use receipt::{Receipt, ReceiptError, ReceiptKind};
 pub use room::{RoomEnvelope, RoomError, RoomId, RoomLog};
 pub use site::{GatewayPreference, GatewayRef, PreferenceParseError, Rank, Role, SiteId};
-pub use transfer::{FileAction, FileOffer, FileRefusal, FileRequest, TransferId};
 pub use wire::{DecodeError, EncodeError, Frame, FrameDecoder, Hello, RefuseReason};

@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::election::Beacon;
 use crate::envelope::Envelope;
+use crate::file::{FileRefusal, FileRequest, FileUpload};
 use crate::identity::DeviceCert;
 use crate::lease::LeaseGrant;
 use crate::org::{Membership, Revocations};
 use crate::receipt::Receipt;
 use crate::route::{DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Welcome};
 use crate::site::SiteId;
-use crate::transfer::{FileRefusal, FileRequest, FileUpload};
 use crate::{DeviceId, MessageId};
 
 /// The version byte this build writes and accepts.
@@ -169,7 +169,7 @@ pub enum Frame {
     Ack,
     /// The request was refused, with a reason for the log.
     Error(String),
-    /// A request for sealed file bytes (see `tincan_core::transfer`); the
+    /// A request for sealed file bytes (see `tincan_core::file`); the
     /// answer is [`Frame::FileData`] followed by the raw bytes, or
     /// [`Frame::FileRefused`].
     FileRequest(FileRequest),

@@ -9,8 +9,8 @@
 //! [`Action`] for the app (open a conversation, send a text, ...), which
 //! owns the backend. Views only read state.
 
+mod file_view;
 mod room_view;
-mod transfer_view;
 mod view;
 
 use std::path::PathBuf;
@@ -259,7 +259,7 @@ impl Chat {
             Message::OpenFolder(id) => session
                 .transfers
                 .get(&id)
-                .and_then(crate::transfer::folder_of)
+                .and_then(crate::file::folder_of)
                 .map_or(Action::None, Action::OpenFolder),
             Message::LoadOlder | Message::Scrolled { near_top: true } => match &session.open {
                 Some(peer) => Action::LoadOlder(peer.clone()),

@@ -13,7 +13,7 @@
 //!   transfers, own presence — pure data.
 //! - [`presence`]: presence states in words, the header's picker entries.
 //! - [`notify`]: whether a new message notifies, and the notification.
-//! - [`transfer`]: transfers in words; the file picker and "Open folder".
+//! - [`file`](mod@file): transfers in words; the file picker and "Open folder".
 //! - [`status`]: the connection line (LAN only / via gateway / relay / offline).
 //! - [`chat`], [`setup`], [`settings`], [`forms`]: the screens and shared forms,
 //!   each owning its messages.
@@ -27,6 +27,7 @@ pub mod app;
 pub mod backend;
 pub mod chat;
 pub mod devices;
+pub mod file;
 pub mod forms;
 pub mod notify;
 pub mod options;
@@ -39,7 +40,6 @@ pub mod setup;
 pub mod status;
 pub mod style;
 pub mod timefmt;
-pub mod transfer;
 
 pub use app::{App, Message};
 pub use options::Options;

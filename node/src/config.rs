@@ -165,7 +165,7 @@ pub struct NodeConfig {
     /// Whether this node may become its site's gateway.
     pub gateway: GatewayPreference,
     /// File-transfer settings.
-    pub files: crate::files::FilesConfig,
+    pub files: crate::file::FilesConfig,
     /// Seconds without activity before presence turns `away` (0 = never).
     pub away_after_secs: u64,
     /// Whether to send read receipts.
@@ -259,10 +259,10 @@ impl NodeConfig {
     }
 }
 
-fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigError> {
+fn files_config(file: &FileConfig) -> Result<crate::file::FilesConfig, ConfigError> {
     let upload_limit = match &file.upload_limit {
         Some(text) => {
-            crate::files::parse_rate(text).ok_or_else(|| ConfigError::BadRate(text.clone()))?
+            crate::file::parse_rate(text).ok_or_else(|| ConfigError::BadRate(text.clone()))?
         }
         None => 0,
     };
@@ -271,10 +271,10 @@ fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigEr
         None => 0,
     };
     let cache_limit = match &file.file_cache_limit {
-        Some(text) => crate::files::parse_rate(text)
+        Some(text) => crate::file::parse_rate(text)
             .filter(|n| *n > 0)
             .ok_or_else(|| ConfigError::BadCacheLimit(text.clone()))?,
-        None => crate::files::DEFAULT_CACHE_LIMIT,
+        None => crate::file::DEFAULT_CACHE_LIMIT,
     };
     let auto_accept = file
         .auto_accept
@@ -284,7 +284,7 @@ fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigEr
                 .map_err(|_| ConfigError::BadAutoAccept(user.clone()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(crate::files::FilesConfig {
+    Ok(crate::file::FilesConfig {
         downloads: file.downloads.as_ref().map(std::path::PathBuf::from),
         auto_accept,
         upload_limit,
@@ -295,7 +295,7 @@ fn files_config(file: &FileConfig) -> Result<crate::files::FilesConfig, ConfigEr
 
 /// Parses a WAN upload cap (`wan_upload_limit`, `run --wan-upload-limit`).
 pub fn parse_wan_limit(text: &str) -> Result<u64, ConfigError> {
-    crate::files::parse_rate(text).ok_or_else(|| ConfigError::BadWanRate(text.to_string()))
+    crate::file::parse_rate(text).ok_or_else(|| ConfigError::BadWanRate(text.to_string()))
 }
 
 /// Parses a listen address.

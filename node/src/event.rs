@@ -267,12 +267,12 @@ pub enum NodeEvent {
     /// Someone offers files (`tincan file accept ID`).
     FileOffered {
         /// The offer.
-        transfer: crate::files::TransferView,
+        transfer: crate::file::TransferView,
     },
     /// A transfer changed state.
     FileState {
         /// The transfer now.
-        transfer: crate::files::TransferView,
+        transfer: crate::file::TransferView,
     },
     /// A peer device's presence (or note) changed; `peer.presence` and
     /// `peer.note` say to what.
@@ -380,8 +380,8 @@ pub struct ContactView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::view::RecipientView;
-    use crate::files::TransferView;
+    use crate::file::view::RecipientView;
+    use crate::file::TransferView;
     use crate::store::TransferState;
 
     fn s(text: &str) -> String {

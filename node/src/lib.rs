@@ -12,7 +12,7 @@
 //! - [`control`]: the JSON-lines control socket (CLI and bot API) and its client:
 //!   requests as lines, [`NodeHandle::request`] behind them.
 //! - [`event`]: events and views with stable JSON shapes.
-//! - [`files`]: file transfer I/O — scanning, staging, the file stream format.
+//! - [`file`](mod@file): file transfer I/O — scanning, staging, the file stream format.
 //! - [`export`]: `tincan export` as round-tripping JSON or escaped HTML.
 //! - [`platform`]: the OS-specific bits.
 //! - [`addr`]: socket addresses kept IPv4 when seen IPv4-mapped; dial order.
@@ -22,7 +22,7 @@
 //! - [`tls`]: TLS certificates bound to device keys; mutual authentication.
 //! - [`rpc`]: one request / one answer per QUIC stream.
 //! - [`quic`]: binding QUIC endpoints (large UDP receive buffers, dual stack).
-//! - `files::stream`, `keystore::OsEntropy`, `platform::write_secret` and
+//! - `file::stream`, `keystore::OsEntropy`, `platform::write_secret` and
 //!   `platform::restrict_dir` likewise.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -33,7 +33,7 @@ pub mod control;
 pub mod discovery;
 pub mod event;
 pub mod export;
-pub mod files;
+pub mod file;
 #[doc(hidden)]
 pub mod golden;
 pub mod home;
@@ -60,7 +60,7 @@ pub use event::{
     StatusView, TypingView, WhoAmI,
 };
 pub use export::ExportView;
-pub use files::TransferView;
+pub use file::TransferView;
 pub use home::Home;
 pub use node::{read_history, Node, NodeError, NodeHandle, StartError, StoredHistory};
 pub use request::{Reloaded, Request, Response, UnexpectedResponse};

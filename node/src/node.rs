@@ -27,13 +27,13 @@
 //! user: `actor/devices.rs` (the one lookup of a user's devices, rosters,
 //! removal, the host side of pairing) and `actor/sync.rs` (sent messages
 //! and read state mirrored to the user's other devices). File transfer
-//! tasks: `node/transfer.rs`.
+//! tasks: `node/file_task.rs`.
 
 mod actor;
+mod file_task;
 mod handle;
 mod link;
 mod offline;
-mod transfer;
 mod uplink;
 mod wait;
 

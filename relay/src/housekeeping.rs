@@ -101,7 +101,7 @@ fn push_directory(shared: &Arc<Shared>, org: OrgId) {
 /// Deletes expired mail and file items and refreshes the stored-mail
 /// gauge.
 async fn expire(shared: &Arc<Shared>) {
-    crate::files::expire(shared).await;
+    crate::file::expire(shared).await;
     let now = shared.clock.wall_ms();
     match shared.store.run(move |db| db.expire(now)).await {
         Ok(rows) => {

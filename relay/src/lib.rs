@@ -18,7 +18,7 @@
 //! - [`register`]: registration checks, Welcome, neighbours.
 //! - [`router`]: Route handling, custody, rate limits.
 //! - [`flush`]: delivery of stored mail.
-//! - [`files`]: sealed file content of cross-branch transfers (on disk,
+//! - [`file`](mod@file): sealed file content of cross-branch transfers (on disk,
 //!   per-organisation quota, mail TTL).
 //! - [`gateway`]: lease claims and site member lists.
 //! - [`revoke`]: revocation lists.
@@ -33,7 +33,7 @@ pub mod admission;
 pub mod config;
 pub mod control;
 pub mod devices;
-pub mod files;
+pub mod file;
 pub mod flush;
 pub mod gateway;
 pub mod housekeeping;

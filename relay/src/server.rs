@@ -382,7 +382,7 @@ async fn serve_stream(
         }
     };
     if let Ok((Frame::FileUpload(header), _)) = wire::decode(&head) {
-        let answer = crate::files::upload(&shared, &peer, header, &mut recv).await;
+        let answer = crate::file::upload(&shared, &peer, header, &mut recv).await;
         if let Err(e) = rpc::answer(&mut send, &answer).await {
             tracing::debug!(device = %peer.device, error = %e, "answer not delivered");
         }
@@ -421,7 +421,7 @@ async fn serve_stream(
     };
     if let Frame::FileRequest(request) = request {
         // Answered with raw bytes after the header (`FileData`).
-        crate::files::serve(&shared, &peer, request, send).await;
+        crate::file::serve(&shared, &peer, request, send).await;
         return;
     }
     if !matches!(request, Frame::Route(_)) && !shared.take_request_token(peer.device) {

@@ -14,7 +14,7 @@
 //! The async side uses [`Store::run`], which executes a closure on the
 //! blocking pool with the one connection locked.
 
-mod files;
+mod file;
 mod mail;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, OrgId, Revocations};
 
-pub use files::{BlobKey, PutBlob};
+pub use file::{BlobKey, PutBlob};
 pub use mail::{ExpiredMail, MailKind, MailQuota, MailRow, NewMail, PutOutcome};
 
 /// How long a statement waits for a lock held by another connection.

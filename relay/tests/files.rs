@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::relay::Relay;
 use common::{Client, Org};
-use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
+use tincan_core::file::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
 use tincan_transport::file_stream;
 
 const STEP: Duration = Duration::from_secs(20);

@@ -13,7 +13,7 @@
 //!                 or  frame Error(text), FIN        (a peer that does not serve files)
 //! ```
 //!
-//! Uploads to the relay (across branches, see the node's `files::cache`):
+//! Uploads to the relay (across branches, see the node's `file::cache`):
 //! ```text
 //! sender → relay:     frame FileUpload { transfer, item, len } || len raw bytes, FIN
 //! relay → sender:     frame Ack, FIN          (stored durably, or stored already)
@@ -24,7 +24,7 @@
 //!
 //! Frames are `tincan_core::wire` frames (`u32 length | version |
 //! postcard`). The raw bytes are the *sealed* manifest or chunk
-//! (`tincan_core::transfer::crypt`): the QUIC connection encrypts them a
+//! (`tincan_core::file::crypt`): the QUIC connection encrypts them a
 //! second time in transit, but they are already end-to-end encrypted, so
 //! a relay cache could serve these very bytes. One stream carries one
 //! item; the receiver keeps several streams open at once (its window) and
@@ -35,7 +35,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload};
+use tincan_core::file::{FetchFault, FileRefusal, FileRequest, FileUpload};
 use tincan_core::wire::{self, Frame, MAX_FRAME_LEN};
 
 /// Fetches one item: sends `request` and returns the raw bytes that

@@ -152,7 +152,7 @@ impl App {
                 )
             }
             chat::Action::PickFiles(peer) => {
-                Task::perform(crate::transfer::pick_files(), move |paths| {
+                Task::perform(crate::file::pick_files(), move |paths| {
                     Message::FilesPicked {
                         peer: peer.clone(),
                         paths,
@@ -163,7 +163,7 @@ impl App {
             chat::Action::FileReject(id) => self.transfer_call(|b| b.file_reject(id)),
             chat::Action::FileCancel(id) => self.transfer_call(|b| b.file_cancel(id)),
             chat::Action::OpenFolder(folder) => Task::perform(
-                blocking(move || crate::transfer::open_folder(&folder)),
+                blocking(move || crate::file::open_folder(&folder)),
                 Message::FolderOpened,
             ),
             chat::Action::Send { peer, text } => {
@@ -321,12 +321,12 @@ impl App {
                 |r| Message::Settings(settings::Message::DownloadsSaved(r)),
             ),
             settings::Action::PickDownloads => {
-                if let Err(e) = crate::transfer::picker_available() {
+                if let Err(e) = crate::file::picker_available() {
                     return Task::done(Message::Settings(settings::Message::DownloadsSaved(Err(
                         e,
                     ))));
                 }
-                Task::perform(crate::transfer::pick_folder(), |folder| {
+                Task::perform(crate::file::pick_folder(), |folder| {
                     Message::Settings(settings::Message::DownloadsPicked(folder))
                 })
             }

@@ -10,9 +10,7 @@ use iced::widget::{
 use iced::{Alignment, Element, Fill, Length};
 use tincan_node::{MessageState, MessageView, PresenceView, TransferView};
 
-use super::{
-    room_view, transfer_view, Chat, Message, COMPOSER_ID, MESSAGES_ID, NOTE_ID, SEARCH_ID,
-};
+use super::{file_view, room_view, Chat, Message, COMPOSER_ID, MESSAGES_ID, NOTE_ID, SEARCH_ID};
 use crate::presence::Choice;
 use crate::session::{Contact, Group, Presence, Session};
 use crate::status;
@@ -261,7 +259,7 @@ fn conversation<'a>(chat: &'a Chat, session: &'a Session) -> Element<'a, Message
                 }
                 messages = messages.push(match item {
                     Item::Message(m) => bubble(m, m.direction == "out"),
-                    Item::File(t) => transfer_view::card(t),
+                    Item::File(t) => file_view::card(t),
                 });
             }
         }

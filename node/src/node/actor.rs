@@ -23,13 +23,13 @@ mod chat;
 mod contacts;
 mod devices;
 mod election;
-mod files;
+mod file;
 mod inbound;
 mod lan;
 mod names;
 mod outgoing;
 mod peers;
-mod posts;
+mod post;
 mod presence;
 mod receipts;
 mod relay;
@@ -81,7 +81,7 @@ pub(crate) struct Parts {
     pub gateway: GatewayPreference,
     pub membership: Option<Membership>,
     pub revocations: Option<Revocations>,
-    pub files: crate::files::FilesConfig,
+    pub files: crate::file::FilesConfig,
     pub away_after_secs: u64,
     pub read_receipts: bool,
     pub notifications: bool,
@@ -152,8 +152,8 @@ pub(crate) struct Actor {
     preference: GatewayPreference,
     /// Whether the last power check found the machine on battery.
     on_battery: bool,
-    /// File transfers (`actor/files.rs`).
-    files: files::FilesState,
+    /// File transfers (`actor/file.rs`).
+    files: file::FilesState,
     /// Presence, typing, blocking, read receipts (`actor/chat.rs`).
     chat: chat::ChatState,
     /// This user's devices, removals, pairing (`actor/devices.rs`).
@@ -197,7 +197,7 @@ impl Actor {
             parts.read_receipts,
         )?;
         chat.notify.enabled = parts.notifications;
-        let files = files::FilesState::new(parts.files, parts.home.root());
+        let files = file::FilesState::new(parts.files, parts.home.root());
         let rooms = rooms::RoomsState::load(&parts.store)?;
         let device_id = parts.identity.device_id();
         let mut actor = Actor {

@@ -11,7 +11,7 @@
 //!   (`crate::rpc`);
 //! - election beacons are QUIC datagrams (unreliable, latest wins);
 //! - a file request (`FileRequest`) is one bidirectional stream answered
-//!   with `FileData` and the raw sealed bytes (`crate::files::stream`).
+//!   with `FileData` and the raw sealed bytes (`crate::file::stream`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ const ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::rpc::STREAM_LIMIT;
 /// Bytes one stream may have in flight towards us: a whole file chunk
-/// (`tincan_core::transfer::CHUNK_SIZE` + tag + header) in one go.
+/// (`tincan_core::file::CHUNK_SIZE` + tag + header) in one go.
 const FILE_STREAM_WINDOW: u32 = 1024 * 1024 + 64 * 1024;
 /// Bytes one connection may have in flight towards us, over all streams.
 const FILE_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
@@ -127,8 +127,8 @@ pub(crate) enum LinkEvent {
         sent_at: u64,
         result: Result<Frame, String>,
     },
-    /// File transfer traffic (`node/transfer.rs`).
-    Files(super::transfer::FilesEvent),
+    /// File transfer traffic (`node/file_task.rs`).
+    Files(super::file_task::FilesEvent),
     /// A device being paired (TLS-authenticated as `joiner`, on a
     /// pairing connection) sent one pairing step; the actor answers.
     Pair {
@@ -155,7 +155,7 @@ pub(crate) fn bind_endpoint(
     // Beacons only: a few small datagrams a second per peer.
     transport.datagram_receive_buffer_size(Some(16 * 1024));
     transport.stream_receive_window(quinn::VarInt::from_u32(FILE_STREAM_WINDOW));
-    // File chunks (1 MiB, 16 in flight: `crate::files::stream`) need more
+    // File chunks (1 MiB, 16 in flight: `crate::file::stream`) need more
     // than a few frames' worth in flight per connection to run at link
     // speed; this still caps what one peer can make us buffer.
     transport.receive_window(quinn::VarInt::from_u32(FILE_RECEIVE_WINDOW));
@@ -463,7 +463,7 @@ async fn serve_stream(
         }
     };
     if let Ok((Frame::FileUpload(header), _)) = wire::decode(&head) {
-        let event = super::transfer::FilesEvent::Upload {
+        let event = super::file_task::FilesEvent::Upload {
             from: device,
             header,
             send,
@@ -516,8 +516,8 @@ async fn serve_stream(
             reply,
         },
         Ok((Frame::FileRequest(request), _)) => {
-            // The answer is streamed by a file task (`crate::files::stream`).
-            let event = super::transfer::FilesEvent::Request {
+            // The answer is streamed by a file task (`crate::file::stream`).
+            let event = super::file_task::FilesEvent::Request {
                 from: device,
                 request,
                 send,

@@ -21,7 +21,7 @@ use crate::event::{
     RoomView, SearchHitView, StatusView, TypingView, WhoAmI,
 };
 use crate::export::ExportView;
-use crate::files::TransferView;
+use crate::file::TransferView;
 
 /// A response held a different kind of answer than the caller expected
 /// (a client and a node of different versions, or a request sent for the

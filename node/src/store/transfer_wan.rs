@@ -3,7 +3,7 @@
 //! users, and notices that arrived before their offer.
 
 use rusqlite::{params, OptionalExtension};
-use tincan_core::transfer::TransferId;
+use tincan_core::file::TransferId;
 use tincan_core::DeviceId;
 
 use super::{column, Store, StoreError};
@@ -161,7 +161,7 @@ impl Store {
 mod tests {
     use super::{MAX_EARLY_NOTICES_PER_DEVICE, MAX_EARLY_NOTICE_BYTES};
     use crate::store::test_util::{device, temp_store};
-    use tincan_core::transfer::TransferId;
+    use tincan_core::file::TransferId;
 
     #[test]
     fn early_notices_are_taken_once_and_purged() {

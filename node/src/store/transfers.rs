@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::{params, OptionalExtension};
-use tincan_core::transfer::TransferId;
+use tincan_core::file::TransferId;
 use tincan_core::{DeviceId, UserId};
 
 use super::{column, outbox, Direction, OutboxEntry, Store, StoreError};

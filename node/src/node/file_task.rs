@@ -1,28 +1,28 @@
 //! File transfer plumbing of the node: the events file tasks report to
 //! the actor, and the tasks themselves — one per chunk fetched (receiver)
 //! or served (sender). Like `link.rs`, these tasks decide nothing: the actor
-//! (`actor/files.rs`) drives `tincan_core::transfer::Pull` and picks what
+//! (`actor/file.rs`) drives `tincan_core::file::Pull` and picks what
 //! to fetch and serve; the tasks move sealed bytes between a stream and
-//! the disk (`crate::files`) and say how it went. The stream format is
-//! documented in `crate::files::stream`.
+//! the disk (`crate::file`) and say how it went. The stream format is
+//! documented in `crate::file::stream`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tincan_core::transfer::crypt::{self, TAG_LEN};
-use tincan_core::transfer::manifest::ChunkPlace;
-use tincan_core::transfer::pull::FinishFault;
-use tincan_core::transfer::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
+use tincan_core::file::crypt::{self, TAG_LEN};
+use tincan_core::file::manifest::ChunkPlace;
+use tincan_core::file::pull::FinishFault;
+use tincan_core::file::{FetchFault, FileRefusal, FileRequest, FileUpload, TransferId};
 use tincan_core::{DeviceCert, DeviceId, UserId};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::link::LinkEvent;
 use super::Responder;
-use crate::files::cache::FileCache;
-use crate::files::source::{self, ScanError, Scanned, Source};
-use crate::files::staged::StagedFiles;
-use crate::files::stream;
+use crate::file::cache::FileCache;
+use crate::file::source::{self, ScanError, Scanned, Source};
+use crate::file::staged::StagedFiles;
+use crate::file::stream;
 
 /// Longest one fetch may take (a 1 MiB chunk, even on a slow link).
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(60);

@@ -235,7 +235,7 @@ impl FileRequest {
 
 /// An upload of one sealed item to the relay (sender → its gateway →
 /// relay, or roaming sender → relay): `len` raw bytes follow this header
-/// on the stream (see `tincan_node::files::stream`). The relay stores them
+/// on the stream (see `tincan_node::file::stream`). The relay stores them
 /// under (organisation, transfer, item) until the mail TTL; the bytes are
 /// the same sealed manifest or chunk a LAN holder serves, so no hop can
 /// read them.

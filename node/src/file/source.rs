@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
-use tincan_core::transfer::manifest::{is_safe_component, offer_name};
-use tincan_core::transfer::{FileEntry, FileRefusal, Manifest, MAX_FILES};
+use tincan_core::file::manifest::{is_safe_component, offer_name};
+use tincan_core::file::{FileEntry, FileRefusal, Manifest, MAX_FILES};
 
 /// One file as the sender saw it when scanning.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,7 +279,7 @@ pub fn read_chunk(
     }
     // One allocation with room for the AEAD tag, so sealing never copies,
     // read into without zero-filling it first.
-    let mut buf = Vec::with_capacity(len as usize + tincan_core::transfer::crypt::TAG_LEN);
+    let mut buf = Vec::with_capacity(len as usize + tincan_core::file::crypt::TAG_LEN);
     f.seek(SeekFrom::Start(offset)).map_err(refuse)?;
     (&mut f)
         .take(u64::from(len))

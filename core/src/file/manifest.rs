@@ -328,7 +328,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transfer::{TransferId, CHUNK_SIZE};
+    use crate::file::{TransferId, CHUNK_SIZE};
 
     fn entry(path: &str, size: u64, chunk: u32) -> FileEntry {
         FileEntry {

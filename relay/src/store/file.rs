@@ -1,11 +1,11 @@
 //! Rows of the sealed file content the relay keeps for cross-branch
 //! transfers (the bytes are files under `HOME/files`, see
-//! `crate::files`). A row exists only once its file is fsynced; the sum
+//! `crate::file`). A row exists only once its file is fsynced; the sum
 //! of `len` per organisation is what counts against its quota, checked in
 //! the same transaction that adds the row.
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
-use tincan_core::transfer::TransferId;
+use tincan_core::file::TransferId;
 use tincan_core::OrgId;
 
 use super::{int, uint, Db, StoreError};

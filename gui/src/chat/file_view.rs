@@ -1,5 +1,5 @@
 //! One file transfer in the conversation: a card with the name and size,
-//! what is happening (words from `transfer::describe`), a progress bar
+//! what is happening (words from `file::describe`), a progress bar
 //! while it moves, and the buttons that fit its state — Accept / Reject
 //! for an offer, Cancel while it can move, Open folder when received.
 
@@ -9,8 +9,8 @@ use tincan_node::store::TransferState;
 use tincan_node::TransferView;
 
 use super::Message;
+use crate::file;
 use crate::style::{self, SMALL, TEXT};
-use crate::transfer;
 
 /// The card; incoming on the left, outgoing on the right, like bubbles.
 pub fn card(t: &TransferView) -> Element<'_, Message> {
@@ -22,13 +22,13 @@ pub fn card(t: &TransferView) -> Element<'_, Message> {
     };
     let title = row![
         text(&t.name).size(TEXT),
-        text(format!("{}{count}", transfer::size(t.size)))
+        text(format!("{}{count}", file::size(t.size)))
             .size(SMALL)
             .style(style::weak_text),
     ]
     .spacing(6)
     .align_y(Alignment::Center);
-    let state = text(transfer::describe(t)).size(SMALL);
+    let state = text(file::describe(t)).size(SMALL);
     let state = match t.state {
         TransferState::Failed => state.color(style::failed_color()),
         TransferState::Done => state.style(style::ok_text),
@@ -41,8 +41,8 @@ pub fn card(t: &TransferView) -> Element<'_, Message> {
     ) {
         body = body.push(
             row![
-                progress_bar(0.0..=1.0, transfer::progress(t)).girth(8),
-                text(format!("{:.0} %", transfer::progress(t) * 100.0)).size(SMALL),
+                progress_bar(0.0..=1.0, file::progress(t)).girth(8),
+                text(format!("{:.0} %", file::progress(t) * 100.0)).size(SMALL),
             ]
             .spacing(8)
             .align_y(Alignment::Center),
@@ -51,7 +51,7 @@ pub fn card(t: &TransferView) -> Element<'_, Message> {
     body = body.push(state);
 
     let mut buttons = row![].spacing(8);
-    if transfer::awaits_answer(t) {
+    if file::awaits_answer(t) {
         buttons = buttons
             .push(
                 button(text("Accept").size(SMALL))
@@ -64,14 +64,14 @@ pub fn card(t: &TransferView) -> Element<'_, Message> {
                     .style(style::framed_button)
                     .padding([4, 12]),
             );
-    } else if transfer::is_active(t) {
+    } else if file::is_active(t) {
         buttons = buttons.push(
             button(text("Cancel").size(SMALL))
                 .on_press(Message::FileCancel(t.id.clone()))
                 .style(style::framed_button)
                 .padding([4, 12]),
         );
-    } else if transfer::folder_of(t).is_some() {
+    } else if file::folder_of(t).is_some() {
         buttons = buttons.push(
             button(text("Open folder").size(SMALL))
                 .on_press(Message::OpenFolder(t.id.clone()))

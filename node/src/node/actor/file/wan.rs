@@ -15,7 +15,7 @@
 //!   (gateway failover, roam, restart) from its last verified chunk.
 //! - **Gateway** ([`Actor::serve_from_relay`]): serves its members'
 //!   requests for transfers it does not send itself from its cache
-//!   (`crate::files::cache`), fetching each item once from the relay.
+//!   (`crate::file::cache`), fetching each item once from the relay.
 //!
 //! # Several recipients
 //! A transfer offered to several users is one transfer (one id, one key,
@@ -26,15 +26,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use tincan_core::site::Role;
-use tincan_core::transfer::{
+use tincan_core::file::{
     crypt, ChunkSet, FetchFault, FileAction, FileRefusal, FileRequest, FileUpload, TransferId,
 };
+use tincan_core::site::Role;
 use tincan_core::{DeviceId, UserId};
 
 use super::Key;
 use crate::node::actor::Actor;
-use crate::node::transfer::{self, Holder, UploadJob};
+use crate::node::file_task::{self, Holder, UploadJob};
 use crate::store::{Direction, TransferRecord, TransferState};
 
 /// Items of one sender's uploads in flight at once (over all transfers).
@@ -132,7 +132,7 @@ impl Actor {
                 if self.election.role() == Role::Gateway && self.org_peers.contains_key(&from) =>
             {
                 tracing::debug!(transfer = %request.transfer(), item = ?request.item(), %from, "serving a member from the relay's copy");
-                transfer::serve_cached(
+                file_task::serve_cached(
                     send,
                     self.files.cache.clone(),
                     relay,
@@ -162,11 +162,11 @@ impl Actor {
             {
                 let delay = self.files.wan_bucket.reserve(now, u64::from(header.len));
                 tracing::debug!(transfer = %header.transfer, item = ?header.item, %from, delay_ms = delay, "forwarding a member's upload to the relay");
-                transfer::forward_upload(relay, header, send, recv, delay);
+                file_task::forward_upload(relay, header, send, recv, delay);
             }
             _ => {
                 tokio::spawn(async move {
-                    crate::files::stream::answer_refusal(&mut send, FileRefusal::Busy).await;
+                    crate::file::stream::answer_refusal(&mut send, FileRefusal::Busy).await;
                 });
             }
         }
@@ -283,7 +283,7 @@ impl Actor {
                 manifest: sealed,
                 delay_ms,
             };
-            transfer::upload_item(conn.clone(), job, permits.clone(), tx.clone());
+            file_task::upload_item(conn.clone(), job, permits.clone(), tx.clone());
         }
     }
 

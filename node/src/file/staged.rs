@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustix::fs::Advice;
-use tincan_core::transfer::manifest::ChunkPlace;
-use tincan_core::transfer::Manifest;
+use tincan_core::file::manifest::ChunkPlace;
+use tincan_core::file::Manifest;
 
 use super::sink::{disk_error, staged_path, StagingMap};
 
@@ -228,7 +228,7 @@ mod tests {
             dirs: Vec::new(),
             files: files
                 .iter()
-                .map(|(path, data)| crate::files::test_entry(path, data, chunk))
+                .map(|(path, data)| crate::file::test_entry(path, data, chunk))
                 .collect(),
         }
     }

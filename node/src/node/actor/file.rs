@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tincan_core::transfer::{
+use tincan_core::file::{
     ChunkSet, FileAction, FileOffer, Layout, Manifest, Pull, PullConfig, RateMeter, TokenBucket,
     TransferId, CHUNK_SIZE, MAX_MANIFEST_LEN,
 };
@@ -33,13 +33,13 @@ use tokio::sync::Semaphore;
 
 use super::{now_ms, Actor, MESSAGE_TTL_MS};
 use crate::event::NodeEvent;
-use crate::files::cache::FileCache;
-use crate::files::sink::StagingMap;
-use crate::files::source::{ScanError, Scanned, Source};
-use crate::files::staged::StagedFiles;
-use crate::files::{FilesConfig, TransferView, TEST_CORRUPT_CHUNK_ENV};
+use crate::file::cache::FileCache;
+use crate::file::sink::StagingMap;
+use crate::file::source::{ScanError, Scanned, Source};
+use crate::file::staged::StagedFiles;
+use crate::file::{FilesConfig, TransferView, TEST_CORRUPT_CHUNK_ENV};
 use crate::keystore::OsEntropy;
-use crate::node::transfer::{self, SendJob};
+use crate::node::file_task::{self, SendJob};
 use crate::node::NodeError;
 use crate::node::Responder;
 use crate::request::Response;
@@ -137,7 +137,7 @@ impl FilesState {
             );
         }
         let cache_limit = if config.cache_limit == 0 {
-            crate::files::DEFAULT_CACHE_LIMIT
+            crate::file::DEFAULT_CACHE_LIMIT
         } else {
             config.cache_limit
         };
@@ -251,7 +251,7 @@ impl Actor {
                     certs,
                     reply,
                 };
-                transfer::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
+                file_task::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
             }
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -471,13 +471,13 @@ impl Actor {
             )));
         }
         // Fail now, not halfway, when the folder cannot be written.
-        if crate::files::sink::ensure_folder(&dest).map_err(NodeError::Transfer)? {
+        if crate::file::sink::ensure_folder(&dest).map_err(NodeError::Transfer)? {
             tracing::info!(folder = %dest.display(), "created the folder to receive into");
         }
         let probe = dest.join(format!(".tincan-probe-{}", key.0));
         std::fs::write(&probe, b"")
             .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|e| NodeError::Transfer(crate::files::sink::disk_error(&e, &dest)))?;
+            .map_err(|e| NodeError::Transfer(crate::file::sink::disk_error(&e, &dest)))?;
         let dest = std::fs::canonicalize(&dest).unwrap_or(dest);
         t.record.dest = Some(dest.display().to_string());
         t.pull = Some(Pull::new(t.offer.clone(), PullConfig::default()));
@@ -538,7 +538,7 @@ impl Actor {
         };
         if let (Some(dest), false) = (&t.record.dest, t.staging.is_empty()) {
             let (dest, map) = (PathBuf::from(dest), t.staging.clone());
-            tokio::task::spawn_blocking(move || crate::files::sink::discard(&dest, &map));
+            tokio::task::spawn_blocking(move || crate::file::sink::discard(&dest, &map));
         }
     }
 
@@ -637,7 +637,7 @@ impl Actor {
             recipients: t
                 .recipients
                 .iter()
-                .map(|(user, outcome)| crate::files::view::RecipientView {
+                .map(|(user, outcome)| crate::file::view::RecipientView {
                     user: user.to_string(),
                     name: self.book.display_name(user),
                     state: outcome.as_ref().map(|o| o.state),

@@ -7,17 +7,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tincan_core::transfer::pull::FinishFault;
-use tincan_core::transfer::{
+use tincan_core::file::pull::FinishFault;
+use tincan_core::file::{
     crypt, Fetch, FetchFault, FileAction, FileRefusal, FileRequest, PullEvent, PullState,
 };
 use tincan_core::DeviceId;
 
 use super::{Key, Transfer};
-use crate::files::sink;
-use crate::files::staged::StagedFiles;
+use crate::file::sink;
+use crate::file::staged::StagedFiles;
 use crate::node::actor::{now_ms, Actor};
-use crate::node::transfer::{self, ChunkJob, FilesEvent, ServeJob};
+use crate::node::file_task::{self, ChunkJob, FilesEvent, ServeJob};
 use crate::store::{Direction, TransferState};
 
 /// Verified chunks between two saves of a pull's progress.
@@ -65,7 +65,7 @@ impl Actor {
             let Some(conn) = conn.clone() else { break };
             match fetch {
                 Fetch::Manifest => {
-                    transfer::fetch_manifest(conn, key.0, t.offer.manifest_len, tx.clone())
+                    file_task::fetch_manifest(conn, key.0, t.offer.manifest_len, tx.clone())
                 }
                 Fetch::Chunk { index, place, hash } => {
                     let (Some(dest), Some(manifest)) = (&t.record.dest, &t.manifest) else {
@@ -87,7 +87,7 @@ impl Actor {
                         files: files.clone(),
                         again: self.files.again.contains(&(key.0, index)),
                     };
-                    transfer::fetch_chunk(conn, job, tx.clone());
+                    file_task::fetch_chunk(conn, job, tx.clone());
                 }
             }
         }
@@ -165,7 +165,7 @@ impl Actor {
         {
             tracing::error!(transfer = %key.0, error = %e, "cannot store manifest");
         }
-        t.layout = Some(std::sync::Arc::new(tincan_core::transfer::Layout::new(
+        t.layout = Some(std::sync::Arc::new(tincan_core::file::Layout::new(
             &manifest,
         )));
         t.manifest = Some(std::sync::Arc::new(manifest));
@@ -190,7 +190,7 @@ impl Actor {
                 tracing::error!(transfer = %key.0, error = %e, "cannot store staging names");
             }
         }
-        let layout = tincan_core::transfer::Layout::new(manifest);
+        let layout = tincan_core::file::Layout::new(manifest);
         let claimed: Vec<bool> = (0..manifest.files.len() as u32)
             .map(|f| layout.file_chunks(f).any(|i| pull.have().contains(i)))
             .collect();
@@ -198,7 +198,7 @@ impl Actor {
         t.job = true;
         // Staged files may be (re)created: no handle or hash survives that.
         t.staged = None;
-        transfer::blocking(
+        file_task::blocking(
             move || sink::prepare(&dest, &map, &manifest, |f| claimed[f as usize]),
             move |result| FilesEvent::Prepared { transfer, result },
             tx,
@@ -222,7 +222,7 @@ impl Actor {
         t.job = true;
         let staged = t.staged.clone();
         tracing::info!(%transfer, "every chunk verified; checking the files and moving them into place");
-        transfer::blocking(
+        file_task::blocking(
             move || {
                 sink::finish(&dest, &map, &manifest, |file| {
                     staged.as_ref().and_then(|s| s.whole_hash(file))
@@ -300,8 +300,8 @@ impl Actor {
 
     fn in_pull(
         &mut self,
-        transfer: tincan_core::transfer::TransferId,
-    ) -> Option<&mut tincan_core::transfer::Pull> {
+        transfer: tincan_core::file::TransferId,
+    ) -> Option<&mut tincan_core::file::Pull> {
         self.files
             .transfers
             .get_mut(&(transfer, Direction::In))
@@ -310,7 +310,7 @@ impl Actor {
 
     /// Clears the job flag; returns false (after discarding the staging)
     /// when the transfer was stopped while the job ran.
-    fn job_done(&mut self, transfer: tincan_core::transfer::TransferId) -> bool {
+    fn job_done(&mut self, transfer: tincan_core::file::TransferId) -> bool {
         let key = (transfer, Direction::In);
         let Some(t) = self.files.transfers.get_mut(&key) else {
             return false;
@@ -326,7 +326,7 @@ impl Actor {
 
     fn on_finished(
         &mut self,
-        transfer: tincan_core::transfer::TransferId,
+        transfer: tincan_core::file::TransferId,
         result: Result<Vec<PathBuf>, FinishFault>,
     ) {
         let key = (transfer, Direction::In);
@@ -385,7 +385,7 @@ impl Actor {
         };
         if let Some(refusal) = refusal {
             tracing::debug!(transfer = %key.0, %from, ?refusal, "file request refused");
-            return transfer::refuse(send, refusal);
+            return file_task::refuse(send, refusal);
         }
         if self.files.transfers[&key].manifest.is_none() {
             let mut t = self.files.transfers.remove(&key).expect("checked above");
@@ -397,17 +397,17 @@ impl Actor {
         let t: &mut Transfer = self.files.transfers.get_mut(&key).expect("checked above");
         let (Some(manifest), Some(layout), Some(sources)) = (&t.manifest, &t.layout, &t.sources)
         else {
-            return transfer::refuse(send, FileRefusal::Unknown);
+            return file_task::refuse(send, FileRefusal::Unknown);
         };
         match request {
             FileRequest::Manifest { transfer } => {
                 let sealed = crypt::seal_manifest(&t.offer.key, &transfer, manifest.to_bytes());
-                transfer::serve_manifest(send, transfer, sealed, tx);
+                file_task::serve_manifest(send, transfer, sealed, tx);
             }
             FileRequest::Chunk { transfer, index }
             | FileRequest::ChunkAgain { transfer, index } => {
                 let Some(place) = layout.place(index) else {
-                    return transfer::refuse(send, FileRefusal::BadRequest);
+                    return file_task::refuse(send, FileRefusal::BadRequest);
                 };
                 let file = &manifest.files[place.file as usize];
                 let local = (index - layout.file_chunks(place.file).start) as usize;
@@ -425,15 +425,15 @@ impl Actor {
                     delay_ms: self.files.bucket.reserve(now, u64::from(place.len)),
                     corrupt,
                 };
-                transfer::serve_chunk(send, job, permits, tx);
+                file_task::serve_chunk(send, job, permits, tx);
             }
-            _ => transfer::refuse(send, FileRefusal::BadRequest),
+            _ => file_task::refuse(send, FileRefusal::BadRequest),
         }
     }
 
     fn on_served(
         &mut self,
-        transfer: tincan_core::transfer::TransferId,
+        transfer: tincan_core::file::TransferId,
         index: Option<u64>,
         bytes: u64,
         result: Result<(), Option<FileRefusal>>,

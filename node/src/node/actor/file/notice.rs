@@ -9,7 +9,7 @@
 //! offer from the same device arrives: a cancelled offer then never shows
 //! as `offered`, whatever the order.
 
-use tincan_core::transfer::{FileAction, FileOffer, TransferId};
+use tincan_core::file::{FileAction, FileOffer, TransferId};
 use tincan_core::wire::RefuseReason;
 use tincan_core::Opened;
 

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tincan_core::transfer::{FileRefusal, FileRequest, FileUpload};
+use tincan_core::file::{FileRefusal, FileRequest, FileUpload};
 use tincan_core::wire::Frame;
 use tokio::io::AsyncWriteExt;
 

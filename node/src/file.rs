@@ -1,5 +1,5 @@
 //! File transfer on the node: disk I/O and the stream protocol around
-//! `tincan_core::transfer`, which decides.
+//! `tincan_core::file`, which decides.
 //!
 //! # Layout
 //! - [`source`]: the sender's side of the disk — scanning the paths the
@@ -17,7 +17,7 @@
 //!   pulled from the relay, served to its LAN (one WAN copy per branch).
 //! - [`view`]: the JSON shape of a transfer (`tincan file list --json`).
 //!
-//! The actor part (`node/actor/files.rs`) ties these to the core state
+//! The actor part (`node/actor/file.rs`) ties these to the core state
 //! machine, the store and the outbox. Everything here is blocking file
 //! I/O meant for `spawn_blocking`, or an async stream helper; none of it
 //! holds more than one chunk in memory.
@@ -92,12 +92,8 @@ pub fn parse_rate(text: &str) -> Option<u64> {
 /// The manifest entry of a file holding `data`, in chunks of `chunk`
 /// bytes (for the unit tests of the modules here).
 #[cfg(test)]
-pub(crate) fn test_entry(
-    path: &str,
-    data: &[u8],
-    chunk: usize,
-) -> tincan_core::transfer::FileEntry {
-    tincan_core::transfer::FileEntry {
+pub(crate) fn test_entry(path: &str, data: &[u8], chunk: usize) -> tincan_core::file::FileEntry {
+    tincan_core::file::FileEntry {
         path: path.into(),
         size: data.len() as u64,
         hash: *blake3::hash(data).as_bytes(),

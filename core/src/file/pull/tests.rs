@@ -1,8 +1,8 @@
 //! The pull state machine on a virtual clock, with a fake holder.
 
 use super::*;
-use crate::transfer::crypt::seal_manifest;
-use crate::transfer::{FileEntry, TransferId};
+use crate::file::crypt::seal_manifest;
+use crate::file::{FileEntry, TransferId};
 
 const KEY: [u8; 32] = [5; 32];
 const T: TransferId = TransferId([2; 16]);

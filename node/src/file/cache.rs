@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tincan_core::transfer::{FetchFault, FileRequest, TransferId};
+use tincan_core::file::{FetchFault, FileRequest, TransferId};
 
 use super::stream;
 

@@ -20,9 +20,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use tincan_core::transfer::manifest::top_level;
-use tincan_core::transfer::pull::FinishFault;
-use tincan_core::transfer::{Layout, Manifest};
+use tincan_core::file::manifest::top_level;
+use tincan_core::file::pull::FinishFault;
+use tincan_core::file::{Layout, Manifest};
 
 /// Top-level name → staging name in the destination folder.
 pub type StagingMap = BTreeMap<String, String>;
@@ -137,7 +137,7 @@ pub fn prepare(
 /// Checks every staged file against the manifest, fsyncs, and moves each
 /// top-level item into place; returns the final paths. `known` gives the
 /// whole-file hash of a file this process wrote in full
-/// (`crate::files::staged`); other files are read back and hashed.
+/// (`crate::file::staged`); other files are read back and hashed.
 pub fn finish(
     dest: &Path,
     map: &StagingMap,
@@ -274,11 +274,11 @@ pub fn discard(dest: &Path, map: &StagingMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::staged::StagedFiles;
+    use crate::file::staged::StagedFiles;
     use std::sync::Arc;
-    use tincan_core::transfer::manifest::ChunkPlace;
+    use tincan_core::file::manifest::ChunkPlace;
 
-    use crate::files::test_entry as entry;
+    use crate::file::test_entry as entry;
 
     #[test]
     fn names_are_numbered_before_the_extension() {
