@@ -33,6 +33,29 @@ pub struct OutboxEntry {
     pub held: bool,
 }
 
+impl OutboxEntry {
+    /// A delivery of `envelope` (message `message_id`) to `device`, queued
+    /// at `now` and given up at `expires_at_ms`, not tried yet.
+    pub fn fresh(
+        message_id: MessageId,
+        device: DeviceId,
+        envelope: Vec<u8>,
+        now: u64,
+        expires_at_ms: u64,
+    ) -> Self {
+        Self {
+            message_id,
+            device,
+            envelope,
+            created_at_ms: now,
+            expires_at_ms,
+            attempts: 0,
+            last_attempt_ms: None,
+            held: false,
+        }
+    }
+}
+
 /// A row as SQLite returned it, before any decoding can fail.
 struct RawEntry {
     message_id: Vec<u8>,

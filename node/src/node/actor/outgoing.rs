@@ -173,16 +173,7 @@ impl Actor {
         let expires = now + MESSAGE_TTL_MS;
         let entries: Vec<OutboxEntry> = certs
             .iter()
-            .map(|c| OutboxEntry {
-                message_id: id,
-                device: c.device_id(),
-                envelope: frame.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
-                attempts: 0,
-                last_attempt_ms: None,
-                held: false,
-            })
+            .map(|c| OutboxEntry::fresh(id, c.device_id(), frame.clone(), now, expires))
             .collect();
         if records.is_empty() {
             self.store.queue_control(&entries)?;

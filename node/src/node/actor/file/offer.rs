@@ -141,16 +141,7 @@ impl Actor {
         let entries: Vec<OutboxEntry> = job
             .certs
             .iter()
-            .map(|c| OutboxEntry {
-                message_id,
-                device: c.device_id(),
-                envelope: frame.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
-                attempts: 0,
-                last_attempt_ms: None,
-                held: false,
-            })
+            .map(|c| OutboxEntry::fresh(message_id, c.device_id(), frame.clone(), now, expires))
             .collect();
         let stored = TransferManifest {
             manifest: encoded,

@@ -146,16 +146,7 @@ impl Actor {
         let expires = now + MESSAGE_TTL_MS;
         let entries: Vec<OutboxEntry> = devices
             .iter()
-            .map(|device| OutboxEntry {
-                message_id,
-                device: *device,
-                envelope: frame.clone(),
-                created_at_ms: now,
-                expires_at_ms: expires,
-                attempts: 0,
-                last_attempt_ms: None,
-                held: false,
-            })
+            .map(|device| OutboxEntry::fresh(message_id, *device, frame.clone(), now, expires))
             .collect();
         self.store
             .queue_outgoing_many(std::slice::from_ref(&record), &entries)?;
