@@ -127,6 +127,11 @@ impl FromStr for MessageState {
     }
 }
 
+/// The failure reason of an attempt answered by a receipt that proves
+/// nothing (wrong message, wrong sender, bad signature): the driver may
+/// want to log it, as it points at a bug or an attack.
+pub const INVALID_RECEIPT: &str = "invalid receipt";
+
 /// Whether `receipt` proves that the device of `recipient` got message
 /// `message_id` from this device (`me`): it must name both and carry the
 /// recipient's valid signature. Anything else proves nothing, whoever
@@ -160,7 +165,7 @@ pub fn judge_answer(
             Some(cert) if receipt_proves_delivery(me, message_id, cert, &receipt) => {
                 AttemptOutcome::Delivered
             }
-            Some(_) => AttemptOutcome::Failed("invalid receipt".into()),
+            Some(_) => AttemptOutcome::Failed(INVALID_RECEIPT.into()),
         },
         Ok(Frame::Refused { reason, .. }) => refusal(reason),
         Ok(_) => AttemptOutcome::Failed("unexpected answer".into()),

@@ -522,18 +522,13 @@ impl Sim {
     /// what its devices' outcomes imply (`None` inside: no state at all).
     fn misreported(&self, sent: &SentMessage) -> Option<Option<MessageState>> {
         let sender = &self.nodes[sent.from.0];
-        let devices: Vec<DeviceId> = sent
-            .to
-            .iter()
-            .map(|n| self.nodes[n.0].device_id())
-            .collect();
-        let settled = devices
-            .iter()
-            .all(|d| sender.is_delivered(&sent.id, d) || sender.has_failed(&sent.id, d));
-        if !settled {
+        if !sender.is_settled(&sent.id) {
             return None;
         }
-        let acked = devices.iter().any(|d| sender.is_delivered(&sent.id, d));
+        let acked = sent
+            .to
+            .iter()
+            .any(|n| sender.is_delivered(&sent.id, &self.nodes[n.0].device_id()));
         let shown = sender.message_state(&sent.id);
         let right = match shown {
             Some((MessageState::Delivered, None)) => acked,

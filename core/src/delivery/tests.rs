@@ -151,7 +151,7 @@ fn only_the_recipients_own_receipt_for_this_message_proves_delivery() {
     ] {
         assert_eq!(
             judge(Some(&bob.cert), bad),
-            AttemptOutcome::Failed("invalid receipt".into())
+            AttemptOutcome::Failed(INVALID_RECEIPT.into())
         );
     }
 }

@@ -143,9 +143,10 @@ impl SimNode {
         &self.failed
     }
 
-    /// Whether delivering message `id` to `device` failed for good.
-    pub fn has_failed(&self, id: &MessageId, device: &DeviceId) -> bool {
-        self.failed.iter().any(|(m, d, _)| m == id && d == device)
+    /// Whether message `id` was queued here and every device it was sealed
+    /// to has an outcome (delivered or failed for good).
+    pub fn is_settled(&self, id: &MessageId) -> bool {
+        self.states.contains_key(id) && !self.pending.contains_key(id)
     }
 
     /// A sent message's state and failure reason, as the sender's history

@@ -494,8 +494,8 @@ impl Actor {
             }
             LinkEvent::Written { message_id, device } => {
                 tracing::debug!(message = %message_id, %device, "envelope written");
+                // Written to the store at the end of this turn (drive_outbox).
                 self.deliveries.handle_handed_over(message_id);
-                self.apply_delivery_effects();
             }
             LinkEvent::Attempted {
                 message_id,

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use tincan_core::delivery::{judge_answer, DeliveryEffect};
-use tincan_core::outbox::AttemptOutcome;
+use tincan_core::delivery::{judge_answer, DeliveryEffect, INVALID_RECEIPT};
+use tincan_core::outbox::{AttemptOutcome, OutboxEvent};
 use tincan_core::wire::{self, Frame};
 use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
@@ -98,6 +98,17 @@ impl Actor {
         }
         self.route_remote(remote);
         while let Some(event) = self.outbox.poll_event() {
+            match &event {
+                OutboxEvent::Delivered { message_id, device } => {
+                    tracing::info!(message = %message_id, %device, "delivered")
+                }
+                OutboxEvent::Failed {
+                    message_id,
+                    device,
+                    reason,
+                } => tracing::warn!(message = %message_id, %device, %reason, "delivery failed"),
+                OutboxEvent::Held { .. } => {}
+            }
             self.deliveries.handle_outbox_event(event);
         }
         self.apply_delivery_effects();
@@ -105,7 +116,7 @@ impl Actor {
 
     /// Writes what the deliveries decided, in their order (a state before
     /// the outbox row it settles), and tells watchers.
-    pub(super) fn apply_delivery_effects(&mut self) {
+    fn apply_delivery_effects(&mut self) {
         while let Some(effect) = self.deliveries.poll_effect() {
             match effect {
                 DeliveryEffect::State {
@@ -113,18 +124,7 @@ impl Actor {
                     to,
                     state,
                     error,
-                } => {
-                    match (&error, state) {
-                        (Some(reason), _) => {
-                            tracing::warn!(message = %id, %reason, "delivery failed")
-                        }
-                        (None, MessageState::Delivered) => {
-                            tracing::info!(message = %id, "delivered")
-                        }
-                        _ => {}
-                    }
-                    self.write_state(id, to, state, error);
-                }
+                } => self.write_state(id, to, state, error),
                 DeliveryEffect::Held { id, device } => {
                     tracing::info!(message = %id, %device, "relay holds it for the offline device");
                     if let Err(e) = self.store.outbox_mark_held(&id, &device) {
@@ -150,7 +150,7 @@ impl Actor {
     ) -> AttemptOutcome {
         let cert = self.certs.get(&device);
         let outcome = judge_answer(&self.identity.device_id(), &message_id, cert, answer);
-        if outcome == AttemptOutcome::Failed("invalid receipt".into()) {
+        if matches!(&outcome, AttemptOutcome::Failed(reason) if reason == INVALID_RECEIPT) {
             tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
         }
         outcome
