@@ -154,6 +154,8 @@ pub enum ElectionEvent {
 struct Peer {
     beacon: Beacon,
     heard_at: u64,
+    /// The verified grant of its lease, while it is gateway.
+    proof: Option<LeaseGrant>,
 }
 
 /// The election state of one node.
@@ -287,7 +289,9 @@ impl GatewayElection {
             // at our next beacon.
             self.next_beacon_at = now;
         }
-        if let Some(seen) = beacon.vet(now, from, self.relay.as_ref()) {
+        let proof = self.peers.get(&from).and_then(|p| p.proof.as_ref());
+        let vetted = beacon.vet(now, from, self.relay.as_ref(), proof);
+        if let Some(seen) = vetted.epoch {
             self.see_epoch(seen);
         }
         self.peers.insert(
@@ -295,6 +299,7 @@ impl GatewayElection {
             Peer {
                 beacon,
                 heard_at: now,
+                proof: vetted.proof,
             },
         );
         self.update(now, None);

@@ -5,7 +5,12 @@
 //! number of sites; [`Sim::add_node`] places devices, each holding a real
 //! [`tincan_core::Identity`] and [`tincan_core::outbox::Outbox`]. Messages are
 //! real [`tincan_core::Envelope`]s sealed with real keys and acknowledged by
-//! real signed [`tincan_core::Receipt`]s, so byte counts are real. Time is
+//! real signed [`tincan_core::Receipt`]s, so byte counts are real. Every
+//! site elects its gateway with core's [`tincan_core::GatewayElection`]
+//! (beacons on the LAN, claims to the relay, whose leases are core's
+//! [`tincan_core::LeaseTable`]), and what leaves or enters a site goes
+//! through the node that won, so a crashed gateway really cuts its site off
+//! until the failover. Time is
 //! virtual: [`Sim::step`] jumps to the next event of a (time, sequence)
 //! priority queue, and nothing reads the wall clock or the OS random source,
 //! so one seed always gives one run ([`Sim::trace_hash`]).
@@ -16,7 +21,10 @@
 //! - [`net`]: sites, partitions, per-hop latency and loss, WAN counters.
 //! - `world`: state shared by all nodes and the gateway/relay routing (one
 //!   envelope copy per destination site, fanned out inside the site).
-//! - [`node`]: one device driving core's outbox, with its durable store.
+//! - `relay`: the relay's leases and where it forwards.
+//! - `check`: the election invariants, checked as roles change.
+//! - [`node`]: one device driving core's outbox and gateway election, with
+//!   its durable store.
 //! - [`seed`]: random streams and [`check_seeds`].
 //!
 //! # Example
@@ -35,9 +43,11 @@
 //! ```
 
 mod builder;
+mod check;
 pub mod net;
 pub mod node;
 pub(crate) mod queue;
+mod relay;
 pub mod seed;
 mod world;
 
@@ -48,9 +58,10 @@ use std::time::Duration;
 use tincan_core::delivery::MessageState;
 use tincan_core::envelope::SealError;
 use tincan_core::wire::{self, EncodeError, Frame};
-use tincan_core::{Content, DeviceId, Envelope, Identity, MessageId, UserId};
+use tincan_core::{Content, DeviceId, Envelope, GatewayPreference, Identity, MessageId, UserId};
 
 pub use builder::SimBuilder;
+pub use check::failover_bound_ms;
 pub use net::{LinkCount, NetStats, WanStats};
 pub use node::{Displayed, SimNode};
 pub use seed::{check_seeds, SimRng, SEED_ENV};
@@ -153,6 +164,21 @@ impl DeliveryReport {
     }
 }
 
+/// What the gateway checks found; see [`Sim::gateway_report`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatewayReport {
+    /// The most devices seen as gateway of one site in one lease epoch
+    /// (1 when the election is safe).
+    pub max_gateways_per_site_epoch: usize,
+    /// Sites that lost their gateway and got a new one (or waited past
+    /// the bound).
+    pub failovers: u64,
+    /// The longest time a site was without a gateway, in ms.
+    pub max_failover_ms: u64,
+    /// Broken rules, with the virtual time they broke (empty when all hold).
+    pub violations: Vec<String>,
+}
+
 /// A running simulation.
 pub struct Sim {
     world: World,
@@ -189,21 +215,40 @@ impl Sim {
         self.world.net.sites
     }
 
-    /// Adds a device named `name` (a new user with one device) in `site`.
+    /// Adds a device named `name` (a new user with one device) in `site`,
+    /// willing to be gateway (`auto`).
     ///
     /// # Panics
     /// If `site` is out of range (a bug in the scenario).
     pub fn add_node(&mut self, site: SiteIdx, name: &str) -> NodeIdx {
+        self.add_node_with(site, name, GatewayPreference::Auto)
+    }
+
+    /// [`Sim::add_node`] with a gateway preference. The node starts its
+    /// election at once, with an uptime of up to eight hours (so that
+    /// candidates differ in rank as a real office's do).
+    ///
+    /// # Panics
+    /// If `site` is out of range (a bug in the scenario).
+    pub fn add_node_with(
+        &mut self,
+        site: SiteIdx,
+        name: &str,
+        preference: GatewayPreference,
+    ) -> NodeIdx {
         assert!(site.0 < self.sites(), "{site} out of range");
         let idx = NodeIdx(self.nodes.len());
-        let identity = Identity::generate(name, self.world.now / 1000, &mut self.world.crypto);
-        let dir = &mut self.world.dir;
-        dir.by_device.insert(identity.device_id(), idx);
-        dir.certs.push(identity.cert.clone());
-        dir.users.entry(identity.user_id()).or_default().push(idx);
-        self.world.net.location.push(site);
-        self.world.net.up.push(true);
-        self.nodes.push(SimNode::new(idx, identity));
+        let w = &mut self.world;
+        let identity = Identity::generate(name, w.now / 1000, &mut w.crypto);
+        w.dir.by_device.insert(identity.device_id(), idx);
+        w.dir.certs.push(identity.cert.clone());
+        w.dir.users.entry(identity.user_id()).or_default().push(idx);
+        w.net.place(idx, site);
+        let uptime = w.crypto.below(8 * 3_600_000);
+        let started_at = w.now.saturating_sub(uptime);
+        let mut node = SimNode::new(idx, identity, preference);
+        node.start_election(w, started_at);
+        self.nodes.push(node);
         idx
     }
 
@@ -249,6 +294,75 @@ impl Sim {
     /// Events still scheduled.
     pub fn queued_events(&self) -> usize {
         self.world.queue.len()
+    }
+
+    /// The gateway checks so far: at most one gateway per site and epoch,
+    /// never two at once, and failover within [`failover_bound_ms`].
+    pub fn gateway_report(&self) -> GatewayReport {
+        let c = &self.world.checks;
+        GatewayReport {
+            max_gateways_per_site_epoch: c.max_gateways_per_site_epoch(),
+            failovers: c.failovers,
+            max_failover_ms: c.max_failover_ms,
+            violations: c.violations.clone(),
+        }
+    }
+
+    /// How many first-attempt copies of message `id` entered `site` over
+    /// the WAN (0 when none did).
+    pub fn first_wan_copies(&self, id: &MessageId, site: SiteIdx) -> u32 {
+        self.world
+            .first_copies
+            .get(&(*id, site))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Envelope copies of retried attempts that entered a site over the WAN.
+    pub fn wan_retransmits(&self) -> u64 {
+        self.world.wan_retransmits
+    }
+
+    /// Whether every site agrees on one gateway: in each site with a
+    /// running node that may be gateway, exactly one running node is
+    /// gateway and every other running node follows it.
+    pub fn gateways_settled(&self) -> bool {
+        (0..self.sites()).all(|site| {
+            let up: Vec<&SimNode> = self.world.net.members[site]
+                .iter()
+                .map(|n| &self.nodes[n.0])
+                .filter(|n| n.is_up())
+                .collect();
+            if up
+                .iter()
+                .all(|n| n.preference() == GatewayPreference::Never)
+            {
+                return true;
+            }
+            let gateways: Vec<_> = up.iter().filter(|n| n.is_gateway()).collect();
+            let [gateway] = gateways[..] else {
+                return false;
+            };
+            let g = gateway.election().and_then(|e| e.gateway());
+            up.iter()
+                .all(|n| n.election().is_some_and(|e| e.gateway() == g))
+        })
+    }
+
+    /// Runs until [`Sim::gateways_settled`] holds (checked every 100 ms of
+    /// virtual time), for at most `max`.
+    pub fn settle(&mut self, max: Duration) -> Result<Duration, SimError> {
+        let start = self.world.now;
+        let slice = Duration::from_millis(100);
+        loop {
+            if self.gateways_settled() {
+                return Ok(Duration::from_millis(self.world.now - start));
+            }
+            if self.world.now - start >= max.as_millis() as u64 {
+                return Err(SimError::Timeout { elapsed: max });
+            }
+            self.run_for(slice);
+        }
     }
 
     /// Seals `text` from `from` to every device of the users `to`, stores it
@@ -336,7 +450,7 @@ impl Sim {
         if !self.nodes[node.0].is_up() {
             return;
         }
-        self.nodes[node.0].crash();
+        self.nodes[node.0].crash(&mut self.world);
         self.world.net.up[node.0] = false;
         self.world
             .trace(&[b"crash", &(node.0 as u64).to_le_bytes()]);
@@ -348,7 +462,7 @@ impl Sim {
         if self.nodes[node.0].is_up() {
             return;
         }
-        self.nodes[node.0].restart(&self.world);
+        self.nodes[node.0].restart(&mut self.world);
         self.world.net.up[node.0] = true;
         self.world
             .trace(&[b"restart", &(node.0 as u64).to_le_bytes()]);
@@ -362,7 +476,17 @@ impl Sim {
     /// If `site` is out of range.
     pub fn roam(&mut self, node: NodeIdx, site: SiteIdx) {
         assert!(site.0 < self.sites(), "{site} out of range");
-        self.world.net.location[node.0] = site;
+        // Its LAN links and relay connection break: the election starts
+        // over in the new network (from what the node stored).
+        let up = self.nodes[node.0].is_up();
+        if up {
+            self.nodes[node.0].stop_election(&mut self.world);
+        }
+        self.world.net.relocate(node, site);
+        if up {
+            let now = self.world.now;
+            self.nodes[node.0].start_election(&mut self.world, now);
+        }
         self.world.trace(&[
             b"roam",
             &(node.0 as u64).to_le_bytes(),
@@ -404,7 +528,21 @@ impl Sim {
                 at: Hop::Node(n),
                 packet,
             } => self.arrive(n, packet),
-            Event::Arrive { at, packet } => self.world.forward(at, packet),
+            Event::Arrive {
+                at: at @ (Hop::GatewayOut(g) | Hop::GatewayIn(g)),
+                packet,
+            } => self.at_gateway(at, g, packet),
+            Event::Arrive { at, packet } => {
+                let site = SiteIdx(0);
+                self.world.forward(at, site, packet);
+            }
+            Event::Beacon { from, site, beacon } => self.beacon(from, site, beacon),
+            Event::ElectionWake { node, incarnation } => {
+                let sim_node = &mut self.nodes[node.0];
+                if sim_node.is_up() && sim_node.incarnation() == incarnation {
+                    sim_node.on_election_wake(&mut self.world, time);
+                }
+            }
             Event::Wake { node, incarnation } => {
                 let sim_node = &mut self.nodes[node.0];
                 if sim_node.is_up() && sim_node.incarnation() == incarnation {
@@ -424,6 +562,14 @@ impl Sim {
                 }
             }
         }
+        let nodes = &self.nodes;
+        let net = &self.world.net;
+        self.world.checks.check_bound(self.world.now, |site| {
+            net.members[site.0].iter().any(|n| {
+                let node = &nodes[n.0];
+                node.is_up() && node.preference() != GatewayPreference::Never
+            })
+        });
         true
     }
 
@@ -432,15 +578,63 @@ impl Sim {
         let expected_site = match &packet {
             Packet::Envelope { to, .. } => to.first().map(|(site, _)| *site),
             Packet::Receipt { to_site, .. } => Some(*to_site),
+            _ => None,
         };
-        if !self.nodes[n.0].is_up() || expected_site != Some(self.world.net.location[n.0]) {
+        let here = self.world.net.location[n.0];
+        let node = &mut self.nodes[n.0];
+        if !node.is_up() || expected_site.is_some_and(|s| s != here) {
             self.world.net.stats.undeliverable += 1;
             return;
         }
-        let node = &mut self.nodes[n.0];
         match packet {
             Packet::Envelope { envelope, .. } => node.on_envelope(&mut self.world, &envelope),
             Packet::Receipt { receipt, .. } => node.on_receipt(&mut self.world, &receipt),
+            Packet::Answer {
+                incarnation,
+                site,
+                epoch,
+                result,
+            } if incarnation == node.incarnation() => {
+                node.on_answer(&mut self.world, site, epoch, result);
+            }
+            _ => {}
+        }
+    }
+
+    /// A packet reached node `g` as its site's gateway: it goes on only if
+    /// `g` runs, is gateway, and is in the site the packet is for.
+    fn at_gateway(&mut self, at: Hop, g: NodeIdx, packet: Packet) {
+        let site = match (&at, &packet) {
+            (Hop::GatewayOut(_), Packet::Envelope { from, .. } | Packet::Receipt { from, .. }) => {
+                *from
+            }
+            (Hop::GatewayIn(_), Packet::Envelope { to, .. }) => {
+                to.first().map_or(SiteIdx(usize::MAX), |(s, _)| *s)
+            }
+            (Hop::GatewayIn(_), Packet::Receipt { to_site, .. }) => *to_site,
+            _ => return,
+        };
+        let gateway = &self.nodes[g.0];
+        if !gateway.is_up() || !gateway.is_gateway() || self.world.net.location[g.0] != site {
+            self.world.net.stats.no_gateway += 1;
+            return;
+        }
+        self.world.forward(at, site, packet);
+    }
+
+    /// A beacon reached the LAN of `site`: every other running node there
+    /// hears it, unless its copy is lost.
+    fn beacon(&mut self, from: NodeIdx, site: SiteIdx, beacon: tincan_core::Beacon) {
+        if !self.nodes[from.0].is_up() || self.world.net.location[from.0] != site {
+            return;
+        }
+        let device = self.nodes[from.0].device_id();
+        for i in 0..self.world.net.members[site.0].len() {
+            let to = self.world.net.members[site.0][i];
+            if to == from || !self.nodes[to.0].is_up() || self.world.net.lose() {
+                continue;
+            }
+            self.nodes[to.0].on_beacon(&mut self.world, device, beacon.clone());
         }
     }
 

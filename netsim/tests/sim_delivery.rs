@@ -90,6 +90,15 @@ fn assert_exactly_once(sim: &Sim) {
         report.misreported
     );
     assert!(report.expected > 150, "only {} deliveries", report.expected);
+    // The sites' elections (core's, with the relay's leases) held too.
+    let gateways = sim.gateway_report();
+    assert_eq!(
+        gateways.violations,
+        Vec::<String>::new(),
+        "seed {}",
+        sim.seed()
+    );
+    assert!(gateways.max_gateways_per_site_epoch <= 1);
     for node in sim.node_ids() {
         assert_eq!(sim.node(node).failures(), &[], "{node} gave up");
         assert_eq!(sim.node(node).rejected(), 0, "{node} rejected something");

@@ -32,6 +32,9 @@ fn group(seed: u64, loss: f64) -> (Sim, NodeIdx, Vec<UserId>) {
             sim.add_node(SiteIdx(site), &format!("member-{site}-{i}"));
         }
     }
+    // Messages start once every site has elected its gateway.
+    sim.settle(Duration::from_secs(30))
+        .expect("every site elects a gateway");
     let sender = NodeIdx(0);
     let others: Vec<UserId> = sim
         .node_ids()

@@ -36,22 +36,55 @@ impl Beacon {
     /// Keeps of a beacon from `from` only what it proves at `now` against
     /// the pinned `relay`: a claim to be gateway without a matching grant
     /// is dropped. Returns the epoch the beacon proves (the grant's, or
-    /// its `max_epoch` up to [`MAX_EPOCH_STEP`] above that), if any.
-    pub(super) fn vet(&mut self, now: u64, from: DeviceId, relay: Option<&RelayId>) -> Option<u64> {
+    /// its `max_epoch` up to [`MAX_EPOCH_STEP`] above that), if any, and
+    /// the grant that proves it.
+    ///
+    /// `proof` is the grant that proved this peer's lease before. While it
+    /// still proves the same lease (holder, site, epoch, not lapsed) the
+    /// beacon's newer grant is not verified: it could only extend what is
+    /// already proven, and every grant is believed until it lapses anyway.
+    /// That saves an ed25519 verification per beacon per peer, which was
+    /// most of what an election costs on a LAN.
+    pub(super) fn vet(
+        &mut self,
+        now: u64,
+        from: DeviceId,
+        relay: Option<&RelayId>,
+        proof: Option<&LeaseGrant>,
+    ) -> Vetted {
         let claimed = self.gateway.filter(|g| g.device == from);
-        let proven = match (claimed, self.site, self.grant.as_ref(), relay) {
-            (Some(gateway), Some(site), Some(grant), Some(relay)) => grant
-                .proves(relay, from, site, gateway.epoch, now)
-                .is_ok()
-                .then_some(gateway.epoch),
+        let proof = match (claimed, self.site, relay) {
+            (Some(gateway), Some(site), Some(relay)) => {
+                let still = |g: &&LeaseGrant| {
+                    RelayId::from_public_key(&g.relay_key) == *relay
+                        && g.matches(from, site, gateway.epoch, now).is_ok()
+                };
+                let kept = proof.filter(still).cloned();
+                kept.or_else(|| {
+                    self.grant
+                        .as_deref()
+                        .filter(|g| g.proves(relay, from, site, gateway.epoch, now).is_ok())
+                        .cloned()
+                })
+            }
             _ => None,
         };
+        let proven = proof.as_ref().map(|g| g.epoch);
         if claimed.is_some() && proven.is_none() {
             self.gateway = None;
         }
-        proven.map(|epoch| {
+        let epoch = proven.map(|epoch| {
             self.max_epoch
                 .clamp(epoch, epoch.saturating_add(MAX_EPOCH_STEP))
-        })
+        });
+        Vetted { epoch, proof }
     }
+}
+
+/// What a beacon proved; see [`Beacon::vet`].
+pub(super) struct Vetted {
+    /// The epoch it proves, if any.
+    pub(super) epoch: Option<u64>,
+    /// The verified grant that proves the sender's lease, if it is gateway.
+    pub(super) proof: Option<LeaseGrant>,
 }

@@ -518,3 +518,43 @@ fn a_beacon_without_the_relays_grant_neither_deposes_a_gateway_nor_inflates_epoc
         "never lowered by a beacon"
     );
 }
+
+#[test]
+fn a_repeated_grant_is_believed_again_but_an_edited_one_or_another_relays_is_not() {
+    let mut a = node(1, GatewayPreference::Never, None);
+    let shown = peer(3, Some(site(3)), Some(5));
+    let followed = Some(GatewayRef {
+        device: dev(3),
+        epoch: 5,
+    });
+    a.handle_beacon(0, dev(3), shown.clone());
+    drain(&mut a);
+    assert_eq!((a.role(), a.gateway()), (Role::Member, followed));
+    // The same grant again (a gateway repeats it until it renews): its
+    // signature was checked once, the rest is checked again.
+    a.handle_beacon(400, dev(3), shown.clone());
+    assert_eq!((a.role(), a.gateway()), (Role::Member, followed));
+    // The grant edited after signing is not the one checked before.
+    let mut edited = shown.clone();
+    if let Some(grant) = edited.grant.as_mut() {
+        grant.epoch = 6;
+    }
+    edited.gateway = Some(GatewayRef {
+        device: dev(3),
+        epoch: 6,
+    });
+    a.handle_beacon(800, dev(3), edited);
+    assert_eq!(
+        a.gateway().map(|g| g.epoch),
+        None,
+        "an edited grant proves nothing"
+    );
+    // Proven again, then the node pins another relay: the old relay's
+    // grant no longer counts, repeated or not.
+    a.handle_beacon(1_000, dev(3), shown.clone());
+    assert_eq!(a.gateway(), followed);
+    let other = DeviceKey::generate(&mut SeededEntropy::new(5));
+    a.set_relay_configured(1_100, Some(RelayId::from_public_key(&other.public_key())));
+    a.handle_beacon(1_200, dev(3), shown);
+    assert_eq!(a.gateway(), None, "another relay's grant");
+}

@@ -132,6 +132,19 @@ impl LeaseGrant {
         now: u64,
     ) -> Result<(), GrantError> {
         self.verify(relay)?;
+        self.matches(holder, site, epoch, now)
+    }
+
+    /// [`Self::proves`] without the signature check, for a grant whose
+    /// signature was verified already (the same grant shown again: a
+    /// gateway's beacons repeat it until the next renewal).
+    pub fn matches(
+        &self,
+        holder: DeviceId,
+        site: SiteId,
+        epoch: u64,
+        now: u64,
+    ) -> Result<(), GrantError> {
         if (self.holder, self.site, self.epoch) != (holder, site, epoch) {
             return Err(GrantError::Mismatch);
         }

@@ -50,6 +50,8 @@ pub struct WanStats {
     pub receipts_in: LinkCount,
     /// Receipts leaving the site.
     pub receipts_out: LinkCount,
+    /// Lease claims, releases and answers, both ways.
+    pub control: LinkCount,
 }
 
 /// Network-wide counters.
@@ -63,6 +65,17 @@ pub struct NetStats {
     pub partitioned: u64,
     /// Packets that found their device down or gone (crashed or roamed).
     pub undeliverable: u64,
+    /// Packets dropped for want of a gateway: the sender knew none, the
+    /// node it used was no longer one, or the relay held no live lease for
+    /// the destination site.
+    pub no_gateway: u64,
+}
+
+/// What a packet is, for the WAN counters.
+enum Kind {
+    Envelope,
+    Receipt,
+    Control,
 }
 
 /// Which link a hop crosses.
@@ -84,6 +97,8 @@ pub(crate) struct Net {
     pub(crate) sites: usize,
     /// Current site of each node.
     pub(crate) location: Vec<SiteIdx>,
+    /// The nodes in each site (the inverse of `location`).
+    pub(crate) members: Vec<Vec<NodeIdx>>,
     /// Whether each node is running.
     pub(crate) up: Vec<bool>,
     /// Cut site pairs, stored as (smaller, larger).
@@ -107,6 +122,7 @@ impl Net {
             loss,
             sites,
             location: Vec::new(),
+            members: vec![Vec::new(); sites],
             up: Vec::new(),
             partitions: BTreeSet::new(),
             wan: vec![WanStats::default(); sites],
@@ -121,6 +137,35 @@ impl Net {
         } else {
             (b, a)
         }
+    }
+
+    /// Places a new node in `site`.
+    pub(crate) fn place(&mut self, node: NodeIdx, site: SiteIdx) {
+        self.location.push(site);
+        self.members[site.0].push(node);
+        self.up.push(true);
+    }
+
+    /// Moves `node` to `site`.
+    pub(crate) fn relocate(&mut self, node: NodeIdx, site: SiteIdx) {
+        let old = self.location[node.0];
+        self.members[old.0].retain(|n| *n != node);
+        self.members[site.0].push(node);
+        self.location[node.0] = site;
+    }
+
+    /// The latency of one LAN hop.
+    pub(crate) fn lan_delay(&mut self) -> u64 {
+        self.rng.in_range(self.lan_latency.clone())
+    }
+
+    /// Whether one packet is lost (counted when it is).
+    pub(crate) fn lose(&mut self) -> bool {
+        let lost = self.loss > 0.0 && self.rng.chance(self.loss);
+        if lost {
+            self.stats.lost += 1;
+        }
+        lost
     }
 
     pub(crate) fn partition(&mut self, a: SiteIdx, b: SiteIdx) {
@@ -159,7 +204,11 @@ impl Net {
         packet: Packet,
     ) -> bool {
         let bytes = packet.wire_len();
-        let is_envelope = matches!(packet, Packet::Envelope { .. });
+        let kind = match packet {
+            Packet::Envelope { .. } => Kind::Envelope,
+            Packet::Receipt { .. } => Kind::Receipt,
+            _ => Kind::Control,
+        };
         let latency = match link {
             Link::Lan => {
                 self.stats.lan_messages += 1;
@@ -167,25 +216,24 @@ impl Net {
             }
             Link::WanUp(site) => {
                 let w = &mut self.wan[site.0];
-                if is_envelope {
-                    w.envelopes_out.add(bytes)
-                } else {
-                    w.receipts_out.add(bytes)
+                match kind {
+                    Kind::Envelope => w.envelopes_out.add(bytes),
+                    Kind::Receipt => w.receipts_out.add(bytes),
+                    Kind::Control => w.control.add(bytes),
                 }
                 self.wan_latency.clone()
             }
             Link::WanDown(site) => {
                 let w = &mut self.wan[site.0];
-                if is_envelope {
-                    w.envelopes_in.add(bytes)
-                } else {
-                    w.receipts_in.add(bytes)
+                match kind {
+                    Kind::Envelope => w.envelopes_in.add(bytes),
+                    Kind::Receipt => w.receipts_in.add(bytes),
+                    Kind::Control => w.control.add(bytes),
                 }
                 self.wan_latency.clone()
             }
         };
-        if self.loss > 0.0 && self.rng.chance(self.loss) {
-            self.stats.lost += 1;
+        if self.lose() {
             return false;
         }
         let delay = self.rng.in_range(latency);

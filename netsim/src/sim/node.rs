@@ -16,12 +16,20 @@
 //! - An outbox entry is reported delivered only on a receipt that verifies
 //!   against the recipient's certificate and names this device as sender.
 
+mod election;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tincan_core::delivery::{receipt_proves_delivery, Deliveries, DeliveryEffect, MessageState};
 use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
-use tincan_core::{DeviceId, Envelope, Identity, MessageId, Receipt, ReceiptKind, UserId};
+use tincan_core::{
+    DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, Receipt,
+    ReceiptKind, SiteId, UserId,
+};
+
+use election::StoredElection;
+pub(crate) use election::Uplink;
 
 use super::queue::Event;
 use super::world::World;
@@ -62,7 +70,14 @@ pub struct SimNode {
     next_attempt: u64,
     /// The daemon's rule for a message's state from its devices' outcomes.
     deliveries: Deliveries<()>,
+    election: Option<GatewayElection>,
+    election_wake: Option<u64>,
+    /// The site and epoch this node is gateway of, as last reported.
+    gateway_of: Option<(SiteId, u64)>,
+    // Configuration.
+    preference: GatewayPreference,
     // Durable: the store.
+    stored_election: StoredElection,
     /// Each sent message's state and failure reason, as its history row.
     states: BTreeMap<MessageId, (MessageState, Option<String>)>,
     pending: BTreeMap<MessageId, Pending>,
@@ -75,7 +90,7 @@ pub struct SimNode {
 }
 
 impl SimNode {
-    pub(crate) fn new(idx: NodeIdx, identity: Identity) -> Self {
+    pub(crate) fn new(idx: NodeIdx, identity: Identity, preference: GatewayPreference) -> Self {
         Self {
             idx,
             identity,
@@ -87,6 +102,11 @@ impl SimNode {
             scheduled_wake: None,
             next_attempt: 0,
             deliveries: Deliveries::new(),
+            election: None,
+            election_wake: None,
+            gateway_of: None,
+            preference,
+            stored_election: StoredElection::default(),
             states: BTreeMap::new(),
             pending: BTreeMap::new(),
             received: BTreeSet::new(),
@@ -232,7 +252,8 @@ impl SimNode {
     }
 
     /// The node stops: memory is lost, the store stays.
-    pub(crate) fn crash(&mut self) {
+    pub(crate) fn crash(&mut self, w: &mut World) {
+        self.stop_election(w);
         self.up = false;
         self.incarnation += 1;
         self.outbox = Outbox::new();
@@ -242,10 +263,12 @@ impl SimNode {
         self.deliveries = Deliveries::new();
     }
 
-    /// The node starts again and reloads its outbox from the store; the
-    /// caller then sets reachability and drives it.
-    pub(crate) fn restart(&mut self, w: &World) {
+    /// The node starts again, reloads its outbox from the store and starts
+    /// its election; the caller then sets reachability and drives it.
+    pub(crate) fn restart(&mut self, w: &mut World) {
         self.up = true;
+        let now = w.now;
+        self.start_election(w, now);
         for (id, pending) in &self.pending {
             for (device, attempts) in &pending.devices {
                 self.outbox
@@ -285,7 +308,8 @@ impl SimNode {
             ReceiptKind::Delivered,
             w.now,
         );
-        w.route_receipt(self.idx, receipt);
+        let uplink = self.uplink(w);
+        w.route_receipt(self.idx, uplink, receipt);
     }
 
     /// A receipt for a message of this node arrived.
@@ -414,9 +438,13 @@ impl SimNode {
                 },
             );
         }
+        let first = devices
+            .iter()
+            .all(|d| pending.devices.get(d).is_none_or(|a| *a <= 1));
         let envelope = Arc::clone(&pending.envelope);
         let frame_len = pending.frame_len;
-        w.route_envelope(self.idx, &envelope, frame_len, devices);
+        let uplink = self.uplink(w);
+        w.route_envelope(self.idx, uplink, &envelope, frame_len, devices, first);
     }
 
     /// Records an outbox event in the store, through the daemon's delivery

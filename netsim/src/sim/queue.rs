@@ -9,7 +9,9 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use tincan_core::{DeviceId, Envelope, MessageId, Receipt};
+use tincan_core::{
+    Beacon, DeviceId, Envelope, LeaseGrant, LeaseRefusal, MessageId, Receipt, SiteId,
+};
 
 use super::{NodeIdx, SiteIdx};
 
@@ -18,12 +20,14 @@ use super::{NodeIdx, SiteIdx};
 pub(crate) enum Hop {
     /// A device.
     Node(NodeIdx),
-    /// A site's gateway, on its LAN side (traffic leaving the site).
-    GatewayOut(SiteIdx),
+    /// The node a sender believes is its site's gateway, on its LAN side
+    /// (traffic leaving the site). It forwards only while it is gateway.
+    GatewayOut(NodeIdx),
     /// The relay in the middle of the WAN.
     Relay,
-    /// A site's gateway, on its WAN side (traffic entering the site).
-    GatewayIn(SiteIdx),
+    /// The node the relay holds as a site's gateway, on its WAN side
+    /// (traffic entering the site).
+    GatewayIn(NodeIdx),
 }
 
 /// Something on the wire.
@@ -39,6 +43,9 @@ pub(crate) enum Packet {
         from: SiteIdx,
         /// Destination devices, grouped by the site they were in when sent.
         to: Vec<(SiteIdx, Vec<DeviceId>)>,
+        /// Whether this is every listed device's first attempt (copies
+        /// of later attempts are retransmissions).
+        first: bool,
     },
     /// A signed delivered-receipt on its way back to the sender device.
     Receipt {
@@ -51,6 +58,37 @@ pub(crate) enum Packet {
         /// The site the sender device was in when the receipt left.
         to_site: SiteIdx,
     },
+    /// A gateway candidate claims or renews its site's lease at the relay.
+    Claim {
+        /// The claiming node.
+        from: NodeIdx,
+        /// Its incarnation, so the answer finds the same life.
+        incarnation: u32,
+        /// The site.
+        site: SiteId,
+        /// The epoch claimed.
+        epoch: u64,
+    },
+    /// A gateway gives its lease back.
+    Release {
+        /// The node.
+        from: NodeIdx,
+        /// The site.
+        site: SiteId,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The relay's answer to a claim.
+    Answer {
+        /// The claimer's incarnation.
+        incarnation: u32,
+        /// The site claimed.
+        site: SiteId,
+        /// The epoch claimed.
+        epoch: u64,
+        /// The signed grant, or why not.
+        result: Result<Box<LeaseGrant>, LeaseRefusal>,
+    },
 }
 
 impl Packet {
@@ -62,6 +100,9 @@ impl Packet {
                 frame_len + 20 * to.iter().map(|(_, d)| d.len()).sum::<usize>()
             }
             Packet::Receipt { frame_len, .. } => frame_len + 20,
+            // A claim or answer: ids, epoch and a signature.
+            Packet::Claim { .. } | Packet::Release { .. } => 64,
+            Packet::Answer { .. } => 160,
         };
         len as u64
     }
@@ -82,6 +123,23 @@ pub(crate) enum Event {
         /// The node.
         node: NodeIdx,
         /// The node's incarnation when scheduled; stale after a crash.
+        incarnation: u32,
+    },
+    /// A beacon reaches every other running node of `site` (a LAN
+    /// datagram to each peer, each lost independently).
+    Beacon {
+        /// The sender.
+        from: NodeIdx,
+        /// The site it was sent in.
+        site: SiteIdx,
+        /// What it says.
+        beacon: Beacon,
+    },
+    /// A node's gateway election asked to be woken.
+    ElectionWake {
+        /// The node.
+        node: NodeIdx,
+        /// The node's incarnation when scheduled.
         incarnation: u32,
     },
     /// A delivery attempt got no receipt in time.

@@ -3,17 +3,22 @@
 //!
 //! Node handlers get `&mut World` next to `&mut SimNode`, so a node can send
 //! packets and set timers while the simulator keeps ownership of both. The
-//! routing here plays the part of the gateways and the relay: one envelope
-//! copy per destination site, fanned out inside the site by its gateway.
+//! routing here moves packets through the nodes the sites elected and the
+//! relay: one envelope copy per destination site, fanned out inside the
+//! site by its gateway; the simulator checks at each gateway hop that the
+//! node still is one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tincan_core::wire::{self, Frame};
-use tincan_core::{DeviceCert, DeviceId, Envelope, Receipt, UserId};
+use tincan_core::{Beacon, DeviceCert, DeviceId, Envelope, MessageId, Receipt, UserId};
 
+use super::check::Checks;
 use super::net::{Link, Net};
+use super::node::Uplink;
 use super::queue::{Event, Hop, Packet, Queue};
+use super::relay::Relay;
 use super::seed::SimRng;
 use super::{NodeIdx, SiteIdx};
 
@@ -45,11 +50,18 @@ pub(crate) struct World {
     pub(crate) config: NodeConfig,
     /// Keys, message ids and sealing randomness.
     pub(crate) crypto: SimRng,
+    pub(crate) relay: Relay,
+    pub(crate) checks: Checks,
+    /// First-attempt envelope copies that entered each site, per message.
+    pub(crate) first_copies: BTreeMap<(MessageId, SiteIdx), u32>,
+    /// Envelope copies of later attempts that entered a site.
+    pub(crate) wan_retransmits: u64,
     trace: blake3::Hasher,
 }
 
 impl World {
-    pub(crate) fn new(now: u64, net: Net, config: NodeConfig, crypto: SimRng) -> Self {
+    pub(crate) fn new(now: u64, net: Net, config: NodeConfig, mut crypto: SimRng) -> Self {
+        let relay = Relay::new(&mut crypto);
         Self {
             now,
             queue: Queue::default(),
@@ -57,6 +69,10 @@ impl World {
             dir: Directory::default(),
             config,
             crypto,
+            relay,
+            checks: Checks::default(),
+            first_copies: BTreeMap::new(),
+            wan_retransmits: 0,
             trace: blake3::Hasher::new_derive_key("tincan netsim trace v1"),
         }
     }
@@ -93,10 +109,35 @@ impl World {
                     Packet::Receipt { receipt, .. } => {
                         [&receipt.message_id.0[..], &receipt.recipient_device.0[..]].concat()
                     }
+                    Packet::Claim {
+                        from, site, epoch, ..
+                    }
+                    | Packet::Release { from, site, epoch } => {
+                        let mut d = site.0.to_vec();
+                        d.extend_from_slice(&(from.0 as u64).to_le_bytes());
+                        d.extend_from_slice(&epoch.to_le_bytes());
+                        d
+                    }
+                    Packet::Answer {
+                        site,
+                        epoch,
+                        result,
+                        ..
+                    } => {
+                        let mut d = site.0.to_vec();
+                        d.extend_from_slice(&epoch.to_le_bytes());
+                        d.push(u8::from(result.is_ok()));
+                        d
+                    }
                 };
                 (tag, index, detail)
             }
             Event::Wake { node, .. } => (5, node.0 as u64, Vec::new()),
+            Event::Beacon { from, beacon, .. } => {
+                let gateway = beacon.gateway.map(|g| g.epoch).unwrap_or(0);
+                (7, from.0 as u64, gateway.to_le_bytes().to_vec())
+            }
+            Event::ElectionWake { node, .. } => (8, node.0 as u64, Vec::new()),
             Event::AttemptTimeout {
                 node,
                 message_id,
@@ -130,13 +171,15 @@ impl World {
 
     /// Sends one copy of `envelope` from `from` towards `devices`: directly
     /// to devices in the sender's site, and a single copy for all remote
-    /// devices to the sender's gateway (the relay splits it per site).
+    /// devices through the sender's `uplink` (the relay splits it per site).
     pub(crate) fn route_envelope(
         &mut self,
         from: NodeIdx,
+        uplink: Uplink,
         envelope: &Arc<Envelope>,
         frame_len: usize,
         devices: &[DeviceId],
+        first: bool,
     ) {
         let here = self.net.location[from.0];
         let mut remote: BTreeMap<SiteIdx, Vec<DeviceId>> = BTreeMap::new();
@@ -152,6 +195,7 @@ impl World {
                     frame_len,
                     from: here,
                     to: vec![(here, vec![*device])],
+                    first,
                 };
                 self.net.send(
                     &mut self.queue,
@@ -170,19 +214,14 @@ impl World {
                 frame_len,
                 from: here,
                 to: remote.into_iter().collect(),
+                first,
             };
-            self.net.send(
-                &mut self.queue,
-                self.now,
-                Link::Lan,
-                Hop::GatewayOut(here),
-                packet,
-            );
+            self.send_up(here, uplink, packet);
         }
     }
 
     /// Sends `receipt` from `from` back to the device that sent the message.
-    pub(crate) fn route_receipt(&mut self, from: NodeIdx, receipt: Receipt) {
+    pub(crate) fn route_receipt(&mut self, from: NodeIdx, uplink: Uplink, receipt: Receipt) {
         let Some(target) = self.node_of(&receipt.sender_device) else {
             self.net.stats.undeliverable += 1;
             return;
@@ -198,30 +237,65 @@ impl World {
             from: here,
             to_site,
         };
-        let at = if to_site == here {
-            Hop::Node(target)
+        if to_site == here {
+            self.net.send(
+                &mut self.queue,
+                self.now,
+                Link::Lan,
+                Hop::Node(target),
+                packet,
+            );
         } else {
-            Hop::GatewayOut(here)
-        };
-        self.net
-            .send(&mut self.queue, self.now, Link::Lan, at, packet);
+            self.send_up(here, uplink, packet);
+        }
     }
 
-    /// Moves a packet one hop on at a gateway or the relay.
-    pub(crate) fn forward(&mut self, at: Hop, packet: Packet) {
+    /// Sends what leaves site `here` through a node's uplink.
+    fn send_up(&mut self, here: SiteIdx, uplink: Uplink, packet: Packet) {
+        let now = self.now;
+        match uplink {
+            Uplink::Direct => {
+                self.net
+                    .send(&mut self.queue, now, Link::WanUp(here), Hop::Relay, packet);
+            }
+            Uplink::Via(gateway) => {
+                let at = Hop::GatewayOut(gateway);
+                self.net.send(&mut self.queue, now, Link::Lan, at, packet);
+            }
+            Uplink::None => self.net.stats.no_gateway += 1,
+        }
+    }
+
+    /// A beacon from `from`: one LAN datagram to each peer of `site`,
+    /// arriving together (each lost on its own when it arrives).
+    pub(crate) fn beacon(&mut self, from: NodeIdx, site: SiteIdx, beacon: Beacon) {
+        let peers = self.net.members[site.0].len().saturating_sub(1) as u64;
+        if peers == 0 {
+            return;
+        }
+        self.net.stats.lan_messages += peers;
+        let at = self.now + self.net.lan_delay();
+        self.queue.push(at, Event::Beacon { from, site, beacon });
+    }
+
+    /// Moves a packet one hop on at a gateway (`gateway` checked by the
+    /// caller to be one, in `site`) or at the relay.
+    pub(crate) fn forward(&mut self, at: Hop, site: SiteIdx, packet: Packet) {
         let now = self.now;
         match at {
-            Hop::GatewayOut(site) => {
+            Hop::GatewayOut(_) => {
                 self.net
                     .send(&mut self.queue, now, Link::WanUp(site), Hop::Relay, packet);
             }
             Hop::Relay => self.relay(packet),
-            Hop::GatewayIn(site) => self.fan_out(site, packet),
+            Hop::GatewayIn(_) => self.fan_out(site, packet),
             Hop::Node(_) => {}
         }
     }
 
-    /// The relay: one copy per destination site, unless the sites are cut off.
+    /// The relay: leases for claims; one copy per destination site through
+    /// its gateway (or straight to devices connected themselves), unless
+    /// the sites are cut off.
     fn relay(&mut self, packet: Packet) {
         let now = self.now;
         match packet {
@@ -230,41 +304,116 @@ impl World {
                 frame_len,
                 from,
                 to,
+                first,
             } => {
                 for (site, devices) in to {
                     if self.net.partitioned(from, site) {
                         self.net.stats.partitioned += 1;
                         continue;
                     }
+                    let (direct, via): (Vec<DeviceId>, Vec<DeviceId>) = devices
+                        .into_iter()
+                        .partition(|d| self.node_of(d).is_some_and(|n| self.relay.is_direct(n)));
+                    for device in direct {
+                        let Some(node) = self.node_of(&device) else {
+                            continue;
+                        };
+                        let copy = Packet::Envelope {
+                            envelope: Arc::clone(&envelope),
+                            frame_len,
+                            from,
+                            to: vec![(site, vec![device])],
+                            first,
+                        };
+                        self.send_down(site, Hop::Node(node), copy);
+                    }
+                    if via.is_empty() {
+                        continue;
+                    }
+                    let Some(gateway) = self.relay.gateway_of(now, site) else {
+                        self.net.stats.no_gateway += 1;
+                        continue;
+                    };
                     let copy = Packet::Envelope {
                         envelope: Arc::clone(&envelope),
                         frame_len,
                         from,
-                        to: vec![(site, devices)],
+                        to: vec![(site, via)],
+                        first,
                     };
-                    self.net.send(
-                        &mut self.queue,
-                        now,
-                        Link::WanDown(site),
-                        Hop::GatewayIn(site),
-                        copy,
-                    );
+                    self.send_down(site, Hop::GatewayIn(gateway), copy);
                 }
             }
-            Packet::Receipt { from, to_site, .. } => {
+            Packet::Receipt {
+                ref receipt,
+                from,
+                to_site,
+                ..
+            } => {
                 if self.net.partitioned(from, to_site) {
                     self.net.stats.partitioned += 1;
                     return;
                 }
+                let Some(target) = self.node_of(&receipt.sender_device) else {
+                    self.net.stats.undeliverable += 1;
+                    return;
+                };
+                let at = if self.relay.is_direct(target) {
+                    Hop::Node(target)
+                } else if let Some(gateway) = self.relay.gateway_of(now, to_site) {
+                    Hop::GatewayIn(gateway)
+                } else {
+                    self.net.stats.no_gateway += 1;
+                    return;
+                };
+                self.send_down(to_site, at, packet);
+            }
+            Packet::Claim {
+                from,
+                incarnation,
+                site,
+                epoch,
+            } => {
+                let device = self.dir.certs[from.0].device_id();
+                let location = self.net.location[from.0];
+                let result = self.relay.claim(now, from, device, location, site, epoch);
+                let answer = Packet::Answer {
+                    incarnation,
+                    site,
+                    epoch,
+                    result,
+                };
                 self.net.send(
                     &mut self.queue,
                     now,
-                    Link::WanDown(to_site),
-                    Hop::GatewayIn(to_site),
-                    packet,
+                    Link::WanDown(location),
+                    Hop::Node(from),
+                    answer,
                 );
             }
+            Packet::Release { from, site, epoch } => {
+                let device = self.dir.certs[from.0].device_id();
+                self.relay.release(now, device, site, epoch);
+            }
+            Packet::Answer { .. } => {}
         }
+    }
+
+    /// Puts a copy on `site`'s WAN link down, counting envelope copies per
+    /// message: first attempts per site, later ones as retransmissions.
+    fn send_down(&mut self, site: SiteIdx, at: Hop, packet: Packet) {
+        if let Packet::Envelope {
+            envelope, first, ..
+        } = &packet
+        {
+            if *first {
+                *self.first_copies.entry((envelope.id, site)).or_default() += 1;
+            } else {
+                self.wan_retransmits += 1;
+            }
+        }
+        self.net
+            .send(&mut self.queue, self.now, Link::WanDown(site), at, packet);
     }
 
     /// A gateway hands what entered its site to each addressed device that is
@@ -277,6 +426,7 @@ impl World {
                 frame_len,
                 from,
                 to,
+                first,
             } => {
                 for device in to.into_iter().flat_map(|(_, devices)| devices) {
                     let target = self.node_of(&device);
@@ -287,6 +437,7 @@ impl World {
                                 frame_len,
                                 from,
                                 to: vec![(site, vec![device])],
+                                first,
                             };
                             self.net
                                 .send(&mut self.queue, now, Link::Lan, Hop::Node(target), copy);
@@ -302,6 +453,7 @@ impl World {
                 }
                 _ => self.net.stats.undeliverable += 1,
             },
+            _ => {}
         }
     }
 }

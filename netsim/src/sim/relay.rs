@@ -1,0 +1,115 @@
+//! The simulated relay's decisions: core's [`LeaseTable`] grants and renews
+//! site leases (signed with the relay's key, as the real relay signs them),
+//! and the relay forwards what enters a site only to the node that holds
+//! that site's live lease.
+//!
+//! The relay here only forwards: it takes no custody (the daemon's relay
+//! does), so a copy that finds no live gateway is dropped and the sender's
+//! outbox retries it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tincan_core::{
+    DeviceId, DeviceKey, ElectionConfig, LeaseGrant, LeaseRefusal, LeaseTable, RelayId, SiteId,
+};
+
+use super::seed::SimRng;
+use super::{NodeIdx, SiteIdx};
+
+/// The gateway the relay knows for one physical site.
+#[derive(Clone, Copy, Debug)]
+struct Connected {
+    node: NodeIdx,
+    device: DeviceId,
+    site: SiteId,
+    epoch: u64,
+}
+
+/// The relay's state.
+pub(crate) struct Relay {
+    leases: LeaseTable<SiteId>,
+    key: DeviceKey,
+    id: RelayId,
+    /// Per physical site, the last node granted a lease from there.
+    gateways: BTreeMap<SiteIdx, Connected>,
+    /// Roaming nodes, connected to the relay themselves: what enters their
+    /// site for them comes straight to them, not through a gateway.
+    direct: BTreeSet<NodeIdx>,
+}
+
+impl Relay {
+    /// A relay with a key drawn from `rng` and the daemon's lease lifetime.
+    pub(crate) fn new(rng: &mut SimRng) -> Self {
+        let key = DeviceKey::generate(rng);
+        let id = RelayId::from_public_key(&key.public_key());
+        let ttl = ElectionConfig::new(DeviceId([0; 20])).lease_ttl_ms;
+        Self {
+            leases: LeaseTable::new(ttl),
+            key,
+            id,
+            gateways: BTreeMap::new(),
+            direct: BTreeSet::new(),
+        }
+    }
+
+    /// The relay's id, which every node pins.
+    pub(crate) fn id(&self) -> RelayId {
+        self.id
+    }
+
+    /// A claim from `node` (device `device`, now in `location`): core's
+    /// lease rule decides; a grant is signed and remembered as the
+    /// location's gateway.
+    pub(crate) fn claim(
+        &mut self,
+        now: u64,
+        node: NodeIdx,
+        device: DeviceId,
+        location: SiteIdx,
+        site: SiteId,
+        epoch: u64,
+    ) -> Result<Box<LeaseGrant>, LeaseRefusal> {
+        let lease = self.leases.claim(now, site, device, epoch)?;
+        self.gateways.insert(
+            location,
+            Connected {
+                node,
+                device,
+                site,
+                epoch: lease.epoch,
+            },
+        );
+        Ok(Box::new(LeaseGrant::sign(
+            &self.key,
+            site,
+            lease.epoch,
+            device,
+            lease.expires_at,
+        )))
+    }
+
+    /// A gateway gave its lease back.
+    pub(crate) fn release(&mut self, now: u64, device: DeviceId, site: SiteId, epoch: u64) {
+        let _ = self.leases.release(now, &site, device, epoch);
+    }
+
+    /// The node holding the live lease granted from `location`, if any.
+    pub(crate) fn gateway_of(&self, now: u64, location: SiteIdx) -> Option<NodeIdx> {
+        let c = self.gateways.get(&location)?;
+        (self.leases.holder(now, &c.site) == Some((c.device, c.epoch))).then_some(c.node)
+    }
+
+    /// `node` connected to the relay itself, or stopped doing so.
+    pub(crate) fn set_direct(&mut self, node: NodeIdx, direct: bool) {
+        if direct {
+            self.direct.insert(node);
+        } else {
+            self.direct.remove(&node);
+        }
+    }
+
+    /// Whether `node` is connected to the relay itself.
+    pub(crate) fn is_direct(&self, node: NodeIdx) -> bool {
+        self.direct.contains(&node)
+    }
+}
