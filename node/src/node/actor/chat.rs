@@ -73,7 +73,7 @@ impl ChatState {
             .node_state(PRESENCE_VERSION_KEY)?
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let away_after_ms = (away_after_secs > 0).then(|| away_after_secs.saturating_mul(1000));
+        let away_after_ms = tincan_core::presence::away_after_from_secs(away_after_secs);
         let blocked = store.blocked_users()?.into_iter().map(|b| b.user).collect();
         Ok(ChatState {
             presence: Presence::new(now, chosen, note, version, away_after_ms),
