@@ -191,7 +191,7 @@ impl Actor {
             cert: parts.identity.cert.clone(),
             membership: parts.membership.clone(),
         });
-        let now = now_ms();
+        let (now, turn_started) = (now_ms(), tokio::time::Instant::now());
         let stored_site = parts
             .store
             .node_state(SITE_KEY)?
@@ -257,7 +257,7 @@ impl Actor {
             ),
             mesh_dials: lan::MeshDials::default(),
             now,
-            turn_started: tokio::time::Instant::now(),
+            turn_started,
         };
         actor.sign_own_record(0, false);
         actor.restore()?;
