@@ -233,6 +233,12 @@ pub fn validate_note(note: &str) -> Result<String, PresenceError> {
     Ok(note.to_string())
 }
 
+/// The idle time before auto-away, in ms, from the configured seconds
+/// (`away_after_secs`): `0` turns auto-away off (`None`).
+pub fn away_after_from_secs(secs: u64) -> Option<u64> {
+    (secs > 0).then(|| secs.saturating_mul(1000))
+}
+
 /// What [`Presence::poll_event`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

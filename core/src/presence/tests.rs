@@ -95,6 +95,136 @@ fn auto_away_only_from_online_and_only_when_configured() {
     assert_eq!(never.effective(), PresenceState::Online);
 }
 
+/// Drives `p` like the node's loop does, on a virtual clock: at `now`,
+/// handles the timeout if it is due. Returns the events it raised.
+fn step(p: &mut Presence, now: u64) -> usize {
+    if p.poll_timeout().is_some_and(|at| at <= now) {
+        p.handle_timeout(now);
+    }
+    drain(p)
+}
+
+const SEC: u64 = 1_000;
+
+#[test]
+fn idle_user_turns_away_exactly_at_the_threshold_and_back_on_activity() {
+    let start = 1_000;
+    let mut p = own(away_after_from_secs(10));
+    drain(&mut p);
+    // Half a virtual second at a time up to just before the threshold.
+    let mut now = start;
+    while now < start + 10 * SEC {
+        assert_eq!(step(&mut p, now), 0, "idle {} ms", now - start);
+        assert_eq!(p.effective(), PresenceState::Online);
+        now += SEC / 2;
+    }
+    assert_eq!(now, start + 10 * SEC);
+    assert_eq!(step(&mut p, now), 1, "away once, at the threshold");
+    assert_eq!(p.effective(), PresenceState::Away);
+    assert_eq!(p.update().shown, ShownPresence::Away);
+    assert_eq!(p.idle_ms(now), 10 * SEC);
+    // Staying idle changes nothing more.
+    for later in [now + SEC, now + 3_600 * SEC] {
+        assert_eq!(step(&mut p, later), 0);
+        assert!(p.is_auto_away());
+    }
+
+    // Activity brings the user back, with a new version, and the idle
+    // time counts again from that activity.
+    let back = now + 3_600 * SEC;
+    let v = p.version();
+    p.handle_activity(back);
+    assert_eq!(drain(&mut p), 1);
+    assert_eq!(p.effective(), PresenceState::Online);
+    assert!(p.version() > v);
+    assert_eq!(p.poll_timeout(), Some(back + 10 * SEC));
+    assert_eq!(step(&mut p, back + 10 * SEC - 1), 0);
+    assert_eq!(p.effective(), PresenceState::Online);
+    assert_eq!(step(&mut p, back + 10 * SEC), 1);
+    assert_eq!(p.effective(), PresenceState::Away);
+}
+
+#[test]
+fn activity_before_the_threshold_postpones_away() {
+    let mut p = own(away_after_from_secs(10));
+    drain(&mut p);
+    // Active every 9 s for a virtual hour: never away.
+    let mut now = 1_000;
+    for _ in 0..400 {
+        now += 9 * SEC;
+        assert_eq!(step(&mut p, now), 0);
+        p.handle_activity(now);
+        assert_eq!(drain(&mut p), 0, "activity while present is silent");
+        assert_eq!(p.effective(), PresenceState::Online);
+    }
+    assert_eq!(step(&mut p, now + 10 * SEC), 1);
+    assert!(p.is_auto_away());
+}
+
+#[test]
+fn explicit_states_never_turn_away_by_themselves() {
+    for state in PresenceState::ALL {
+        if state == PresenceState::Online {
+            continue;
+        }
+        let mut p = own(away_after_from_secs(10));
+        p.set(2_000, state, "note").unwrap();
+        drain(&mut p);
+        assert_eq!(p.poll_timeout(), None, "{state}");
+        for now in [2_000 + 10 * SEC, 2_000 + 3_600 * SEC, u64::MAX] {
+            assert_eq!(step(&mut p, now), 0, "{state}");
+            // Even a timeout handled when none was due.
+            p.handle_timeout(now);
+            assert_eq!(p.effective(), state, "{state}");
+            assert!(!p.is_auto_away(), "{state}");
+        }
+        // Activity does not change a chosen state either (a chosen `away`
+        // stays away).
+        p.handle_activity(u64::MAX);
+        assert_eq!(drain(&mut p), 0, "{state}");
+        assert_eq!(p.effective(), state, "{state}");
+    }
+}
+
+#[test]
+fn choosing_online_again_restarts_the_idle_time() {
+    let mut p = own(away_after_from_secs(10));
+    p.set(2_000, PresenceState::Busy, "").unwrap();
+    assert_eq!(step(&mut p, 2_000 + 60 * SEC), 1, "the set's own change");
+    p.set(2_000 + 60 * SEC, PresenceState::Online, "").unwrap();
+    drain(&mut p);
+    assert_eq!(p.poll_timeout(), Some(2_000 + 70 * SEC));
+    assert_eq!(step(&mut p, 2_000 + 70 * SEC - 1), 0);
+    assert_eq!(step(&mut p, 2_000 + 70 * SEC), 1);
+    assert!(p.is_auto_away());
+    // Choosing a state while auto-away ends auto-away.
+    p.set(2_000 + 80 * SEC, PresenceState::OutToLunch, "")
+        .unwrap();
+    assert!(!p.is_auto_away());
+    assert_eq!(p.effective(), PresenceState::OutToLunch);
+}
+
+#[test]
+fn away_after_zero_is_off_and_never_turns_away() {
+    assert_eq!(away_after_from_secs(0), None);
+    assert_eq!(away_after_from_secs(5), Some(5 * SEC));
+    assert_eq!(away_after_from_secs(u64::MAX), Some(u64::MAX));
+    let mut p = own(away_after_from_secs(0));
+    drain(&mut p);
+    assert_eq!(p.away_after_ms(), None);
+    for now in [
+        1_000,
+        1_000 + 3_600 * SEC,
+        1_000 + 365 * 24 * 3_600 * SEC,
+        u64::MAX,
+    ] {
+        assert_eq!(p.poll_timeout(), None);
+        p.handle_timeout(now);
+        assert_eq!(drain(&mut p), 0);
+        assert_eq!(p.effective(), PresenceState::Online);
+    }
+}
+
 #[test]
 fn notes_are_capped_and_free_of_control_characters() {
     let mut p = own(None);

@@ -2,6 +2,13 @@
 //! outbox and the live connections, and is the only place that decides.
 //! One `select!` loop; it sleeps until the next timeout of the outbox,
 //! the election or presence (auto-away).
+//!
+//! Time: each turn of the loop (one command, link event, discovery event,
+//! tick or timeout) reads the wall clock once, into `Actor::now`, and
+//! every decision of that turn takes its time from there (a method reads
+//! `self.now`, a free function is given `now`). Nothing else in the actor
+//! reads the clock; the spawned link and file tasks only bound their I/O
+//! with timeouts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -60,6 +67,8 @@ async fn join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// The wall clock, Unix ms. Read only by [`Actor::new`] and
+/// [`Actor::begin_turn`]: every decision takes [`Actor::now`] instead.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -164,6 +173,13 @@ pub(crate) struct Actor {
     mesh: tincan_core::lan::LanMesh,
     /// Dials the mesh asked for.
     mesh_dials: lan::MeshDials,
+    /// The time of this turn, Unix ms: the wall clock read once when the
+    /// loop wakes ([`Actor::begin_turn`]). Every decision of the turn uses
+    /// it, so one turn sees one instant, as core's state machines expect.
+    now: u64,
+    /// The monotonic clock at the same read, to turn core's deadlines
+    /// (Unix ms) into a timer without reading the wall clock again.
+    turn_started: tokio::time::Instant,
 }
 
 impl Actor {
@@ -175,7 +191,7 @@ impl Actor {
             cert: parts.identity.cert.clone(),
             membership: parts.membership.clone(),
         });
-        let now = now_ms();
+        let (now, turn_started) = (now_ms(), tokio::time::Instant::now());
         let stored_site = parts
             .store
             .node_state(SITE_KEY)?
@@ -240,6 +256,8 @@ impl Actor {
                 tincan_core::lan::MeshConfig::default(),
             ),
             mesh_dials: lan::MeshDials::default(),
+            now,
+            turn_started,
         };
         actor.sign_own_record(0, false);
         actor.restore()?;
@@ -254,7 +272,7 @@ impl Actor {
         let (book, certs) = super::offline::stored_book(&self.store)?;
         self.book = book;
         self.certs.extend(certs);
-        let now = now_ms();
+        let now = self.now;
         for entry in self.store.outbox_entries()? {
             let to = self
                 .book
@@ -303,7 +321,7 @@ impl Actor {
         let mut link_rx = self.link_rx.take().expect("link receiver taken once");
         self.devices.announcer = discovery.as_ref().map(Discovery::announcer);
         self.mesh_dials.browser = discovery.as_ref().map(Discovery::browser);
-        self.mesh_dials.browse_until = now_ms() + lan::BROWSE_AFTER_START_MS;
+        self.mesh_dials.browse_until = self.now + lan::BROWSE_AFTER_START_MS;
         let mut dial_tick = tokio::time::interval(DIAL_INTERVAL);
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let endpoint = self.endpoint.clone();
@@ -318,30 +336,46 @@ impl Actor {
             .into_iter()
             .flatten()
             .min();
+            // Measured from the start of the last turn, so the time the
+            // turn took is not added to the wait.
             let wake = due.map(|at| {
-                let wait = at.saturating_sub(now_ms());
-                tokio::time::Instant::now() + Duration::from_millis(wait.min(3_600_000))
+                let wait = at.saturating_sub(self.now);
+                self.turn_started + Duration::from_millis(wait.min(3_600_000))
             });
-            tokio::select! {
-                cmd = commands.recv() => match cmd {
-                    Some(Command::Shutdown(reply)) => break Some(reply),
-                    Some(Command::Request { request, reply }) => self.on_request(request, reply),
-                    None => break None,
-                },
-                Some(ev) = link_rx.recv() => self.on_link(ev),
-                Some(ev) = discovery_rx.recv() => self.on_discovery(ev),
-                Some(incoming) = endpoint.accept() => {
-                    tokio::spawn(link::accept(incoming, self.hello.clone(), self.link_tx.clone()));
+            let woke = tokio::select! {
+                cmd = commands.recv() => Wake::Command(cmd),
+                Some(ev) = link_rx.recv() => Wake::Link(ev),
+                Some(ev) = discovery_rx.recv() => Wake::Discovery(ev),
+                Some(incoming) = endpoint.accept() => Wake::Incoming(incoming),
+                _ = dial_tick.tick() => Wake::DialTick,
+                _ = sleep_until(wake) => Wake::Timeout,
+            };
+            self.begin_turn();
+            match woke {
+                Wake::Command(Some(Command::Shutdown(reply))) => break Some(reply),
+                Wake::Command(Some(Command::Request { request, reply })) => {
+                    self.on_request(request, reply)
                 }
-                _ = dial_tick.tick() => {
+                Wake::Command(None) => break None,
+                Wake::Link(ev) => self.on_link(ev),
+                Wake::Discovery(ev) => self.on_discovery(ev),
+                Wake::Incoming(incoming) => {
+                    tokio::spawn(link::accept(
+                        incoming,
+                        self.hello.clone(),
+                        self.link_tx.clone(),
+                    ));
+                }
+                Wake::DialTick => {
                     self.dial_due();
                     self.relay_tick();
                     self.check_power();
                 }
-                _ = sleep_until(wake) => {
-                    let now = now_ms();
+                Wake::Timeout => {
+                    let now = self.now;
                     self.outbox.handle_timeout(now);
-                    self.election.handle_timeout(now, &mut crate::keystore::OsEntropy);
+                    self.election
+                        .handle_timeout(now, &mut crate::keystore::OsEntropy);
                     self.chat.presence.handle_timeout(now);
                     self.pairing_handle_timeout(now);
                 }
@@ -383,6 +417,26 @@ impl Actor {
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
         }
+    }
+
+    /// Starts a turn: the one place the loop reads the wall clock.
+    ///
+    /// Never backwards: core's state machines order what they decide by
+    /// `now` (outbox retries and expiry, the election's claims, renewals
+    /// and step-down, auto-away, rate limits, record versions), and a wall
+    /// clock stepped back (NTP, a user fixing the date) would otherwise
+    /// undo a deadline already passed or make a later decision look
+    /// earlier. After such a step the actor's time stands still until the
+    /// wall clock catches up.
+    fn begin_turn(&mut self) {
+        self.now = self.now.max(now_ms());
+        self.turn_started = tokio::time::Instant::now();
+    }
+
+    /// This turn's time in Unix seconds (certificates, memberships and
+    /// revocations count in seconds).
+    fn now_secs(&self) -> u64 {
+        self.now / 1000
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -471,7 +525,7 @@ impl Actor {
             } => self.on_down(device, stable_id, reason, lost),
             LinkEvent::Resolved(addrs) => {
                 self.static_peers.resolved(&addrs);
-                self.dial_all(addrs, now_ms())
+                self.dial_all(addrs, self.now)
             }
             LinkEvent::DialFailed { addr, reason } => self.on_dial_failed(addr, reason),
             LinkEvent::Inbound {
@@ -504,7 +558,7 @@ impl Actor {
             } => {
                 let outcome = self.judge_answer(message_id, device, result);
                 self.outbox
-                    .handle_outcome(now_ms(), message_id, device, outcome);
+                    .handle_outcome(self.now, message_id, device, outcome);
             }
             LinkEvent::RouteIn { from, route, reply } => self.on_route_in(from, *route, reply),
             LinkEvent::Control { from, frame, reply } => {
@@ -513,7 +567,7 @@ impl Actor {
             }
             LinkEvent::Beacon { from, beacon } => {
                 if self.org_peers.contains_key(&from) {
-                    self.election.handle_beacon(now_ms(), from, beacon);
+                    self.election.handle_beacon(self.now, from, beacon);
                 }
             }
             LinkEvent::Routed {
@@ -539,6 +593,20 @@ impl Actor {
             }
         }
     }
+}
+
+/// What woke the loop (one turn handles one).
+enum Wake {
+    /// A command from a handle; `None` when every handle is gone.
+    Command(Option<Command>),
+    Link(LinkEvent),
+    Discovery(DiscoveryEvent),
+    /// A connection to accept.
+    Incoming(quinn::Incoming),
+    /// Dial static and discovered peers, check the relay and power.
+    DialTick,
+    /// A deadline of the outbox, election, presence, pairing or LAN mesh.
+    Timeout,
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

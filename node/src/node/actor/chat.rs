@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use tincan_core::{DeviceId, PeerPresences, Presence, PresenceState, RateLimiter, UserId};
 
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::{BlockedView, MessageView, SearchHitView};
 use crate::export::{ExportConversation, ExportView, EXPORT_FORMAT, EXPORT_VERSION};
 use crate::node::NodeError;
@@ -73,7 +73,7 @@ impl ChatState {
             .node_state(PRESENCE_VERSION_KEY)?
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let away_after_ms = (away_after_secs > 0).then(|| away_after_secs.saturating_mul(1000));
+        let away_after_ms = tincan_core::presence::away_after_from_secs(away_after_secs);
         let blocked = store.blocked_users()?.into_iter().map(|b| b.user).collect();
         Ok(ChatState {
             presence: Presence::new(now, chosen, note, version, away_after_ms),
@@ -94,7 +94,7 @@ impl Actor {
     /// The user did something that counts as activity (sent, read,
     /// searched, typed, or a GUI said so): clears auto-away.
     pub(super) fn note_activity(&mut self) {
-        self.chat.presence.handle_activity(now_ms());
+        self.chat.presence.handle_activity(self.now);
     }
 
     /// Whether messages from (and to) `user` are blocked.
@@ -118,7 +118,7 @@ impl Actor {
         let record = BlockedRecord {
             user,
             name: self.book.display_name(&user),
-            blocked_at_ms: now_ms(),
+            blocked_at_ms: self.now,
         };
         if self.store.block_user(&record)? {
             tracing::info!(%user, "blocked");
@@ -129,7 +129,7 @@ impl Actor {
             self.chat.peers.forget(&device);
         }
         // A new version: their devices take the offline one.
-        self.chat.presence.bump(now_ms());
+        self.chat.presence.bump(self.now);
         self.blocked_views()?
             .into_iter()
             .find(|b| b.user_id == user.to_string())
@@ -153,7 +153,7 @@ impl Actor {
         self.chat.blocked.remove(&user);
         tracing::info!(%user, "unblocked");
         // A new version: their devices take the real one again.
-        self.chat.presence.bump(now_ms());
+        self.chat.presence.bump(self.now);
         Ok(blocked_view(&record))
     }
 
@@ -212,7 +212,7 @@ impl Actor {
         Ok(ExportView {
             format: EXPORT_FORMAT.into(),
             version: EXPORT_VERSION,
-            exported_at: now_ms(),
+            exported_at: self.now,
             user_id: self.identity.user_id().to_string(),
             name: self.identity.name.clone(),
             conversations,

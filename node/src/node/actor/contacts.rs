@@ -10,7 +10,7 @@ use tincan_core::contact::{ContactAction, ContactNote, ContactState, MAX_CONTACT
 use tincan_core::{Content, DeviceCert, MessageId, Opened, UserId};
 
 use super::inbound::Rejection;
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::{ContactView, NodeEvent};
 use crate::keystore::OsEntropy;
 use crate::node::NodeError;
@@ -145,7 +145,7 @@ impl Actor {
         if let Some(name) = name {
             record.name = name.trim().to_string();
         }
-        record.updated_at_ms = now_ms();
+        record.updated_at_ms = self.now;
         // Organisation members are contacts already: only the name and
         // group are the user's to set.
         if !self.is_org_member(&user) || record.state.is_some() {
@@ -183,7 +183,7 @@ impl Actor {
             self.send_contact_note(&user, note)?;
         }
         record.state = step.state;
-        record.updated_at_ms = now_ms();
+        record.updated_at_ms = self.now;
         self.store.put_contact(&record)?;
         tracing::info!(%user, state = ?record.state, "contact request answered");
         let view = self.contact_view(&user, Some(&record));
@@ -226,7 +226,7 @@ impl Actor {
             return Err(NodeError::NoDevices(self.book.display_name(user)));
         }
         let id = MessageId::random(&mut OsEntropy);
-        self.queue_envelope(id, now_ms(), &Content::Contact(note), *user, &certs, &[])
+        self.queue_envelope(id, self.now, &Content::Contact(note), *user, &certs, &[])
     }
 
     /// A contact note from another user.
@@ -267,7 +267,7 @@ impl Actor {
             record.message = message.clone();
         }
         record.state = step.state;
-        record.updated_at_ms = now_ms();
+        record.updated_at_ms = self.now;
         if let Err(e) = self.store.put_contact(&record) {
             tracing::error!(error = %e, "cannot store a contact note; not acknowledged");
             return Err(Rejection::Retry);

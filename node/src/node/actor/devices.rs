@@ -17,7 +17,7 @@ use tincan_core::pairing::{PairGrant, PairHost, PairMessage, PairRefusal};
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, UserId};
 
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::{DeviceView, NodeEvent, PairingView};
 use crate::keystore::OsEntropy;
 use crate::node::link;
@@ -272,7 +272,7 @@ impl Actor {
             self.certs.remove(&device);
             self.book.forget(&device);
             self.remote.remove(&device);
-            let now = now_ms();
+            let now = self.now;
             let stuck = self.deliveries.waiting_for(&device);
             for id in stuck {
                 self.outbox.handle_outcome(
@@ -390,8 +390,7 @@ impl Actor {
             return Err(NodeError::RemoveSelf);
         }
         let view = self.device_view(&cert, &labels);
-        let revocation =
-            DeviceRevocation::sign(&user_key, cert.device_id(), crate::org::now_secs());
+        let revocation = DeviceRevocation::sign(&user_key, cert.device_id(), self.now_secs());
         // Signed here, with the key of the certificate just matched.
         let _ = self.devices.known.learn(cert.clone());
         let me = self.identity.device_id();
@@ -411,7 +410,7 @@ impl Actor {
         if self.identity.user.is_none() {
             return Err(NodeError::NoUserKey);
         }
-        let host = PairHost::new(self.identity.device.public_key(), now_ms(), &mut OsEntropy);
+        let host = PairHost::new(self.identity.device.public_key(), self.now, &mut OsEntropy);
         let view = PairingView {
             code: host.code().to_string(),
             expires_at: host.expires_at_ms(),
@@ -462,7 +461,7 @@ impl Actor {
 
     /// One pairing step from a joining device.
     pub(super) fn on_pair(&mut self, joiner: DeviceCert, message: PairMessage) -> PairMessage {
-        let now = now_ms();
+        let now = self.now;
         let Some(host) = self.devices.pairing.as_mut() else {
             return PairMessage::Refused(PairRefusal::NotWaiting);
         };
@@ -497,11 +496,7 @@ impl Actor {
             return PairMessage::Refused(PairRefusal::Other("no user key".into()));
         };
         let label = crate::keystore::validate_name(label).unwrap_or_else(|_| "device".into());
-        let cert = user_key.certify_keys(
-            joiner.device_key,
-            joiner.agreement_key,
-            crate::org::now_secs(),
-        );
+        let cert = user_key.certify_keys(joiner.device_key, joiner.agreement_key, self.now_secs());
         if let Err(e) = self.devices.known.learn(cert.clone()) {
             let why = match e {
                 tincan_core::device::DeviceError::TooManyDevices(_) => e.to_string(),

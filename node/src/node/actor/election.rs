@@ -12,10 +12,9 @@ use tincan_core::site::Role;
 use tincan_core::wire::{self, Frame, Hello};
 use tincan_core::{DeviceCert, UserId};
 
-use super::{now_ms, Actor, EPOCH_KEY, SITE_KEY};
+use super::{Actor, EPOCH_KEY, SITE_KEY};
 use crate::event::{GatewayView, NodeEvent};
 use crate::node::link::{self, LinkEvent};
-use crate::org::now_secs;
 
 /// How long a lease claim may wait for the relay's answer.
 const CLAIM_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2_000);
@@ -29,7 +28,7 @@ impl Actor {
         if theirs.org_key != mine.org_key {
             return None;
         }
-        match theirs.admits(cert, now_secs(), self.revocations.as_ref()) {
+        match theirs.admits(cert, self.now_secs(), self.revocations.as_ref()) {
             Ok(_) => Some(MemberCard {
                 cert: cert.clone(),
                 membership: theirs.clone(),
@@ -80,7 +79,7 @@ impl Actor {
                         continue;
                     };
                     let tx = self.link_tx.clone();
-                    let sent_at = now_ms();
+                    let sent_at = self.now;
                     tokio::spawn(async move {
                         let frame = Frame::LeaseClaim { site, epoch };
                         let result = crate::rpc::request(&conn, &frame, CLAIM_TIMEOUT)
@@ -143,12 +142,12 @@ impl Actor {
             tracing::info!("on mains power: gateway preference {}", self.preference);
             self.preference
         };
-        self.election.set_preference(now_ms(), preference);
+        self.election.set_preference(self.now, preference);
     }
 
     /// The relay answered a claim sent at `sent_at`.
     pub(super) fn on_lease_answer(&mut self, sent_at: u64, result: Result<Frame, String>) {
-        let now = now_ms();
+        let now = self.now;
         match result {
             Ok(Frame::LeaseGranted {
                 site, epoch, grant, ..

@@ -32,7 +32,7 @@ use tincan_core::file::{
 use tincan_core::{Content, DeviceCert, MessageId, UserId};
 use tokio::sync::Semaphore;
 
-use super::{now_ms, Actor, MESSAGE_TTL_MS};
+use super::{Actor, MESSAGE_TTL_MS};
 use crate::event::NodeEvent;
 use crate::file::cache::FileCache;
 use crate::file::sink::StagingMap;
@@ -162,7 +162,7 @@ impl Actor {
     pub(super) fn restore_files(&mut self) -> Result<(), crate::store::StoreError> {
         let purged = self
             .store
-            .purge_early_notices(now_ms().saturating_sub(MESSAGE_TTL_MS))?;
+            .purge_early_notices(self.now.saturating_sub(MESSAGE_TTL_MS))?;
         if purged > 0 {
             tracing::debug!(purged, "forgot early file notices whose offers never came");
         }
@@ -392,7 +392,7 @@ impl Actor {
             tracing::warn!(transfer = %key.0, "cannot tell the peer: no device certificate known");
             return;
         }
-        let (to, now) = (t.record.peer, now_ms());
+        let (to, now) = (t.record.peer, self.now);
         let content = Content::FileControl {
             transfer: key.0,
             action,
@@ -412,7 +412,7 @@ impl Actor {
         }
         t.record.state = state;
         t.record.error = error;
-        t.record.updated_at_ms = now_ms();
+        t.record.updated_at_ms = self.now;
         if let Err(e) = self.store.update_transfer(&t.record) {
             tracing::error!(transfer = %key.0, error = %e, "cannot store transfer state");
         }
@@ -429,7 +429,7 @@ impl Actor {
     fn transfer_view(&self, key: &Key) -> Option<TransferView> {
         let t = self.files.transfers.get(key)?;
         let r = &t.record;
-        let now = now_ms();
+        let now = self.now;
         // Direct to the peer, or (in an organisation) through the gateway
         // or the relay, which hold or fetch the relay's copy.
         let connected = r.devices.iter().any(|d| self.conns.contains_key(d))

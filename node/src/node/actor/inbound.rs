@@ -6,7 +6,7 @@ use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceId, Envelope, OpenError, Opened, Receipt, ReceiptKind};
 
 use super::sync::MissedCopy;
-use super::{now_ms, Actor};
+use super::Actor;
 
 /// Test hook: when set, the daemon aborts right after it committed an
 /// incoming message (a post, not control content such as presence) and
@@ -48,7 +48,7 @@ impl Actor {
                 return Some(Frame::Refused { message_id, reason });
             }
         };
-        let now = now_ms();
+        let now = self.now;
         let sender_device = opened.sender.device_id();
         if self.devices.known.is_revoked(&opened.sender) {
             tracing::warn!(%from, message = %message_id, device = %sender_device, "refused a message from a removed device");

@@ -15,7 +15,7 @@ use tincan_core::site::Role;
 use tincan_core::wire::Frame;
 use tincan_core::DeviceId;
 
-use super::{link, now_ms, Actor};
+use super::{link, Actor};
 use crate::event::NodeEvent;
 use crate::store::PeerRecord;
 
@@ -103,7 +103,8 @@ impl Actor {
     /// shown, or leaving), with a version above `above` and the last one.
     pub(super) fn sign_own_record(&mut self, above: u64, leaving: bool) {
         let last = self.mesh.own().map_or(0, |r| r.version);
-        let version = now_ms()
+        let version = self
+            .now
             .max(last.saturating_add(1))
             .max(above.saturating_add(1));
         let status = if leaving {
@@ -118,7 +119,7 @@ impl Actor {
     /// Gossip from the linked peer `from`.
     pub(super) fn on_lan_gossip(&mut self, from: DeviceId, gossip: LanGossip) -> Frame {
         tracing::debug!(%from, records = gossip.records.len(), suspicions = gossip.suspicions.len(), "lan gossip in");
-        match self.mesh.handle_gossip(now_ms(), from, gossip) {
+        match self.mesh.handle_gossip(self.now, from, gossip) {
             Ok(()) => Frame::Ack,
             Err(e) => {
                 tracing::warn!(%from, error = %e, "refused a lan record");
@@ -142,7 +143,7 @@ impl Actor {
     /// Sends the mesh's gossip and applies its events. Called after every
     /// turn of the loop.
     pub(super) fn drive_lan(&mut self) {
-        let now = now_ms();
+        let now = self.now;
         self.mesh.handle_timeout(now);
         self.send_gossip();
         let events: Vec<LanEvent> = std::iter::from_fn(|| self.mesh.poll_event()).collect();
@@ -244,7 +245,7 @@ impl Actor {
                 name: record.name,
                 cert: record.cert.to_bytes(),
                 addrs: addrs.iter().map(ToString::to_string).collect(),
-                last_seen_ms: now_ms(),
+                last_seen_ms: self.now,
             };
             self.save_peer_soon(stored);
         }
@@ -337,7 +338,7 @@ impl Actor {
             .insert(device, bytes)
             .unwrap_or(0);
         if self.link_is_pinned(&device) || bytes.saturating_sub(before) > BUSY_BYTES {
-            self.mesh.handle_traffic(now_ms(), device);
+            self.mesh.handle_traffic(self.now, device);
             return;
         }
         tracing::debug!(%device, "closing an idle link");
@@ -353,7 +354,7 @@ impl Actor {
     /// soon as it links to anyone; were it dead, nobody else might notice.
     /// Whether a dial of `device` is under way.
     pub(super) fn dial_device(&mut self, device: DeviceId, check: bool) -> bool {
-        let now = now_ms();
+        let now = self.now;
         let addrs: Vec<SocketAddr> = self
             .mesh
             .addrs(&device)
@@ -395,27 +396,27 @@ impl Actor {
             return;
         };
         if !self.mesh_dials.by_addr.values().any(|d| *d == device) {
-            self.mesh.handle_unreachable(now_ms(), device);
+            self.mesh.handle_unreachable(self.now, device);
         }
     }
 
     /// A link to `device` came up: its pending dials are done.
     pub(super) fn mesh_link_up(&mut self, device: DeviceId) {
         self.mesh_dials.by_addr.retain(|_, d| *d != device);
-        self.mesh.handle_link_up(now_ms(), device);
+        self.mesh.handle_link_up(self.now, device);
     }
 
     /// The last link to `device` went down.
     pub(super) fn mesh_link_down(&mut self, device: DeviceId, lost: bool) {
         let end = if lost { LinkEnd::Lost } else { LinkEnd::Closed };
         self.mesh_dials.bytes_seen.remove(&device);
-        self.mesh.handle_link_down(now_ms(), device, end);
+        self.mesh.handle_link_down(self.now, device, end);
     }
 
     /// The dials the mesh asks for (ring neighbours, hint-only devices),
     /// and LAN peers that messages wait for.
     pub(super) fn dial_ring(&mut self) {
-        for (device, _) in self.mesh.poll_dials(now_ms()) {
+        for (device, _) in self.mesh.poll_dials(self.now) {
             if !self.dial_device(device, false) {
                 self.mesh.handle_dial_skipped(&device);
             }

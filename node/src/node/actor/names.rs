@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tincan_core::wire::Hello;
 use tincan_core::DeviceId;
 
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::ForgottenView;
 use crate::event::WhoAmI;
 use crate::keystore;
@@ -63,7 +63,7 @@ impl Actor {
         self.store.forget_user(&user)?;
         let devices = self.book.forget_user(&user);
         let reason = format!("you forgot {name} (`tincan peers forget`)");
-        let now = now_ms();
+        let now = self.now;
         for device in &devices {
             let version = self.mesh.record(device).map_or(0, |r| r.version);
             self.mesh.forget(device);

@@ -9,7 +9,7 @@ use tincan_core::outbox::{AttemptOutcome, OutboxEvent};
 use tincan_core::wire::{self, Frame};
 use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
-use super::{now_ms, Actor, MESSAGE_TTL_MS};
+use super::{Actor, MESSAGE_TTL_MS};
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
 use crate::node::link;
@@ -71,7 +71,7 @@ impl Actor {
                 (Some(conn), Some(frame)) => {
                     if let Err(e) =
                         self.store
-                            .outbox_record_attempt(&t.message_id, &t.device, now_ms())
+                            .outbox_record_attempt(&t.message_id, &t.device, self.now)
                     {
                         tracing::warn!(error = %e, "cannot record attempt");
                     }
@@ -88,7 +88,7 @@ impl Actor {
                         self.link_on_demand(t.device);
                     }
                     self.outbox.handle_outcome(
-                        now_ms(),
+                        self.now,
                         t.message_id,
                         t.device,
                         AttemptOutcome::Failed("no connection".into()),
@@ -207,7 +207,7 @@ impl Actor {
             .filter(|c| self.reachable(&c.device_id()))
             .cloned()
             .collect();
-        let now = now_ms();
+        let now = self.now;
         for chunk in reachable.chunks(tincan_core::envelope::MAX_RECIPIENTS) {
             let id = MessageId::random(&mut OsEntropy);
             let frame = match self.seal_frame(id, now, content, chunk) {

@@ -9,7 +9,7 @@ use tincan_core::peer_book::{LearnOutcome, PeerInfo, Via};
 use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, UserId};
 
-use super::{link, now_ms, relay, Actor, LinkEvent};
+use super::{link, relay, Actor, LinkEvent};
 use crate::discovery::DiscoveryEvent;
 use crate::event::NodeEvent;
 use crate::store::PeerRecord;
@@ -94,7 +94,7 @@ impl Actor {
             if list.is_empty() {
                 self.conns.remove(&device);
                 if self.org_peers.remove(&device).is_some() {
-                    self.election.handle_peer_lost(now_ms(), device);
+                    self.election.handle_peer_lost(self.now, device);
                 }
                 tracing::info!(%device, %reason, lost, "link closed");
                 // Whether the peer is shown offline is the mesh's call: a
@@ -111,7 +111,7 @@ impl Actor {
         state.in_progress = false;
         state.failures = state.failures.saturating_add(1);
         let backoff = (500u64 << state.failures.min(5)).min(MAX_DIAL_BACKOFF_MS);
-        state.next_at = now_ms() + backoff;
+        state.next_at = self.now + backoff;
         tracing::debug!(%addr, %reason, "dial failed");
         self.mesh_dial_failed(addr);
     }
@@ -140,7 +140,7 @@ impl Actor {
         if self.refuse_removed(&conn, &cert) {
             if let Some(addr) = dialed {
                 self.dials.entry(addr).or_default().next_at =
-                    now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
+                    self.now + relay::REVOKED_DIAL_BACKOFF_MS;
             }
             return;
         }
@@ -158,7 +158,7 @@ impl Actor {
             conn.close(relay::CLOSE_REVOKED.into(), b"revoked");
             if let Some(addr) = dialed {
                 self.dials.entry(addr).or_default().next_at =
-                    now_ms() + relay::REVOKED_DIAL_BACKOFF_MS;
+                    self.now + relay::REVOKED_DIAL_BACKOFF_MS;
             }
             return;
         } else if self.book.devices_of(&user).next().is_none() && !self.room_for_a_stranger() {
@@ -184,7 +184,7 @@ impl Actor {
             name: hello.name,
             cert: cert.to_bytes(),
             addrs: vec![addr.to_string()],
-            last_seen_ms: now_ms(),
+            last_seen_ms: self.now,
         };
         self.save_peer_soon(record);
         self.conns.entry(device).or_default().push(conn);
@@ -342,7 +342,7 @@ impl Actor {
             // Removed by its user: every peer refuses it; stop knocking.
             return;
         }
-        let now = now_ms();
+        let now = self.now;
         self.dial_ring();
         // In an organisation with a relay, members still link to every
         // member they hear of: the gateway election beacons to each.

@@ -13,7 +13,7 @@ use tincan_core::wire::RefuseReason;
 use tincan_core::{Content, DeviceCert, MessageId, Opened, UserId};
 
 use super::inbound::Rejection;
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::{BroadcastView, MuteView};
 use crate::event::{MessageView, NodeEvent};
 use crate::keystore::OsEntropy;
@@ -53,7 +53,7 @@ impl Actor {
                 (room.0.to_vec(), room.to_string(), self.room_name(&room))
             }
         };
-        self.store.set_muted(&key, muted, now_ms())?;
+        self.store.set_muted(&key, muted, self.now)?;
         tracing::info!(conversation = %id, muted, "conversation mute changed");
         Ok(MuteView {
             peer: id,
@@ -135,7 +135,7 @@ impl Actor {
         } else {
             Content::Post(post.clone())
         };
-        let now = now_ms();
+        let now = self.now;
         let id = MessageId::random(&mut OsEntropy);
         // One history row per conversation, all sharing the message id.
         let records: Vec<MessageRecord> = users
@@ -267,7 +267,7 @@ impl Actor {
             .flat_map(|u| self.device_certs_of(u))
             .collect();
         certs.extend(self.own_other_devices());
-        let now = now_ms();
+        let now = self.now;
         self.store.apply_change(&me, &change, now)?;
         if !certs.is_empty() {
             let change_id = MessageId::random(&mut OsEntropy);

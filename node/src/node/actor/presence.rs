@@ -20,7 +20,7 @@ use tincan_core::{
 
 use super::chat::{PRESENCE_KEY, PRESENCE_NOTE_KEY, PRESENCE_VERSION_KEY};
 use super::inbound::Rejection;
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::{NodeEvent, PresenceView, TypingView};
 use crate::node::NodeError;
 
@@ -40,7 +40,7 @@ impl Actor {
             auto_away: p.is_auto_away(),
             chosen: p.chosen().to_string(),
             shown: p.update().shown.to_string(),
-            idle_secs: p.idle_ms(now_ms()) / 1000,
+            idle_secs: p.idle_ms(self.now) / 1000,
             away_after_secs: p.away_after_ms().map(|ms| ms / 1000),
         }
     }
@@ -51,7 +51,7 @@ impl Actor {
         note: Option<String>,
     ) -> Result<PresenceView, NodeError> {
         let note = note.unwrap_or_else(|| self.chat.presence.note().to_string());
-        self.chat.presence.set(now_ms(), state, &note)?;
+        self.chat.presence.set(self.now, state, &note)?;
         tracing::info!(presence = %state, "presence set");
         Ok(self.presence_view())
     }
@@ -233,7 +233,7 @@ impl Actor {
         // Typing would give an invisible user away.
         let visible = self.chat.presence.update().shown != ShownPresence::Offline;
         let sent = visible
-            && self.chat.typing_out.allow(now_ms(), &user)
+            && self.chat.typing_out.allow(self.now, &user)
             && self.send_ephemeral(&Content::Typing, &certs) > 0;
         Ok(TypingView {
             peer: user.to_string(),

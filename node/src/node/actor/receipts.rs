@@ -15,7 +15,7 @@ use tincan_core::wire::RefuseReason;
 use tincan_core::{Content, DeviceId, MessageId, Opened, Receipt, ReceiptKind};
 
 use super::inbound::Rejection;
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::ReadView;
 use crate::keystore::OsEntropy;
 use crate::node::NodeError;
@@ -27,7 +27,7 @@ impl Actor {
         let newly = self.store.mark_conversation_read(&user)?;
         let mut receipts = 0;
         if self.chat.read_receipts && !self.is_blocked(&user) {
-            let now = now_ms();
+            let now = self.now;
             let mut by_device: BTreeMap<DeviceId, Vec<MessageId>> = BTreeMap::new();
             for read in &newly {
                 by_device.entry(read.from_device).or_default().push(read.id);
@@ -69,7 +69,7 @@ impl Actor {
             }
         }
         if !newly.is_empty() {
-            self.sync_read(user, now_ms());
+            self.sync_read(user, self.now);
         }
         tracing::info!(peer = %user, marked = newly.len(), receipts, "conversation read");
         Ok(ReadView {

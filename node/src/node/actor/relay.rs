@@ -10,7 +10,7 @@ use tincan_core::site::Role;
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceId, Revocations};
 
-use super::{now_ms, Actor, RemotePeer};
+use super::{Actor, RemotePeer};
 use crate::event::NodeEvent;
 use crate::node::link;
 use crate::node::uplink;
@@ -49,7 +49,7 @@ impl Actor {
 
     /// Opens or closes the relay connection to match the role.
     pub(super) fn manage_relay(&mut self) {
-        let now = now_ms();
+        let now = self.now;
         if !self.wants_relay() {
             if let Some(conn) = self.relay.conn.take() {
                 tracing::info!("behind a gateway now; closing the relay connection");
@@ -84,7 +84,7 @@ impl Actor {
     /// far as it knows: expired, or its user revoked.
     fn membership_problem(&self) -> Option<String> {
         let membership = self.membership.as_ref()?;
-        if membership.expires_at <= crate::org::now_secs() {
+        if membership.expires_at <= self.now_secs() {
             return Some(format!(
                 "not connecting to the relay: the membership of {} expired (at unix time {}); ask your admin for a new one (`tincan org issue`), then run `tincan org join FILE`",
                 membership.org_name, membership.expires_at
@@ -147,7 +147,7 @@ impl Actor {
         self.share_roster(&conn, None);
         self.relay.conn = Some(conn);
         self.members_sent = None;
-        self.election.handle_relay(now_ms(), true);
+        self.election.handle_relay(self.now, true);
     }
 
     pub(super) fn on_relay_failed(&mut self, reason: String) {
@@ -155,7 +155,7 @@ impl Actor {
         self.relay.connecting = false;
         self.relay.failures = self.relay.failures.saturating_add(1);
         let backoff = (500u64 << self.relay.failures.min(5)).min(MAX_RELAY_BACKOFF_MS);
-        self.relay.next_at = now_ms() + backoff;
+        self.relay.next_at = self.now + backoff;
         self.relay.error = Some(reason);
     }
 
@@ -166,8 +166,8 @@ impl Actor {
         tracing::info!(%reason, "relay connection closed");
         self.relay.conn = None;
         self.relay.error = Some(reason);
-        self.relay.next_at = now_ms() + 500;
-        self.election.handle_relay(now_ms(), false);
+        self.relay.next_at = self.now + 500;
+        self.election.handle_relay(self.now, false);
     }
 
     /// Whether `from` may tell us about the organisation: the relay, or the
@@ -254,7 +254,7 @@ impl Actor {
                 name: entry.name.clone(),
                 cert: entry.cert.to_bytes(),
                 addrs: Vec::new(),
-                last_seen_ms: now_ms(),
+                last_seen_ms: self.now,
             };
             if let Err(e) = self.store.upsert_peer(&record) {
                 tracing::warn!(%device, error = %e, "cannot store remote peer");
@@ -420,7 +420,7 @@ impl Actor {
                 }
             }
             if self.org_peers.remove(&device).is_some() {
-                self.election.handle_peer_lost(now_ms(), device);
+                self.election.handle_peer_lost(self.now, device);
             }
             self.remote.remove(&device);
         }
@@ -453,7 +453,7 @@ impl Actor {
     /// will refuse every time) and say why once.
     pub(super) fn back_off_revoked(&mut self, device: DeviceId) {
         tracing::warn!(%device, "peer refuses this device: it holds this user as revoked by the organisation");
-        let at = now_ms() + REVOKED_DIAL_BACKOFF_MS;
+        let at = self.now + REVOKED_DIAL_BACKOFF_MS;
         let addrs: Vec<std::net::SocketAddr> = self
             .hints
             .get(&device)
@@ -494,7 +494,7 @@ impl Actor {
     /// Tells the outbox which devices have a path now: a LAN connection,
     /// or (for devices the relay knows) an uplink.
     pub(super) fn refresh_reachability(&mut self) {
-        let now = now_ms();
+        let now = self.now;
         let uplink = self.uplink_conn().is_some();
         let mut now_reachable: std::collections::BTreeSet<DeviceId> =
             self.conns.keys().copied().collect();

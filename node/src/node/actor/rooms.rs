@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tincan_core::room::{OpHash, RoomAction, RoomOp, SenderKey};
 use tincan_core::{Content, DeviceCert, DeviceId, MessageId, RateLimiter, RoomId, RoomLog, UserId};
 
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::event::{MessageView, RoomView};
 use crate::keystore::OsEntropy;
 use crate::node::NodeError;
@@ -181,7 +181,7 @@ impl Actor {
         with: &[String],
     ) -> Result<RoomView, NodeError> {
         let users = self.resolve_members(with)?;
-        let now = now_ms();
+        let now = self.now;
         let (log, op) = RoomLog::create(
             &self.identity.device,
             &self.identity.cert,
@@ -276,7 +276,7 @@ impl Actor {
         let before = log.state().members.clone();
         let me = self.identity.user_id();
         let op = log
-            .author(&self.identity.device, &self.identity.cert, action, now_ms())
+            .author(&self.identity.device, &self.identity.cert, action, self.now)
             .map_err(|e| refusal(e, me, &log.state().name))?;
         tracing::info!(room = %id, op = ?op.hash(), "room op");
         self.persist_room(id, &[op.hash()])?;
@@ -377,7 +377,7 @@ impl Actor {
         content: &Content,
         certs: &[DeviceCert],
     ) -> Result<(), NodeError> {
-        let now = now_ms();
+        let now = self.now;
         let me = self.identity.user_id();
         for chunk in certs.chunks(tincan_core::envelope::MAX_RECIPIENTS) {
             let id = MessageId::random(&mut OsEntropy);
@@ -397,7 +397,7 @@ impl Actor {
         let Some(log) = self.rooms.logs.get(&id) else {
             return Ok(());
         };
-        let now = now_ms();
+        let now = self.now;
         let lines: Vec<MessageRecord> = new
             .iter()
             .filter(|h| !log.is_skipped(h))

@@ -16,7 +16,7 @@ use tincan_core::wire::{Frame, RefuseReason};
 use tincan_core::{DeviceId, MessageId, Receipt};
 use tokio::sync::oneshot;
 
-use super::{now_ms, Actor};
+use super::Actor;
 use crate::node::link;
 
 impl Actor {
@@ -48,7 +48,7 @@ impl Actor {
             let (Some(conn), Some(item)) = (conn, item) else {
                 for device in devices {
                     self.outbox.handle_outcome(
-                        now_ms(),
+                        self.now,
                         message_id,
                         device,
                         AttemptOutcome::Failed("no path".into()),
@@ -59,7 +59,7 @@ impl Actor {
             for device in &devices {
                 if let Err(e) = self
                     .store
-                    .outbox_record_attempt(&message_id, device, now_ms())
+                    .outbox_record_attempt(&message_id, device, self.now)
                 {
                     tracing::warn!(error = %e, "cannot record attempt");
                 }
@@ -77,7 +77,7 @@ impl Actor {
         devices: Vec<DeviceId>,
         result: Result<Vec<DeviceAnswer>, String>,
     ) {
-        let now = now_ms();
+        let now = self.now;
         for device in devices {
             let answer = match &result {
                 Err(e) => Answer::Failed(e.clone()),
@@ -205,7 +205,7 @@ impl Actor {
         }
         tracing::debug!(message = %receipt.message_id, %device, "late receipt");
         self.outbox.handle_outcome(
-            now_ms(),
+            self.now,
             receipt.message_id,
             device,
             AttemptOutcome::Delivered,

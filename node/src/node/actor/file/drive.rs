@@ -16,7 +16,7 @@ use tincan_core::DeviceId;
 use super::{Key, Transfer};
 use crate::file::sink;
 use crate::file::staged::StagedFiles;
-use crate::node::actor::{now_ms, Actor};
+use crate::node::actor::Actor;
 use crate::node::file_task::{self, ChunkJob, FilesEvent, ServeJob};
 use crate::store::{Direction, TransferState};
 
@@ -29,7 +29,7 @@ impl Actor {
     /// Starts the fetches every active incoming transfer may start now and
     /// applies its events.
     pub(in crate::node::actor) fn drive_files(&mut self) {
-        let now = now_ms();
+        let now = self.now;
         let keys: Vec<Key> = self
             .files
             .transfers
@@ -234,7 +234,7 @@ impl Actor {
     }
 
     pub(in crate::node::actor) fn on_files_event(&mut self, event: FilesEvent) {
-        let now = now_ms();
+        let now = self.now;
         match event {
             FilesEvent::Request {
                 from,

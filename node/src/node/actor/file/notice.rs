@@ -148,12 +148,10 @@ impl Actor {
                 if bytes.len() > crate::store::MAX_EARLY_NOTICE_BYTES {
                     return Err(Rejection::Refuse(RefuseReason::TooLarge));
                 }
-                if let Err(e) = self.store.put_early_notice(
-                    &transfer,
-                    &sender,
-                    &bytes,
-                    crate::node::actor::now_ms(),
-                ) {
+                if let Err(e) = self
+                    .store
+                    .put_early_notice(&transfer, &sender, &bytes, self.now)
+                {
                     tracing::error!(%transfer, error = %e, "cannot store an early notice");
                     return Err(Rejection::Retry);
                 }

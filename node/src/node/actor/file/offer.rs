@@ -15,7 +15,7 @@ use super::{wan, Transfer};
 use crate::file::source::{ScanError, Scanned};
 use crate::file::TransferView;
 use crate::keystore::OsEntropy;
-use crate::node::actor::{now_ms, Actor, MESSAGE_TTL_MS};
+use crate::node::actor::{Actor, MESSAGE_TTL_MS};
 use crate::node::file_task::{self, SendJob};
 use crate::node::{NodeError, Responder};
 use crate::request::Response;
@@ -100,7 +100,7 @@ impl Actor {
                 "too many files for one transfer; send them in parts".into(),
             ));
         }
-        let now = now_ms();
+        let now = self.now;
         let id = TransferId::random(&mut OsEntropy);
         let offer = FileOffer {
             transfer: id,

@@ -12,7 +12,7 @@ use tincan_core::{
 };
 
 use super::super::inbound::Rejection;
-use super::super::{now_ms, Actor};
+use super::super::Actor;
 use crate::event::{MessageView, NodeEvent};
 use crate::node::NodeError;
 use crate::store::{Direction, MessageRecord, MessageState, RoomKeyRecord};
@@ -95,7 +95,7 @@ impl Actor {
             }
             tracing::info!(%room, from = %opened.sender.user_id(), "added to a room");
             let order = log.order().to_vec();
-            self.rooms.created_at.insert(room, now_ms());
+            self.rooms.created_at.insert(room, self.now);
             self.rooms.logs.insert(room, log);
             return self.persist_room(room, &order).map_err(rejection);
         };
@@ -257,7 +257,7 @@ impl Actor {
                 return refused(RefuseReason::Undecryptable);
             }
         };
-        let now = now_ms();
+        let now = self.now;
         match content {
             RoomContent::Text { text } => {
                 if text.len() > MAX_TEXT_LEN {

@@ -8,7 +8,7 @@ use tincan_core::room::{OpHash, RoomContent, RoomKeyGrant, SenderKey};
 use tincan_core::wire::{self, Frame, MAX_TEXT_LEN};
 use tincan_core::{Content, DeviceCert, DeviceId, MessageId, RoomEnvelope, RoomId};
 
-use super::super::{now_ms, Actor, MESSAGE_TTL_MS};
+use super::super::{Actor, MESSAGE_TTL_MS};
 use crate::event::{MessageView, RoomTypingView};
 use crate::keystore::OsEntropy;
 use crate::node::NodeError;
@@ -100,7 +100,7 @@ impl Actor {
         self.check_can_post(id)?;
         let (epoch, key) = self.own_sender_key(id)?;
         let certs = self.member_certs(id);
-        let now = now_ms();
+        let now = self.now;
         let message_id = MessageId::random(&mut OsEntropy);
         let me = self.identity.user_id();
         let record = MessageRecord {
@@ -176,7 +176,7 @@ impl Actor {
         // Without a key the members cannot open it yet: hand the key out
         // (the next notification goes through) and send nothing now.
         let (epoch, key) = self.own_sender_key(id)?;
-        if !had_key || !visible || !self.rooms.typing_out.allow(now_ms(), &id) {
+        if !had_key || !visible || !self.rooms.typing_out.allow(self.now, &id) {
             return Ok(RoomTypingView {
                 room: id.to_string(),
                 sent: false,
@@ -206,7 +206,7 @@ impl Actor {
             &key,
             devices.clone(),
             MessageId::random(&mut OsEntropy),
-            now_ms(),
+            self.now,
             &RoomContent::Typing,
             &mut OsEntropy,
         )
