@@ -284,25 +284,46 @@ impl GatewayElection {
         if let Some(rank) = beacon.rank.as_mut() {
             rank.device = from;
         }
-        if !self.peers.contains_key(&from) {
-            // A newcomer learns the LAN from our answer at once rather than
-            // at our next beacon.
-            self.next_beacon_at = now;
-        }
-        let proof = self.peers.get(&from).and_then(|p| p.proof.as_ref());
-        let vetted = beacon.vet(now, from, self.relay.as_ref(), proof);
-        if let Some(seen) = vetted.epoch {
+        // One map lookup per beacon: a LAN of n nodes hears n beacons
+        // per interval per node.
+        let relay = self.relay.as_ref();
+        let (vetted, repeated) = match self.peers.get_mut(&from) {
+            Some(peer) => {
+                let vetted = beacon.vet(now, from, relay, peer.proof.as_ref());
+                let repeated = peer.beacon.says_the_same(&beacon);
+                *peer = Peer {
+                    beacon,
+                    heard_at: now,
+                    proof: vetted.proof,
+                };
+                (vetted.epoch, repeated)
+            }
+            None => {
+                // A newcomer learns the LAN from our answer at once rather
+                // than at our next beacon.
+                self.next_beacon_at = now;
+                let vetted = beacon.vet(now, from, relay, None);
+                let peer = Peer {
+                    beacon,
+                    heard_at: now,
+                    proof: vetted.proof,
+                };
+                self.peers.insert(from, peer);
+                (vetted.epoch, false)
+            }
+        };
+        let epoch_before = self.max_epoch;
+        if let Some(seen) = vetted {
             self.see_epoch(seen);
         }
-        self.peers.insert(
-            from,
-            Peer {
-                beacon,
-                heard_at: now,
-                proof: vetted.proof,
-            },
-        );
-        self.update(now, None);
+        // A known peer repeating itself changes no decision: only its
+        // silence timer moves, later, and the driver's timer (already set
+        // for the earliest deadline) brings the rest up to date. Most
+        // beacons are such repeats; deciding again for each one was a
+        // third of the simulator's time at 2,000 nodes.
+        if !repeated || self.max_epoch != epoch_before {
+            self.update(now, None);
+        }
     }
 
     /// The connection to `from` closed: it is gone at once.

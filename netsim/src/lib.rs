@@ -16,6 +16,10 @@
 //!   envelopes and receipts and per-site WAN counters. Failing scenarios
 //!   print their seed ([`sim::check_seeds`]).
 //!
+//! - [`scenario`]: the standard workload over [`sim`] (messages of every
+//!   kind, gateway kills, roams, partitions, crashes) and its outcome; the
+//!   `sim` command runs it for any size and seed.
+//!
 //! - [`sim_lan`]: one office LAN of up to thousands of devices, each a real
 //!   identity driving core's `LanMesh` (peer exchange, ring links,
 //!   suspicions, idle close) over modelled mDNS hints, dials and links, in
@@ -27,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod netns;
+pub mod scenario;
 pub mod sim;
 pub mod sim_lan;
 

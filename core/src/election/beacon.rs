@@ -81,6 +81,16 @@ impl Beacon {
     }
 }
 
+impl Beacon {
+    /// Whether `other` (vetted) says what this one (vetted) said, for the
+    /// election's decisions: the grant may be a newer renewal of the same
+    /// lease, which changes nothing.
+    pub(super) fn says_the_same(&self, other: &Beacon) -> bool {
+        (self.site, self.rank, self.gateway, self.max_epoch)
+            == (other.site, other.rank, other.gateway, other.max_epoch)
+    }
+}
+
 /// What a beacon proved; see [`Beacon::vet`].
 pub(super) struct Vetted {
     /// The epoch it proves, if any.

@@ -60,6 +60,8 @@ struct Pending {
 pub struct SimNode {
     idx: NodeIdx,
     identity: Identity,
+    /// The identity's device id, hashed once (it is asked for per beacon).
+    device: DeviceId,
     up: bool,
     incarnation: u32,
     // Memory: lost on crash.
@@ -93,6 +95,7 @@ impl SimNode {
     pub(crate) fn new(idx: NodeIdx, identity: Identity, preference: GatewayPreference) -> Self {
         Self {
             idx,
+            device: identity.device_id(),
             identity,
             up: true,
             incarnation: 0,
@@ -140,7 +143,7 @@ impl SimNode {
 
     /// The node's device id.
     pub fn device_id(&self) -> DeviceId {
-        self.identity.device_id()
+        self.device
     }
 
     /// Whether the node is running.
