@@ -607,3 +607,62 @@ async fn a_strangers_forged_removal_neither_acts_nor_blocks_the_users_real_one()
         devices_seen(&alice, &bob_user).is_empty().then_some(())
     });
 }
+
+/// Mallory removes her desktop: its messages are then refused as coming
+/// from a removed device (core's `inbound::admit`, with the removal the
+/// daemon holds), here passed on by her laptop; before, they were taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_of_a_removed_device_are_refused_as_device_removed() {
+    use common::raw_peer::{envelope_frame, now_ms, seal_text, RawPeer};
+    use tincan_core::wire::{Frame, RefuseReason};
+    use tincan_core::{DeviceKey, DeviceRevocation, Identity};
+    use tincan_node::keystore::OsEntropy;
+
+    let mut alice = User::init("alice");
+    alice.start();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", alice.port).parse().expect("addr");
+    let laptop = RawPeer::new("mallory").expect("peer");
+    let user = laptop.identity.user.clone().expect("user key");
+    let desktop_key = DeviceKey::generate(&mut OsEntropy);
+    let desktop = Identity {
+        user: None,
+        cert: user.certify(&desktop_key, now_ms() / 1000),
+        device: desktop_key,
+        name: "mallory".into(),
+    };
+    let conn = laptop.connect(addr).await.expect("connect");
+    // The desktop says hello too, so alice knows the certificate the
+    // removal is about (a removal of an unknown device is only held).
+    let desktop_peer = RawPeer::with_identity(desktop.clone()).expect("peer");
+    let _desktop_conn = desktop_peer.connect(addr).await.expect("connect");
+    let alice_cert = conn.node_cert().clone();
+
+    let before = seal_text(&desktop, std::slice::from_ref(&alice_cert), "still mine");
+    match conn.deliver(&envelope_frame(&before)).await {
+        Ok(Frame::Receipt(receipt)) => assert_eq!(receipt.message_id, before.id),
+        other => panic!("a message of a current device refused: {other:?}"),
+    }
+
+    let removal = DeviceRevocation::sign(&user, desktop.device_id(), now_ms() / 1000);
+    let answer = conn
+        .deliver(&roster_frame(
+            vec![laptop.identity.cert.clone()],
+            vec![removal],
+        ))
+        .await
+        .expect("roster answered");
+    assert_eq!(answer, Frame::Ack);
+
+    let after = seal_text(&desktop, std::slice::from_ref(&alice_cert), "after removal");
+    match conn.deliver(&envelope_frame(&after)).await {
+        Ok(Frame::Refused { message_id, reason }) => {
+            assert_eq!(message_id, after.id);
+            assert_eq!(reason, RefuseReason::DeviceRemoved);
+        }
+        other => panic!("a removed device's message taken: {other:?}"),
+    }
+    let history = alice.json(&["history", "mallory", "--json"]);
+    let history = history.as_array().cloned().unwrap_or_default();
+    assert!(has(&history, "in", "still mine"), "{history:?}");
+    assert!(!has(&history, "in", "after removal"), "{history:?}");
+}

@@ -19,6 +19,7 @@
 //! - [`peer_book`]: who is known, under which name, and how a typed name resolves.
 //! - [`outbox`]: the delivery state machine (retries, backoff, expiry).
 //! - [`delivery`]: what answers prove and how a message's devices add up to its state.
+//! - [`inbound`]: whether an incoming envelope is taken (open, sender's standing) and its receipt.
 //! - [`org`]: organisation keys, memberships, revocation lists.
 //! - [`route`]: items routed across sites and the answers hops return.
 //! - [`site`]: site ids, gateway preference, candidate rank and roles.
@@ -42,6 +43,7 @@ pub mod envelope;
 pub mod file;
 pub mod id;
 pub mod identity;
+pub mod inbound;
 pub mod lan;
 pub mod lease;
 pub mod name;

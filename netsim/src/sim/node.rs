@@ -22,10 +22,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tincan_core::delivery::{receipt_proves_delivery, Deliveries, DeliveryEffect, MessageState};
+use tincan_core::inbound::{admit, delivered_receipt, Admission, GoodStanding};
 use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
 use tincan_core::{
-    DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, Receipt,
-    ReceiptKind, SiteId, UserId,
+    DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, Receipt, SiteId,
+    UserId,
 };
 
 use election::StoredElection;
@@ -286,14 +287,20 @@ impl SimNode {
 
     /// A packet with an envelope for this device arrived.
     pub(crate) fn on_envelope(&mut self, w: &mut World, envelope: &Envelope) {
-        let opened = match envelope.open(&self.identity.device) {
-            Ok(opened) => opened,
-            Err(e) => {
-                tracing::debug!(node = self.idx.0, error = %e, "envelope refused");
+        // The daemon's rule (core's); the simulator models no device
+        // removal, revocation or blocking, so every sender is in good
+        // standing.
+        let opened = match admit(envelope, &self.identity.device, &GoodStanding) {
+            Admission::Admitted(opened) => opened,
+            Admission::Refused(refusal) => {
+                tracing::debug!(node = self.idx.0, %refusal, "envelope refused");
                 self.rejected += 1;
                 return;
             }
         };
+        // Dedupe after admission, on the verified sender (the daemon's
+        // unique (sender device, id) row); every copy that opens gets a
+        // receipt, so a lost receipt is repaired by the retry.
         let from = opened.sender.device_id();
         if self.received.insert((from, opened.id)) {
             self.displayed.push(Displayed {
@@ -304,13 +311,7 @@ impl SimNode {
         } else {
             self.duplicates += 1;
         }
-        let receipt = Receipt::sign(
-            &self.identity.device,
-            opened.id,
-            from,
-            ReceiptKind::Delivered,
-            w.now,
-        );
+        let receipt = delivered_receipt(&self.identity.device, &opened, w.now);
         let uplink = self.uplink(w);
         w.route_receipt(self.idx, uplink, receipt);
     }

@@ -1,9 +1,14 @@
-//! Incoming envelopes: open (decrypt + verify), hand the content to its
-//! handler, acknowledge. Each kind of content has one handler here (or in a
-//! module of its own), so a new kind adds a match arm and a function.
+//! Incoming envelopes: core's rule decides whether one is taken
+//! ([`tincan_core::inbound`]: open, then the sender's standing from this
+//! actor's tables); here the admitted content goes to its handler inside
+//! one store batch, then gets its receipt. Each kind of content has one
+//! handler here (or in a module of its own), so a new kind adds a match
+//! arm and a function. Dedupe is the handlers' (in the store, atomically
+//! with what they write), after admission.
 
+use tincan_core::inbound::{self, Admission, Refusal, Standing};
 use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
-use tincan_core::{Content, DeviceId, Envelope, OpenError, Opened, Receipt, ReceiptKind};
+use tincan_core::{Content, DeviceCert, DeviceId, Envelope, Opened, UserId};
 
 use super::sync::MissedCopy;
 use super::Actor;
@@ -29,66 +34,44 @@ pub(super) enum Rejection {
     Retry,
 }
 
+/// The sender's standing, from the daemon's tables: the devices its users
+/// removed, the organisation's revocation list, this user's block list.
+impl Standing for Actor {
+    fn device_removed(&self, sender: &DeviceCert) -> bool {
+        self.devices.known.is_revoked(sender)
+    }
+
+    fn user_revoked(&self, user: &UserId) -> bool {
+        self.is_revoked(user)
+    }
+
+    fn user_blocked(&self, user: &UserId) -> bool {
+        self.is_blocked(user)
+    }
+}
+
 impl Actor {
-    /// Handles an envelope a peer delivered. `None` = no answer: the sender
-    /// will retry.
+    /// Handles an envelope a peer delivered: core decides whether it is
+    /// taken ([`inbound::admit`]); an admitted one is stored, then
+    /// acknowledged. `None` = no answer: the sender will retry.
     pub(super) fn on_envelope(&mut self, from: DeviceId, envelope: Envelope) -> Option<Frame> {
         let message_id = envelope.id;
-        let opened = match envelope.open(&self.identity.device) {
-            Ok(opened) => opened,
-            Err(e) => {
-                tracing::warn!(%from, message = %message_id, error = %e, "refused envelope");
-                let reason = match e {
-                    OpenError::NotForThisDevice => RefuseReason::NotForThisDevice,
-                    OpenError::BadSignature | OpenError::SenderCert(_) => {
-                        RefuseReason::BadSignature
-                    }
-                    _ => RefuseReason::Undecryptable,
-                };
-                return Some(Frame::Refused { message_id, reason });
+        let opened = match inbound::admit(&envelope, &self.identity.device, &*self) {
+            Admission::Admitted(opened) => opened,
+            Admission::Refused(refusal) => {
+                self.on_refused(from, &refusal);
+                return Some(refusal.frame());
             }
         };
         let now = self.now;
-        let sender_device = opened.sender.device_id();
-        if self.devices.known.is_revoked(&opened.sender) {
-            tracing::warn!(%from, message = %message_id, device = %sender_device, "refused a message from a removed device");
-            return Some(Frame::Refused {
-                message_id,
-                reason: RefuseReason::DeviceRemoved,
-            });
-        }
-        if self.is_revoked(&opened.sender.user_id()) {
-            // Whatever path it took (a stale mailbox, a hop that has not
-            // heard yet): a revoked user's messages are not taken.
-            tracing::warn!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a revoked user");
-            return Some(Frame::Refused {
-                message_id,
-                reason: RefuseReason::Blocked,
-            });
-        }
-        if self.is_blocked(&opened.sender.user_id()) {
-            // Not stored, shown or notified; the sender's outbox stops.
-            tracing::info!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a blocked user");
-            self.on_blocked_content(&opened);
-            return Some(Frame::Refused {
-                message_id,
-                reason: RefuseReason::Blocked,
-            });
-        }
         let is_message = matches!(opened.content, Content::Text { .. } | Content::Post(_));
-        match self.on_content_durably(opened, now) {
+        match self.on_content_durably(&opened, now) {
             Ok(()) => {
                 if is_message && abort_before_receipt() {
                     tracing::error!(message = %message_id, "{TEST_ABORT_BEFORE_RECEIPT_ENV} is set: aborting between the commit and the receipt (test hook)");
                     std::process::abort();
                 }
-                let receipt = Receipt::sign(
-                    &self.identity.device,
-                    message_id,
-                    sender_device,
-                    ReceiptKind::Delivered,
-                    now,
-                );
+                let receipt = inbound::delivered_receipt(&self.identity.device, &opened, now);
                 Some(Frame::Receipt(receipt))
             }
             Err(Rejection::Refuse(reason)) => {
@@ -99,6 +82,31 @@ impl Actor {
         }
     }
 
+    /// Logs a refused envelope, and lets a blocked device's presence ask
+    /// have its answer (see [`Actor::on_blocked_content`]).
+    fn on_refused(&mut self, from: DeviceId, refusal: &Refusal) {
+        let message_id = refusal.message_id();
+        match refusal {
+            Refusal::Unopened { error, .. } => {
+                tracing::warn!(%from, message = %message_id, %error, "refused envelope");
+            }
+            Refusal::DeviceRemoved { device, .. } => {
+                tracing::warn!(%from, message = %message_id, %device, "refused a message from a removed device");
+            }
+            Refusal::UserRevoked { user, .. } => {
+                tracing::warn!(%from, message = %message_id, %user, "refused a message from a revoked user");
+            }
+            Refusal::Blocked(opened) => {
+                // Not stored, shown or notified; the sender's outbox stops.
+                tracing::info!(%from, message = %message_id, user = %opened.sender.user_id(), "refused a message from a blocked user");
+                self.on_blocked_content(opened);
+            }
+            other => {
+                tracing::warn!(%from, message = %message_id, error = %other, "refused envelope");
+            }
+        }
+    }
+
     /// [`Actor::on_content`] in one store batch: the content and all it
     /// implies (history row, pending change applied, copies queued for
     /// this user's other devices) commit together, and the commit is on
@@ -106,7 +114,7 @@ impl Actor {
     /// promises what a crash could take back. A refusal keeps what its
     /// handler stored (as a refusal always did); a retry keeps nothing, the
     /// sender sends it all again.
-    fn on_content_durably(&mut self, opened: Opened, now: u64) -> Result<(), Rejection> {
+    fn on_content_durably(&mut self, opened: &Opened, now: u64) -> Result<(), Rejection> {
         if let Err(e) = self.store.begin_batch() {
             tracing::error!(message = %opened.id, error = %e, "cannot begin storing a message; not acknowledged");
             return Err(Rejection::Retry);
@@ -130,25 +138,25 @@ impl Actor {
     /// Dispatches verified content to its handler. Dedupe happens in the
     /// handlers, after the signature check done by `open`, so nobody can
     /// suppress a message by replaying its id.
-    fn on_content(&mut self, opened: Opened, now: u64) -> Result<(), Rejection> {
+    fn on_content(&mut self, opened: &Opened, now: u64) -> Result<(), Rejection> {
         match opened.content.clone() {
-            Content::Text { text } => self.on_text(&opened, text, now),
-            Content::FileOffer(offer) => self.on_file_offer(&opened, offer, now),
+            Content::Text { text } => self.on_text(opened, text, now),
+            Content::FileOffer(offer) => self.on_file_offer(opened, offer, now),
             Content::FileControl { transfer, action } => {
-                self.on_file_control(&opened, transfer, action)
+                self.on_file_control(opened, transfer, action)
             }
-            Content::Presence(update) => self.on_presence(&opened, update),
-            Content::Typing => self.on_typing(&opened, now),
-            Content::Receipts(list) => self.on_read_receipts(&opened, list, now),
-            Content::Post(post) => self.on_post(&opened, post, now),
-            Content::Change(change) => self.on_change(&opened, change),
-            Content::Contact(note) => self.on_contact_note(&opened, note),
+            Content::Presence(update) => self.on_presence(opened, update),
+            Content::Typing => self.on_typing(opened, now),
+            Content::Receipts(list) => self.on_read_receipts(opened, list, now),
+            Content::Post(post) => self.on_post(opened, post, now),
+            Content::Change(change) => self.on_change(opened, change),
+            Content::Contact(note) => self.on_contact_note(opened, note),
             Content::OwnCopy {
                 message,
                 to,
                 content,
-            } => self.on_own_copy(&opened, message, to, *content),
-            Content::ReadSync { peer, up_to_ms } => self.on_read_sync(&opened, peer, up_to_ms),
+            } => self.on_own_copy(opened, message, to, *content),
+            Content::ReadSync { peer, up_to_ms } => self.on_read_sync(opened, peer, up_to_ms),
             Content::MissedCopy {
                 message,
                 from,
@@ -162,14 +170,12 @@ impl Actor {
                     from_name,
                     sent_at_ms,
                 };
-                self.on_missed_copy(&opened, copy, *content, now)
+                self.on_missed_copy(opened, copy, *content, now)
             }
-            Content::RoomOps { room, ops, log_len } => {
-                self.on_room_ops(&opened, room, ops, log_len)
-            }
-            Content::RoomKey(grant) => self.on_room_key(&opened, grant),
+            Content::RoomOps { room, ops, log_len } => self.on_room_ops(opened, room, ops, log_len),
+            Content::RoomKey(grant) => self.on_room_key(opened, grant),
             Content::RoomJoinRequest { room, secret } => {
-                self.on_room_join_request(&opened, room, secret)
+                self.on_room_join_request(opened, room, secret)
             }
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::Refuse(RefuseReason::Other(
