@@ -325,7 +325,8 @@ impl Sim {
 
     /// Whether every site agrees on one gateway: in each site with a
     /// running node that may be gateway, exactly one running node is
-    /// gateway and every other running node follows it.
+    /// gateway and every other running node follows it (a node alone in
+    /// its site roams: it talks to the relay itself).
     pub fn gateways_settled(&self) -> bool {
         (0..self.sites()).all(|site| {
             let up: Vec<&SimNode> = self.world.net.members[site]
@@ -338,6 +339,10 @@ impl Sim {
                 .all(|n| n.preference() == GatewayPreference::Never)
             {
                 return true;
+            }
+            if let [alone] = up[..] {
+                // Alone on its LAN a node talks to the relay itself.
+                return alone.role() == Some(tincan_core::Role::Roaming);
             }
             let gateways: Vec<_> = up.iter().filter(|n| n.is_gateway()).collect();
             let [gateway] = gateways[..] else {
@@ -373,22 +378,25 @@ impl Sim {
         to: &[UserId],
         text: &str,
     ) -> Result<MessageId, SimError> {
+        self.send_sealed_for(from, to, to, text)
+    }
+
+    /// Like [`Sim::send`], but the envelope is sealed for the devices of
+    /// `sealed_for` and delivered to those of `deliver_to`: a misaddressed
+    /// envelope, which a recipient it was not sealed for refuses.
+    pub fn send_sealed_for(
+        &mut self,
+        from: NodeIdx,
+        sealed_for: &[UserId],
+        deliver_to: &[UserId],
+        text: &str,
+    ) -> Result<MessageId, SimError> {
         if !self.nodes[from.0].is_up() {
             return Err(SimError::NodeDown(from));
         }
-        let mut targets = Vec::new();
-        for user in to {
-            let nodes = self
-                .world
-                .dir
-                .users
-                .get(user)
-                .ok_or(SimError::UnknownUser(*user))?;
-            targets.extend(nodes.iter().copied());
-        }
-        targets.sort();
-        targets.dedup();
-        let certs: Vec<_> = targets
+        let sealed = self.devices_of(sealed_for)?;
+        let targets = self.devices_of(deliver_to)?;
+        let certs: Vec<_> = sealed
             .iter()
             .map(|n| self.world.dir.certs[n.0].clone())
             .collect();
@@ -421,6 +429,23 @@ impl Sim {
             frame_len,
         });
         Ok(id)
+    }
+
+    /// Every node of the users `users`, in order, once.
+    fn devices_of(&self, users: &[UserId]) -> Result<Vec<NodeIdx>, SimError> {
+        let mut nodes = Vec::new();
+        for user in users {
+            let of_user = self
+                .world
+                .dir
+                .users
+                .get(user)
+                .ok_or(SimError::UnknownUser(*user))?;
+            nodes.extend(of_user.iter().copied());
+        }
+        nodes.sort();
+        nodes.dedup();
+        Ok(nodes)
     }
 
     /// Cuts the WAN path between two sites (at the relay).
@@ -588,7 +613,7 @@ impl Sim {
         }
         match packet {
             Packet::Envelope { envelope, .. } => node.on_envelope(&mut self.world, &envelope),
-            Packet::Receipt { receipt, .. } => node.on_receipt(&mut self.world, &receipt),
+            Packet::Receipt { reply, .. } => node.on_reply(&mut self.world, reply),
             Packet::Answer {
                 incarnation,
                 site,

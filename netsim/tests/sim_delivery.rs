@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use tincan_core::delivery::MessageState;
 use tincan_netsim::sim::{check_seeds, NodeIdx, Sim, SimBuilder, SiteIdx};
 
 const SITES: usize = 3;
@@ -154,4 +155,34 @@ fn crashes_and_roaming_do_not_lose_or_duplicate() {
         });
         assert_exactly_once(&sim);
     });
+}
+
+/// The recipient's refusal travels back (as the daemon's does) and ends
+/// the delivery: the sender's history shows it failed, with the reason,
+/// and the outbox does not retry a refused message.
+#[test]
+fn a_misaddressed_envelope_is_refused_and_reported_failed() {
+    let mut sim = SimBuilder::new().seed(5).sites(2).build();
+    let alice = sim.add_node(SiteIdx(0), "alice");
+    let bob = sim.add_node(SiteIdx(1), "bob");
+    let carol = sim.add_node(SiteIdx(1), "carol");
+    sim.settle(Duration::from_secs(30)).expect("gateways");
+    let sealed_for = [sim.node(bob).user_id()];
+    let deliver_to = [sim.node(carol).user_id()];
+    let id = sim
+        .send_sealed_for(alice, &sealed_for, &deliver_to, "for bob")
+        .expect("send");
+    sim.run_until(|s| s.is_quiescent(), Duration::from_secs(60))
+        .expect("the refusal settles it");
+    let carol_device = sim.node(carol).device_id();
+    let failures = sim.node(alice).failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!((failures[0].0, failures[0].1), (id, carol_device));
+    assert!(failures[0].2.contains("NotForThisDevice"), "{failures:?}");
+    let (state, reason) = sim.node(alice).message_state(&id).expect("a state");
+    assert_eq!(state, MessageState::Failed);
+    assert!(reason.is_some_and(|r| r.contains("NotForThisDevice")));
+    assert_eq!(sim.node(carol).displayed(), &[]);
+    assert_eq!(sim.node(carol).rejected(), 1, "refused once, not retried");
+    assert!(sim.delivery_report().misreported.is_empty());
 }

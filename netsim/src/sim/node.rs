@@ -21,18 +21,18 @@ mod election;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tincan_core::delivery::{receipt_proves_delivery, Deliveries, DeliveryEffect, MessageState};
+use tincan_core::delivery::{judge_answer, Deliveries, DeliveryEffect, MessageState};
 use tincan_core::inbound::{admit, delivered_receipt, Admission, GoodStanding};
 use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
+use tincan_core::wire::Frame;
 use tincan_core::{
-    DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, Receipt, SiteId,
-    UserId,
+    DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, SiteId, UserId,
 };
 
 use election::StoredElection;
 pub(crate) use election::Uplink;
 
-use super::queue::Event;
+use super::queue::{Event, Reply};
 use super::world::World;
 use super::NodeIdx;
 
@@ -295,6 +295,16 @@ impl SimNode {
             Admission::Refused(refusal) => {
                 tracing::debug!(node = self.idx.0, %refusal, "envelope refused");
                 self.rejected += 1;
+                // As the daemon does: the refusal goes back, so the sender
+                // stops retrying and tells its user why.
+                let reply = Reply {
+                    message_id: refusal.message_id(),
+                    to_device: envelope.sender.device_id(),
+                    from_device: self.device_id(),
+                    frame: Box::new(refusal.frame()),
+                };
+                let uplink = self.uplink(w);
+                w.route_reply(self.idx, uplink, reply);
                 return;
             }
         };
@@ -312,35 +322,39 @@ impl SimNode {
             self.duplicates += 1;
         }
         let receipt = delivered_receipt(&self.identity.device, &opened, w.now);
+        let reply = Reply {
+            message_id: opened.id,
+            to_device: from,
+            from_device: self.device_id(),
+            frame: Box::new(Frame::Receipt(receipt)),
+        };
         let uplink = self.uplink(w);
-        w.route_receipt(self.idx, uplink, receipt);
+        w.route_reply(self.idx, uplink, reply);
     }
 
-    /// A receipt for a message of this node arrived.
-    pub(crate) fn on_receipt(&mut self, w: &mut World, receipt: &Receipt) {
-        // The daemon's rule (core's), with the recipient's certificate
-        // from the simulated directory.
-        let me = self.device_id();
-        let valid = w
-            .node_of(&receipt.recipient_device)
-            .and_then(|n| w.dir.certs.get(n.0))
-            .is_some_and(|cert| receipt_proves_delivery(&me, &receipt.message_id, cert, receipt));
-        if !valid {
-            self.rejected += 1;
-            return;
-        }
-        let key = (receipt.message_id, receipt.recipient_device);
+    /// An answer (receipt or refusal) to a message of this node arrived.
+    pub(crate) fn on_reply(&mut self, w: &mut World, reply: Reply) {
+        let key = (reply.message_id, reply.from_device);
         if !self
             .pending
             .get(&key.0)
             .is_some_and(|p| p.devices.contains_key(&key.1))
         {
-            // A late receipt for something already delivered.
+            // A late answer for something already settled.
             return;
         }
+        // The daemon's rule (core's), with the answering device's
+        // certificate from the simulated directory.
+        let me = self.device_id();
+        let cert = w.node_of(&key.1).and_then(|n| w.dir.certs.get(n.0));
+        let outcome = judge_answer(&me, &key.0, cert, Ok(*reply.frame));
+        if let AttemptOutcome::Failed(reason) = &outcome {
+            // Proves nothing; the outbox retries, as the daemon's does.
+            tracing::debug!(node = self.idx.0, %reason, "answer not taken");
+            self.rejected += 1;
+        }
         self.in_flight.remove(&key);
-        self.outbox
-            .handle_outcome(w.now, key.0, key.1, AttemptOutcome::Delivered);
+        self.outbox.handle_outcome(w.now, key.0, key.1, outcome);
         self.drive(w);
     }
 

@@ -9,9 +9,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use tincan_core::{
-    Beacon, DeviceId, Envelope, LeaseGrant, LeaseRefusal, MessageId, Receipt, SiteId,
-};
+use tincan_core::{Beacon, DeviceId, Envelope, LeaseGrant, LeaseRefusal, MessageId, SiteId};
 
 use super::{NodeIdx, SiteIdx};
 
@@ -28,6 +26,21 @@ pub(crate) enum Hop {
     /// The node the relay holds as a site's gateway, on its WAN side
     /// (traffic entering the site).
     GatewayIn(NodeIdx),
+}
+
+/// A recipient's answer to one envelope, as the daemon sends it back on
+/// the envelope's stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    /// The message answered.
+    pub(crate) message_id: MessageId,
+    /// The device that sent the message (where the answer goes).
+    pub(crate) to_device: DeviceId,
+    /// The device that answers.
+    pub(crate) from_device: DeviceId,
+    /// `Frame::Receipt` or `Frame::Refused` (boxed: a frame is large and
+    /// every queued event would carry its size).
+    pub(crate) frame: Box<tincan_core::wire::Frame>,
 }
 
 /// Something on the wire.
@@ -47,15 +60,16 @@ pub(crate) enum Packet {
         /// of later attempts are retransmissions).
         first: bool,
     },
-    /// A signed delivered-receipt on its way back to the sender device.
+    /// A recipient's answer to an envelope (a signed receipt or a
+    /// refusal) on its way back to the sending device.
     Receipt {
-        /// The receipt.
-        receipt: Receipt,
-        /// Length of its encoded `Frame::Receipt`.
+        /// The answer.
+        reply: Reply,
+        /// Length of its encoded frame.
         frame_len: usize,
         /// The site it left.
         from: SiteIdx,
-        /// The site the sender device was in when the receipt left.
+        /// The site the sender device was in when the answer left.
         to_site: SiteIdx,
     },
     /// A gateway candidate claims or renews its site's lease at the relay.

@@ -11,13 +11,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tincan_core::wire::{self, Frame};
-use tincan_core::{Beacon, DeviceCert, DeviceId, Envelope, MessageId, Receipt, UserId};
+use tincan_core::wire;
+use tincan_core::{Beacon, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
 use super::check::Checks;
 use super::net::{Link, Net};
 use super::node::Uplink;
-use super::queue::{Event, Hop, Packet, Queue};
+use super::queue::{Event, Hop, Packet, Queue, Reply};
 use super::relay::Relay;
 use super::seed::SimRng;
 use super::{NodeIdx, SiteIdx};
@@ -106,8 +106,8 @@ impl World {
                         }
                         d
                     }
-                    Packet::Receipt { receipt, .. } => {
-                        [&receipt.message_id.0[..], &receipt.recipient_device.0[..]].concat()
+                    Packet::Receipt { reply, .. } => {
+                        [&reply.message_id.0[..], &reply.from_device.0[..]].concat()
                     }
                     Packet::Claim {
                         from, site, epoch, ..
@@ -220,19 +220,19 @@ impl World {
         }
     }
 
-    /// Sends `receipt` from `from` back to the device that sent the message.
-    pub(crate) fn route_receipt(&mut self, from: NodeIdx, uplink: Uplink, receipt: Receipt) {
-        let Some(target) = self.node_of(&receipt.sender_device) else {
+    /// Sends `reply` from `from` back to the device that sent the message.
+    pub(crate) fn route_reply(&mut self, from: NodeIdx, uplink: Uplink, reply: Reply) {
+        let Some(target) = self.node_of(&reply.to_device) else {
             self.net.stats.undeliverable += 1;
             return;
         };
-        let frame_len = wire::encode(&Frame::Receipt(receipt.clone()))
+        let frame_len = wire::encode(&reply.frame)
             .map(|bytes| bytes.len())
             .unwrap_or(0);
         let here = self.net.location[from.0];
         let to_site = self.net.location[target.0];
         let packet = Packet::Receipt {
-            receipt,
+            reply,
             frame_len,
             from: here,
             to_site,
@@ -345,7 +345,7 @@ impl World {
                 }
             }
             Packet::Receipt {
-                ref receipt,
+                ref reply,
                 from,
                 to_site,
                 ..
@@ -354,7 +354,7 @@ impl World {
                     self.net.stats.partitioned += 1;
                     return;
                 }
-                let Some(target) = self.node_of(&receipt.sender_device) else {
+                let Some(target) = self.node_of(&reply.to_device) else {
                     self.net.stats.undeliverable += 1;
                     return;
                 };
@@ -446,7 +446,7 @@ impl World {
                     }
                 }
             }
-            Packet::Receipt { ref receipt, .. } => match self.node_of(&receipt.sender_device) {
+            Packet::Receipt { ref reply, .. } => match self.node_of(&reply.to_device) {
                 Some(target) if self.net.location[target.0] == site => {
                     self.net
                         .send(&mut self.queue, now, Link::Lan, Hop::Node(target), packet);
