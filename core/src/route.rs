@@ -17,6 +17,8 @@
 //! routing data: certificates, display names, reachability; nothing a user
 //! typed into a conversation.
 
+pub mod hop;
+
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};

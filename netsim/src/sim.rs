@@ -57,6 +57,7 @@ use std::time::Duration;
 
 use tincan_core::delivery::MessageState;
 use tincan_core::envelope::SealError;
+use tincan_core::route::hop::{HopSource, HopState};
 use tincan_core::wire::{self, EncodeError, Frame};
 use tincan_core::{Content, DeviceId, Envelope, GatewayPreference, Identity, MessageId, UserId};
 
@@ -557,10 +558,7 @@ impl Sim {
                 at: at @ (Hop::GatewayOut(g) | Hop::GatewayIn(g)),
                 packet,
             } => self.at_gateway(at, g, packet),
-            Event::Arrive { at, packet } => {
-                let site = SiteIdx(0);
-                self.world.forward(at, site, packet);
-            }
+            Event::Arrive { at, packet } => self.world.forward(at, packet),
             Event::Beacon { from, site, beacon } => self.beacon(from, site, beacon),
             Event::ElectionWake { node, incarnation } => {
                 let sim_node = &mut self.nodes[node.0];
@@ -626,25 +624,36 @@ impl Sim {
         }
     }
 
-    /// A packet reached node `g` as its site's gateway: it goes on only if
-    /// `g` runs, is gateway, and is in the site the packet is for.
+    /// A packet reached node `g` as the hop between its site and the relay.
+    /// It gets there only if `g` runs and is still where the packet was
+    /// sent to (a LAN hop from a member of its site, or the relay's hop
+    /// into the site); what `g` then does is core's rule for a hop
+    /// ([`tincan_core::route::hop::plan_hop`]), as in the daemon.
     fn at_gateway(&mut self, at: Hop, g: NodeIdx, packet: Packet) {
-        let site = match (&at, &packet) {
+        let (site, source) = match (&at, &packet) {
             (Hop::GatewayOut(_), Packet::Envelope { from, .. } | Packet::Receipt { from, .. }) => {
-                *from
+                (*from, HopSource::Member)
             }
-            (Hop::GatewayIn(_), Packet::Envelope { to, .. }) => {
-                to.first().map_or(SiteIdx(usize::MAX), |(s, _)| *s)
-            }
-            (Hop::GatewayIn(_), Packet::Receipt { to_site, .. }) => *to_site,
+            (Hop::GatewayIn(_), Packet::Envelope { to, .. }) => (
+                to.first().map_or(SiteIdx(usize::MAX), |(s, _)| *s),
+                HopSource::Relay,
+            ),
+            (Hop::GatewayIn(_), Packet::Receipt { to_site, .. }) => (*to_site, HopSource::Relay),
             _ => return,
         };
-        let gateway = &self.nodes[g.0];
-        if !gateway.is_up() || !gateway.is_gateway() || self.world.net.location[g.0] != site {
-            self.world.net.stats.no_gateway += 1;
+        let node = &self.nodes[g.0];
+        if !node.is_up() || self.world.net.location[g.0] != site {
+            self.world.net.stats.undeliverable += 1;
             return;
         }
-        self.world.forward(at, site, packet);
+        let state = HopState {
+            me: node.device_id(),
+            gateway: node.is_gateway(),
+            relay_up: true,
+        };
+        if let Some(own) = self.world.hop(g, source, state, packet) {
+            self.arrive(g, own);
+        }
     }
 
     /// A beacon reached the LAN of `site`: every other running node there

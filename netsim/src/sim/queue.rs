@@ -106,6 +106,56 @@ pub(crate) enum Packet {
 }
 
 impl Packet {
+    /// This packet for one device of `site` (an answer is for one device
+    /// already).
+    pub(crate) fn for_device(&self, site: SiteIdx, device: DeviceId) -> Packet {
+        match self {
+            Packet::Envelope {
+                envelope,
+                frame_len,
+                from,
+                first,
+                ..
+            } => Packet::Envelope {
+                envelope: Arc::clone(envelope),
+                frame_len: *frame_len,
+                from: *from,
+                to: vec![(site, vec![device])],
+                first: *first,
+            },
+            other => other.clone(),
+        }
+    }
+
+    /// This packet for `devices` only (keeping the site groups).
+    pub(crate) fn only(&self, devices: &[DeviceId]) -> Packet {
+        match self {
+            Packet::Envelope {
+                envelope,
+                frame_len,
+                from,
+                to,
+                first,
+            } => Packet::Envelope {
+                envelope: Arc::clone(envelope),
+                frame_len: *frame_len,
+                from: *from,
+                to: to
+                    .iter()
+                    .map(|(s, d)| {
+                        (
+                            *s,
+                            d.iter().filter(|x| devices.contains(x)).copied().collect(),
+                        )
+                    })
+                    .filter(|(_, d): &(SiteIdx, Vec<DeviceId>)| !d.is_empty())
+                    .collect(),
+                first: *first,
+            },
+            other => other.clone(),
+        }
+    }
+
     /// Bytes of this copy on a link: the frame plus a 20-byte device id per
     /// routed destination (the routing header a gateway or relay reads).
     pub(crate) fn wire_len(&self) -> u64 {

@@ -21,6 +21,7 @@ use super::queue::{Event, Hop, Packet, Queue, Reply};
 use super::relay::Relay;
 use super::seed::SimRng;
 use super::{NodeIdx, SiteIdx};
+use tincan_core::route::hop::{plan_hop, HopSource, HopState};
 
 /// Who is who: device ids, certificates and users of every node.
 #[derive(Default)]
@@ -278,19 +279,50 @@ impl World {
         self.queue.push(at, Event::Beacon { from, site, beacon });
     }
 
-    /// Moves a packet one hop on at a gateway (`gateway` checked by the
-    /// caller to be one, in `site`) or at the relay.
-    pub(crate) fn forward(&mut self, at: Hop, site: SiteIdx, packet: Packet) {
-        let now = self.now;
-        match at {
-            Hop::GatewayOut(_) => {
-                self.net
-                    .send(&mut self.queue, now, Link::WanUp(site), Hop::Relay, packet);
-            }
-            Hop::Relay => self.relay(packet),
-            Hop::GatewayIn(_) => self.fan_out(site, packet),
-            Hop::Node(_) => {}
+    /// Moves a packet on at the relay.
+    pub(crate) fn forward(&mut self, at: Hop, packet: Packet) {
+        if at == Hop::Relay {
+            self.relay(packet);
         }
+    }
+
+    /// Node `g` (in `state`) got `packet` from `source` as a hop between
+    /// its site and the relay: core's hop rule decides which devices it
+    /// hands the packet to on its LAN and which it sends on to the relay.
+    /// Returns the copy addressed to `g` itself, for the caller to deliver.
+    pub(crate) fn hop(
+        &mut self,
+        g: NodeIdx,
+        source: HopSource,
+        state: HopState,
+        packet: Packet,
+    ) -> Option<Packet> {
+        let site = self.net.location[g.0];
+        let devices: Vec<DeviceId> = match &packet {
+            Packet::Envelope { to, .. } => to.iter().flat_map(|(_, d)| d.iter().copied()).collect(),
+            Packet::Receipt { reply, .. } => vec![reply.to_device],
+            _ => return None,
+        };
+        let on_lan = |d: &DeviceId| {
+            self.node_of(d)
+                .is_some_and(|n| self.net.location[n.0] == site && self.net.up[n.0])
+        };
+        let plan = plan_hop(devices, source, state, on_lan);
+        self.net.stats.undeliverable += plan.unreachable.len() as u64;
+        let now = self.now;
+        for device in &plan.to_lan {
+            if let Some(target) = self.node_of(device) {
+                let copy = packet.for_device(site, *device);
+                self.net
+                    .send(&mut self.queue, now, Link::Lan, Hop::Node(target), copy);
+            }
+        }
+        if !plan.to_relay.is_empty() {
+            let up = packet.only(&plan.to_relay);
+            self.net
+                .send(&mut self.queue, now, Link::WanUp(site), Hop::Relay, up);
+        }
+        plan.take.then(|| packet.for_device(site, state.me))
     }
 
     /// The relay: leases for claims; one copy per destination site through
@@ -414,46 +446,5 @@ impl World {
         }
         self.net
             .send(&mut self.queue, self.now, Link::WanDown(site), at, packet);
-    }
-
-    /// A gateway hands what entered its site to each addressed device that is
-    /// (still) in the site.
-    fn fan_out(&mut self, site: SiteIdx, packet: Packet) {
-        let now = self.now;
-        match packet {
-            Packet::Envelope {
-                envelope,
-                frame_len,
-                from,
-                to,
-                first,
-            } => {
-                for device in to.into_iter().flat_map(|(_, devices)| devices) {
-                    let target = self.node_of(&device);
-                    match target {
-                        Some(target) if self.net.location[target.0] == site => {
-                            let copy = Packet::Envelope {
-                                envelope: Arc::clone(&envelope),
-                                frame_len,
-                                from,
-                                to: vec![(site, vec![device])],
-                                first,
-                            };
-                            self.net
-                                .send(&mut self.queue, now, Link::Lan, Hop::Node(target), copy);
-                        }
-                        _ => self.net.stats.undeliverable += 1,
-                    }
-                }
-            }
-            Packet::Receipt { ref reply, .. } => match self.node_of(&reply.to_device) {
-                Some(target) if self.net.location[target.0] == site => {
-                    self.net
-                        .send(&mut self.queue, now, Link::Lan, Hop::Node(target), packet);
-                }
-                _ => self.net.stats.undeliverable += 1,
-            },
-            _ => {}
-        }
     }
 }

@@ -3,6 +3,7 @@
 //! beacons to the LAN, claims and releases to the relay, role changes
 //! reported, the site and highest epoch persisted.
 
+use tincan_core::route::hop;
 use tincan_core::{
     Beacon, DeviceId, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection,
     GatewayPreference, LeaseGrant, LeaseRefusal, Role, SiteId,
@@ -86,18 +87,18 @@ impl SimNode {
         self.role() == Some(Role::Gateway)
     }
 
-    /// Where traffic for other sites goes from here.
+    /// Where traffic for other sites goes from here: core's rule, as the
+    /// daemon asks it. (A member whose gateway's LAN link is down falls
+    /// back to a relay connection in the daemon when it has one; a
+    /// simulated member has none.)
     pub(crate) fn uplink(&self, w: &World) -> Uplink {
         let Some(election) = self.election.as_ref() else {
             return Uplink::None;
         };
-        match election.role() {
-            Role::Gateway | Role::Roaming => Uplink::Direct,
-            Role::Member => election
-                .gateway()
-                .and_then(|g| w.node_of(&g.device))
-                .map_or(Uplink::None, Uplink::Via),
-            Role::Standalone => Uplink::None,
+        match hop::uplink(election.role(), election.gateway()) {
+            hop::Uplink::Gateway(device) => w.node_of(&device).map_or(Uplink::None, Uplink::Via),
+            hop::Uplink::Relay => Uplink::Direct,
+            hop::Uplink::Nowhere => Uplink::None,
         }
     }
 

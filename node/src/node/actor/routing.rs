@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use tincan_core::outbox::AttemptOutcome;
-use tincan_core::route::{Answer, DeviceAnswer, Route, Routed, MAX_ROUTE_DEVICES};
+use tincan_core::route::hop::{self, HopSource, HopState, Uplink};
+use tincan_core::route::{Answer, DeviceAnswer, Route, Routed};
 use tincan_core::site::Role;
 use tincan_core::wire::{Frame, RefuseReason};
 use tincan_core::{DeviceId, MessageId, Receipt};
@@ -20,19 +21,20 @@ use super::Actor;
 use crate::node::link;
 
 impl Actor {
-    /// Where routed traffic leaves this node: the followed gateway's LAN
-    /// connection for a member, the relay connection otherwise.
+    /// Where routed traffic leaves this node (core's rule): the followed
+    /// gateway's LAN connection for a member (or the relay connection, if
+    /// the member still has one while that LAN link is down), the relay
+    /// connection otherwise.
     pub(super) fn uplink_conn(&self) -> Option<quinn::Connection> {
-        match self.election.role() {
-            Role::Member => self
-                .election
-                .gateway()
-                .and_then(|g| self.conns.get(&g.device))
+        match hop::uplink(self.election.role(), self.election.gateway()) {
+            Uplink::Gateway(device) => self
+                .conns
+                .get(&device)
                 .and_then(|c| c.last())
                 .cloned()
                 .or_else(|| self.relay.conn.clone()),
-            Role::Gateway | Role::Roaming => self.relay.conn.clone(),
-            Role::Standalone => None,
+            Uplink::Relay => self.relay.conn.clone(),
+            Uplink::Nowhere => None,
         }
     }
 
@@ -117,34 +119,38 @@ impl Actor {
         route: Route,
         reply: oneshot::Sender<Frame>,
     ) {
-        let me = self.identity.device_id();
-        let gateway = self.election.role() == Role::Gateway;
-        let from_relay = Some(from) == self.relay.device && self.relay.conn.is_some();
-        let from_member = self.org_peers.contains_key(&from);
-        let mut to = route.to;
-        to.sort();
-        to.dedup();
-        to.truncate(MAX_ROUTE_DEVICES);
-        let mut answers = Vec::new();
-        let mut lan: Vec<(DeviceId, quinn::Connection)> = Vec::new();
-        let mut up = Vec::new();
-        for device in to {
-            let lan_conn = self.conns.get(&device).and_then(|c| c.last()).cloned();
-            if device == me {
-                let answer = self.take_routed(from, &route.item);
-                answers.push(DeviceAnswer { device, answer });
-            } else if gateway && (from_relay || from_member) && lan_conn.is_some() {
-                if let Some(conn) = lan_conn {
-                    lan.push((device, conn));
-                }
-            } else if gateway && from_member && self.relay.conn.is_some() {
-                up.push(device);
-            } else {
-                answers.push(DeviceAnswer {
-                    device,
-                    answer: Answer::Failed("not reachable through this node".into()),
-                });
-            }
+        let source = if Some(from) == self.relay.device && self.relay.conn.is_some() {
+            HopSource::Relay
+        } else if self.org_peers.contains_key(&from) {
+            HopSource::Member
+        } else {
+            HopSource::Other
+        };
+        let state = HopState {
+            me: self.identity.device_id(),
+            gateway: self.election.role() == Role::Gateway,
+            relay_up: self.relay.conn.is_some(),
+        };
+        let lan_conn = |device: &DeviceId| self.conns.get(device).and_then(|c| c.last()).cloned();
+        let plan = hop::plan_hop(route.to, source, state, |d| lan_conn(d).is_some());
+        let mut answers: Vec<DeviceAnswer> = plan
+            .unreachable
+            .into_iter()
+            .map(|device| DeviceAnswer {
+                device,
+                answer: Answer::Failed(hop::NOT_REACHABLE.into()),
+            })
+            .collect();
+        let lan: Vec<(DeviceId, quinn::Connection)> = plan
+            .to_lan
+            .into_iter()
+            .filter_map(|device| Some((device, lan_conn(&device)?)))
+            .collect();
+        let up = plan.to_relay;
+        if plan.take {
+            let answer = self.take_routed(from, &route.item);
+            let device = self.identity.device_id();
+            answers.push(DeviceAnswer { device, answer });
         }
         let relay = self.relay.conn.clone();
         let item = route.item;
