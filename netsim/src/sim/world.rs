@@ -198,13 +198,7 @@ impl World {
                     to: vec![(here, vec![*device])],
                     first,
                 };
-                self.net.send(
-                    &mut self.queue,
-                    self.now,
-                    Link::Lan,
-                    Hop::Node(target),
-                    packet,
-                );
+                self.send(Link::Lan, Hop::Node(target), packet);
             } else {
                 remote.entry(site).or_default().push(*device);
             }
@@ -239,29 +233,26 @@ impl World {
             to_site,
         };
         if to_site == here {
-            self.net.send(
-                &mut self.queue,
-                self.now,
-                Link::Lan,
-                Hop::Node(target),
-                packet,
-            );
+            self.send(Link::Lan, Hop::Node(target), packet);
         } else {
             self.send_up(here, uplink, packet);
         }
     }
 
+    /// Puts `packet` on `link` towards `at`, now (see [`Net::send`]).
+    pub(crate) fn send(&mut self, link: Link, at: Hop, packet: Packet) {
+        self.net.send(&mut self.queue, self.now, link, at, packet);
+    }
+
     /// Sends what leaves site `here` through a node's uplink.
     fn send_up(&mut self, here: SiteIdx, uplink: Uplink, packet: Packet) {
-        let now = self.now;
         match uplink {
             Uplink::Direct => {
-                self.net
-                    .send(&mut self.queue, now, Link::WanUp(here), Hop::Relay, packet);
+                self.send(Link::WanUp(here), Hop::Relay, packet);
             }
             Uplink::Via(gateway) => {
                 let at = Hop::GatewayOut(gateway);
-                self.net.send(&mut self.queue, now, Link::Lan, at, packet);
+                self.send(Link::Lan, at, packet);
             }
             Uplink::None => self.net.stats.no_gateway += 1,
         }
@@ -309,18 +300,15 @@ impl World {
         };
         let plan = plan_hop(devices, source, state, on_lan);
         self.net.stats.undeliverable += plan.unreachable.len() as u64;
-        let now = self.now;
         for device in &plan.to_lan {
             if let Some(target) = self.node_of(device) {
                 let copy = packet.for_device(site, *device);
-                self.net
-                    .send(&mut self.queue, now, Link::Lan, Hop::Node(target), copy);
+                self.send(Link::Lan, Hop::Node(target), copy);
             }
         }
         if !plan.to_relay.is_empty() {
             let up = packet.only(&plan.to_relay);
-            self.net
-                .send(&mut self.queue, now, Link::WanUp(site), Hop::Relay, up);
+            self.send(Link::WanUp(site), Hop::Relay, up);
         }
         plan.take.then(|| packet.for_device(site, state.me))
     }
@@ -415,13 +403,7 @@ impl World {
                     epoch,
                     result,
                 };
-                self.net.send(
-                    &mut self.queue,
-                    now,
-                    Link::WanDown(location),
-                    Hop::Node(from),
-                    answer,
-                );
+                self.send(Link::WanDown(location), Hop::Node(from), answer);
             }
             Packet::Release { from, site, epoch } => {
                 let device = self.dir.certs[from.0].device_id();
@@ -444,7 +426,6 @@ impl World {
                 self.wan_retransmits += 1;
             }
         }
-        self.net
-            .send(&mut self.queue, self.now, Link::WanDown(site), at, packet);
+        self.send(Link::WanDown(site), at, packet);
     }
 }

@@ -212,13 +212,7 @@ impl SimNode {
                     site,
                     epoch,
                 };
-                w.net.send(
-                    &mut w.queue,
-                    w.now,
-                    Link::WanUp(location),
-                    Hop::Relay,
-                    packet,
-                );
+                w.send(Link::WanUp(location), Hop::Relay, packet);
             }
             ElectionTransmit::Release { site, epoch } => {
                 let packet = Packet::Release {
@@ -226,13 +220,7 @@ impl SimNode {
                     site,
                     epoch,
                 };
-                w.net.send(
-                    &mut w.queue,
-                    w.now,
-                    Link::WanUp(location),
-                    Hop::Relay,
-                    packet,
-                );
+                w.send(Link::WanUp(location), Hop::Relay, packet);
             }
         }
     }
