@@ -45,12 +45,14 @@ pub mod crypt;
 pub mod manifest;
 pub mod pull;
 pub mod rate;
+pub mod state;
 
 pub use chunk_set::ChunkSet;
 pub use crypt::ChunkError;
 pub use manifest::{FileEntry, Layout, Manifest, ManifestError};
 pub use pull::{Fetch, FetchFault, Pull, PullConfig, PullEvent, PullState};
 pub use rate::{RateMeter, TokenBucket};
+pub use state::{ParseTransferStateError, TransferState};
 
 /// Bytes of plaintext per chunk (the last chunk of a file may be shorter).
 pub const CHUNK_SIZE: u32 = 1024 * 1024;

@@ -382,7 +382,7 @@ mod tests {
     use super::*;
     use crate::file::view::RecipientView;
     use crate::file::TransferView;
-    use crate::store::TransferState;
+    use tincan_core::file::TransferState;
 
     fn s(text: &str) -> String {
         text.to_string()

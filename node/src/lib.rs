@@ -64,4 +64,8 @@ pub use file::TransferView;
 pub use home::Home;
 pub use node::{read_history, Node, NodeError, NodeHandle, StartError, StoredHistory};
 pub use request::{Reloaded, Request, Response, UnexpectedResponse};
-pub use store::{HistoryQuery, MessageState};
+pub use store::HistoryQuery;
+// The states a message or a transfer shows are protocol facts (core's),
+// not the store's: the JSON contract does not follow the SQLite schema.
+pub use tincan_core::delivery::MessageState;
+pub use tincan_core::file::TransferState;

@@ -7,102 +7,12 @@
 //! together with its outbox entries ([`Store::queue_offer`]): a kill can
 //! never leave an offer sent without its transfer, or the reverse.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rusqlite::{params, OptionalExtension};
-use tincan_core::file::TransferId;
+pub use tincan_core::file::TransferState;
+use tincan_core::file::{ParseTransferStateError, TransferId};
 use tincan_core::{DeviceId, UserId};
 
 use super::{column, outbox, Direction, OutboxEntry, Store, StoreError};
-
-/// Where a transfer is, as users see it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransferState {
-    /// Offered, waiting for the recipient's answer.
-    Offered,
-    /// Accepted; the first bytes have not moved yet.
-    Accepted,
-    /// Bytes are moving.
-    Transferring,
-    /// Interrupted (the other side is offline); resumes by itself.
-    Paused,
-    /// Complete and verified.
-    Done,
-    /// Given up; see `error`.
-    Failed,
-    /// The recipient declined.
-    Rejected,
-    /// One side cancelled.
-    Cancelled,
-}
-
-impl TransferState {
-    /// Every state, in the order a transfer passes through them.
-    pub const ALL: [TransferState; 8] = [
-        TransferState::Offered,
-        TransferState::Accepted,
-        TransferState::Transferring,
-        TransferState::Paused,
-        TransferState::Done,
-        TransferState::Failed,
-        TransferState::Rejected,
-        TransferState::Cancelled,
-    ];
-
-    /// The lowercase name (database and JSON).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferState::Offered => "offered",
-            TransferState::Accepted => "accepted",
-            TransferState::Transferring => "transferring",
-            TransferState::Paused => "paused",
-            TransferState::Done => "done",
-            TransferState::Failed => "failed",
-            TransferState::Rejected => "rejected",
-            TransferState::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether nothing more will happen.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TransferState::Done
-                | TransferState::Failed
-                | TransferState::Rejected
-                | TransferState::Cancelled
-        )
-    }
-}
-
-impl fmt::Display for TransferState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TransferState {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "offered" => TransferState::Offered,
-            "accepted" => TransferState::Accepted,
-            "transferring" => TransferState::Transferring,
-            "paused" => TransferState::Paused,
-            "done" => TransferState::Done,
-            "failed" => TransferState::Failed,
-            "rejected" => TransferState::Rejected,
-            "cancelled" => TransferState::Cancelled,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown transfer state {other:?}"
-                )))
-            }
-        })
-    }
-}
 
 /// One transfer as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,7 +127,10 @@ impl RawRecord {
             peer: column::user(&self.peer, "transfers.peer")?,
             devices,
             offer: self.offer,
-            state: self.state.parse()?,
+            state: self
+                .state
+                .parse()
+                .map_err(|e: ParseTransferStateError| StoreError::Corrupt(e.to_string()))?,
             bytes_done: column::unsigned(self.bytes_done, "transfers.bytes_done")?,
             bytes_total: column::unsigned(self.bytes_total, "transfers.bytes_total")?,
             have: self.have,
