@@ -16,7 +16,7 @@
 //!   candidate never deposes a live gateway. Among several live gateways
 //!   the lowest site wins (the merge rule), then the highest epoch; a
 //!   gateway that is beaten releases its lease and follows.
-//! - No live gateway: the best [`Rank`] among this node and its live peers
+//! - No live gateway: the best [`Rank`](crate::site::Rank) among this node and its live peers
 //!   claims the lease (once `settle_ms` after start have passed, so it has
 //!   heard its peers), for the lowest site id heard (minting one only if
 //!   nobody has one), at an epoch above every epoch seen. While claiming it
@@ -42,16 +42,17 @@
 //! as too far above its epoch moves the node's epoch *down* to just above
 //! it. Epoch arithmetic is checked: nothing wraps or panics at `u64::MAX`.
 
+mod answer;
 mod beacon;
 mod claim;
+mod decide;
 #[cfg(test)]
 mod tests;
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::lease::LeaseGrant;
-use crate::site::{GatewayPreference, GatewayRef, Rank, Role, SiteId};
+use crate::site::{GatewayPreference, GatewayRef, Role, SiteId};
 use crate::{DeviceId, Entropy, RelayId};
 
 pub use beacon::Beacon;
@@ -332,84 +333,6 @@ impl GatewayElection {
         self.update(now, None);
     }
 
-    /// The relay granted (or renewed) a lease, signed: this node shows the
-    /// grant in its beacons so that its peers believe it is gateway. A
-    /// grant the configured relay did not sign, or for another device, is
-    /// ignored.
-    pub fn handle_lease_granted(&mut self, now: u64, grant: LeaseGrant) {
-        let (site, epoch) = (grant.site, grant.epoch);
-        let signed = self.relay.is_some_and(|relay| grant.verify(&relay).is_ok());
-        if !signed || grant.holder != self.config.me {
-            return;
-        }
-        self.see_epoch(epoch);
-        let config = &self.config;
-        match self.claim.as_mut() {
-            Some(claim) if claim.site == site && claim.epoch == epoch => {
-                if claim.handle_granted(now, config) {
-                    claim.grant = Some(grant);
-                }
-            }
-            // A lease this node no longer wants (a late answer to a claim it
-            // gave up): hand it back rather than block the site until it
-            // lapses.
-            _ => self
-                .transmits
-                .push_back(ElectionTransmit::Release { site, epoch }),
-        }
-        self.update(now, None);
-    }
-
-    /// The relay refused the claim of `site` at `epoch`; `current_epoch` is
-    /// the site's epoch there and `holder` its live holder, if any.
-    ///
-    /// A refusal at or above our epoch means it is stale; one below it with
-    /// no other live holder means our epoch was too far above the relay's
-    /// (`LeaseRefusal::TooFar`), and one below it with another holder that
-    /// the lease is held. The first two move a pending claim to just above
-    /// `current_epoch`, down if need be: the relay is the authority.
-    pub fn handle_lease_refused(
-        &mut self,
-        now: u64,
-        site: SiteId,
-        epoch: u64,
-        current_epoch: u64,
-        holder: Option<DeviceId>,
-    ) {
-        // Who holds the lease needs no action here: if the holder is on this
-        // LAN its beacons say so; if not, this node waits for it to lapse.
-        let me = self.config.me;
-        let mut rebase_to = None;
-        if let Some(claim) = self
-            .claim
-            .as_mut()
-            .filter(|c| c.site == site && c.epoch == epoch)
-        {
-            claim.handle_refused(now, &self.config);
-            let stale = current_epoch >= epoch;
-            let too_far = !stale && holder.is_none_or(|h| h == me);
-            // A "held" refusal below our epoch predates any grant of it,
-            // so it only matters for a pending claim; a stale one means
-            // the relay will never grant (or renew) it.
-            if stale && claim.granted {
-                self.claim = None;
-            } else if (stale || too_far) && !claim.granted {
-                // Nothing lies above u64::MAX: then the claim just waits
-                // for its retry.
-                rebase_to = current_epoch.checked_add(1);
-            }
-        }
-        if let Some(next) = rebase_to {
-            self.set_max_epoch(next);
-            if let Some(claim) = self.claim.as_mut() {
-                claim.rebase(next, now);
-            }
-        } else {
-            self.see_epoch(current_epoch);
-        }
-        self.update(now, None);
-    }
-
     /// Time passed: beacons, renewals, retries, peer timeouts, step-down.
     /// `entropy` mints a site id when this node is the first gateway.
     pub fn handle_timeout(&mut self, now: u64, entropy: &mut dyn Entropy) {
@@ -474,107 +397,6 @@ impl GatewayElection {
         }
     }
 
-    /// Applies the rules in the module docs.
-    fn decide(&mut self, now: u64, entropy: Option<&mut dyn Entropy>) {
-        let my_rank = self.my_rank(now);
-        if my_rank.is_none() {
-            self.drop_claim();
-        }
-        if self.relay.is_none() {
-            return self.set_role(Role::Standalone, None);
-        }
-        if self.peers.is_empty() {
-            self.drop_claim();
-            return self.set_role(Role::Roaming, None);
-        }
-        let best_other = self.best_live_gateway();
-        if let Some(claim) = self.claim.as_ref().filter(|c| c.granted) {
-            let mine = GatewayRef {
-                device: self.config.me,
-                epoch: claim.epoch,
-            };
-            let beaten = best_other
-                .is_some_and(|other| gateway_order(other) < gateway_order((claim.site, mine)));
-            if !beaten {
-                return self.set_role(Role::Gateway, Some(mine));
-            }
-            self.drop_claim();
-        }
-        if let Some((site, gateway)) = best_other {
-            self.drop_claim();
-            self.set_site(site);
-            return self.set_role(Role::Member, Some(gateway));
-        }
-        // No gateway on the LAN: the best candidate claims.
-        let lowest_site = self
-            .peers
-            .values()
-            .filter_map(|p| p.beacon.site)
-            .chain(self.site)
-            .min();
-        let i_win = my_rank.is_some_and(|mine| {
-            self.peers
-                .values()
-                .filter_map(|p| p.beacon.rank)
-                .all(|theirs| theirs < mine)
-        });
-        if !i_win {
-            self.drop_claim();
-            if let Some(site) = lowest_site {
-                self.set_site(site);
-            }
-            return self.set_role(Role::Roaming, None);
-        }
-        let settled_at = self.created_at.saturating_add(self.config.settle_ms);
-        if self.claim.is_none() && now < settled_at {
-            self.decide_again_at = Some(settled_at);
-            return self.set_role(Role::Roaming, None);
-        }
-        let site = match (lowest_site, entropy) {
-            (Some(site), _) => site,
-            (None, Some(entropy)) => SiteId::random(entropy),
-            (None, None) => {
-                self.decide_again_at = Some(now);
-                return self.set_role(Role::Roaming, None);
-            }
-        };
-        if self.claim.as_ref().is_some_and(|c| c.site != site) {
-            self.drop_claim();
-        }
-        if self.claim.is_none() {
-            self.set_site(site);
-            // Only a store written before epochs were fenced can hold
-            // u64::MAX: claim low then, and the relay's refusal says where
-            // its epoch really is.
-            let epoch = self.max_epoch.checked_add(1).unwrap_or(1);
-            self.set_max_epoch(epoch);
-            self.claim = Some(Claim::new(site, epoch, now));
-        }
-        self.set_role(Role::Roaming, None);
-    }
-
-    /// The best gateway vouching for itself in a fresh beacon.
-    fn best_live_gateway(&self) -> Option<(SiteId, GatewayRef)> {
-        self.peers
-            .iter()
-            .filter_map(|(device, peer)| {
-                let gateway = peer.beacon.gateway.filter(|g| g.device == *device)?;
-                Some((peer.beacon.site?, gateway))
-            })
-            .min_by_key(|candidate| gateway_order(*candidate))
-    }
-
-    fn my_rank(&self, now: u64) -> Option<Rank> {
-        if !(self.relay.is_some() && self.relay_connected) {
-            return None;
-        }
-        Rank::new(
-            self.config.preference,
-            now.saturating_sub(self.started_at),
-            self.config.me,
-        )
-    }
-
     fn beacon(&self, now: u64) -> Beacon {
         // A gateway shows the relay's grant of its lease; nobody else has
         // one to show.
@@ -592,53 +414,4 @@ impl GatewayElection {
             grant,
         }
     }
-
-    /// Gives up the current claim or lease, releasing it at the relay when
-    /// a claim went out (it may have been granted without our knowing).
-    fn drop_claim(&mut self) {
-        if let Some(claim) = self.claim.take() {
-            if claim.ever_sent() {
-                self.transmits.push_back(ElectionTransmit::Release {
-                    site: claim.site,
-                    epoch: claim.epoch,
-                });
-            }
-        }
-    }
-
-    fn see_epoch(&mut self, epoch: u64) {
-        if epoch > self.max_epoch {
-            self.set_max_epoch(epoch);
-        }
-    }
-
-    fn set_max_epoch(&mut self, epoch: u64) {
-        if epoch != self.max_epoch {
-            self.max_epoch = epoch;
-            self.events.push_back(ElectionEvent::EpochSeen(epoch));
-        }
-    }
-
-    fn set_site(&mut self, site: SiteId) {
-        if self.site != Some(site) {
-            self.site = Some(site);
-            self.events.push_back(ElectionEvent::SiteChanged(site));
-        }
-    }
-
-    fn set_role(&mut self, role: Role, gateway: Option<GatewayRef>) {
-        if (self.role, self.gateway) != (role, gateway) {
-            self.role = role;
-            self.gateway = gateway;
-            self.events
-                .push_back(ElectionEvent::RoleChanged { role, gateway });
-        }
-    }
-}
-
-/// Sort key of live gateways, best first: lowest site (the merge rule), then
-/// highest epoch (the newer lease), then lowest device (a tie the relay
-/// cannot produce, broken deterministically anyway).
-fn gateway_order((site, gateway): (SiteId, GatewayRef)) -> (SiteId, Reverse<u64>, DeviceId) {
-    (site, Reverse(gateway.epoch), gateway.device)
 }

@@ -54,6 +54,9 @@
 //!   mDNS hints are held; gossip is cut into messages of at most
 //!   [`MAX_GOSSIP_RECORDS`] records.
 
+mod dial;
+mod gossip;
+mod link;
 pub mod overlay;
 mod record;
 #[cfg(test)]
@@ -267,342 +270,9 @@ impl LanMesh {
         }
     }
 
-    /// Sets this device's own record (signed by the driver with
-    /// [`LanRecord::sign`]) and passes it to every link. Ignored unless it
-    /// is this device's and newer than the last one.
-    pub fn set_own(&mut self, record: LanRecord) {
-        if record.device() != self.me
-            || self
-                .own
-                .as_ref()
-                .is_some_and(|o| o.version >= record.version)
-        {
-            return;
-        }
-        let links: Vec<DeviceId> = self.links.keys().copied().collect();
-        for link in links {
-            self.queue_record(link, &record);
-            // Our own news (a presence change, a refutation, leaving) goes
-            // at once.
-            self.ready.insert(link);
-        }
-        self.own = Some(record);
-    }
-
     /// This device's current record.
     pub fn own(&self) -> Option<&LanRecord> {
         self.own.as_ref()
-    }
-
-    /// An mDNS (or other unproven) hint that `device` listens at `addrs`.
-    /// Only used to decide whom to dial.
-    pub fn handle_hint(&mut self, device: DeviceId, addrs: Vec<SocketAddr>) {
-        if device == self.me {
-            return;
-        }
-        if self.hints.len() >= self.config.max_devices && !self.hints.contains_key(&device) {
-            return;
-        }
-        let since = match self.hints.get(&device) {
-            Some((_, since)) => *since,
-            None => {
-                self.view_changed_at = self.now;
-                self.now
-            }
-        };
-        self.hints.insert(device, (addrs, since));
-        self.sort_hint(device);
-    }
-
-    /// The hint for `device` went away (an mDNS goodbye).
-    pub fn handle_hint_lost(&mut self, device: &DeviceId) {
-        self.hints.remove(device);
-        self.sort_hint(*device);
-    }
-
-    /// A link to `device` is up (authenticated). It is told everything
-    /// this node knows.
-    pub fn handle_link_up(&mut self, now: u64, device: DeviceId) {
-        self.now = self.now.max(now);
-        if device == self.me {
-            return;
-        }
-        self.dialling.remove(&device);
-        let fresh = self.links.insert(device, Link { last_used: now }).is_none();
-        self.sort_hint(device);
-        if fresh {
-            let mut all = LanGossip::default();
-            all.records.extend(self.own.clone());
-            if self.known.len() <= MAX_GOSSIP_HOLDS {
-                all.holds = Some(
-                    self.known
-                        .iter()
-                        .map(|(device, k)| HeldRecord {
-                            device: *device,
-                            version: k.record.version,
-                        })
-                        .collect(),
-                );
-            } else {
-                all.records
-                    .extend(self.known.values().map(|k| k.record.clone()));
-            }
-            all.suspicions
-                .extend(self.known.iter().filter_map(|(d, k)| {
-                    k.suspected.map(|(version, _)| Suspicion {
-                        device: *d,
-                        version,
-                    })
-                }));
-            let queue = self.queue(device);
-            queue.records.extend(all.records);
-            queue.suspicions.extend(all.suspicions);
-            queue.holds = all.holds;
-            // A new link learns everything at once: no batching wait.
-            self.ready.insert(device);
-        }
-        // A live link answers any suspicion this node holds about it.
-        if let Some(k) = self.known.get_mut(&device) {
-            k.suspected = None;
-        }
-        self.refresh(device);
-        self.schedule(now);
-    }
-
-    /// The last link to `device` went down.
-    pub fn handle_link_down(&mut self, now: u64, device: DeviceId, end: LinkEnd) {
-        self.now = self.now.max(now);
-        if self.links.remove(&device).is_none() {
-            return;
-        }
-        self.sort_hint(device);
-        self.pending.remove(&device);
-        self.ready.remove(&device);
-        let here = self
-            .known
-            .get(&device)
-            .is_some_and(|k| k.record.is_here() && k.suspected.is_none());
-        if end == LinkEnd::Lost && here {
-            self.events.push_back(LanEvent::Check(device));
-        }
-        self.refresh(device);
-    }
-
-    /// Something other than gossip (a message, a file) used the link to
-    /// `device`, which keeps an on-demand link open.
-    pub fn handle_traffic(&mut self, now: u64, device: DeviceId) {
-        if let Some(link) = self.links.get_mut(&device) {
-            link.last_used = now;
-        }
-    }
-
-    /// A dial [`LanMesh::poll_dials`] asked for could not start (the
-    /// driver backs off that address): it may be asked for again.
-    pub fn handle_dial_skipped(&mut self, device: &DeviceId) {
-        self.dialling.remove(device);
-    }
-
-    /// A dial to `device` failed. Unless a link is up: after a dial
-    /// [`LanMesh::poll_dials`] asked for, a device with a record is
-    /// checked ([`LanEvent::Check`]: one failure on a busy LAN is no
-    /// proof), one known only from a hint waits out its grace again; after
-    /// any other dial (a check, a message) a device with a record is
-    /// reported gone at its record's version and dropped from the hints.
-    pub fn handle_unreachable(&mut self, now: u64, device: DeviceId) {
-        self.now = self.now.max(now);
-        let asked = self.dialling.remove(&device).is_some();
-        if self.links.contains_key(&device) {
-            return;
-        }
-        if asked && self.known.contains_key(&device) {
-            self.events.push_back(LanEvent::Check(device));
-            return;
-        }
-        let Some(k) = self.known.get_mut(&device) else {
-            if let Some((_, since)) = self.hints.get_mut(&device) {
-                *since = self.now;
-                *self.hint_failures.entry(device).or_default() += 1;
-            }
-            return;
-        };
-        self.hints.remove(&device);
-        if !k.record.is_here() || k.suspected.is_some_and(|(v, _)| v >= k.record.version) {
-            return;
-        }
-        let suspicion = Suspicion {
-            device,
-            version: k.record.version,
-        };
-        k.suspected = Some((suspicion.version, self.now));
-        self.flood_suspicion(None, suspicion);
-        self.refresh(device);
-    }
-
-    /// Gossip from the linked peer `from`. Records that fail their checks
-    /// are skipped (the first error is returned, after the rest is taken).
-    pub fn handle_gossip(
-        &mut self,
-        now: u64,
-        from: DeviceId,
-        gossip: LanGossip,
-    ) -> Result<(), RecordError> {
-        self.now = self.now.max(now);
-        let mut first_error = None;
-        for record in gossip.records {
-            if let Err(e) = self.take_record(from, record) {
-                first_error.get_or_insert(e);
-            }
-        }
-        for suspicion in gossip.suspicions {
-            self.take_suspicion(from, suspicion);
-        }
-        if let Some(holds) = gossip.holds {
-            self.answer_holds(from, &holds);
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// A new link said which records it holds: it is sent, at once, those
-    /// it lacks or holds older versions of. (Its own record came in full;
-    /// ours went in full when the link came up.)
-    fn answer_holds(&mut self, from: DeviceId, holds: &[HeldRecord]) {
-        if !self.links.contains_key(&from) {
-            return;
-        }
-        let held: BTreeMap<DeviceId, u64> = holds.iter().map(|h| (h.device, h.version)).collect();
-        let missing: Vec<LanRecord> = self
-            .known
-            .iter()
-            .filter(|(device, k)| {
-                **device != from && held.get(device).is_none_or(|v| *v < k.record.version)
-            })
-            .map(|(_, k)| k.record.clone())
-            .collect();
-        if missing.is_empty() {
-            return;
-        }
-        for record in &missing {
-            self.queue_record(from, record);
-        }
-        self.ready.insert(from);
-    }
-
-    fn take_record(&mut self, from: DeviceId, record: LanRecord) -> Result<(), RecordError> {
-        let device = record.device();
-        if device == self.me {
-            return Ok(());
-        }
-        let newer = match self.known.get(&device) {
-            Some(k) => record.version > k.record.version,
-            None => self.known.len() < self.config.max_devices,
-        };
-        if !newer {
-            return Ok(());
-        }
-        record.verify()?;
-        let suspected = self
-            .known
-            .get(&device)
-            .and_then(|k| k.suspected)
-            .filter(|(v, _)| *v >= record.version);
-        let links: Vec<DeviceId> = self.links.keys().copied().collect();
-        for link in links {
-            if link != from && link != device {
-                self.queue_record(link, &record);
-            }
-        }
-        self.known.insert(device, Known { record, suspected });
-        self.sort_hint(device);
-        self.events.push_back(LanEvent::Learned(device));
-        self.refresh(device);
-        Ok(())
-    }
-
-    fn take_suspicion(&mut self, from: DeviceId, suspicion: Suspicion) {
-        let device = suspicion.device;
-        if device == self.me {
-            if self
-                .own
-                .as_ref()
-                .is_some_and(|o| suspicion.version >= o.version)
-            {
-                self.events.push_back(LanEvent::Refute {
-                    above: suspicion.version,
-                });
-            }
-            return;
-        }
-        if self.links.contains_key(&device) {
-            // We hold a live link: the report is wrong. It is passed to the
-            // device alone, which refutes it with a newer record that
-            // reaches the reporter; a report not newer than the record held
-            // here is stale and dropped.
-            let current = self
-                .known
-                .get(&device)
-                .is_none_or(|k| suspicion.version >= k.record.version);
-            if current {
-                self.queue(device).suspicions.push(suspicion);
-            }
-            return;
-        }
-        let Some(k) = self.known.get_mut(&device) else {
-            return;
-        };
-        if suspicion.version < k.record.version
-            || k.suspected.is_some_and(|(v, _)| v >= suspicion.version)
-        {
-            return;
-        }
-        k.suspected = Some((suspicion.version, self.now));
-        self.flood_suspicion(Some(from), suspicion);
-        self.refresh(device);
-    }
-
-    fn flood_suspicion(&mut self, except: Option<DeviceId>, suspicion: Suspicion) {
-        let links: Vec<DeviceId> = self.links.keys().copied().collect();
-        for link in links {
-            if Some(link) != except {
-                self.queue(link).suspicions.push(suspicion);
-            }
-        }
-    }
-
-    /// The gossip waiting for `link`, due one batch after the first of it.
-    fn queue(&mut self, link: DeviceId) -> &mut LanGossip {
-        let due = self.now + self.config.batch_ms;
-        &mut self
-            .pending
-            .entry(link)
-            .or_insert_with(|| (LanGossip::default(), due))
-            .0
-    }
-
-    fn queue_record(&mut self, link: DeviceId, record: &LanRecord) {
-        let queue = self.queue(link);
-        // A newer record replaces an older one still waiting. (Compared by
-        // key: a device id is a hash, and a queue holds hundreds.)
-        let key = record.cert.device_key;
-        queue.records.retain(|r| r.cert.device_key != key);
-        queue.records.push(record.clone());
-    }
-
-    /// Emits Online/Offline when `device`'s shown state changed.
-    fn refresh(&mut self, device: DeviceId) {
-        let online = self.is_online(&device);
-        if online && self.shown.insert(device) {
-            self.events.push_back(LanEvent::Online(device));
-            self.view_changed_at = self.now;
-        } else if !online && self.shown.remove(&device) {
-            self.events.push_back(LanEvent::Offline(device));
-            self.view_changed_at = self.now;
-        }
-    }
-
-    fn schedule(&mut self, now: u64) {
-        if self.next_check.is_none() {
-            self.next_check = Some(now + self.config.idle_close_ms / 3);
-        }
     }
 
     /// Wakes the mesh: idle links that no ring neighbour needs are closed.
@@ -622,22 +292,7 @@ impl LanMesh {
             return;
         }
         self.next_check = None;
-        let keep = self.neighbours();
-        let idle: Vec<DeviceId> = self
-            .links
-            .iter()
-            .filter(|(d, l)| {
-                !keep.contains(d) && now.saturating_sub(l.last_used) >= self.config.idle_close_ms
-            })
-            .map(|(d, _)| *d)
-            .collect();
-        for device in idle {
-            self.events.push_back(LanEvent::Close(device));
-            // Reported down by the driver when the close completes.
-            if let Some(link) = self.links.get_mut(&device) {
-                link.last_used = now;
-            }
-        }
+        self.close_idle(now);
         if !self.links.is_empty() {
             self.schedule(now);
         }
@@ -681,33 +336,6 @@ impl LanMesh {
         .into_iter()
         .flatten()
         .min()
-    }
-
-    /// The next gossip message to send: to which linked device, and what.
-    /// Gossip to pass on is due one batch after it was queued (call
-    /// [`LanMesh::handle_timeout`] at [`LanMesh::poll_timeout`]); a new
-    /// link's full view and a goodbye ([`LanMesh::set_own`]) at once.
-    pub fn poll_transmit(&mut self) -> Option<(DeviceId, LanGossip)> {
-        loop {
-            let device = *self.ready.iter().next()?;
-            let Some((queue, _)) = self.pending.get_mut(&device) else {
-                self.ready.remove(&device);
-                continue;
-            };
-            let mut out = LanGossip::default();
-            let take = queue.records.len().min(MAX_GOSSIP_RECORDS);
-            out.records = queue.records.drain(..take).collect();
-            let take = queue.suspicions.len().min(MAX_GOSSIP_SUSPICIONS);
-            out.suspicions = queue.suspicions.drain(..take).collect();
-            out.holds = queue.holds.take();
-            if queue.is_empty() {
-                self.pending.remove(&device);
-                self.ready.remove(&device);
-            }
-            if !out.is_empty() {
-                return Some((device, out));
-            }
-        }
     }
 
     /// The next change for the driver.
@@ -765,149 +393,6 @@ impl LanMesh {
         self.refresh(*device);
     }
 
-    /// Devices believed present: online records and mDNS hints.
-    fn present(&self) -> BTreeSet<DeviceId> {
-        let mut present: BTreeSet<DeviceId> = self
-            .known
-            .iter()
-            .filter(|(_, k)| k.here(self.now, self.config.suspect_grace_ms))
-            .map(|(d, _)| *d)
-            .collect();
-        present.extend(self.hints.keys().copied());
-        present.extend(self.links.keys().copied());
-        present
-    }
-
-    /// The ring neighbours: links to keep.
-    pub fn neighbours(&self) -> BTreeSet<DeviceId> {
-        overlay::neighbours(&self.me, &self.present())
-    }
-
-    /// Devices to dial now, with the addresses to try (the device's own
-    /// record's first, then the hint's): ring neighbours without a link,
-    /// and devices known only from a hint. The latter are dialled for
-    /// their records: a device that hears no multicast dials nobody and is
-    /// otherwise found only if it happens to be the ring neighbour of one
-    /// of the few that heard its announcement. Each returned device counts
-    /// as being dialled until a link comes up, the dial fails
-    /// ([`LanMesh::handle_unreachable`]), is skipped
-    /// ([`LanMesh::handle_dial_skipped`]) or [`MeshConfig::dial_window_ms`]
-    /// passes. See the module docs for the bounds.
-    pub fn poll_dials(&mut self, now: u64) -> Vec<(DeviceId, Vec<SocketAddr>)> {
-        self.now = self.now.max(now);
-        self.end_old_dials(now);
-        let busy = |why| self.dialling.values().filter(|(_, w)| *w == why).count();
-        let ring_budget = if self.links.len() < MIN_LINKS {
-            MIN_LINKS.saturating_sub(self.links.len() + busy(DialFor::Ring))
-        } else if self.view_is_still() {
-            usize::MAX
-        } else {
-            0
-        };
-        let hint_budget = MAX_HINT_DIALS.saturating_sub(busy(DialFor::Record));
-        let free = |d: &DeviceId| !self.links.contains_key(d) && !self.dialling.contains_key(d);
-        let ring: Vec<DeviceId> = overlay::targets(&self.me, &self.present())
-            .into_iter()
-            .filter(|d| free(d) && !self.addrs(d).is_empty())
-            .take(ring_budget)
-            .collect();
-        let mut hinted: Vec<(u64, DeviceId)> = self
-            .hint_only
-            .iter()
-            .filter(|d| free(d) && !ring.contains(d))
-            .map(|d| (self.hint_due(d), *d))
-            .filter(|(due, _)| *due <= now)
-            .collect();
-        // The longest-waiting first.
-        hinted.sort();
-        let hinted: Vec<DeviceId> = hinted
-            .into_iter()
-            .take(hint_budget)
-            .map(|(_, d)| d)
-            .collect();
-        let mut out = Vec::new();
-        for (devices, why) in [(ring, DialFor::Ring), (hinted, DialFor::Record)] {
-            for d in devices {
-                self.dialling.insert(d, (now, why));
-                out.push((d, self.addrs(&d)));
-            }
-        }
-        out
-    }
-
-    /// Whether the hint-only index agrees with the hints, records and
-    /// links it is kept from.
-    #[cfg(test)]
-    pub(crate) fn hint_index_is_sound(&self) -> bool {
-        let expected: BTreeSet<DeviceId> = self
-            .hints
-            .keys()
-            .filter(|d| !self.known.contains_key(d) && !self.links.contains_key(d))
-            .copied()
-            .collect();
-        expected == self.hint_only
-    }
-
-    /// Files `device` among the hint-only devices if it is one.
-    fn sort_hint(&mut self, device: DeviceId) {
-        if self.hints.contains_key(&device)
-            && !self.known.contains_key(&device)
-            && !self.links.contains_key(&device)
-        {
-            self.hint_only.insert(device);
-        } else {
-            self.hint_only.remove(&device);
-            self.hint_failures.remove(&device);
-        }
-    }
-
-    /// Devices still shown online though reported gone, with when the
-    /// report came in: each is shown offline once its grace is over. The
-    /// cheap field test comes first: this runs on every turn of the
-    /// driver's loop.
-    fn doubted(&self) -> impl Iterator<Item = (DeviceId, u64)> + '_ {
-        self.known
-            .iter()
-            .filter_map(|(d, k)| k.suspected.map(|(_, at)| (*d, at)))
-            .filter(|(d, _)| self.shown.contains(d))
-    }
-
-    /// Forgets dials older than [`MeshConfig::dial_window_ms`].
-    fn end_old_dials(&mut self, now: u64) {
-        let window = self.config.dial_window_ms;
-        self.dialling
-            .retain(|_, (since, _)| now < since.saturating_add(window));
-    }
-
-    /// When a device known only from a hint is due to be dialled: its
-    /// grace after the hint (or the last failed dial), plus its share of
-    /// the spread, doubled for each failed dial in a row.
-    fn hint_due(&self, device: &DeviceId) -> u64 {
-        let since = self.hints.get(device).map_or(self.now, |(_, since)| *since);
-        let spread = self.config.hint_spread_ms;
-        let share = if spread == 0 {
-            0
-        } else {
-            pair_hash(&self.me, device) % spread
-        };
-        let failures = self.hint_failures.get(device).copied().unwrap_or(0);
-        let wait = self
-            .config
-            .hint_grace_ms
-            .saturating_add(share)
-            .saturating_mul(1 << failures.min(5));
-        since.saturating_add(wait)
-    }
-
-    /// Whether the view held still for [`MeshConfig::settle_ms`], so that
-    /// a node holding [`MIN_LINKS`] links may dial its whole ring. While
-    /// an office starts, every new device moves the ring, and dialling
-    /// each new neighbour at once would link nearly everyone to everyone
-    /// before the extra links idle out.
-    fn view_is_still(&self) -> bool {
-        self.now >= self.view_changed_at.saturating_add(self.config.settle_ms)
-    }
-
     /// Where `device` may be dialled: its record's addresses, then the hint's.
     pub fn addrs(&self, device: &DeviceId) -> Vec<SocketAddr> {
         let mut addrs: Vec<SocketAddr> = self
@@ -922,18 +407,45 @@ impl LanMesh {
         }
         addrs
     }
-}
 
-/// A number fixed for the ordered pair (`a`, `b`) and spread evenly: ids
-/// are random, and a SplitMix64 finaliser mixes their first bytes.
-fn pair_hash(a: &DeviceId, b: &DeviceId) -> u64 {
-    let word = |d: &DeviceId| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&d.0[..8]);
-        u64::from_le_bytes(w)
-    };
-    let mut z = word(a) ^ word(b).rotate_left(32);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    /// The ring neighbours: links to keep.
+    pub fn neighbours(&self) -> BTreeSet<DeviceId> {
+        overlay::neighbours(&self.me, &self.present())
+    }
+
+    /// Devices believed present: online records and mDNS hints.
+    fn present(&self) -> BTreeSet<DeviceId> {
+        let mut present: BTreeSet<DeviceId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.here(self.now, self.config.suspect_grace_ms))
+            .map(|(d, _)| *d)
+            .collect();
+        present.extend(self.hints.keys().copied());
+        present.extend(self.links.keys().copied());
+        present
+    }
+
+    /// Emits Online/Offline when `device`'s shown state changed.
+    fn refresh(&mut self, device: DeviceId) {
+        let online = self.is_online(&device);
+        if online && self.shown.insert(device) {
+            self.events.push_back(LanEvent::Online(device));
+            self.view_changed_at = self.now;
+        } else if !online && self.shown.remove(&device) {
+            self.events.push_back(LanEvent::Offline(device));
+            self.view_changed_at = self.now;
+        }
+    }
+
+    /// Devices still shown online though reported gone, with when the
+    /// report came in: each is shown offline once its grace is over. The
+    /// cheap field test comes first: this runs on every turn of the
+    /// driver's loop.
+    fn doubted(&self) -> impl Iterator<Item = (DeviceId, u64)> + '_ {
+        self.known
+            .iter()
+            .filter_map(|(d, k)| k.suspected.map(|(_, at)| (*d, at)))
+            .filter(|(d, _)| self.shown.contains(d))
+    }
 }

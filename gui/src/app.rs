@@ -2,36 +2,40 @@
 //! `subscription`. Screens are an enum; each screen is a component that
 //! owns its messages and answers with an action, which `update` turns into
 //! tasks on the backend or the home's files — never blocking the UI thread.
+//! `app/boot.rs` opens the home and takes a connection into use,
 //! `app/effects.rs` runs the screens' actions, `app/answers.rs` takes the
 //! node's answers to them, `app/events.rs` handles the node's and the
-//! window's events (read marks, notifications, drops).
+//! window's events (read marks, notifications, drops), `app/shortcut.rs`
+//! the keys that work everywhere.
 
 mod answers;
+mod boot;
 mod effects;
 mod events;
+mod shortcut;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iced::keyboard::{self, key::Named, Key};
-use iced::widget::{button, center, column, operation, text};
+use iced::widget::{button, center, column, text};
 use iced::{window, Alignment, Element, Task, Theme};
 use tincan_node::{
     Home, MessageView, PeerView, PresenceView, ReadView, RoomView, StatusView, TransferView,
     TypingView,
 };
 
-use crate::backend::{self, Backend, BackendError, BackendEvent, Boot, Connection};
+use crate::backend::{self, BackendError, BackendEvent, Boot, Connection};
 use crate::chat::{self, Chat};
 use crate::notify::Delivery;
-use crate::options::{Options, SCALE_RANGE};
+use crate::options::Options;
 use crate::prefs::Prefs;
+use crate::session::Alert;
 use crate::session::Session;
-use crate::session::{Alert, PAGE};
 use crate::settings::{self, Settings};
 use crate::setup::{self, Setup};
 use crate::style::{self, SMALL, TEXT};
+
+pub use shortcut::Shortcut;
 
 /// How often the status line is refreshed (relay connectivity has no event).
 pub const STATUS_EVERY: Duration = Duration::from_secs(3);
@@ -198,89 +202,7 @@ pub enum Message {
     PrefsSaved(Result<(), String>),
 }
 
-/// Keys that work everywhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shortcut {
-    /// Tab.
-    FocusNext,
-    /// Shift+Tab.
-    FocusPrevious,
-    /// Ctrl+F.
-    Search,
-    /// Ctrl+Plus.
-    ZoomIn,
-    /// Ctrl+Minus.
-    ZoomOut,
-    /// Ctrl+0.
-    ZoomReset,
-    /// Escape.
-    Back,
-    /// Alt+Down: the next conversation in the list.
-    NextContact,
-    /// Alt+Up: the previous one.
-    PreviousContact,
-}
-
 impl App {
-    /// Boots the app for `options`: opens the home in a task.
-    pub fn new(options: Options) -> (Self, Task<Message>) {
-        let home = options.home();
-        let prefs = home.as_ref().map(Prefs::load).unwrap_or_default();
-        let scale = options.scale.unwrap_or(prefs.scale);
-        let mut app = Self {
-            options: Some(options),
-            home: home.as_ref().ok().cloned(),
-            prefs,
-            scale,
-            screen: Screen::Starting("Starting tincan…".into()),
-            connection: None,
-            session: None,
-            chat: Chat::default(),
-            opening: false,
-            restart_after_open: false,
-            focused: true,
-            window: None,
-            delivery: Delivery::detect(),
-            notified: Vec::new(),
-            typing_sent: None,
-            activity_sent: None,
-        };
-        let task = match home {
-            Ok(_) => app.open_home(),
-            Err(e) => {
-                app.screen = Screen::Failed(e);
-                Task::none()
-            }
-        };
-        (app, task)
-    }
-
-    /// An app already connected to `backend` (tests, embedding): starts on
-    /// the main screen and asks the backend for its status and peers.
-    pub fn with_backend(backend: Arc<dyn Backend>) -> (Self, Task<Message>) {
-        let mut app = Self {
-            options: None,
-            home: None,
-            prefs: Prefs::default(),
-            scale: 1.0,
-            screen: Screen::Starting(String::new()),
-            connection: None,
-            session: None,
-            chat: Chat::default(),
-            opening: false,
-            restart_after_open: false,
-            focused: true,
-            window: None,
-            // Tests and embedders: decide, never pop up.
-            delivery: Delivery::Off,
-            notified: Vec::new(),
-            typing_sent: None,
-            activity_sent: None,
-        };
-        let task = app.connected(Connection::new(backend));
-        (app, task)
-    }
-
     /// The window title: unread count, app, who.
     pub fn title(&self) -> String {
         match &self.session {
@@ -302,90 +224,10 @@ impl App {
         self.scale
     }
 
-    fn open_home(&mut self) -> Task<Message> {
-        match self.options.clone() {
-            Some(options) => {
-                self.opening = true;
-                Task::perform(backend::open(options), Message::Opened)
-            }
-            None => Task::none(),
-        }
-    }
-
-    /// Takes `connection` into use: a new session (or the old one, kept
-    /// across a node restart), status, peers and the open conversation.
-    fn connected(&mut self, connection: Connection) -> Task<Message> {
-        let backend = connection.backend();
-        let me = backend.whoami();
-        let mode = backend.mode();
-        match &mut self.session {
-            Some(session) if session.me.user_id == me.user_id => {
-                session.me = me;
-                session.mode = mode;
-                session.ended = None;
-                session.status = None;
-            }
-            _ => self.session = Some(Session::new(me, mode)),
-        }
-        let mut tasks = vec![
-            Task::perform(backend.status(), Message::Status),
-            Task::perform(backend.peers(), Message::Peers),
-            Task::perform(backend.presence(), |result| Message::Presence {
-                result,
-                note: false,
-            }),
-            Task::perform(backend.file_list(), Message::Transfers),
-            Task::perform(backend.rooms(), Message::Rooms),
-        ];
-        if let Some(open) = self.session.as_ref().and_then(|s| s.open.clone()) {
-            tasks.push(load_history(backend, open, None));
-        }
-        if let Some(room) = self.session.as_ref().and_then(|s| s.open_room.clone()) {
-            tasks.push(load_room_history(backend, room));
-        }
-        self.connection = Some(connection);
-        match self.screen {
-            Screen::FirstRun(_) | Screen::Settings(_) | Screen::Main => {}
-            _ => {
-                self.screen = Screen::Main;
-                tasks.push(operation::focus(chat::SEARCH_ID));
-            }
-        }
-        Task::batch(tasks)
-    }
-
     /// Handles one message.
     pub fn update(&mut self, message: Message) -> Task<Message> {
         match message {
-            Message::Opened(Ok(Boot::Ready(connection))) => {
-                self.opening = false;
-                let task = self.connected(connection);
-                if std::mem::take(&mut self.restart_after_open) {
-                    return Task::batch([task, self.restart()]);
-                }
-                task
-            }
-            Message::Opened(Ok(Boot::NeedsIdentity { .. })) => {
-                self.opening = false;
-                self.screen = Screen::FirstRun(Setup::new(tincan_node::platform::os_user_name()));
-                operation::focus(setup::NAME_ID)
-            }
-            Message::Opened(Err(e)) => {
-                self.opening = false;
-                self.restart_after_open = false;
-                match &mut self.screen {
-                    // The identity exists; the node could not start.
-                    Screen::FirstRun(_) | Screen::Main | Screen::Settings(_)
-                        if self.session.is_some() =>
-                    {
-                        if let Some(s) = &mut self.session {
-                            s.ended = Some(format!("the node could not start: {e}"));
-                        }
-                    }
-                    _ => self.screen = Screen::Failed(e.0),
-                }
-                Task::none()
-            }
+            Message::Opened(result) => self.opened(result),
             Message::Retry => {
                 self.screen = Screen::Starting("Starting tincan…".into());
                 self.open_home()
@@ -394,55 +236,13 @@ impl App {
             Message::Chat(message) => self.update_chat(message),
             Message::Settings(message) => self.update_settings(message),
             Message::Event(event) => self.on_event(event),
-            Message::Status(status) => {
-                if let Some(s) = &mut self.session {
-                    s.apply_status(status.map_err(|e| e.0));
-                }
-                Task::none()
-            }
-            Message::Peers(Ok(peers)) => {
-                if let Some(s) = &mut self.session {
-                    s.apply_peers(peers);
-                }
-                Task::none()
-            }
-            Message::Peers(Err(e)) => {
-                tracing::debug!(error = %e, "peers");
-                Task::none()
-            }
-            Message::Rooms(Ok(rooms)) => {
-                if let Some(s) = &mut self.session {
-                    s.apply_rooms(rooms);
-                }
-                Task::none()
-            }
-            Message::Rooms(Err(e)) => {
-                tracing::debug!(error = %e, "rooms");
-                Task::none()
-            }
-            Message::RoomHistory {
-                room,
-                before,
-                limit,
-                result,
-            } => {
-                if let Some(s) = &mut self.session {
-                    s.apply_room_history(&room, before, limit, result.map_err(|e| e.0));
-                }
-                Task::none()
-            }
-            Message::History {
-                user,
-                before,
-                limit,
-                result,
-            } => {
-                if let Some(s) = &mut self.session {
-                    s.apply_history(&user, before, limit, result.map_err(|e| e.0));
-                }
-                Task::none()
-            }
-            message @ (Message::Presence { .. }
+            message @ (Message::Status(_)
+            | Message::Peers(_)
+            | Message::Rooms(_)
+            | Message::RoomHistory { .. }
+            | Message::History { .. }) => self.on_refresh(message),
+            message @ (Message::Sent { .. }
+            | Message::Presence { .. }
             | Message::Read(_)
             | Message::Typed(_)
             | Message::Transfer(_)
@@ -462,17 +262,6 @@ impl App {
             },
             Message::Notified => Task::none(),
             Message::UserActive => self.user_active(),
-            Message::Sent { text, result } => {
-                match result {
-                    Ok(message) => {
-                        if let Some(s) = &mut self.session {
-                            s.apply_sent(message);
-                        }
-                    }
-                    Err(e) => self.chat.send_failed(&text, &e.0),
-                }
-                Task::none()
-            }
             Message::Tick => match (&self.connection, &self.session) {
                 (Some(c), Some(s)) if s.ended.is_none() => Task::batch([
                     Task::perform(c.backend().status(), Message::Status),
@@ -511,40 +300,6 @@ impl App {
         }
     }
 
-    fn on_shortcut(&mut self, shortcut: Shortcut) -> Task<Message> {
-        let zoom = |app: &mut Self, scale: f32| {
-            app.scale = scale.clamp(*SCALE_RANGE.start(), *SCALE_RANGE.end());
-            app.prefs.scale = app.scale;
-            app.save_prefs()
-        };
-        match shortcut {
-            Shortcut::FocusNext => operation::focus_next(),
-            Shortcut::FocusPrevious => operation::focus_previous(),
-            Shortcut::Search => match self.screen {
-                Screen::Main => operation::focus(chat::SEARCH_ID),
-                _ => Task::none(),
-            },
-            Shortcut::ZoomIn => zoom(self, self.scale + 0.25),
-            Shortcut::ZoomOut => zoom(self, self.scale - 0.25),
-            Shortcut::ZoomReset => zoom(self, 1.0),
-            Shortcut::NextContact | Shortcut::PreviousContact => match self.screen {
-                Screen::Main => {
-                    let delta = if shortcut == Shortcut::NextContact {
-                        1
-                    } else {
-                        -1
-                    };
-                    self.update_chat(chat::Message::Step(delta))
-                }
-                _ => Task::none(),
-            },
-            Shortcut::Back => match self.screen {
-                Screen::Settings(_) => self.back_to_main(),
-                _ => Task::none(),
-            },
-        }
-    }
-
     /// The screen.
     pub fn view(&self) -> Element<'_, Message> {
         match &self.screen {
@@ -577,50 +332,4 @@ impl App {
             }
         }
     }
-}
-
-/// A task loading one history page of `user` (see [`Session::apply_history`]).
-fn load_history(backend: &dyn Backend, user: String, before: Option<u64>) -> Task<Message> {
-    Task::perform(backend.history(user.clone(), before, PAGE), move |result| {
-        Message::History {
-            user: user.clone(),
-            before,
-            limit: PAGE,
-            result,
-        }
-    })
-}
-
-/// A task loading the newest history page of `room` (see
-/// [`Session::apply_room_history`]).
-fn load_room_history(backend: &dyn Backend, room: String) -> Task<Message> {
-    Task::perform(
-        backend.room_history(room.clone(), None, PAGE),
-        move |result| Message::RoomHistory {
-            room: room.clone(),
-            before: None,
-            limit: PAGE,
-            result,
-        },
-    )
-}
-
-/// Maps unhandled key presses to shortcuts.
-fn shortcut(event: keyboard::Event) -> Option<Message> {
-    let keyboard::Event::KeyPressed { key, modifiers, .. } = event else {
-        return None;
-    };
-    let shortcut = match key.as_ref() {
-        Key::Named(Named::Tab) if modifiers.shift() => Shortcut::FocusPrevious,
-        Key::Named(Named::Tab) => Shortcut::FocusNext,
-        Key::Named(Named::Escape) => Shortcut::Back,
-        Key::Named(Named::ArrowDown) if modifiers.alt() => Shortcut::NextContact,
-        Key::Named(Named::ArrowUp) if modifiers.alt() => Shortcut::PreviousContact,
-        Key::Character("f") if modifiers.command() => Shortcut::Search,
-        Key::Character("+" | "=") if modifiers.command() => Shortcut::ZoomIn,
-        Key::Character("-") if modifiers.command() => Shortcut::ZoomOut,
-        Key::Character("0") if modifiers.command() => Shortcut::ZoomReset,
-        _ => return None,
-    };
-    Some(Message::Shortcut(shortcut))
 }

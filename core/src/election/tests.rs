@@ -4,6 +4,7 @@ use super::*;
 use crate::entropy::SeededEntropy;
 use crate::identity::DeviceKey;
 use crate::lease::MAX_EPOCH_STEP;
+use crate::site::Rank;
 
 /// The relay every test node pinned.
 fn relay_key() -> DeviceKey {

@@ -1,5 +1,6 @@
-//! The node's answers to what the screens asked for: presence, read
-//! marks, typing notices, transfers, the file picker, "Open folder".
+//! The node's answers to what the app and the screens asked for: status,
+//! peers, rooms, history pages, sends, presence, read marks, typing
+//! notices, transfers, the file picker, "Open folder".
 //! Failures become sentences where the user looks (the header, the line
 //! above the composer); answers nobody waits for are only logged.
 
@@ -9,9 +10,76 @@ use super::{App, Message};
 use crate::profile;
 
 impl App {
+    /// Takes the node's answers to the app's own refreshes and page loads
+    /// (the messages `update` routes here): status, peers, rooms, history.
+    pub(super) fn on_refresh(&mut self, message: Message) -> Task<Message> {
+        match message {
+            Message::Status(status) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_status(status.map_err(|e| e.0));
+                }
+                Task::none()
+            }
+            Message::Peers(Ok(peers)) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_peers(peers);
+                }
+                Task::none()
+            }
+            Message::Peers(Err(e)) => {
+                tracing::debug!(error = %e, "peers");
+                Task::none()
+            }
+            Message::Rooms(Ok(rooms)) => {
+                if let Some(s) = &mut self.session {
+                    s.apply_rooms(rooms);
+                }
+                Task::none()
+            }
+            Message::Rooms(Err(e)) => {
+                tracing::debug!(error = %e, "rooms");
+                Task::none()
+            }
+            Message::RoomHistory {
+                room,
+                before,
+                limit,
+                result,
+            } => {
+                if let Some(s) = &mut self.session {
+                    s.apply_room_history(&room, before, limit, result.map_err(|e| e.0));
+                }
+                Task::none()
+            }
+            Message::History {
+                user,
+                before,
+                limit,
+                result,
+            } => {
+                if let Some(s) = &mut self.session {
+                    s.apply_history(&user, before, limit, result.map_err(|e| e.0));
+                }
+                Task::none()
+            }
+            _ => Task::none(),
+        }
+    }
+
     /// Handles one answer (the messages `update` routes here).
     pub(super) fn on_answer(&mut self, message: Message) -> Task<Message> {
         match message {
+            Message::Sent { text, result } => {
+                match result {
+                    Ok(message) => {
+                        if let Some(s) = &mut self.session {
+                            s.apply_sent(message);
+                        }
+                    }
+                    Err(e) => self.chat.send_failed(&text, &e.0),
+                }
+                Task::none()
+            }
             Message::Presence { result, note } => {
                 match result {
                     Ok(presence) => {

@@ -4,7 +4,8 @@
 use iced::widget::operation;
 use iced::Task;
 
-use super::{load_history, load_room_history, App, Message, Screen};
+use super::boot::{load_history, load_room_history};
+use super::{App, Message, Screen};
 use crate::backend::{self, Mode};
 use crate::chat;
 use crate::devices;

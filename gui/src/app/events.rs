@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use iced::{keyboard, window, Subscription, Task};
 
+use super::boot::{load_history, load_room_history};
+use super::shortcut::shortcut;
 use super::{
-    load_history, load_room_history, shortcut, App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT,
-    PROGRESS_EVERY, STATUS_EVERY, TYPING_EVERY,
+    App, Message, Screen, ACTIVITY_EVERY, NOTIFIED_KEPT, PROGRESS_EVERY, STATUS_EVERY, TYPING_EVERY,
 };
 use crate::backend::BackendEvent;
 use crate::backend::Connection;

@@ -1,0 +1,134 @@
+//! What the node sends a peer: delivery attempts, routed sends through a
+//! gateway or the relay, and notifications.
+//!
+//! Kept apart from the serving side because each of these is its own short
+//! task with its own deadline, and reports back to the actor (or to the
+//! caller) rather than answering a peer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tincan_core::route::{DeviceAnswer, Route, Routed};
+use tincan_core::wire::{self, Frame};
+use tincan_core::{DeviceId, MessageId};
+use tokio::sync::mpsc;
+
+use super::{LinkEvent, ATTEMPT_TIMEOUT};
+use crate::rpc::STREAM_LIMIT;
+
+/// Longest a routed exchange may take across hops (gateway → relay →
+/// gateway → device, each with its own shorter deadline).
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One routed send of `route` over `conn` (to a gateway or the relay):
+/// one copy of the item for all of `route.to`.
+pub(crate) async fn route(conn: quinn::Connection, route: Route, tx: mpsc::Sender<LinkEvent>) {
+    let message_id = route.item.message_id();
+    let devices = route.to.clone();
+    let result = match crate::rpc::request(&conn, &Frame::Route(route), ROUTE_TIMEOUT).await {
+        Ok(Frame::Answers(answers)) => Ok(answers),
+        Ok(Frame::Error(e)) => Err(format!("refused by hop: {e}")),
+        Ok(other) => Err(format!("unexpected answer {}", other.name())),
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = tx
+        .send(LinkEvent::Routed {
+            message_id,
+            devices,
+            result,
+        })
+        .await;
+}
+
+/// Asks `conn` to take `route` and returns its answers (for a gateway
+/// forwarding a member's or the relay's item). Devices the hop did not
+/// answer for, or all of them when it failed, are `Failed`.
+pub(crate) async fn forward(conn: quinn::Connection, route: Route) -> Vec<DeviceAnswer> {
+    use tincan_core::route::Answer;
+    let to = route.to.clone();
+    let answers = match crate::rpc::request(&conn, &Frame::Route(route), ROUTE_TIMEOUT).await {
+        Ok(Frame::Answers(answers)) => answers,
+        Ok(other) => {
+            tracing::debug!(answer = other.name(), "hop gave no answers");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "forwarding failed");
+            Vec::new()
+        }
+    };
+    to.into_iter()
+        .map(|device| {
+            answers
+                .iter()
+                .find(|a| a.device == device)
+                .cloned()
+                .unwrap_or(DeviceAnswer {
+                    device,
+                    answer: Answer::Failed("no answer from the next hop".into()),
+                })
+        })
+        .collect()
+}
+
+/// The item of a delivered envelope frame, for routing.
+pub(crate) fn routed_envelope(frame: &[u8]) -> Option<Routed> {
+    match wire::decode(frame) {
+        Ok((Frame::Envelope(envelope), _)) => Some(Routed::Envelope(Box::new(envelope))),
+        Ok((Frame::RoomEnvelope(envelope), _)) => Some(Routed::Room(Box::new(envelope))),
+        _ => None,
+    }
+}
+
+/// Sends a small request and forgets the answer (directory pushes).
+pub(crate) async fn notify(conn: quinn::Connection, frame: Arc<Frame>) {
+    if let Err(e) = crate::rpc::request(&conn, &frame, ROUTE_TIMEOUT).await {
+        tracing::debug!(frame = frame.name(), error = %e, "notification not taken");
+    }
+}
+
+/// One delivery attempt of an encoded envelope frame over `conn`.
+pub(crate) async fn deliver(
+    conn: quinn::Connection,
+    frame: Arc<Vec<u8>>,
+    message_id: MessageId,
+    device: DeviceId,
+    tx: mpsc::Sender<LinkEvent>,
+) {
+    let attempt = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        let _ = tx.send(LinkEvent::Written { message_id, device }).await;
+        let answer = recv
+            .read_to_end(STREAM_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        wire::decode(&answer)
+            .map(|(frame, _)| frame)
+            .map_err(|e| format!("bad answer: {e}"))
+    };
+    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer in time".to_string()),
+    };
+    let _ = tx
+        .send(LinkEvent::Attempted {
+            message_id,
+            device,
+            result,
+        })
+        .await;
+}
+
+/// Sends an encoded envelope frame once and ignores the answer: for
+/// ephemeral content that is worth nothing if late (typing, presence).
+pub(crate) async fn deliver_once(conn: quinn::Connection, frame: Arc<Vec<u8>>) {
+    let attempt = async {
+        let (mut send, mut recv) = conn.open_bi().await.ok()?;
+        send.write_all(&frame).await.ok()?;
+        send.finish().ok()?;
+        recv.read_to_end(STREAM_LIMIT).await.ok()
+    };
+    let _ = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await;
+}
