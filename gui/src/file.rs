@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tincan_node::store::TransferState;
+use tincan_node::TransferState;
 use tincan_node::TransferView;
 
 /// `1.5 MiB`, `820 KiB`, `12 B`.

@@ -10,7 +10,7 @@ mod rooms;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use tincan_node::store::TransferState;
+use tincan_node::TransferState;
 use tincan_node::{
     MessageView, NodeEvent, PeerView, PresenceView, StatusView, TransferView, WhoAmI,
 };

@@ -16,8 +16,8 @@ use tincan_core::PresenceState;
 use tincan_gui::chat;
 use tincan_gui::presence::Choice;
 use tincan_gui::session::{PAGE, TYPING_SHOWN};
-use tincan_node::store::TransferState;
 use tincan_node::NodeEvent;
+use tincan_node::TransferState;
 
 #[test]
 fn switching_presence_reaches_the_backend_and_shows_in_the_header() {

@@ -13,7 +13,7 @@ use tincan_gui::backend::Mode;
 use tincan_gui::chat;
 use tincan_gui::presence::Choice;
 use tincan_gui::session::PAGE;
-use tincan_node::store::TransferState;
+use tincan_node::TransferState;
 use tincan_node::{
     Home, MessageState, MessageView, Node, NodeConfig, NodeEvent, Request, RoomView, TransferView,
 };

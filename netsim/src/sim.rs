@@ -23,6 +23,8 @@
 //!   envelope copy per destination site, fanned out inside the site).
 //! - `relay`: the relay's leases and where it forwards.
 //! - `check`: the election invariants, checked as roles change.
+//! - `fault`: partitions, crashes, restarts and roaming.
+//! - `report`: what a run can be asked about its outcome.
 //! - [`node`]: one device driving core's outbox and gateway election, with
 //!   its durable store.
 //! - [`seed`]: random streams and [`check_seeds`].
@@ -44,18 +46,18 @@
 
 mod builder;
 mod check;
+mod fault;
 pub mod net;
 pub mod node;
 pub(crate) mod queue;
 mod relay;
+mod report;
 pub mod seed;
 mod world;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use tincan_core::delivery::MessageState;
 use tincan_core::envelope::SealError;
 use tincan_core::route::hop::{HopSource, HopState};
 use tincan_core::wire::{self, EncodeError, Frame};
@@ -65,6 +67,7 @@ pub use builder::SimBuilder;
 pub use check::failover_bound_ms;
 pub use net::{LinkCount, NetStats, WanStats};
 pub use node::{Displayed, SimNode};
+pub use report::{DeliveryReport, GatewayReport};
 pub use seed::{check_seeds, SimRng, SEED_ENV};
 
 use queue::{Event, Hop, Packet};
@@ -132,52 +135,6 @@ pub struct SentMessage {
     pub to: Vec<NodeIdx>,
     /// Bytes of its `Frame::Envelope`.
     pub frame_len: usize,
-}
-
-/// How the sent messages fared; see [`Sim::delivery_report`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeliveryReport {
-    /// Expected (message, recipient) displays.
-    pub expected: usize,
-    /// (message, recipient) pairs not displayed.
-    pub missing: Vec<(MessageId, NodeIdx)>,
-    /// (message, recipient, times) displayed more than once.
-    pub duplicated: Vec<(MessageId, NodeIdx, usize)>,
-    /// (message, recipient) displays nobody sent to that node.
-    pub unexpected: Vec<(MessageId, NodeIdx)>,
-    /// (message, recipient) pairs whose sender never saw a receipt.
-    pub unacknowledged: Vec<(MessageId, NodeIdx)>,
-    /// Settled messages whose state in the sender's history disagrees with
-    /// the devices' outcomes (delivered when one device acknowledged it,
-    /// else failed with a reason), with the state shown.
-    pub misreported: Vec<(MessageId, Option<MessageState>)>,
-}
-
-impl DeliveryReport {
-    /// Every message displayed exactly once at every recipient, nothing
-    /// else displayed, and every delivery acknowledged to its sender.
-    pub fn is_exactly_once(&self) -> bool {
-        self.missing.is_empty()
-            && self.duplicated.is_empty()
-            && self.unexpected.is_empty()
-            && self.unacknowledged.is_empty()
-            && self.misreported.is_empty()
-    }
-}
-
-/// What the gateway checks found; see [`Sim::gateway_report`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GatewayReport {
-    /// The most devices seen as gateway of one site in one lease epoch
-    /// (1 when the election is safe).
-    pub max_gateways_per_site_epoch: usize,
-    /// Sites that lost their gateway and got a new one (or waited past
-    /// the bound).
-    pub failovers: u64,
-    /// The longest time a site was without a gateway, in ms.
-    pub max_failover_ms: u64,
-    /// Broken rules, with the virtual time they broke (empty when all hold).
-    pub violations: Vec<String>,
 }
 
 /// A running simulation.
@@ -297,64 +254,6 @@ impl Sim {
         self.world.queue.len()
     }
 
-    /// The gateway checks so far: at most one gateway per site and epoch,
-    /// never two at once, and failover within [`failover_bound_ms`].
-    pub fn gateway_report(&self) -> GatewayReport {
-        let c = &self.world.checks;
-        GatewayReport {
-            max_gateways_per_site_epoch: c.max_gateways_per_site_epoch(),
-            failovers: c.failovers,
-            max_failover_ms: c.max_failover_ms,
-            violations: c.violations.clone(),
-        }
-    }
-
-    /// How many first-attempt copies of message `id` entered `site` over
-    /// the WAN (0 when none did).
-    pub fn first_wan_copies(&self, id: &MessageId, site: SiteIdx) -> u32 {
-        self.world
-            .first_copies
-            .get(&(*id, site))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Envelope copies of retried attempts that entered a site over the WAN.
-    pub fn wan_retransmits(&self) -> u64 {
-        self.world.wan_retransmits
-    }
-
-    /// Whether every site agrees on one gateway: in each site with a
-    /// running node that may be gateway, exactly one running node is
-    /// gateway and every other running node follows it (a node alone in
-    /// its site roams: it talks to the relay itself).
-    pub fn gateways_settled(&self) -> bool {
-        (0..self.sites()).all(|site| {
-            let up: Vec<&SimNode> = self.world.net.members[site]
-                .iter()
-                .map(|n| &self.nodes[n.0])
-                .filter(|n| n.is_up())
-                .collect();
-            if up
-                .iter()
-                .all(|n| n.preference() == GatewayPreference::Never)
-            {
-                return true;
-            }
-            if let [alone] = up[..] {
-                // Alone on its LAN a node talks to the relay itself.
-                return alone.role() == Some(tincan_core::Role::Roaming);
-            }
-            let gateways: Vec<_> = up.iter().filter(|n| n.is_gateway()).collect();
-            let [gateway] = gateways[..] else {
-                return false;
-            };
-            let g = gateway.election().and_then(|e| e.gateway());
-            up.iter()
-                .all(|n| n.election().is_some_and(|e| e.gateway() == g))
-        })
-    }
-
     /// Runs until [`Sim::gateways_settled`] holds (checked every 100 ms of
     /// virtual time), for at most `max`.
     pub fn settle(&mut self, max: Duration) -> Result<Duration, SimError> {
@@ -447,98 +346,6 @@ impl Sim {
         nodes.sort();
         nodes.dedup();
         Ok(nodes)
-    }
-
-    /// Cuts the WAN path between two sites (at the relay).
-    pub fn partition(&mut self, a: SiteIdx, b: SiteIdx) {
-        self.world.net.partition(a, b);
-        self.world.trace(&[b"partition", &site_bytes(a, b)]);
-        self.refresh_reachability(None);
-    }
-
-    /// Restores the WAN path between two sites.
-    pub fn heal(&mut self, a: SiteIdx, b: SiteIdx) {
-        self.world.net.heal(a, b);
-        self.world.trace(&[b"heal", &site_bytes(a, b)]);
-        self.refresh_reachability(None);
-    }
-
-    /// Restores every WAN path.
-    pub fn heal_all(&mut self) {
-        self.world.net.heal_all();
-        self.world.trace(&[b"heal all"]);
-        self.refresh_reachability(None);
-    }
-
-    /// Stops `node`: it drops what arrives and forgets its memory; its store
-    /// (outbox entries, received set, history) survives.
-    pub fn crash(&mut self, node: NodeIdx) {
-        if !self.nodes[node.0].is_up() {
-            return;
-        }
-        self.nodes[node.0].crash(&mut self.world);
-        self.world.net.up[node.0] = false;
-        self.world
-            .trace(&[b"crash", &(node.0 as u64).to_le_bytes()]);
-        self.refresh_reachability(None);
-    }
-
-    /// Starts a crashed `node` again; it reloads its outbox from its store.
-    pub fn restart(&mut self, node: NodeIdx) {
-        if self.nodes[node.0].is_up() {
-            return;
-        }
-        self.nodes[node.0].restart(&mut self.world);
-        self.world.net.up[node.0] = true;
-        self.world
-            .trace(&[b"restart", &(node.0 as u64).to_le_bytes()]);
-        self.refresh_reachability(None);
-    }
-
-    /// Moves `node` to `site` (a laptop changing office): its connections
-    /// drop and come back, packets on their way to the old site are lost.
-    ///
-    /// # Panics
-    /// If `site` is out of range.
-    pub fn roam(&mut self, node: NodeIdx, site: SiteIdx) {
-        assert!(site.0 < self.sites(), "{site} out of range");
-        // Its LAN links and relay connection break: the election starts
-        // over in the new network (from what the node stored).
-        let up = self.nodes[node.0].is_up();
-        if up {
-            self.nodes[node.0].stop_election(&mut self.world);
-        }
-        self.world.net.relocate(node, site);
-        if up {
-            let now = self.world.now;
-            self.nodes[node.0].start_election(&mut self.world, now);
-        }
-        self.world.trace(&[
-            b"roam",
-            &(node.0 as u64).to_le_bytes(),
-            &(site.0 as u64).to_le_bytes(),
-        ]);
-        self.refresh_reachability(Some(node));
-    }
-
-    /// Tells every running node's outbox which of its pending devices have a
-    /// path now; `bounce` marks a node whose connections all dropped and
-    /// came back. Then drives the outboxes.
-    fn refresh_reachability(&mut self, bounce: Option<NodeIdx>) {
-        for n in 0..self.nodes.len() {
-            if !self.nodes[n].is_up() {
-                continue;
-            }
-            for device in self.nodes[n].pending_devices() {
-                let Some(target) = self.world.node_of(&device) else {
-                    continue;
-                };
-                let up = self.world.net.path_up(NodeIdx(n), target);
-                let bounced = bounce.is_some_and(|b| b.0 == n || b == target);
-                self.nodes[n].set_reachable(&self.world, device, up, bounced);
-            }
-            self.nodes[n].drive(&mut self.world);
-        }
     }
 
     /// Processes the next event, advancing virtual time to it. Returns
@@ -712,58 +519,6 @@ impl Sim {
     /// acknowledged, refused or expired). Cheap: O(nodes).
     pub fn is_quiescent(&self) -> bool {
         self.nodes.iter().all(|n| n.pending_len() == 0)
-    }
-
-    /// Compares what was sent with what was displayed and acknowledged.
-    pub fn delivery_report(&self) -> DeliveryReport {
-        let mut report = DeliveryReport::default();
-        let mut shown: BTreeMap<(MessageId, NodeIdx), usize> = BTreeMap::new();
-        for node in &self.nodes {
-            for d in node.displayed() {
-                *shown.entry((d.id, node.idx())).or_default() += 1;
-            }
-        }
-        for sent in &self.sent {
-            if let Some(wrong) = self.misreported(sent) {
-                report.misreported.push((sent.id, wrong));
-            }
-            for to in &sent.to {
-                report.expected += 1;
-                match shown.remove(&(sent.id, *to)) {
-                    None => report.missing.push((sent.id, *to)),
-                    Some(1) => {}
-                    Some(times) => report.duplicated.push((sent.id, *to, times)),
-                }
-                let device = self.nodes[to.0].device_id();
-                if !self.nodes[sent.from.0].is_delivered(&sent.id, &device) {
-                    report.unacknowledged.push((sent.id, *to));
-                }
-            }
-        }
-        report.unexpected = shown.into_keys().collect();
-        report
-    }
-}
-
-impl Sim {
-    /// The state `sent` shows in its sender's history, when that is not
-    /// what its devices' outcomes imply (`None` inside: no state at all).
-    fn misreported(&self, sent: &SentMessage) -> Option<Option<MessageState>> {
-        let sender = &self.nodes[sent.from.0];
-        if !sender.is_settled(&sent.id) {
-            return None;
-        }
-        let acked = sent
-            .to
-            .iter()
-            .any(|n| sender.is_delivered(&sent.id, &self.nodes[n.0].device_id()));
-        let shown = sender.message_state(&sent.id);
-        let right = match shown {
-            Some((MessageState::Delivered, None)) => acked,
-            Some((MessageState::Failed, Some(reason))) => !acked && !reason.is_empty(),
-            _ => false,
-        };
-        (!right).then(|| shown.map(|(state, _)| state))
     }
 }
 

@@ -62,8 +62,7 @@ impl App {
             let moving = session.transfers.values().any(|t| {
                 matches!(
                     t.state,
-                    tincan_node::store::TransferState::Accepted
-                        | tincan_node::store::TransferState::Transferring
+                    tincan_node::TransferState::Accepted | tincan_node::TransferState::Transferring
                 )
             });
             if moving && self.connection.is_some() {

@@ -5,7 +5,7 @@
 
 use iced::widget::{button, column, container, progress_bar, row, space, text};
 use iced::{Alignment, Element, Fill};
-use tincan_node::store::TransferState;
+use tincan_node::TransferState;
 use tincan_node::TransferView;
 
 use super::Message;

@@ -17,7 +17,7 @@ use iced::Task;
 use tincan_gui::app::{Message, Screen};
 use tincan_gui::backend::{Backend, BackendError, BackendEvent, Mode};
 use tincan_gui::App;
-use tincan_node::store::TransferState;
+use tincan_node::TransferState;
 use tincan_node::{
     DeviceView, MessageState, MessageView, NodeEvent, PairingView, PeerView, PresenceView,
     ReadView, RoomMemberView, RoomView, StatusView, TransferView, TypingView, WhoAmI,

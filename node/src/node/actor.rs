@@ -41,6 +41,7 @@ mod presence;
 mod receipts;
 mod relay;
 mod request;
+mod restore;
 mod rooms;
 mod routing;
 mod sync;
@@ -52,7 +53,7 @@ use super::{Command, NodeError, StartError};
 use crate::config::RelayAddr;
 use crate::discovery::{Discovery, DiscoveryEvent};
 use crate::event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView};
-use crate::store::{HistoryQuery, Store, StoreError};
+use crate::store::{HistoryQuery, Store};
 
 /// How long an undelivered message waits for its recipient before the
 /// sender is told it failed.
@@ -265,49 +266,6 @@ impl Actor {
         actor.restore_devices()?;
         actor.restore_files()?;
         Ok(actor)
-    }
-
-    /// Reloads pins, known peers and the outbox after a restart.
-    fn restore(&mut self) -> Result<(), StoreError> {
-        let (book, certs) = super::offline::stored_book(&self.store)?;
-        self.book = book;
-        self.certs.extend(certs);
-        let now = self.now;
-        for entry in self.store.outbox_entries()? {
-            let to = self
-                .book
-                .device(&entry.device)
-                .map(|d| d.user)
-                .or_else(|| self.certs.get(&entry.device).map(DeviceCert::user_id));
-            let Some(to) = to else {
-                tracing::warn!(message = %entry.message_id, "outbox entry for an unknown device kept");
-                continue;
-            };
-            let envelope = &entry.envelope;
-            self.deliveries
-                .restore(entry.message_id, to, entry.device, || {
-                    Arc::new(envelope.clone())
-                });
-            self.outbox.push(
-                now,
-                entry.message_id,
-                entry.device,
-                entry.expires_at_ms,
-                entry.attempts,
-            );
-            if entry.held {
-                self.outbox.handle_outcome(
-                    now,
-                    entry.message_id,
-                    entry.device,
-                    tincan_core::outbox::AttemptOutcome::Custody,
-                );
-            }
-        }
-        if !self.outbox.is_empty() {
-            tracing::info!(entries = self.outbox.len(), "restored outbox");
-        }
-        Ok(())
     }
 
     pub(crate) async fn run(
