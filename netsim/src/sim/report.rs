@@ -59,7 +59,7 @@ pub struct GatewayReport {
 
 impl Sim {
     /// The gateway checks so far: at most one gateway per site and epoch,
-    /// never two at once, and failover within [`failover_bound_ms`].
+    /// never two at once, and failover within [`failover_bound_ms`](super::failover_bound_ms).
     pub fn gateway_report(&self) -> GatewayReport {
         let c = &self.world.checks;
         GatewayReport {
