@@ -1,12 +1,14 @@
 //! What the screens' actions do: tasks on the backend and on the home's
 //! files (blocking file I/O runs on tokio's blocking pool), node restarts.
 
+use iced::futures::future::BoxFuture;
 use iced::widget::operation;
 use iced::Task;
+use tincan_node::MessageView;
 
 use super::boot::{load_history, load_room_history};
 use super::{App, Message, Screen};
-use crate::backend::{self, Mode};
+use crate::backend::{self, BackendError, Mode};
 use crate::chat;
 use crate::devices;
 use crate::forms::{OrgMessage, RelayMessage};
@@ -112,24 +114,7 @@ impl App {
         };
         match self.chat.update(session, message) {
             chat::Action::None => Task::none(),
-            chat::Action::Open(user_id) => {
-                let load = session.open(&user_id);
-                self.chat.drop_hover = false;
-                let focus = operation::focus(chat::COMPOSER_ID);
-                let Some(connection) = &self.connection else {
-                    return focus;
-                };
-                let backend = connection.backend();
-                // Opening it is reading it: receipts go to the sender.
-                let mut tasks = vec![
-                    focus,
-                    Task::perform(backend.read(user_id.clone()), Message::Read),
-                ];
-                if load {
-                    tasks.push(load_history(backend, user_id, None));
-                }
-                Task::batch(tasks)
-            }
+            chat::Action::Open(user_id) => self.open_conversation(user_id),
             chat::Action::LoadOlder(user_id) => {
                 let (Some(connection), Some(before)) =
                     (&self.connection, session.begin_older(&user_id))
@@ -167,49 +152,79 @@ impl App {
                 blocking(move || crate::file::open_folder(&folder)),
                 Message::FolderOpened,
             ),
-            chat::Action::Send { peer, text } => {
-                let Some(connection) = &self.connection else {
-                    self.chat.send_failed(&text, "the node is not running");
-                    return Task::none();
-                };
-                let send = connection.backend().send(peer, text.clone());
-                Task::perform(send, move |result| Message::Sent {
-                    text: text.clone(),
-                    result,
-                })
-            }
-            chat::Action::OpenRoom(room) => {
-                let load = session.open_room(&room);
-                self.chat.drop_hover = false;
-                let focus = operation::focus(chat::COMPOSER_ID);
-                match &self.connection {
-                    Some(connection) if load => {
-                        Task::batch([focus, load_room_history(connection.backend(), room)])
-                    }
-                    _ => focus,
-                }
-            }
+            chat::Action::Send { peer, text } => self.send_text(text, |b, t| b.send(peer, t)),
+            chat::Action::OpenRoom(room) => self.open_room(room),
             chat::Action::RoomSend { room, text } => {
-                let Some(connection) = &self.connection else {
-                    self.chat.send_failed(&text, "the node is not running");
-                    return Task::none();
-                };
-                let send = connection.backend().room_send(room, text.clone());
-                Task::perform(send, move |result| Message::Sent {
-                    text: text.clone(),
-                    result,
-                })
+                self.send_text(text, |b, t| b.room_send(room, t))
             }
-            chat::Action::OpenSettings => {
-                self.screen = Screen::Settings(Box::default());
-                let home = self.home_or_error();
-                let profile = Task::perform(blocking(move || profile::load(&home?)), |r| {
-                    Message::Settings(settings::Message::Loaded(r))
-                });
-                Task::batch([profile, self.devices_task(devices::Action::Load)])
-            }
+            chat::Action::OpenSettings => self.open_settings(),
             chat::Action::Reconnect => self.restart(),
         }
+    }
+
+    /// Opens a conversation: focus the composer, mark it read (receipts go
+    /// to the sender) and load its history the first time.
+    fn open_conversation(&mut self, user_id: String) -> Task<Message> {
+        let load = self.session.as_mut().is_some_and(|s| s.open(&user_id));
+        self.chat.drop_hover = false;
+        let focus = operation::focus(chat::COMPOSER_ID);
+        let Some(connection) = &self.connection else {
+            return focus;
+        };
+        let backend = connection.backend();
+        let mut tasks = vec![
+            focus,
+            Task::perform(backend.read(user_id.clone()), Message::Read),
+        ];
+        if load {
+            tasks.push(load_history(backend, user_id, None));
+        }
+        Task::batch(tasks)
+    }
+
+    /// Opens a room: focus the composer and load its history the first
+    /// time.
+    fn open_room(&mut self, room: String) -> Task<Message> {
+        let load = self.session.as_mut().is_some_and(|s| s.open_room(&room));
+        self.chat.drop_hover = false;
+        let focus = operation::focus(chat::COMPOSER_ID);
+        match &self.connection {
+            Some(connection) if load => {
+                Task::batch([focus, load_room_history(connection.backend(), room)])
+            }
+            _ => focus,
+        }
+    }
+
+    /// Sends `text` through the node (to a peer or a room), or tells the
+    /// composer why it cannot.
+    fn send_text(
+        &mut self,
+        text: String,
+        send: impl FnOnce(
+            &dyn backend::Backend,
+            String,
+        ) -> BoxFuture<'static, Result<MessageView, BackendError>>,
+    ) -> Task<Message> {
+        let Some(connection) = &self.connection else {
+            self.chat.send_failed(&text, "the node is not running");
+            return Task::none();
+        };
+        let sending = send(connection.backend(), text.clone());
+        Task::perform(sending, move |result| Message::Sent {
+            text: text.clone(),
+            result,
+        })
+    }
+
+    /// Shows the settings with the profile and this user's devices.
+    fn open_settings(&mut self) -> Task<Message> {
+        self.screen = Screen::Settings(Box::default());
+        let home = self.home_or_error();
+        let profile = Task::perform(blocking(move || profile::load(&home?)), |r| {
+            Message::Settings(settings::Message::Loaded(r))
+        });
+        Task::batch([profile, self.devices_task(devices::Action::Load)])
     }
 
     /// Asks the node what the devices panel needs; the answer comes back
