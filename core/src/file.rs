@@ -49,7 +49,7 @@ pub mod state;
 
 pub use chunk_set::ChunkSet;
 pub use crypt::ChunkError;
-pub use manifest::{FileEntry, Layout, Manifest, ManifestError};
+pub use manifest::{file_name, FileEntry, Layout, Manifest, ManifestError};
 pub use pull::{Fetch, FetchFault, Pull, PullConfig, PullEvent, PullState};
 pub use rate::{RateMeter, TokenBucket};
 pub use state::{ParseTransferStateError, TransferState};
@@ -307,6 +307,25 @@ impl FileRefusal {
         matches!(self, FileRefusal::Busy)
     }
 
+    /// A sentence for the sender's user when the refusal is about the
+    /// sender's own files (changed, vanished or unreadable since the
+    /// offer), naming them through `name_of`; `None` for any other refusal.
+    /// [`Self::describe`] says the same from the recipient's side.
+    pub fn describe_own(&self, name_of: impl Fn(u32) -> String) -> Option<String> {
+        Some(match self {
+            FileRefusal::Changed { file } => {
+                format!("{} changed since it was offered", name_of(*file))
+            }
+            FileRefusal::Vanished { file } => {
+                format!("{} vanished before it was sent", name_of(*file))
+            }
+            FileRefusal::Unreadable { file, error } => {
+                format!("cannot read {}: {error}", name_of(*file))
+            }
+            _ => return None,
+        })
+    }
+
     /// A sentence for the user, naming files through `name_of`.
     pub fn describe(&self, name_of: impl Fn(u32) -> String) -> String {
         match self {
@@ -351,6 +370,29 @@ mod tests {
             manifest_len: 100,
             key: [9; 32],
         }
+    }
+
+    #[test]
+    fn the_sender_is_told_about_its_own_files_only() {
+        let name = |f: u32| format!("f{f}");
+        let changed = FileRefusal::Changed { file: 1 };
+        assert_eq!(
+            changed.describe_own(name).as_deref(),
+            Some("f1 changed since it was offered")
+        );
+        let unreadable = FileRefusal::Unreadable {
+            file: 2,
+            error: "denied".into(),
+        };
+        assert_eq!(
+            unreadable.describe_own(name).as_deref(),
+            Some("cannot read f2: denied")
+        );
+        assert_eq!(FileRefusal::Busy.describe_own(name), None);
+        assert_eq!(
+            FileRefusal::QuotaExceeded { limit: 1 }.describe_own(name),
+            None
+        );
     }
 
     #[test]

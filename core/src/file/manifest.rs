@@ -52,6 +52,15 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
+/// The name of file `file` of `manifest` for messages to the user, or
+/// `file #N` when the manifest (or the file) is not known.
+pub fn file_name(manifest: Option<&Manifest>, file: u32) -> String {
+    manifest
+        .and_then(|m| m.files.get(file as usize))
+        .map(|f| f.path.clone())
+        .unwrap_or_else(|| format!("file #{file}"))
+}
+
 /// Why a path or manifest is unacceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -265,11 +265,7 @@ impl Pull {
 
     /// The name of file `file` of the manifest, for messages.
     pub fn file_name(&self, file: u32) -> String {
-        self.manifest
-            .as_ref()
-            .and_then(|m| m.files.get(file as usize))
-            .map(|f| f.path.clone())
-            .unwrap_or_else(|| format!("file #{file}"))
+        super::manifest::file_name(self.manifest.as_ref(), file)
     }
 
     /// The link to the holder came up or went down.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tincan_core::file::pull::FinishFault;
 use tincan_core::file::{
-    crypt, Fetch, FetchFault, FileAction, FileRefusal, FileRequest, PullEvent, PullState,
+    crypt, file_name, Fetch, FetchFault, FileAction, FileRefusal, FileRequest, PullEvent, PullState,
 };
 use tincan_core::DeviceId;
 
@@ -465,25 +465,10 @@ impl Actor {
                 }
             }
             Err(Some(refusal)) if !refusal.is_transient() && !t.record.state.is_final() => {
-                let name_of = |f: u32| {
-                    t.manifest
-                        .as_ref()
-                        .and_then(|m| m.files.get(f as usize))
-                        .map(|f| f.path.clone())
-                        .unwrap_or_else(|| format!("file #{f}"))
-                };
-                let reason = match &refusal {
-                    FileRefusal::Changed { file } => {
-                        format!("{} changed since it was offered", name_of(*file))
-                    }
-                    FileRefusal::Vanished { file } => {
-                        format!("{} vanished before it was sent", name_of(*file))
-                    }
-                    FileRefusal::Unreadable { file, error } => {
-                        format!("cannot read {}: {error}", name_of(*file))
-                    }
-                    other => other.describe(name_of),
-                };
+                let name_of = |f: u32| file_name(t.manifest.as_deref(), f);
+                let reason = refusal
+                    .describe_own(name_of)
+                    .unwrap_or_else(|| refusal.describe(name_of));
                 tracing::warn!(%transfer, %reason, "outgoing transfer failed");
                 self.set_transfer_state(&key, TransferState::Failed, Some(reason));
             }

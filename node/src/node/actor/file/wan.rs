@@ -27,7 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tincan_core::file::{
-    crypt, ChunkSet, FetchFault, FileAction, FileRefusal, FileRequest, FileUpload, TransferId,
+    crypt, file_name, ChunkSet, FetchFault, FileAction, FileRefusal, FileRequest, FileUpload,
+    TransferId,
 };
 use tincan_core::site::Role;
 use tincan_core::{DeviceId, UserId};
@@ -345,27 +346,9 @@ impl Actor {
                         "the relay refused the upload: {}",
                         refusal.describe(|f| format!("file #{f}"))
                     ),
-                    other => {
-                        let name_of = |f: u32| {
-                            t.manifest
-                                .as_ref()
-                                .and_then(|m| m.files.get(f as usize))
-                                .map(|f| f.path.clone())
-                                .unwrap_or_else(|| format!("file #{f}"))
-                        };
-                        match other {
-                            FileRefusal::Changed { file } => {
-                                format!("{} changed since it was offered", name_of(*file))
-                            }
-                            FileRefusal::Vanished { file } => {
-                                format!("{} vanished before it was sent", name_of(*file))
-                            }
-                            FileRefusal::Unreadable { file, error } => {
-                                format!("cannot read {}: {error}", name_of(*file))
-                            }
-                            other => format!("the relay refused the upload: {other:?}"),
-                        }
-                    }
+                    other => other
+                        .describe_own(|f| file_name(t.manifest.as_deref(), f))
+                        .unwrap_or_else(|| format!("the relay refused the upload: {other:?}")),
                 };
                 tracing::warn!(%transfer, %reason, "upload to the relay failed for good");
                 t.upload = None;
