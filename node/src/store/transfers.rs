@@ -49,6 +49,36 @@ pub struct TransferRecord {
     pub updated_at_ms: u64,
 }
 
+impl TransferRecord {
+    /// A transfer just offered (either way), with nothing moved yet.
+    pub fn offered(
+        id: TransferId,
+        direction: Direction,
+        peer: UserId,
+        devices: Vec<DeviceId>,
+        offer: Vec<u8>,
+        now: u64,
+    ) -> Self {
+        Self {
+            id,
+            direction,
+            peer,
+            devices,
+            offer,
+            state: TransferState::Offered,
+            bytes_done: 0,
+            bytes_total: 0,
+            have: Vec::new(),
+            dest: None,
+            staging: None,
+            saved: None,
+            error: None,
+            created_at_ms: now,
+            updated_at_ms: now,
+        }
+    }
+}
+
 /// The write-once parts of a transfer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferManifest {
@@ -306,23 +336,15 @@ mod tests {
     use crate::store::test_util::{device, entry, temp_store, user};
 
     fn record(n: u8, direction: Direction) -> TransferRecord {
-        TransferRecord {
-            id: TransferId([n; 16]),
+        let devices = vec![device(2), device(3)];
+        TransferRecord::offered(
+            TransferId([n; 16]),
             direction,
-            peer: user(2),
-            devices: vec![device(2), device(3)],
-            offer: vec![1, 2, 3],
-            state: TransferState::Offered,
-            bytes_done: 0,
-            bytes_total: 0,
-            have: vec![],
-            dest: None,
-            staging: None,
-            saved: None,
-            error: None,
-            created_at_ms: 100,
-            updated_at_ms: 100,
-        }
+            user(2),
+            devices,
+            vec![1, 2, 3],
+            100,
+        )
     }
 
     #[test]

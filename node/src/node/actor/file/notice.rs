@@ -67,23 +67,16 @@ impl Actor {
                 "too many file offers are waiting for an answer (at most {MAX_WAITING_OFFERS_PER_DEVICE} from one device)"
             ))));
         }
-        let record = TransferRecord {
-            id: offer.transfer,
-            direction: Direction::In,
-            peer: opened.sender.user_id(),
-            devices: vec![sender],
-            offer: postcard::to_allocvec(&offer).map_err(|_| Rejection::Retry)?,
-            state: TransferState::Offered,
-            bytes_done: 0,
-            bytes_total: 0,
-            have: Vec::new(),
-            dest: None,
-            staging: None,
-            saved: None,
-            error: None,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
+        let offer_bytes = postcard::to_allocvec(&offer).map_err(|_| Rejection::Retry)?;
+        let peer = opened.sender.user_id();
+        let record = TransferRecord::offered(
+            offer.transfer,
+            Direction::In,
+            peer,
+            vec![sender],
+            offer_bytes,
+            now,
+        );
         if let Err(e) = self.store.insert_transfer(&record) {
             tracing::error!(transfer = %offer.transfer, error = %e, "cannot store file offer");
             return Err(Rejection::Retry);

@@ -19,7 +19,7 @@ use crate::node::actor::{Actor, MESSAGE_TTL_MS};
 use crate::node::file_task::{self, SendJob};
 use crate::node::{NodeError, Responder};
 use crate::request::Response;
-use crate::store::{Direction, OutboxEntry, TransferManifest, TransferRecord, TransferState};
+use crate::store::{Direction, OutboxEntry, TransferManifest, TransferRecord};
 
 impl Actor {
     /// Offers files and folders (absolute paths) to `peer`: answers on
@@ -113,23 +113,10 @@ impl Actor {
             key: tincan_core::Entropy::bytes32(&mut OsEntropy),
         };
         let layout = Layout::new(&scanned.manifest);
-        let record = TransferRecord {
-            id,
-            direction: Direction::Out,
-            peer: job.to,
-            devices: job.certs.iter().map(DeviceCert::device_id).collect(),
-            offer: postcard::to_allocvec(&offer).map_err(|e| NodeError::Seal(e.to_string()))?,
-            state: TransferState::Offered,
-            bytes_done: 0,
-            bytes_total: 0,
-            have: Vec::new(),
-            dest: None,
-            staging: None,
-            saved: None,
-            error: None,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
+        let devices = job.certs.iter().map(DeviceCert::device_id).collect();
+        let offer_bytes =
+            postcard::to_allocvec(&offer).map_err(|e| NodeError::Seal(e.to_string()))?;
+        let record = TransferRecord::offered(id, Direction::Out, job.to, devices, offer_bytes, now);
         let message_id = MessageId::random(&mut OsEntropy);
         let frame = self.seal_frame(
             message_id,
