@@ -31,27 +31,14 @@ pub(crate) async fn dial(
     hello: Arc<Hello>,
     tx: mpsc::Sender<LinkEvent>,
 ) {
-    let connecting = match endpoint.connect(addr, tls::SERVER_NAME) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = tx
-                .send(LinkEvent::DialFailed {
-                    addr,
-                    reason: e.to_string(),
-                })
-                .await;
-            return;
-        }
+    let connected = match endpoint.connect(addr, tls::SERVER_NAME) {
+        Ok(connecting) => connecting.await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     };
-    match connecting.await {
+    match connected {
         Ok(conn) => run_connection(conn, hello, tx, Some(addr)).await,
-        Err(e) => {
-            let _ = tx
-                .send(LinkEvent::DialFailed {
-                    addr,
-                    reason: e.to_string(),
-                })
-                .await;
+        Err(reason) => {
+            let _ = tx.send(LinkEvent::DialFailed { addr, reason }).await;
         }
     }
 }
