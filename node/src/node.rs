@@ -30,6 +30,7 @@
 //! tasks: `node/file_task.rs`.
 
 mod actor;
+mod durable;
 mod file_task;
 mod handle;
 mod link;
@@ -81,6 +82,10 @@ pub enum StartError {
     /// The TLS identity could not be built.
     #[error(transparent)]
     Tls(#[from] TlsIdentityError),
+    /// The thread that syncs the database off the event loop could not
+    /// start.
+    #[error("cannot start the database sync thread: {0}")]
+    SyncThread(#[source] std::io::Error),
     /// The QUIC socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -69,6 +69,10 @@ pub use transfers::{TransferManifest, TransferRecord, TransferState};
 /// example a `sqlite3` shell left open) before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Size a WAL is cut back to when it starts over after a checkpoint
+/// (with [`Store::defer_sync`]).
+pub const WAL_SIZE_LIMIT: u64 = 1024 * 1024;
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -204,6 +208,43 @@ impl Store {
         Self::migrated(conn)
     }
 
+    /// Stops syncing at every commit, for a driver that syncs the WAL
+    /// itself off its event loop (`node::durable`): WAL commits become
+    /// `synchronous=NORMAL` (written to the log, not waited for; a killed
+    /// process still loses nothing), this connection no longer
+    /// checkpoints (a checkpoint syncs), and a WAL folded back by someone
+    /// else's checkpoint is cut to [`WAL_SIZE_LIMIT`] when it starts over.
+    /// Returns the WAL file to sync, or `None` when the store has none (in
+    /// memory, or a filesystem that refused WAL): then every commit keeps
+    /// syncing itself and nothing changes.
+    pub fn defer_sync(&self) -> Result<Option<PathBuf>, StoreError> {
+        let mode: String = self
+            .conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+        let Some(path) = self.conn.path().filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok(None);
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let _: i64 = self.conn.pragma_update_and_check(
+            None,
+            "journal_size_limit",
+            WAL_SIZE_LIMIT as i64,
+            |row| row.get(0),
+        )?;
+        Ok(Some(PathBuf::from(format!("{path}-wal"))))
+    }
+
+    /// A mark that grows with every row this connection writes: a write
+    /// made before another has a mark no greater. What is on disk is
+    /// tracked by these marks (`node::durable`).
+    pub fn write_mark(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
     /// The schema version after migrations (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         migrations::user_version(&self.conn)
@@ -240,6 +281,8 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
     // the last commits could roll back after a power cut and the message be
     // gone while its sender shows it delivered. Incoming messages commit in
     // one batch with everything they imply, so the cost is one sync each.
+    // The daemon keeps the promise with the sync moved off its event loop
+    // (`Store::defer_sync`, `node::durable`): its receipts wait for it.
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! reads the clock; the spawned link and file tasks only bound their I/O
 //! with timeouts.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use tincan_core::route::{DirectoryEntry, MemberCard};
 use tincan_core::site::{GatewayPreference, Role, SiteId};
 use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, Identity, Membership, Revocations};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 mod chat;
 mod contacts;
@@ -48,6 +49,7 @@ mod sync;
 
 use peers::DialState;
 
+use super::durable::Durability;
 use super::link::{self, LinkEvent};
 use super::{Command, NodeError, StartError};
 use crate::config::RelayAddr;
@@ -178,6 +180,11 @@ pub(crate) struct Actor {
     /// loop wakes ([`Actor::begin_turn`]). Every decision of the turn uses
     /// it, so one turn sees one instant, as core's state machines expect.
     now: u64,
+    /// Answers and events held until the writes they speak of are on
+    /// disk (a `RefCell` so that `emit(&self)` can hold an event).
+    durable: RefCell<Durability>,
+    /// Finished disk syncs (taken by `run`).
+    synced_rx: Option<mpsc::UnboundedReceiver<u64>>,
     /// The monotonic clock at the same read, to turn core's deadlines
     /// (Unix ms) into a timer without reading the wall clock again.
     turn_started: tokio::time::Instant,
@@ -217,6 +224,7 @@ impl Actor {
         let files = file::FilesState::new(parts.files, parts.home.root());
         let rooms = rooms::RoomsState::load(&parts.store)?;
         let device_id = parts.identity.device_id();
+        let (durable, synced_rx) = Durability::start(&parts.store, &parts.home.database_path())?;
         let mut actor = Actor {
             identity: parts.identity,
             store: parts.store,
@@ -258,6 +266,8 @@ impl Actor {
             ),
             mesh_dials: lan::MeshDials::default(),
             now,
+            durable: RefCell::new(durable),
+            synced_rx: Some(synced_rx),
             turn_started,
         };
         actor.sign_own_record(0, false);
@@ -277,6 +287,7 @@ impl Actor {
         lock: File,
     ) {
         let mut link_rx = self.link_rx.take().expect("link receiver taken once");
+        let mut synced_rx = self.synced_rx.take().expect("sync receiver taken once");
         self.devices.announcer = discovery.as_ref().map(Discovery::announcer);
         self.mesh_dials.browser = discovery.as_ref().map(Discovery::browser);
         self.mesh_dials.browse_until = self.now + lan::BROWSE_AFTER_START_MS;
@@ -304,6 +315,7 @@ impl Actor {
                 cmd = commands.recv() => Wake::Command(cmd),
                 Some(ev) = link_rx.recv() => Wake::Link(ev),
                 Some(ev) = discovery_rx.recv() => Wake::Discovery(ev),
+                Some(mark) = synced_rx.recv() => Wake::Synced(mark),
                 Some(incoming) = endpoint.accept() => Wake::Incoming(incoming),
                 _ = dial_tick.tick() => Wake::DialTick,
                 _ = sleep_until(wake) => Wake::Timeout,
@@ -317,6 +329,7 @@ impl Actor {
                 Wake::Command(None) => break None,
                 Wake::Link(ev) => self.on_link(ev),
                 Wake::Discovery(ev) => self.on_discovery(ev),
+                Wake::Synced(mark) => self.durable.get_mut().on_synced(mark),
                 Wake::Incoming(incoming) => {
                     tokio::spawn(link::accept(
                         incoming,
@@ -349,9 +362,12 @@ impl Actor {
             // must be durable before it can matter: a restart must not let
             // an impostor claim the name first).
             self.save_peers();
+            // This turn's writes go to disk while the next turn runs.
+            self.durable.get_mut().request(self.store.write_mark());
         };
         tracing::info!("shutting down");
         self.save_peers();
+        self.durable.get_mut().flush(self.store.write_mark());
         let goodbyes = self.lan_goodbye();
         let _ = tokio::time::timeout(Duration::from_millis(500), join_all(goodbyes)).await;
         if let Some(conn) = &self.relay.conn {
@@ -397,9 +413,28 @@ impl Actor {
         self.now / 1000
     }
 
+    /// Tells subscribers, once what this turn wrote so far is on disk.
     fn emit(&self, event: NodeEvent) {
+        let events = self.events.clone();
         // No subscribers is fine: events are also in the database.
-        let _ = self.events.send(event);
+        self.after_durable(move || {
+            let _ = events.send(event);
+        });
+    }
+
+    /// Runs `then` (an answer to a peer or a request, an event) once every
+    /// write made so far is on disk, in the order they were made: a
+    /// receipt or an answer is a promise about what was stored.
+    fn after_durable(&self, then: impl FnOnce() + Send + 'static) {
+        let mark = self.store.write_mark();
+        self.durable.borrow_mut().after(mark, then);
+    }
+
+    /// Answers `reply` with `answer` once what it speaks of is on disk.
+    fn answer<T: Send + 'static>(&self, reply: oneshot::Sender<T>, answer: T) {
+        self.after_durable(move || {
+            let _ = reply.send(answer);
+        });
     }
 
     fn peer_view(&self, info: &PeerInfo) -> PeerView {
@@ -492,7 +527,7 @@ impl Actor {
                 reply,
             } => {
                 if let Some(frame) = self.on_envelope(device, *envelope) {
-                    let _ = reply.send(frame);
+                    self.answer(reply, frame);
                 }
             }
             LinkEvent::InboundRoom {
@@ -501,7 +536,7 @@ impl Actor {
                 reply,
             } => {
                 if let Some(frame) = self.on_room_envelope(device, *envelope) {
-                    let _ = reply.send(frame);
+                    self.answer(reply, frame);
                 }
             }
             LinkEvent::Written { message_id, device } => {
@@ -521,7 +556,7 @@ impl Actor {
             LinkEvent::RouteIn { from, route, reply } => self.on_route_in(from, *route, reply),
             LinkEvent::Control { from, frame, reply } => {
                 let answer = self.on_control(from, *frame);
-                let _ = reply.send(answer);
+                self.answer(reply, answer);
             }
             LinkEvent::Beacon { from, beacon } => {
                 if self.org_peers.contains_key(&from) {
@@ -547,7 +582,8 @@ impl Actor {
                 message,
                 reply,
             } => {
-                let _ = reply.send(self.on_pair(joiner, message));
+                let answer = self.on_pair(joiner, message);
+                self.answer(reply, answer);
             }
         }
     }
@@ -559,6 +595,8 @@ enum Wake {
     Command(Option<Command>),
     Link(LinkEvent),
     Discovery(DiscoveryEvent),
+    /// The disk has every write up to this mark.
+    Synced(u64),
     /// A connection to accept.
     Incoming(quinn::Incoming),
     /// Dial static and discovered peers, check the relay and power.

@@ -134,7 +134,7 @@ impl Actor {
             Request::RoomDisable { room } => self.change(&room, RoomChange::Disable),
             Request::RoomTyping { room } => self.room_typing(&room).map(Response::from),
         };
-        let _ = reply.send(answer);
+        self.answer(reply, answer);
     }
 
     /// A change of a room's membership log, answered with the room.

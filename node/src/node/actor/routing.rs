@@ -154,6 +154,9 @@ impl Actor {
         }
         let relay = self.relay.conn.clone();
         let item = route.item;
+        // What this node took is answered once it is on disk.
+        let (stored_tx, stored) = oneshot::channel();
+        self.answer(stored_tx, ());
         tokio::spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
             for (device, conn) in lan {
@@ -172,7 +175,9 @@ impl Actor {
                     answers.append(&mut forwarded);
                 }
             }
-            let _ = reply.send(Frame::Answers(answers));
+            if stored.await.is_ok() {
+                let _ = reply.send(Frame::Answers(answers));
+            }
         });
     }
 

@@ -33,7 +33,7 @@ impl Actor {
     ) {
         if paths.iter().any(|p| !p.is_absolute()) {
             let error = "paths must be absolute (the node runs in another directory)";
-            let _ = reply.send(Err(NodeError::Transfer(error.into())));
+            self.answer(reply, Err(NodeError::Transfer(error.into())));
             return;
         }
         match self.start_send(peer) {
@@ -47,7 +47,7 @@ impl Actor {
                 file_task::scan(paths, CHUNK_SIZE, job, self.link_tx.clone());
             }
             Err(e) => {
-                let _ = reply.send(Err(e));
+                self.answer(reply, Err(e));
             }
         }
     }
@@ -90,7 +90,7 @@ impl Actor {
         let outcome = result
             .map_err(|e| NodeError::Transfer(e.to_string()))
             .and_then(|scanned| self.queue_offer(&job, *scanned));
-        let _ = job.reply.send(outcome.map(Response::from));
+        self.answer(job.reply, outcome.map(Response::from));
     }
 
     fn queue_offer(&mut self, job: &SendJob, scanned: Scanned) -> Result<TransferView, NodeError> {
