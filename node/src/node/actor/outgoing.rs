@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tincan_core::delivery::{judge_answer, DeliveryEffect, INVALID_RECEIPT};
 use tincan_core::outbox::{AttemptOutcome, OutboxEvent};
+use tincan_core::route::fanout::{FanOut, Paths, NO_CONNECTION};
 use tincan_core::wire::{self, Frame};
 use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
@@ -58,15 +59,14 @@ impl Actor {
         }
     }
 
-    /// Starts every transmit the outbox asks for and applies its events.
+    /// Starts every transmit the outbox asks for (core's fan-out rule says
+    /// which go over a LAN link and which as one routed copy) and applies
+    /// its events.
     pub(super) fn drive_outbox(&mut self) {
-        let mut remote: std::collections::BTreeMap<MessageId, Vec<DeviceId>> = Default::default();
-        while let Some(t) = self.outbox.poll_transmit() {
+        let transmits = std::iter::from_fn(|| self.outbox.poll_transmit()).collect::<Vec<_>>();
+        let plan = FanOut::plan(transmits, &*self);
+        for t in plan.lan {
             let conn = self.conns.get(&t.device).and_then(|c| c.last()).cloned();
-            if conn.is_none() && self.remote.contains_key(&t.device) {
-                remote.entry(t.message_id).or_default().push(t.device);
-                continue;
-            }
             match (conn, self.deliveries.frame(&t.message_id)) {
                 (Some(conn), Some(frame)) => {
                     if let Err(e) =
@@ -83,20 +83,26 @@ impl Actor {
                         self.link_tx.clone(),
                     ));
                 }
-                (conn, _) => {
-                    if conn.is_none() {
-                        self.link_on_demand(t.device);
-                    }
-                    self.outbox.handle_outcome(
-                        self.now,
-                        t.message_id,
-                        t.device,
-                        AttemptOutcome::Failed("no connection".into()),
-                    )
-                }
+                _ => self.outbox.handle_outcome(
+                    self.now,
+                    t.message_id,
+                    t.device,
+                    AttemptOutcome::Failed(NO_CONNECTION.into()),
+                ),
             }
         }
-        self.route_remote(remote);
+        for (t, reason) in plan.unreachable {
+            if reason == NO_CONNECTION {
+                self.link_on_demand(t.device);
+            }
+            self.outbox.handle_outcome(
+                self.now,
+                t.message_id,
+                t.device,
+                AttemptOutcome::Failed(reason.into()),
+            );
+        }
+        self.route_remote(plan.routed);
         while let Some(event) = self.outbox.poll_event() {
             match &event {
                 OutboxEvent::Delivered { message_id, device } => {
@@ -217,16 +223,19 @@ impl Actor {
                     return 0;
                 }
             };
-            let mut routed = Vec::new();
-            for cert in chunk {
-                let device = cert.device_id();
-                match self.conns.get(&device).and_then(|c| c.last()) {
-                    Some(conn) => {
-                        tokio::spawn(link::deliver_once(conn.clone(), frame.clone()));
-                    }
-                    None => routed.push(device),
+            let transmits = chunk.iter().map(|c| tincan_core::outbox::Transmit {
+                message_id: id,
+                device: c.device_id(),
+            });
+            // Only reachable devices are here: those not on the LAN are
+            // online elsewhere.
+            let plan = FanOut::plan(transmits, &*self);
+            for t in plan.lan {
+                if let Some(conn) = self.conns.get(&t.device).and_then(|c| c.last()) {
+                    tokio::spawn(link::deliver_once(conn.clone(), frame.clone()));
                 }
             }
+            let routed = plan.routed.into_values().next().unwrap_or_default();
             if let (false, Some(conn), Some(item)) = (
                 routed.is_empty(),
                 uplink.clone(),
@@ -259,5 +268,22 @@ impl Actor {
         )
         .map_err(|e| NodeError::Seal(e.to_string()))?;
         wire::encode(&Frame::Envelope(envelope)).map_err(|e| NodeError::Seal(e.to_string()))
+    }
+}
+
+/// The paths this node has now, for core's fan-out rule: a LAN link is
+/// the device's newest connection; a device elsewhere is one the relay's
+/// directory lists; the uplink is the gateway's or the relay's connection.
+impl Paths for Actor {
+    fn on_lan(&self, device: &DeviceId) -> bool {
+        self.conns.get(device).is_some_and(|c| !c.is_empty())
+    }
+
+    fn elsewhere(&self, device: &DeviceId) -> bool {
+        self.remote.contains_key(device)
+    }
+
+    fn uplink_up(&self) -> bool {
+        self.uplink_conn().is_some()
     }
 }
