@@ -490,5 +490,8 @@ impl<K: Ord + Clone> RateLimiter<K> {
     }
 }
 
+pub mod shown;
+pub mod spread;
+
 #[cfg(test)]
 mod tests;

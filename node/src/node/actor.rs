@@ -438,7 +438,8 @@ impl Actor {
     }
 
     fn peer_view(&self, info: &PeerInfo) -> PeerView {
-        let (online, presence, note) = self.presence_of(&info.device, info.online);
+        let shown = self.presence_of(&info.device, info.online);
+        let (online, presence, note) = (shown.online, shown.presence.to_string(), shown.note);
         PeerView {
             name: self.book.display_name(&info.user),
             user_id: info.user.to_string(),

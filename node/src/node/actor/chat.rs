@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use tincan_core::presence::spread::PresenceSpread;
 use tincan_core::{DeviceId, PeerPresences, Presence, PresenceState, RateLimiter, UserId};
 
 use super::Actor;
@@ -37,8 +38,8 @@ pub(super) struct ChatState {
     pub(super) presence: Presence,
     /// The latest presence of every other device.
     pub(super) peers: PeerPresences,
-    /// Devices that hold the current version of our presence.
-    pub(super) presence_sent: BTreeSet<DeviceId>,
+    /// Who holds the current version of our presence.
+    pub(super) spread: PresenceSpread,
     pub(super) typing_out: RateLimiter<UserId>,
     pub(super) typing_in: RateLimiter<DeviceId>,
     /// Users whose envelopes are refused.
@@ -78,7 +79,7 @@ impl ChatState {
         Ok(ChatState {
             presence: Presence::new(now, chosen, note, version, away_after_ms),
             peers: PeerPresences::new(),
-            presence_sent: BTreeSet::new(),
+            spread: PresenceSpread::new(),
             typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
             typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
             blocked,

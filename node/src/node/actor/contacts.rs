@@ -72,12 +72,12 @@ impl Actor {
         let device = self
             .book
             .devices_of(user)
-            .find(|d| self.presence_of(&d.device, self.reachable(&d.device)).0)
+            .find(|d| self.presence_of(&d.device, self.reachable(&d.device)).online)
             .or_else(|| self.book.devices_of(user).next());
         let (online, presence) = match device {
             Some(d) => {
-                let (online, presence, _) = self.presence_of(&d.device, self.reachable(&d.device));
-                (online, presence)
+                let shown = self.presence_of(&d.device, self.reachable(&d.device));
+                (shown.online, shown.presence.to_string())
             }
             None => (false, "offline".to_string()),
         };

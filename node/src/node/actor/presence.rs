@@ -11,6 +11,8 @@
 
 use std::collections::BTreeSet;
 
+use tincan_core::presence::shown::{self, Seen, Shown};
+use tincan_core::presence::spread::Audience;
 use tincan_core::presence::PeerUpdate;
 use tincan_core::wire::RefuseReason;
 use tincan_core::{
@@ -27,9 +29,6 @@ use crate::node::NodeError;
 /// A typing notification older than this (by the sender's clock) is
 /// dropped: it was held somewhere and means nothing any more.
 const TYPING_STALE_MS: u64 = 30_000;
-
-/// How a peer device is shown: `(online, presence, note)`.
-pub(super) type Shown = (bool, String, Option<String>);
 
 impl Actor {
     pub(super) fn presence_view(&self) -> PresenceView {
@@ -56,53 +55,26 @@ impl Actor {
         Ok(self.presence_view())
     }
 
-    /// How `device` is shown, given whether a path to it is live.
+    /// How `device` is shown, given whether a path to it is live (core's
+    /// rule, with what this node knows of it).
     pub(super) fn presence_of(&self, device: &DeviceId, reachable: bool) -> Shown {
-        // Without a link, a LAN peer's presence is what its own signed LAN
-        // record says (the note travels sealed, over links only).
-        if !self.conns.contains_key(device) {
-            if let Some(shown) = self.mesh.shown(device) {
-                let online = reachable && shown != ShownPresence::Offline;
-                let note = self
-                    .chat
-                    .peers
-                    .get(device)
-                    .filter(|p| p.shown == shown && !p.note.is_empty())
-                    .map(|p| p.note.clone());
-                return (
-                    online,
-                    if online {
-                        shown
-                    } else {
-                        ShownPresence::Offline
-                    }
-                    .to_string(),
-                    note,
-                );
-            }
-        }
-        match self.chat.peers.get(device) {
-            _ if !reachable => (false, ShownPresence::Offline.to_string(), None),
-            Some(p) if p.shown == ShownPresence::Offline => {
-                (false, ShownPresence::Offline.to_string(), None)
-            }
-            Some(p) => (
-                true,
-                p.shown.to_string(),
-                (!p.note.is_empty()).then(|| p.note.clone()),
-            ),
-            None => (true, ShownPresence::Online.to_string(), None),
-        }
+        shown::shown(Seen {
+            reachable,
+            linked: self.conns.contains_key(device),
+            lan_record: self.mesh.shown(device),
+            update: self.chat.peers.get(device),
+        })
     }
 
     /// Applies presence events (persist, re-send to all) and sends the
-    /// current presence to every reachable device that lacks it. Called
-    /// after every turn of the loop.
+    /// current presence to every reachable device that lacks it (core's
+    /// [`PresenceSpread`](tincan_core::presence::spread::PresenceSpread)
+    /// decides who). Called after every turn of the loop.
     pub(super) fn drive_presence(&mut self) {
         while let Some(event) = self.chat.presence.poll_event() {
             if let PresenceEvent::Changed = event {
                 self.persist_presence();
-                self.chat.presence_sent.clear();
+                self.chat.spread.handle_changed();
                 self.sign_own_record(0, false);
             }
         }
@@ -118,51 +90,47 @@ impl Actor {
                     .map(|(d, _)| *d),
             )
             .collect();
-        self.chat.presence_sent.retain(|d| reachable.contains(d));
-        // Those whose presence we do not know are asked for it.
-        let (mut known, mut unknown, mut hidden) = (Vec::new(), Vec::new(), Vec::new());
-        for device in reachable.difference(&self.chat.presence_sent) {
-            let Some(cert) = self.certs.get(device) else {
-                continue;
-            };
-            if self.is_blocked(&cert.user_id()) {
-                hidden.push(cert.clone());
-            } else if self.chat.peers.get(device).is_some() {
-                known.push(cert.clone());
-            } else {
-                unknown.push(cert.clone());
-            }
-        }
-        if known.is_empty() && unknown.is_empty() && hidden.is_empty() {
+        // Taken out for the call: the ranking reads the rest of the actor.
+        let mut spread = std::mem::take(&mut self.chat.spread);
+        let audience = |device: &DeviceId| match self.certs.get(device) {
+            None => Audience::Unsealable,
+            Some(cert) if self.is_blocked(&cert.user_id()) => Audience::Blocked,
+            Some(_) if self.chat.peers.get(device).is_some() => Audience::Known,
+            Some(_) => Audience::Unknown,
+        };
+        let plan = spread.plan(&reachable, audience);
+        self.chat.spread = spread;
+        if plan.is_empty() {
             return;
         }
         let update = self.chat.presence.update();
-        tracing::debug!(presence = %update.shown, known = known.len(), asked = unknown.len(), blocked = hidden.len(), "sending presence");
+        tracing::debug!(presence = %update.shown, known = plan.known.len(), asked = plan.unknown.len(), blocked = plan.blocked.len(), "sending presence");
         let asking = PresenceUpdate {
             ask: true,
             ..update.clone()
         };
-        self.send_presence(update, &known);
-        self.send_presence(asking, &unknown);
-        self.send_presence(self.chat.presence.offline_update(), &hidden);
+        let offline = self.chat.presence.offline_update();
+        self.send_presence(update, &plan.known);
+        self.send_presence(asking, &plan.unknown);
+        self.send_presence(offline, &plan.blocked);
     }
 
     /// A blocked user's device asked for our presence (it restarted): it
     /// gets the offline one again, though its envelope is refused.
     pub(super) fn on_blocked_content(&mut self, opened: &Opened) {
         if let Content::Presence(PresenceUpdate { ask: true, .. }) = opened.content {
-            self.chat.presence_sent.remove(&opened.sender.device_id());
+            self.chat.spread.handle_asked(&opened.sender.device_id());
         }
     }
 
-    fn send_presence(&mut self, update: PresenceUpdate, certs: &[DeviceCert]) {
-        if certs.is_empty() {
-            return;
+    fn send_presence(&mut self, update: PresenceUpdate, devices: &[DeviceId]) {
+        let certs: Vec<DeviceCert> = devices
+            .iter()
+            .filter_map(|d| self.certs.get(d).cloned())
+            .collect();
+        if !certs.is_empty() {
+            self.send_ephemeral(&Content::Presence(update), &certs);
         }
-        self.send_ephemeral(&Content::Presence(update), certs);
-        self.chat
-            .presence_sent
-            .extend(certs.iter().map(DeviceCert::device_id));
     }
 
     fn persist_presence(&self) {
@@ -195,7 +163,7 @@ impl Actor {
         }
         if update.ask {
             // It does not know ours: send it again (next turn of the loop).
-            self.chat.presence_sent.remove(&device);
+            self.chat.spread.handle_asked(&device);
         }
         let reachable = self.book.device(&device).is_some_and(|d| d.online);
         let before = self.presence_of(&device, reachable);
@@ -206,11 +174,11 @@ impl Actor {
         if before == after {
             return Ok(());
         }
-        tracing::info!(%device, presence = %after.1, "peer presence");
+        tracing::info!(%device, presence = %after.presence, "peer presence");
         if let Some(info) = self.book.device(&device) {
             let peer = self.peer_view(info);
-            if before.0 != after.0 {
-                self.emit(if after.0 {
+            if before.online != after.online {
+                self.emit(if after.online {
                     NodeEvent::PeerOnline { peer: peer.clone() }
                 } else {
                     NodeEvent::PeerOffline { peer: peer.clone() }
