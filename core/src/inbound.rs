@@ -234,5 +234,7 @@ pub fn delivered_receipt(me: &DeviceKey, opened: &Opened, now: u64) -> Receipt {
     )
 }
 
+pub mod room;
+
 #[cfg(test)]
 mod tests;

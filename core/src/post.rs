@@ -176,6 +176,26 @@ pub fn excerpt(text: &str) -> String {
     out
 }
 
+/// Whether `text` mentions the user named `name` in a room: an `@` token
+/// that is the whole name without spaces or its first word, in any case
+/// (`@Ada`, `@adalovelace` for "Ada Lovelace").
+///
+/// ```
+/// use tincan_core::post::mentions_name;
+/// assert!(mentions_name("lunch, @ada?", "Ada Lovelace"));
+/// assert!(mentions_name("@AdaLovelace see this", "Ada Lovelace"));
+/// assert!(!mentions_name("ada@example.com", "Ada Lovelace"));
+/// ```
+pub fn mentions_name(text: &str, name: &str) -> bool {
+    let whole = name.trim().to_lowercase();
+    let first = whole.split_whitespace().next().unwrap_or("").to_string();
+    let joined = whole.replace(' ', "");
+    mention_tokens(text).iter().any(|token| {
+        let token = token.to_lowercase();
+        token == joined || (!first.is_empty() && token == first)
+    })
+}
+
 /// The names written as `@name` in `text`, in order, without the `@` and
 /// without trailing punctuation. A name is letters, digits, `_`, `-` and
 /// `.` (dots only inside), so an e-mail address is not a mention.

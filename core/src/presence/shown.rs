@@ -46,13 +46,14 @@ pub fn shown(seen: Seen<'_>) -> Shown {
     let note_of = |update: &PresenceUpdate| (!update.note.is_empty()).then(|| update.note.clone());
     if let (false, Some(record)) = (seen.linked, seen.lan_record) {
         let online = seen.reachable && record != ShownPresence::Offline;
-        let note = seen
-            .update
-            .filter(|u| u.shown == record)
-            .and_then(note_of);
+        let note = seen.update.filter(|u| u.shown == record).and_then(note_of);
         return Shown {
             online,
-            presence: if online { record } else { ShownPresence::Offline },
+            presence: if online {
+                record
+            } else {
+                ShownPresence::Offline
+            },
             note,
         };
     }
@@ -85,7 +86,12 @@ mod tests {
         }
     }
 
-    fn seen(reachable: bool, linked: bool, lan_record: Option<ShownPresence>, update: Option<&PresenceUpdate>) -> Shown {
+    fn seen(
+        reachable: bool,
+        linked: bool,
+        lan_record: Option<ShownPresence>,
+        update: Option<&PresenceUpdate>,
+    ) -> Shown {
         shown(Seen {
             reachable,
             linked,
@@ -113,7 +119,10 @@ mod tests {
         let away = update(ShownPresence::Away, "");
         // The link wins over a LAN record.
         let s = seen(true, true, Some(ShownPresence::Online), Some(&away));
-        assert_eq!((s.online, s.presence, s.note), (true, ShownPresence::Away, None));
+        assert_eq!(
+            (s.online, s.presence, s.note),
+            (true, ShownPresence::Away, None)
+        );
         let hidden = update(ShownPresence::Offline, "");
         assert!(!seen(true, true, None, Some(&hidden)).online);
         // Nothing said yet: online.

@@ -123,9 +123,15 @@ mod tests {
     #[test]
     fn a_change_goes_to_everyone_again_and_a_newcomer_gets_it_once() {
         let mut spread = PresenceSpread::new();
-        assert_eq!(spread.plan(&set(&[1, 2]), |_| Audience::Known).known, [d(1), d(2)]);
+        assert_eq!(
+            spread.plan(&set(&[1, 2]), |_| Audience::Known).known,
+            [d(1), d(2)]
+        );
         // A newcomer: only it.
-        assert_eq!(spread.plan(&set(&[1, 2, 3]), |_| Audience::Known).known, [d(3)]);
+        assert_eq!(
+            spread.plan(&set(&[1, 2, 3]), |_| Audience::Known).known,
+            [d(3)]
+        );
         spread.handle_changed();
         assert_eq!(
             spread.plan(&set(&[1, 2, 3]), |_| Audience::Known).known,

@@ -140,6 +140,31 @@ impl RoomEnvelope {
                 });
             }
         }
+        Self::seal_sorted(
+            sender,
+            sender_cert,
+            (room, epoch, key),
+            to,
+            id,
+            created_at_ms,
+            content,
+            entropy,
+        )
+    }
+
+    /// [`RoomEnvelope::seal`] after its checks of the recipients and the
+    /// text (tests build what a modified sender could send with it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn seal_sorted(
+        sender: &DeviceKey,
+        sender_cert: &DeviceCert,
+        (room, epoch, key): (RoomId, OpHash, &SenderKey),
+        to: Vec<DeviceId>,
+        id: MessageId,
+        created_at_ms: u64,
+        content: &RoomContent,
+        entropy: &mut dyn Entropy,
+    ) -> Result<RoomEnvelope, SealError> {
         if sender_cert.device_key != sender.public_key() {
             return Err(SealError::SenderMismatch);
         }

@@ -72,7 +72,10 @@ impl Actor {
         let device = self
             .book
             .devices_of(user)
-            .find(|d| self.presence_of(&d.device, self.reachable(&d.device)).online)
+            .find(|d| {
+                self.presence_of(&d.device, self.reachable(&d.device))
+                    .online
+            })
             .or_else(|| self.book.devices_of(user).next());
         let (online, presence) = match device {
             Some(d) => {

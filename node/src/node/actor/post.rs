@@ -193,7 +193,10 @@ impl Actor {
                 let mut online: Vec<UserId> = self
                     .book
                     .devices()
-                    .filter(|d| self.presence_of(&d.device, self.reachable(&d.device)).online)
+                    .filter(|d| {
+                        self.presence_of(&d.device, self.reachable(&d.device))
+                            .online
+                    })
                     .map(|d| d.user)
                     .collect();
                 online.sort();

@@ -365,11 +365,6 @@ impl Actor {
         self.rooms.announced.insert((room, device));
     }
 
-    /// Whether `device` sent us its key of `room` before we knew the room.
-    pub(super) fn was_announced(&self, room: RoomId, device: DeviceId) -> bool {
-        self.rooms.announced.contains(&(room, device))
-    }
-
     /// Queues sealed control content (no history row) for `certs`, in
     /// envelopes of at most the recipient limit.
     pub(super) fn queue_control_content(

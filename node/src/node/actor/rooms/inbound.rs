@@ -2,14 +2,19 @@
 //! envelopes), join requests, and room envelopes (sealed with a sender
 //! key). Everything is checked after the signature: the op's author had
 //! the right, the key's owner and this user were members of its epoch,
-//! the message's sender is a member of its epoch and still is. Dedupe of
-//! room messages is on (sender device, message id), after those checks.
+//! the message's sender is a member of its epoch and still is (for room
+//! envelopes that is core's rule, [`tincan_core::inbound::room`]). Dedupe
+//! of room messages is on (sender device, message id), after those checks.
 
-use tincan_core::room::{RoomAction, RoomContent, RoomKeyGrant, RoomOp, MAX_OPS};
-use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
-use tincan_core::{
-    DeviceId, Opened, Receipt, ReceiptKind, RoomEnvelope, RoomError, RoomId, RoomLog,
+use tincan_core::inbound::room::{
+    admit_room, room_delivered_receipt, RoomAdmission, RoomKnowledge,
 };
+use tincan_core::post::mentions_name;
+use tincan_core::room::{
+    OpHash, RoomAction, RoomContent, RoomKeyGrant, RoomOp, SenderKey, MAX_OPS,
+};
+use tincan_core::wire::{Frame, RefuseReason};
+use tincan_core::{DeviceId, Opened, RoomEnvelope, RoomError, RoomId, RoomLog};
 
 use super::super::inbound::Rejection;
 use super::super::Actor;
@@ -204,74 +209,26 @@ impl Actor {
         envelope: RoomEnvelope,
     ) -> Option<Frame> {
         let message_id = envelope.id;
-        let refused = |reason| Some(Frame::Refused { message_id, reason });
-        if let Err(e) = envelope.verify_signature() {
-            tracing::warn!(%from, message = %message_id, error = %e, "refused room envelope");
-            return refused(RefuseReason::BadSignature);
-        }
-        if !envelope
-            .recipient_devices()
-            .any(|d| d == self.identity.device_id())
-        {
-            return refused(RefuseReason::NotForThisDevice);
-        }
-        let (device, user) = (envelope.sender.device_id(), envelope.sender.user_id());
-        if self.devices.known.is_revoked(&envelope.sender) {
-            tracing::warn!(%from, message = %message_id, %device, "refused a room message from a removed device");
-            return refused(RefuseReason::DeviceRemoved);
-        }
-        if self.is_revoked(&user) || self.is_blocked(&user) {
-            return refused(RefuseReason::Blocked);
-        }
-        let Some(log) = self.rooms.logs.get(&envelope.room) else {
-            if self.was_announced(envelope.room, device) {
-                // Its sender's key came first: we are being added and the
-                // log is on its way.
+        let content = match admit_room(&envelope, self.identity.device_id(), &*self, &self.rooms) {
+            RoomAdmission::Admitted(content) => content,
+            RoomAdmission::NotYet(missing) => {
+                tracing::debug!(%from, message = %message_id, room = %envelope.room, ?missing, "room message waits; the sender retries");
                 return None;
             }
-            tracing::warn!(%from, room = %envelope.room, "room message for an unknown room refused");
-            return refused(RefuseReason::Other("room: unknown room".into()));
-        };
-        match log.check_sender(&envelope.epoch, &user) {
-            Ok(()) => {}
-            // Its membership op has not reached us yet: let it retry.
-            Err(RoomError::UnknownEpoch) => return None,
-            Err(e) => {
-                tracing::warn!(%from, message = %message_id, error = %e, "room message refused");
-                return refused(RefuseReason::Other(format!("room: {e}")));
-            }
-        }
-        let Some(key) = self
-            .rooms
-            .keys
-            .get(&(envelope.room, envelope.epoch, device))
-        else {
-            // The sender key is on its way (its own envelope): retry.
-            tracing::debug!(message = %message_id, "room key not here yet");
-            return None;
-        };
-        let content = match envelope.open(key) {
-            Ok(content) => content,
-            Err(e) => {
-                tracing::warn!(%from, message = %message_id, error = %e, "room message does not open");
-                return refused(RefuseReason::Undecryptable);
+            RoomAdmission::Refused(refusal) => {
+                tracing::warn!(%from, message = %message_id, room = %envelope.room, error = %refusal, "room message refused");
+                let reason = refusal.reason();
+                return Some(Frame::Refused { message_id, reason });
             }
         };
+        let (device, user) = (envelope.sender.device_id(), envelope.sender.user_id());
         let now = self.now;
         match content {
             RoomContent::Text { text } => {
-                if text.len() > MAX_TEXT_LEN {
-                    return refused(RefuseReason::TooLarge);
-                }
                 // In a room, `@Name` of this user is a mention: it notifies
                 // even where the room is muted.
                 let me = self.identity.user_id();
-                let own_name = self.identity.name.trim().to_lowercase();
-                let first_name = own_name.split_whitespace().next().unwrap_or("").to_string();
-                let mentioned = tincan_core::post::mention_tokens(&text).iter().any(|t| {
-                    let t = t.to_lowercase();
-                    t == own_name.replace(' ', "") || (!first_name.is_empty() && t == first_name)
-                });
+                let mentioned = mentions_name(&text, &self.identity.name);
                 let record = MessageRecord {
                     id: message_id,
                     direction: Direction::In,
@@ -321,15 +278,27 @@ impl Actor {
                 }
             }
             #[allow(unreachable_patterns)]
-            _ => return refused(RefuseReason::Other("unsupported room content".into())),
+            _ => {
+                let reason = RefuseReason::Other("unsupported room content".into());
+                return Some(Frame::Refused { message_id, reason });
+            }
         }
-        let receipt = Receipt::sign(
-            &self.identity.device,
-            message_id,
-            device,
-            ReceiptKind::Delivered,
-            now,
-        );
+        let receipt = room_delivered_receipt(&self.identity.device, &envelope, now);
         Some(Frame::Receipt(receipt))
+    }
+}
+
+/// What this node knows of its rooms, for core's room admission.
+impl RoomKnowledge for super::RoomsState {
+    fn log(&self, room: &RoomId) -> Option<&RoomLog> {
+        self.logs.get(room)
+    }
+
+    fn sender_key(&self, room: &RoomId, epoch: &OpHash, device: &DeviceId) -> Option<&SenderKey> {
+        self.keys.get(&(*room, *epoch, *device))
+    }
+
+    fn announced(&self, room: &RoomId, device: &DeviceId) -> bool {
+        self.announced.contains(&(*room, *device))
     }
 }
