@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use iced::widget::{button, center, column, text};
 use iced::{window, Alignment, Element, Task, Theme};
-use tincan_node::{
+use tincan_node::api::{
     Home, MessageView, PeerView, PresenceView, ReadView, RoomView, StatusView, TransferView,
     TypingView,
 };

@@ -16,7 +16,7 @@ use iced::futures::future::BoxFuture;
 use iced::futures::stream::BoxStream;
 use std::path::PathBuf;
 
-use tincan_node::{
+use tincan_node::api::{
     DeviceView, MessageView, NodeEvent, PairingView, PeerView, PresenceView, ReadView, RoomView,
     StatusView, TransferView, TypingView, WhoAmI,
 };

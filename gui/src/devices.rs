@@ -5,7 +5,7 @@
 
 use iced::widget::{button, column, row, text};
 use iced::{Alignment, Element, Fill};
-use tincan_node::{DeviceView, PairingView};
+use tincan_node::api::{DeviceView, PairingView};
 
 use crate::forms::Outcome;
 use crate::style::{self, SMALL, TEXT};

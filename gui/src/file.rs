@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tincan_node::TransferState;
-use tincan_node::TransferView;
+use tincan_node::api::TransferState;
+use tincan_node::api::TransferView;
 
 /// `1.5 MiB`, `820 KiB`, `12 B`.
 pub fn size(bytes: u64) -> String {

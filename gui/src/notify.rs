@@ -5,7 +5,7 @@
 //! there is no graphical session or `TINCAN_NO_NOTIFICATIONS` is set
 //! (tests, headless runs), so nothing ever pops up from a test.
 
-use tincan_node::PresenceView;
+use tincan_node::api::PresenceView;
 
 use crate::session::Alert;
 use tincan_core::notify::{NotifyInput, NotifyRule};

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use tincan_node::api::{Home, NodeConfig};
 use tincan_node::config::{self, ConfigError};
-use tincan_node::{Home, NodeConfig};
 
 /// tincan — the office messenger with no server. Opens the messenger
 /// window; the node runs inside it, or the app attaches to a `tincan run`

@@ -2,7 +2,7 @@
 //! home: `config.toml` belongs to the node and refuses unknown keys.
 
 use serde::{Deserialize, Serialize};
-use tincan_node::Home;
+use tincan_node::api::Home;
 
 /// Light or dark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,8 +10,8 @@ mod rooms;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use tincan_node::TransferState;
-use tincan_node::{
+use tincan_node::api::TransferState;
+use tincan_node::api::{
     MessageView, NodeEvent, PeerView, PresenceView, StatusView, TransferView, WhoAmI,
 };
 

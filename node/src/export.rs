@@ -15,9 +15,9 @@ pub const EXPORT_VERSION: u32 = 1;
 /// An export: who exported what, when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportView {
-    /// Always [`EXPORT_FORMAT`].
+    /// Always `"tincan-export"`.
     pub format: String,
-    /// [`EXPORT_VERSION`].
+    /// The format's version (1).
     pub version: u32,
     /// When, Unix ms.
     pub exported_at: u64,

@@ -51,7 +51,7 @@ mod transfers;
 mod tx;
 
 pub use blocked::BlockedRecord;
-pub use changes::{ChangeOutcome, MAX_PENDING_PER_AUTHOR, MIN_ID_PREFIX};
+pub use changes::ChangeOutcome;
 pub use contacts::ContactRecord;
 pub use devices::OwnDeviceRecord;
 pub use messages::{
@@ -59,10 +59,9 @@ pub use messages::{
 };
 pub use outbox::OutboxEntry;
 pub use peers::PeerRecord;
-pub use read::NewlyRead;
 pub use rooms::{RoomKeyRecord, RoomRecord};
-pub use search::{SearchHit, SearchQuery, HIGHLIGHT_END, HIGHLIGHT_START};
-pub use transfer_wan::{MAX_EARLY_NOTICES, MAX_EARLY_NOTICES_PER_DEVICE, MAX_EARLY_NOTICE_BYTES};
+pub use search::SearchQuery;
+pub use transfer_wan::MAX_EARLY_NOTICE_BYTES;
 pub use transfers::{TransferManifest, TransferRecord, TransferState};
 
 /// How long a statement waits for a lock held by another connection (for
@@ -197,7 +196,8 @@ impl Store {
     }
 
     /// Opens a fresh database that lives only as long as the returned store
-    /// (for tests and `--ephemeral` runs).
+    /// (for tests).
+    #[cfg(test)]
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: PathBuf::from(":memory:"),
@@ -246,6 +246,7 @@ impl Store {
     }
 
     /// The schema version after migrations (`PRAGMA user_version`).
+    #[cfg(test)]
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         migrations::user_version(&self.conn)
     }

@@ -4,7 +4,7 @@
 use iced::futures::future::BoxFuture;
 use iced::widget::operation;
 use iced::Task;
-use tincan_node::MessageView;
+use tincan_node::api::MessageView;
 
 use super::boot::{load_history, load_room_history};
 use super::{App, Message, Screen};

@@ -257,7 +257,7 @@ impl App {
 
 /// What a node event means for the devices panel, if anything.
 fn devices_news(event: &tincan_node::NodeEvent) -> Option<devices::Message> {
-    use tincan_node::NodeEvent;
+    use tincan_node::api::NodeEvent;
     match event {
         NodeEvent::DevicePaired { device } => Some(devices::Message::Paired(device.clone())),
         NodeEvent::PairingFailed { reason } => {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use tincan_node::keystore::{self, KeystoreError};
 
-use tincan_node::{
+use tincan_node::api::{
     ControlClient, DeviceView, Home, MessageView, Node, NodeError, NodeHandle, PairingView,
     PeerView, PresenceView, ReadView, Request, Response, RoomView, StartError, StatusView,
     TransferView, TypingView, UnexpectedResponse, WhoAmI,

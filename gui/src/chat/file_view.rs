@@ -5,8 +5,8 @@
 
 use iced::widget::{button, column, container, progress_bar, row, space, text};
 use iced::{Alignment, Element, Fill};
-use tincan_node::TransferState;
-use tincan_node::TransferView;
+use tincan_node::api::TransferState;
+use tincan_node::api::TransferView;
 
 use super::Message;
 use crate::file;

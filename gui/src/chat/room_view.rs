@@ -4,7 +4,7 @@
 
 use iced::widget::{button, column, container, row, rule, scrollable, text, Column};
 use iced::{Alignment, Element, Fill};
-use tincan_node::MessageView;
+use tincan_node::api::MessageView;
 
 use super::view::{composer, day_separator, placed};
 use super::{Chat, Message, MESSAGES_ID};

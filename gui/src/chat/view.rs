@@ -8,7 +8,7 @@ use iced::widget::{
     tooltip, Column,
 };
 use iced::{Alignment, Element, Fill, Length};
-use tincan_node::{MessageState, MessageView, PresenceView, TransferView};
+use tincan_node::api::{MessageState, MessageView, PresenceView, TransferView};
 
 use super::{file_view, room_view, Chat, Message, COMPOSER_ID, MESSAGES_ID, NOTE_ID, SEARCH_ID};
 use crate::presence::Choice;

@@ -2,7 +2,7 @@
 //! backwards: merging answers and events by id, never stepping a state
 //! back, and knowing whether older pages remain.
 
-use tincan_node::MessageView;
+use tincan_node::api::MessageView;
 
 /// How many messages one history page holds.
 pub const PAGE: u32 = 100;

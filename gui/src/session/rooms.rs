@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use tincan_node::{MessageView, RoomView};
+use tincan_node::api::{MessageView, RoomView};
 
 use super::{Conversation, Session};
 

@@ -105,7 +105,7 @@ impl MessageExtras {
     }
 }
 
-/// Which part of a conversation [`Store::history`] returns.
+/// Which part of a conversation a history request returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// At most this many messages, the newest ones matching; `None` is all.
@@ -293,7 +293,8 @@ impl Store {
     /// Inserts an outgoing message and its outbox entries in one transaction,
     /// so a kill between them cannot lose or half-queue it. Fails, changing
     /// nothing, if the message or any `(message_id, device)` entry already
-    /// exists.
+    /// exists. (The daemon queues with `queue_outgoing_many`.)
+    #[cfg(test)]
     pub fn queue_outgoing(
         &self,
         m: &MessageRecord,

@@ -251,6 +251,7 @@ impl Store {
     }
 
     /// One transfer.
+    #[cfg(test)]
     pub fn transfer(
         &self,
         id: &TransferId,
