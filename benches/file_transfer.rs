@@ -21,26 +21,22 @@
 //!
 //! Safety: everything listens on and dials 127.0.0.1 only; no mDNS.
 
+#[path = "../tests/common/bench.rs"]
+mod bench;
 #[path = "../tests/common/cargo.rs"]
 mod cargo;
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::{cli, cpu_time, env_u64, Daemon, DaemonPair};
 use serde_json::Value;
 
 const MIB: u64 = 1024 * 1024;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Wall time and CPU time (user + system, all threads) of one send.
 #[derive(Clone, Copy)]
@@ -126,36 +122,6 @@ fn main() {
         sender / 1024,
         receiver / 1024
     );
-}
-
-/// CPU time (user + system) of process `pid` ("self" for this one).
-fn cpu_time(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ")".
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / clock_ticks())
-}
-
-/// USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK).
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// Deterministic pseudo-random bytes (blake3 XOF).
@@ -249,62 +215,6 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured
     elapsed
 }
 
-fn tincan_bin() -> PathBuf {
-    let status = cargo::cargo()
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "tincan-node",
-            "--bin",
-            "tincan",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building tincan failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("tincan")
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cli(bin: &Path, home: &Path, args: &[&str]) -> Value {
-    let out = Command::new(bin)
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run tincan");
-    assert!(
-        out.status.success(),
-        "tincan {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn vm_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -317,9 +227,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 /// Two tincan daemons on 127.0.0.1 that know each other (static peers),
 /// and Bob's event stream.
 struct Pair {
-    bin: PathBuf,
-    homes: [PathBuf; 2],
-    daemons: Vec<Daemon>,
+    daemons: DaemonPair,
     /// Kept for its Drop (stops `tincan watch`).
     _watch: Daemon,
     events: std::io::Lines<std::io::BufReader<ChildStdout>>,
@@ -327,59 +235,12 @@ struct Pair {
 
 impl Pair {
     fn start(dir: &Path) -> Pair {
-        let bin = tincan_bin();
-        let free_port = || {
-            std::net::UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .map(|a| a.port())
-                .expect("port")
-        };
-        let (pa, pb) = (free_port(), free_port());
-        let homes = [dir.join("alice"), dir.join("bob")];
-        let mut daemons = Vec::new();
-        for (i, (home, name)) in homes.iter().zip(["Alice", "Bob"]).enumerate() {
-            cli(&bin, home, &["init", "--name", name, "--json"]);
-            let (me, other) = if i == 0 { (pa, pb) } else { (pb, pa) };
-            let child = Command::new(&bin)
-                .arg("--home")
-                .arg(home)
-                .args(["run", "--no-mdns", "--listen", &format!("127.0.0.1:{me}")])
-                .args(["--peer", &format!("127.0.0.1:{other}")])
-                .env(
-                    "RUST_LOG",
-                    std::env::var("TINCAN_BENCH_LOG").unwrap_or("warn".into()),
-                )
-                .env("TINCAN_NO_NOTIFICATIONS", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(home.with_extension("log")).expect("log"))
-                .spawn()
-                .expect("spawn daemon");
-            daemons.push(Daemon(child));
-        }
-        let online = |home: &Path, name: &str| {
-            wait("peers online", || {
-                let out = Command::new(&bin)
-                    .arg("--home")
-                    .arg(home)
-                    .args(["peers", "--json"])
-                    .output()
-                    .ok()?;
-                let peers: Value = serde_json::from_slice(&out.stdout).ok()?;
-                peers
-                    .as_array()?
-                    .iter()
-                    .any(|p| p["name"] == name && p["online"] == true)
-                    .then_some(())
-            })
-        };
-        online(&homes[0], "Bob");
-        online(&homes[1], "Alice");
+        let daemons = DaemonPair::start(dir);
         // Completion is read from the event stream (one `tincan watch`),
         // not by polling, so measuring costs the daemons nothing.
-        let mut watch = Command::new(&bin)
+        let mut watch = Command::new(&daemons.bin)
             .arg("--home")
-            .arg(&homes[1])
+            .arg(&daemons.homes[1])
             .arg("watch")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -387,8 +248,6 @@ impl Pair {
             .expect("watch");
         let events = std::io::BufReader::new(watch.stdout.take().expect("watch stdout")).lines();
         Pair {
-            bin,
-            homes,
             daemons,
             _watch: Daemon(watch),
             events,
@@ -415,18 +274,18 @@ impl Pair {
     /// the accept to Bob's `done` event. The copy is checked.
     fn transfer(&mut self, src: &Path, dest: &Path, size: u64, want: &blake3::Hash) -> Measured {
         let offer = cli(
-            &self.bin,
-            &self.homes[0],
+            &self.daemons.bin,
+            &self.daemons.homes[0],
             &["file", "send", "Bob", src.to_str().unwrap(), "--json"],
         );
         let id = offer["id"].as_str().expect("id").to_string();
         // Seeing the offer arrive on the stream also proves the stream is
         // subscribed before the clock starts.
         self.next_event("file_offered", &id);
-        let start = (Instant::now(), self.daemons_cpu());
+        let start = (Instant::now(), self.daemons.daemons_cpu());
         cli(
-            &self.bin,
-            &self.homes[1],
+            &self.daemons.bin,
+            &self.daemons.homes[1],
             &[
                 "file",
                 "accept",
@@ -446,7 +305,7 @@ impl Pair {
         }
         let measured = Measured {
             wall: start.0.elapsed(),
-            cpu: self.daemons_cpu().saturating_sub(start.1),
+            cpu: self.daemons.daemons_cpu().saturating_sub(start.1),
         };
         assert_eq!(
             &hash(&dest.join("payload.bin")),
@@ -456,17 +315,10 @@ impl Pair {
         measured
     }
 
-    fn daemons_cpu(&self) -> Duration {
-        self.daemons
-            .iter()
-            .map(|d| cpu_time(&d.0.id().to_string()))
-            .sum()
-    }
-
     fn peak_rss_kib(&self) -> (u64, u64) {
         (
-            vm_hwm_kib(self.daemons[0].0.id()),
-            vm_hwm_kib(self.daemons[1].0.id()),
+            vm_hwm_kib(self.daemons.daemons[0].0.id()),
+            vm_hwm_kib(self.daemons.daemons[1].0.id()),
         )
     }
 }
