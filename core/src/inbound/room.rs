@@ -154,6 +154,42 @@ pub fn admit_room(
     }
 }
 
+/// What to do with a member device's sender key (it arrives inside a
+/// pairwise envelope, so its sender is already verified).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum KeyAdmission {
+    /// Store it (unless this device has it already: a retry).
+    Take,
+    /// Not yet: the room's log ([`Missing::Log`]; the key overtook it, so
+    /// remember that its sender announced the room) or the epoch's op
+    /// ([`Missing::Epoch`]) is on its way. Answer nothing; the sender
+    /// retries.
+    NotYet(Missing),
+    /// Its sender or this user was not a member of that epoch: refused.
+    Refused(RoomError),
+}
+
+/// Decides whether `user`'s key `grant` is taken by this user `me`, with
+/// the room's log as this node has it (`None` when it does not).
+pub fn admit_key(
+    grant: &crate::room::RoomKeyGrant,
+    user: &UserId,
+    me: &UserId,
+    log: Option<&RoomLog>,
+) -> KeyAdmission {
+    let Some(log) = log else {
+        return KeyAdmission::NotYet(Missing::Log);
+    };
+    let Some(members) = log.members_at(&grant.epoch) else {
+        return KeyAdmission::NotYet(Missing::Epoch);
+    };
+    if !members.contains(user) || !members.contains(me) {
+        return KeyAdmission::Refused(RoomError::SenderNotMember);
+    }
+    KeyAdmission::Take
+}
+
 /// The signed answer to an admitted room message, sent once its content
 /// is stored durably.
 pub fn room_delivered_receipt(me: &DeviceKey, envelope: &RoomEnvelope, now: u64) -> Receipt {
@@ -363,6 +399,41 @@ mod tests {
         assert_eq!(
             admit_room(&ahead, s.bob.device_id(), &GoodStanding, &s.known),
             RoomAdmission::NotYet(Missing::Epoch)
+        );
+    }
+
+    #[test]
+    fn a_key_waits_for_its_log_and_epoch_and_only_members_keys_are_taken() {
+        let s = setup();
+        let (alice, bob) = (s.alice.user_id(), s.bob.user_id());
+        let grant = crate::room::RoomKeyGrant {
+            room: s.room,
+            epoch: s.epoch,
+            key: s.key.clone(),
+        };
+        let log = s.known.logs.get(&s.room);
+        assert_eq!(admit_key(&grant, &alice, &bob, log), KeyAdmission::Take);
+        assert_eq!(
+            admit_key(&grant, &alice, &bob, None),
+            KeyAdmission::NotYet(Missing::Log)
+        );
+        let stranger = UserId([9; 20]);
+        assert_eq!(
+            admit_key(&grant, &stranger, &bob, log),
+            KeyAdmission::Refused(RoomError::SenderNotMember)
+        );
+        assert_eq!(
+            admit_key(&grant, &alice, &stranger, log),
+            KeyAdmission::Refused(RoomError::SenderNotMember),
+            "a key for an epoch this user was not in"
+        );
+        let ahead = crate::room::RoomKeyGrant {
+            epoch: OpHash([9; 32]),
+            ..grant
+        };
+        assert_eq!(
+            admit_key(&ahead, &alice, &bob, log),
+            KeyAdmission::NotYet(Missing::Epoch)
         );
     }
 

@@ -7,7 +7,8 @@
 //! of room messages is on (sender device, message id), after those checks.
 
 use tincan_core::inbound::room::{
-    admit_room, room_delivered_receipt, RoomAdmission, RoomKnowledge,
+    admit_key, admit_room, room_delivered_receipt, KeyAdmission, Missing, RoomAdmission,
+    RoomKnowledge,
 };
 use tincan_core::post::mentions_name;
 use tincan_core::room::{
@@ -152,16 +153,17 @@ impl Actor {
         grant: RoomKeyGrant,
     ) -> Result<(), Rejection> {
         let (device, user) = (opened.sender.device_id(), opened.sender.user_id());
-        // The log may not have arrived yet (a key can overtake it): retry.
-        let Some(log) = self.rooms.logs.get(&grant.room) else {
-            self.note_announced(grant.room, device);
-            return Err(Rejection::Retry);
-        };
-        let Some(members) = log.members_at(&grant.epoch) else {
-            return Err(Rejection::Retry);
-        };
-        if !members.contains(&user) || !members.contains(&self.identity.user_id()) {
-            return Err(refuse(RoomError::SenderNotMember));
+        let me = self.identity.user_id();
+        match admit_key(&grant, &user, &me, self.rooms.logs.get(&grant.room)) {
+            KeyAdmission::Take => {}
+            KeyAdmission::NotYet(missing) => {
+                if missing == Missing::Log {
+                    // The key overtook the log: this user is being added.
+                    self.note_announced(grant.room, device);
+                }
+                return Err(Rejection::Retry);
+            }
+            KeyAdmission::Refused(e) => return Err(refuse(e)),
         }
         let slot = (grant.room, grant.epoch, device);
         if self.rooms.keys.contains_key(&slot) {
