@@ -89,7 +89,7 @@ fn the_standard_workload_holds_every_invariant() {
         assert_eq!(o.wan_copies_per_site_msg_max, 1, "seed {seed}");
         // Each room was created (create, add, promote), then changed.
         assert!(o.rooms >= 2, "seed {seed}");
-        assert!(o.room_ops >= 3 * o.rooms as u64 + 6, "seed {seed}");
+        assert!(o.room_ops > 3 * o.rooms as u64, "seed {seed}");
         assert!(o.rooms_converged, "seed {seed}");
     });
 }

@@ -238,7 +238,7 @@ impl Sim {
             }
         }
         let listed: Vec<UserId> = users.into_iter().collect();
-        devices.extend(self.member_devices(&listed, NodeIdx(usize::MAX)));
+        devices.extend(self.devices_of_known(&listed));
         let mut groups: Vec<(Option<RoomView>, Vec<NodeIdx>)> = Vec::new();
         for n in devices {
             let view = self.nodes[n.0].room(room).map(RoomView::of);
@@ -323,15 +323,21 @@ impl Sim {
         Ok(())
     }
 
-    /// The devices of `users` the simulation knows, but `except`, in
-    /// order, once (the daemon's `user_certs`: unknown users have none).
+    /// The devices of `users` but `except` (the daemon's `user_certs`).
     fn member_devices(&self, users: &[UserId], except: NodeIdx) -> Vec<NodeIdx> {
+        let mut nodes = self.devices_of_known(users);
+        nodes.retain(|n| *n != except);
+        nodes
+    }
+
+    /// The devices of `users`, in order, once; users the simulation does
+    /// not know have none.
+    fn devices_of_known(&self, users: &[UserId]) -> Vec<NodeIdx> {
         let mut nodes: Vec<NodeIdx> = users
             .iter()
             .filter_map(|u| self.world.dir.users.get(u))
             .flatten()
             .copied()
-            .filter(|n| *n != except)
             .collect();
         nodes.sort();
         nodes.dedup();
