@@ -13,12 +13,14 @@
 //! - [`sim`]: a deterministic, seeded, virtual-time simulator that drives
 //!   `tincan-core`'s state machines alone (no daemon, no sockets): sites with
 //!   gateways and a relay, loss, partitions, crashes and roaming, with real
-//!   envelopes and receipts and per-site WAN counters. Failing scenarios
-//!   print their seed ([`sim::check_seeds`]).
+//!   envelopes and receipts, core's room logs on every member device, and
+//!   per-site WAN counters. Failing scenarios print their seed
+//!   ([`sim::check_seeds`]).
 //!
 //! - [`scenario`]: the standard workload over [`sim`] (messages of every
-//!   kind, gateway kills, roams, partitions, crashes) and its outcome; the
-//!   `sim` command runs it for any size and seed.
+//!   kind, room membership changes, gateway kills, roams, partitions,
+//!   crashes) and its outcome; the `sim` command runs it for any size and
+//!   seed.
 //!
 //! - [`sim_lan`]: one office LAN of up to thousands of devices, each a real
 //!   identity driving core's `LanMesh` (peer exchange, ring links,

@@ -1,11 +1,13 @@
 //! The standard workload of the simulator, as one seeded run: an
 //! organisation of `nodes` devices over `sites` offices sends 1:1,
 //! multi-recipient and room messages for `minutes` of virtual time while
-//! gateways are killed, laptops roam, sites are cut off from each other and
-//! nodes crash; then everything heals and the run drains. The outcome
-//! counts what a user would notice (lost, duplicated, failed messages) and
-//! what the design promises (one gateway per site and epoch, failover
-//! within the bound, one WAN copy per site and message).
+//! room admins invite and remove users and members leave, gateways are
+//! killed, laptops roam, sites are cut off from each other and nodes
+//! crash; then everything heals and the run drains. The outcome counts
+//! what a user would notice (lost, duplicated, failed messages) and what
+//! the design promises (one gateway per site and epoch, failover within
+//! the bound, one WAN copy per site and message, every room's member
+//! devices holding the same log).
 //!
 //! It is what `cargo run -p tincan-netsim --release --bin sim` runs, and
 //! what `tests/sim_scenario.rs` runs at a small size over fixed seeds.
@@ -27,6 +29,10 @@ use tincan_core::{GatewayPreference, MessageId, UserId};
 
 use crate::sim::{failover_bound_ms, NodeIdx, Sim, SimBuilder, SimRng, SiteIdx};
 
+mod room;
+
+use room::Room;
+
 /// What one run does; [`Workload::run`] runs it.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -45,6 +51,9 @@ pub struct Workload {
     pub loss: f64,
     /// Seconds of virtual time between faults.
     pub fault_every_secs: u64,
+    /// Mean seconds of virtual time between two membership changes of one
+    /// room (an invite, a removal or a leave).
+    pub room_change_every_secs: u64,
 }
 
 impl Default for Workload {
@@ -57,6 +66,7 @@ impl Default for Workload {
             messages: None,
             loss: 0.01,
             fault_every_secs: 20,
+            room_change_every_secs: 30,
         }
     }
 }
@@ -111,6 +121,14 @@ pub struct Outcome {
     pub partitions: usize,
     /// Broken invariants, each with its virtual time (empty when all hold).
     pub invariant_violations: Vec<String>,
+    /// Rooms.
+    pub rooms: usize,
+    /// Room ops written: each room's create, its first members' add and
+    /// an admin's promotion, then the invites, removals and leaves.
+    pub room_ops: u64,
+    /// Whether, after the drain, every device of every member of every
+    /// room held the same log and state.
+    pub rooms_converged: bool,
 }
 
 /// A fault to undo later.
@@ -132,7 +150,9 @@ struct Span {
 struct Run {
     sim: Sim,
     rng: SimRng,
-    rooms: Vec<Vec<NodeIdx>>,
+    /// The membership changes' own choices, apart from the messages'.
+    room_rng: SimRng,
+    rooms: Vec<Room>,
     /// Every fault so far.
     spans: Vec<Span>,
     /// Faults to undo: (when, what, its span).
@@ -160,6 +180,9 @@ impl Workload {
         let fault_every = self.fault_every_secs.max(1) * 1_000;
         let mut next_fault = 10_000.min(total_ms / 2);
         let mut faults = 0;
+        let change_every =
+            (self.room_change_every_secs.max(1) * 1_000 / run.rooms.len().max(1) as u64).max(1);
+        let mut next_change = change_every;
         let start = run.sim.elapsed().as_millis() as u64;
         for n in 0..messages {
             let at = start + n * tick;
@@ -168,6 +191,10 @@ impl Workload {
                 run.fault(faults);
                 faults += 1;
                 next_fault += fault_every;
+            }
+            while at - start >= next_change {
+                run.room_change();
+                next_change += change_every;
             }
             run.send(n);
         }
@@ -200,7 +227,7 @@ impl Run {
             sim.add_node_with(site, &format!("s{}n{}", site.0, i / sites), preference);
         }
         let ids: Vec<NodeIdx> = sim.node_ids().collect();
-        let rooms = (0..(sites / 5).max(1))
+        let members: Vec<Vec<NodeIdx>> = (0..(sites / 5).max(1))
             .map(|_| {
                 let size = rng.in_range(8..25).min(ids.len() as u64);
                 let mut members = BTreeSet::new();
@@ -213,7 +240,8 @@ impl Run {
         let mut run = Run {
             sim,
             rng,
-            rooms,
+            room_rng: SimRng::new(w.seed, 11),
+            rooms: Vec::new(),
             spans: Vec::new(),
             recoveries: Vec::new(),
             sends: Vec::new(),
@@ -221,6 +249,9 @@ impl Run {
         };
         if let Err(e) = run.sim.settle(Duration::from_secs(60)) {
             run.violation(format!("the sites did not elect their gateways: {e}"));
+        }
+        for (i, members) in members.into_iter().enumerate() {
+            run.create_room(i, members);
         }
         run
     }
@@ -338,27 +369,24 @@ impl Run {
     }
 
     /// One message from a random running node: 1:1, to a few users, or to
-    /// the members of one of its rooms.
+    /// one of its rooms.
     fn send(&mut self, n: u64) {
         let count = self.outcome_nodes() as u64;
         let up = |sim: &Sim, node: NodeIdx| sim.node(node).is_up();
         let kind = self.rng.below(100);
-        let (from, to): (NodeIdx, Vec<NodeIdx>) = if kind < 15 {
-            let room = &self.rooms[self.rng.below(self.rooms.len() as u64) as usize];
-            let from = room[self.rng.below(room.len() as u64) as usize];
-            (from, room.iter().copied().filter(|m| *m != from).collect())
-        } else {
-            let from = NodeIdx(self.rng.below(count) as usize);
-            let wanted = if kind < 75 { 1 } else { 2 + self.rng.below(4) };
-            let mut to = BTreeSet::new();
-            while (to.len() as u64) < wanted.min(count - 1) {
-                let other = NodeIdx(self.rng.below(count) as usize);
-                if other != from {
-                    to.insert(other);
-                }
+        if kind < 15 && !self.rooms.is_empty() {
+            self.send_room(n);
+            return;
+        }
+        let from = NodeIdx(self.rng.below(count) as usize);
+        let wanted = if kind < 75 { 1 } else { 2 + self.rng.below(4) };
+        let mut to = BTreeSet::new();
+        while (to.len() as u64) < wanted.min(count - 1) {
+            let other = NodeIdx(self.rng.below(count) as usize);
+            if other != from {
+                to.insert(other);
             }
-            (from, to.into_iter().collect())
-        };
+        }
         if !up(&self.sim, from) || to.is_empty() {
             return;
         }
@@ -456,7 +484,13 @@ impl Run {
                 }
             }
         }
+        let rooms = self.sim.room_report();
+        o.rooms = rooms.rooms;
+        o.room_ops = rooms.ops;
+        o.rooms_converged = rooms.converged();
         let mut violations = gateways.violations;
+        let t = self.now();
+        violations.extend(rooms.diverged.iter().map(|d| format!("t={t}ms: {d}")));
         if extra > 0 {
             violations.push(format!(
                 "{extra} (message, site) pairs without a fault got more than one WAN copy"

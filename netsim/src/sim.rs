@@ -10,7 +10,9 @@
 //! (beacons on the LAN, claims to the relay, whose leases are core's
 //! [`tincan_core::LeaseTable`]), and what leaves or enters a site goes
 //! through the node that won, so a crashed gateway really cuts its site off
-//! until the failover. Time is
+//! until the failover. Rooms are core's [`tincan_core::RoomLog`]s on every
+//! member device, changed by signed ops that travel like any message (see
+//! `room`). Time is
 //! virtual: [`Sim::step`] jumps to the next event of a (time, sequence)
 //! priority queue, and nothing reads the wall clock or the OS random source,
 //! so one seed always gives one run ([`Sim::trace_hash`]).
@@ -25,8 +27,10 @@
 //! - `check`: the election invariants, checked as roles change.
 //! - `fault`: partitions, crashes, restarts and roaming.
 //! - `report`: what a run can be asked about its outcome.
-//! - [`node`]: one device driving core's outbox and gateway election, with
-//!   its durable store.
+//! - `room`: creating and changing rooms, room messages to the members
+//!   the sender's log lists, and whether every room converged.
+//! - [`node`]: one device driving core's outbox, gateway election and
+//!   room logs, with its durable store.
 //! - [`seed`]: random streams and [`check_seeds`].
 //!
 //! # Example
@@ -52,6 +56,7 @@ pub mod node;
 pub(crate) mod queue;
 mod relay;
 mod report;
+mod room;
 pub mod seed;
 mod world;
 
@@ -61,13 +66,16 @@ use std::time::Duration;
 use tincan_core::envelope::SealError;
 use tincan_core::route::hop::{HopSource, HopState};
 use tincan_core::wire::{self, EncodeError, Frame};
-use tincan_core::{Content, DeviceId, Envelope, GatewayPreference, Identity, MessageId, UserId};
+use tincan_core::{
+    Content, DeviceId, Envelope, GatewayPreference, Identity, MessageId, RoomError, RoomId, UserId,
+};
 
 pub use builder::SimBuilder;
 pub use check::failover_bound_ms;
 pub use net::{LinkCount, NetStats, WanStats};
 pub use node::{Displayed, SimNode};
 pub use report::{DeliveryReport, GatewayReport};
+pub use room::{RoomDivergence, RoomReport, RoomView};
 pub use seed::{check_seeds, SimRng, SEED_ENV};
 
 use queue::{Event, Hop, Packet};
@@ -122,6 +130,12 @@ pub enum SimError {
     /// No event is left, so the condition can never become true.
     #[error("nothing left to simulate and the condition is not met")]
     Stalled,
+    /// The node does not have this room.
+    #[error("room {0} is not known to the node")]
+    UnknownRoom(RoomId),
+    /// Core refused the room change or message (as the node's log says).
+    #[error("room: {0}")]
+    Room(#[from] RoomError),
 }
 
 /// A message sent in the simulation, for checking outcomes.
@@ -142,6 +156,12 @@ pub struct Sim {
     world: World,
     nodes: Vec<SimNode>,
     sent: Vec<SentMessage>,
+    /// Rooms created, in order.
+    rooms: Vec<RoomId>,
+    /// Room ops written.
+    room_ops: u64,
+    /// `RoomOps` envelopes queued.
+    room_envelopes: u64,
     rng: SimRng,
     seed: u64,
 }
@@ -296,6 +316,50 @@ impl Sim {
         }
         let sealed = self.devices_of(sealed_for)?;
         let targets = self.devices_of(deliver_to)?;
+        let content = Content::Text {
+            text: text.to_owned(),
+        };
+        let (id, frame_len) = self.seal_and_queue(from, &sealed, &targets, &content)?;
+        self.sent.push(SentMessage {
+            id,
+            from,
+            to: targets,
+            frame_len,
+        });
+        Ok(id)
+    }
+
+    /// Seals `text` from `from` for the nodes `to` and queues it: a
+    /// message whose delivery the reports check.
+    fn send_to(
+        &mut self,
+        from: NodeIdx,
+        to: &[NodeIdx],
+        text: &str,
+    ) -> Result<MessageId, SimError> {
+        let content = Content::Text {
+            text: text.to_owned(),
+        };
+        let (id, frame_len) = self.seal_and_queue(from, to, to, &content)?;
+        self.sent.push(SentMessage {
+            id,
+            from,
+            to: to.to_vec(),
+            frame_len,
+        });
+        Ok(id)
+    }
+
+    /// Seals `content` from `from` for the devices of `sealed`, stores it
+    /// in the sender's outbox for those of `targets` and starts delivery.
+    /// Returns its id and the length of its `Frame::Envelope`.
+    fn seal_and_queue(
+        &mut self,
+        from: NodeIdx,
+        sealed: &[NodeIdx],
+        targets: &[NodeIdx],
+        content: &Content,
+    ) -> Result<(MessageId, usize), SimError> {
         let certs: Vec<_> = sealed
             .iter()
             .map(|n| self.world.dir.certs[n.0].clone())
@@ -303,16 +367,13 @@ impl Sim {
         let w = &mut self.world;
         let id = MessageId::random(&mut w.crypto);
         let sender = &self.nodes[from.0];
-        let content = Content::Text {
-            text: text.to_owned(),
-        };
         let envelope = Envelope::seal(
             &sender.identity().device,
             &sender.identity().cert,
             &certs,
             id,
             w.now,
-            &content,
+            content,
             &mut w.crypto,
         )?;
         let frame_len = wire::encode(&Frame::Envelope(envelope.clone()))?.len();
@@ -322,13 +383,7 @@ impl Sim {
             .collect();
         w.trace(&[b"send", &id.0, &(from.0 as u64).to_le_bytes()]);
         self.nodes[from.0].queue(w, envelope, frame_len, &devices);
-        self.sent.push(SentMessage {
-            id,
-            from,
-            to: targets,
-            frame_len,
-        });
-        Ok(id)
+        Ok((id, frame_len))
     }
 
     /// Every node of the users `users`, in order, once.

@@ -17,6 +17,11 @@
 //! still travelling) and retries it when something new arrives, where the
 //! node's outbox would retry from the sender; so the WAN counts here are
 //! those of the first attempt, which is what the design promises.
+//!
+//! This model stays for what the simulator (`tincan_netsim::sim`) does not
+//! do yet: sender keys and room envelopes sealed once. Membership changes
+//! under loss, partitions and crashes, through the real outboxes, are
+//! `sim_room_membership.rs` and the standard workload (`sim_scenario.rs`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};

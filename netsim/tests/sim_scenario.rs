@@ -1,7 +1,8 @@
 //! The simulator's standard workload (`tincan_netsim::scenario`, what the
 //! `sim` command runs) at a CI size: 200 devices over 10 sites for two
-//! virtual minutes with gateway kills, roams, partitions and crashes, over
-//! fixed seeds. Every invariant must hold; a failing seed is printed and
+//! virtual minutes with room membership changes, gateway kills, roams,
+//! partitions and crashes, over fixed seeds. Every invariant must hold
+//! (every room converged among them); a failing seed is printed and
 //! replays with `TINCAN_SIM_SEED=N` (or `sim --seed N`).
 //!
 //! Bigger runs by hand: `TINCAN_SIM_NODES=2000 TINCAN_SIM_SITES=100
@@ -35,7 +36,7 @@ fn print(o: &Outcome) {
         "seed {}: {} nodes/{} sites, {:.0} virtual s in {:.2} s; {} messages, {} deliveries \
          ({} once, {} failed, {} lost, {} duplicated); faults: {} gateway kills, {} crashes, \
          {} roams, {} partitions; {} failovers, longest {} ms; WAN copies max {} over {} \
-         fault-free messages, {} retransmitted",
+         fault-free messages, {} retransmitted; {} rooms, {} room ops, converged: {}",
         o.seed,
         o.nodes,
         o.sites,
@@ -55,7 +56,10 @@ fn print(o: &Outcome) {
         o.max_failover_ms,
         o.wan_copies_per_site_msg_max,
         o.fault_free_messages,
-        o.wan_retransmits
+        o.wan_retransmits,
+        o.rooms,
+        o.room_ops,
+        o.rooms_converged
     );
 }
 
@@ -83,6 +87,10 @@ fn the_standard_workload_holds_every_invariant() {
         assert_eq!(o.max_gateways_per_site_epoch, 1, "seed {seed}");
         assert!(o.max_failover_ms <= o.failover_bound_ms, "seed {seed}");
         assert_eq!(o.wan_copies_per_site_msg_max, 1, "seed {seed}");
+        // Each room was created (create, add, promote), then changed.
+        assert!(o.rooms >= 2, "seed {seed}");
+        assert!(o.room_ops > 3 * o.rooms as u64, "seed {seed}");
+        assert!(o.rooms_converged, "seed {seed}");
     });
 }
 
@@ -115,12 +123,16 @@ fn the_sim_command_prints_its_outcome_as_the_last_json_line_and_replays() {
             "wan_copies_per_site_msg_max",
             "wan_retransmits",
             "invariant_violations",
+            "rooms",
+            "room_ops",
+            "rooms_converged",
         ] {
             assert!(value.get(key).is_some(), "{key} missing from {last}");
         }
         assert_eq!(value["nodes"], 30);
         assert_eq!(value["seed"], 9);
         assert_eq!(value["invariant_violations"], serde_json::json!([]));
+        assert_eq!(value["rooms_converged"], true);
         // Everything but the wall time is fixed by the seed.
         value["wall_secs"] = serde_json::Value::Null;
         value

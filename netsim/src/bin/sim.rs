@@ -1,7 +1,8 @@
 //! `sim`: one seeded run of the simulator's standard workload (see
 //! `tincan_netsim::scenario`): sites electing gateways with core's
 //! election, messages sealed and acknowledged with core's envelopes and
-//! receipts, gateway kills, roaming laptops, partitions and crashes.
+//! receipts, rooms whose members change through core's room logs, gateway
+//! kills, roaming laptops, partitions and crashes.
 //!
 //! ```text
 //! cargo run -p tincan-netsim --release --bin sim -- --nodes 2000 --sites 100 --seed 7 --minutes 10 --json
@@ -104,6 +105,12 @@ fn print_summary(o: &Outcome) {
         "WAN: at most {} first copies per site and message ({} messages without faults); \
          {} retransmitted copies",
         o.wan_copies_per_site_msg_max, o.fault_free_messages, o.wan_retransmits
+    );
+    println!(
+        "rooms: {}, {} ops; every member device holds the same log: {}",
+        o.rooms,
+        o.room_ops,
+        if o.rooms_converged { "yes" } else { "no" }
     );
     if o.invariant_violations.is_empty() {
         println!("invariants: all held");

@@ -95,6 +95,9 @@ impl SimBuilder {
             world: World::new(START_MS, net, config, SimRng::new(self.seed, 0)),
             nodes: Vec::new(),
             sent: Vec::new(),
+            rooms: Vec::new(),
+            room_ops: 0,
+            room_envelopes: 0,
             rng: SimRng::new(self.seed, 2),
             seed: self.seed,
         }

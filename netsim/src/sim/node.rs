@@ -1,22 +1,28 @@
-//! One simulated device: core's identity and outbox, driven the way the
-//! daemon drives them, plus the few tables the daemon keeps in SQLite.
+//! One simulated device: core's identity, outbox and room logs, driven the
+//! way the daemon drives them, plus the few tables the daemon keeps in
+//! SQLite.
 //!
 //! # What survives a crash
 //! The durable part (`pending` messages with their attempt counts, the
-//! received set, the displayed history, delivery results) models the store
-//! and survives [`crate::sim::Sim::crash`]. The [`Outbox`], the in-flight
-//! attempts, the reachability view and timers are memory and are rebuilt on
-//! restart from the durable part, as the daemon rebuilds its outbox.
+//! received set, the displayed history, delivery results, the ops of each
+//! room log) models the store and survives [`crate::sim::Sim::crash`]. The
+//! [`Outbox`], the in-flight attempts, the reachability view, timers, room
+//! ops held for their parents and partly gathered room logs are memory and
+//! are rebuilt on restart from the durable part, as the daemon rebuilds
+//! them.
 //!
 //! # Invariants
 //! - A message is displayed at most once per (sender device, message id),
 //!   checked after `Envelope::open` verified the signature, and a receipt is
-//!   sent for every copy that opens (duplicates included), so a lost receipt
-//!   is repaired by the retry it causes.
+//!   sent for every copy that is taken (duplicates included), so a lost
+//!   receipt is repaired by the retry it causes. Content that cannot be
+//!   taken yet (room ops ahead of their room's log) gets no answer, so the
+//!   sender retries it, as the daemon's `Rejection::Retry`.
 //! - An outbox entry is reported delivered only on a receipt that verifies
 //!   against the recipient's certificate and names this device as sender.
 
 mod election;
+mod room;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,13 +30,15 @@ use std::sync::Arc;
 use tincan_core::delivery::{judge_answer, Deliveries, DeliveryEffect, MessageState};
 use tincan_core::inbound::{admit, delivered_receipt, Admission, GoodStanding};
 use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
-use tincan_core::wire::Frame;
+use tincan_core::wire::{Frame, RefuseReason};
 use tincan_core::{
-    DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, SiteId, UserId,
+    Content, DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, Opened,
+    SiteId, UserId,
 };
 
 use election::StoredElection;
 pub(crate) use election::Uplink;
+use room::{Rejection, Rooms};
 
 use super::queue::{Event, Reply};
 use super::world::World;
@@ -88,6 +96,8 @@ pub struct SimNode {
     displayed: Vec<Displayed>,
     delivered: BTreeSet<(MessageId, DeviceId)>,
     failed: Vec<(MessageId, DeviceId, String)>,
+    /// Room logs (durable) and logs being gathered (memory).
+    rooms: Rooms,
     duplicates: u64,
     rejected: u64,
 }
@@ -117,6 +127,7 @@ impl SimNode {
             displayed: Vec::new(),
             delivered: BTreeSet::new(),
             failed: Vec::new(),
+            rooms: Rooms::default(),
             duplicates: 0,
             rejected: 0,
         }
@@ -265,6 +276,7 @@ impl SimNode {
         self.reachable.clear();
         self.scheduled_wake = None;
         self.deliveries = Deliveries::new();
+        self.rooms.crash();
     }
 
     /// The node starts again, reloads its outbox from the store and starts
@@ -308,28 +320,55 @@ impl SimNode {
                 return;
             }
         };
-        // Dedupe after admission, on the verified sender (the daemon's
-        // unique (sender device, id) row); every copy that opens gets a
-        // receipt, so a lost receipt is repaired by the retry.
-        let from = opened.sender.device_id();
-        if self.received.insert((from, opened.id)) {
-            self.displayed.push(Displayed {
-                from,
-                id: opened.id,
-                at_ms: w.now,
-            });
-        } else {
-            self.duplicates += 1;
-        }
-        let receipt = delivered_receipt(&self.identity.device, &opened, w.now);
+        let answer = match self.on_content(w, &opened) {
+            Ok(()) => Frame::Receipt(delivered_receipt(&self.identity.device, &opened, w.now)),
+            Err(Rejection::Refuse(reason)) => {
+                tracing::debug!(node = self.idx.0, ?reason, "content refused");
+                Frame::Refused {
+                    message_id: opened.id,
+                    reason,
+                }
+            }
+            // Silence: the sender's outbox retries.
+            Err(Rejection::Retry) => return,
+        };
         let reply = Reply {
             message_id: opened.id,
-            to_device: from,
+            to_device: opened.sender.device_id(),
             from_device: self.device_id(),
-            frame: Box::new(Frame::Receipt(receipt)),
+            frame: Box::new(answer),
         };
         let uplink = self.uplink(w);
         w.route_reply(self.idx, uplink, reply);
+    }
+
+    /// Takes admitted content, as the daemon's handlers do: a text is shown
+    /// (once per sender device and id: dedupe after admission, on the
+    /// verified sender, as the daemon's unique row); room ops go to the
+    /// room's log. Every copy that is taken gets a receipt, duplicates
+    /// included, so a lost receipt is repaired by the retry it causes.
+    fn on_content(&mut self, w: &World, opened: &Opened) -> Result<(), Rejection> {
+        match &opened.content {
+            Content::Text { .. } => {
+                let from = opened.sender.device_id();
+                if self.received.insert((from, opened.id)) {
+                    self.displayed.push(Displayed {
+                        from,
+                        id: opened.id,
+                        at_ms: w.now,
+                    });
+                } else {
+                    self.duplicates += 1;
+                }
+                Ok(())
+            }
+            Content::RoomOps { room, ops, log_len } => {
+                self.on_room_ops(opened, *room, ops.clone(), *log_len)
+            }
+            _ => Err(Rejection::Refuse(RefuseReason::Other(
+                "unsupported content".into(),
+            ))),
+        }
     }
 
     /// An answer (receipt or refusal) to a message of this node arrived.
