@@ -472,7 +472,10 @@ impl Sim {
             return;
         }
         match packet {
-            Packet::Envelope { envelope, .. } => node.on_envelope(&mut self.world, &envelope),
+            Packet::Envelope { envelope, .. } => {
+                node.on_envelope(&mut self.world, &envelope);
+                self.queue_catch_ups(n);
+            }
             Packet::Receipt { reply, .. } => node.on_reply(&mut self.world, reply),
             Packet::Answer {
                 incarnation,

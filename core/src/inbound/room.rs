@@ -190,6 +190,82 @@ pub fn admit_key(
     KeyAdmission::Take
 }
 
+/// What taking new ops of a known room did, and what to answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TakenOps {
+    /// Ops newly in the log, in the order they were taken: store them.
+    pub new: Vec<OpHash>,
+    /// Some op waits for its parents. It is memory only (a crash loses
+    /// it), so it must not be acknowledged: the sender retries until the
+    /// parents have arrived and it is taken.
+    pub held: bool,
+    /// The first op refused, if any.
+    pub refused: Option<RoomError>,
+    /// For each op just taken that adds users and that another user
+    /// wrote: the users it added, and the ops of this log it did not build
+    /// on. Its author sent the newcomers the log it had; changes made
+    /// meanwhile by others would never reach them, so every member that
+    /// takes the add sends them what it has of those.
+    pub catch_up: Vec<(Vec<UserId>, Vec<crate::room::RoomOp>)>,
+}
+
+/// The answer to a batch of room ops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpsVerdict {
+    /// Everything is stored: acknowledge.
+    Taken,
+    /// Something is held, or what is new must be stored first: no
+    /// answer, the sender retries (known ops are no-ops the next time).
+    Retry,
+    /// Nothing new and an op was refused: refuse the envelope.
+    Refused(RoomError),
+}
+
+impl TakenOps {
+    /// What the sender is told.
+    pub fn verdict(&self) -> OpsVerdict {
+        match (&self.refused, self.new.is_empty(), self.held) {
+            (Some(e), true, false) => OpsVerdict::Refused(e.clone()),
+            (_, _, true) => OpsVerdict::Retry,
+            _ => OpsVerdict::Taken,
+        }
+    }
+}
+
+/// Takes `ops` (from a verified sender) into this user's (`me`) `log` of
+/// the room: the rule of the daemon and the simulator.
+pub fn take_ops(log: &mut RoomLog, ops: Vec<crate::room::RoomOp>, me: &UserId) -> TakenOps {
+    let mut taken = TakenOps::default();
+    let hashes: Vec<OpHash> = ops.iter().map(crate::room::RoomOp::hash).collect();
+    for op in ops {
+        match log.handle_op(op) {
+            Ok(applied) => taken.new.extend(applied.new),
+            Err(e) => {
+                taken.refused.get_or_insert(e);
+            }
+        }
+    }
+    taken.held = hashes.iter().any(|h| log.is_held(h));
+    for hash in &taken.new {
+        if log.is_skipped(hash) {
+            continue;
+        }
+        let Some(op) = log.op(hash) else { continue };
+        let crate::room::RoomAction::Add { users } = &op.action else {
+            continue;
+        };
+        if op.author_user() == *me {
+            continue;
+        }
+        let newcomers: Vec<UserId> = users.iter().filter(|u| *u != me).copied().collect();
+        let missed = log.not_built_on(hash);
+        if !newcomers.is_empty() && !missed.is_empty() {
+            taken.catch_up.push((newcomers, missed));
+        }
+    }
+    taken
+}
+
 /// The signed answer to an admitted room message, sent once its content
 /// is stored durably.
 pub fn room_delivered_receipt(me: &DeviceKey, envelope: &RoomEnvelope, now: u64) -> Receipt {
@@ -460,5 +536,136 @@ mod tests {
             panic!("too large");
         };
         assert_eq!(refusal.reason(), RefuseReason::TooLarge);
+    }
+}
+
+#[cfg(test)]
+mod take_tests {
+    use super::*;
+    use crate::entropy::SeededEntropy;
+    use crate::room::{RoomAction, RoomOp};
+    use crate::Identity;
+
+    /// Ann (admin) adds Bob and Cy; each holds a copy of the log.
+    fn room() -> (Vec<Identity>, RoomLog) {
+        let mut entropy = SeededEntropy::new(3);
+        let people: Vec<Identity> = ["ann", "bob", "cy", "dan"]
+            .iter()
+            .map(|n| Identity::generate(n, 0, &mut entropy))
+            .collect();
+        let (mut log, _) =
+            RoomLog::create(&people[0].device, &people[0].cert, "team", 1, &mut entropy).unwrap();
+        let users = vec![people[1].user_id(), people[2].user_id()];
+        log.author(
+            &people[0].device,
+            &people[0].cert,
+            RoomAction::Add { users },
+            2,
+        )
+        .unwrap();
+        (people, log)
+    }
+
+    #[test]
+    fn an_add_made_without_a_concurrent_leave_hands_the_newcomer_that_leave() {
+        let (p, base) = room();
+        // Cy leaves while Ann, not having seen it, adds Dan.
+        let (mut ann, mut cy, mut bob) = (base.clone(), base.clone(), base);
+        let leave = cy
+            .author(&p[2].device, &p[2].cert, RoomAction::Leave, 3)
+            .unwrap();
+        let add = ann
+            .author(
+                &p[0].device,
+                &p[0].cert,
+                RoomAction::Add {
+                    users: vec![p[3].user_id()],
+                },
+                4,
+            )
+            .unwrap();
+        // Bob takes the leave, then the add: he hands Dan the leave.
+        let taken = take_ops(&mut bob, vec![leave.clone()], &p[1].user_id());
+        assert_eq!(taken.verdict(), OpsVerdict::Taken);
+        assert!(taken.catch_up.is_empty(), "a leave adds nobody");
+        let taken = take_ops(&mut bob, vec![add.clone()], &p[1].user_id());
+        assert_eq!(
+            taken.catch_up,
+            [(vec![p[3].user_id()], vec![leave.clone()])]
+        );
+        // Ann wrote the add: she sent Dan all she had, nothing to catch up.
+        let taken = take_ops(&mut ann, vec![leave], &p[0].user_id());
+        assert!(taken.catch_up.is_empty());
+        // An op written on everything its log holds left nothing out.
+        let later = bob
+            .author(&p[1].device, &p[1].cert, RoomAction::Leave, 5)
+            .unwrap();
+        assert_eq!(bob.not_built_on(&later.hash()), Vec::<RoomOp>::new());
+    }
+
+    #[test]
+    fn an_op_held_for_its_parents_is_not_acknowledged_until_it_is_taken() {
+        let (p, base) = room();
+        let (mut ann, mut bob) = (base.clone(), base);
+        let first = ann
+            .author(
+                &p[0].device,
+                &p[0].cert,
+                RoomAction::SetTopic { topic: "a".into() },
+                3,
+            )
+            .unwrap();
+        let second = ann
+            .author(
+                &p[0].device,
+                &p[0].cert,
+                RoomAction::SetTopic { topic: "b".into() },
+                4,
+            )
+            .unwrap();
+        // The second overtakes the first: held, so no receipt.
+        let taken = take_ops(&mut bob, vec![second.clone()], &p[1].user_id());
+        assert_eq!((taken.held, taken.verdict()), (true, OpsVerdict::Retry));
+        // Its retry, while still held: still no receipt.
+        let taken = take_ops(&mut bob, vec![second.clone()], &p[1].user_id());
+        assert_eq!(taken.verdict(), OpsVerdict::Retry);
+        // The first arrives and releases it.
+        let taken = take_ops(&mut bob, vec![first.clone()], &p[1].user_id());
+        assert_eq!(taken.new, [first.hash(), second.hash()]);
+        assert_eq!(taken.verdict(), OpsVerdict::Taken);
+        // The retry of the second is now a known op: acknowledged.
+        assert_eq!(
+            take_ops(&mut bob, vec![second], &p[1].user_id()).verdict(),
+            OpsVerdict::Taken
+        );
+    }
+
+    #[test]
+    fn a_batch_of_only_refused_ops_is_refused() {
+        let (p, base) = room();
+        let mut bob = base.clone();
+        // Cy (no admin) removing Bob is refused by the log's rules or
+        // skipped; a forged room is refused outright.
+        let (mut other, _) = RoomLog::create(
+            &p[3].device,
+            &p[3].cert,
+            "elsewhere",
+            1,
+            &mut SeededEntropy::new(9),
+        )
+        .unwrap();
+        let foreign = other
+            .author(
+                &p[3].device,
+                &p[3].cert,
+                RoomAction::SetTopic { topic: "x".into() },
+                2,
+            )
+            .unwrap();
+        let taken = take_ops(&mut bob, vec![foreign], &p[1].user_id());
+        assert!(
+            matches!(taken.verdict(), OpsVerdict::Refused(RoomError::WrongRoom)),
+            "{taken:?}"
+        );
     }
 }

@@ -298,6 +298,17 @@ impl Sim {
         self.send_ops(from, room, &full, &new, log_len)
     }
 
+    /// Queues the ops node `n` owes users added by someone who had not
+    /// seen them (core's catch-up rule, as the daemon sends them).
+    pub(crate) fn queue_catch_ups(&mut self, n: NodeIdx) {
+        for (room, users, ops) in self.nodes[n.0].take_catch_ups() {
+            let to = self.member_devices(&users, n);
+            if let Err(e) = self.send_ops(n, room, &ops, &to, 0) {
+                tracing::warn!(node = n.0, %room, error = %e, "cannot queue catch-up ops");
+            }
+        }
+    }
+
     /// Queues `ops` for the devices `to` in envelopes of
     /// [`OPS_PER_ENVELOPE`] ops; `log_len` is the log's length when `ops`
     /// is the whole log, else 0 (the daemon's `send_ops`).

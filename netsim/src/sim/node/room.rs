@@ -3,10 +3,13 @@
 //! (`node/src/node/actor/rooms/inbound.rs`, `on_room_ops`).
 //!
 //! # The daemon's rules modelled here
-//! - New ops of a known room go to [`RoomLog::handle_op`]; an op whose
-//!   parents are missing is held by the log (and acknowledged, as the
-//!   daemon acknowledges it). The envelope is refused when no op was new
-//!   and one was refused.
+//! - New ops of a known room are taken by core's rule
+//!   ([`take_ops`](tincan_core::inbound::room::take_ops), the daemon's
+//!   too): an op whose parents are missing is held by the log and not
+//!   acknowledged, so its sender retries until it is taken; the envelope
+//!   is refused when no op was new and one was refused; a member that
+//!   takes someone else's add hands the newcomers the ops the add did not
+//!   build on.
 //! - The whole log of a room not known here (`log_len` > 0, we are being
 //!   added) is gathered per (room, sender) until all its ops are in; until
 //!   then, and for new ops that overtook it (`log_len` 0), the envelope
@@ -24,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tincan_core::inbound::room::{take_ops, OpsVerdict};
 use tincan_core::room::{OpHash, RoomAction, RoomOp, MAX_OPS};
 use tincan_core::wire::RefuseReason;
 use tincan_core::{DeviceId, Opened, RoomError, RoomId, RoomLog, UserId};
@@ -51,6 +55,8 @@ pub(crate) struct Rooms {
     /// Memory: parts of whole logs of rooms not known here yet, by (room,
     /// sender device).
     incoming: BTreeMap<(RoomId, DeviceId), BTreeMap<OpHash, RoomOp>>,
+    /// Ops for newcomers, until the simulation queues them.
+    catch_up: Vec<(RoomId, Vec<UserId>, Vec<RoomOp>)>,
 }
 
 impl Rooms {
@@ -58,6 +64,7 @@ impl Rooms {
     /// reloaded from the ops it stored.
     pub(crate) fn crash(&mut self) {
         self.incoming.clear();
+        self.catch_up.clear();
         for log in self.logs.values_mut() {
             if log.pending_len() == 0 {
                 // Reloading the same ops folds to the same log.
@@ -134,23 +141,26 @@ impl SimNode {
         let Some(log) = self.rooms.logs.get_mut(&room) else {
             return self.on_whole_log(opened, room, ops, log_len);
         };
-        let mut new = Vec::new();
-        let mut first_error = None;
-        for op in ops {
-            match log.handle_op(op) {
-                Ok(applied) => new.extend(applied.new),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
+        // Core's rule, as the daemon takes ops.
+        let taken = take_ops(log, ops, &self.identity.user_id());
+        for (users, missed) in taken.catch_up.iter().cloned() {
+            self.rooms.catch_up.push((room, users, missed));
         }
-        match (new.is_empty(), first_error) {
-            (true, Some(e)) => {
+        match taken.verdict() {
+            OpsVerdict::Taken => Ok(()),
+            OpsVerdict::Retry => Err(Rejection::Retry),
+            OpsVerdict::Refused(e) => {
                 tracing::debug!(node = self.idx.0, %room, error = %e, "room op refused");
                 Err(refuse(e))
             }
-            _ => Ok(()),
         }
+    }
+
+    /// Ops to hand users added by someone who had not seen them (core's
+    /// [`TakenOps::catch_up`](tincan_core::inbound::room::TakenOps)), for
+    /// the simulation to queue from this device.
+    pub(crate) fn take_catch_ups(&mut self) -> Vec<(RoomId, Vec<UserId>, Vec<RoomOp>)> {
+        std::mem::take(&mut self.rooms.catch_up)
     }
 
     /// A part of the whole log of a room not known here.

@@ -32,6 +32,9 @@ pub(super) enum Rejection {
     Refuse(RefuseReason),
     /// Could not be stored right now: stay silent so the sender retries.
     Retry,
+    /// Part of it is stored (and kept), part waits for something still on
+    /// its way: stay silent so the sender retries the rest.
+    Unanswered,
 }
 
 /// The sender's standing, from the daemon's tables: the devices its users
@@ -78,7 +81,7 @@ impl Actor {
                 tracing::warn!(%from, message = %message_id, ?reason, "refused content");
                 Some(Frame::Refused { message_id, reason })
             }
-            Err(Rejection::Retry) => None,
+            Err(Rejection::Retry | Rejection::Unanswered) => None,
         }
     }
 

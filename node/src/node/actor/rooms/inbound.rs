@@ -7,15 +7,15 @@
 //! of room messages is on (sender device, message id), after those checks.
 
 use tincan_core::inbound::room::{
-    admit_key, admit_room, room_delivered_receipt, KeyAdmission, Missing, RoomAdmission,
-    RoomKnowledge,
+    admit_key, admit_room, room_delivered_receipt, take_ops, KeyAdmission, Missing, OpsVerdict,
+    RoomAdmission, RoomKnowledge,
 };
 use tincan_core::post::mentions_name;
 use tincan_core::room::{
     OpHash, RoomAction, RoomContent, RoomKeyGrant, RoomOp, SenderKey, MAX_OPS,
 };
 use tincan_core::wire::{Frame, RefuseReason};
-use tincan_core::{DeviceId, Opened, RoomEnvelope, RoomError, RoomId, RoomLog};
+use tincan_core::{DeviceCert, DeviceId, Opened, RoomEnvelope, RoomError, RoomId, RoomLog};
 
 use super::super::inbound::Rejection;
 use super::super::Actor;
@@ -105,45 +105,46 @@ impl Actor {
             self.rooms.logs.insert(room, log);
             return self.persist_room(room, &order).map_err(rejection);
         };
-        let mut new = Vec::new();
-        let mut first_error = None;
-        for op in ops {
-            match log.handle_op(op) {
-                Ok(applied) => new.extend(applied.new),
-                Err(e) => {
-                    first_error.get_or_insert(e);
+        let taken = take_ops(log, ops, &me);
+        if !taken.new.is_empty() {
+            let admin = log.state().admins.contains(&me);
+            let joiners: Vec<_> = taken
+                .new
+                .iter()
+                .filter(|h| !log.is_skipped(h))
+                .filter_map(|h| log.op(h))
+                .filter(|op| matches!(op.action, RoomAction::Join) && op.author_user() != me)
+                .map(RoomOp::author_user)
+                .collect();
+            let full = log.ops_in_order();
+            self.persist_room(room, &taken.new).map_err(rejection)?;
+            // Someone rejoined: they missed what happened while they were away.
+            if admin {
+                for user in joiners {
+                    let certs = self.user_certs(&user);
+                    let log_len = u32::try_from(full.len()).unwrap_or(u32::MAX);
+                    self.send_ops(room, &full, &certs, log_len)
+                        .map_err(rejection)?;
                 }
             }
-        }
-        if new.is_empty() {
-            return match first_error {
-                Some(e) => {
-                    tracing::warn!(%room, from = %opened.sender.user_id(), error = %e, "room op refused");
-                    Err(refuse(e))
-                }
-                None => Ok(()),
-            };
-        }
-        let admin = log.state().admins.contains(&me);
-        let joiners: Vec<_> = new
-            .iter()
-            .filter(|h| !log.is_skipped(h))
-            .filter_map(|h| log.op(h))
-            .filter(|op| matches!(op.action, RoomAction::Join) && op.author_user() != me)
-            .map(RoomOp::author_user)
-            .collect();
-        let full = log.ops_in_order();
-        self.persist_room(room, &new).map_err(rejection)?;
-        // Someone rejoined: they missed what happened while they were away.
-        if admin {
-            for user in joiners {
-                let certs = self.user_certs(&user);
-                let log_len = u32::try_from(full.len()).unwrap_or(u32::MAX);
-                self.send_ops(room, &full, &certs, log_len)
-                    .map_err(rejection)?;
+            // Users added by someone who had not seen every change yet get
+            // those changes from each member that has them.
+            for (users, missed) in &taken.catch_up {
+                let certs: Vec<DeviceCert> =
+                    users.iter().flat_map(|u| self.user_certs(u)).collect();
+                tracing::info!(%room, users = users.len(), ops = missed.len(), "handing newcomers the changes their adder had not seen");
+                self.send_ops(room, missed, &certs, 0).map_err(rejection)?;
             }
         }
-        Ok(())
+        match taken.verdict() {
+            OpsVerdict::Taken => Ok(()),
+            // What is new stays stored; the held op is not acknowledged.
+            OpsVerdict::Retry => Err(Rejection::Unanswered),
+            OpsVerdict::Refused(e) => {
+                tracing::warn!(%room, from = %opened.sender.user_id(), error = %e, "room op refused");
+                Err(refuse(e))
+            }
+        }
     }
 
     /// A member device's sender key of one epoch.
