@@ -266,6 +266,53 @@ pub fn take_ops(log: &mut RoomLog, ops: Vec<crate::room::RoomOp>, me: &UserId) -
     taken
 }
 
+/// Whether a batch of `ops` with `log_len` (the whole log's length, 0 for
+/// new ops) is within the bounds a receiver takes; else it is refused as
+/// too large.
+pub fn ops_batch_fits(ops: &[crate::room::RoomOp], log_len: u32) -> bool {
+    !ops.is_empty() && ops.len() <= crate::room::MAX_OPS && log_len as usize <= crate::room::MAX_OPS
+}
+
+/// Why the whole log of a room not known here is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WholeLogRefusal {
+    /// The log neither adds this user nor lists it as a member or as
+    /// removed: a stranger's room (nothing is folded for it).
+    #[error("this user is not a member of that room")]
+    NotAMember,
+    /// The log does not fold, or is of another room.
+    #[error("{0}")]
+    Invalid(RoomError),
+}
+
+/// Takes the gathered whole log (`ops`) of `room`, sent to this user `me`
+/// because it was added: the log and the ops it refused, or why it is not
+/// taken. A log that does not add `me` costs a scan, never a fold.
+pub fn take_whole_log(
+    room: RoomId,
+    ops: Vec<crate::room::RoomOp>,
+    me: &UserId,
+) -> Result<(RoomLog, Vec<RoomError>), WholeLogRefusal> {
+    use crate::room::RoomAction;
+    let adds_me = ops.iter().any(|op| match &op.action {
+        RoomAction::Add { users } => users.contains(me),
+        RoomAction::Create { .. } => op.author_user() == *me,
+        _ => false,
+    });
+    if !adds_me {
+        return Err(WholeLogRefusal::NotAMember);
+    }
+    let (log, errors) = RoomLog::from_ops(ops).map_err(WholeLogRefusal::Invalid)?;
+    if log.id() != room {
+        return Err(WholeLogRefusal::Invalid(RoomError::WrongRoom));
+    }
+    let state = log.state();
+    if !(state.members.contains(me) || state.removed.contains(me)) {
+        return Err(WholeLogRefusal::NotAMember);
+    }
+    Ok((log, errors))
+}
+
 /// The signed answer to an admitted room message, sent once its content
 /// is stored durably.
 pub fn room_delivered_receipt(me: &DeviceKey, envelope: &RoomEnvelope, now: u64) -> Receipt {
@@ -638,6 +685,26 @@ mod take_tests {
             take_ops(&mut bob, vec![second], &p[1].user_id()).verdict(),
             OpsVerdict::Taken
         );
+    }
+
+    #[test]
+    fn a_whole_log_is_taken_only_by_a_user_it_adds() {
+        let (p, log) = room();
+        let ops = log.ops_in_order();
+        let (taken, errors) = take_whole_log(log.id(), ops.clone(), &p[1].user_id()).unwrap();
+        assert_eq!((taken.order(), errors), (log.order(), vec![]));
+        assert_eq!(
+            take_whole_log(log.id(), ops.clone(), &p[3].user_id()).unwrap_err(),
+            WholeLogRefusal::NotAMember
+        );
+        let other = RoomId([7; 16]);
+        assert_eq!(
+            take_whole_log(other, ops.clone(), &p[1].user_id()).unwrap_err(),
+            WholeLogRefusal::Invalid(RoomError::WrongRoom)
+        );
+        assert!(ops_batch_fits(&ops, 2));
+        assert!(!ops_batch_fits(&[], 0));
+        assert!(!ops_batch_fits(&ops, crate::room::MAX_OPS as u32 + 1));
     }
 
     #[test]

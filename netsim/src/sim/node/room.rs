@@ -27,8 +27,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tincan_core::inbound::room::{take_ops, OpsVerdict};
-use tincan_core::room::{OpHash, RoomAction, RoomOp, MAX_OPS};
+use tincan_core::inbound::room::{ops_batch_fits, take_ops, take_whole_log, OpsVerdict};
+use tincan_core::room::{OpHash, RoomAction, RoomOp};
 use tincan_core::wire::RefuseReason;
 use tincan_core::{DeviceId, Opened, RoomError, RoomId, RoomLog, UserId};
 
@@ -135,7 +135,7 @@ impl SimNode {
         ops: Vec<RoomOp>,
         log_len: u32,
     ) -> Result<(), Rejection> {
-        if ops.is_empty() || ops.len() > MAX_OPS || log_len as usize > MAX_OPS {
+        if !ops_batch_fits(&ops, log_len) {
             return Err(Rejection::Refuse(RefuseReason::TooLarge));
         }
         let Some(log) = self.rooms.logs.get_mut(&room) else {
@@ -195,23 +195,7 @@ impl SimNode {
             .remove(&key)
             .map(|g| g.into_values().collect())
             .unwrap_or_default();
-        let me = self.identity.user_id();
-        let adds_me = ops.iter().any(|op| match &op.action {
-            RoomAction::Add { users } => users.contains(&me),
-            RoomAction::Create { .. } => op.author_user() == me,
-            _ => false,
-        });
-        if !adds_me {
-            return Err(refuse("this user is not a member of that room"));
-        }
-        let (log, errors) = RoomLog::from_ops(ops).map_err(refuse)?;
-        if log.id() != room {
-            return Err(refuse(RoomError::WrongRoom));
-        }
-        let state = log.state();
-        if !(state.members.contains(&me) || state.removed.contains(&me)) {
-            return Err(refuse("this user is not a member of that room"));
-        }
+        let (log, errors) = take_whole_log(room, ops, &self.identity.user_id()).map_err(refuse)?;
         if let Some(e) = errors.first() {
             tracing::debug!(node = self.idx.0, %room, refused = errors.len(), first = %e, "room ops refused");
         }

@@ -7,15 +7,13 @@
 //! of room messages is on (sender device, message id), after those checks.
 
 use tincan_core::inbound::room::{
-    admit_key, admit_room, room_delivered_receipt, take_ops, KeyAdmission, Missing, OpsVerdict,
-    RoomAdmission, RoomKnowledge,
+    admit_key, admit_room, ops_batch_fits, room_delivered_receipt, take_ops, take_whole_log,
+    KeyAdmission, Missing, OpsVerdict, RoomAdmission, RoomKnowledge,
 };
 use tincan_core::post::mentions_name;
-use tincan_core::room::{
-    OpHash, RoomAction, RoomContent, RoomKeyGrant, RoomOp, SenderKey, MAX_OPS,
-};
+use tincan_core::room::{OpHash, RoomAction, RoomContent, RoomKeyGrant, RoomOp, SenderKey};
 use tincan_core::wire::{Frame, RefuseReason};
-use tincan_core::{DeviceCert, DeviceId, Opened, RoomEnvelope, RoomError, RoomId, RoomLog};
+use tincan_core::{DeviceCert, DeviceId, Opened, RoomEnvelope, RoomId, RoomLog};
 
 use super::super::inbound::Rejection;
 use super::super::Actor;
@@ -46,7 +44,7 @@ impl Actor {
         ops: Vec<RoomOp>,
         log_len: u32,
     ) -> Result<(), Rejection> {
-        if ops.is_empty() || ops.len() > MAX_OPS || log_len as usize > MAX_OPS {
+        if !ops_batch_fits(&ops, log_len) {
             return Err(Rejection::Refuse(RefuseReason::TooLarge));
         }
         let me = self.identity.user_id();
@@ -76,26 +74,13 @@ impl Actor {
                     return Err(refuse(e));
                 }
             };
-            // Nothing is folded unless the log adds this user: a stranger's
-            // log of a room we are not in costs a scan, never a fold.
-            let adds_me = ops.iter().any(|op| match &op.action {
-                RoomAction::Add { users } => users.contains(&me),
-                RoomAction::Create { .. } => op.author_user() == me,
-                _ => false,
-            });
-            if !adds_me {
-                tracing::warn!(%room, from = %sender, "refused the log of a room this user is not in");
-                return Err(refuse("this user is not a member of that room"));
-            }
-            let (log, errors) = RoomLog::from_ops(ops).map_err(refuse)?;
-            if log.id() != room {
-                return Err(refuse(RoomError::WrongRoom));
-            }
-            let state = log.state();
-            if !(state.members.contains(&me) || state.removed.contains(&me)) {
-                tracing::warn!(%room, from = %opened.sender.user_id(), "refused the log of a room this user is not in");
-                return Err(refuse("this user is not a member of that room"));
-            }
+            let (log, errors) = match take_whole_log(room, ops, &me) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    tracing::warn!(%room, from = %sender, error = %e, "refused the log of a room");
+                    return Err(refuse(e));
+                }
+            };
             if !errors.is_empty() {
                 tracing::warn!(%room, refused = errors.len(), first = %errors[0], "room ops refused");
             }
