@@ -27,10 +27,8 @@ mod bench;
 mod cargo;
 
 use std::io::{BufRead, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench::{cli, cpu_time, env_u64, Daemon, DaemonPair};
@@ -148,20 +146,9 @@ fn hash(path: &Path) -> blake3::Hash {
 /// Sends `src` over one quinn stream to a server that writes it to `dst`
 /// and fsyncs; measures from connect to the fsync.
 fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let elapsed = rt.block_on(async {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-        let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
-        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-            .expect("key");
-        let server_config =
-            quinn::ServerConfig::with_single_cert(vec![cert_der.clone()], key).expect("server");
-        // The same UDP sockets as tincan's (large receive buffers), so the
-        // ratio compares protocols, not socket settings.
-        let server =
-            tincan_node::quic::bind(Some(server_config), SocketAddr::from(([127, 0, 0, 1], 0)))
-                .expect("bind");
+        let (server, client) = bench::raw_quinn_pair();
         let addr = server.local_addr().expect("addr");
         let dst = dst.to_path_buf();
         let receiver = tokio::spawn(async move {
@@ -179,13 +166,6 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured
             out.sync_all().expect("fsync");
             conn.close(0u32.into(), b"done");
         });
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert_der).expect("root");
-        let client_config =
-            quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client");
-        let mut client =
-            tincan_node::quic::bind(None, SocketAddr::from(([127, 0, 0, 1], 0))).expect("client");
-        client.set_default_client_config(client_config);
         let start = (Instant::now(), cpu_time("self"));
         let conn = client
             .connect(addr, "localhost")

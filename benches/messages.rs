@@ -55,7 +55,6 @@ mod cargo;
 #[path = "messages/floor.rs"]
 mod floor;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -280,18 +279,7 @@ async fn tincan_level(
 /// [`TEXT_LEN`] bytes, and a client connected to it, both on 127.0.0.1 in
 /// this process; the levels of [`LEVELS`] over that one connection.
 async fn raw_quinn(count: usize) -> Vec<Level> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
-    let key =
-        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
-    let server_config =
-        quinn::ServerConfig::with_single_cert(vec![cert_der.clone()], key).expect("server");
-    // The same UDP sockets as tincan's, so the ratio compares what runs
-    // over them, not socket settings.
-    let server =
-        tincan_node::quic::bind(Some(server_config), SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bind");
+    let (server, client) = bench::raw_quinn_pair();
     let addr = server.local_addr().expect("addr");
     let serving = tokio::spawn(async move {
         let conn = server
@@ -312,13 +300,6 @@ async fn raw_quinn(count: usize) -> Vec<Level> {
             });
         }
     });
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).expect("root");
-    let client_config =
-        quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client");
-    let mut client =
-        tincan_node::quic::bind(None, SocketAddr::from(([127, 0, 0, 1], 0))).expect("client");
-    client.set_default_client_config(client_config);
     let conn = client
         .connect(addr, "localhost")
         .expect("connect")

@@ -195,3 +195,29 @@ impl DaemonPair {
             .sum()
     }
 }
+
+/// The raw quinn baseline's endpoints, on 127.0.0.1 with the node's UDP
+/// socket settings (`tincan_node::quic::bind`), so a ratio compares what
+/// runs over the sockets, not their settings: a server with a self-signed
+/// certificate for `localhost`, and a client that trusts it. Call inside
+/// a tokio runtime.
+pub fn raw_quinn_pair() -> (quinn::Endpoint, quinn::Endpoint) {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).expect("key");
+    let server_config =
+        quinn::ServerConfig::with_single_cert(vec![cert_der.clone()], key).expect("server");
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = tincan_node::quic::bind(Some(server_config), loopback).expect("bind");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).expect("root");
+    let client_config =
+        quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client");
+    let mut client = tincan_node::quic::bind(None, loopback).expect("client");
+    client.set_default_client_config(client_config);
+    (server, client)
+}
