@@ -25,8 +25,9 @@ use tincan_core::route::{DirectoryEntry, MemberCard};
 use tincan_core::site::{GatewayPreference, Role, SiteId};
 use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, Identity, Membership, Revocations};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 
+mod answer;
 mod chat;
 mod contacts;
 mod devices;
@@ -411,30 +412,6 @@ impl Actor {
     /// revocations count in seconds).
     fn now_secs(&self) -> u64 {
         self.now / 1000
-    }
-
-    /// Tells subscribers, once what this turn wrote so far is on disk.
-    fn emit(&self, event: NodeEvent) {
-        let events = self.events.clone();
-        // No subscribers is fine: events are also in the database.
-        self.after_durable(move || {
-            let _ = events.send(event);
-        });
-    }
-
-    /// Runs `then` (an answer to a peer or a request, an event) once every
-    /// write made so far is on disk, in the order they were made: a
-    /// receipt or an answer is a promise about what was stored.
-    fn after_durable(&self, then: impl FnOnce() + Send + 'static) {
-        let mark = self.store.write_mark();
-        self.durable.borrow_mut().after(mark, then);
-    }
-
-    /// Answers `reply` with `answer` once what it speaks of is on disk.
-    fn answer<T: Send + 'static>(&self, reply: oneshot::Sender<T>, answer: T) {
-        self.after_durable(move || {
-            let _ = reply.send(answer);
-        });
     }
 
     fn peer_view(&self, info: &PeerInfo) -> PeerView {
