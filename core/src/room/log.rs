@@ -1,6 +1,7 @@
 //! The membership log of one room: its ops, their total order, and the
 //! state they fold to (see the order rule in [`crate::room`]).
 
+mod catch_up;
 mod fold;
 
 use std::cell::Cell;
@@ -216,37 +217,6 @@ impl RoomLog {
     /// Ops that do not have every parent yet.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
-    }
-
-    /// Whether op `hash` waits in this log for its parents (held in
-    /// memory, not taken).
-    pub fn is_held(&self, hash: &OpHash) -> bool {
-        self.pending.contains_key(hash)
-    }
-
-    /// The ops of this log that op `hash` did not build on: neither it nor
-    /// one of its ancestors, in the log's order. Whoever learnt of the room
-    /// from `hash` (a user it adds gets the log its author had) still
-    /// needs these.
-    pub fn not_built_on(&self, hash: &OpHash) -> Vec<RoomOp> {
-        let mut seen = std::collections::BTreeSet::from([*hash]);
-        let mut todo = vec![*hash];
-        while let Some(h) = todo.pop() {
-            for parent in self
-                .ops
-                .get(&h)
-                .map(|op| op.parents.as_slice())
-                .unwrap_or(&[])
-            {
-                if seen.insert(*parent) {
-                    todo.push(*parent);
-                }
-            }
-        }
-        self.ops_in_order()
-            .into_iter()
-            .filter(|op| !seen.contains(&op.hash()))
-            .collect()
     }
 
     /// The ops no other op names as parent.
