@@ -103,7 +103,7 @@ impl PresenceSpread {
             }
         }
         let planned = plan.known.iter().chain(&plan.unknown).chain(&plan.blocked);
-        self.sent.extend(planned.copied().collect::<Vec<_>>());
+        self.sent.extend(planned.copied());
         plan
     }
 }

@@ -31,18 +31,10 @@ impl App {
             home: home.as_ref().ok().cloned(),
             prefs,
             scale,
-            screen: Screen::Starting("Starting tincan…".into()),
-            connection: None,
-            session: None,
-            chat: Chat::default(),
-            opening: false,
-            restart_after_open: false,
-            focused: true,
-            window: None,
-            delivery: Delivery::detect(),
-            notified: Vec::new(),
-            typing_sent: None,
-            activity_sent: None,
+            ..Self::unconnected(
+                Screen::Starting("Starting tincan…".into()),
+                Delivery::detect(),
+            )
         };
         let task = match home {
             Ok(_) => app.open_home(),
@@ -57,12 +49,21 @@ impl App {
     /// An app already connected to `backend` (tests, embedding): starts on
     /// the main screen and asks the backend for its status and peers.
     pub fn with_backend(backend: Arc<dyn Backend>) -> (Self, Task<Message>) {
-        let mut app = Self {
+        // Tests and embedders: decide, never pop up.
+        let mut app = Self::unconnected(Screen::Starting(String::new()), Delivery::Off);
+        let task = app.connected(Connection::new(backend));
+        (app, task)
+    }
+
+    /// An app showing `screen`, with no home, default preferences, no
+    /// connection and nothing open yet.
+    fn unconnected(screen: Screen, delivery: Delivery) -> Self {
+        Self {
             options: None,
             home: None,
             prefs: Prefs::default(),
             scale: 1.0,
-            screen: Screen::Starting(String::new()),
+            screen,
             connection: None,
             session: None,
             chat: Chat::default(),
@@ -70,14 +71,11 @@ impl App {
             restart_after_open: false,
             focused: true,
             window: None,
-            // Tests and embedders: decide, never pop up.
-            delivery: Delivery::Off,
+            delivery,
             notified: Vec::new(),
             typing_sent: None,
             activity_sent: None,
-        };
-        let task = app.connected(Connection::new(backend));
-        (app, task)
+        }
     }
 
     pub(super) fn open_home(&mut self) -> Task<Message> {

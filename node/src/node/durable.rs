@@ -99,22 +99,26 @@ impl Durability {
         };
         let requests =
             Syncer::spawn(db.to_path_buf(), wal.clone(), done).map_err(StartError::SyncThread)?;
-        let mut durable = Durability::with_syncer(requests, store.write_mark());
-        durable.wal = Some(wal);
+        let durable = Durability::with_syncer(requests, store.write_mark(), Some(wal));
         Ok((durable, synced))
     }
 
     /// Holds what is said about writes until `syncer` has synced them;
     /// `mark` is the store's mark now (everything before it is on disk:
-    /// it was opened with full syncs).
-    pub(crate) fn with_syncer(syncer: std_mpsc::Sender<u64>, mark: u64) -> Durability {
+    /// it was opened with full syncs); `wal` is synced once more at
+    /// shutdown.
+    pub(crate) fn with_syncer(
+        syncer: std_mpsc::Sender<u64>,
+        mark: u64,
+        wal: Option<PathBuf>,
+    ) -> Durability {
         Durability {
             synced: mark,
             in_flight: None,
             held: VecDeque::new(),
             syncer: Some(syncer),
             overflowed: false,
-            wal: None,
+            wal,
         }
     }
 
@@ -287,7 +291,7 @@ mod tests {
     /// A durability whose syncer is the test: it reads the requests.
     fn held_by_test(mark: u64) -> (Durability, std_mpsc::Receiver<u64>) {
         let (tx, rx) = std_mpsc::channel();
-        (Durability::with_syncer(tx, mark), rx)
+        (Durability::with_syncer(tx, mark, None), rx)
     }
 
     fn log() -> (Arc<Mutex<Vec<&'static str>>>, impl Fn(&'static str) -> Held) {

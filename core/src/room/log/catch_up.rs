@@ -31,9 +31,12 @@ impl RoomLog {
                 }
             }
         }
-        self.ops_in_order()
-            .into_iter()
-            .filter(|op| !seen.contains(&op.hash()))
+        // In `ops_in_order`'s order, cloning only what is left out.
+        self.layers
+            .values()
+            .flatten()
+            .filter(|h| !seen.contains(h))
+            .filter_map(|h| self.ops.get(h).cloned())
             .collect()
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use tincan_core::outbox::AttemptOutcome;
+use tincan_core::route::fanout::NO_PATH;
 use tincan_core::route::hop::{self, HopSource, HopState, Uplink};
 use tincan_core::route::{Answer, DeviceAnswer, Route, Routed};
 use tincan_core::site::Role;
@@ -53,7 +54,7 @@ impl Actor {
                         self.now,
                         message_id,
                         device,
-                        AttemptOutcome::Failed("no path".into()),
+                        AttemptOutcome::Failed(NO_PATH.into()),
                     );
                 }
                 continue;
