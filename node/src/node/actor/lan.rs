@@ -232,11 +232,15 @@ impl Actor {
                 online: false,
                 // Its signed record came over a LAN link and names LAN
                 // addresses: a device of this LAN, whether its mDNS was
-                // heard or a peer passed the record on (a static peer
-                // stays one).
-                via: match self.book.device(device).map(|known| known.via) {
-                    Some(Via::Static) => Via::Static,
-                    _ => Via::Lan,
+                // heard or a peer passed the record on. A configured peer
+                // stays static, whether its link or its record (gossiped
+                // by a third peer) arrives first.
+                via: if self.book.device(device).map(|known| known.via) == Some(Via::Static)
+                    || addrs.iter().any(|a| self.static_peers.contains(*a))
+                {
+                    Via::Static
+                } else {
+                    Via::Lan
                 },
             });
             let stored = PeerRecord {
