@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`id`]: printable user, device and message ids.
 //! - [`entropy`]: the randomness the caller hands in.
+//! - [`clock`]: the one `now` of a turn, monotone even when the wall clock steps back.
 //! - [`identity`]: user and device keys, device certificates, the stored identity.
 //! - [`device`]: a user's devices: device revocations, rosters, the one lookup.
 //! - [`pairing`]: enrolling a new device by a short code (SPAKE2).
@@ -34,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod contact;
 pub mod delivery;
 pub mod device;

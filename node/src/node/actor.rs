@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tincan_core::clock::TurnClock;
 use tincan_core::delivery::Deliveries;
 use tincan_core::election::{ElectionConfig, GatewayElection};
 use tincan_core::outbox::Outbox;
@@ -177,10 +178,15 @@ pub(crate) struct Actor {
     mesh: tincan_core::lan::LanMesh,
     /// Dials the mesh asked for.
     mesh_dials: lan::MeshDials,
-    /// The time of this turn, Unix ms: the wall clock read once when the
+    /// The time of this turn, Unix ms: the clocks read once when the
     /// loop wakes ([`Actor::begin_turn`]). Every decision of the turn uses
     /// it, so one turn sees one instant, as core's state machines expect.
     now: u64,
+    /// Makes `now` from the wall and monotonic clocks, so a wall clock
+    /// stepped back does not stall the timers.
+    clock: TurnClock,
+    /// The monotonic clock's origin for [`TurnClock`]'s readings.
+    started: tokio::time::Instant,
     /// Answers and events held until the writes they speak of are on
     /// disk (a `RefCell` so that `emit(&self)` can hold an event).
     durable: RefCell<Durability>,
@@ -267,6 +273,8 @@ impl Actor {
             ),
             mesh_dials: lan::MeshDials::default(),
             now,
+            clock: TurnClock::new(now, 0),
+            started: turn_started,
             durable: RefCell::new(durable),
             synced_rx: Some(synced_rx),
             turn_started,
@@ -394,18 +402,22 @@ impl Actor {
         }
     }
 
-    /// Starts a turn: the one place the loop reads the wall clock.
+    /// Starts a turn: the one place the loop reads the clocks.
     ///
-    /// Never backwards: core's state machines order what they decide by
-    /// `now` (outbox retries and expiry, the election's claims, renewals
-    /// and step-down, auto-away, rate limits, record versions), and a wall
-    /// clock stepped back (NTP, a user fixing the date) would otherwise
-    /// undo a deadline already passed or make a later decision look
-    /// earlier. After such a step the actor's time stands still until the
-    /// wall clock catches up.
+    /// Never backwards and never stalled: core's state machines order what
+    /// they decide by `now` (outbox retries and expiry, the election's
+    /// claims, renewals and step-down, auto-away, rate limits, record
+    /// versions). A wall clock stepped back (NTP, a user fixing the date)
+    /// would undo a deadline already passed; holding `now` until the wall
+    /// clock catches up would stop the gateway renewing its lease for as
+    /// long as the step. [`TurnClock`] runs on the monotonic clock
+    /// meanwhile.
     fn begin_turn(&mut self) {
-        self.now = self.now.max(now_ms());
         self.turn_started = tokio::time::Instant::now();
+        let mono = self.turn_started.duration_since(self.started).as_millis();
+        self.now = self
+            .clock
+            .observe(now_ms(), u64::try_from(mono).unwrap_or(u64::MAX));
     }
 
     /// This turn's time in Unix seconds (certificates, memberships and
