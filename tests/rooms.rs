@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use common::loopback::{started, User, DEADLINE};
 use common::raw_peer::{now_ms, RawConn, RawPeer};
+use common::room::{has_text, member_names, room_history, room_of, rooms, wait_members, wait_text};
 use common::wait_for;
 use serde_json::Value;
 use tincan_core::entropy::SeededEntropy;
@@ -17,62 +18,6 @@ use tincan_core::room::{RoomAction, RoomContent, RoomOp, SenderKey};
 use tincan_core::wire::{self, Frame, RefuseReason};
 use tincan_core::{Content, DeviceCert, Envelope, MessageId, RoomEnvelope, RoomId, RoomLog};
 use tincan_node::keystore::OsEntropy;
-
-fn rooms(user: &User) -> Vec<Value> {
-    match user.json(&["room", "list", "--json"]) {
-        Value::Array(items) => items,
-        other => panic!("room list --json is not an array: {other}"),
-    }
-}
-
-fn room_of(user: &User, id: &str) -> Option<Value> {
-    rooms(user).into_iter().find(|r| r["id"] == id)
-}
-
-fn member_names(room: &Value) -> Vec<String> {
-    let mut names: Vec<String> = room["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| m["name"].as_str().expect("name").to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Waits until `user` sees room `id` with exactly `names` as members.
-fn wait_members(user: &User, id: &str, names: &[&str]) -> Value {
-    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    want.sort();
-    wait_for(
-        &format!("{} to see members {names:?}", user.name),
-        DEADLINE,
-        || room_of(user, id).filter(|r| member_names(r) == want),
-    )
-}
-
-fn room_history(user: &User, id: &str) -> Vec<Value> {
-    match user.json(&["room", "history", id, "--json"]) {
-        Value::Array(items) => items,
-        other => panic!("room history --json is not an array: {other}"),
-    }
-}
-
-fn wait_text(user: &User, id: &str, text: &str) -> Value {
-    wait_for(
-        &format!("{} to get {text:?} in the room", user.name),
-        DEADLINE,
-        || {
-            room_history(user, id)
-                .into_iter()
-                .find(|m| m["text"] == text)
-        },
-    )
-}
-
-fn has_text(user: &User, id: &str, text: &str) -> bool {
-    room_history(user, id).iter().any(|m| m["text"] == text)
-}
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

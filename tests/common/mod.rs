@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod lan_nodes;
 pub mod loopback;
 pub mod raw_peer;
+pub mod room;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
