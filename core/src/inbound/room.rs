@@ -26,6 +26,8 @@ use crate::{DeviceId, DeviceKey, OpenError, Receipt, ReceiptKind, RoomId, UserId
 
 use super::Standing;
 
+pub mod gather;
+
 /// What the receiver knows of its rooms.
 pub trait RoomKnowledge {
     /// The membership log of `room`, if this user has it.

@@ -21,12 +21,12 @@
 //! `rooms/lines.rs`.
 
 mod inbound;
-mod incoming;
 mod join;
 mod lines;
 mod send;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tincan_core::inbound::room::gather::IncomingLogs;
 use tincan_core::room::{OpHash, RoomAction, RoomOp, SenderKey};
 use tincan_core::{Content, DeviceCert, DeviceId, MessageId, RateLimiter, RoomId, RoomLog, UserId};
 
@@ -76,7 +76,7 @@ pub(super) struct RoomsState {
     /// Parts of whole logs of rooms not known here, gathered until all
     /// `log_len` ops are in (their senders retry every part until then,
     /// so losing this on a restart loses nothing); bounded.
-    pub(super) incoming: incoming::IncomingLogs,
+    pub(super) incoming: IncomingLogs,
 }
 
 impl RoomsState {
@@ -89,7 +89,7 @@ impl RoomsState {
             typing_out: RateLimiter::new(TYPING_SEND_INTERVAL_MS),
             typing_in: RateLimiter::new(TYPING_EVENT_INTERVAL_MS),
             announced: BTreeSet::new(),
-            incoming: incoming::IncomingLogs::default(),
+            incoming: IncomingLogs::default(),
         };
         for record in store.rooms()? {
             match RoomLog::from_ops(record.log) {

@@ -12,19 +12,19 @@
 
 use std::collections::BTreeMap;
 
-use tincan_core::room::{OpHash, RoomOp, MAX_OPS};
-use tincan_core::{DeviceId, RoomError, RoomId};
+use crate::room::{OpHash, RoomOp, MAX_OPS};
+use crate::{DeviceId, RoomError, RoomId};
 
 /// Most bytes of ops held for one sender outside the organisation (a
 /// small room's log).
-pub(super) const STRANGER_BYTES: usize = 512 * 1024;
+pub const STRANGER_BYTES: usize = 512 * 1024;
 /// Most bytes of ops held for one sender of the organisation: a full
 /// log of [`MAX_OPS`] ordinary ops (about 600 bytes each with the
 /// author's certificate) fits.
-pub(super) const MEMBER_BYTES: usize = 16 * 1024 * 1024;
+pub const MEMBER_BYTES: usize = 16 * 1024 * 1024;
 /// Most bytes of ops held for everybody together: a few full logs at
 /// once (an office adding one user to many rooms sends them in turn).
-pub(super) const TOTAL_BYTES: usize = 48 * 1024 * 1024;
+pub const TOTAL_BYTES: usize = 48 * 1024 * 1024;
 /// Most logs gathered at once for one sender.
 const ROOMS_PER_SENDER: usize = 4;
 /// Most ops of one log part (the sender splits a log in parts of 32).
@@ -33,7 +33,7 @@ const MAX_PART_OPS: usize = 256;
 /// Why a part was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum PartError {
+pub enum PartError {
     /// An op does not verify or belongs to another room.
     #[error("{0}")]
     Op(RoomError),
@@ -56,13 +56,13 @@ struct Gathering {
 
 /// The bounds, in encoded bytes of ops.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Per sender outside the organisation.
-    pub(crate) stranger: usize,
+    pub stranger: usize,
     /// Per sender of the organisation.
-    pub(crate) member: usize,
+    pub member: usize,
     /// For everybody together.
-    pub(crate) total: usize,
+    pub total: usize,
 }
 
 impl Default for Limits {
@@ -77,7 +77,7 @@ impl Default for Limits {
 
 /// Every log being gathered, by (room, sender).
 #[derive(Debug, Default)]
-pub(crate) struct IncomingLogs {
+pub struct IncomingLogs {
     logs: BTreeMap<(RoomId, DeviceId), Gathering>,
     total: usize,
     next: u64,
@@ -86,8 +86,7 @@ pub(crate) struct IncomingLogs {
 
 impl IncomingLogs {
     /// Gathers within other bounds than the defaults.
-    #[cfg(test)]
-    fn with_limits(limits: Limits) -> Self {
+    pub fn with_limits(limits: Limits) -> Self {
         IncomingLogs {
             limits,
             ..IncomingLogs::default()
@@ -97,7 +96,7 @@ impl IncomingLogs {
     /// Checks and adds a part from `sender` (of the organisation or not);
     /// returns the whole log once all `log_len` ops are in (and forgets
     /// it), else `None`.
-    pub(crate) fn add(
+    pub fn add(
         &mut self,
         room: RoomId,
         sender: DeviceId,
@@ -172,12 +171,12 @@ impl IncomingLogs {
     }
 
     /// Bytes held in total.
-    pub(crate) fn total_bytes(&self) -> usize {
+    pub fn total_bytes(&self) -> usize {
         self.total
     }
 
     /// Bytes held for `sender`.
-    pub(crate) fn sender_bytes(&self, sender: DeviceId) -> usize {
+    pub fn sender_bytes(&self, sender: DeviceId) -> usize {
         self.logs
             .iter()
             .filter(|((_, s), _)| *s == sender)
@@ -207,9 +206,9 @@ impl IncomingLogs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tincan_core::entropy::SeededEntropy;
-    use tincan_core::room::RoomAction;
-    use tincan_core::{Identity, RoomLog};
+    use crate::entropy::SeededEntropy;
+    use crate::room::RoomAction;
+    use crate::{Identity, RoomLog};
 
     /// A room of `who` with `n` ops (the genesis and topics).
     fn log_of(who: &Identity, n: usize, seed: u64) -> (RoomId, Vec<RoomOp>) {
