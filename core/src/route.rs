@@ -17,6 +17,7 @@
 //! routing data: certificates, display names, reachability; nothing a user
 //! typed into a conversation.
 
+pub mod custody;
 pub mod fanout;
 pub mod hop;
 

@@ -111,6 +111,9 @@ pub struct Outcome {
     pub fault_free_messages: usize,
     /// Envelope copies of retried attempts that entered a site.
     pub wan_retransmits: u64,
+    /// Copies the relay took into custody (a site without a live gateway,
+    /// a device down), held in its mailboxes and flushed later.
+    pub custody_items: u64,
     /// Gateways killed.
     pub gateway_kills: usize,
     /// Other nodes crashed.
@@ -470,6 +473,7 @@ impl Run {
         o.max_failover_ms = gateways.max_failover_ms;
         o.failover_bound_ms = failover_bound_ms();
         o.wan_retransmits = self.sim.wan_retransmits();
+        o.custody_items = self.sim.custody_items();
         let mut extra = 0;
         for (id, from_site, sites, sent) in &self.sends {
             if self.saw_fault(*sent, *from_site, sites) {

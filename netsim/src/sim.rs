@@ -23,7 +23,8 @@
 //! - [`net`]: sites, partitions, per-hop latency and loss, WAN counters.
 //! - `world`: state shared by all nodes and the gateway/relay routing (one
 //!   envelope copy per destination site, fanned out inside the site).
-//! - `relay`: the relay's leases and where it forwards.
+//! - `relay`: the relay's leases, where it forwards, and its mailboxes
+//!   (`mailbox`: in memory, through core's custody rule).
 //! - `check`: the election invariants, checked as roles change.
 //! - `fault`: partitions, crashes, restarts and roaming.
 //! - `report`: what a run can be asked about its outcome.
@@ -51,6 +52,7 @@
 mod builder;
 mod check;
 mod fault;
+mod mailbox;
 pub mod net;
 pub mod node;
 pub(crate) mod queue;
@@ -421,6 +423,7 @@ impl Sim {
                 packet,
             } => self.at_gateway(at, g, packet),
             Event::Arrive { at, packet } => self.world.forward(at, packet),
+            Event::RelayTick => self.world.on_relay_tick(),
             Event::Beacon { from, site, beacon } => self.beacon(from, site, beacon),
             Event::ElectionWake { node, incarnation } => {
                 let sim_node = &mut self.nodes[node.0];
@@ -472,11 +475,11 @@ impl Sim {
             return;
         }
         match packet {
-            Packet::Envelope { envelope, .. } => {
-                node.on_envelope(&mut self.world, &envelope);
+            Packet::Envelope { envelope, held, .. } => {
+                node.on_envelope(&mut self.world, &envelope, held);
                 self.queue_catch_ups(n);
             }
-            Packet::Receipt { reply, .. } => node.on_reply(&mut self.world, reply),
+            Packet::Receipt { reply, held, .. } => node.on_reply(&mut self.world, reply, held),
             Packet::Answer {
                 incarnation,
                 site,
@@ -496,9 +499,12 @@ impl Sim {
     /// ([`tincan_core::route::hop::plan_hop`]), as in the daemon.
     fn at_gateway(&mut self, at: Hop, g: NodeIdx, packet: Packet) {
         let (site, source) = match (&at, &packet) {
-            (Hop::GatewayOut(_), Packet::Envelope { from, .. } | Packet::Receipt { from, .. }) => {
-                (*from, HopSource::Member)
-            }
+            (
+                Hop::GatewayOut(_),
+                Packet::Envelope { from, .. }
+                | Packet::Receipt { from, .. }
+                | Packet::MailAnswer { from, .. },
+            ) => (*from, HopSource::Member),
             (Hop::GatewayIn(_), Packet::Envelope { to, .. }) => (
                 to.first().map_or(SiteIdx(usize::MAX), |(s, _)| *s),
                 HopSource::Relay,

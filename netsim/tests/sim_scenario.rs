@@ -36,7 +36,8 @@ fn print(o: &Outcome) {
         "seed {}: {} nodes/{} sites, {:.0} virtual s in {:.2} s; {} messages, {} deliveries \
          ({} once, {} failed, {} lost, {} duplicated); faults: {} gateway kills, {} crashes, \
          {} roams, {} partitions; {} failovers, longest {} ms; WAN copies max {} over {} \
-         fault-free messages, {} retransmitted; {} rooms, {} room ops, converged: {}",
+         fault-free messages, {} retransmitted; {} taken into custody; {} rooms, {} room ops, \
+         converged: {}",
         o.seed,
         o.nodes,
         o.sites,
@@ -57,6 +58,7 @@ fn print(o: &Outcome) {
         o.wan_copies_per_site_msg_max,
         o.fault_free_messages,
         o.wan_retransmits,
+        o.custody_items,
         o.rooms,
         o.room_ops,
         o.rooms_converged
@@ -122,6 +124,7 @@ fn the_sim_command_prints_its_outcome_as_the_last_json_line_and_replays() {
             "max_failover_ms",
             "wan_copies_per_site_msg_max",
             "wan_retransmits",
+            "custody_items",
             "invariant_violations",
             "rooms",
             "room_ops",

@@ -8,11 +8,14 @@
 //! Answers: `Receipt` (valid, from that device) → the row is replaced, in
 //! one transaction, by that receipt stored for the original sender, which
 //! is then flushed by the same rules; `Accepted` → deleted; `Refused` →
-//! deleted and logged; anything else → kept for the next round.
+//! deleted and logged; anything else → kept for the next round. That
+//! decision is core's (`tincan_core::route::custody::after_flush`), which
+//! the simulator's relay runs too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tincan_core::route::custody::{after_flush, Flushed};
 use tincan_core::route::{Answer, Routed};
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceId, OrgId};
@@ -177,33 +180,31 @@ async fn deliver_batch(
             .iter()
             .find(|a| a.device == row.device)
             .map(|a| &a.answer);
-        match answer {
-            Some(Answer::Receipt(receipt)) => {
-                let valid = matches!(&item, Routed::Envelope(e) if receipt.message_id == e.id)
-                    || matches!(&item, Routed::Room(e) if receipt.message_id == e.id);
-                let valid = valid
-                    && receipt.recipient_device == row.device
-                    && shared
-                        .registry()
-                        .known(&org, &row.device)
-                        .is_some_and(|k| receipt.verify(&k.cert).is_ok());
-                if valid {
-                    if !settle_with_receipt(shared, org, &row, receipt.clone()).await {
-                        return None;
-                    }
-                } else if row.kind != MailKind::Envelope {
-                    delete.push(row.id);
-                } else {
-                    tracing::warn!(device = %row.device, message = %row.message_id, "invalid receipt for stored mail; kept");
-                    kept.push(row.device);
+        // Core's rule decides; this applies it to the rows.
+        let verifies = |receipt: &tincan_core::Receipt| {
+            shared
+                .registry()
+                .known(&org, &row.device)
+                .is_some_and(|k| receipt.verify(&k.cert).is_ok())
+        };
+        match after_flush(&item, row.device, answer, verifies) {
+            Flushed::Settle(receipt) => {
+                if !settle_with_receipt(shared, org, &row, receipt).await {
+                    return None;
                 }
             }
-            Some(Answer::Accepted) => delete.push(row.id),
-            Some(Answer::Refused(reason)) => {
-                tracing::info!(device = %row.device, message = %row.message_id, ?reason, "stored item refused by its device; deleted");
+            Flushed::Delete => {
+                if let Some(Answer::Refused(reason)) = answer {
+                    tracing::info!(device = %row.device, message = %row.message_id, ?reason, "stored item refused by its device; deleted");
+                }
                 delete.push(row.id);
             }
-            Some(Answer::Failed(_) | Answer::Custody) | None => kept.push(row.device),
+            Flushed::Keep => {
+                if let Some(Answer::Receipt(_)) = answer {
+                    tracing::warn!(device = %row.device, message = %row.message_id, "invalid receipt for stored mail; kept");
+                }
+                kept.push(row.device);
+            }
         }
     }
     if !delete.is_empty() {

@@ -15,11 +15,17 @@
 //!   answered `Custody` (or `Refused(MailboxFull)` over the device's
 //!   quota, `Refused(Other(ORG_FULL))` over the organisation's, which
 //!   senders retry). Only a committed write produces `Custody`.
+//!
+//! Which devices go where, which answers settle a device and what the
+//! sender is told for a stored copy are core's custody rule
+//! (`tincan_core::route::custody`), which the simulator's relay runs too;
+//! this module does the I/O around it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tincan_core::route::custody::{self, plan_route, settles};
 use tincan_core::route::{Answer, DeviceAnswer, Route, Routed, MAX_ROUTE_DEVICES};
 use tincan_core::wire::{self, Frame, RefuseReason};
 use tincan_core::{DeviceId, OrgId};
@@ -28,9 +34,7 @@ use tincan_transport::rpc;
 use crate::server::{Peer, Shared};
 use crate::store::{MailKind, NewMail, PutOutcome};
 
-/// The refusal text when an organisation's mail storage is full.
-pub const ORG_FULL: &str =
-    "the relay's mail storage for this organisation is full; the message stays queued and is retried";
+pub use tincan_core::route::custody::ORG_FULL;
 
 /// Longest the relay waits for a hop's answers.
 pub const HOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -206,23 +210,24 @@ pub async fn route_item(
     item: Routed,
 ) -> HashMap<DeviceId, Answer> {
     let now = shared.clock.mono_ms();
-    let mut groups: HashMap<usize, (quinn::Connection, Vec<DeviceId>)> = HashMap::new();
-    let mut unreachable = Vec::new();
-    {
+    let mut conns: HashMap<usize, quinn::Connection> = HashMap::new();
+    let plan = {
         let registry = shared.registry();
-        for d in &to {
-            match registry.locate(now, &org, d).conn() {
-                Some(conn) => groups
-                    .entry(conn.stable_id())
-                    .or_insert_with(|| (conn.clone(), Vec::new()))
-                    .1
-                    .push(*d),
-                None => unreachable.push(*d),
-            }
-        }
-    }
+        plan_route(to, |d| {
+            let location = registry.locate(now, &org, d);
+            let conn = location.conn()?;
+            let id = conn.stable_id();
+            conns.entry(id).or_insert_with(|| conn.clone());
+            Some(id)
+        })
+    };
+    let mut unreachable = plan.custody;
+    let groups = plan
+        .forward
+        .into_iter()
+        .filter_map(|(id, devices)| Some((conns.remove(&id)?, devices)));
     let mut tasks = tokio::task::JoinSet::new();
-    for (_, (conn, devices)) in groups {
+    for (conn, devices) in groups {
         let frame = Frame::Route(Route {
             to: devices.clone(),
             item: item.clone(),
@@ -252,11 +257,7 @@ pub async fn route_item(
             }
         };
         for a in got {
-            let passes = matches!(
-                a.answer,
-                Answer::Receipt(_) | Answer::Refused(_) | Answer::Accepted
-            );
-            if passes && devices.contains(&a.device) {
+            if settles(&a.answer) && devices.contains(&a.device) {
                 answers.entry(a.device).or_insert(a.answer);
             }
         }
@@ -288,11 +289,7 @@ pub async fn custody(
         devices: devices.clone(),
         message_id: item.message_id(),
         kind: MailKind::of(item),
-        origin: match item {
-            Routed::Envelope(e) => e.sender.device_id(),
-            Routed::Receipt(r) => r.recipient_device,
-            Routed::Room(e) => e.sender.device_id(),
-        },
+        origin: custody::origin(item),
         item: bytes,
         now_ms: now,
         expires_ms: now.saturating_add(ttl),
@@ -302,19 +299,11 @@ pub async fn custody(
         Ok(outcomes) => outcomes
             .into_iter()
             .map(|(d, outcome)| {
-                let answer = match outcome {
-                    PutOutcome::Stored => {
-                        shared.metrics.mail_stored.inc();
-                        shared.metrics.mail_items.inc();
-                        Answer::Custody
-                    }
-                    PutOutcome::Duplicate => Answer::Custody,
-                    PutOutcome::Full => Answer::Refused(RefuseReason::MailboxFull),
-                    // Not the device's fault and not for good: `Other` is
-                    // retried by senders, who keep the message queued.
-                    PutOutcome::OrgFull => Answer::Refused(RefuseReason::Other(ORG_FULL.into())),
-                };
-                (d, answer)
+                if outcome == PutOutcome::Stored {
+                    shared.metrics.mail_stored.inc();
+                    shared.metrics.mail_items.inc();
+                }
+                (d, outcome.answer())
             })
             .collect(),
         Err(e) => {

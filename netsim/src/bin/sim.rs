@@ -106,6 +106,7 @@ fn print_summary(o: &Outcome) {
          {} retransmitted copies",
         o.wan_copies_per_site_msg_max, o.fault_free_messages, o.wan_retransmits
     );
+    println!("relay: {} copies taken into custody", o.custody_items);
     println!(
         "rooms: {}, {} ops; every member device holds the same log: {}",
         o.rooms,

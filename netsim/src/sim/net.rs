@@ -186,10 +186,13 @@ impl Net {
         a != b && self.partitions.contains(&Self::pair(a, b))
     }
 
-    /// Whether `a` has a path to `b` right now (both running, sites not cut
-    /// off): what a node would learn from its connections and the gateway.
+    /// Whether `a` has a path towards `b` right now, as the daemon's
+    /// outbox is told (`refresh_reachability`): `a` runs and the sites are
+    /// not cut off. Whether `b` runs does not matter: a device the relay
+    /// knows is reachable through the uplink, and the relay holds what it
+    /// cannot hand over.
     pub(crate) fn path_up(&self, a: NodeIdx, b: NodeIdx) -> bool {
-        self.up[a.0] && self.up[b.0] && !self.partitioned(self.location[a.0], self.location[b.0])
+        self.up[a.0] && !self.partitioned(self.location[a.0], self.location[b.0])
     }
 
     /// Puts `packet` on `link` towards `at`: counts it, then either loses it

@@ -22,14 +22,17 @@
 //!   against the recipient's certificate and names this device as sender.
 
 mod election;
+mod outgoing;
 mod room;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tincan_core::delivery::{judge_answer, Deliveries, DeliveryEffect, MessageState};
+use tincan_core::delivery::{Deliveries, MessageState};
 use tincan_core::inbound::{admit, delivered_receipt, Admission, GoodStanding};
-use tincan_core::outbox::{AttemptOutcome, Outbox, OutboxEvent};
+use tincan_core::outbox::{AttemptOutcome, Outbox};
+use tincan_core::route::custody::MailKey;
+use tincan_core::route::{Answer, Routed};
 use tincan_core::wire::{Frame, RefuseReason};
 use tincan_core::{
     Content, DeviceId, Envelope, GatewayElection, GatewayPreference, Identity, MessageId, Opened,
@@ -40,7 +43,7 @@ use election::StoredElection;
 pub(crate) use election::Uplink;
 use room::{Rejection, Rooms};
 
-use super::queue::{Event, Reply};
+use super::queue::Reply;
 use super::world::World;
 use super::NodeIdx;
 
@@ -95,6 +98,8 @@ pub struct SimNode {
     received: BTreeSet<(DeviceId, MessageId)>,
     displayed: Vec<Displayed>,
     delivered: BTreeSet<(MessageId, DeviceId)>,
+    /// Entries the relay took custody of (the daemon's held mark).
+    held: BTreeSet<(MessageId, DeviceId)>,
     failed: Vec<(MessageId, DeviceId, String)>,
     /// Room logs (durable) and logs being gathered (memory).
     rooms: Rooms,
@@ -126,6 +131,7 @@ impl SimNode {
             received: BTreeSet::new(),
             displayed: Vec::new(),
             delivered: BTreeSet::new(),
+            held: BTreeSet::new(),
             failed: Vec::new(),
             rooms: Rooms::default(),
             duplicates: 0,
@@ -289,6 +295,11 @@ impl SimNode {
             for (device, attempts) in &pending.devices {
                 self.outbox
                     .push(w.now, *id, *device, pending.expires_at, *attempts);
+                if self.held.contains(&(*id, *device)) {
+                    // As the daemon restores it: the relay still holds it.
+                    self.outbox
+                        .handle_outcome(w.now, *id, *device, AttemptOutcome::Custody);
+                }
                 let to = w
                     .node_of(device)
                     .map_or(self.user_id(), |n| w.dir.certs[n.0].user_id());
@@ -297,8 +308,10 @@ impl SimNode {
         }
     }
 
-    /// A packet with an envelope for this device arrived.
-    pub(crate) fn on_envelope(&mut self, w: &mut World, envelope: &Envelope) {
+    /// A packet with an envelope for this device arrived; `held` when the
+    /// relay handed it over from its mailbox (the answer then goes to the
+    /// relay, which settles its copy and holds the receipt for the sender).
+    pub(crate) fn on_envelope(&mut self, w: &mut World, envelope: &Envelope, held: bool) {
         // The daemon's rule (core's); the simulator models no device
         // removal, revocation or blocking, so every sender is in good
         // standing.
@@ -315,8 +328,7 @@ impl SimNode {
                     from_device: self.device_id(),
                     frame: Box::new(refusal.frame()),
                 };
-                let uplink = self.uplink(w);
-                w.route_reply(self.idx, uplink, reply);
+                self.answer(w, envelope, reply, held);
                 return;
             }
         };
@@ -338,8 +350,25 @@ impl SimNode {
             from_device: self.device_id(),
             frame: Box::new(answer),
         };
+        self.answer(w, envelope, reply, held);
+    }
+
+    /// Sends the answer to `envelope`: back to its sender, or to the relay
+    /// when the relay handed it over from its mailbox.
+    fn answer(&mut self, w: &mut World, envelope: &Envelope, reply: Reply, held: bool) {
         let uplink = self.uplink(w);
-        w.route_reply(self.idx, uplink, reply);
+        if !held {
+            w.route_reply(self.idx, uplink, reply);
+            return;
+        }
+        let item = Routed::Envelope(Box::new(envelope.clone()));
+        let key = MailKey::new(&item, self.device_id());
+        let answer = match *reply.frame {
+            Frame::Receipt(receipt) => Answer::Receipt(receipt),
+            Frame::Refused { reason, .. } => Answer::Refused(reason),
+            _ => return,
+        };
+        w.answer_relay(self.idx, uplink, key, answer);
     }
 
     /// Takes admitted content, as the daemon's handlers do: a text is shown
@@ -368,183 +397,6 @@ impl SimNode {
             _ => Err(Rejection::Refuse(RefuseReason::Other(
                 "unsupported content".into(),
             ))),
-        }
-    }
-
-    /// An answer (receipt or refusal) to a message of this node arrived.
-    pub(crate) fn on_reply(&mut self, w: &mut World, reply: Reply) {
-        let key = (reply.message_id, reply.from_device);
-        if !self
-            .pending
-            .get(&key.0)
-            .is_some_and(|p| p.devices.contains_key(&key.1))
-        {
-            // A late answer for something already settled.
-            return;
-        }
-        // The daemon's rule (core's), with the answering device's
-        // certificate from the simulated directory.
-        let me = self.device_id();
-        let cert = w.node_of(&key.1).and_then(|n| w.dir.certs.get(n.0));
-        let outcome = judge_answer(&me, &key.0, cert, Ok(*reply.frame));
-        if let AttemptOutcome::Failed(reason) = &outcome {
-            // Proves nothing; the outbox retries, as the daemon's does.
-            tracing::debug!(node = self.idx.0, %reason, "answer not taken");
-            self.rejected += 1;
-        }
-        self.in_flight.remove(&key);
-        self.outbox.handle_outcome(w.now, key.0, key.1, outcome);
-        self.drive(w);
-    }
-
-    /// The outbox's timer fired.
-    pub(crate) fn on_wake(&mut self, w: &mut World, time: u64) {
-        if self.scheduled_wake == Some(time) {
-            self.scheduled_wake = None;
-        }
-        self.outbox.handle_timeout(w.now);
-        self.drive(w);
-    }
-
-    /// No receipt came back for `attempt` in time.
-    pub(crate) fn on_attempt_timeout(
-        &mut self,
-        w: &mut World,
-        message_id: MessageId,
-        device: DeviceId,
-        attempt: u64,
-    ) {
-        let key = (message_id, device);
-        if self.in_flight.get(&key) != Some(&attempt) {
-            return;
-        }
-        self.in_flight.remove(&key);
-        self.outbox.handle_outcome(
-            w.now,
-            message_id,
-            device,
-            AttemptOutcome::Failed("no receipt in time".into()),
-        );
-        self.drive(w);
-    }
-
-    /// Performs what the outbox asks for and applies what it reports, until
-    /// it has nothing more, then sets its timer (the documented drive loop).
-    pub(crate) fn drive(&mut self, w: &mut World) {
-        loop {
-            let mut batch: BTreeMap<MessageId, Vec<DeviceId>> = BTreeMap::new();
-            while let Some(t) = self.outbox.poll_transmit() {
-                batch.entry(t.message_id).or_default().push(t.device);
-            }
-            let mut progressed = !batch.is_empty();
-            for (id, devices) in batch {
-                self.transmit(w, id, &devices);
-            }
-            while let Some(event) = self.outbox.poll_event() {
-                progressed = true;
-                self.apply(event);
-            }
-            if !progressed {
-                break;
-            }
-        }
-        if let Some(at) = self.outbox.poll_timeout() {
-            if self.scheduled_wake.is_none_or(|s| at < s) {
-                let at = at.max(w.now);
-                self.scheduled_wake = Some(at);
-                let incarnation = self.incarnation;
-                w.queue.push(
-                    at,
-                    Event::Wake {
-                        node: self.idx,
-                        incarnation,
-                    },
-                );
-            }
-        }
-    }
-
-    /// One attempt of message `id` to `devices`, sent as one routed copy.
-    fn transmit(&mut self, w: &mut World, id: MessageId, devices: &[DeviceId]) {
-        let Some(pending) = self.pending.get_mut(&id) else {
-            for device in devices {
-                self.outbox.handle_outcome(
-                    w.now,
-                    id,
-                    *device,
-                    AttemptOutcome::Refused("message not in store".into()),
-                );
-            }
-            return;
-        };
-        for device in devices {
-            if let Some(attempts) = pending.devices.get_mut(device) {
-                *attempts = attempts.saturating_add(1);
-            }
-            let attempt = self.next_attempt;
-            self.next_attempt += 1;
-            self.in_flight.insert((id, *device), attempt);
-            w.queue.push(
-                w.now + w.config.attempt_timeout_ms,
-                Event::AttemptTimeout {
-                    node: self.idx,
-                    incarnation: self.incarnation,
-                    message_id: id,
-                    device: *device,
-                    attempt,
-                },
-            );
-        }
-        let first = devices
-            .iter()
-            .all(|d| pending.devices.get(d).is_none_or(|a| *a <= 1));
-        let envelope = Arc::clone(&pending.envelope);
-        let frame_len = pending.frame_len;
-        let uplink = self.uplink(w);
-        w.route_envelope(self.idx, uplink, &envelope, frame_len, devices, first);
-    }
-
-    /// Records an outbox event in the store, through the daemon's delivery
-    /// rule: the per-device results, and the message state it decides.
-    fn apply(&mut self, event: OutboxEvent) {
-        let (id, device) = match &event {
-            // The simulated relay never takes custody: it only forwards.
-            OutboxEvent::Held { .. } => return,
-            OutboxEvent::Delivered { message_id, device } => {
-                self.delivered.insert((*message_id, *device));
-                (*message_id, *device)
-            }
-            OutboxEvent::Failed {
-                message_id,
-                device,
-                reason,
-            } => {
-                self.failed.push((*message_id, *device, reason.clone()));
-                (*message_id, *device)
-            }
-        };
-        self.deliveries.handle_outbox_event(event);
-        while let Some(effect) = self.deliveries.poll_effect() {
-            if let DeliveryEffect::State {
-                id, state, error, ..
-            } = effect
-            {
-                // The store moves a row only forward.
-                let row = self
-                    .states
-                    .entry(id)
-                    .or_insert((MessageState::Queued, None));
-                if row.0.can_advance_to(state) {
-                    *row = (state, error);
-                }
-            }
-        }
-        self.in_flight.remove(&(id, device));
-        if let Some(pending) = self.pending.get_mut(&id) {
-            pending.devices.remove(&device);
-            if pending.devices.is_empty() {
-                self.pending.remove(&id);
-            }
         }
     }
 }

@@ -9,6 +9,8 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
+use tincan_core::route::custody::MailKey;
+use tincan_core::route::Answer;
 use tincan_core::{Beacon, DeviceId, Envelope, LeaseGrant, LeaseRefusal, MessageId, SiteId};
 
 use super::{NodeIdx, SiteIdx};
@@ -29,7 +31,8 @@ pub(crate) enum Hop {
 }
 
 /// A recipient's answer to one envelope, as the daemon sends it back on
-/// the envelope's stream.
+/// the envelope's stream; or the relay's answers for the devices it took
+/// custody of (`Frame::Answers`), on the sender's routed stream.
 #[derive(Clone, Debug)]
 pub(crate) struct Reply {
     /// The message answered.
@@ -38,8 +41,9 @@ pub(crate) struct Reply {
     pub(crate) to_device: DeviceId,
     /// The device that answers.
     pub(crate) from_device: DeviceId,
-    /// `Frame::Receipt` or `Frame::Refused` (boxed: a frame is large and
-    /// every queued event would carry its size).
+    /// `Frame::Receipt`, `Frame::Refused` or (from the relay)
+    /// `Frame::Answers` (boxed: a frame is large and every queued event
+    /// would carry its size).
     pub(crate) frame: Box<tincan_core::wire::Frame>,
 }
 
@@ -54,11 +58,16 @@ pub(crate) enum Packet {
         frame_len: usize,
         /// The site it left.
         from: SiteIdx,
-        /// Destination devices, grouped by the site they were in when sent.
+        /// Destination devices: before the relay one group labelled with
+        /// the sending site; from the relay on, the site the relay found
+        /// them in.
         to: Vec<(SiteIdx, Vec<DeviceId>)>,
         /// Whether this is every listed device's first attempt (copies
         /// of later attempts are retransmissions).
         first: bool,
+        /// Handed over from the relay's mailbox: the device answers the
+        /// relay ([`Packet::MailAnswer`]), which settles its copy.
+        held: bool,
     },
     /// A recipient's answer to an envelope (a signed receipt or a
     /// refusal) on its way back to the sending device.
@@ -71,6 +80,21 @@ pub(crate) enum Packet {
         from: SiteIdx,
         /// The site the sender device was in when the answer left.
         to_site: SiteIdx,
+        /// A receipt handed over from the relay's mailbox: the sender
+        /// answers the relay that it took it.
+        held: bool,
+    },
+    /// A device's answer to an item the relay handed over from its
+    /// mailbox, on its way back to the relay (the flush's stream).
+    MailAnswer {
+        /// The held copy answered.
+        key: MailKey,
+        /// The answer (boxed: a receipt is large).
+        answer: Box<Answer>,
+        /// Length of its encoded `Frame::Answers`.
+        frame_len: usize,
+        /// The site it left.
+        from: SiteIdx,
     },
     /// A gateway candidate claims or renews its site's lease at the relay.
     Claim {
@@ -115,6 +139,7 @@ impl Packet {
                 frame_len,
                 from,
                 first,
+                held,
                 ..
             } => Packet::Envelope {
                 envelope: Arc::clone(envelope),
@@ -122,6 +147,7 @@ impl Packet {
                 from: *from,
                 to: vec![(site, vec![device])],
                 first: *first,
+                held: *held,
             },
             other => other.clone(),
         }
@@ -136,6 +162,7 @@ impl Packet {
                 from,
                 to,
                 first,
+                held,
             } => Packet::Envelope {
                 envelope: Arc::clone(envelope),
                 frame_len: *frame_len,
@@ -151,6 +178,7 @@ impl Packet {
                     .filter(|(_, d): &(SiteIdx, Vec<DeviceId>)| !d.is_empty())
                     .collect(),
                 first: *first,
+                held: *held,
             },
             other => other.clone(),
         }
@@ -164,6 +192,7 @@ impl Packet {
                 frame_len + 20 * to.iter().map(|(_, d)| d.len()).sum::<usize>()
             }
             Packet::Receipt { frame_len, .. } => frame_len + 20,
+            Packet::MailAnswer { frame_len, .. } => *frame_len,
             // A claim or answer: ids, epoch and a signature.
             Packet::Claim { .. } | Packet::Release { .. } => 64,
             Packet::Answer { .. } => 160,
@@ -206,6 +235,8 @@ pub(crate) enum Event {
         /// The node's incarnation when scheduled.
         incarnation: u32,
     },
+    /// The relay's mailbox flush is due (it holds something).
+    RelayTick,
     /// A delivery attempt got no receipt in time.
     AttemptTimeout {
         /// The sending node.

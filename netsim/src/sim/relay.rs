@@ -1,11 +1,9 @@
-//! The simulated relay's decisions: core's [`LeaseTable`] grants and renews
+//! The simulated relay's state: core's [`LeaseTable`] grants and renews
 //! site leases (signed with the relay's key, as the real relay signs them),
-//! and the relay forwards what enters a site only to the node that holds
-//! that site's live lease.
-//!
-//! The relay here only forwards: it takes no custody (the daemon's relay
-//! does), so a copy that finds no live gateway is dropped and the sender's
-//! outbox retries it.
+//! the relay forwards what enters a site only to the node that holds that
+//! site's live lease, and it holds in its mailboxes (core's custody rule,
+//! `mailbox`) what it cannot hand over; the routing itself is in
+//! `world/custody.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +11,7 @@ use tincan_core::{
     DeviceId, DeviceKey, ElectionConfig, LeaseGrant, LeaseRefusal, LeaseTable, RelayId, SiteId,
 };
 
+use super::mailbox::Mailboxes;
 use super::seed::SimRng;
 use super::{NodeIdx, SiteIdx};
 
@@ -35,6 +34,10 @@ pub(crate) struct Relay {
     /// Roaming nodes, connected to the relay themselves: what enters their
     /// site for them comes straight to them, not through a gateway.
     direct: BTreeSet<NodeIdx>,
+    /// What the relay holds in custody.
+    pub(crate) mail: Mailboxes,
+    /// Whether a [`super::queue::Event::RelayTick`] is scheduled.
+    pub(crate) tick_pending: bool,
 }
 
 impl Relay {
@@ -49,6 +52,8 @@ impl Relay {
             id,
             gateways: BTreeMap::new(),
             direct: BTreeSet::new(),
+            mail: Mailboxes::default(),
+            tick_pending: false,
         }
     }
 
@@ -91,6 +96,11 @@ impl Relay {
     /// A gateway gave its lease back.
     pub(crate) fn release(&mut self, now: u64, device: DeviceId, site: SiteId, epoch: u64) {
         let _ = self.leases.release(now, &site, device, epoch);
+    }
+
+    /// The node and epoch last granted a lease from `location`, live or not.
+    pub(crate) fn granted(&self, location: SiteIdx) -> Option<(NodeIdx, u64)> {
+        self.gateways.get(&location).map(|c| (c.node, c.epoch))
     }
 
     /// The node holding the live lease granted from `location`, if any.

@@ -85,6 +85,19 @@ impl Sim {
         self.world.wan_retransmits
     }
 
+    /// Copies the relay took into custody (core's custody rule stored
+    /// them: envelopes for devices it could not locate, and receipts of
+    /// held envelopes kept for their senders); retries it deduped are not
+    /// counted.
+    pub fn custody_items(&self) -> u64 {
+        self.world.custody_items
+    }
+
+    /// Copies the relay holds now.
+    pub fn held_items(&self) -> usize {
+        self.world.relay.mail.len()
+    }
+
     /// Whether every site agrees on one gateway: in each site with a
     /// running node that may be gateway, exactly one running node is
     /// gateway and every other running node follows it (a node alone in

@@ -4,14 +4,20 @@
 //! Node handlers get `&mut World` next to `&mut SimNode`, so a node can send
 //! packets and set timers while the simulator keeps ownership of both. The
 //! routing here moves packets through the nodes the sites elected and the
-//! relay: one envelope copy per destination site, fanned out inside the
-//! site by its gateway; the simulator checks at each gateway hop that the
-//! node still is one.
+//! relay: a sender's copies leave as core's fan-out planned them (LAN
+//! links, one routed copy), the relay routes and holds them by core's
+//! custody rule (`custody`), one copy per destination site, fanned out
+//! inside the site by its gateway; the simulator checks at each gateway
+//! hop that the node still is one.
+
+mod custody;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tincan_core::wire;
+use tincan_core::route::custody::MailKey;
+use tincan_core::route::{Answer, DeviceAnswer};
+use tincan_core::wire::{self, Frame};
 use tincan_core::{Beacon, DeviceCert, DeviceId, Envelope, MessageId, UserId};
 
 use super::check::Checks;
@@ -57,6 +63,8 @@ pub(crate) struct World {
     pub(crate) first_copies: BTreeMap<(MessageId, SiteIdx), u32>,
     /// Envelope copies of later attempts that entered a site.
     pub(crate) wan_retransmits: u64,
+    /// Copies the relay took into custody (stored, not duplicates).
+    pub(crate) custody_items: u64,
     trace: blake3::Hasher,
 }
 
@@ -74,6 +82,7 @@ impl World {
             checks: Checks::default(),
             first_copies: BTreeMap::new(),
             wan_retransmits: 0,
+            custody_items: 0,
             trace: blake3::Hasher::new_derive_key("tincan netsim trace v1"),
         }
     }
@@ -110,6 +119,9 @@ impl World {
                     Packet::Receipt { reply, .. } => {
                         [&reply.message_id.0[..], &reply.from_device.0[..]].concat()
                     }
+                    Packet::MailAnswer { key, .. } => {
+                        [&key.message_id.0[..], &key.device.0[..]].concat()
+                    }
                     Packet::Claim {
                         from, site, epoch, ..
                     }
@@ -139,6 +151,7 @@ impl World {
                 (7, from.0 as u64, gateway.to_le_bytes().to_vec())
             }
             Event::ElectionWake { node, .. } => (8, node.0 as u64, Vec::new()),
+            Event::RelayTick => (9, 0, Vec::new()),
             Event::AttemptTimeout {
                 node,
                 message_id,
@@ -170,49 +183,78 @@ impl World {
         self.dir.by_device.get(device).copied()
     }
 
-    /// Sends one copy of `envelope` from `from` towards `devices`: directly
-    /// to devices in the sender's site, and a single copy for all remote
-    /// devices through the sender's `uplink` (the relay splits it per site).
-    pub(crate) fn route_envelope(
+    /// Sends one attempt of `envelope` from `from` straight to `device`
+    /// over their LAN link.
+    pub(crate) fn send_lan(
+        &mut self,
+        from: NodeIdx,
+        envelope: &Arc<Envelope>,
+        frame_len: usize,
+        device: DeviceId,
+        first: bool,
+    ) {
+        let Some(target) = self.node_of(&device) else {
+            self.net.stats.undeliverable += 1;
+            return;
+        };
+        let here = self.net.location[from.0];
+        let packet = Packet::Envelope {
+            envelope: Arc::clone(envelope),
+            frame_len,
+            from: here,
+            to: vec![(here, vec![device])],
+            first,
+            held: false,
+        };
+        self.send(Link::Lan, Hop::Node(target), packet);
+    }
+
+    /// Sends one routed copy of `envelope` from `from` for `devices`
+    /// through the sender's `uplink` (the relay splits it per site).
+    pub(crate) fn send_routed(
         &mut self,
         from: NodeIdx,
         uplink: Uplink,
         envelope: &Arc<Envelope>,
         frame_len: usize,
-        devices: &[DeviceId],
+        devices: Vec<DeviceId>,
         first: bool,
     ) {
         let here = self.net.location[from.0];
-        let mut remote: BTreeMap<SiteIdx, Vec<DeviceId>> = BTreeMap::new();
-        for device in devices {
-            let Some(target) = self.node_of(device) else {
-                self.net.stats.undeliverable += 1;
-                continue;
-            };
-            let site = self.net.location[target.0];
-            if site == here {
-                let packet = Packet::Envelope {
-                    envelope: Arc::clone(envelope),
-                    frame_len,
-                    from: here,
-                    to: vec![(here, vec![*device])],
-                    first,
-                };
-                self.send(Link::Lan, Hop::Node(target), packet);
-            } else {
-                remote.entry(site).or_default().push(*device);
-            }
-        }
-        if !remote.is_empty() {
-            let packet = Packet::Envelope {
-                envelope: Arc::clone(envelope),
-                frame_len,
-                from: here,
-                to: remote.into_iter().collect(),
-                first,
-            };
-            self.send_up(here, uplink, packet);
-        }
+        let packet = Packet::Envelope {
+            envelope: Arc::clone(envelope),
+            frame_len,
+            from: here,
+            to: vec![(here, devices)],
+            first,
+            held: false,
+        };
+        self.send_up(here, uplink, packet);
+    }
+
+    /// Sends a device's answer to a copy the relay handed over from its
+    /// mailbox back up to the relay.
+    pub(crate) fn answer_relay(
+        &mut self,
+        from: NodeIdx,
+        uplink: Uplink,
+        key: MailKey,
+        answer: Answer,
+    ) {
+        let entry = DeviceAnswer {
+            device: key.device,
+            answer,
+        };
+        let frame_len = wire::encode(&Frame::Answers(vec![entry.clone()])).map_or(0, |b| b.len());
+        let answer = Box::new(entry.answer);
+        let here = self.net.location[from.0];
+        let packet = Packet::MailAnswer {
+            key,
+            answer,
+            frame_len,
+            from: here,
+        };
+        self.send_up(here, uplink, packet);
     }
 
     /// Sends `reply` from `from` back to the device that sent the message.
@@ -231,6 +273,7 @@ impl World {
             frame_len,
             from: here,
             to_site,
+            held: false,
         };
         if to_site == here {
             self.send(Link::Lan, Hop::Node(target), packet);
@@ -245,7 +288,7 @@ impl World {
     }
 
     /// Sends what leaves site `here` through a node's uplink.
-    fn send_up(&mut self, here: SiteIdx, uplink: Uplink, packet: Packet) {
+    pub(crate) fn send_up(&mut self, here: SiteIdx, uplink: Uplink, packet: Packet) {
         match uplink {
             Uplink::Direct => {
                 self.send(Link::WanUp(here), Hop::Relay, packet);
@@ -289,6 +332,15 @@ impl World {
         packet: Packet,
     ) -> Option<Packet> {
         let site = self.net.location[g.0];
+        if let Packet::MailAnswer { .. } = packet {
+            // The answer on the relay's stream: a gateway passes it up.
+            if state.gateway && source == HopSource::Member {
+                self.send(Link::WanUp(site), Hop::Relay, packet);
+            } else {
+                self.net.stats.undeliverable += 1;
+            }
+            return None;
+        }
         let devices: Vec<DeviceId> = match &packet {
             Packet::Envelope { to, .. } => to.iter().flat_map(|(_, d)| d.iter().copied()).collect(),
             Packet::Receipt { reply, .. } => vec![reply.to_device],
@@ -311,121 +363,5 @@ impl World {
             self.send(Link::WanUp(site), Hop::Relay, up);
         }
         plan.take.then(|| packet.for_device(site, state.me))
-    }
-
-    /// The relay: leases for claims; one copy per destination site through
-    /// its gateway (or straight to devices connected themselves), unless
-    /// the sites are cut off.
-    fn relay(&mut self, packet: Packet) {
-        let now = self.now;
-        match packet {
-            Packet::Envelope {
-                envelope,
-                frame_len,
-                from,
-                to,
-                first,
-            } => {
-                for (site, devices) in to {
-                    if self.net.partitioned(from, site) {
-                        self.net.stats.partitioned += 1;
-                        continue;
-                    }
-                    let (direct, via): (Vec<DeviceId>, Vec<DeviceId>) = devices
-                        .into_iter()
-                        .partition(|d| self.node_of(d).is_some_and(|n| self.relay.is_direct(n)));
-                    for device in direct {
-                        let Some(node) = self.node_of(&device) else {
-                            continue;
-                        };
-                        let copy = Packet::Envelope {
-                            envelope: Arc::clone(&envelope),
-                            frame_len,
-                            from,
-                            to: vec![(site, vec![device])],
-                            first,
-                        };
-                        self.send_down(site, Hop::Node(node), copy);
-                    }
-                    if via.is_empty() {
-                        continue;
-                    }
-                    let Some(gateway) = self.relay.gateway_of(now, site) else {
-                        self.net.stats.no_gateway += 1;
-                        continue;
-                    };
-                    let copy = Packet::Envelope {
-                        envelope: Arc::clone(&envelope),
-                        frame_len,
-                        from,
-                        to: vec![(site, via)],
-                        first,
-                    };
-                    self.send_down(site, Hop::GatewayIn(gateway), copy);
-                }
-            }
-            Packet::Receipt {
-                ref reply,
-                from,
-                to_site,
-                ..
-            } => {
-                if self.net.partitioned(from, to_site) {
-                    self.net.stats.partitioned += 1;
-                    return;
-                }
-                let Some(target) = self.node_of(&reply.to_device) else {
-                    self.net.stats.undeliverable += 1;
-                    return;
-                };
-                let at = if self.relay.is_direct(target) {
-                    Hop::Node(target)
-                } else if let Some(gateway) = self.relay.gateway_of(now, to_site) {
-                    Hop::GatewayIn(gateway)
-                } else {
-                    self.net.stats.no_gateway += 1;
-                    return;
-                };
-                self.send_down(to_site, at, packet);
-            }
-            Packet::Claim {
-                from,
-                incarnation,
-                site,
-                epoch,
-            } => {
-                let device = self.dir.certs[from.0].device_id();
-                let location = self.net.location[from.0];
-                let result = self.relay.claim(now, from, device, location, site, epoch);
-                let answer = Packet::Answer {
-                    incarnation,
-                    site,
-                    epoch,
-                    result,
-                };
-                self.send(Link::WanDown(location), Hop::Node(from), answer);
-            }
-            Packet::Release { from, site, epoch } => {
-                let device = self.dir.certs[from.0].device_id();
-                self.relay.release(now, device, site, epoch);
-            }
-            Packet::Answer { .. } => {}
-        }
-    }
-
-    /// Puts a copy on `site`'s WAN link down, counting envelope copies per
-    /// message: first attempts per site, later ones as retransmissions.
-    fn send_down(&mut self, site: SiteIdx, at: Hop, packet: Packet) {
-        if let Packet::Envelope {
-            envelope, first, ..
-        } = &packet
-        {
-            if *first {
-                *self.first_copies.entry((envelope.id, site)).or_default() += 1;
-            } else {
-                self.wan_retransmits += 1;
-            }
-        }
-        self.send(Link::WanDown(site), at, packet);
     }
 }

@@ -17,51 +17,35 @@
 //! length (what it will have to download); an organisation's storage counts
 //! the bytes of its bodies (what the disk holds). Over either, nothing is
 //! stored for that device.
+//!
+//! Whether a copy is stored (dedupe first, then the quotas) is core's rule,
+//! `tincan_core::route::custody::put_outcome`, which the simulator's
+//! in-memory mailboxes run too; this module reads the facts it needs and
+//! writes the rows.
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use tincan_core::route::Routed;
-use tincan_core::{DeviceId, MessageId, OrgId, ReceiptKind};
+use tincan_core::route::custody::{put_outcome, MailboxUsage};
+pub use tincan_core::route::custody::{MailKind, MailQuota, PutOutcome};
+use tincan_core::{DeviceId, MessageId, OrgId};
 
 use super::{id20, int, uint, Db, StoreError};
 
-/// What a mail row holds (part of the dedupe key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MailKind {
-    /// A sealed envelope.
-    Envelope,
-    /// A delivered receipt travelling back to its sender.
-    Delivered,
-    /// A read receipt travelling back to its sender.
-    Read,
+/// A kind's code in the `kind` column.
+fn kind_code(kind: MailKind) -> i64 {
+    match kind {
+        MailKind::Envelope => 0,
+        MailKind::Delivered => 1,
+        MailKind::Read => 2,
+    }
 }
 
-impl MailKind {
-    /// The kind of a routed item.
-    pub fn of(item: &Routed) -> MailKind {
-        match item {
-            Routed::Envelope(_) | Routed::Room(_) => MailKind::Envelope,
-            Routed::Receipt(r) => match r.kind {
-                ReceiptKind::Delivered => MailKind::Delivered,
-                ReceiptKind::Read => MailKind::Read,
-            },
-        }
-    }
-
-    fn code(self) -> i64 {
-        match self {
-            MailKind::Envelope => 0,
-            MailKind::Delivered => 1,
-            MailKind::Read => 2,
-        }
-    }
-
-    fn from_code(code: i64) -> Option<MailKind> {
-        match code {
-            0 => Some(MailKind::Envelope),
-            1 => Some(MailKind::Delivered),
-            2 => Some(MailKind::Read),
-            _ => None,
-        }
+/// The kind a `kind` column holds, if it is one.
+fn kind_from_code(code: i64) -> Option<MailKind> {
+    match code {
+        0 => Some(MailKind::Envelope),
+        1 => Some(MailKind::Delivered),
+        2 => Some(MailKind::Read),
+        _ => None,
     }
 }
 
@@ -85,30 +69,6 @@ pub struct NewMail {
     pub now_ms: u64,
     /// When the item expires, ms since the Unix epoch.
     pub expires_ms: u64,
-}
-
-/// What became of one device's copy in [`Db::put_mail`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PutOutcome {
-    /// Stored now.
-    Stored,
-    /// Already stored before (a retry).
-    Duplicate,
-    /// The device's mailbox is over quota; nothing stored.
-    Full,
-    /// The organisation's storage quota is reached; nothing stored.
-    OrgFull,
-}
-
-/// The limits [`Db::put_mail`] enforces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MailQuota {
-    /// Most items stored per device.
-    pub items: u64,
-    /// Most bytes of items stored per device (each counted in full).
-    pub bytes: u64,
-    /// Most bytes of stored bodies per organisation (each stored once).
-    pub org_bytes: u64,
 }
 
 /// A mail row deleted at its TTL, for the log.
@@ -154,7 +114,7 @@ fn find_body(tx: &Transaction<'_>, mail: &NewMail) -> Result<Option<i64>, StoreE
                 mail.org.0.as_slice(),
                 mail.origin.0.as_slice(),
                 mail.message_id.0.as_slice(),
-                mail.kind.code(),
+                kind_code(mail.kind),
                 mail.item
             ],
             |r| r.get(0),
@@ -201,30 +161,35 @@ fn put_one(
             params![
                 device.0.as_slice(),
                 mail.message_id.0.as_slice(),
-                mail.kind.code(),
+                kind_code(mail.kind),
                 mail.origin.0.as_slice()
             ],
             |r| r.get(0),
         )
         .optional()?;
-    if exists.is_some() {
-        return Ok(PutOutcome::Duplicate);
-    }
     let (items, bytes): (i64, i64) = tx.query_row(
         "SELECT count(*), coalesce(sum(len), 0) FROM mail WHERE device = ?1",
         params![device.0.as_slice()],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let usage = MailboxUsage {
+        items: uint(items),
+        bytes: uint(bytes),
+    };
     let size = mail.item.len() as u64;
-    if uint(items) >= quota.items || uint(bytes).saturating_add(size) > quota.bytes {
-        return Ok(PutOutcome::Full);
+    // Only a body not stored yet costs the organisation anything.
+    let org = match *body {
+        Some(_) => None,
+        None => Some(org_bytes(tx, mail.org)?),
+    };
+    // Core's rule decides; this only reads and writes the rows.
+    let outcome = put_outcome(exists.is_some(), usage, size, org, quota);
+    if outcome != PutOutcome::Stored {
+        return Ok(outcome);
     }
     let body_id = match *body {
         Some(id) => id,
         None => {
-            if org_bytes(tx, mail.org)?.saturating_add(size) > quota.org_bytes {
-                return Ok(PutOutcome::OrgFull);
-            }
             tx.execute(
                 "INSERT INTO mail_bodies (org, origin, message_id, kind, item, len)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -232,7 +197,7 @@ fn put_one(
                     mail.org.0.as_slice(),
                     mail.origin.0.as_slice(),
                     mail.message_id.0.as_slice(),
-                    mail.kind.code(),
+                    kind_code(mail.kind),
                     mail.item,
                     int(size)
                 ],
@@ -249,7 +214,7 @@ fn put_one(
             mail.org.0.as_slice(),
             device.0.as_slice(),
             mail.message_id.0.as_slice(),
-            mail.kind.code(),
+            kind_code(mail.kind),
             mail.origin.0.as_slice(),
             body_id,
             int(size),
@@ -310,7 +275,7 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<MailRow>> {
             org: OrgId(id20(&org)?),
             device: DeviceId(id20(&device)?),
             message_id: MessageId(message_id.as_slice().try_into().ok()?),
-            kind: MailKind::from_code(kind)?,
+            kind: kind_from_code(kind)?,
             origin: DeviceId(id20(&origin)?),
             item,
             stored_ms: uint(stored),

@@ -199,6 +199,9 @@ impl SimNode {
         // A gateway's own device is reached through its site's copy, like
         // its members; only a roaming device gets copies of its own.
         w.relay.set_direct(self.idx, role == Role::Roaming);
+        if role == Role::Roaming {
+            w.connected_direct(self.idx);
+        }
     }
 
     fn send_election(&mut self, w: &mut World, transmit: ElectionTransmit) {
