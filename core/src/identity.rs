@@ -16,6 +16,7 @@ mod cert;
 mod key;
 #[cfg(test)]
 mod tests;
+mod verified;
 
 use std::fmt;
 

@@ -16,7 +16,7 @@ use crate::{DeviceId, Entropy, UserId};
 
 /// A 64-byte ed25519 signature, serializable by serde/postcard (as a fixed
 /// 64-element tuple: exactly 64 bytes in postcard, no length prefix).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Signature(pub [u8; 64]);
 
 impl Serialize for Signature {

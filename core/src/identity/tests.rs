@@ -40,6 +40,20 @@ fn tampered_cert_fields_are_bad_signatures() {
 }
 
 #[test]
+fn a_remembered_certificate_does_not_vouch_for_a_tampered_copy() {
+    let id = identity(9);
+    assert_eq!(id.cert.verify(), Ok(()), "verified and remembered");
+    assert_eq!(id.cert.verify(), Ok(()), "remembered");
+    let mut cert = id.cert.clone();
+    cert.issued_at += 1;
+    assert_eq!(cert.verify(), Err(CertError::BadSignature));
+    let mut cert = id.cert.clone();
+    cert.signature.0[0] ^= 1;
+    assert!(cert.verify().is_err());
+    assert_eq!(id.cert.verify(), Ok(()), "the original still verifies");
+}
+
+#[test]
 fn cert_with_invalid_user_key_is_bad_key() {
     let mut cert = identity(2).cert;
     // y = 2 is not on the curve.
