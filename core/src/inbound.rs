@@ -194,14 +194,22 @@ impl Refusal {
 /// Decides whether `envelope` is taken by the device holding `me`, asking
 /// `standing` about its verified sender (see the module's order of checks).
 pub fn admit(envelope: &Envelope, me: &DeviceKey, standing: &impl Standing) -> Admission {
-    let opened = match envelope.open(me) {
+    judge(envelope.id, envelope.open(me), standing)
+}
+
+/// [`admit`] after the opening: what `standing` makes of envelope
+/// `message_id` opened (or not) by [`Envelope::open`]. Opening is the
+/// expensive part (a signature check and an X25519 agreement) and needs
+/// nothing but this device's key, so a driver may run it on another
+/// thread and judge here with the tables of the moment.
+pub fn judge(
+    message_id: MessageId,
+    opened: Result<Opened, OpenError>,
+    standing: &impl Standing,
+) -> Admission {
+    let opened = match opened {
         Ok(opened) => opened,
-        Err(error) => {
-            return Admission::Refused(Refusal::Unopened {
-                message_id: envelope.id,
-                error,
-            })
-        }
+        Err(error) => return Admission::Refused(Refusal::Unopened { message_id, error }),
     };
     let message_id = opened.id;
     let user = opened.sender.user_id();

@@ -35,6 +35,7 @@ mod file_task;
 mod handle;
 mod link;
 mod offline;
+mod opener;
 mod uplink;
 mod wait;
 
@@ -86,6 +87,10 @@ pub enum StartError {
     /// start.
     #[error("cannot start the database sync thread: {0}")]
     SyncThread(#[source] std::io::Error),
+    /// The threads that open incoming envelopes off the event loop could
+    /// not start.
+    #[error("cannot start the envelope-opening threads: {0}")]
+    OpenerThreads(#[source] std::io::Error),
     /// The QUIC socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

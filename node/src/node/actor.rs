@@ -21,9 +21,9 @@ use tincan_core::clock::TurnClock;
 use tincan_core::delivery::Deliveries;
 use tincan_core::election::{ElectionConfig, GatewayElection};
 use tincan_core::outbox::Outbox;
-use tincan_core::peer_book::{PeerBook, PeerInfo, Via};
+use tincan_core::peer_book::PeerBook;
 use tincan_core::route::{DirectoryEntry, MemberCard};
-use tincan_core::site::{GatewayPreference, Role, SiteId};
+use tincan_core::site::{GatewayPreference, SiteId};
 use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, Identity, Membership, Revocations};
 use tokio::sync::{broadcast, mpsc};
@@ -48,16 +48,18 @@ mod restore;
 mod rooms;
 mod routing;
 mod sync;
+mod views;
 
 use peers::DialState;
 
 use super::durable::Durability;
 use super::link::{self, LinkEvent};
-use super::{Command, NodeError, StartError};
+use super::opener::{self, Opener};
+use super::{Command, StartError};
 use crate::config::RelayAddr;
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::event::{GatewayView, MessageView, NodeEvent, PeerView, RelayView, StatusView};
-use crate::store::{HistoryQuery, Store};
+use crate::event::NodeEvent;
+use crate::store::Store;
 
 /// How long an undelivered message waits for its recipient before the
 /// sender is told it failed.
@@ -143,6 +145,8 @@ pub(crate) struct Actor {
     /// Sent messages on their way: what the outbox's outcomes mean for each.
     deliveries: Deliveries<Arc<Vec<u8>>>,
     link_tx: mpsc::Sender<LinkEvent>,
+    /// Opens incoming envelopes on worker threads.
+    opener: Opener,
     link_rx: Option<mpsc::Receiver<LinkEvent>>,
     home: crate::home::Home,
     relay_addr: Option<RelayAddr>,
@@ -200,6 +204,8 @@ pub(crate) struct Actor {
 impl Actor {
     pub(crate) fn new(parts: Parts) -> Result<Self, StartError> {
         let (link_tx, link_rx) = mpsc::channel(256);
+        let opener =
+            Opener::start(&parts.identity.device, &link_tx).map_err(StartError::OpenerThreads)?;
         let hello = Arc::new(Hello {
             name: parts.identity.name.clone(),
             listen_port: parts.listen.port(),
@@ -249,6 +255,7 @@ impl Actor {
             outbox: Outbox::new(),
             deliveries: Deliveries::new(),
             link_tx,
+            opener,
             link_rx: Some(link_rx),
             home: parts.home,
             relay_addr: parts.relay,
@@ -426,71 +433,6 @@ impl Actor {
         self.now / 1000
     }
 
-    fn peer_view(&self, info: &PeerInfo) -> PeerView {
-        let shown = self.presence_of(&info.device, info.online);
-        let (online, presence, note) = (shown.online, shown.presence.to_string(), shown.note);
-        PeerView {
-            name: self.book.display_name(&info.user),
-            user_id: info.user.to_string(),
-            device_id: info.device.to_string(),
-            addrs: info.addrs.iter().map(ToString::to_string).collect(),
-            online,
-            via: match info.via {
-                Via::Lan => "lan",
-                Via::Static => "static",
-                Via::Remembered => "remembered",
-                Via::Gateway | Via::Relay if self.election.role() == Role::Member => "gateway",
-                Via::Gateway | Via::Relay => "relay",
-            }
-            .to_string(),
-            presence,
-            note,
-            blocked: self.is_blocked(&info.user),
-        }
-    }
-
-    /// The node's status (`Request::Status`).
-    fn status_view(&self) -> StatusView {
-        StatusView {
-            user_id: self.identity.user_id().to_string(),
-            device_id: self.identity.device_id().to_string(),
-            name: self.identity.name.clone(),
-            listen: crate::addr::canonical(self.listen).to_string(),
-            peers_online: self.book.devices().filter(|d| d.online).count(),
-            peers_known: self.book.devices().count(),
-            outbox: self.outbox.len(),
-            mdns: self.mdns,
-            org: self.membership.as_ref().map(|m| m.org_id().to_string()),
-            role: self.election.role().as_str().to_string(),
-            site: self.election.site().map(|s| s.to_string()),
-            gateway: self.election.gateway().map(|g| GatewayView {
-                device_id: g.device.to_string(),
-                epoch: g.epoch,
-            }),
-            relay: self.relay_addr.as_ref().map(|addr| RelayView {
-                addr: addr.to_string(),
-                connected: self.relay.conn.is_some(),
-                error: self.relay.error.clone().or_else(|| {
-                    self.membership
-                        .is_none()
-                        .then(|| crate::org::OrgError::NotJoined.to_string())
-                }),
-            }),
-        }
-    }
-
-    /// Every known peer device (`Request::Peers`).
-    fn peer_views(&self) -> Vec<PeerView> {
-        self.book.devices().map(|d| self.peer_view(d)).collect()
-    }
-
-    /// The conversation with `peer`, oldest first (`Request::History`).
-    fn history(&self, peer: &str, query: &HistoryQuery) -> Result<Vec<MessageView>, NodeError> {
-        let user = self.book.resolve(peer)?;
-        let rows = self.store.history(&user, query)?;
-        Ok(rows.iter().map(MessageView::from).collect())
-    }
-
     fn on_link(&mut self, ev: LinkEvent) {
         match ev {
             LinkEvent::Up {
@@ -515,8 +457,18 @@ impl Actor {
                 device,
                 envelope,
                 reply,
+            } => self.on_delivered(opener::Delivered {
+                device,
+                envelope,
+                reply,
+            }),
+            LinkEvent::Opened {
+                device,
+                message_id,
+                opened,
+                reply,
             } => {
-                if let Some(frame) = self.on_envelope(device, *envelope) {
+                if let Some(frame) = self.on_opened(device, message_id, *opened) {
                     self.answer(reply, frame);
                 }
             }

@@ -71,6 +71,14 @@ pub(crate) enum LinkEvent {
         envelope: Box<Envelope>,
         reply: oneshot::Sender<Frame>,
     },
+    /// An envelope of [`LinkEvent::Inbound`], opened (or not) by a worker
+    /// off the event loop (`node/opener.rs`); the actor answers on `reply`.
+    Opened {
+        device: DeviceId,
+        message_id: tincan_core::MessageId,
+        opened: Box<Result<tincan_core::Opened, tincan_core::OpenError>>,
+        reply: oneshot::Sender<Frame>,
+    },
     /// A peer delivered a room envelope; the actor answers on `reply`.
     InboundRoom {
         device: DeviceId,

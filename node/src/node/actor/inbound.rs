@@ -8,10 +8,11 @@
 
 use tincan_core::inbound::{self, Admission, Refusal, Standing};
 use tincan_core::wire::{Frame, RefuseReason, MAX_TEXT_LEN};
-use tincan_core::{Content, DeviceCert, DeviceId, Envelope, Opened, UserId};
+use tincan_core::{Content, DeviceCert, DeviceId, Envelope, MessageId, OpenError, Opened, UserId};
 
 use super::sync::MissedCopy;
 use super::Actor;
+use crate::node::opener::Delivered;
 
 /// Test hook: when set, the daemon aborts right after it committed an
 /// incoming message (a post, not control content such as presence) and
@@ -54,12 +55,40 @@ impl Standing for Actor {
 }
 
 impl Actor {
-    /// Handles an envelope a peer delivered: core decides whether it is
-    /// taken ([`inbound::admit`]); an admitted one is stored, then
-    /// acknowledged. `None` = no answer: the sender will retry.
+    /// An envelope a link delivered: opened by a worker (answered on
+    /// `LinkEvent::Opened`), or here when the workers are busy.
+    pub(super) fn on_delivered(&mut self, delivered: Delivered) {
+        if let Err(delivered) = self.opener.submit(delivered) {
+            let Delivered {
+                device,
+                envelope,
+                reply,
+            } = delivered;
+            if let Some(frame) = self.on_envelope(device, *envelope) {
+                self.answer(reply, frame);
+            }
+        }
+    }
+
+    /// Handles an envelope a peer delivered: opened, then core decides
+    /// whether it is taken ([`inbound::judge`]); an admitted one is
+    /// stored, then acknowledged. `None` = no answer: the sender will
+    /// retry.
     pub(super) fn on_envelope(&mut self, from: DeviceId, envelope: Envelope) -> Option<Frame> {
-        let message_id = envelope.id;
-        let opened = match inbound::admit(&envelope, &self.identity.device, &*self) {
+        let opened = envelope.open(&self.identity.device);
+        self.on_opened(from, envelope.id, opened)
+    }
+
+    /// [`Actor::on_envelope`] once the envelope was opened (maybe by a
+    /// worker, `node/opener.rs`): core judges the sender's standing now
+    /// ([`inbound::judge`]), then the same as there.
+    pub(super) fn on_opened(
+        &mut self,
+        from: DeviceId,
+        message_id: MessageId,
+        opened: Result<Opened, OpenError>,
+    ) -> Option<Frame> {
+        let opened = match inbound::judge(message_id, opened, &*self) {
             Admission::Admitted(opened) => opened,
             Admission::Refused(refusal) => {
                 self.on_refused(from, &refusal);
