@@ -489,9 +489,9 @@ impl Actor {
             LinkEvent::Attempted {
                 message_id,
                 device,
-                result,
+                outcome,
             } => {
-                let outcome = self.judge_answer(message_id, device, result);
+                outgoing::warn_invalid_receipt(message_id, device, &outcome);
                 self.outbox
                     .handle_outcome(self.now, message_id, device, outcome);
             }

@@ -36,7 +36,9 @@ use tokio::sync::oneshot;
 
 pub(crate) use conn::{accept, dial, serve_streams};
 pub(crate) use endpoint::bind_endpoint;
-pub(crate) use outbound::{deliver, deliver_once, forward, notify, route, routed_envelope};
+pub(crate) use outbound::{
+    deliver, deliver_once, forward, notify, route, routed_envelope, AnswerJudge,
+};
 
 /// Longest a whole delivery attempt may take before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -90,11 +92,12 @@ pub(crate) enum LinkEvent {
         message_id: MessageId,
         device: DeviceId,
     },
-    /// A delivery attempt ended with the peer's answer or an error.
+    /// A delivery attempt ended: what the peer's answer (or the error)
+    /// proves, judged by the attempt's task with core's rule.
     Attempted {
         message_id: MessageId,
         device: DeviceId,
-        result: Result<Frame, String>,
+        outcome: tincan_core::outbox::AttemptOutcome,
     },
     /// A peer (LAN device, gateway or the relay) hands us a routed item.
     RouteIn {

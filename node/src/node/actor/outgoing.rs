@@ -75,11 +75,16 @@ impl Actor {
                     {
                         tracing::warn!(error = %e, "cannot record attempt");
                     }
+                    let judge = link::AnswerJudge {
+                        me: self.identity.device_id(),
+                        recipient: self.certs.get(&t.device).cloned(),
+                    };
                     tokio::spawn(link::deliver(
                         conn,
                         frame.clone(),
                         t.message_id,
                         t.device,
+                        judge,
                         self.link_tx.clone(),
                     ));
                 }
@@ -156,9 +161,7 @@ impl Actor {
     ) -> AttemptOutcome {
         let cert = self.certs.get(&device);
         let outcome = judge_answer(&self.identity.device_id(), &message_id, cert, answer);
-        if matches!(&outcome, AttemptOutcome::Failed(reason) if reason == INVALID_RECEIPT) {
-            tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
-        }
+        warn_invalid_receipt(message_id, device, &outcome);
         outcome
     }
 
@@ -285,5 +288,17 @@ impl Paths for Actor {
 
     fn uplink_up(&self) -> bool {
         self.uplink_conn().is_some()
+    }
+}
+
+/// Logs an answer whose receipt did not prove delivery (it is ignored: the
+/// outbox retries).
+pub(super) fn warn_invalid_receipt(
+    message_id: MessageId,
+    device: DeviceId,
+    outcome: &AttemptOutcome,
+) {
+    if matches!(outcome, AttemptOutcome::Failed(reason) if reason == INVALID_RECEIPT) {
+        tracing::warn!(%device, message = %message_id, "invalid receipt ignored");
     }
 }

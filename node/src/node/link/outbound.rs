@@ -8,9 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tincan_core::delivery::judge_answer;
 use tincan_core::route::{DeviceAnswer, Route, Routed};
 use tincan_core::wire::{self, Frame};
-use tincan_core::{DeviceId, MessageId};
+use tincan_core::{DeviceCert, DeviceId, MessageId};
 use tokio::sync::mpsc;
 
 use super::{LinkEvent, ATTEMPT_TIMEOUT};
@@ -87,12 +88,21 @@ pub(crate) async fn notify(conn: quinn::Connection, frame: Arc<Frame>) {
     }
 }
 
+/// What judging a delivery's answer needs: this device, and the
+/// certificate this node holds for the recipient device (none: a receipt
+/// from it proves nothing).
+pub(crate) struct AnswerJudge {
+    pub(crate) me: DeviceId,
+    pub(crate) recipient: Option<DeviceCert>,
+}
+
 /// One delivery attempt of an encoded envelope frame over `conn`.
 pub(crate) async fn deliver(
     conn: quinn::Connection,
     frame: Arc<Vec<u8>>,
     message_id: MessageId,
     device: DeviceId,
+    judge: AnswerJudge,
     tx: mpsc::Sender<LinkEvent>,
 ) {
     let attempt = async {
@@ -112,11 +122,15 @@ pub(crate) async fn deliver(
         Ok(result) => result,
         Err(_) => Err("no answer in time".to_string()),
     };
+    // Core's rule, here rather than in the actor: checking the receipt's
+    // signature is an ed25519 verification per message, which this task
+    // runs beside the actor instead of inside its turn.
+    let outcome = judge_answer(&judge.me, &message_id, judge.recipient.as_ref(), result);
     let _ = tx
         .send(LinkEvent::Attempted {
             message_id,
             device,
-            result,
+            outcome,
         })
         .await;
 }
