@@ -2,12 +2,15 @@
 //! real daemons, end-to-end encryption, blake3 verification, staging and
 //! the final whole-file check) and with a raw quinn stream (a minimal
 //! client and server in this process sending the same file from disk to
-//! disk), in the same run. Prints both throughputs, their ratio, the CPU
-//! time each spent per GiB and the peak RSS (VmHWM) of both tincan
-//! daemons.
+//! disk), in the same run; and the transport's limit: the same raw quinn
+//! stream memory to memory (a buffer sent, the bytes counted and
+//! dropped). Prints the throughputs, tincan's ratio to each baseline, the
+//! CPU time each spent per GiB, the peak RSS (VmHWM) of both tincan
+//! daemons, the CPU model and cores, and as its last line one JSON object
+//! (`"bench":"file_transfer"`).
 //!
-//! The two alternate for several rounds (raw, tincan, raw, tincan, ...)
-//! and the median ratio is the result: on a shared machine one round can
+//! They alternate for several rounds (raw memory, raw files, tincan, ...)
+//! and the median ratios are the result: on a shared machine one round can
 //! be disturbed. Each run starts by deleting the copy the run before it
 //! made, so both start alike: with a gigabyte of page cache just freed.
 //! (On a VM this matters: memory freed a while ago goes back to the host,
@@ -31,7 +34,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench::{cli, cpu_time, env_u64, Daemon, DaemonPair};
+use bench::{cli, cpu_time, env_u64, load_average, machine, Daemon, DaemonPair};
+use serde_json::json;
 use serde_json::Value;
 
 const MIB: u64 = 1024 * 1024;
@@ -78,9 +82,11 @@ fn main() {
     let plural = if rounds == 1 { "" } else { "s" };
     println!("file transfer benchmark: {mib} MiB over 127.0.0.1, {rounds} round{plural}");
 
+    let (cpu_model, cores) = machine();
+    let load_before = load_average();
+    let payload = bytes::Bytes::from(std::fs::read(&src).expect("read payload"));
     let mut pair = Pair::start(&dir_path);
-    let mut ratios = Vec::new();
-    let mut last = None;
+    let mut rounds_done = Vec::new();
     let mut previous: Option<PathBuf> = None;
     let mut forget = |copy: PathBuf| {
         if let Some(old) = previous.replace(copy) {
@@ -90,36 +96,105 @@ fn main() {
     for round in 1..=rounds {
         let raw_out = dir_path.join(format!("raw-out-{round}.bin"));
         let inbox = dir_path.join(format!("inbox-{round}"));
+        let memory = raw_quinn(RawEnds::Memory(payload.clone()), size);
         forget(raw_out.clone());
-        let raw = raw_quinn(&src, &raw_out, size, &want);
+        let files = raw_quinn(
+            RawEnds::Files {
+                src: &src,
+                dst: &raw_out,
+            },
+            size,
+        );
+        assert_eq!(&hash(&raw_out), &want, "raw quinn copy differs");
         forget(inbox.clone());
         let t = pair.transfer(&src, &inbox, size, &want);
-        let ratio = t.mib_per_s(size) / raw.mib_per_s(size);
+        let r = Round {
+            memory,
+            files,
+            tincan: t,
+        };
         println!(
-            "round {round}: raw quinn {:>6.1} MiB/s ({:.2} CPU-s/GiB) | tincan {:>6.1} MiB/s ({:.2} CPU-s/GiB, both daemons) | ratio {ratio:.2}",
-            raw.mib_per_s(size),
-            raw.cpu_s_per_gib(size),
+            "round {round}: raw quinn memory {:>6.1} MiB/s | raw quinn files {:>6.1} MiB/s ({:.2} CPU-s/GiB) | tincan {:>6.1} MiB/s ({:.2} CPU-s/GiB, both daemons) | tincan / files {:.2}, / memory {:.2}",
+            memory.mib_per_s(size),
+            files.mib_per_s(size),
+            files.cpu_s_per_gib(size),
             t.mib_per_s(size),
             t.cpu_s_per_gib(size),
+            r.ratio_files(size),
+            r.ratio_memory(size),
         );
-        ratios.push(ratio);
-        last = Some((raw, t));
+        rounds_done.push(r);
     }
-    ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
-    if let Some((raw, t)) = last {
-        println!(
-            "CPU per byte, last round: tincan {:.2}x raw quinn",
-            t.cpu.as_secs_f64() / raw.cpu.as_secs_f64()
-        );
-    }
-    println!("ratio tincan / raw quinn, median of {rounds}: {median:.2} (target ≥ 0.6)");
+    let median = |f: &dyn Fn(&Round) -> f64| {
+        let mut v: Vec<f64> = rounds_done.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratio_files = median(&|r| r.ratio_files(size));
+    let ratio_memory = median(&|r| r.ratio_memory(size));
+    let tincan = median(&|r| r.tincan.mib_per_s(size));
+    let raw_files = median(&|r| r.files.mib_per_s(size));
+    let raw_memory = median(&|r| r.memory.mib_per_s(size));
     let (sender, receiver) = pair.peak_rss_kib();
+    let load_after = load_average();
+    println!();
+    println!("machine: {cpu_model}, {cores} cores; load average {load_before:.2} before, {load_after:.2} after");
+    println!("medians of {rounds} rounds, {mib} MiB:");
+    println!("| | MiB/s | tincan / it |");
+    println!("|---|---|---|");
+    println!("| tincan, `file accept` to the file in place | {tincan:.1} | |");
+    println!("| raw quinn, file to file (read, send, write, fsync) | {raw_files:.1} | {ratio_files:.2} |");
+    println!("| raw quinn, memory to memory (the transport's limit) | {raw_memory:.1} | {ratio_memory:.2} |");
+    if let Some(r) = rounds_done.last() {
+        println!(
+            "CPU per byte, last round: tincan {:.2}x raw quinn file to file",
+            r.tincan.cpu.as_secs_f64() / r.files.cpu.as_secs_f64()
+        );
+    }
     println!(
         "peak RSS: sender {} MiB, receiver {} MiB",
         sender / 1024,
         receiver / 1024
     );
+    println!(
+        "{}",
+        json!({
+            "bench": "file_transfer",
+            "mib": mib,
+            "rounds": rounds,
+            "tincan_mib_s": round2(tincan),
+            "raw_files_mib_s": round2(raw_files),
+            "raw_memory_mib_s": round2(raw_memory),
+            "ratio_files": round2(ratio_files),
+            "ratio_memory": round2(ratio_memory),
+            "peak_rss_sender_mib": sender / 1024,
+            "peak_rss_receiver_mib": receiver / 1024,
+            "cpu": cpu_model,
+            "cores": cores,
+            "load": [load_before, load_after],
+        })
+    );
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// One round's three measurements.
+struct Round {
+    memory: Measured,
+    files: Measured,
+    tincan: Measured,
+}
+
+impl Round {
+    fn ratio_files(&self, size: u64) -> f64 {
+        self.tincan.mib_per_s(size) / self.files.mib_per_s(size)
+    }
+
+    fn ratio_memory(&self, size: u64) -> f64 {
+        self.tincan.mib_per_s(size) / self.memory.mib_per_s(size)
+    }
 }
 
 /// Deterministic pseudo-random bytes (blake3 XOF).
@@ -143,14 +218,25 @@ fn hash(path: &Path) -> blake3::Hash {
     h.finalize()
 }
 
-/// Sends `src` over one quinn stream to a server that writes it to `dst`
-/// and fsyncs; measures from connect to the fsync.
-fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured {
+/// Where a raw quinn run takes its bytes from and puts them.
+enum RawEnds<'a> {
+    /// Read from `src`, written to `dst` and fsynced: what tincan does.
+    Files { src: &'a Path, dst: &'a Path },
+    /// Sent from memory, counted and dropped: the transport's limit.
+    Memory(bytes::Bytes),
+}
+
+/// Sends `size` bytes over one quinn stream; measures from connect to the
+/// last byte in place (after the fsync, for files).
+fn raw_quinn(ends: RawEnds<'_>, size: u64) -> Measured {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let elapsed = rt.block_on(async {
+    rt.block_on(async {
         let (server, client) = bench::raw_quinn_pair();
         let addr = server.local_addr().expect("addr");
-        let dst = dst.to_path_buf();
+        let dst = match &ends {
+            RawEnds::Files { dst, .. } => Some(dst.to_path_buf()),
+            RawEnds::Memory(_) => None,
+        };
         let receiver = tokio::spawn(async move {
             let conn = server
                 .accept()
@@ -159,12 +245,19 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured
                 .await
                 .expect("conn");
             let mut recv = conn.accept_uni().await.expect("stream");
-            let mut out = std::fs::File::create(&dst).expect("create");
+            let mut out = dst.map(|d| std::fs::File::create(d).expect("create"));
+            let mut got = 0u64;
             while let Some(chunk) = recv.read_chunk(usize::MAX, true).await.expect("read") {
-                out.write_all(&chunk.bytes).expect("write");
+                got += chunk.bytes.len() as u64;
+                if let Some(out) = out.as_mut() {
+                    out.write_all(&chunk.bytes).expect("write");
+                }
             }
-            out.sync_all().expect("fsync");
+            if let Some(out) = out {
+                out.sync_all().expect("fsync");
+            }
             conn.close(0u32.into(), b"done");
+            got
         });
         let start = (Instant::now(), cpu_time("self"));
         let conn = client
@@ -173,26 +266,39 @@ fn raw_quinn(src: &Path, dst: &Path, size: u64, want: &blake3::Hash) -> Measured
             .await
             .expect("handshake");
         let mut send = conn.open_uni().await.expect("open");
-        let mut file = std::fs::File::open(src).expect("open src");
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(MIB) as usize;
-            let mut buf = vec![0u8; n];
-            std::io::Read::read_exact(&mut file, &mut buf).expect("read src");
-            send.write_chunk(bytes::Bytes::from(buf))
-                .await
-                .expect("send");
-            left -= n as u64;
+        match ends {
+            RawEnds::Files { src, .. } => {
+                let mut file = std::fs::File::open(src).expect("open src");
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(MIB) as usize;
+                    let mut buf = vec![0u8; n];
+                    std::io::Read::read_exact(&mut file, &mut buf).expect("read src");
+                    send.write_chunk(bytes::Bytes::from(buf))
+                        .await
+                        .expect("send");
+                    left -= n as u64;
+                }
+            }
+            RawEnds::Memory(payload) => {
+                let mut at = 0usize;
+                while at < payload.len() {
+                    let end = (at + MIB as usize).min(payload.len());
+                    send.write_chunk(payload.slice(at..end))
+                        .await
+                        .expect("send");
+                    at = end;
+                }
+            }
         }
         send.finish().expect("finish");
-        receiver.await.expect("receiver");
+        let got = receiver.await.expect("receiver");
+        assert_eq!(got, size, "raw quinn lost bytes");
         Measured {
             wall: start.0.elapsed(),
             cpu: cpu_time("self").saturating_sub(start.1),
         }
-    });
-    assert_eq!(&hash(dst), want, "raw quinn copy differs");
-    elapsed
+    })
 }
 
 fn vm_hwm_kib(pid: u32) -> u64 {

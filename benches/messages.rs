@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{cpu_time, env_u64, DaemonPair};
+use bench::{cpu_time, env_u64, load_average, machine, DaemonPair};
 use floor::{fdatasyncs, floor, Floor};
 use serde_json::{json, Value};
 use tincan_node::{ControlClient, Home, Request};
@@ -188,28 +188,6 @@ fn main() {
         floor,
         fsync_p50,
     });
-}
-
-/// The CPU model (`/proc/cpuinfo`) and how many cores this process may use.
-fn machine() -> (String, usize) {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            let (key, value) = l.split_once(':')?;
-            (key.trim() == "model name").then(|| value.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (model, cores)
-}
-
-/// The 1-minute load average (`/proc/loadavg`).
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
 }
 
 /// Text number `i`: its number, padded to [`TEXT_LEN`] bytes.

@@ -221,3 +221,25 @@ pub fn raw_quinn_pair() -> (quinn::Endpoint, quinn::Endpoint) {
     client.set_default_client_config(client_config);
     (server, client)
 }
+
+/// The CPU model (`/proc/cpuinfo`) and how many cores this process may use.
+pub fn machine() -> (String, usize) {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            (key.trim() == "model name").then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (model, cores)
+}
+
+/// The 1-minute load average (`/proc/loadavg`).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
