@@ -221,3 +221,37 @@ pub fn raw_quinn_pair() -> (quinn::Endpoint, quinn::Endpoint) {
     client.set_default_client_config(client_config);
     (server, client)
 }
+
+/// Builds the release `tincan-relay` binary and returns its path.
+#[allow(dead_code, reason = "only the relay_load bench runs the relay")]
+pub fn relay_bin() -> PathBuf {
+    let status = super::cargo::cargo()
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "tincan-relay",
+            "--bin",
+            "tincan-relay",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building tincan-relay failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("tincan-relay")
+}
+
+/// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
+#[allow(dead_code, reason = "only the relay_load bench reads it")]
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
