@@ -237,9 +237,44 @@ pub fn machine() -> (String, usize) {
 }
 
 /// The 1-minute load average (`/proc/loadavg`).
+#[allow(dead_code, reason = "relay_load does not print it")]
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+/// Builds the release `tincan-relay` binary and returns its path.
+#[allow(dead_code, reason = "only the relay_load bench runs the relay")]
+pub fn relay_bin() -> PathBuf {
+    let status = super::cargo::cargo()
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "tincan-relay",
+            "--bin",
+            "tincan-relay",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building tincan-relay failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("release").join("tincan-relay")
+}
+
+/// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
+#[allow(dead_code, reason = "only the relay_load bench reads it")]
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
