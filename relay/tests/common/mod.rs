@@ -346,6 +346,26 @@ impl Client {
         self.seen.lock().expect("seen").clone()
     }
 
+    /// The first directory this connection received: the whole directory
+    /// (later pushes carry only what changed), so what it lacks the relay
+    /// no longer lists.
+    pub async fn first_directory(&self) -> Vec<DirectoryEntry> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let first = self.received().await.into_iter().find_map(|i| match i {
+                Inbound::Directory(d) => Some(d),
+                _ => None,
+            });
+            if let Some(d) = first {
+                return d;
+            }
+            if Instant::now() > deadline {
+                panic!("{}: no directory", self.device.name());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits for a directory whose entries satisfy `ok`.
     pub async fn wait_directory(
         &self,
