@@ -442,16 +442,40 @@ impl Chaos {
             .iter()
             .map(|m| (m.name.clone(), m.home.clone()))
             .collect();
-        wait_for(
-            &format!("seed {:#x}: every outbox empty", self.seed),
-            DRAIN,
-            || {
-                homes
-                    .iter()
-                    .all(|(_, home)| cli_json(home, &["status", "--json"])["outbox"] == 0)
-                    .then_some(())
-            },
-        );
+        // What each outbox still holds, for the failure message.
+        let left = std::cell::RefCell::new(Vec::new());
+        let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(
+                &format!("seed {:#x}: every outbox empty", self.seed),
+                DRAIN,
+                || {
+                    let counts: Vec<(String, Value)> = homes
+                        .iter()
+                        .map(|(name, home)| {
+                            (name.clone(), cli_json(home, &["status", "--json"])["outbox"].clone())
+                        })
+                        .collect();
+                    let empty = counts.iter().all(|(_, n)| *n == 0);
+                    *left.borrow_mut() = counts;
+                    empty.then_some(())
+                },
+            )
+        }));
+        if drained.is_err() {
+            // Which messages are behind it, if any (this panics with them).
+            eprintln!(
+                "seed {:#x}: outboxes not empty after {DRAIN:?}: {:?}",
+                self.seed,
+                left.borrow()
+            );
+            self.check_deliveries();
+            panic!(
+                "seed {:#x}: outboxes not empty after {DRAIN:?} ({:?}), though every message shows \
+                 a final state: control content (presence, read receipts, room ops or keys) is stuck",
+                self.seed,
+                left.borrow()
+            );
+        }
         println!(
             "chaos seed {:#x}: outboxes empty {:.0} s after the chaos ended; the relay still \
              stores {} items",
