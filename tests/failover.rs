@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::branches::Branches;
@@ -134,7 +134,7 @@ fn gateway_failover_times_are_printed() {
 
 /// `send Bob TEXT --wait` from the node at `home`: returns once Bob's
 /// receipt is back (or the generous timeout says it never came).
-fn send_wait(home: &PathBuf, text: &str) -> Value {
+fn send_wait(home: &Path, text: &str) -> Value {
     let out = cli(
         home,
         &["send", "Bob", text, "--wait", "--timeout", "60", "--json"],

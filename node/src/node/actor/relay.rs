@@ -147,6 +147,9 @@ impl Actor {
         self.share_roster(&conn, None);
         self.relay.conn = Some(conn);
         self.members_sent = None;
+        // This relay's lease lifetime, not the one this build assumes: the
+        // step-down must come before *its* lease could lapse.
+        self.election.set_lease_ttl(self.now, welcome.lease_ttl_ms);
         self.election.handle_relay(self.now, true);
     }
 
