@@ -36,7 +36,9 @@ use tokio::sync::oneshot;
 
 pub(crate) use conn::{accept, dial, serve_streams};
 pub(crate) use endpoint::bind_endpoint;
-pub(crate) use outbound::{deliver, deliver_once, forward, notify, route, routed_envelope};
+pub(crate) use outbound::{
+    deliver, deliver_once, forward, notify, route, routed_envelope, REROUTED,
+};
 
 /// Longest a whole delivery attempt may take before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
