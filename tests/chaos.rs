@@ -452,7 +452,10 @@ impl Chaos {
                     let counts: Vec<(String, Value)> = homes
                         .iter()
                         .map(|(name, home)| {
-                            (name.clone(), cli_json(home, &["status", "--json"])["outbox"].clone())
+                            (
+                                name.clone(),
+                                cli_json(home, &["status", "--json"])["outbox"].clone(),
+                            )
                         })
                         .collect();
                     let empty = counts.iter().all(|(_, n)| *n == 0);

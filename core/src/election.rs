@@ -51,7 +51,7 @@ mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::lease::LeaseGrant;
+use crate::lease::{LeaseGrant, DEFAULT_LEASE_TTL_MS};
 use crate::site::{GatewayPreference, GatewayRef, Role, SiteId};
 use crate::{DeviceId, Entropy, RelayId};
 
@@ -86,21 +86,46 @@ pub struct ElectionConfig {
 }
 
 impl ElectionConfig {
-    /// The defaults for `me`: beacons every 500 ms, peers gone after
-    /// 1.5 s, renewals every second of a 3 s lease, step-down after 2.5 s,
-    /// claims retried every 250 ms, 1.5 s of listening after start.
+    /// The defaults for `me`: beacons every 250 ms, peers gone after 1 s
+    /// (four beacons missed in a row, so 10 % loss on the LAN does not
+    /// make them vanish), claims retried every 100 ms, 1.5 s of listening
+    /// after start, and the lease timing of [`Self::with_lease_ttl`] for
+    /// [`DEFAULT_LEASE_TTL_MS`]: renewals every 400 ms of a 1.2 s lease,
+    /// step-down 900 ms after the last granted claim was sent.
+    ///
+    /// Failover after a gateway dies silently (SIGKILL, power cut) is
+    /// bounded by the lease: its last renewal arrived at most a renew
+    /// interval before, so the lease lapses within the TTL, and the
+    /// members, which stop hearing its beacons within `peer_timeout_ms`,
+    /// are already claiming (every `claim_retry_ms`) when it does.
     pub fn new(me: DeviceId) -> Self {
         Self {
             me,
             preference: GatewayPreference::Auto,
-            beacon_interval_ms: 500,
-            peer_timeout_ms: 1_500,
-            renew_interval_ms: 1_000,
-            lease_ttl_ms: 3_000,
-            step_down_after_ms: 2_500,
-            claim_retry_ms: 250,
+            beacon_interval_ms: 250,
+            peer_timeout_ms: 1_000,
+            renew_interval_ms: 0,
+            lease_ttl_ms: 0,
+            step_down_after_ms: 0,
+            claim_retry_ms: 100,
             settle_ms: 1_500,
         }
+        .with_lease_ttl(DEFAULT_LEASE_TTL_MS)
+    }
+
+    /// This configuration for a relay whose leases last `ttl_ms`: renewals
+    /// every third of it (two may be lost before the holder must worry),
+    /// and the step-down a quarter of it before the lease could lapse. That
+    /// quarter is the longest relay round trip the step-down stays safe
+    /// for (see `election/claim.rs`): 300 ms at the default 1.2 s.
+    #[must_use]
+    pub fn with_lease_ttl(mut self, ttl_ms: u64) -> Self {
+        self.lease_ttl_ms = ttl_ms;
+        // At least 1 ms: a renewal is never due again at the instant it
+        // was sent, whatever a relay announces.
+        self.renew_interval_ms = (ttl_ms / 3).max(1);
+        self.step_down_after_ms = ttl_ms - ttl_ms / 4;
+        self
     }
 
     /// How long a claim may wait for its answer before it counts as lost.
@@ -257,6 +282,19 @@ impl GatewayElection {
     pub fn set_relay_configured(&mut self, now: u64, relay: Option<RelayId>) {
         self.relay = relay;
         self.update(now, None);
+    }
+
+    /// The relay announced that its leases last `ttl_ms` (its welcome):
+    /// renewals and the step-down deadline follow it, so that a holder
+    /// steps down before *this* relay's lease could lapse, whatever
+    /// default either side was built with. Call it before
+    /// [`Self::handle_relay`] reports the connection up; a lease held
+    /// under the old timing keeps the deadline it has.
+    pub fn set_lease_ttl(&mut self, now: u64, ttl_ms: u64) {
+        if ttl_ms != self.config.lease_ttl_ms {
+            self.config = self.config.clone().with_lease_ttl(ttl_ms);
+            self.update(now, None);
+        }
     }
 
     /// The relay connection came up or went down. A node without one is not

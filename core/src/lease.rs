@@ -42,6 +42,14 @@ pub use grant::{GrantError, LeaseGrant, GRANT_CLOCK_SLACK_MS};
 /// round trip, while `u64::MAX / MAX_EPOCH_STEP` grants are out of reach.
 pub const MAX_EPOCH_STEP: u64 = 8;
 
+/// The lease lifetime a relay grants unless configured otherwise, and the
+/// one nodes assume until the relay's welcome says (see
+/// [`crate::election::ElectionConfig::with_lease_ttl`]). Short, because a
+/// silently dead gateway is replaced only once its lease lapsed: 1.2 s,
+/// renewed every 400 ms, puts failover within about 1.5 s (issue 15);
+/// it was 3 s.
+pub const DEFAULT_LEASE_TTL_MS: u64 = 1_200;
+
 /// Most sites a relay keeps leases and epochs for (all organisations
 /// together): every member could otherwise mint site ids and fill it.
 pub const MAX_LEASES: usize = 65_536;

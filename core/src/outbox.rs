@@ -49,6 +49,12 @@ pub enum AttemptOutcome {
     /// The relay stored it durably for the device: stop retrying and wait
     /// for the receipt (reported later as [`AttemptOutcome::Delivered`]).
     Custody,
+    /// The driver abandoned the attempt because the path it took is no
+    /// longer the one to use (the gateway it went through is gone or
+    /// replaced): retry at once on the new path, without counting a
+    /// failure. Safe because receivers dedupe: a copy that still arrives
+    /// by the old path is shown once.
+    Rerouted,
 }
 
 /// What happened to an entry, for the driver to store and show.
@@ -206,6 +212,12 @@ impl Outbox {
                     entry.in_flight = false;
                     entry.attempts = entry.attempts.saturating_add(1);
                     entry.not_before = now.saturating_add(backoff_ms(entry.attempts));
+                }
+            }
+            AttemptOutcome::Rerouted => {
+                if let Some(entry) = self.entries.get_mut(&key) {
+                    entry.in_flight = false;
+                    entry.not_before = now;
                 }
             }
         }
@@ -384,6 +396,22 @@ mod tests {
         // A late duplicate outcome reports nothing new.
         outbox.handle_outcome(8, m, d, AttemptOutcome::Delivered);
         assert_eq!(outbox.poll_event(), None);
+    }
+
+    #[test]
+    fn a_rerouted_attempt_is_retried_at_once_without_backoff() {
+        let mut outbox = Outbox::new();
+        let (m, d) = ids(3);
+        outbox.push(0, m, d, 1_000_000, 0);
+        outbox.handle_reachable(0, d, true);
+        assert!(outbox.poll_transmit().is_some());
+        // Its gateway went silent: the driver gave the attempt up.
+        outbox.handle_outcome(100, m, d, AttemptOutcome::Rerouted);
+        assert_eq!(outbox.poll_transmit().map(|t| t.device), Some(d));
+        // Not counted as a failure: a real one later backs off from the start.
+        outbox.handle_outcome(110, m, d, AttemptOutcome::Failed("reset".into()));
+        assert_eq!(outbox.poll_timeout(), Some(110 + INITIAL_BACKOFF_MS));
+        assert_eq!(outbox.poll_event(), None, "nothing to tell the user");
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub struct RunArgs {
     /// as many other requests in a second bucket.
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub rate: u32,
-    /// Lease time to live in ms (gateways renew about every second).
+    /// Lease time to live in ms (gateways renew every third of it; nodes
+    /// take it from the relay's welcome).
     #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_name = "MS", hide = true)]
     pub lease_ttl_ms: u64,
     /// Most bytes of file content stored per organisation (files sent

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tincan_core::OrgId;
 
-/// Default lease time to live (the design's "~3 s").
-pub const DEFAULT_LEASE_TTL_MS: u64 = 3_000;
+/// Default lease time to live: core's, which nodes assume until this
+/// relay's welcome tells them its own (1.2 s; it was 3 s).
+pub const DEFAULT_LEASE_TTL_MS: u64 = tincan_core::lease::DEFAULT_LEASE_TTL_MS;
 
 /// Why an operator-typed value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,9 +13,9 @@
 //! the deadline earlier than the truth (safe). Claims unanswered for longer
 //! than `ttl - step_down_after` are forgotten as lost, so one lost claim does
 //! not shift every later match; the price is an assumption that a relay
-//! round trip takes less than that margin (500 ms by default): an answer
-//! slower than the margin is matched to a newer claim, or ignored when there
-//! is none.
+//! round trip takes less than that margin (a quarter of the lease TTL:
+//! 300 ms by default): an answer slower than the margin is matched to a
+//! newer claim, or ignored when there is none.
 
 use std::collections::VecDeque;
 

@@ -123,7 +123,8 @@ fn standalone_until_configured_then_roaming_alone() {
     e.handle_timeout(5_000, &mut SeededEntropy::new(0));
     let (tx, _) = drain(&mut e);
     assert!(claims(&tx).is_empty());
-    assert_eq!(e.poll_timeout(), Some(5_500), "next beacon");
+    let interval = e.config().beacon_interval_ms;
+    assert_eq!(e.poll_timeout(), Some(5_000 + interval), "next beacon");
 }
 
 #[test]
@@ -210,8 +211,9 @@ fn refused_claims_retry_and_climb_above_the_current_epoch() {
     let (tx, _) = drain(&mut a);
     assert!(claims(&tx).is_empty());
     assert_eq!(a.role(), Role::Roaming);
-    assert_eq!(a.poll_timeout(), Some(10 + 250));
-    a.handle_timeout(260, &mut SeededEntropy::new(0));
+    let retry = a.config().claim_retry_ms;
+    assert_eq!(a.poll_timeout(), Some(10 + retry));
+    a.handle_timeout(10 + retry, &mut SeededEntropy::new(0));
     let (tx, _) = drain(&mut a);
     assert_eq!(claims(&tx), vec![(site(1), 5)]);
 }
@@ -234,7 +236,8 @@ fn holder_renews_and_steps_down_before_the_lease_could_lapse() {
         assert_eq!(a.role(), Role::Gateway, "at {now}");
     }
     // From here no answer arrives: the last granted claim was sent at `last`.
-    let last = now - now % 1_000;
+    let config = a.config().clone();
+    let last = now - now % config.renew_interval_ms;
     let mut stepped_down = None;
     while stepped_down.is_none() {
         now = a.poll_timeout().expect("timer");
@@ -248,21 +251,27 @@ fn holder_renews_and_steps_down_before_the_lease_could_lapse() {
             stepped_down = Some(now);
         }
     }
-    assert_eq!(stepped_down, Some(last + 2_500));
+    assert_eq!(stepped_down, Some(last + config.step_down_after_ms));
+    assert!(
+        config.step_down_after_ms < config.lease_ttl_ms,
+        "before the relay's lease could lapse"
+    );
 }
 
 #[test]
 fn a_refusal_at_our_epoch_ends_the_lease() {
     let mut a = node(1, GatewayPreference::Auto, Some(site(1)));
     let epoch = gateway_of(&mut a, site(1));
-    a.handle_timeout(1_000, &mut SeededEntropy::new(0));
+    // The first renewal goes out.
+    let (renew, retry) = (a.config().renew_interval_ms, a.config().claim_retry_ms);
+    a.handle_timeout(renew, &mut SeededEntropy::new(0));
     drain(&mut a);
     // A "held" refusal below our epoch is old news from before the grant.
-    a.handle_lease_refused(1_010, site(1), epoch, epoch - 1, Some(dev(5)));
+    a.handle_lease_refused(renew + 10, site(1), epoch, epoch - 1, Some(dev(5)));
     assert_eq!(a.role(), Role::Gateway);
-    a.handle_timeout(1_250, &mut SeededEntropy::new(0));
+    a.handle_timeout(renew + retry, &mut SeededEntropy::new(0));
     drain(&mut a);
-    a.handle_lease_refused(1_260, site(1), epoch, epoch, None);
+    a.handle_lease_refused(renew + retry + 10, site(1), epoch, epoch, None);
     let (tx, _) = drain(&mut a);
     assert_ne!(a.role(), Role::Gateway);
     assert_eq!(claims(&tx), vec![(site(1), epoch + 1)]);
@@ -361,7 +370,8 @@ fn a_grant_too_late_to_trust_does_not_make_a_gateway() {
     a.handle_beacon(0, dev(2), peer(2, Some(site(1)), None));
     let (tx, _) = drain(&mut a);
     let (s, epoch) = claims(&tx)[0];
-    // Answered after the 500 ms window: its claim may be long lapsed.
+    // Answered after the answer window (a quarter of the TTL): its claim
+    // may be long lapsed.
     a.handle_lease_granted(600, grant(1, s, epoch));
     assert_eq!(a.role(), Role::Roaming);
 }
@@ -373,12 +383,13 @@ fn silent_peers_expire_and_lost_peers_go_at_once() {
     a.handle_beacon(100, dev(3), peer(3, Some(site(1)), None));
     assert_eq!(a.role(), Role::Member);
     assert_eq!(a.lan_peers().collect::<Vec<_>>(), vec![dev(2), dev(3)]);
-    a.handle_timeout(1_499, &mut SeededEntropy::new(0));
+    let timeout = a.config().peer_timeout_ms;
+    a.handle_timeout(timeout - 1, &mut SeededEntropy::new(0));
     assert_eq!(a.role(), Role::Member);
-    a.handle_timeout(1_500, &mut SeededEntropy::new(0));
+    a.handle_timeout(timeout, &mut SeededEntropy::new(0));
     assert_eq!(a.lan_peers().collect::<Vec<_>>(), vec![dev(3)]);
     assert_eq!(a.role(), Role::Roaming, "claiming once the gateway is gone");
-    a.handle_peer_lost(1_501, dev(3));
+    a.handle_peer_lost(timeout + 1, dev(3));
     let (tx, _) = drain(&mut a);
     assert_eq!(a.lan_peers().count(), 0);
     assert_eq!(
@@ -391,25 +402,32 @@ fn silent_peers_expire_and_lost_peers_go_at_once() {
 #[test]
 fn beacons_go_out_periodically_and_on_change() {
     let mut a = node(1, GatewayPreference::Auto, Some(site(1)));
-    assert_eq!(a.poll_timeout(), Some(500));
-    a.handle_timeout(500, &mut SeededEntropy::new(0));
+    let interval = a.config().beacon_interval_ms;
+    assert_eq!(a.poll_timeout(), Some(interval));
+    a.handle_timeout(interval, &mut SeededEntropy::new(0));
     let (tx, _) = drain(&mut a);
     assert!(last_beacon(&tx).is_some());
-    a.handle_timeout(600, &mut SeededEntropy::new(0));
+    a.handle_timeout(interval + 1, &mut SeededEntropy::new(0));
     assert!(drain(&mut a).0.is_empty(), "nothing changed");
-    a.set_preference(700, GatewayPreference::Prefer);
+    a.set_preference(interval + 2, GatewayPreference::Prefer);
     let (tx, _) = drain(&mut a);
     let beacon = last_beacon(&tx).expect("sent on change");
     assert_eq!(
         beacon.rank.map(|r| r.preference),
         Some(GatewayPreference::Prefer)
     );
-    assert_eq!(a.poll_timeout(), Some(1_200));
+    assert_eq!(a.poll_timeout(), Some(interval + 2 + interval));
 }
 
 #[test]
 fn a_new_node_listens_before_claiming_and_answers_newcomers_at_once() {
-    let mut e = GatewayElection::new(ElectionConfig::new(dev(1)), 0, Some(site(1)), 0, 0);
+    // Timing pinned (beacons every 500 ms, peers live 1.5 s, settling for
+    // 1.5 s): this is about the settle period, not the defaults.
+    let mut config = ElectionConfig::new(dev(1));
+    config.beacon_interval_ms = 500;
+    config.peer_timeout_ms = 1_500;
+    config.settle_ms = 1_500;
+    let mut e = GatewayElection::new(config, 0, Some(site(1)), 0, 0);
     e.set_relay_configured(0, Some(relay_id()));
     e.handle_relay(0, true);
     drain(&mut e);
@@ -558,4 +576,38 @@ fn a_repeated_grant_is_believed_again_but_an_edited_one_or_another_relays_is_not
     a.set_relay_configured(1_100, Some(RelayId::from_public_key(&other.public_key())));
     a.handle_beacon(1_200, dev(3), shown);
     assert_eq!(a.gateway(), None, "another relay's grant");
+}
+
+#[test]
+fn lease_timing_follows_the_relays_ttl() {
+    let config = ElectionConfig::new(dev(1));
+    assert_eq!(config.lease_ttl_ms, crate::lease::DEFAULT_LEASE_TTL_MS);
+    // Two renewals may be lost before the step-down, which comes before
+    // the lease could lapse.
+    assert!(3 * config.renew_interval_ms <= config.lease_ttl_ms);
+    assert!(config.renew_interval_ms < config.step_down_after_ms);
+    assert!(config.step_down_after_ms < config.lease_ttl_ms);
+    // A relay with a longer lease (an older one: 3 s) is followed.
+    let mut a = node(1, GatewayPreference::Auto, Some(site(1)));
+    a.set_lease_ttl(0, 3_000);
+    let (ttl, renew, step_down) = (
+        a.config().lease_ttl_ms,
+        a.config().renew_interval_ms,
+        a.config().step_down_after_ms,
+    );
+    assert_eq!((ttl, renew, step_down), (3_000, 1_000, 2_250));
+    let epoch = gateway_of(&mut a, site(1));
+    // Unanswered from here: the step-down follows the granted claim sent
+    // at 0 by that relay's margin, not the default one.
+    let mut now = 0;
+    while a.role() == Role::Gateway {
+        now = a.poll_timeout().expect("timer");
+        a.handle_timeout(now, &mut SeededEntropy::new(0));
+        a.handle_beacon(now, dev(9), peer(9, Some(site(1)), None));
+    }
+    assert_eq!(now, step_down);
+    assert!(releases(&drain(&mut a).0).contains(&(site(1), epoch)));
+    // Nonsense from a relay never makes a renewal due at once forever.
+    a.set_lease_ttl(now, 0);
+    assert!(a.config().renew_interval_ms >= 1);
 }

@@ -169,6 +169,17 @@ impl Internet {
         self.site(site)?.lan.set_multicast_blocked(blocked)
     }
 
+    /// Makes `site`'s LAN lose `percent` of its UDP packets (see
+    /// [`Lan::set_loss`]); 0 removes the loss.
+    pub fn set_lan_loss(&self, site: SiteId, percent: u8) -> Result<()> {
+        self.site(site)?.lan.set_loss(percent)
+    }
+
+    /// UDP packets `site`'s LAN loss dropped (see [`Lan::lost_packets`]).
+    pub fn lan_lost_packets(&self, site: SiteId) -> Result<u64> {
+        self.site(site)?.lan.lost_packets()
+    }
+
     /// The byte counters `(rx, tx)` of `site`'s router `wan` interface: what
     /// the site downloaded and uploaded so far, headers included.
     pub fn wan_bytes(&self, site: SiteId) -> Result<(u64, u64)> {

@@ -286,6 +286,39 @@ impl Lan {
         bridge_filter(&self.ns, "tc_mcast", blocked.then_some(rules))
     }
 
+    /// Makes this LAN lose `percent` (0..=100) of the UDP packets crossing
+    /// its bridge, each packet independently (an nftables `numgen random`
+    /// rule on the bridge's forward hook, in the bridge's own namespace):
+    /// host to host and host to router alike, so a gateway's packets to
+    /// the WAN cross the loss too. 0 removes the rule. Only UDP, which is
+    /// all tincan sends (QUIC, mDNS): ARP and neighbour discovery pass, so
+    /// the link stays up, as a lossy Wi-Fi does.
+    pub fn set_loss(&self, percent: u8) -> Result<()> {
+        ensure!(percent <= 100, "loss is a percentage, got {percent}");
+        // `numgen random mod 100` is 0..=99, so `< 100` does not parse.
+        let rule = match percent {
+            0 => None,
+            100 => Some("meta l4proto udp counter drop".to_string()),
+            p => Some(format!(
+                "meta l4proto udp numgen random mod 100 < {p} counter drop"
+            )),
+        };
+        bridge_filter(&self.ns, "tc_loss", rule.as_deref())
+    }
+
+    /// UDP packets [`Lan::set_loss`] dropped since it was last set (0
+    /// without loss): proof that a lossy run really lost packets.
+    pub fn lost_packets(&self) -> Result<u64> {
+        let Ok(rules) = sys::in_ns(&self.ns, "nft", &["list", "table", "bridge", "tc_loss"]) else {
+            return Ok(0);
+        };
+        Ok(rules
+            .split("packets ")
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .sum())
+    }
+
     /// Packets, and multicast packets among them, that the hosts have sent
     /// into this LAN's bridge so far (summed over its ports; multicast is
     /// counted by an nftables rule at the bridge's prerouting hook, once per

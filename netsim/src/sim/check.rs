@@ -13,8 +13,8 @@ use super::{NodeIdx, SiteIdx, START_MS};
 
 /// How long a site may be without a gateway after it lost one: the lease
 /// must lapse (its TTL after the last renewal), then a member's claim is
-/// retried every 250 ms over a lossy WAN. One second covers the claim
-/// retries and round trips.
+/// retried every `claim_retry_ms` (100 ms) over a lossy WAN. One second
+/// covers the claim retries and round trips.
 pub fn failover_bound_ms() -> u64 {
     ElectionConfig::new(DeviceId([0; 20])).lease_ttl_ms + 1_000
 }

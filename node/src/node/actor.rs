@@ -119,6 +119,10 @@ struct RelayLink {
     error: Option<String>,
     /// The `lonely` flag of the last registration.
     registered_lonely: bool,
+    /// The stable id of the connection routed traffic leaves by now (the
+    /// followed gateway's or the relay's); routed sends on another one
+    /// give up at once (`link::route`).
+    uplink: tokio::sync::watch::Sender<Option<usize>>,
 }
 
 /// A device of another site (or roaming), as the relay's directory says.

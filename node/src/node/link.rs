@@ -37,7 +37,7 @@ use tokio::sync::oneshot;
 pub(crate) use conn::{accept, dial, serve_streams};
 pub(crate) use endpoint::bind_endpoint;
 pub(crate) use outbound::{
-    deliver, deliver_once, forward, notify, route, routed_envelope, AnswerJudge,
+    deliver, deliver_once, forward, notify, route, routed_envelope, AnswerJudge, REROUTED,
 };
 
 /// Longest a whole delivery attempt may take before it counts as failed.

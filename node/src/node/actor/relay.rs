@@ -147,6 +147,9 @@ impl Actor {
         self.share_roster(&conn, None);
         self.relay.conn = Some(conn);
         self.members_sent = None;
+        // This relay's lease lifetime, not the one this build assumes: the
+        // step-down must come before *its* lease could lapse.
+        self.election.set_lease_ttl(self.now, welcome.lease_ttl_ms);
         self.election.handle_relay(self.now, true);
     }
 
@@ -492,10 +495,18 @@ impl Actor {
     }
 
     /// Tells the outbox which devices have a path now: a LAN connection,
-    /// or (for devices the relay knows) an uplink.
+    /// or (for devices the relay knows) an uplink; and tells routed sends
+    /// still waiting which connection is the uplink now.
     pub(super) fn refresh_reachability(&mut self) {
         let now = self.now;
-        let uplink = self.uplink_conn().is_some();
+        let uplink = self.uplink_conn();
+        let id = uplink.as_ref().map(quinn::Connection::stable_id);
+        self.relay.uplink.send_if_modified(|current| {
+            let moved = *current != id;
+            *current = id;
+            moved
+        });
+        let uplink = uplink.is_some();
         let mut now_reachable: std::collections::BTreeSet<DeviceId> =
             self.conns.keys().copied().collect();
         if uplink {

@@ -69,7 +69,8 @@ impl Actor {
             }
             tracing::debug!(message = %message_id, devices = devices.len(), "routing one copy");
             let route = Route { to: devices, item };
-            tokio::spawn(link::route(conn, route, self.link_tx.clone()));
+            let uplink = self.relay.uplink.subscribe();
+            tokio::spawn(link::route(conn, route, uplink, self.link_tx.clone()));
         }
     }
 
@@ -100,6 +101,7 @@ impl Actor {
                     Ok(Frame::Refused { message_id, reason }),
                 ),
                 Answer::Custody => AttemptOutcome::Custody,
+                Answer::Failed(reason) if reason == link::REROUTED => AttemptOutcome::Rerouted,
                 Answer::Failed(reason) => AttemptOutcome::Failed(reason),
                 Answer::Accepted => AttemptOutcome::Failed("unexpected answer".into()),
             };

@@ -12,7 +12,7 @@ use tincan_core::delivery::judge_answer;
 use tincan_core::route::{DeviceAnswer, Route, Routed};
 use tincan_core::wire::{self, Frame};
 use tincan_core::{DeviceCert, DeviceId, MessageId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{LinkEvent, ATTEMPT_TIMEOUT};
 use crate::rpc::STREAM_LIMIT;
@@ -21,16 +21,39 @@ use crate::rpc::STREAM_LIMIT;
 /// gateway → device, each with its own shorter deadline).
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What a routed send reports when it gave up because the actor's uplink
+/// moved to another connection (see [`route`]).
+pub(crate) const REROUTED: &str = "the uplink changed; retried on the new one";
+
 /// One routed send of `route` over `conn` (to a gateway or the relay):
 /// one copy of the item for all of `route.to`.
-pub(crate) async fn route(conn: quinn::Connection, route: Route, tx: mpsc::Sender<LinkEvent>) {
+///
+/// `uplink` is the stable id of the connection the actor routes by now.
+/// When it moves off `conn` (the gateway went silent and another took
+/// over, or this node now talks to the relay itself) the send gives up at
+/// once with [`REROUTED`]: a SIGKILLed gateway closes nothing, so without
+/// this the copy would wait for the QUIC idle timeout before the outbox
+/// could try the new path.
+pub(crate) async fn route(
+    conn: quinn::Connection,
+    route: Route,
+    mut uplink: watch::Receiver<Option<usize>>,
+    tx: mpsc::Sender<LinkEvent>,
+) {
     let message_id = route.item.message_id();
     let devices = route.to.clone();
-    let result = match crate::rpc::request(&conn, &Frame::Route(route), ROUTE_TIMEOUT).await {
-        Ok(Frame::Answers(answers)) => Ok(answers),
-        Ok(Frame::Error(e)) => Err(format!("refused by hop: {e}")),
-        Ok(other) => Err(format!("unexpected answer {}", other.name())),
-        Err(e) => Err(e.to_string()),
+    let id = conn.stable_id();
+    let frame = Frame::Route(route);
+    let request = crate::rpc::request(&conn, &frame, ROUTE_TIMEOUT);
+    let result = tokio::select! {
+        answer = request => match answer {
+            Ok(Frame::Answers(answers)) => Ok(answers),
+            Ok(Frame::Error(e)) => Err(format!("refused by hop: {e}")),
+            Ok(other) => Err(format!("unexpected answer {}", other.name())),
+            Err(e) => Err(e.to_string()),
+        },
+        // Also when the actor is gone (the sender dropped): nobody waits.
+        _ = uplink.wait_for(|now| *now != Some(id)) => Err(REROUTED.to_string()),
     };
     let _ = tx
         .send(LinkEvent::Routed {
