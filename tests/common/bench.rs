@@ -53,24 +53,21 @@ fn clock_ticks() -> u64 {
 /// Builds the release `tincan` binary (what users run) and returns its
 /// path.
 pub fn tincan_bin() -> PathBuf {
+    release_bin("tincan-node", "tincan")
+}
+
+/// Builds binary `bin` of `package` in release mode and returns its path.
+fn release_bin(package: &str, bin: &str) -> PathBuf {
     let status = super::cargo::cargo()
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "tincan-node",
-            "--bin",
-            "tincan",
-        ])
+        .args(["build", "-q", "--release", "-p", package, "--bin", bin])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("cargo build");
-    assert!(status.success(), "building tincan failed");
+    assert!(status.success(), "building {bin} failed");
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("tincan")
+    target.join("release").join(bin)
 }
 
 /// A child process, killed when dropped.
@@ -248,24 +245,7 @@ pub fn load_average() -> f64 {
 /// Builds the release `tincan-relay` binary and returns its path.
 #[allow(dead_code, reason = "only the relay_load bench runs the relay")]
 pub fn relay_bin() -> PathBuf {
-    let status = super::cargo::cargo()
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "tincan-relay",
-            "--bin",
-            "tincan-relay",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo build");
-    assert!(status.success(), "building tincan-relay failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("tincan-relay")
+    release_bin("tincan-relay", "tincan-relay")
 }
 
 /// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
