@@ -65,7 +65,7 @@ pub(super) fn cert_message(
 impl DeviceCert {
     /// Checks both ed25519 keys and the user key's signature.
     ///
-    /// A certificate that verified once is remembered ([`verified`]): the
+    /// A certificate that verified once is remembered (`identity::verified`): the
     /// same peer's certificate is checked at every seal and every open,
     /// and each check is an ed25519 verification (12 % of a daemon's CPU
     /// under load before this).

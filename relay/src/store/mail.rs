@@ -63,7 +63,7 @@ pub struct NewMail {
     /// The envelope's sending device (its receipt goes back there) or the
     /// receipt's signing device.
     pub origin: DeviceId,
-    /// The postcard-encoded [`Routed`] item.
+    /// The postcard-encoded [`Routed`](tincan_core::route::Routed) item.
     pub item: Vec<u8>,
     /// Now, ms since the Unix epoch.
     pub now_ms: u64,
@@ -95,7 +95,7 @@ pub struct MailRow {
     pub kind: MailKind,
     /// The envelope's sending device or the receipt's signing device.
     pub origin: DeviceId,
-    /// The postcard-encoded [`Routed`] item.
+    /// The postcard-encoded [`Routed`](tincan_core::route::Routed) item.
     pub item: Vec<u8>,
     /// When it was stored, ms since the Unix epoch.
     pub stored_ms: u64,
