@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench::{cli, cpu_time, env_u64, load_average, machine, Daemon, DaemonPair};
+use bench::{cli, cpu_time, env_u64, load_average, machine, round, status_kib, Daemon, DaemonPair};
 use serde_json::json;
 use serde_json::Value;
 
@@ -162,11 +162,11 @@ fn main() {
             "bench": "file_transfer",
             "mib": mib,
             "rounds": rounds,
-            "tincan_mib_s": round2(tincan),
-            "raw_files_mib_s": round2(raw_files),
-            "raw_memory_mib_s": round2(raw_memory),
-            "ratio_files": round2(ratio_files),
-            "ratio_memory": round2(ratio_memory),
+            "tincan_mib_s": round(tincan, 2),
+            "raw_files_mib_s": round(raw_files, 2),
+            "raw_memory_mib_s": round(raw_memory, 2),
+            "ratio_files": round(ratio_files, 2),
+            "ratio_memory": round(ratio_memory, 2),
             "peak_rss_sender_mib": sender / 1024,
             "peak_rss_receiver_mib": receiver / 1024,
             "cpu": cpu_model,
@@ -174,10 +174,6 @@ fn main() {
             "load": [load_before, load_after],
         })
     );
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// One round's three measurements.
@@ -301,15 +297,6 @@ fn raw_quinn(ends: RawEnds<'_>, size: u64) -> Measured {
     })
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Two tincan daemons on 127.0.0.1 that know each other (static peers),
 /// and Bob's event stream.
 struct Pair {
@@ -403,8 +390,8 @@ impl Pair {
 
     fn peak_rss_kib(&self) -> (u64, u64) {
         (
-            vm_hwm_kib(self.daemons.daemons[0].0.id()),
-            vm_hwm_kib(self.daemons.daemons[1].0.id()),
+            status_kib(self.daemons.daemons[0].0.id(), "VmHWM"),
+            status_kib(self.daemons.daemons[1].0.id(), "VmHWM"),
         )
     }
 }

@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{cpu_time, env_u64, load_average, machine, DaemonPair};
+use bench::{cpu_time, env_u64, load_average, machine, round, DaemonPair};
 use floor::{fdatasyncs, floor, Floor};
 use serde_json::{json, Value};
 use tincan_node::{ControlClient, Home, Request};
@@ -341,12 +341,6 @@ struct Report<'a> {
     raw: &'a [Level],
     floor: Floor,
     fsync_p50: f64,
-}
-
-/// Rounds to `digits` decimals for the JSON line.
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }
 
 /// Prints the table, the latency terms and, last, the JSON line.

@@ -60,7 +60,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{cpu_time, env_u64, machine, rss_kib};
+use bench::{cpu_time, env_u64, machine, round, rss_kib};
 use fleet::{now_ms, Fleet, EXCHANGE};
 use relay::Relay;
 use serde_json::json;
@@ -421,11 +421,6 @@ async fn run(
         cpu_model,
         cores,
     }
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }
 
 /// Prints the table and, last, the JSON line.

@@ -248,13 +248,25 @@ pub fn relay_bin() -> PathBuf {
     release_bin("tincan-relay", "tincan-relay")
 }
 
-/// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
-#[allow(dead_code, reason = "only the relay_load bench reads it")]
-pub fn rss_kib(pid: u32) -> u64 {
+/// Field `field` (`VmRSS`, `VmHWM`, ...) of `/proc/PID/status`, in KiB
+/// (0 when unreadable).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Resident memory of process `pid`, KiB (`VmRSS` of `/proc/PID/status`).
+#[allow(dead_code, reason = "only the relay_load bench reads it")]
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS")
+}
+
+/// Rounds to `digits` decimals for a JSON line.
+pub fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
 }
