@@ -33,6 +33,7 @@ pub mod admission;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod engine;
 pub mod file;
 pub mod flush;
 pub mod gateway;

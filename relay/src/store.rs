@@ -15,7 +15,7 @@
 //! blocking pool with the one connection locked.
 
 mod file;
-mod mail;
+pub(crate) mod mail;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -483,11 +483,13 @@ impl Db {
         Ok(out)
     }
 
-    /// Stores `list` as its organisation's current revocation list.
+    /// Stores `list` as its organisation's current revocation list, unless
+    /// a list with a higher serial is stored already.
     pub fn put_revocations(&mut self, list: &Revocations) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO revocations (org, serial, list) VALUES (?1, ?2, ?3)
-             ON CONFLICT (org) DO UPDATE SET serial = excluded.serial, list = excluded.list",
+             ON CONFLICT (org) DO UPDATE SET serial = excluded.serial, list = excluded.list
+             WHERE excluded.serial >= revocations.serial",
             params![
                 list.org_id().0.as_slice(),
                 int(list.serial),

@@ -31,7 +31,7 @@ use tincan_core::{DeviceId, MessageId, OrgId};
 use super::{id20, int, uint, Db, StoreError};
 
 /// A kind's code in the `kind` column.
-fn kind_code(kind: MailKind) -> i64 {
+pub(crate) fn kind_code(kind: MailKind) -> i64 {
     match kind {
         MailKind::Envelope => 0,
         MailKind::Delivered => 1,
@@ -40,7 +40,7 @@ fn kind_code(kind: MailKind) -> i64 {
 }
 
 /// The kind a `kind` column holds, if it is one.
-fn kind_from_code(code: i64) -> Option<MailKind> {
+pub(crate) fn kind_from_code(code: i64) -> Option<MailKind> {
     match code {
         0 => Some(MailKind::Envelope),
         1 => Some(MailKind::Delivered),

@@ -4,6 +4,7 @@
 //! tincan-transport, as the node uses them). Only ever dial 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod nats;
 pub mod relay;
 
 use std::collections::HashMap;

@@ -1,0 +1,123 @@
+//! What the relay keeps, behind one trait with two engines.
+//!
+//! A relay on one host keeps its state in SQLite ([`SqliteEngine`], the
+//! `HOME/relay.db` of [`crate::store`]). The nodes of a relay cluster
+//! share it through NATS JetStream ([`NatsEngine`]): replicated streams
+//! and key-value buckets that every node reads and writes, so a node that
+//! dies takes no mail and no device with it. The relay's logic (routing,
+//! custody, flushing, housekeeping) speaks only [`RelayStore`]; one test
+//! suite (`relay/tests/engine_suite.rs`) runs against both engines.
+//!
+//! # Invariants every engine keeps
+//! - A write that returned is durable: the relay answers `Custody` right
+//!   after [`RelayStore::put_mail`] returns.
+//! - Mail is deduplicated on (device, message id, kind, origin) while it
+//!   is held, so a sender retrying after a lost answer stores no second
+//!   copy.
+//! - Replacing a delivered item by its receipt never loses both: at worst
+//!   the item is delivered twice (devices deduplicate).
+//! - Organisations are apart: every key names its organisation.
+
+use async_trait::async_trait;
+use tincan_core::site::SiteId;
+use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
+
+use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, StoredDevice};
+
+mod nats;
+mod sqlite;
+
+pub use nats::{NatsEngine, NatsEngineConfig, NatsError};
+pub use sqlite::SqliteEngine;
+
+/// Why an engine could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The single-host SQLite store failed.
+    #[error(transparent)]
+    Sqlite(#[from] crate::store::StoreError),
+    /// The NATS JetStream cluster failed or did not answer.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+}
+
+/// The relay's durable state: mailboxes, devices, revocations, epochs.
+///
+/// Methods take owned values so that an engine may move them to another
+/// thread (SQLite's blocking pool) or onto the network (NATS).
+#[async_trait]
+pub trait RelayStore: Send + Sync + std::fmt::Debug {
+    /// `"sqlite"` or `"nats"`, for `status --json`.
+    fn name(&self) -> &'static str;
+
+    /// Stores `mail` for each of its devices, respecting `quota`; one
+    /// outcome per device.
+    async fn put_mail(
+        &self,
+        mail: NewMail,
+        quota: MailQuota,
+    ) -> Result<Vec<(DeviceId, PutOutcome)>, EngineError>;
+
+    /// Up to `limit` items for any of `devices`, oldest first.
+    async fn mail_for_devices(
+        &self,
+        devices: Vec<DeviceId>,
+        limit: usize,
+    ) -> Result<Vec<MailRow>, EngineError>;
+
+    /// Deletes mail rows by id (ids already gone are no error).
+    async fn delete_mail(&self, ids: Vec<i64>) -> Result<(), EngineError>;
+
+    /// Deletes the delivered row `id` and stores the receipt that travels
+    /// back to the sender; neither is lost by a crash in between.
+    async fn replace_with_receipt(
+        &self,
+        id: i64,
+        receipt: NewMail,
+        quota: MailQuota,
+    ) -> Result<Vec<(DeviceId, PutOutcome)>, EngineError>;
+
+    /// Every (organisation, device) with stored mail.
+    async fn devices_with_mail(&self) -> Result<Vec<(OrgId, DeviceId)>, EngineError>;
+
+    /// Stored items per organisation.
+    async fn mail_counts(&self) -> Result<Vec<(OrgId, u64)>, EngineError>;
+
+    /// Deletes mail whose TTL passed at `now_ms`; returns what went.
+    async fn expire(&self, now_ms: u64) -> Result<Vec<ExpiredMail>, EngineError>;
+
+    /// Stores devices (newer `last_seen_ms` wins).
+    async fn upsert_devices(&self, devices: Vec<StoredDevice>) -> Result<(), EngineError>;
+
+    /// Every stored device.
+    async fn devices(&self) -> Result<Vec<StoredDevice>, EngineError>;
+
+    /// Forgets devices of `org` together with their mail.
+    async fn remove_devices(&self, org: OrgId, devices: Vec<DeviceId>) -> Result<(), EngineError>;
+
+    /// Stores a device revocation and forgets the device and its mail.
+    async fn put_device_revocation(
+        &self,
+        org: OrgId,
+        revocation: DeviceRevocation,
+    ) -> Result<(), EngineError>;
+
+    /// Every stored device revocation.
+    async fn device_revocations(&self) -> Result<Vec<(OrgId, DeviceRevocation)>, EngineError>;
+
+    /// Stores `list` as its organisation's current revocation list.
+    async fn put_revocations(&self, list: Revocations) -> Result<(), EngineError>;
+
+    /// Every stored revocation list (lists that do not verify skipped).
+    async fn revocations(&self) -> Result<Vec<Revocations>, EngineError>;
+
+    /// Records the newest epoch of a site (never lowers it).
+    async fn put_epoch(&self, org: OrgId, site: SiteId, epoch: u64) -> Result<(), EngineError>;
+
+    /// Forgets the epoch of a site the lease table evicted.
+    async fn delete_epoch(&self, org: OrgId, site: SiteId) -> Result<(), EngineError>;
+
+    /// Every stored site epoch.
+    async fn epochs(&self) -> Result<Vec<(OrgId, SiteId, u64)>, EngineError>;
+}
