@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tincan_core::OrgId;
-use tincan_relay::config::{parse_org, parse_size, DEFAULT_LEASE_TTL_MS};
+use tincan_relay::config::{parse_engine, parse_org, parse_size, DEFAULT_LEASE_TTL_MS};
 
 /// The tincan internet relay: bridges branch offices and roaming laptops,
 /// routing end-to-end encrypted messages it cannot read.
@@ -34,13 +34,19 @@ pub enum Command {
         force: bool,
     },
     /// Run the relay.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show devices, sites, leases and stored mail of the running relay.
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Checks `--engine` at parse time (clap would take a `Vec` for several
+/// values); `main` splits it with [`parse_engine`] again.
+fn engine_urls(text: &str) -> Result<String, tincan_relay::config::ParseError> {
+    parse_engine(text).map(|_| text.to_string())
 }
 
 /// Options of `run`.
@@ -99,6 +105,18 @@ pub struct RunArgs {
     /// twice that).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub conn_rate_per_ip: u32,
+    /// Run as a node of a relay cluster whose state lives in NATS
+    /// JetStream: one or more servers of the cluster, comma-separated
+    /// (nats://HOST:PORT,...). Every node shares the relay key (copy
+    /// relay.key into each node's home). Without it, the relay keeps
+    /// everything in HOME/relay.db. `run` keeps retrying until JetStream
+    /// answers.
+    #[arg(long, value_name = "URLS", value_parser = engine_urls)]
+    pub engine: Option<String>,
+    /// Copies of every stream and bucket in the cluster (3 for a cluster
+    /// of three NATS servers; 1 for a single server).
+    #[arg(long, default_value_t = 3, value_name = "N", requires = "engine")]
+    pub engine_replicas: usize,
     /// Accepted for symmetry with the other commands; `run` prints logs.
     #[arg(long, hide = true)]
     pub json: bool,

@@ -21,6 +21,30 @@ pub enum ParseError {
     /// Not a byte size such as `65536`, `64KiB`, `64MiB` or `1GiB`.
     #[error("{0:?} is not a size (examples: 65536, 512KiB, 64MiB, 1GiB)")]
     Size(String),
+    /// Not a list of `nats://HOST:PORT` addresses.
+    #[error(
+        "{0:?} is not a list of NATS servers (example: nats://10.0.0.1:4222,nats://10.0.0.2:4222)"
+    )]
+    Engine(String),
+}
+
+/// Parses `--engine`: one or more `nats://HOST:PORT`, comma-separated.
+pub fn parse_engine(text: &str) -> Result<Vec<String>, ParseError> {
+    let urls: Vec<String> = text
+        .split(',')
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let valid = |u: &String| {
+        u.strip_prefix("nats://").is_some_and(|rest| {
+            rest.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        })
+    };
+    if urls.is_empty() || !urls.iter().all(valid) {
+        return Err(ParseError::Engine(text.to_string()));
+    }
+    Ok(urls)
 }
 
 /// Parses an organisation given as its id or as its public key in hex.
@@ -79,6 +103,11 @@ impl RelayHome {
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// This relay node's id among the nodes of its cluster.
+    pub fn node_id_path(&self) -> PathBuf {
+        self.root.join("node.id")
     }
 
     /// The relay's secret key (0600).
@@ -155,6 +184,9 @@ pub struct RelayConfig {
     /// New connection attempts per second one address (IPv4 address,
     /// IPv6 /64) may make, in bursts of twice that.
     pub conn_rate_per_ip: u32,
+    /// The NATS JetStream cluster this relay is a node of; `None` keeps
+    /// everything in `HOME/relay.db` (a single-host relay).
+    pub engine: Option<crate::engine::NatsEngineConfig>,
 }
 
 impl RelayConfig {
@@ -188,6 +220,7 @@ impl RelayConfig {
             max_handshakes: 512,
             retry_above: 32,
             conn_rate_per_ip: 50,
+            engine: None,
         }
     }
 }
@@ -214,5 +247,17 @@ mod tests {
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn engines_parse_as_nats_urls() {
+        assert_eq!(
+            parse_engine("nats://a:4222, nats://10.0.0.2:4223"),
+            Ok(vec!["nats://a:4222".into(), "nats://10.0.0.2:4223".into()])
+        );
+        assert!(parse_engine("").is_err());
+        assert!(parse_engine("a:4222").is_err());
+        assert!(parse_engine("nats://a").is_err());
+        assert!(parse_engine("nats://a:99999").is_err());
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use crate::cluster::ClusterNode;
 use crate::server::Shared;
 
 /// Longest request line accepted.
@@ -76,6 +77,12 @@ pub struct StatusView {
     pub orgs: Vec<OrgStatus>,
     /// Items stored in all.
     pub mail_total: u64,
+    /// `"sqlite"` (a single host) or `"nats"` (a node of a cluster).
+    pub engine: String,
+    /// This relay node's id.
+    pub node_id: String,
+    /// The relay nodes alive, this one included once it has said so.
+    pub cluster: Vec<ClusterNode>,
 }
 
 /// Why the control client failed.
@@ -100,8 +107,8 @@ fn hex(bytes: &[u8]) -> String {
 /// The status of a running relay.
 pub async fn status_view(shared: &Shared) -> StatusView {
     let counts: BTreeMap<_, _> = shared
-        .store
-        .run(|db| db.mail_counts())
+        .engine
+        .mail_counts()
         .await
         .unwrap_or_default()
         .into_iter()
@@ -113,6 +120,12 @@ pub async fn status_view(shared: &Shared) -> StatusView {
         .unwrap_or_default()
         .into_iter()
         .collect();
+    let engine = shared.engine.name().to_string();
+    let cluster = shared
+        .engine
+        .cluster(shared.clock.wall_ms())
+        .await
+        .unwrap_or_default();
     let now = shared.clock.mono_ms();
     let registry = shared.registry();
     let mut org_ids = registry.org_ids();
@@ -167,6 +180,9 @@ pub async fn status_view(shared: &Shared) -> StatusView {
         });
     }
     StatusView {
+        engine,
+        node_id: shared.node_id.clone(),
+        cluster,
         fingerprint: shared.fingerprint.to_string(),
         listen: shared.listen.to_string(),
         mail_total: counts.values().sum(),

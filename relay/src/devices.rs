@@ -40,11 +40,7 @@ pub async fn handle(shared: &Arc<Shared>, peer: &Peer, roster: Roster) -> Frame 
             continue;
         };
         let (org, stored) = (peer.org, revocation.clone());
-        if let Err(e) = shared
-            .store
-            .run(move |db| db.put_device_revocation(org, &stored))
-            .await
-        {
+        if let Err(e) = shared.engine.put_device_revocation(org, stored).await {
             tracing::error!(error = %e, "cannot store a device revocation");
             return Frame::Error("relay storage unavailable".into());
         }

@@ -18,17 +18,70 @@
 //!   the item is delivered twice (devices deduplicate).
 //! - Organisations are apart: every key names its organisation.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
 
-use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, StoredDevice};
+use crate::cluster::ClusterNode;
+use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, Store, StoredDevice};
 
 mod nats;
 mod sqlite;
 
 pub use nats::{NatsEngine, NatsEngineConfig, NatsError};
 pub use sqlite::SqliteEngine;
+
+/// How long `run --engine` waits between tries while no JetStream server
+/// answers (first and longest).
+const CONNECT_RETRY_FIRST: Duration = Duration::from_millis(500);
+const CONNECT_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The engine `config` asks for: the cluster's NATS JetStream (retried
+/// until it answers: a relay node started before its engine waits for
+/// it instead of exiting), else this host's SQLite `store`.
+pub async fn open(config: Option<&NatsEngineConfig>, store: &Store) -> Arc<dyn RelayStore> {
+    let Some(config) = config else {
+        return Arc::new(SqliteEngine::new(store.clone()));
+    };
+    let mut wait = CONNECT_RETRY_FIRST;
+    loop {
+        match NatsEngine::connect(config).await {
+            Ok(engine) => {
+                tracing::info!(urls = %config.urls.join(","), replicas = config.replicas, "engine: NATS JetStream");
+                return Arc::new(engine);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "engine not ready");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(CONNECT_RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// A feed of devices written anywhere in the cluster.
+pub type DeviceFeed = futures_util::stream::BoxStream<'static, StoredDevice>;
+
+/// What a starting relay loads into its registry.
+pub type Restored = (
+    Vec<StoredDevice>,
+    Vec<Revocations>,
+    Vec<(OrgId, SiteId, u64)>,
+    Vec<(OrgId, DeviceRevocation)>,
+);
+
+/// Reads devices, revocation lists, epochs and device revocations.
+pub async fn restore(engine: &dyn RelayStore) -> Result<Restored, EngineError> {
+    Ok((
+        engine.devices().await?,
+        engine.revocations().await?,
+        engine.epochs().await?,
+        engine.device_revocations().await?,
+    ))
+}
 
 /// Why an engine could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -120,4 +173,17 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
 
     /// Every stored site epoch.
     async fn epochs(&self) -> Result<Vec<(OrgId, SiteId, u64)>, EngineError>;
+
+    /// Devices that other relay nodes of the cluster write, as they come
+    /// (those stored already first); `None` on a single host, where no
+    /// one else writes.
+    async fn watch_devices(&self) -> Result<Option<DeviceFeed>, EngineError>;
+
+    /// Says that relay node `node` is alive (sent every
+    /// [`BEAT_EVERY`](crate::cluster::BEAT_EVERY)).
+    async fn beat(&self, node: ClusterNode) -> Result<(), EngineError>;
+
+    /// The relay nodes heard from within
+    /// [`ALIVE_FOR_MS`](crate::cluster::ALIVE_FOR_MS) of `now_ms`, by node id.
+    async fn cluster(&self, now_ms: u64) -> Result<Vec<ClusterNode>, EngineError>;
 }

@@ -68,7 +68,7 @@ pub fn flush_devices(shared: &Arc<Shared>, org: OrgId, devices: &[DeviceId]) {
 
 /// Flushes every reachable device that has mail (the periodic round).
 pub async fn flush_all(shared: &Arc<Shared>) {
-    let with_mail = match shared.store.run(|db| db.devices_with_mail()).await {
+    let with_mail = match shared.engine.devices_with_mail().await {
         Ok(list) => list,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list mailboxes");
@@ -96,10 +96,7 @@ async fn flush_connection(
     let mut active = devices;
     while !active.is_empty() {
         let ids = active.clone();
-        let rows = shared
-            .store
-            .run(move |db| db.mail_for_devices(&ids, ROUND_ROWS))
-            .await;
+        let rows = shared.engine.mail_for_devices(ids, ROUND_ROWS).await;
         let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
@@ -146,11 +143,7 @@ async fn deliver_batch(
         Err(e) => {
             tracing::warn!(error = %e, "dropping undecodable mail");
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            shared
-                .store
-                .run(move |db| db.delete_mail(&ids))
-                .await
-                .ok()?;
+            shared.engine.delete_mail(ids).await.ok()?;
             return Some(Vec::new());
         }
     };
@@ -209,7 +202,7 @@ async fn deliver_batch(
     }
     if !delete.is_empty() {
         let n = delete.len();
-        match shared.store.run(move |db| db.delete_mail(&delete)).await {
+        match shared.engine.delete_mail(delete).await {
             Ok(()) => {
                 shared.metrics.mail_delivered.inc_by(n as u64);
                 shared.metrics.mail_items.dec_by(n as i64);
@@ -251,11 +244,7 @@ async fn settle_with_receipt(
     };
     let id = row.id;
     let quota = shared.config.mail_quota();
-    match shared
-        .store
-        .run(move |db| db.replace_with_receipt(id, &mail, &quota))
-        .await
-    {
+    match shared.engine.replace_with_receipt(id, mail, quota).await {
         Ok(outcomes) => {
             shared.metrics.mail_delivered.inc();
             shared.metrics.mail_items.dec();

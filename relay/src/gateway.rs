@@ -37,17 +37,12 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
             registry.persisted_epochs.remove(key);
         }
         if !evicted.is_empty() {
-            let store = shared.store.clone();
+            let engine = shared.engine.clone();
             tokio::spawn(async move {
-                let result = store
-                    .run(move |db| {
-                        evicted
-                            .iter()
-                            .try_for_each(|(org, site)| db.delete_epoch(*org, *site))
-                    })
-                    .await;
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "cannot forget the epochs of evicted sites");
+                for (org, site) in evicted {
+                    if let Err(e) = engine.delete_epoch(org, site).await {
+                        tracing::warn!(error = %e, "cannot forget the epoch of an evicted site");
+                    }
                 }
             });
         }
@@ -64,11 +59,7 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
         Ok(lease) => {
             if persist {
                 let org = peer.org;
-                match shared
-                    .store
-                    .run(move |db| db.put_epoch(org, site, epoch))
-                    .await
-                {
+                match shared.engine.put_epoch(org, site, epoch).await {
                     Ok(()) => {
                         shared.registry().persisted_epochs.insert(key, epoch);
                     }
@@ -193,11 +184,7 @@ pub async fn site_members(
             last_seen_ms: wall,
         })
         .collect();
-    if let Err(e) = shared
-        .store
-        .run(move |db| stored.iter().try_for_each(|d| db.upsert_device(d)))
-        .await
-    {
+    if let Err(e) = shared.engine.upsert_devices(stored).await {
         tracing::warn!(error = %e, "cannot record site members");
     }
     {

@@ -103,7 +103,7 @@ fn push_directory(shared: &Arc<Shared>, org: OrgId) {
 async fn expire(shared: &Arc<Shared>) {
     crate::file::expire(shared).await;
     let now = shared.clock.wall_ms();
-    match shared.store.run(move |db| db.expire(now)).await {
+    match shared.engine.expire(now).await {
         Ok(rows) => {
             for row in &rows {
                 tracing::info!(device = %row.device, message = %row.message_id, "stored mail expired undelivered");
@@ -112,7 +112,7 @@ async fn expire(shared: &Arc<Shared>) {
         }
         Err(e) => tracing::warn!(error = %e, "mail expiry failed"),
     }
-    if let Ok(counts) = shared.store.run(|db| db.mail_counts()).await {
+    if let Ok(counts) = shared.engine.mail_counts().await {
         let total: u64 = counts.iter().map(|(_, n)| n).sum();
         shared
             .metrics

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod devices;
@@ -87,6 +88,12 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The storage engine failed while the relay was starting.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    /// The node id file could not be read or written.
+    #[error(transparent)]
+    NodeId(#[from] cluster::NodeIdError),
     /// The QUIC endpoint could not be set up.
     #[error(transparent)]
     Endpoint(#[from] server::EndpointError),
@@ -133,17 +140,10 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
         .await
         .map_err(|e| store::StoreError::Task(e.to_string()))??;
+    let node_id = cluster::load_or_create_node_id(&config.home.node_id_path())?;
+    let engine = engine::open(config.engine.as_ref(), &store).await;
     let mut registry = registry::Registry::new(&config.orgs, config.lease_ttl_ms);
-    let (devices, lists, epochs, removed) = store
-        .run(|db| {
-            Ok((
-                db.devices()?,
-                db.revocations()?,
-                db.epochs()?,
-                db.device_revocations()?,
-            ))
-        })
-        .await?;
+    let (devices, lists, epochs, removed) = engine::restore(engine.as_ref()).await?;
     for list in lists {
         registry.restore_revocations(list);
     }
@@ -171,7 +171,11 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         identity.device.clone(),
         fingerprint,
         listen,
-        store,
+        server::Storage {
+            engine,
+            store,
+            node_id,
+        },
         registry,
         events_tx,
     ));
@@ -192,6 +196,14 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         });
         tasks.push(tokio::spawn(metrics::serve(listener, body)));
     }
+    tasks.push(tokio::spawn(cluster::beat(
+        shared.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(cluster::follow_devices(
+        shared.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(housekeeping::run(
         shared.clone(),
         events_rx,

@@ -26,7 +26,7 @@ fn real_main() -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Init { json, force } => init(&home, json, force),
-        Command::Run(args) => run(home, args),
+        Command::Run(args) => run(home, *args),
         Command::Status { json } => status(&home, json),
     }
 }
@@ -74,6 +74,12 @@ fn run(home: RelayHome, args: RunArgs) -> anyhow::Result<()> {
     config.max_handshakes = args.max_handshakes;
     config.retry_above = args.retry_above;
     config.conn_rate_per_ip = args.conn_rate_per_ip;
+    if let Some(text) = &args.engine {
+        config.engine = Some(tincan_relay::engine::NatsEngineConfig {
+            urls: tincan_relay::config::parse_engine(text)?,
+            replicas: args.engine_replicas,
+        });
+    }
     if config.rate == 0 {
         bail!("--rate must be at least 1");
     }

@@ -164,7 +164,7 @@ pub async fn first_register(
         name: reg.name.clone(),
         last_seen_ms: wall,
     };
-    if let Err(e) = shared.store.run(move |db| db.upsert_device(&stored)).await {
+    if let Err(e) = shared.engine.upsert_devices(vec![stored]).await {
         tracing::warn!(error = %e, "cannot record device");
     }
     let registered = {
@@ -191,8 +191,7 @@ pub async fn first_register(
         Err(reason) => {
             // Only a device new to the relay can be refused here; its row
             // (just written) goes, and it has no mail yet.
-            let store = shared.store.clone();
-            let _ = store.run(move |db| db.remove_devices(org, &[device])).await;
+            let _ = shared.engine.remove_devices(org, vec![device]).await;
             refuse(shared, conn, &mut send, &reason).await;
             return None;
         }
@@ -315,9 +314,9 @@ pub fn departed(shared: &Arc<Shared>, peer: &Peer) {
                 name: k.name,
                 last_seen_ms: wall,
             };
-            let store = shared.store.clone();
+            let engine = shared.engine.clone();
             tokio::spawn(async move {
-                let _ = store.run(move |db| db.upsert_device(&stored)).await;
+                let _ = engine.upsert_devices(vec![stored]).await;
             });
         }
         shared.dirty(peer.org);

@@ -36,11 +36,7 @@ pub async fn handle(shared: &Arc<Shared>, peer: &Peer, list: Revocations) -> Fra
         ));
     }
     let stored = list.clone();
-    if let Err(e) = shared
-        .store
-        .run(move |db| db.put_revocations(&stored))
-        .await
-    {
+    if let Err(e) = shared.engine.put_revocations(stored).await {
         tracing::error!(error = %e, "cannot store a revocation list");
         return Frame::Error("relay storage unavailable".into());
     }
@@ -65,11 +61,7 @@ pub async fn handle(shared: &Arc<Shared>, peer: &Peer, list: Revocations) -> Fra
     if !revoked.is_empty() {
         let org = peer.org;
         let ids = revoked.clone();
-        if let Err(e) = shared
-            .store
-            .run(move |db| db.remove_devices(org, &ids))
-            .await
-        {
+        if let Err(e) = shared.engine.remove_devices(org, ids).await {
             tracing::warn!(error = %e, "cannot forget revoked devices");
         }
     }

@@ -295,7 +295,7 @@ pub async fn custody(
         expires_ms: now.saturating_add(ttl),
     };
     let quota = shared.config.mail_quota();
-    match shared.store.run(move |db| db.put_mail(&mail, &quota)).await {
+    match shared.engine.put_mail(mail, quota).await {
         Ok(outcomes) => outcomes
             .into_iter()
             .map(|(d, outcome)| {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::admission::{Admission, Verdict};
 use crate::config::RelayConfig;
+use crate::engine::RelayStore;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::router::TokenBucket;
@@ -97,6 +98,18 @@ pub enum Event {
     Dirty(OrgId),
 }
 
+/// Where a relay keeps things: the engine (this host's SQLite, or the
+/// cluster's NATS JetStream) and this host's own SQLite store.
+#[derive(Debug)]
+pub struct Storage {
+    /// Mail, devices, revocations and epochs.
+    pub engine: Arc<dyn RelayStore>,
+    /// Rows of the sealed file content kept on this host.
+    pub store: Store,
+    /// This relay node's id (`HOME/node.id`).
+    pub node_id: String,
+}
+
 /// State shared by every task of a running relay.
 #[derive(Debug)]
 pub struct Shared {
@@ -109,8 +122,14 @@ pub struct Shared {
     pub key: tincan_core::DeviceKey,
     /// The bound QUIC address.
     pub listen: SocketAddr,
-    /// Storage.
+    /// What the relay keeps (mail, devices, revocations, epochs): SQLite
+    /// on one host, NATS JetStream in a cluster.
+    pub engine: Arc<dyn RelayStore>,
+    /// This host's own SQLite store: the rows of the sealed file content
+    /// under `HOME/files`, which stays on the host that received it.
     pub store: Store,
+    /// This relay node's id among the nodes of its cluster.
+    pub node_id: String,
     registry: Mutex<Registry>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
@@ -135,7 +154,7 @@ impl Shared {
         key: tincan_core::DeviceKey,
         fingerprint: RelayId,
         listen: SocketAddr,
-        store: Store,
+        storage: Storage,
         registry: Registry,
         events: mpsc::UnboundedSender<Event>,
     ) -> Self {
@@ -144,7 +163,9 @@ impl Shared {
             key,
             fingerprint,
             listen,
-            store,
+            engine: storage.engine,
+            store: storage.store,
+            node_id: storage.node_id,
             registry: Mutex::new(registry),
             metrics: Arc::new(Metrics::new()),
             limits: Mutex::new(HashMap::new()),

@@ -370,3 +370,19 @@ async fn an_envelope_for_many_offline_devices_reaches_each_mailbox() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_nodes_that_beat_are_listed_until_they_stop() {
+    each_engine(|engine, _| async move {
+        let node = |id: &str, seen_ms| tincan_relay::cluster::ClusterNode {
+            node_id: id.into(),
+            listen: "127.0.0.1:7443".into(),
+            seen_ms,
+        };
+        engine.beat(node("aa", 10_000)).await.expect("beat");
+        let alive = engine.cluster(11_000).await.expect("cluster");
+        assert_eq!(alive, vec![node("aa", 10_000)]);
+        assert!(engine.cluster(20_000).await.expect("cluster").is_empty());
+    })
+    .await;
+}

@@ -40,6 +40,7 @@ use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations};
 
 use super::{EngineError, RelayStore};
+use crate::cluster::{ClusterNode, ALIVE_FOR_MS};
 use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, StoredDevice};
 
 mod buckets;
@@ -305,6 +306,21 @@ impl RelayStore for NatsEngine {
 
     async fn epochs(&self) -> Result<Vec<(OrgId, SiteId, u64)>, EngineError> {
         Ok(self.buckets.epochs(&self.client).await?)
+    }
+
+    async fn watch_devices(&self) -> Result<Option<super::DeviceFeed>, EngineError> {
+        Ok(Some(self.buckets.watch_devices().await?))
+    }
+
+    async fn beat(&self, node: ClusterNode) -> Result<(), EngineError> {
+        Ok(self.buckets.beat(&node).await?)
+    }
+
+    async fn cluster(&self, now_ms: u64) -> Result<Vec<ClusterNode>, EngineError> {
+        let mut nodes = self.buckets.nodes(&self.client).await?;
+        nodes.retain(|n| n.seen_ms.saturating_add(ALIVE_FOR_MS) >= now_ms);
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
     }
 }
 

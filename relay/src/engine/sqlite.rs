@@ -1,23 +1,31 @@
 //! The single-host engine: [`RelayStore`] over the relay's SQLite store,
 //! each call run on the blocking pool with the one connection.
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
 
 use super::{EngineError, RelayStore};
+use crate::cluster::{ClusterNode, ALIVE_FOR_MS};
 use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, Store, StoredDevice};
 
 /// A relay on one host: `HOME/relay.db`.
 #[derive(Clone, Debug)]
 pub struct SqliteEngine {
     store: Store,
+    /// The one node of this cluster of one, as it last said it was alive.
+    me: Arc<Mutex<Option<ClusterNode>>>,
 }
 
 impl SqliteEngine {
     /// Wraps an open store.
     pub fn new(store: Store) -> Self {
-        SqliteEngine { store }
+        SqliteEngine {
+            store,
+            me: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// The store itself (blobs and metrics still read it directly).
@@ -133,5 +141,22 @@ impl RelayStore for SqliteEngine {
 
     async fn epochs(&self) -> Result<Vec<(OrgId, SiteId, u64)>, EngineError> {
         Ok(self.store.run(|db| db.epochs()).await?)
+    }
+
+    async fn watch_devices(&self) -> Result<Option<super::DeviceFeed>, EngineError> {
+        Ok(None)
+    }
+
+    async fn beat(&self, node: ClusterNode) -> Result<(), EngineError> {
+        *self.me.lock().unwrap_or_else(|e| e.into_inner()) = Some(node);
+        Ok(())
+    }
+
+    async fn cluster(&self, now_ms: u64) -> Result<Vec<ClusterNode>, EngineError> {
+        let me = self.me.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(me
+            .filter(|n| n.seen_ms.saturating_add(ALIVE_FOR_MS) >= now_ms)
+            .into_iter()
+            .collect())
     }
 }

@@ -5,6 +5,8 @@
 //! compare-and-set on the revision it read, retried on a conflict, so a
 //! stale read costs a retry, never a lost update.
 
+use std::time::Duration;
+
 use async_nats::jetstream::kv::{self, Operation};
 use async_nats::jetstream::{self, stream};
 use async_nats::Client;
@@ -15,6 +17,10 @@ use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
 
 use super::scan::{scan, ScanMode};
 use super::{cert_for, encode, hex, id20_hex, NatsError};
+use futures_util::StreamExt;
+
+use crate::cluster::ClusterNode;
+use crate::engine::DeviceFeed;
 use crate::store::StoredDevice;
 
 /// Tries of one compare-and-set before the write is reported failed
@@ -23,6 +29,13 @@ const CAS_TRIES: usize = 16;
 
 /// Most keys one listing reads (far above any real organisation).
 const LIST_LIMIT: usize = 10_000_000;
+
+/// Keys that never age out.
+const FOREVER: Duration = Duration::ZERO;
+
+/// A relay node's heartbeat is dropped this long after it was written
+/// (the listing only shows nodes heard from in the last seconds).
+const NODE_FORGOTTEN: Duration = Duration::from_secs(3600);
 
 /// A device as the `tincan_devices` bucket holds it.
 #[derive(Serialize, Deserialize)]
@@ -38,6 +51,7 @@ pub(super) struct Buckets {
     devices: Bucket,
     revocations: Bucket,
     epochs: Bucket,
+    nodes: Bucket,
 }
 
 /// One bucket and the stream under it (listings read the stream).
@@ -53,6 +67,7 @@ impl Bucket {
         js: &jetstream::Context,
         name: &'static str,
         replicas: usize,
+        max_age: Duration,
     ) -> Result<Bucket, NatsError> {
         let kv = js
             .create_or_update_key_value(kv::Config {
@@ -60,6 +75,7 @@ impl Bucket {
                 history: 1,
                 num_replicas: replicas,
                 storage: stream::StorageType::File,
+                max_age,
                 ..Default::default()
             })
             .await
@@ -171,6 +187,21 @@ impl Bucket {
     }
 }
 
+/// A device from its key (`<org>.<device>`) and value.
+fn device_entry(key: &str, value: &[u8]) -> Option<StoredDevice> {
+    let (org, device) = key.split_once('.')?;
+    let org = id20_hex(org)?;
+    let device = id20_hex(device)?;
+    let record = postcard::from_bytes::<DeviceRecord>(value).ok()?;
+    let cert = cert_for(&device, &record.cert)?;
+    Some(StoredDevice {
+        org: OrgId(org),
+        cert,
+        name: record.name,
+        last_seen_ms: record.last_seen_ms,
+    })
+}
+
 /// `<org>.<device>` and the like.
 fn key2(a: &[u8], b: &[u8]) -> String {
     format!("{}.{}", hex(a), hex(b))
@@ -183,9 +214,10 @@ impl Buckets {
         replicas: usize,
     ) -> Result<Buckets, NatsError> {
         Ok(Buckets {
-            devices: Bucket::open(js, "tincan_devices", replicas).await?,
-            revocations: Bucket::open(js, "tincan_revocations", replicas).await?,
-            epochs: Bucket::open(js, "tincan_epochs", replicas).await?,
+            devices: Bucket::open(js, "tincan_devices", replicas, FOREVER).await?,
+            revocations: Bucket::open(js, "tincan_revocations", replicas, FOREVER).await?,
+            epochs: Bucket::open(js, "tincan_epochs", replicas, FOREVER).await?,
+            nodes: Bucket::open(js, "tincan_nodes", replicas, NODE_FORGOTTEN).await?,
         })
     }
 
@@ -210,24 +242,41 @@ impl Buckets {
     pub(super) async fn devices(&self, client: &Client) -> Result<Vec<StoredDevice>, NatsError> {
         let mut out = Vec::new();
         for (key, value) in self.devices.list(client, "").await? {
-            let decoded = key.split_once('.').and_then(|(org, device)| {
-                let org = id20_hex(org)?;
-                let device = id20_hex(device)?;
-                let record = postcard::from_bytes::<DeviceRecord>(&value).ok()?;
-                let cert = cert_for(&device, &record.cert)?;
-                Some(StoredDevice {
-                    org: OrgId(org),
-                    cert,
-                    name: record.name,
-                    last_seen_ms: record.last_seen_ms,
-                })
-            });
-            match decoded {
+            match device_entry(&key, &value) {
                 Some(device) => out.push(device),
                 None => tracing::warn!(%key, "skipping a corrupt device entry"),
             }
         }
         Ok(out)
+    }
+
+    /// Every device written from now on, by any node (and those stored
+    /// already, first), until the watch breaks.
+    pub(super) async fn watch_devices(&self) -> Result<DeviceFeed, NatsError> {
+        let watch = self
+            .devices
+            .kv
+            .watch_with_history(">")
+            .await
+            .map_err(|e| NatsError::request("watch devices", e))?;
+        let feed = watch.filter_map(|entry| async move {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!(error = %e, "device watch failed");
+                    return None;
+                }
+            };
+            if entry.operation != Operation::Put {
+                return None;
+            }
+            let device = device_entry(&entry.key, &entry.value);
+            if device.is_none() {
+                tracing::warn!(key = %entry.key, "skipping a corrupt device entry");
+            }
+            device
+        });
+        Ok(Box::pin(feed))
     }
 
     /// Forgets one device.
@@ -340,6 +389,23 @@ impl Buckets {
             match decoded {
                 Some(e) => out.push(e),
                 None => tracing::warn!(%key, "skipping a corrupt epoch"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a relay node's heartbeat.
+    pub(super) async fn beat(&self, node: &ClusterNode) -> Result<(), NatsError> {
+        self.nodes.put(&node.node_id, encode(node)).await
+    }
+
+    /// Every relay node's last heartbeat.
+    pub(super) async fn nodes(&self, client: &Client) -> Result<Vec<ClusterNode>, NatsError> {
+        let mut out = Vec::new();
+        for (key, value) in self.nodes.list(client, "").await? {
+            match postcard::from_bytes::<ClusterNode>(&value) {
+                Ok(node) if node.node_id == key => out.push(node),
+                _ => tracing::warn!(%key, "skipping a corrupt node heartbeat"),
             }
         }
         Ok(out)

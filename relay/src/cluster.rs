@@ -1,0 +1,139 @@
+//! This relay node among the nodes of its cluster: its node id (made at
+//! its first run, kept in `HOME/node.id`) and a heartbeat through the
+//! engine, so `status` can list the nodes alive.
+//!
+//! Every node of a cluster shares the relay key (one fingerprint for users
+//! to pin); the node id tells the nodes apart. A single-host relay has a
+//! node id too and is a cluster of one.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::server::Shared;
+
+/// How often a node says it is alive.
+pub const BEAT_EVERY: Duration = Duration::from_secs(1);
+/// A node not heard from for this long is not listed as alive.
+pub const ALIVE_FOR_MS: u64 = 3_000;
+
+/// One relay node as the others see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    /// Its node id (32 hex characters).
+    pub node_id: String,
+    /// The QUIC address it listens on.
+    pub listen: String,
+    /// When it last said it was alive, ms since the Unix epoch.
+    pub seen_ms: u64,
+}
+
+/// Why the node id could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+#[error("node id file {path}: {source}")]
+pub struct NodeIdError {
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// The node id kept in `path`, made (16 random bytes, hex) if there is
+/// none or it is not one.
+pub fn load_or_create_node_id(path: &Path) -> Result<String, NodeIdError> {
+    let err = |source| NodeIdError {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) if is_node_id(text.trim()) => return Ok(text.trim().to_string()),
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "replacing a node id file that holds no node id")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let mut bytes = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| err(std::io::Error::other("the OS gave no randomness")))?;
+    let id = data_encoding::HEXLOWER.encode(&bytes);
+    tincan_transport::secret::write_secret(path, format!("{id}\n").as_bytes()).map_err(err)?;
+    Ok(id)
+}
+
+fn is_node_id(text: &str) -> bool {
+    text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Learns the devices other nodes register (their certificates and
+/// names), so this node knows them too: it routes to them, stores their
+/// receipts and lists them in its directory pushes. Ends at shutdown or
+/// on a single host, where nobody else registers devices.
+pub async fn follow_devices(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut feed = match shared.engine.watch_devices().await {
+        Ok(Some(feed)) => feed,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot follow the cluster's devices");
+            return;
+        }
+    };
+    loop {
+        let device = tokio::select! {
+            next = feed.next() => match next {
+                Some(device) => device,
+                None => {
+                    tracing::error!("the cluster's device feed ended");
+                    return;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let org = device.org;
+        shared
+            .registry()
+            .know(org, device.cert, device.name, device.last_seen_ms);
+        shared.dirty(org);
+    }
+}
+
+/// Says every [`BEAT_EVERY`] that this node is alive, until shutdown.
+pub async fn beat(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(BEAT_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let me = ClusterNode {
+            node_id: shared.node_id.clone(),
+            listen: shared.listen.to_string(),
+            seen_ms: shared.clock.wall_ms(),
+        };
+        if let Err(e) = shared.engine.beat(me).await {
+            tracing::warn!(error = %e, "cannot tell the cluster this node is alive");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.id");
+        let first = load_or_create_node_id(&path).expect("create");
+        assert!(is_node_id(&first));
+        assert_eq!(load_or_create_node_id(&path).expect("load"), first);
+        std::fs::write(&path, "garbage").expect("write");
+        let replaced = load_or_create_node_id(&path).expect("replace");
+        assert!(is_node_id(&replaced));
+        assert_ne!(replaced, first);
+    }
+}
