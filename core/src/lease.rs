@@ -127,20 +127,76 @@ impl LeaseRefusal {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Entry {
-    /// Highest epoch granted (or restored) for the key.
-    epoch: u64,
+/// One site's lease as a relay keeps it: the table's entry, and what a
+/// relay cluster stores per site in its shared engine (serde), where each
+/// node decides a claim with [`LeaseState::claim`] and writes the result
+/// by compare-and-set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseState {
+    /// Highest epoch granted (or restored) for the site.
+    pub epoch: u64,
     /// Holder of `epoch`; `None` once released or when only restored.
-    holder: Option<DeviceId>,
-    expires_at: u64,
+    pub holder: Option<DeviceId>,
+    /// When the holder's lease lapses (Unix ms, exclusive).
+    pub expires_at: u64,
 }
 
-impl Entry {
-    fn live_holder(&self, now: u64) -> Option<DeviceId> {
+impl LeaseState {
+    /// The holder whose lease is live at `now`.
+    pub fn live_holder(&self, now: u64) -> Option<DeviceId> {
         self.holder.filter(|_| self.expires_at > now)
     }
+
+    /// The rule of a claim (first claim or renewal) by `holder` at `epoch`
+    /// (see [`LeaseTable::claim`]): the state after a grant, or why not.
+    pub fn claim(
+        &self,
+        now: u64,
+        holder: DeviceId,
+        epoch: u64,
+        ttl_ms: u64,
+    ) -> Result<LeaseState, LeaseRefusal> {
+        let (current_epoch, live) = (self.epoch, self.live_holder(now));
+        if epoch < current_epoch || (epoch == current_epoch && live != Some(holder)) {
+            return Err(LeaseRefusal::Stale {
+                current_epoch,
+                holder: live,
+            });
+        }
+        if epoch > current_epoch {
+            if let Some(other) = live.filter(|h| *h != holder) {
+                return Err(LeaseRefusal::Held {
+                    current_epoch,
+                    holder: other,
+                });
+            }
+            if epoch - current_epoch > MAX_EPOCH_STEP {
+                return Err(LeaseRefusal::TooFar {
+                    current_epoch,
+                    holder: live,
+                });
+            }
+        }
+        // Grant or renewal: either way the lease runs ttl from now.
+        Ok(LeaseState {
+            epoch,
+            holder: Some(holder),
+            expires_at: now.saturating_add(ttl_ms),
+        })
+    }
+
+    /// The rule of a release (see [`LeaseTable::release`]): the state
+    /// after it, or `None` when `holder` does not hold `epoch` now.
+    pub fn release(&self, now: u64, holder: DeviceId, epoch: u64) -> Option<LeaseState> {
+        (self.epoch == epoch && self.live_holder(now) == Some(holder)).then_some(LeaseState {
+            epoch,
+            holder: None,
+            expires_at: now,
+        })
+    }
 }
+
+type Entry = LeaseState;
 
 /// The leases of every site a relay serves.
 #[derive(Clone, Debug)]
@@ -216,65 +272,47 @@ impl<K: Ord + Clone> LeaseTable<K> {
         holder: DeviceId,
         epoch: u64,
     ) -> Result<Lease<K>, LeaseRefusal> {
-        let expires_at = now.saturating_add(self.ttl_ms);
-        let (current_epoch, live) = match self.entries.get(&key) {
-            Some(entry) => (entry.epoch, entry.live_holder(now)),
-            None => (0, None),
-        };
-        if epoch < current_epoch || (epoch == current_epoch && live != Some(holder)) {
-            return Err(LeaseRefusal::Stale {
-                current_epoch,
-                holder: live,
-            });
-        }
-        if epoch > current_epoch {
-            if let Some(other) = live.filter(|h| *h != holder) {
-                return Err(LeaseRefusal::Held {
-                    current_epoch,
-                    holder: other,
-                });
-            }
-            if epoch - current_epoch > MAX_EPOCH_STEP {
-                return Err(LeaseRefusal::TooFar {
-                    current_epoch,
-                    holder: live,
-                });
-            }
-        }
+        let state = self.entries.get(&key).copied().unwrap_or_default();
+        let granted = state.claim(now, holder, epoch, self.ttl_ms)?;
         // Only a grant stores anything: refused claims leave no entry.
         if !self.entries.contains_key(&key) && !self.make_room(now) {
             return Err(LeaseRefusal::Full);
         }
-        let entry = self.entries.entry(key.clone()).or_insert(Entry {
-            epoch: 0,
-            holder: None,
-            expires_at: 0,
-        });
-        if epoch > entry.epoch {
-            entry.epoch = epoch;
-            entry.holder = Some(holder);
-        }
-        // Grant or renewal: either way the lease runs ttl from now.
-        entry.expires_at = expires_at;
+        self.entries.insert(key.clone(), granted);
         Ok(Lease {
             key,
             holder,
             epoch,
-            expires_at,
+            expires_at: granted.expires_at,
         })
+    }
+
+    /// Mirrors a lease that a relay cluster's shared engine granted (by
+    /// [`LeaseState::claim`] and compare-and-set), so this node routes
+    /// through it; never lowers the epoch.
+    pub fn adopt(&mut self, key: K, state: LeaseState) {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max_entries {
+            return;
+        }
+        let entry = self.entries.entry(key).or_default();
+        if state.epoch >= entry.epoch {
+            *entry = state;
+        }
     }
 
     /// Ends the lease early (a gateway stepping down). Only the live holder
     /// of the current epoch can release; returns whether it did. The epoch
     /// stays used: it will not be granted again.
     pub fn release(&mut self, now: u64, key: &K, holder: DeviceId, epoch: u64) -> bool {
-        match self.entries.get_mut(key) {
-            Some(entry) if entry.epoch == epoch && entry.live_holder(now) == Some(holder) => {
-                entry.holder = None;
-                entry.expires_at = now;
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
+        match entry.release(now, holder, epoch) {
+            Some(released) => {
+                *entry = released;
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 

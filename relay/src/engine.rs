@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tincan_core::lease::{LeaseRefusal, LeaseState};
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
 
@@ -60,6 +61,37 @@ pub async fn open(config: Option<&NatsEngineConfig>, store: &Store) -> Arc<dyn R
             }
         }
     }
+}
+
+/// Gateway leases decided by the engine for every relay node of a
+/// cluster (a single host decides them in its registry's table).
+///
+/// Times are Unix ms (each node's wall clock: the nodes of a cluster must
+/// keep their clocks in step, as NTP does, since a lease granted by one
+/// node may be renewed or taken over at another).
+#[async_trait]
+pub trait SharedLeases: Send + Sync {
+    /// A claim (first claim or renewal) by `holder` of `org`'s `site` at
+    /// `epoch`, decided by core's rule on the state every node sees.
+    async fn claim_lease(
+        &self,
+        org: OrgId,
+        site: SiteId,
+        holder: DeviceId,
+        epoch: u64,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<Result<LeaseState, LeaseRefusal>, EngineError>;
+
+    /// Ends `holder`'s lease of `epoch` early; whether it held it.
+    async fn release_lease(
+        &self,
+        org: OrgId,
+        site: SiteId,
+        holder: DeviceId,
+        epoch: u64,
+        now_ms: u64,
+    ) -> Result<bool, EngineError>;
 }
 
 /// A feed of devices written anywhere in the cluster.
@@ -178,6 +210,11 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     /// (those stored already first); `None` on a single host, where no
     /// one else writes.
     async fn watch_devices(&self) -> Result<Option<DeviceFeed>, EngineError>;
+
+    /// The cluster's shared leases; `None` on a single host.
+    fn shared_leases(&self) -> Option<&dyn SharedLeases> {
+        None
+    }
 
     /// Says that relay node `node` is alive (sent every
     /// [`BEAT_EVERY`](crate::cluster::BEAT_EVERY)).

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use tincan_core::lease::LeaseGrant;
+use tincan_core::lease::{LeaseGrant, LeaseRefusal};
 use tincan_core::route::MemberCard;
 use tincan_core::site::SiteId;
 use tincan_core::wire::Frame;
@@ -20,11 +20,16 @@ use tincan_core::OrgId;
 use crate::server::{Peer, Shared};
 use crate::store::StoredDevice;
 
+mod cluster;
+
 /// Most devices one site list may name.
 pub const MAX_SITE_MEMBERS: usize = tincan_core::route::MAX_ROUTE_DEVICES;
 
 /// `LeaseClaim{site, epoch}` from `peer`.
 pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) -> Frame {
+    if let Some(leases) = shared.engine.shared_leases() {
+        return cluster::claim(shared, leases, peer, site, epoch).await;
+    }
     let now = shared.clock.mono_ms();
     let key = (peer.org, site);
     let (result, persist) = {
@@ -74,37 +79,48 @@ pub async fn claim(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) 
                 }
                 tracing::info!(device = %peer.device, org = %peer.org, epoch, "lease granted");
             }
-            shared.metrics.leases_granted.inc();
             // The lease runs on the monotonic clock; members check the
             // grant against their wall clocks (with slack for skew).
             let expires_at_ms = shared
                 .clock
                 .wall_ms()
                 .saturating_add(shared.config.lease_ttl_ms);
-            let grant =
-                LeaseGrant::sign(&shared.key, site, lease.epoch, peer.device, expires_at_ms);
-            Frame::LeaseGranted {
-                site,
-                epoch: lease.epoch,
-                ttl_ms: shared.config.lease_ttl_ms,
-                grant: Box::new(grant),
-            }
+            granted(shared, peer, site, lease.epoch, expires_at_ms)
         }
-        Err(refusal) => {
-            shared.metrics.leases_refused.inc();
-            let (current_epoch, holder) = (refusal.current_epoch(), refusal.holder());
-            Frame::LeaseRefused {
-                site,
-                epoch,
-                current_epoch,
-                holder,
-            }
-        }
+        Err(refusal) => refused(shared, site, epoch, &refusal),
+    }
+}
+
+/// The answer to a granted claim: the grant, signed with the relay's key
+/// for the gateway to show its LAN.
+fn granted(shared: &Shared, peer: &Peer, site: SiteId, epoch: u64, expires_at_ms: u64) -> Frame {
+    shared.metrics.leases_granted.inc();
+    let grant = LeaseGrant::sign(&shared.key, site, epoch, peer.device, expires_at_ms);
+    Frame::LeaseGranted {
+        site,
+        epoch,
+        ttl_ms: shared.config.lease_ttl_ms,
+        grant: Box::new(grant),
+    }
+}
+
+/// The answer to a refused claim, with what the claimant needs to claim
+/// sensibly next time.
+fn refused(shared: &Shared, site: SiteId, epoch: u64, refusal: &LeaseRefusal) -> Frame {
+    shared.metrics.leases_refused.inc();
+    Frame::LeaseRefused {
+        site,
+        epoch,
+        current_epoch: refusal.current_epoch(),
+        holder: refusal.holder(),
     }
 }
 
 /// `LeaseRelease{site, epoch}` from `peer`.
-pub fn release(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) -> Frame {
+pub async fn release(shared: &Arc<Shared>, peer: &Peer, site: SiteId, epoch: u64) -> Frame {
+    if let Some(leases) = shared.engine.shared_leases() {
+        cluster::release(shared, leases, peer, site, epoch).await;
+    }
     let now = shared.clock.mono_ms();
     let released = shared
         .registry()

@@ -497,7 +497,7 @@ async fn dispatch(shared: &Arc<Shared>, peer: &Peer, request: Frame) -> Frame {
         Frame::Register(reg) => register::re_register(shared, peer, reg),
         Frame::Route(route) => router::handle_route(shared, peer, route).await,
         Frame::LeaseClaim { site, epoch } => gateway::claim(shared, peer, site, epoch).await,
-        Frame::LeaseRelease { site, epoch } => gateway::release(shared, peer, site, epoch),
+        Frame::LeaseRelease { site, epoch } => gateway::release(shared, peer, site, epoch).await,
         Frame::SiteMembers {
             site,
             epoch,

@@ -9,6 +9,8 @@ use common::nats::NatsServer;
 use common::relay::Relay;
 use common::{answer_for, route_of, seal, Client, Inbound, Org};
 use tincan_core::route::{Answer, Route, Routed};
+use tincan_core::site::SiteId;
+use tincan_core::wire::Frame;
 
 /// Starts a relay node in `home` on the engine at `url`.
 fn node(home: &std::path::Path, org: tincan_core::OrgId, url: &str) -> Relay {
@@ -94,4 +96,59 @@ async fn two_nodes_share_one_key_and_mail_held_by_one_is_flushed_by_the_other() 
         async move { (s["mail_total"] == 0).then_some(()) }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_has_one_gateway_across_nodes_and_a_new_epoch_once_the_lease_lapsed() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    let acme = Org::new("Acme");
+    let a = node(&home_a, acme.id(), &nats.url);
+    std::fs::create_dir_all(&home_b).expect("home b");
+    std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
+    let b = node(&home_b, acme.id(), &nats.url);
+    let site = SiteId([7; 16]);
+    let (gw1, gw2) = (acme.device("gw1"), acme.device("gw2"));
+    let g1 = Client::connect(a.addr, &gw1).await.expect("gw1 at a");
+    let g2 = Client::connect(b.addr, &gw2).await.expect("gw2 at b");
+
+    let claim = |epoch| Frame::LeaseClaim { site, epoch };
+    match g1.request(claim(1)).await {
+        Frame::LeaseGranted { epoch: 1, .. } => {}
+        other => panic!("expected a grant at a, got {other:?}"),
+    }
+    // Node b sees gw1's live lease: gw2 is refused there.
+    match g2.request(claim(2)).await {
+        Frame::LeaseRefused {
+            current_epoch: 1,
+            holder,
+            ..
+        } => assert_eq!(holder, Some(gw1.id())),
+        other => panic!("expected held at b, got {other:?}"),
+    }
+    // gw1 stops renewing (its node may have died): once the lease lapsed,
+    // gw2 is granted epoch 2 at b, and gw1's epoch 1 is stale at a.
+    let started = Instant::now();
+    let granted = common::eventually("gw2 granted epoch 2 at b", || {
+        let g2 = &g2;
+        async move {
+            match g2.request(claim(2)).await {
+                Frame::LeaseGranted { epoch: 2, .. } => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    let () = granted;
+    eprintln!(
+        "new epoch at the other node {:?} after the last renewal",
+        started.elapsed()
+    );
+    match g1.request(claim(1)).await {
+        Frame::LeaseRefused {
+            current_epoch: 2, ..
+        } => {}
+        other => panic!("expected stale at a, got {other:?}"),
+    }
 }

@@ -36,10 +36,11 @@ use async_nats::Client;
 use async_trait::async_trait;
 use bytes::Bytes;
 use data_encoding::HEXLOWER;
+use tincan_core::lease::{LeaseRefusal, LeaseState};
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations};
 
-use super::{EngineError, RelayStore};
+use super::{EngineError, RelayStore, SharedLeases};
 use crate::cluster::{ClusterNode, ALIVE_FOR_MS};
 use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, StoredDevice};
 
@@ -308,6 +309,10 @@ impl RelayStore for NatsEngine {
         Ok(self.buckets.epochs(&self.client).await?)
     }
 
+    fn shared_leases(&self) -> Option<&dyn SharedLeases> {
+        Some(self)
+    }
+
     async fn watch_devices(&self) -> Result<Option<super::DeviceFeed>, EngineError> {
         Ok(Some(self.buckets.watch_devices().await?))
     }
@@ -321,6 +326,46 @@ impl RelayStore for NatsEngine {
         nodes.retain(|n| n.seen_ms.saturating_add(ALIVE_FOR_MS) >= now_ms);
         nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         Ok(nodes)
+    }
+}
+
+#[async_trait]
+impl SharedLeases for NatsEngine {
+    async fn claim_lease(
+        &self,
+        org: OrgId,
+        site: SiteId,
+        holder: DeviceId,
+        epoch: u64,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<Result<LeaseState, LeaseRefusal>, EngineError> {
+        Ok(self
+            .buckets
+            .change_lease(org, site, |state| {
+                match state.claim(now_ms, holder, epoch, ttl_ms) {
+                    Ok(granted) => (Some(granted), Ok(granted)),
+                    Err(refusal) => (None, Err(refusal)),
+                }
+            })
+            .await?)
+    }
+
+    async fn release_lease(
+        &self,
+        org: OrgId,
+        site: SiteId,
+        holder: DeviceId,
+        epoch: u64,
+        now_ms: u64,
+    ) -> Result<bool, EngineError> {
+        Ok(self
+            .buckets
+            .change_lease(org, site, |state| {
+                let released = state.release(now_ms, holder, epoch);
+                (released, released.is_some())
+            })
+            .await?)
     }
 }
 

@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, stream};
 use async_nats::Client;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tincan_core::lease::LeaseState;
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
 
@@ -52,6 +53,7 @@ pub(super) struct Buckets {
     revocations: Bucket,
     epochs: Bucket,
     nodes: Bucket,
+    leases: Bucket,
 }
 
 /// One bucket and the stream under it (listings read the stream).
@@ -218,6 +220,7 @@ impl Buckets {
             revocations: Bucket::open(js, "tincan_revocations", replicas, FOREVER).await?,
             epochs: Bucket::open(js, "tincan_epochs", replicas, FOREVER).await?,
             nodes: Bucket::open(js, "tincan_nodes", replicas, NODE_FORGOTTEN).await?,
+            leases: Bucket::open(js, "tincan_leases", replicas, FOREVER).await?,
         })
     }
 
@@ -409,5 +412,36 @@ impl Buckets {
             }
         }
         Ok(out)
+    }
+
+    /// Decides a change of one site's lease with `decide` (core's rule, on
+    /// the state stored now) and writes it by compare-and-set on the
+    /// revision read, so two nodes deciding at once cannot both win: the
+    /// loser decides again on the winner's state. Returns what `decide`
+    /// said about the state that was written (or that refused).
+    pub(super) async fn change_lease<T: Clone + Send>(
+        &self,
+        org: OrgId,
+        site: SiteId,
+        decide: impl Fn(&LeaseState) -> (Option<LeaseState>, T) + Send + Sync,
+    ) -> Result<T, NatsError> {
+        let outcome = std::sync::Mutex::new(None);
+        self.leases
+            .cas(&key2(&org.0, &site.0), |old| {
+                let state = old
+                    .and_then(|b| postcard::from_bytes::<LeaseState>(b).ok())
+                    .unwrap_or_default();
+                let (next, said) = decide(&state);
+                if let Ok(mut o) = outcome.lock() {
+                    *o = Some(said);
+                }
+                next.map(|n| encode(&n))
+            })
+            .await?;
+        outcome
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| NatsError::request("decide a lease", "no decision"))
     }
 }
