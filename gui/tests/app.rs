@@ -184,7 +184,9 @@ fn the_status_line_follows_role_gateway_and_relay() {
     // Elected gateway, relay up.
     let mut gateway = status("gateway");
     gateway.relay = Some(RelayView {
-        addr: "relay.example.com:7443#x".into(),
+        addr: Some("relay.example.com:7443".into()),
+        addrs: vec!["relay.example.com:7443".into()],
+        fingerprint: "x".into(),
         connected: true,
         error: None,
     });
@@ -221,7 +223,9 @@ fn the_status_line_follows_role_gateway_and_relay() {
     // A laptop at home whose relay is unreachable.
     let mut roaming = status("roaming");
     roaming.relay = Some(RelayView {
-        addr: "relay.example.com:7443#x".into(),
+        addr: None,
+        addrs: vec!["relay.example.com:7443".into()],
+        fingerprint: "x".into(),
         connected: false,
         error: Some("timed out".into()),
     });
@@ -229,7 +233,9 @@ fn the_status_line_follows_role_gateway_and_relay() {
     step(&rt, &mut app, Message::Tick);
     assert!(shows(&app, "Offline — relay unreachable: timed out"));
     roaming.relay = Some(RelayView {
-        addr: "relay.example.com:7443#x".into(),
+        addr: Some("relay.example.com:7443".into()),
+        addrs: vec!["relay.example.com:7443".into()],
+        fingerprint: "x".into(),
         connected: true,
         error: None,
     });

@@ -77,7 +77,8 @@ enum Command {
         /// terminal the OS user name].
         #[arg(long)]
         name: Option<String>,
-        /// The organisation's relay, HOST:PORT#FINGERPRINT (overrides config.toml).
+        /// The organisation's relay, HOST:PORT#FINGERPRINT, or the nodes of a relay
+        /// cluster, HOST:PORT,HOST:PORT,...#FINGERPRINT (overrides config.toml).
         #[arg(long, value_name = "HOST:PORT#FINGERPRINT")]
         relay: Option<String>,
         /// Branch gateway: auto (default), prefer, or never (e.g. on a laptop).

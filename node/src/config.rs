@@ -180,14 +180,16 @@ pub const DEFAULT_AWAY_AFTER_SECS: u64 = 600;
 /// Where the relay is and which key it must prove: `HOST:PORT#FINGERPRINT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayAddr {
-    /// `HOST:PORT`, resolved when dialled.
-    pub host_port: String,
+    /// `HOST:PORT` of each node of the relay (one, or several nodes of a
+    /// relay cluster sharing one key), resolved when dialled.
+    pub host_ports: Vec<String>,
     /// The relay's id; the connection is refused unless the relay proves it.
     pub fingerprint: RelayId,
 }
 
 impl RelayAddr {
-    /// Parses `HOST:PORT#FINGERPRINT`.
+    /// Parses `HOST:PORT#FINGERPRINT`, or `HOST:PORT,HOST:PORT,...#FINGERPRINT`
+    /// for the nodes of a relay cluster (one key, so one fingerprint).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let bad = |reason: String| ConfigError::BadRelay {
             relay: text.to_string(),
@@ -196,7 +198,10 @@ impl RelayAddr {
         let (host_port, fingerprint) = text.trim().split_once('#').ok_or_else(|| {
             bad("no #FINGERPRINT: without the relay's fingerprint its key cannot be checked".into())
         })?;
-        check_peer(host_port).map_err(|_| bad(format!("{host_port:?} is not HOST:PORT")))?;
+        let host_ports: Vec<String> = host_port.split(',').map(|h| h.trim().to_string()).collect();
+        for h in &host_ports {
+            check_peer(h).map_err(|_| bad(format!("{h:?} is not HOST:PORT")))?;
+        }
         let fingerprint = fingerprint.trim();
         if fingerprint.is_empty() {
             return Err(bad("the fingerprint after '#' is empty".into()));
@@ -207,7 +212,7 @@ impl RelayAddr {
             ))
         })?;
         Ok(Self {
-            host_port: host_port.trim().to_string(),
+            host_ports,
             fingerprint,
         })
     }
@@ -215,7 +220,7 @@ impl RelayAddr {
 
 impl std::fmt::Display for RelayAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}#{}", self.host_port, self.fingerprint)
+        write!(f, "{}#{}", self.host_ports.join(","), self.fingerprint)
     }
 }
 
@@ -369,10 +374,25 @@ mod tests {
             ("10.0.0.9:7443#", "empty"),
             ("10.0.0.9:7443#abc", "not a relay fingerprint"),
             ("10.0.0.9#abc", "not HOST:PORT"),
+            ("10.0.0.9:7443,,10.0.0.8:7443#abc", "not HOST:PORT"),
+            ("10.0.0.9:7443,10.0.0.8#abc", "not HOST:PORT"),
         ] {
             let error = RelayAddr::parse(relay).expect_err(relay).to_string();
             assert!(error.contains(says), "{relay}: {error}");
         }
+        // The nodes of a relay cluster: several addresses, one fingerprint.
+        let fingerprint = RelayId::from_public_key(&[7; 32]);
+        let text = format!("r1.example:7443, r2.example:7443,10.0.0.3:7443#{fingerprint}");
+        let cluster = RelayAddr::parse(&text).expect("cluster");
+        assert_eq!(
+            cluster.host_ports,
+            vec!["r1.example:7443", "r2.example:7443", "10.0.0.3:7443"]
+        );
+        assert_eq!(cluster.fingerprint, fingerprint);
+        assert_eq!(
+            cluster.to_string(),
+            format!("r1.example:7443,r2.example:7443,10.0.0.3:7443#{fingerprint}")
+        );
         std::fs::write(
             home.config_path(),
             "wan_upload_limit = \"2MiB\"\nfile_cache_limit = \"1GiB\"\n",

@@ -205,8 +205,14 @@ pub struct GatewayView {
 /// The relay connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayView {
-    /// `HOST:PORT#FINGERPRINT` as configured.
-    pub addr: String,
+    /// `HOST:PORT` of the relay node this device is connected to now
+    /// (`None` when it is not).
+    pub addr: Option<String>,
+    /// `HOST:PORT` of every configured relay node (several for a relay
+    /// cluster).
+    pub addrs: Vec<String>,
+    /// The pinned relay fingerprint (one for every node of a cluster).
+    pub fingerprint: String,
     /// Whether this node holds a live connection to it now.
     pub connected: bool,
     /// Why the last attempt failed, if it did.

@@ -75,7 +75,8 @@ pub enum OrgCommand {
 /// Relay commands.
 #[derive(Debug, Subcommand)]
 pub enum RelayCommand {
-    /// Use this relay: `HOST:PORT#FINGERPRINT` (as `tincan-relay init` prints).
+    /// Use this relay: `HOST:PORT#FINGERPRINT` (as `tincan-relay init` prints), or
+    /// the nodes of a relay cluster: `HOST:PORT,HOST:PORT,...#FINGERPRINT`.
     Set {
         /// The relay.
         relay: String,

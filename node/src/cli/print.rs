@@ -216,7 +216,11 @@ pub fn status(s: &StatusView) {
         println!("gateway: {} (epoch {})", g.device_id, g.epoch);
     }
     match &s.relay {
-        Some(r) => println!("relay: {} ({})", r.addr, relay_state(s, r)),
+        Some(r) => println!(
+            "relay: {} ({})",
+            r.addr.clone().unwrap_or_else(|| r.addrs.join(",")),
+            relay_state(s, r)
+        ),
         None => println!("relay: none (LAN only)"),
     }
 }
@@ -333,7 +337,9 @@ mod tests {
                 epoch: 1,
             }),
             relay: Some(tincan_node::RelayView {
-                addr: "relay.example:4433#ab".into(),
+                addr: connected.then(|| "relay.example:4433".into()),
+                addrs: vec!["relay.example:4433".into()],
+                fingerprint: "ab".into(),
                 connected,
                 error: (!connected).then(|| "timed out".into()),
             }),

@@ -111,6 +111,8 @@ const EPOCH_KEY: &str = "max_epoch";
 #[derive(Default)]
 struct RelayLink {
     conn: Option<quinn::Connection>,
+    /// `HOST:PORT` of the relay node `conn` goes to.
+    node: Option<String>,
     /// The relay's device id (its key), once connected.
     device: Option<DeviceId>,
     connecting: bool,
@@ -518,7 +520,8 @@ impl Actor {
                 conn,
                 welcome,
                 relay_device,
-            } => self.on_relay_up(conn, welcome, relay_device),
+                node,
+            } => self.on_relay_up(conn, welcome, relay_device, node),
             LinkEvent::RelayFailed { reason } => self.on_relay_failed(reason),
             LinkEvent::RelayDown { stable_id, reason } => self.on_relay_down(stable_id, reason),
             LinkEvent::LeaseAnswer { sent_at, result } => self.on_lease_answer(sent_at, result),

@@ -124,6 +124,8 @@ pub(crate) enum LinkEvent {
         conn: quinn::Connection,
         welcome: Welcome,
         relay_device: DeviceId,
+        /// `HOST:PORT` of the relay node that answered.
+        node: String,
     },
     /// Connecting or registering to the relay failed.
     RelayFailed { reason: String },

@@ -127,8 +127,9 @@ impl Actor {
         conn: quinn::Connection,
         welcome: Welcome,
         relay_device: DeviceId,
+        node: String,
     ) {
-        tracing::info!(public_addr = %welcome.public_addr, "connected to the relay");
+        tracing::info!(public_addr = %welcome.public_addr, relay = %node, "connected to the relay");
         self.relay.connecting = false;
         self.relay.failures = 0;
         self.relay.error = None;
@@ -146,6 +147,7 @@ impl Actor {
         // Removals made while the relay was out of reach reach it now.
         self.share_roster(&conn, None);
         self.relay.conn = Some(conn);
+        self.relay.node = Some(node);
         self.members_sent = None;
         // This relay's lease lifetime, not the one this build assumes: the
         // step-down must come before *its* lease could lapse.
@@ -168,6 +170,7 @@ impl Actor {
         }
         tracing::info!(%reason, "relay connection closed");
         self.relay.conn = None;
+        self.relay.node = None;
         self.relay.error = Some(reason);
         self.relay.next_at = self.now + 500;
         self.election.handle_relay(self.now, false);

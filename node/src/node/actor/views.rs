@@ -52,7 +52,9 @@ impl Actor {
                 epoch: g.epoch,
             }),
             relay: self.relay_addr.as_ref().map(|addr| RelayView {
-                addr: addr.to_string(),
+                addr: self.relay.conn.as_ref().and(self.relay.node.clone()),
+                addrs: addr.host_ports.clone(),
+                fingerprint: addr.fingerprint.to_string(),
                 connected: self.relay.conn.is_some(),
                 error: self.relay.error.clone().or_else(|| {
                     self.membership
