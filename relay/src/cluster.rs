@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::engine::RevocationEvent;
 use crate::server::Shared;
 
 /// How often a node says it is alive.
@@ -97,6 +98,49 @@ pub async fn follow_devices(shared: Arc<Shared>, mut shutdown: watch::Receiver<b
             .registry()
             .know(org, device.cert, device.name, device.last_seen_ms);
         shared.dirty(org);
+    }
+}
+
+/// Enforces the revocations other nodes store: a revoked user's devices
+/// and removed devices are disconnected and refused here too. Ends at
+/// shutdown or on a single host.
+pub async fn follow_revocations(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut feed = match shared.engine.watch_revocations().await {
+        Ok(Some(feed)) => feed,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot follow the cluster's revocations");
+            return;
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            next = feed.next() => match next {
+                Some(event) => event,
+                None => {
+                    tracing::error!("the cluster's revocation feed ended");
+                    return;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        match event {
+            RevocationEvent::List(list) => crate::revoke::apply(&shared, list, None).await,
+            RevocationEvent::Device(org, revocation) => {
+                let device = revocation.device;
+                let removed =
+                    shared
+                        .registry()
+                        .remove_device(shared.clock.mono_ms(), org, revocation, None);
+                if let Some(conn) = removed {
+                    tracing::info!(%org, %device, "device removed at another relay node");
+                    if let Some(conn) = conn {
+                        conn.close(crate::close::DEVICE_REMOVED, b"device removed by its user");
+                    }
+                    shared.dirty(org);
+                }
+            }
+        }
     }
 }
 

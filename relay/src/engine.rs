@@ -94,6 +94,18 @@ pub trait SharedLeases: Send + Sync {
     ) -> Result<bool, EngineError>;
 }
 
+/// A revocation some relay node of the cluster stored.
+#[derive(Clone, Debug)]
+pub enum RevocationEvent {
+    /// An organisation's revocation list.
+    List(Revocations),
+    /// A device removed by its user.
+    Device(OrgId, DeviceRevocation),
+}
+
+/// A feed of revocations stored anywhere in the cluster.
+pub type RevocationFeed = futures_util::stream::BoxStream<'static, RevocationEvent>;
+
 /// A feed of devices written anywhere in the cluster.
 pub type DeviceFeed = futures_util::stream::BoxStream<'static, StoredDevice>;
 
@@ -210,6 +222,10 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     /// (those stored already first); `None` on a single host, where no
     /// one else writes.
     async fn watch_devices(&self) -> Result<Option<DeviceFeed>, EngineError>;
+
+    /// Revocations that relay nodes of the cluster store, as they come
+    /// (those stored already first); `None` on a single host.
+    async fn watch_revocations(&self) -> Result<Option<RevocationFeed>, EngineError>;
 
     /// The cluster's shared leases; `None` on a single host.
     fn shared_leases(&self) -> Option<&dyn SharedLeases> {

@@ -204,6 +204,10 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         shared.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(cluster::follow_revocations(
+        shared.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(housekeeping::run(
         shared.clone(),
         events_rx,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use tincan_core::wire::Frame;
-use tincan_core::Revocations;
+use tincan_core::{DeviceId, Revocations};
 
 use crate::close;
 use crate::server::{push, Peer, Shared};
@@ -40,36 +40,44 @@ pub async fn handle(shared: &Arc<Shared>, peer: &Peer, list: Revocations) -> Fra
         tracing::error!(error = %e, "cannot store a revocation list");
         return Frame::Error("relay storage unavailable".into());
     }
+    apply(shared, list, Some(peer.device)).await;
+    Frame::Ack
+}
+
+/// Enforces a verified, stored `list` on this node: disconnects and
+/// forgets the revoked users' devices and passes the list to every other
+/// connected device of the organisation (`from` already has it). A list
+/// no newer than the one applied is ignored, so a list that arrives both
+/// from a device and from the cluster is applied once.
+pub async fn apply(shared: &Arc<Shared>, list: Revocations, from: Option<DeviceId>) {
+    let org = list.org_id();
     let now = shared.clock.mono_ms();
     let (revoked, conns, others) = {
         let mut registry = shared.registry();
         // Re-check under the lock: a concurrent newer list wins.
         let newer = registry
-            .org(&peer.org)
+            .org(&org)
             .and_then(|s| s.revocations.as_ref())
             .is_some_and(|l| l.serial >= list.serial);
-        if newer {
-            return Frame::Ack;
+        if newer || registry.org(&org).is_none() {
+            return;
         }
         let (revoked, conns) = registry.revoke(now, list.clone());
-        (revoked, conns, registry.connections(&peer.org))
+        (revoked, conns, registry.connections(&org))
     };
-    tracing::info!(org = %peer.org, serial = list.serial, devices = revoked.len(), "revocation list applied");
+    tracing::info!(%org, serial = list.serial, devices = revoked.len(), "revocation list applied");
     for conn in &conns {
         conn.close(close::REVOKED, b"revoked");
     }
     if !revoked.is_empty() {
-        let org = peer.org;
-        let ids = revoked.clone();
-        if let Err(e) = shared.engine.remove_devices(org, ids).await {
+        if let Err(e) = shared.engine.remove_devices(org, revoked).await {
             tracing::warn!(error = %e, "cannot forget revoked devices");
         }
     }
     for (device, conn) in others {
-        if device != peer.device {
+        if Some(device) != from {
             tokio::spawn(push(conn, Frame::Revocations(list.clone())));
         }
     }
-    shared.dirty(peer.org);
-    Frame::Ack
+    shared.dirty(org);
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::nats::NatsServer;
 use common::relay::Relay;
-use common::{answer_for, route_of, seal, Client, Inbound, Org};
+use common::{answer_for, close_of, route_of, seal, Client, Inbound, Org};
 use tincan_core::route::{Answer, Route, Routed};
 use tincan_core::site::SiteId;
 use tincan_core::wire::Frame;
@@ -151,4 +151,26 @@ async fn a_site_has_one_gateway_across_nodes_and_a_new_epoch_once_the_lease_laps
         } => {}
         other => panic!("expected stale at a, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_handed_to_one_node_cuts_the_user_off_at_every_node() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    let acme = Org::new("Acme");
+    let a = node(&home_a, acme.id(), &nats.url);
+    std::fs::create_dir_all(&home_b).expect("home b");
+    std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
+    let b = node(&home_b, acme.id(), &nats.url);
+    let (admin, mallory) = (acme.device("admin"), acme.device("mallory"));
+    let ca = Client::connect(a.addr, &admin).await.expect("admin at a");
+    let cm = Client::connect(b.addr, &mallory).await.expect("mallory at b");
+
+    let list = acme.key.revoke(1, vec![mallory.identity.user_id()], 1);
+    assert_eq!(ca.request(Frame::Revocations(list)).await, Frame::Ack);
+    let (code, reason) = close_of(&cm.conn).await.expect("mallory closed at b");
+    assert_eq!((code, reason.as_str()), (0x11, "revoked"));
+    let again = Client::connect(b.addr, &mallory).await;
+    assert!(again.is_err(), "node b refuses mallory from now on");
 }

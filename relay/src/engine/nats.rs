@@ -313,6 +313,10 @@ impl RelayStore for NatsEngine {
         Some(self)
     }
 
+    async fn watch_revocations(&self) -> Result<Option<super::RevocationFeed>, EngineError> {
+        Ok(Some(self.buckets.watch_revocations().await?))
+    }
+
     async fn watch_devices(&self) -> Result<Option<super::DeviceFeed>, EngineError> {
         Ok(Some(self.buckets.watch_devices().await?))
     }

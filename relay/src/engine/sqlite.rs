@@ -143,6 +143,10 @@ impl RelayStore for SqliteEngine {
         Ok(self.store.run(|db| db.epochs()).await?)
     }
 
+    async fn watch_revocations(&self) -> Result<Option<super::RevocationFeed>, EngineError> {
+        Ok(None)
+    }
+
     async fn watch_devices(&self) -> Result<Option<super::DeviceFeed>, EngineError> {
         Ok(None)
     }

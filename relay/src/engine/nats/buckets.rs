@@ -21,7 +21,7 @@ use super::{cert_for, encode, hex, id20_hex, NatsError};
 use futures_util::StreamExt;
 
 use crate::cluster::ClusterNode;
-use crate::engine::DeviceFeed;
+use crate::engine::{DeviceFeed, RevocationEvent, RevocationFeed};
 use crate::store::StoredDevice;
 
 /// Tries of one compare-and-set before the write is reported failed
@@ -204,6 +204,20 @@ fn device_entry(key: &str, value: &[u8]) -> Option<StoredDevice> {
     })
 }
 
+/// A revocation from its key (`list.<org>` or `device.<org>.<device>`)
+/// and value; lists must verify.
+fn revocation_entry(key: &str, value: &[u8]) -> Option<RevocationEvent> {
+    if key.starts_with("list.") {
+        let list = Revocations::from_bytes(value).ok()?;
+        list.verify().ok()?;
+        return Some(RevocationEvent::List(list));
+    }
+    let (org, _) = key.strip_prefix("device.")?.split_once('.')?;
+    let revocation = DeviceRevocation::from_bytes(value)?;
+    revocation.verify().ok()?;
+    Some(RevocationEvent::Device(OrgId(id20_hex(org)?), revocation))
+}
+
 /// `<org>.<device>` and the like.
 fn key2(a: &[u8], b: &[u8]) -> String {
     format!("{}.{}", hex(a), hex(b))
@@ -289,6 +303,33 @@ impl Buckets {
         device: DeviceId,
     ) -> Result<(), NatsError> {
         self.devices.delete(&key2(&org.0, &device.0)).await
+    }
+
+    /// Every revocation written from now on, by any node (and those stored
+    /// already, first), until the watch breaks.
+    pub(super) async fn watch_revocations(&self) -> Result<RevocationFeed, NatsError> {
+        let watch = self
+            .revocations
+            .kv
+            .watch_with_history(">")
+            .await
+            .map_err(|e| NatsError::request("watch revocations", e))?;
+        let feed = watch.filter_map(|entry| async move {
+            let entry = match entry {
+                Ok(entry) if entry.operation == Operation::Put => entry,
+                Ok(_) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation watch failed");
+                    return None;
+                }
+            };
+            let event = revocation_entry(&entry.key, &entry.value);
+            if event.is_none() {
+                tracing::warn!(key = %entry.key, "skipping a corrupt revocation");
+            }
+            event
+        });
+        Ok(Box::pin(feed))
     }
 
     /// Stores a device revocation.
