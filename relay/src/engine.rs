@@ -94,6 +94,30 @@ pub trait SharedLeases: Send + Sync {
     ) -> Result<bool, EngineError>;
 }
 
+/// Answers a forwarded request (the bytes of a [`crate::hop::Forward`])
+/// with the bytes of the reply.
+pub type ForwardHandler =
+    Arc<dyn Fn(Vec<u8>) -> futures_util::future::BoxFuture<'static, Vec<u8>> + Send + Sync>;
+
+/// Requests between the relay nodes of a cluster: a node hands another
+/// the devices it cannot reach itself (their gateway or connection is at
+/// the other node).
+#[async_trait]
+pub trait ClusterLink: Send + Sync {
+    /// Sends `request` to relay node `node`; `None` when no such node
+    /// listens (it died) or it did not answer within `timeout`.
+    async fn forward(
+        &self,
+        node: &str,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, EngineError>;
+
+    /// Serves the requests other nodes send to `node` with `handler`, each
+    /// in its own task, until the connection to the engine ends.
+    async fn serve_forwards(&self, node: &str, handler: ForwardHandler) -> Result<(), EngineError>;
+}
+
 /// A revocation some relay node of the cluster stored.
 #[derive(Clone, Debug)]
 pub enum RevocationEvent {
@@ -226,6 +250,11 @@ pub trait RelayStore: Send + Sync + std::fmt::Debug {
     /// Revocations that relay nodes of the cluster store, as they come
     /// (those stored already first); `None` on a single host.
     async fn watch_revocations(&self) -> Result<Option<RevocationFeed>, EngineError>;
+
+    /// Requests to the other nodes of the cluster; `None` on a single host.
+    fn cluster_link(&self) -> Option<&dyn ClusterLink> {
+        None
+    }
 
     /// The cluster's shared leases; `None` on a single host.
     fn shared_leases(&self) -> Option<&dyn SharedLeases> {

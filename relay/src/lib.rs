@@ -38,6 +38,7 @@ pub mod engine;
 pub mod file;
 pub mod flush;
 pub mod gateway;
+pub mod hop;
 pub mod housekeeping;
 pub mod key;
 pub mod metrics;
@@ -179,6 +180,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         registry,
         events_tx,
     ));
+    hop::serve(&shared).await?;
     let control = control::serve(&socket_path, shared.clone()).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();

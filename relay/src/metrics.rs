@@ -41,6 +41,8 @@ pub struct Metrics {
     pub answers: Family<KindLabel, Counter>,
     /// Items stored in custody.
     pub mail_stored: Counter,
+    /// Devices of items that another node of the cluster settled.
+    pub forwarded: Counter,
     /// Stored items delivered (or settled) and deleted.
     pub mail_delivered: Counter,
     /// Stored items deleted at their TTL.
@@ -85,6 +87,7 @@ impl Metrics {
             routes: Counter::default(),
             answers: Family::default(),
             mail_stored: Counter::default(),
+            forwarded: Counter::default(),
             mail_delivered: Counter::default(),
             mail_expired: Counter::default(),
             mail_items: Gauge::default(),
@@ -133,6 +136,11 @@ impl Metrics {
             "mail_stored",
             "Items taken into custody",
             m.mail_stored.clone(),
+        );
+        registry.register(
+            "forwarded",
+            "Devices of items another relay node of the cluster settled",
+            m.forwarded.clone(),
         );
         registry.register(
             "mail_delivered",

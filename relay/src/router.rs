@@ -189,7 +189,7 @@ async fn route_checked(
         .copied()
         .collect();
     if !open.is_empty() {
-        verdict.extend(route_item(shared, org, open, item).await);
+        verdict.extend(route_item(shared, org, open, item, Reach::Cluster).await);
     }
     to.into_iter()
         .map(|device| DeviceAnswer {
@@ -201,13 +201,26 @@ async fn route_checked(
         .collect()
 }
 
+/// How far a relay node goes for the devices of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Its own connections, then the other nodes of its cluster, then
+    /// custody: an item from a device.
+    Cluster,
+    /// Its own connections only, no custody: an item another node
+    /// forwarded (that node takes custody of what is not settled here).
+    ThisNode,
+}
+
 /// Forwards a checked item to the locations of `to` (one stream per
-/// connection) and stores what was not handed over.
+/// connection); with [`Reach::Cluster`], hands what is left to the other
+/// nodes of the cluster and stores what none of them settled.
 pub async fn route_item(
     shared: &Arc<Shared>,
     org: OrgId,
     to: Vec<DeviceId>,
     item: Routed,
+    reach: Reach,
 ) -> HashMap<DeviceId, Answer> {
     let now = shared.clock.mono_ms();
     let mut conns: HashMap<usize, quinn::Connection> = HashMap::new();
@@ -262,6 +275,13 @@ pub async fn route_item(
             }
         }
         unreachable.extend(devices.into_iter().filter(|d| !answers.contains_key(d)));
+    }
+    if reach == Reach::ThisNode {
+        return answers;
+    }
+    if !unreachable.is_empty() {
+        answers.extend(crate::hop::forward(shared, org, unreachable.clone(), &item).await);
+        unreachable.retain(|d| !answers.contains_key(d));
     }
     if !unreachable.is_empty() {
         answers.extend(custody(shared, org, unreachable, &item).await);

@@ -165,7 +165,9 @@ async fn a_list_handed_to_one_node_cuts_the_user_off_at_every_node() {
     let b = node(&home_b, acme.id(), &nats.url);
     let (admin, mallory) = (acme.device("admin"), acme.device("mallory"));
     let ca = Client::connect(a.addr, &admin).await.expect("admin at a");
-    let cm = Client::connect(b.addr, &mallory).await.expect("mallory at b");
+    let cm = Client::connect(b.addr, &mallory)
+        .await
+        .expect("mallory at b");
 
     let list = acme.key.revoke(1, vec![mallory.identity.user_id()], 1);
     assert_eq!(ca.request(Frame::Revocations(list)).await, Frame::Ack);
@@ -173,4 +175,47 @@ async fn a_list_handed_to_one_node_cuts_the_user_off_at_every_node() {
     assert_eq!((code, reason.as_str()), (0x11, "revoked"));
     let again = Client::connect(b.addr, &mallory).await;
     assert!(again.is_err(), "node b refuses mallory from now on");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_envelope_for_a_device_at_the_other_node_is_handed_over_not_stored() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
+    let acme = Org::new("Acme");
+    let a = node(&home_a, acme.id(), &nats.url);
+    std::fs::create_dir_all(&home_b).expect("home b");
+    std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
+    let b = node(&home_b, acme.id(), &nats.url);
+    common::eventually("node a sees node b alive", || {
+        let s = a.status();
+        async move { (s["cluster"].as_array().map(Vec::len) == Some(2)).then_some(()) }
+    })
+    .await;
+    let (alice, bob) = (acme.device("alice"), acme.device("bob"));
+    let cb = Client::connect(b.addr, &bob).await.expect("bob at b");
+    let ca = Client::connect(a.addr, &alice).await.expect("alice at a");
+    // Node a learns bob (registered at b) through the cluster.
+    ca.wait_directory("bob known at node a", |d| {
+        d.iter().any(|e| e.cert == bob.cert())
+    })
+    .await;
+    let envelope = seal(&alice, &[&bob], "across the cluster, live");
+    let started = Instant::now();
+    let answers = ca.route(route_of(&envelope, &[&bob])).await;
+    let answer = answer_for(&answers, &bob);
+    assert!(
+        matches!(answer, Answer::Receipt(_)),
+        "bob's own receipt through node b, not custody: {answer:?}"
+    );
+    eprintln!("a live envelope crossed nodes and came back with bob's receipt in {:?}", started.elapsed());
+    cb.wait_for("the envelope", |i| match i {
+        Inbound::Route(Route {
+            item: Routed::Envelope(e),
+            ..
+        }) if e.id == envelope.id => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(a.status()["mail_total"], 0, "nothing was stored");
 }

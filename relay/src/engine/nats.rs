@@ -40,7 +40,7 @@ use tincan_core::lease::{LeaseRefusal, LeaseState};
 use tincan_core::site::SiteId;
 use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations};
 
-use super::{EngineError, RelayStore, SharedLeases};
+use super::{ClusterLink, EngineError, ForwardHandler, RelayStore, SharedLeases};
 use crate::cluster::{ClusterNode, ALIVE_FOR_MS};
 use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome, StoredDevice};
 
@@ -313,6 +313,10 @@ impl RelayStore for NatsEngine {
         Some(self)
     }
 
+    fn cluster_link(&self) -> Option<&dyn ClusterLink> {
+        Some(self)
+    }
+
     async fn watch_revocations(&self) -> Result<Option<super::RevocationFeed>, EngineError> {
         Ok(Some(self.buckets.watch_revocations().await?))
     }
@@ -330,6 +334,58 @@ impl RelayStore for NatsEngine {
         nodes.retain(|n| n.seen_ms.saturating_add(ALIVE_FOR_MS) >= now_ms);
         nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         Ok(nodes)
+    }
+}
+
+/// The subject a relay node serves forwarded requests on.
+fn forward_subject(node: &str) -> String {
+    format!("tincan.forward.{node}")
+}
+
+#[async_trait]
+impl ClusterLink for NatsEngine {
+    async fn forward(
+        &self,
+        node: &str,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        let sent = self
+            .client
+            .request(forward_subject(node), Bytes::from(request));
+        match tokio::time::timeout(timeout, sent).await {
+            Err(_) => Ok(None),
+            Ok(Ok(reply)) => Ok(Some(reply.payload.to_vec())),
+            Ok(Err(e)) => match e.kind() {
+                async_nats::RequestErrorKind::NoResponders
+                | async_nats::RequestErrorKind::TimedOut => Ok(None),
+                _ => Err(NatsError::request("forward to a relay node", e).into()),
+            },
+        }
+    }
+
+    async fn serve_forwards(&self, node: &str, handler: ForwardHandler) -> Result<(), EngineError> {
+        let mut requests = self
+            .client
+            .subscribe(forward_subject(node))
+            .await
+            .map_err(|e| NatsError::request("serve forwards", e))?;
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            while let Some(request) = futures_util::StreamExt::next(&mut requests).await {
+                let Some(reply) = request.reply else {
+                    continue;
+                };
+                let (client, handler) = (client.clone(), handler.clone());
+                tokio::spawn(async move {
+                    let answer = handler(request.payload.to_vec()).await;
+                    if let Err(e) = client.publish(reply, Bytes::from(answer)).await {
+                        tracing::warn!(error = %e, "cannot answer a forwarded route");
+                    }
+                });
+            }
+        });
+        Ok(())
     }
 }
 
