@@ -208,7 +208,10 @@ async fn a_live_envelope_for_a_device_at_the_other_node_is_handed_over_not_store
         matches!(answer, Answer::Receipt(_)),
         "bob's own receipt through node b, not custody: {answer:?}"
     );
-    eprintln!("a live envelope crossed nodes and came back with bob's receipt in {:?}", started.elapsed());
+    eprintln!(
+        "a live envelope crossed nodes and came back with bob's receipt in {:?}",
+        started.elapsed()
+    );
     cb.wait_for("the envelope", |i| match i {
         Inbound::Route(Route {
             item: Routed::Envelope(e),

@@ -52,7 +52,7 @@ mod scan;
 pub const ORG_BYTES_FRESH: Duration = Duration::from_secs(5);
 
 /// Longest wait for one JetStream request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the NATS engine failed.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +177,17 @@ impl NatsEngine {
 }
 
 impl NatsEngine {
+    /// The server that leads the mail stream's replicas now (its
+    /// `server_name`), if the engine runs as a cluster.
+    pub async fn mail_leader(&self) -> Result<Option<String>, NatsError> {
+        let mut stream = self.mail.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| NatsError::request("read the mail stream's state", e))?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+    }
+
     /// The JetStream context (publishes go through it).
     fn js(&self) -> &jetstream::Context {
         &self.js

@@ -93,3 +93,100 @@ fn listening_url(child: &mut Child) -> String {
     rx.recv_timeout(START_DEADLINE)
         .expect("nats-server did not start listening")
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for a server to
+/// take; cluster routes must be known before the servers start).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Several `nats-server`s forming one JetStream cluster on 127.0.0.1.
+pub struct NatsCluster {
+    /// Server `i` (None while killed).
+    servers: Vec<Option<Child>>,
+    /// `nats://127.0.0.1:PORT` of each server.
+    pub urls: Vec<String>,
+    confs: Vec<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `n` servers named `n0`, `n1`, ... that route to each other.
+    pub fn start(n: usize) -> NatsCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let route: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let routes = route
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut confs = Vec::new();
+        for i in 0..n {
+            let conf = dir.path().join(format!("n{i}.conf"));
+            let text = format!(
+                "server_name: n{i}\n\
+                 listen: 127.0.0.1:{}\n\
+                 max_payload: 8MB\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n\
+                 cluster {{\n  name: tincan-test\n  listen: 127.0.0.1:{}\n  routes: [{routes}]\n}}\n",
+                client[i],
+                dir.path().join(format!("js{i}")).display(),
+                route[i],
+            );
+            std::fs::write(&conf, text).expect("write conf");
+            confs.push(conf);
+        }
+        let mut cluster = NatsCluster {
+            servers: (0..n).map(|_| None).collect(),
+            urls: client
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect(),
+            confs,
+            _dir: dir,
+        };
+        for i in 0..n {
+            cluster.restart(i);
+        }
+        cluster
+    }
+
+    /// Starts server `i` again (its store kept), waiting for it to listen.
+    pub fn restart(&mut self, i: usize) {
+        let mut child = Command::new(server_binary())
+            .arg("-c")
+            .arg(&self.confs[i])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nats-server; run scripts/setup.sh");
+        listening_url(&mut child);
+        self.servers[i] = Some(child);
+    }
+
+    /// SIGKILLs the server named `name` (`n0`, `n1`, ...); its index.
+    pub fn kill(&mut self, name: &str) -> usize {
+        let i: usize = name
+            .strip_prefix('n')
+            .and_then(|n| n.parse().ok())
+            .expect("a server name of this cluster");
+        if let Some(mut child) = self.servers[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        i
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for child in self.servers.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
