@@ -31,12 +31,26 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a single JetStream server.
+    /// Starts a single JetStream server on 127.0.0.1.
     pub fn start() -> NatsServer {
+        Self::start_at(None, "127.0.0.1")
+    }
+
+    /// Starts a single JetStream server listening on `ip`, inside network
+    /// namespace `netns` if given (a test's own namespace).
+    pub fn start_at(netns: Option<&str>, ip: &str) -> NatsServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("nats.conf");
-        std::fs::write(&conf, config(dir.path())).expect("write nats.conf");
-        let mut child = Command::new(server_binary())
+        std::fs::write(&conf, config(dir.path(), ip)).expect("write nats.conf");
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(server_binary());
+                c
+            }
+            None => Command::new(server_binary()),
+        };
+        let mut child = command
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
@@ -64,9 +78,9 @@ impl Drop for NatsServer {
     }
 }
 
-fn config(dir: &Path) -> String {
+fn config(dir: &Path, ip: &str) -> String {
     format!(
-        "listen: 127.0.0.1:-1\n\
+        "listen: {ip}:-1\n\
          max_payload: 8MB\n\
          jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
         dir.join("js").display()
