@@ -158,7 +158,7 @@ fn a_device_moves_to_another_relay_node_and_nothing_is_lost_or_doubled() {
         .to_string();
     std::fs::create_dir_all(&home_b).expect("home b");
     std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
-    let mut nodes = vec![
+    let mut nodes = [
         RelayNode::start(&relay_hosts[0], &home_a, &org_id, &nats.url),
         RelayNode::start(&relay_hosts[1], &home_b, &org_id, &nats.url),
     ];
