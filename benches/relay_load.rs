@@ -51,6 +51,9 @@ mod bench;
 mod cargo;
 #[path = "relay_load/fleet.rs"]
 mod fleet;
+#[path = "../relay/tests/common/nats.rs"]
+#[allow(dead_code)]
+mod nats;
 #[path = "relay_load/raw.rs"]
 mod raw;
 #[path = "relay_load/relay.rs"]
@@ -110,6 +113,20 @@ fn main() {
     print_report(&report);
     // Thousands of connections close at once otherwise; nothing to wait for.
     runtime.shutdown_background();
+}
+
+/// The NATS server of `TINCAN_BENCH_ENGINE=nats` (started once, on
+/// 127.0.0.1), for the relay to run as a node of a cluster; `None` runs
+/// the single-host relay on SQLite.
+fn engine_url() -> Option<&'static str> {
+    static SERVER: std::sync::OnceLock<Option<nats::NatsServer>> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            (std::env::var("TINCAN_BENCH_ENGINE").as_deref() == Ok("nats"))
+                .then(nats::NatsServer::start)
+        })
+        .as_ref()
+        .map(|s| s.url.as_str())
 }
 
 /// Lifts the soft limit of open files to the hard one (the relay inherits
@@ -333,7 +350,7 @@ async fn run(
     };
     eprintln!("raw quinn: {raw_n} handshakes, {concurrency} at a time...");
     let raw_handshake = raw::handshakes(raw_n, concurrency, sizes.0, sizes.1).await;
-    let mut relay = Relay::start(bin, home, &org.id().to_string(), 0);
+    let mut relay = Relay::start(bin, home, &org.id().to_string(), 0, engine_url());
     eprintln!("relay pid {} on {}", relay.pid(), relay.addr);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before_kib = rss_kib(relay.pid());
@@ -386,7 +403,7 @@ async fn run(
     let port = relay.addr.port();
     relay.terminate();
     fleet.forget_all();
-    let mut relay = Relay::start(bin, home, &org.id().to_string(), port);
+    let mut relay = Relay::start(bin, home, &org.id().to_string(), port, engine_url());
     eprintln!("relay pid {}: reconnect storm...", relay.pid());
     let start = Instant::now();
     register_all(&fleet, relay.addr, 0..n, concurrency).await;
@@ -470,6 +487,7 @@ fn print_report(r: &Report) {
     );
     let line = json!({
         "bench": "relay_load",
+        "engine": if engine_url().is_some() { "nats" } else { "sqlite" },
         "devices": r.devices,
         "rss_per_device_kb": round(r.rss_per_device_kb(), 2),
         "register_per_s": round(r.register_per_s(), 1),

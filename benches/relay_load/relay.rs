@@ -16,8 +16,10 @@ pub struct Relay {
 
 impl Relay {
     /// Starts `bin` on `home` serving `org`, listening on 127.0.0.1:`port`
-    /// (0: any), and waits for its listening line.
-    pub fn start(bin: &Path, home: &Path, org: &str, port: u16) -> Relay {
+    /// (0: any), as a node of a relay cluster on the NATS JetStream server
+    /// at `engine` (one replica) when given, and waits for its listening
+    /// line.
+    pub fn start(bin: &Path, home: &Path, org: &str, port: u16, engine: Option<&str>) -> Relay {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -33,6 +35,11 @@ impl Relay {
                 "--org",
                 org,
             ])
+            .args(
+                engine
+                    .map(|url| vec!["--engine", url, "--engine-replicas", "1"])
+                    .unwrap_or_default(),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("TINCAN_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
