@@ -19,9 +19,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::branches::cli_json_relay;
 use common::{cli, cli_json, relay_bin, wait_for, Daemon};
 use nats::NatsServer;
-use serde_json::Value;
 use tincan_netsim::{Host, Internet};
 
 /// The relay nodes' QUIC port on their WAN hosts.
@@ -78,21 +78,6 @@ impl Drop for RelayNode {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn relay_json(home: &Path, args: &[&str]) -> Value {
-    let out = Command::new(relay_bin())
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .output()
-        .expect("run tincan-relay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// The relay node `home`'s daemon is connected to now, if any.
@@ -152,7 +137,7 @@ fn a_device_moves_to_another_relay_node_and_nothing_is_lost_or_doubled() {
     cli_json(&bob, &["org", "join", file_arg, "--json"]);
 
     let (home_a, home_b) = (dir.path().join("relay-a"), dir.path().join("relay-b"));
-    let fingerprint = relay_json(&home_a, &["init", "--json"])["fingerprint"]
+    let fingerprint = cli_json_relay(&home_a, &["init", "--json"])["fingerprint"]
         .as_str()
         .expect("fingerprint")
         .to_string();

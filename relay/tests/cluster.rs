@@ -17,17 +17,36 @@ fn node(home: &std::path::Path, org: tincan_core::OrgId, url: &str) -> Relay {
     Relay::start(home, &[org], &["--engine", url, "--engine-replicas", "1"])
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_nodes_share_one_key_and_mail_held_by_one_is_flushed_by_the_other() {
+/// Two relay nodes of one cluster serving `org`: one NATS server, and a
+/// second home holding only a copy of the first one's relay.key (which
+/// is all a cluster node needs).
+struct TwoNodes {
+    a: Relay,
+    b: Relay,
+    _nats: NatsServer,
+    _dir: tempfile::TempDir,
+}
+
+fn two_nodes(org: tincan_core::OrgId) -> TwoNodes {
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
-    let acme = Org::new("Acme");
-    let a = node(&home_a, acme.id(), &nats.url);
-    // A home holding only a copy of relay.key is a node of the cluster.
+    let a = node(&home_a, org, &nats.url);
     std::fs::create_dir_all(&home_b).expect("home b");
     std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
-    let b = node(&home_b, acme.id(), &nats.url);
+    let b = node(&home_b, org, &nats.url);
+    TwoNodes {
+        a,
+        b,
+        _nats: nats,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_share_one_key_and_mail_held_by_one_is_flushed_by_the_other() {
+    let acme = Org::new("Acme");
+    let TwoNodes { a, b, _nats, _dir } = two_nodes(acme.id());
     assert_eq!(
         a.fingerprint, b.fingerprint,
         "one fingerprint for users to pin"
@@ -100,14 +119,8 @@ async fn two_nodes_share_one_key_and_mail_held_by_one_is_flushed_by_the_other() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_site_has_one_gateway_across_nodes_and_a_new_epoch_once_the_lease_lapsed() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let acme = Org::new("Acme");
-    let a = node(&home_a, acme.id(), &nats.url);
-    std::fs::create_dir_all(&home_b).expect("home b");
-    std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
-    let b = node(&home_b, acme.id(), &nats.url);
+    let TwoNodes { a, b, _nats, _dir } = two_nodes(acme.id());
     let site = SiteId([7; 16]);
     let (gw1, gw2) = (acme.device("gw1"), acme.device("gw2"));
     let g1 = Client::connect(a.addr, &gw1).await.expect("gw1 at a");
@@ -155,14 +168,8 @@ async fn a_site_has_one_gateway_across_nodes_and_a_new_epoch_once_the_lease_laps
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_handed_to_one_node_cuts_the_user_off_at_every_node() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let acme = Org::new("Acme");
-    let a = node(&home_a, acme.id(), &nats.url);
-    std::fs::create_dir_all(&home_b).expect("home b");
-    std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
-    let b = node(&home_b, acme.id(), &nats.url);
+    let TwoNodes { a, b, _nats, _dir } = two_nodes(acme.id());
     let (admin, mallory) = (acme.device("admin"), acme.device("mallory"));
     let ca = Client::connect(a.addr, &admin).await.expect("admin at a");
     let cm = Client::connect(b.addr, &mallory)
@@ -179,14 +186,8 @@ async fn a_list_handed_to_one_node_cuts_the_user_off_at_every_node() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_envelope_for_a_device_at_the_other_node_is_handed_over_not_stored() {
-    let nats = NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (home_a, home_b) = (dir.path().join("a"), dir.path().join("b"));
     let acme = Org::new("Acme");
-    let a = node(&home_a, acme.id(), &nats.url);
-    std::fs::create_dir_all(&home_b).expect("home b");
-    std::fs::copy(home_a.join("relay.key"), home_b.join("relay.key")).expect("copy key");
-    let b = node(&home_b, acme.id(), &nats.url);
+    let TwoNodes { a, b, _nats, _dir } = two_nodes(acme.id());
     common::eventually("node a sees node b alive", || {
         let s = a.status();
         async move { (s["cluster"].as_array().map(Vec::len) == Some(2)).then_some(()) }

@@ -408,7 +408,8 @@ impl Drop for Branches {
     }
 }
 
-fn cli_json_relay(home: &Path, args: &[&str]) -> Value {
+/// Runs `tincan-relay --home HOME ARGS...` and parses its JSON output.
+pub fn cli_json_relay(home: &Path, args: &[&str]) -> Value {
     let out = Command::new(relay_bin())
         .arg("--home")
         .arg(home)
