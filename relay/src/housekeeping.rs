@@ -4,21 +4,29 @@
 //!
 //! One `select!` loop: [`Event::Dirty`] marks an organisation; its
 //! directory is pushed [`DIRECTORY_DEBOUNCE`] after the first mark, so a
-//! burst of changes costs one push per device.
+//! burst of changes costs one push per device, and each device gets only
+//! the entries that changed since it last acknowledged one
+//! ([`crate::registry::DirectoryBatch`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tincan_core::wire::Frame;
-use tincan_core::OrgId;
+use bytes::Bytes;
+use tincan_core::wire::{self, Frame};
+use tincan_core::{DeviceId, OrgId};
+use tincan_transport::rpc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::server::{push, Event, Shared};
+use crate::server::{Event, Shared};
 
 /// Delay between the first change and the directory push.
 pub const DIRECTORY_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Directory pushes in flight at once, over all connections.
+pub const DIRECTORY_PUSHES: usize = 64;
+/// Pause before a device whose directory push failed is tried again.
+const DIRECTORY_RETRY: Duration = Duration::from_secs(5);
 /// Period of the liveness check.
 const TICK: Duration = Duration::from_secs(1);
 /// Mail flush runs every this many ticks.
@@ -81,21 +89,104 @@ pub async fn run(
     }
 }
 
-/// Pushes `org`'s directory to each of its registered devices.
+/// Pushes `org`'s directory to each of its registered devices that is
+/// behind: one encoding per batch (the newcomers' whole directory, the
+/// others' delta), shared by every connection it goes to.
 fn push_directory(shared: &Arc<Shared>, org: OrgId) {
-    let (entries, conns) = {
-        let registry = shared.registry();
-        (
-            registry.directory(shared.clock.mono_ms(), &org),
-            registry.connections(&org),
-        )
-    };
-    tracing::debug!(%org, devices = entries.len(), to = conns.len(), "pushing directory");
-    for chunk in entries.chunks(tincan_core::route::MAX_DIRECTORY_CHUNK) {
-        for (_, conn) in &conns {
-            tokio::spawn(push(conn.clone(), Frame::Directory(chunk.to_vec())));
+    let batches = shared
+        .registry()
+        .directory_round(shared.clock.mono_ms(), &org);
+    for batch in batches {
+        let mut chunks = Vec::new();
+        for chunk in batch
+            .entries
+            .chunks(tincan_core::route::MAX_DIRECTORY_CHUNK)
+        {
+            match wire::encode(&Frame::Directory(chunk.to_vec())) {
+                Ok(bytes) => chunks.push(Bytes::from(bytes)),
+                Err(e) => tracing::error!(%org, error = %e, "cannot encode the directory"),
+            }
+        }
+        tracing::debug!(%org, since = batch.since, entries = batch.entries.len(), to = batch.to.len(), "pushing directory");
+        let chunks: Arc<[Bytes]> = chunks.into();
+        for (device, conn) in batch.to {
+            tokio::spawn(push_directory_to(
+                shared.clone(),
+                org,
+                device,
+                conn,
+                chunks.clone(),
+                batch.version,
+            ));
         }
     }
+}
+
+/// Sends `chunks` to one device, in order, each acknowledged before the
+/// next; then records what it has. At most [`DIRECTORY_PUSHES`] run at
+/// once, so a storm of newcomers pins a bounded number of streams.
+async fn push_directory_to(
+    shared: Arc<Shared>,
+    org: OrgId,
+    device: DeviceId,
+    conn: quinn::Connection,
+    chunks: Arc<[Bytes]>,
+    version: u64,
+) {
+    let mut acked = Some(version);
+    {
+        let _permit = shared.directory_pushes.acquire().await;
+        for chunk in chunks.iter() {
+            match push_bytes(&conn, chunk.clone(), crate::router::HOP_TIMEOUT).await {
+                Ok(Frame::Ack) => {}
+                other => {
+                    tracing::debug!(%device, answer = ?other.map(|f| f.name()), "directory push failed");
+                    acked = None;
+                    break;
+                }
+            }
+        }
+    }
+    let behind = shared
+        .registry()
+        .directory_done(&org, &device, conn.stable_id(), acked);
+    if behind && acked.is_some() {
+        shared.dirty(org);
+    } else if behind {
+        // Not acknowledged: try again later rather than at once, so a
+        // device that never answers costs one push per interval.
+        tokio::spawn(async move {
+            tokio::time::sleep(DIRECTORY_RETRY).await;
+            if conn.close_reason().is_none() {
+                shared.dirty(org);
+            }
+        });
+    }
+}
+
+/// One pushed frame, already encoded, on a new stream of `conn`, and its
+/// answer. The bytes go to quinn without a copy: every connection's
+/// stream holds the same buffer until acknowledged.
+async fn push_bytes(
+    conn: &quinn::Connection,
+    bytes: Bytes,
+    timeout: Duration,
+) -> Result<Frame, String> {
+    let exchange = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_chunk(bytes).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        let answer = recv
+            .read_to_end(rpc::STREAM_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        wire::decode(&answer)
+            .map(|(frame, _)| frame)
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
 /// Deletes expired mail and file items and refreshes the stored-mail

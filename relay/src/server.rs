@@ -122,6 +122,9 @@ pub struct Shared {
     pub flushing: Mutex<HashSet<usize>>,
     /// Admission of new connections (per-address and handshake limits).
     admission: Mutex<Admission>,
+    /// Directory pushes in flight
+    /// ([`crate::housekeeping::DIRECTORY_PUSHES`] at most).
+    pub directory_pushes: tokio::sync::Semaphore,
     /// To the housekeeping actor.
     pub events: mpsc::UnboundedSender<Event>,
     /// The clocks.
@@ -151,6 +154,7 @@ impl Shared {
             request_limits: Mutex::new(HashMap::new()),
             flushing: Mutex::new(HashSet::new()),
             admission: Mutex::new(Admission::new(Instant::now())),
+            directory_pushes: tokio::sync::Semaphore::new(crate::housekeeping::DIRECTORY_PUSHES),
             events,
             clock: Clock::new(),
         }
