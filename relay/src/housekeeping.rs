@@ -5,7 +5,8 @@
 //! One `select!` loop: [`Event::Dirty`] marks an organisation; its
 //! directory is pushed [`DIRECTORY_DEBOUNCE`] after the first mark, so a
 //! burst of changes costs one push per device, and each device gets only
-//! the entries that changed since it last acknowledged one
+//! the entries that changed since the version it acknowledged, or the
+//! whole directory when the relay cannot be sure what it holds
 //! ([`crate::registry::DirectoryBatch`]).
 
 use std::collections::HashSet;
@@ -19,6 +20,7 @@ use tincan_transport::rpc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::registry::{DirectoryNext, PushOutcome};
 use crate::server::{Event, Shared};
 
 /// Delay between the first change and the directory push.
@@ -90,77 +92,104 @@ pub async fn run(
 }
 
 /// Pushes `org`'s directory to each of its registered devices that is
-/// behind: one encoding per batch (the newcomers' whole directory, the
-/// others' delta), shared by every connection it goes to.
+/// due one (see [`crate::registry::DirectoryBatch`]): one encoding per
+/// batch, shared by every connection it goes to.
 fn push_directory(shared: &Arc<Shared>, org: OrgId) {
     let batches = shared
         .registry()
         .directory_round(shared.clock.mono_ms(), &org);
     for batch in batches {
-        let mut chunks = Vec::new();
-        for chunk in batch
-            .entries
-            .chunks(tincan_core::route::MAX_DIRECTORY_CHUNK)
-        {
-            match wire::encode(&Frame::Directory(chunk.to_vec())) {
+        let mut chunks = Vec::with_capacity(batch.frames.len());
+        for frame in &batch.frames {
+            match wire::encode(frame) {
                 Ok(bytes) => chunks.push(Bytes::from(bytes)),
                 Err(e) => tracing::error!(%org, error = %e, "cannot encode the directory"),
             }
         }
-        tracing::debug!(%org, since = batch.since, entries = batch.entries.len(), to = batch.to.len(), "pushing directory");
+        tracing::debug!(%org, since = ?batch.since, version = batch.version, entries = batch.entries, to = batch.to.len(), "pushing directory");
         let chunks: Arc<[Bytes]> = chunks.into();
         for (device, conn) in batch.to {
-            tokio::spawn(push_directory_to(
-                shared.clone(),
+            let push = Push {
                 org,
                 device,
+                since: batch.since,
+                version: batch.version,
+            };
+            tokio::spawn(push_directory_to(
+                shared.clone(),
+                push,
                 conn,
                 chunks.clone(),
-                batch.version,
             ));
         }
     }
 }
 
-/// Sends `chunks` to one device, in order, each acknowledged before the
-/// next; then records what it has. At most [`DIRECTORY_PUSHES`] run at
-/// once, so a storm of newcomers pins a bounded number of streams.
-async fn push_directory_to(
-    shared: Arc<Shared>,
+/// One connection's push of a round.
+#[derive(Clone, Copy, Debug)]
+struct Push {
     org: OrgId,
     device: DeviceId,
+    /// The version the device holds (`None`: it gets the unversioned whole).
+    since: Option<u64>,
+    /// The version it holds once every chunk is acknowledged.
+    version: u64,
+}
+
+/// Sends `chunks` to one device, in order, each acknowledged before the
+/// next; then records the outcome and pushes again if that is due. At
+/// most [`DIRECTORY_PUSHES`] run at once, so a storm of newcomers pins a
+/// bounded number of streams.
+async fn push_directory_to(
+    shared: Arc<Shared>,
+    push: Push,
     conn: quinn::Connection,
     chunks: Arc<[Bytes]>,
-    version: u64,
 ) {
-    let mut acked = Some(version);
+    let mut outcome = PushOutcome::Acked;
     {
         let _permit = shared.directory_pushes.acquire().await;
         for chunk in chunks.iter() {
             match push_bytes(&conn, chunk.clone(), crate::router::HOP_TIMEOUT).await {
                 Ok(Frame::Ack) => {}
-                other => {
-                    tracing::debug!(%device, answer = ?other.map(|f| f.name()), "directory push failed");
-                    acked = None;
+                Ok(answer) => {
+                    // It did not apply this part: it holds something else.
+                    let answer = match &answer {
+                        Frame::Error(reason) => reason.as_str(),
+                        other => other.name(),
+                    };
+                    tracing::debug!(device = %push.device, %answer, "directory push refused");
+                    outcome = PushOutcome::Refused;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(device = %push.device, error = %e, "directory push failed");
+                    outcome = PushOutcome::Failed;
                     break;
                 }
             }
         }
     }
-    let behind = shared
-        .registry()
-        .directory_done(&org, &device, conn.stable_id(), acked);
-    if behind && acked.is_some() {
-        shared.dirty(org);
-    } else if behind {
-        // Not acknowledged: try again later rather than at once, so a
-        // device that never answers costs one push per interval.
-        tokio::spawn(async move {
-            tokio::time::sleep(DIRECTORY_RETRY).await;
-            if conn.close_reason().is_none() {
-                shared.dirty(org);
-            }
-        });
+    let next = shared.registry().directory_done(
+        &push.org,
+        &push.device,
+        conn.stable_id(),
+        push.since,
+        push.version,
+        outcome,
+    );
+    match next {
+        DirectoryNext::Nothing => {}
+        DirectoryNext::Now => shared.dirty(push.org),
+        DirectoryNext::Later => {
+            // A device that never answers costs one push per interval.
+            tokio::spawn(async move {
+                tokio::time::sleep(DIRECTORY_RETRY).await;
+                if conn.close_reason().is_none() {
+                    shared.dirty(push.org);
+                }
+            });
+        }
     }
 }
 

@@ -29,7 +29,7 @@ use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations, Us
 
 use tincan_core::lease::LeaseTable;
 
-pub use directory::{DirectoryBatch, DirectorySent, Published};
+pub use directory::{DirectoryBatch, DirectoryNext, DirectorySent, PushOutcome};
 pub use neighbour::same_lan_prefix;
 
 /// A device the relay has seen (directly or in a gateway's list).
@@ -94,8 +94,8 @@ pub struct OrgState {
     /// user key, never stored, bounded (per handing user and per
     /// organisation), and never in the way of another removal.
     pub held_removals: VecDeque<(UserId, DeviceRevocation)>,
-    /// The directory as last pushed (see [`DirectoryBatch`]).
-    pub published: Published,
+    /// The directory as last published (see [`DirectoryBatch`]).
+    pub published: tincan_core::route::directory::PublishedDirectory,
 }
 
 impl OrgState {
