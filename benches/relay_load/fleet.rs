@@ -9,8 +9,9 @@
 //! relay's per-address limits (64 open connections, 50 attempts a second)
 //! hold with its defaults: [`PER_ADDRESS`] devices per address.
 //!
-//! A device answers what the relay pushes: `Directory`, `Neighbours` and
-//! `Revocations` with `Ack`, a routed envelope with a receipt signed by
+//! A device asks for versioned directory pushes as the node does, and
+//! answers what the relay pushes: `DirectoryUpdate`, `Directory`,
+//! `Neighbours` and `Revocations` with `Ack`, a routed envelope with a receipt signed by
 //! its device key (it does not open the envelope: that is the node's cost,
 //! not the relay's).
 
@@ -171,6 +172,10 @@ impl Fleet {
             match rpc::request(&conn, &register, EXCHANGE).await {
                 Ok(Frame::Welcome(_)) => {
                     tokio::spawn(serve(conn.clone(), device.clone(), self.counters.clone()));
+                    // As the node does: versioned directory pushes (a relay
+                    // that predates them answers an error and pushes the
+                    // whole directory instead).
+                    let _ = rpc::request(&conn, &Frame::DirectoryVersions, EXCHANGE).await;
                     *device.conn.lock().expect("conn") = Some(conn);
                     return Ok(());
                 }
@@ -212,6 +217,13 @@ async fn serve(conn: quinn::Connection, device: Arc<Device>, counters: Arc<Count
                     counters
                         .directory_entries
                         .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                    Frame::Ack
+                }
+                Frame::DirectoryUpdate(update) => {
+                    counters.directory_frames.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .directory_entries
+                        .fetch_add(update.entries.len() as u64, Ordering::Relaxed);
                     Frame::Ack
                 }
                 Frame::Neighbours(_) | Frame::Revocations(_) => Frame::Ack,

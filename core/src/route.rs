@@ -18,6 +18,7 @@
 //! typed into a conversation.
 
 pub mod custody;
+pub mod directory;
 pub mod fanout;
 pub mod hop;
 

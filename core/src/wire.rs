@@ -197,6 +197,17 @@ pub enum Frame {
     /// LAN peer exchange: devices' signed records and reports of devices
     /// gone (`crate::lan`), answered with [`Frame::Ack`].
     Lan(crate::lan::LanGossip),
+    /// A device asks the relay for versioned directory pushes
+    /// ([`Frame::DirectoryUpdate`]) on this connection, answered with
+    /// [`Frame::Ack`]. A relay that predates them answers an error and keeps
+    /// pushing [`Frame::Directory`] parts; a device that never asks gets
+    /// those too.
+    DirectoryVersions,
+    /// One part of a versioned directory push (relay → device; see
+    /// `crate::route::directory`), answered with [`Frame::Ack`] once
+    /// applied, or [`Frame::Error`] when it does not apply to what the
+    /// device holds (the relay then sends the whole directory).
+    DirectoryUpdate(crate::route::directory::DirectoryUpdate),
 }
 
 impl Frame {
@@ -231,6 +242,8 @@ impl Frame {
             Frame::FileUpload(_) => "file-upload",
             Frame::RoomEnvelope(_) => "room-envelope",
             Frame::Lan(_) => "lan",
+            Frame::DirectoryVersions => "directory-versions",
+            Frame::DirectoryUpdate(_) => "directory-update",
         }
     }
 }

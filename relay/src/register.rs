@@ -237,6 +237,7 @@ fn register_locked(
             lan_addrs: reg.lan_addrs.clone(),
             lonely: reg.lonely,
             expires_at: reg.membership.expires_at,
+            directory: Default::default(),
         },
     );
     let revocations = registry.org(&org).and_then(|s| s.revocations.clone());

@@ -16,6 +16,7 @@
 //!   pass the clocks in (`now_ms` is the monotonic clock of the leases,
 //!   `wall_ms` the Unix clock).
 
+mod directory;
 mod neighbour;
 mod revocation;
 mod site;
@@ -28,6 +29,7 @@ use tincan_core::{DeviceCert, DeviceId, DeviceRevocation, OrgId, Revocations, Us
 
 use tincan_core::lease::LeaseTable;
 
+pub use directory::{DirectoryBatch, DirectoryNext, DirectorySent, PushOutcome};
 pub use neighbour::same_lan_prefix;
 
 /// A device the relay has seen (directly or in a gateway's list).
@@ -54,6 +56,8 @@ pub struct DirectConn {
     pub lonely: bool,
     /// When the device's membership ends, unix seconds.
     pub expires_at: u64,
+    /// What it has of the directory.
+    pub directory: DirectorySent,
 }
 
 /// A site as its gateway last described it.
@@ -90,6 +94,8 @@ pub struct OrgState {
     /// user key, never stored, bounded (per handing user and per
     /// organisation), and never in the way of another removal.
     pub held_removals: VecDeque<(UserId, DeviceRevocation)>,
+    /// The directory as last published (see [`DirectoryBatch`]).
+    pub published: tincan_core::route::directory::PublishedDirectory,
 }
 
 impl OrgState {

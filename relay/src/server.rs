@@ -141,6 +141,9 @@ pub struct Shared {
     pub flushing: Mutex<HashSet<usize>>,
     /// Admission of new connections (per-address and handshake limits).
     admission: Mutex<Admission>,
+    /// Directory pushes in flight
+    /// ([`crate::housekeeping::DIRECTORY_PUSHES`] at most).
+    pub directory_pushes: tokio::sync::Semaphore,
     /// To the housekeeping actor.
     pub events: mpsc::UnboundedSender<Event>,
     /// The clocks.
@@ -172,6 +175,7 @@ impl Shared {
             request_limits: Mutex::new(HashMap::new()),
             flushing: Mutex::new(HashSet::new()),
             admission: Mutex::new(Admission::new(Instant::now())),
+            directory_pushes: tokio::sync::Semaphore::new(crate::housekeeping::DIRECTORY_PUSHES),
             events,
             clock: Clock::new(),
         }
@@ -445,10 +449,13 @@ async fn serve_stream(
         crate::file::serve(&shared, &peer, request, send).await;
         return;
     }
-    if !matches!(request, Frame::Route(_)) && !shared.take_request_token(peer.device) {
+    let free = matches!(request, Frame::Route(_) | Frame::DirectoryVersions);
+    if !free && !shared.take_request_token(peer.device) {
         // Routes have their own bucket with per-device answers; every other
         // request (lease claims, site members, rosters, revocations) costs
-        // signature checks and durable writes, so it is rationed too.
+        // signature checks and durable writes, so it is rationed too. Asking
+        // for versioned directory pushes costs a flag, once per connection
+        // (again changes nothing).
         shared.metrics.rate_limited.inc();
         let answer = Frame::Error(format!(
             "rate limited: at most {} requests per second besides routes",
@@ -467,9 +474,10 @@ async fn serve_stream(
     }
 }
 
-/// Frame kinds this build knows (`Frame` variants `Hello` … `RoomEnvelope`;
-/// raise it with every variant appended).
-const KNOWN_FRAME_KINDS: u64 = 27;
+/// Frame kinds this build knows (`Frame` variants `Hello` …
+/// `DirectoryUpdate`; raise it with every variant appended: a test checks
+/// it against the last one).
+const KNOWN_FRAME_KINDS: u64 = 30;
 
 /// The variant index of a well-framed, current-version body whose kind
 /// this build does not know (a later protocol addition), if it is one:
@@ -505,6 +513,16 @@ async fn dispatch(shared: &Arc<Shared>, peer: &Peer, request: Frame) -> Frame {
         } => gateway::site_members(shared, peer, site, epoch, members).await,
         Frame::Revocations(list) => revoke::handle(shared, peer, list).await,
         Frame::Devices(roster) => crate::devices::handle(shared, peer, roster).await,
+        Frame::DirectoryVersions => {
+            let stable_id = peer.conn.stable_id();
+            if shared
+                .registry()
+                .directory_versioned(&peer.org, &peer.device, stable_id)
+            {
+                shared.dirty(peer.org);
+            }
+            Frame::Ack
+        }
         other => Frame::Error(format!(
             "unexpected {} request: the relay takes register, route, lease-claim, lease-release, site-members, revocations, devices, file-request and file-upload",
             other.name()
@@ -536,5 +554,19 @@ mod tests {
         assert_eq!(unknown_frame_kind(&[0, 0, 0, 2, 9, 30]), None);
         assert_eq!(unknown_frame_kind(&[0, 0, 0, 9, 2, 30]), None);
         assert_eq!(unknown_frame_kind(&[0, 0]), None);
+    }
+
+    #[test]
+    fn the_last_known_frame_kind_is_the_last_variant() {
+        let last = Frame::DirectoryUpdate(tincan_core::route::directory::DirectoryUpdate {
+            base: 0,
+            version: 0,
+            part: 0,
+            last: true,
+            entries: Vec::new(),
+            gone: Vec::new(),
+        });
+        let bytes = wire::encode(&last).expect("encode");
+        assert_eq!(u64::from(bytes[5]), KNOWN_FRAME_KINDS - 1);
     }
 }

@@ -121,6 +121,20 @@ fn every_frame() -> Vec<Frame> {
         Frame::Pair(crate::pairing::PairMessage::Refused(
             crate::pairing::PairRefusal::WrongCode,
         )),
+        Frame::DirectoryVersions,
+        Frame::DirectoryUpdate(crate::route::directory::DirectoryUpdate {
+            base: 4,
+            version: 9,
+            part: 1,
+            last: true,
+            entries: vec![DirectoryEntry {
+                cert: b.cert.clone(),
+                name: "bob".into(),
+                online: true,
+                site: Some(SiteId([7; 16])),
+            }],
+            gone: vec![a.device_id()],
+        }),
     ];
     for reason in [
         RefuseReason::NotForThisDevice,
@@ -162,6 +176,29 @@ fn goodbye_golden_bytes() {
     assert_eq!(decode(&[0, 0, 0, 2, 2, 4, 0xaa]), Ok((Frame::Goodbye, 6)));
     // variant index 18 (Ack)
     assert_eq!(encode(&Frame::Ack), Ok(vec![0, 0, 0, 2, 2, 18]));
+}
+
+#[test]
+fn directory_versioning_golden_bytes() {
+    // Appended after Lan (27): old peers fail to decode them (and answer
+    // an error), nothing else moves.
+    assert_eq!(
+        encode(&Frame::DirectoryVersions),
+        Ok(vec![0, 0, 0, 2, 2, 28])
+    );
+    let whole = Frame::DirectoryUpdate(crate::route::directory::DirectoryUpdate {
+        base: 0,
+        version: 3,
+        part: 0,
+        last: true,
+        entries: vec![],
+        gone: vec![],
+    });
+    // variant 29 | base 0 | version 3 | part 0 | last | no entries | none gone
+    assert_eq!(
+        encode(&whole),
+        Ok(vec![0, 0, 0, 8, 2, 29, 0, 3, 0, 1, 0, 0])
+    );
 }
 
 #[test]

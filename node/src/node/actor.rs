@@ -22,7 +22,8 @@ use tincan_core::delivery::Deliveries;
 use tincan_core::election::{ElectionConfig, GatewayElection};
 use tincan_core::outbox::Outbox;
 use tincan_core::peer_book::PeerBook;
-use tincan_core::route::{DirectoryEntry, MemberCard};
+use tincan_core::route::directory::HeldDirectory;
+use tincan_core::route::MemberCard;
 use tincan_core::site::{GatewayPreference, SiteId};
 use tincan_core::wire::Hello;
 use tincan_core::{DeviceCert, DeviceId, Identity, Membership, Revocations};
@@ -32,6 +33,7 @@ mod answer;
 mod chat;
 mod contacts;
 mod devices;
+mod directory;
 mod election;
 mod file;
 mod inbound;
@@ -164,9 +166,13 @@ pub(crate) struct Actor {
     org_peers: BTreeMap<DeviceId, MemberCard>,
     relay: RelayLink,
     remote: BTreeMap<DeviceId, RemotePeer>,
-    /// The organisation's directory as the relay sent it (merged from its
-    /// parts), forwarded to LAN members.
-    directory: BTreeMap<DeviceId, DirectoryEntry>,
+    /// The organisation's directory as the relay sent it, whatever this
+    /// node's role then; forwarded to LAN members as gateway
+    /// (`actor/directory.rs`).
+    directory: HeldDirectory,
+    /// As gateway: LAN members whose latest beacon follows this node (each
+    /// was sent the directory when it started to).
+    followers: BTreeSet<DeviceId>,
     /// Devices the outbox was last told are reachable.
     reachable: BTreeSet<DeviceId>,
     /// The site membership last reported to the relay.
@@ -271,7 +277,8 @@ impl Actor {
             org_peers: BTreeMap::new(),
             relay: RelayLink::default(),
             remote: BTreeMap::new(),
-            directory: BTreeMap::new(),
+            directory: HeldDirectory::new(),
+            followers: BTreeSet::new(),
             reachable: BTreeSet::new(),
             members_sent: None,
             preference: parts.gateway,
@@ -508,7 +515,10 @@ impl Actor {
             }
             LinkEvent::Beacon { from, beacon } => {
                 if self.org_peers.contains_key(&from) {
+                    let me = self.identity.device_id();
+                    let follows = beacon.gateway.is_some_and(|g| g.device == me);
                     self.election.handle_beacon(self.now, from, beacon);
+                    self.note_follower(from, follows);
                 }
             }
             LinkEvent::Routed {

@@ -4,8 +4,12 @@
 //! tincan-transport, as the node uses them). Only ever dial 127.0.0.1.
 #![allow(dead_code)]
 
+mod directory;
 pub mod nats;
 pub mod relay;
+
+pub use directory::DirectoryMode;
+use directory::DirectoryState;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use quinn::crypto::rustls::QuicClientConfig;
+use tincan_core::route::directory::DirectoryUpdate;
 use tincan_core::route::{
     Answer, DeviceAnswer, DirectoryEntry, MemberCard, Neighbour, Register, Route, Routed, Welcome,
 };
@@ -171,7 +176,10 @@ pub enum Mode {
 #[derive(Clone, Debug)]
 pub enum Inbound {
     Route(Route),
+    /// An unversioned directory push (merged by device, as a node does).
     Directory(Vec<DirectoryEntry>),
+    /// A versioned directory push (applied only to its base).
+    Update(DirectoryUpdate),
     Neighbours(Vec<Neighbour>),
     Revocations(Revocations),
     Other(String),
@@ -185,6 +193,9 @@ pub struct Client {
     pub welcome: Welcome,
     pub route_streams: Arc<AtomicUsize>,
     pub mode: Arc<Mutex<Mode>>,
+    /// Whether the relay took `DirectoryVersions`.
+    pub versioned: bool,
+    directory: Arc<DirectoryState>,
     inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<Inbound>>,
     seen: Mutex<Vec<Inbound>>,
 }
@@ -229,6 +240,15 @@ impl Client {
         Self::connect_with(relay, device, device.register(), Vec::new()).await
     }
 
+    /// Connects and registers `device` like a node that predates versioned
+    /// directory pushes (it never sends `DirectoryVersions`).
+    pub async fn connect_unversioned(
+        relay: SocketAddr,
+        device: &Device,
+    ) -> Result<Client, Refusal> {
+        Self::connect_as(relay, device, device.register(), Vec::new(), false).await
+    }
+
     /// Connects with a custom Register, holding `members` (a fake gateway
     /// answers for them).
     pub async fn connect_with(
@@ -236,6 +256,16 @@ impl Client {
         device: &Device,
         register: Register,
         members: Vec<Device>,
+    ) -> Result<Client, Refusal> {
+        Self::connect_as(relay, device, register, members, true).await
+    }
+
+    async fn connect_as(
+        relay: SocketAddr,
+        device: &Device,
+        register: Register,
+        members: Vec<Device>,
+        versions: bool,
     ) -> Result<Client, Refusal> {
         let fail = |e: String| Refusal {
             error: Some(format!("client error: {e}")),
@@ -273,13 +303,22 @@ impl Client {
         for m in members {
             held.insert(m.id(), m.identity);
         }
+        let directory = Arc::new(DirectoryState::default());
         tokio::spawn(serve(
             conn.clone(),
             Arc::new(held),
             tx,
             route_streams.clone(),
             mode.clone(),
+            directory.clone(),
         ));
+        // As a node does once registered (a relay that predates versions
+        // answers an error, and the client takes whole pushes).
+        let versioned = versions
+            && matches!(
+                rpc::request(&conn, &Frame::DirectoryVersions, DEADLINE).await,
+                Ok(Frame::Ack)
+            );
         Ok(Client {
             device: device.clone(),
             endpoint,
@@ -287,6 +326,8 @@ impl Client {
             welcome,
             route_streams,
             mode,
+            versioned,
+            directory,
             inbox: tokio::sync::Mutex::new(rx),
             seen: Mutex::new(Vec::new()),
         })
@@ -355,6 +396,7 @@ impl Client {
         loop {
             let first = self.received().await.into_iter().find_map(|i| match i {
                 Inbound::Directory(d) => Some(d),
+                Inbound::Update(u) if u.base == 0 => Some(u.entries),
                 _ => None,
             });
             if let Some(d) = first {
@@ -367,29 +409,28 @@ impl Client {
         }
     }
 
-    /// Waits for a directory whose entries satisfy `ok`.
+    /// Waits until the directory this client holds satisfies `ok`;
+    /// returns it.
     pub async fn wait_directory(
         &self,
         what: &str,
         ok: impl Fn(&[DirectoryEntry]) -> bool,
     ) -> Vec<DirectoryEntry> {
-        // Only the latest directory counts: clear older ones as they fail.
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let latest = self
-                .received()
-                .await
-                .into_iter()
-                .rev()
-                .find_map(|i| match i {
-                    Inbound::Directory(d) => Some(d),
-                    _ => None,
-                });
-            if let Some(d) = latest.filter(|d| ok(d)) {
-                return d;
+            // Drain the inbox too: a test may look at what arrived.
+            self.received().await;
+            let view = self.view();
+            if ok(&view) {
+                return view;
             }
             if Instant::now() > deadline {
-                panic!("{}: no directory with {what}", self.device.name());
+                let held: Vec<(&str, bool)> =
+                    view.iter().map(|e| (e.name.as_str(), e.online)).collect();
+                panic!(
+                    "{}: no directory with {what}; it holds {held:?}",
+                    self.device.name()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -408,12 +449,14 @@ async fn serve(
     tx: mpsc::UnboundedSender<Inbound>,
     route_streams: Arc<AtomicUsize>,
     mode: Arc<Mutex<Mode>>,
+    directory: Arc<DirectoryState>,
 ) {
     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
         let held = held.clone();
         let tx = tx.clone();
         let route_streams = route_streams.clone();
         let mode = *mode.lock().expect("mode");
+        let directory = directory.clone();
         tokio::spawn(async move {
             let Ok(frame) = rpc::read_request(&mut recv, DEADLINE).await else {
                 return;
@@ -425,9 +468,21 @@ async fn serve(
                     let _ = tx.send(Inbound::Route(route));
                     Frame::Answers(answers)
                 }
-                Frame::Directory(d) => {
-                    let _ = tx.send(Inbound::Directory(d));
-                    Frame::Ack
+                frame @ (Frame::Directory(_) | Frame::DirectoryUpdate(_)) => {
+                    let _ = tx.send(match &frame {
+                        Frame::DirectoryUpdate(u) => Inbound::Update(u.clone()),
+                        Frame::Directory(d) => Inbound::Directory(d.clone()),
+                        _ => Inbound::Other(frame.name().into()),
+                    });
+                    let dmode = *directory.mode.lock().expect("mode");
+                    match dmode {
+                        DirectoryMode::Apply => directory.apply(frame),
+                        DirectoryMode::Refuse => Frame::Error("refused by the test".into()),
+                        DirectoryMode::Hold => {
+                            directory.held.lock().expect("held").push((frame, send));
+                            return;
+                        }
+                    }
                 }
                 Frame::Neighbours(n) => {
                     let _ = tx.send(Inbound::Neighbours(n));

@@ -272,6 +272,7 @@ impl Actor {
             self.certs.remove(&device);
             self.book.forget(&device);
             self.remote.remove(&device);
+            self.directory.forget(&device);
             let now = self.now;
             let stuck = self.deliveries.waiting_for(&device);
             for id in stuck {

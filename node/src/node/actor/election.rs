@@ -101,6 +101,9 @@ impl Actor {
                 ElectionEvent::RoleChanged { role, gateway } => {
                     tracing::info!(%role, ?gateway, site = ?self.election.site(), "role changed");
                     self.members_sent = None;
+                    // Members are sent the directory once they follow this
+                    // node as gateway (`Actor::note_follower`).
+                    self.followers.clear();
                     if role == Role::Gateway {
                         self.share_lan_neighbours(None);
                     }

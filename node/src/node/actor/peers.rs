@@ -193,6 +193,9 @@ impl Actor {
         if new_org_peer {
             self.share_lan_neighbours(Some(device));
         }
+        // A new link may be a member that restarted before we noticed it
+        // leave: it must follow us again to be sent the directory.
+        self.followers.remove(&device);
     }
 
     /// Whether one more user from outside the organisation may be

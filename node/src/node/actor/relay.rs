@@ -1,21 +1,20 @@
 //! The relay side of the actor: when to hold a relay connection (roaming
-//! or gateway only), what the relay tells us (directory, neighbours,
-//! revocations), and which devices the outbox may try.
+//! or gateway only), what the relay tells us (neighbours, revocations; the
+//! directory is `directory.rs`'s), and which devices the outbox may try.
 
 use std::sync::Arc;
 
-use tincan_core::peer_book::{PeerInfo, Via};
-use tincan_core::route::{DirectoryEntry, Neighbour, Register, Welcome};
+use tincan_core::peer_book::Via;
+use tincan_core::route::{Neighbour, Register, Welcome};
 use tincan_core::site::Role;
 use tincan_core::wire::Frame;
 use tincan_core::{DeviceId, Revocations};
 
-use super::{Actor, RemotePeer};
+use super::Actor;
 use crate::event::NodeEvent;
 use crate::node::link;
 use crate::node::uplink;
 use crate::node::NodeError;
-use crate::store::PeerRecord;
 
 /// Longest wait between attempts to reach the relay.
 const MAX_RELAY_BACKOFF_MS: u64 = 10_000;
@@ -146,6 +145,13 @@ impl Actor {
         }
         // Removals made while the relay was out of reach reach it now.
         self.share_roster(&conn, None);
+        // Directory pushes that name the version they apply to; the first
+        // on this connection is the whole directory.
+        self.directory.expect_whole();
+        tokio::spawn(link::notify(
+            conn.clone(),
+            Arc::new(Frame::DirectoryVersions),
+        ));
         self.relay.conn = Some(conn);
         self.relay.node = Some(node);
         self.members_sent = None;
@@ -205,101 +211,13 @@ impl Actor {
         }
         match frame {
             Frame::Directory(entries) => self.on_directory(from, entries),
+            Frame::DirectoryUpdate(update) => self.on_directory_update(from, update),
             Frame::Neighbours(list) => self.on_neighbours(list),
             Frame::Revocations(list) => match self.apply_revocations(list) {
                 Ok(()) => Frame::Ack,
                 Err(e) => Frame::Error(e.to_string()),
             },
             other => Frame::Error(format!("unexpected {}", other.name())),
-        }
-    }
-
-    fn on_directory(&mut self, from: DeviceId, entries: Vec<DirectoryEntry>) -> Frame {
-        let me = self.identity.device_id();
-        let mut valid = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let device = entry.cert.device_id();
-            if device == me
-                || entry.cert.verify().is_err()
-                || self.is_revoked(&entry.cert.user_id())
-            {
-                continue;
-            }
-            if crate::keystore::validate_name(&entry.name).ok().as_deref() != Some(&entry.name) {
-                tracing::warn!(%device, "directory entry with an invalid name skipped");
-                continue;
-            }
-            valid.push(entry);
-        }
-        for entry in &valid {
-            let device = entry.cert.device_id();
-            let user = entry.cert.user_id();
-            self.certs.insert(device, entry.cert.clone());
-            let was_online = self.remote.get(&device).is_some_and(|r| r.online);
-            self.remote.insert(
-                device,
-                RemotePeer {
-                    online: entry.online,
-                },
-            );
-            if self.conns.contains_key(&device) {
-                continue;
-            }
-            self.learn_peer(PeerInfo {
-                device,
-                user,
-                name: entry.name.clone(),
-                addrs: Vec::new(),
-                online: entry.online,
-                via: Via::Relay,
-            });
-            self.book.set_online(&device, entry.online);
-            let record = PeerRecord {
-                device,
-                user,
-                name: entry.name.clone(),
-                cert: entry.cert.to_bytes(),
-                addrs: Vec::new(),
-                last_seen_ms: self.now,
-            };
-            if let Err(e) = self.store.upsert_peer(&record) {
-                tracing::warn!(%device, error = %e, "cannot store remote peer");
-            }
-            if was_online != entry.online {
-                if let Some(info) = self.book.device(&device) {
-                    let peer = self.peer_view(info);
-                    self.emit(if entry.online {
-                        NodeEvent::PeerOnline { peer }
-                    } else {
-                        NodeEvent::PeerOffline { peer }
-                    });
-                }
-            }
-        }
-        // As gateway, pass the relay's directory on to the LAN.
-        if self.election.role() == Role::Gateway && Some(from) == self.relay.device {
-            for entry in valid {
-                self.directory.insert(entry.cert.device_id(), entry);
-            }
-            self.push_directory_to_lan();
-        }
-        Frame::Ack
-    }
-
-    /// Sends the directory (in parts of at most `MAX_DIRECTORY_CHUNK`) to
-    /// every organisation peer on the LAN.
-    pub(super) fn push_directory_to_lan(&self) {
-        if self.directory.is_empty() {
-            return;
-        }
-        let entries: Vec<DirectoryEntry> = self.directory.values().cloned().collect();
-        for chunk in entries.chunks(tincan_core::route::MAX_DIRECTORY_CHUNK) {
-            let frame = Arc::new(Frame::Directory(chunk.to_vec()));
-            for device in self.org_peers.keys() {
-                if let Some(conn) = self.conns.get(device).and_then(|c| c.last()) {
-                    tokio::spawn(link::notify(conn.clone(), frame.clone()));
-                }
-            }
         }
     }
 
@@ -376,8 +294,16 @@ impl Actor {
         );
         self.revocations = Some(list.clone());
         self.enforce_revocations();
-        self.directory
-            .retain(|_, e| !list.is_revoked(&e.cert.user_id()));
+        let revoked: Vec<DeviceId> = self
+            .directory
+            .entries()
+            .iter()
+            .filter(|(_, e)| list.is_revoked(&e.cert.user_id()))
+            .map(|(d, _)| *d)
+            .collect();
+        for device in &revoked {
+            self.directory.forget(device);
+        }
         let certs = &self.certs;
         self.remote.retain(|device, _| {
             certs

@@ -63,6 +63,7 @@ pub(super) async fn serve_stream(
         },
         Ok((
             frame @ (Frame::Directory(_)
+            | Frame::DirectoryUpdate(_)
             | Frame::Lan(_)
             | Frame::Neighbours(_)
             | Frame::Revocations(_)
