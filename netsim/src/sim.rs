@@ -33,6 +33,7 @@
 //! - [`node`]: one device driving core's outbox, gateway election and
 //!   room logs, with its durable store.
 //! - [`seed`]: random streams and [`check_seeds`].
+//! - `trace`: the buffered hash behind [`Sim::trace_hash`].
 //!
 //! # Example
 //! ```
@@ -60,6 +61,7 @@ mod relay;
 mod report;
 mod room;
 pub mod seed;
+pub(crate) mod trace;
 mod world;
 
 use std::fmt;
