@@ -19,7 +19,8 @@
 //!
 //! # Layout
 //! - [`SimBuilder`]: seed, sites, latency, loss and timeouts.
-//! - `queue`: the event queue and what travels on it.
+//! - `queue`: the event queue (a wheel of instants, `queue/wheel.rs`) and
+//!   what travels on it.
 //! - [`net`]: sites, partitions, per-hop latency and loss, WAN counters.
 //! - `world`: state shared by all nodes and the gateway/relay routing (one
 //!   envelope copy per destination site, fanned out inside the site).
