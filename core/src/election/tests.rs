@@ -611,3 +611,5 @@ fn lease_timing_follows_the_relays_ttl() {
     a.set_lease_ttl(now, 0);
     assert!(a.config().renew_interval_ms >= 1);
 }
+
+mod timeout;
