@@ -539,7 +539,11 @@ impl Sim {
         let device = self.nodes[from.0].device_id();
         for i in 0..self.world.net.members[site.0].len() {
             let to = self.world.net.members[site.0][i];
-            if to == from || !self.nodes[to.0].is_up() || self.world.net.lose() {
+            // `net.up` mirrors `SimNode::is_up` (both change only in
+            // `crash` and `restart`) in one dense array: reading it here
+            // spares a cache miss per recipient (93 M of them in the
+            // 2,000-node run) on a line of the node nothing else needs.
+            if to == from || !self.world.net.up[to.0] || self.world.net.lose() {
                 continue;
             }
             self.nodes[to.0].on_beacon(&mut self.world, device, beacon.clone());
