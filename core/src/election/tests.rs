@@ -613,3 +613,4 @@ fn lease_timing_follows_the_relays_ttl() {
 }
 
 mod timeout;
+mod verified;
