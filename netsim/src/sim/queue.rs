@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tincan_core::route::custody::MailKey;
 use tincan_core::route::Answer;
-use tincan_core::{Beacon, DeviceId, Envelope, LeaseGrant, LeaseRefusal, MessageId, SiteId};
+use tincan_core::{Beacon, DeviceId, Envelope, LeaseRefusal, MessageId, SiteId};
 
+use super::relay::PendingGrant;
 use super::{NodeIdx, SiteIdx};
 
 pub(crate) use wheel::Queue;
@@ -123,8 +124,9 @@ pub(crate) enum Packet {
         site: SiteId,
         /// The epoch claimed.
         epoch: u64,
-        /// The signed grant, or why not.
-        result: Result<Box<LeaseGrant>, LeaseRefusal>,
+        /// The signed grant (being signed and checked on the relay's
+        /// signer thread), or why not.
+        result: Result<PendingGrant, LeaseRefusal>,
     },
 }
 
