@@ -1,6 +1,6 @@
-//! `poll_timeout` skips its scan of the peers when their lower bound
-//! (`peers_silent_from`) cannot be the answer; it must still give what the
-//! full scan gives after any input.
+//! Peers falling silent, and `poll_timeout`, which skips its scan of the
+//! peers when their lower bound (`peers_silent_from`) cannot be the
+//! answer: it must still give what the full scan gives after any input.
 
 use super::*;
 
@@ -74,4 +74,27 @@ fn the_timeout_is_the_one_a_scan_of_every_peer_gives() {
     }
     let covered = [silence_first, spared, gateway];
     assert!(covered.iter().all(|n| *n > 100), "{covered:?}");
+}
+
+#[test]
+fn silent_peers_expire_and_lost_peers_go_at_once() {
+    let mut a = node(1, GatewayPreference::Auto, Some(site(1)));
+    a.handle_beacon(0, dev(2), peer(2, Some(site(1)), Some(1)));
+    a.handle_beacon(100, dev(3), peer(3, Some(site(1)), None));
+    assert_eq!(a.role(), Role::Member);
+    assert_eq!(a.lan_peers().collect::<Vec<_>>(), vec![dev(2), dev(3)]);
+    let timeout = a.config().peer_timeout_ms;
+    a.handle_timeout(timeout - 1, &mut SeededEntropy::new(0));
+    assert_eq!(a.role(), Role::Member);
+    a.handle_timeout(timeout, &mut SeededEntropy::new(0));
+    assert_eq!(a.lan_peers().collect::<Vec<_>>(), vec![dev(3)]);
+    assert_eq!(a.role(), Role::Roaming, "claiming once the gateway is gone");
+    a.handle_peer_lost(timeout + 1, dev(3));
+    let (tx, _) = drain(&mut a);
+    assert_eq!(a.lan_peers().count(), 0);
+    assert_eq!(
+        releases(&tx),
+        vec![(site(1), 2)],
+        "alone: the claim is moot"
+    );
 }
