@@ -180,8 +180,12 @@ pub enum ElectionEvent {
 struct Peer {
     beacon: Beacon,
     heard_at: u64,
-    /// The verified grant of its lease, while it is gateway.
-    proof: Option<LeaseGrant>,
+    /// The verified grant of its lease, while it is gateway. Boxed: a
+    /// grant is 152 bytes that most peers (the members) never have, and a
+    /// node on a LAN of n reads and rewrites one of its n peers per beacon
+    /// heard; inline, the grant more than doubled every peer and the
+    /// cache lines each beacon touches.
+    proof: Option<Box<LeaseGrant>>,
 }
 
 /// The election state of one node.
@@ -198,6 +202,14 @@ pub struct GatewayElection {
     site: Option<SiteId>,
     max_epoch: u64,
     peers: BTreeMap<DeviceId, Peer>,
+    /// At most the earliest instant a peer falls silent (`heard_at +
+    /// peer_timeout_ms`), `u64::MAX` without peers: exact after every
+    /// `update`, and still a lower bound after a beacon moves a
+    /// peer's `heard_at` on. [`Self::poll_timeout`] scans the peers only
+    /// when this bound could be the answer: the driver asks after every
+    /// beacon, and on a LAN of n nodes that scan of n peers was the most
+    /// expensive part of handling one.
+    peers_silent_from: u64,
     claim: Option<Claim>,
     role: Role,
     gateway: Option<GatewayRef>,
@@ -232,6 +244,7 @@ impl GatewayElection {
             site: stored_site,
             max_epoch: stored_max_epoch,
             peers: BTreeMap::new(),
+            peers_silent_from: u64::MAX,
             claim: None,
             role: Role::Standalone,
             gateway: None,
@@ -328,7 +341,7 @@ impl GatewayElection {
         let relay = self.relay.as_ref();
         let (vetted, repeated) = match self.peers.get_mut(&from) {
             Some(peer) => {
-                let vetted = beacon.vet(now, from, relay, peer.proof.as_ref());
+                let vetted = beacon.vet(now, from, relay, peer.proof.take());
                 let repeated = peer.beacon.says_the_same(&beacon);
                 *peer = Peer {
                     beacon,
@@ -348,6 +361,9 @@ impl GatewayElection {
                     proof: vetted.proof,
                 };
                 self.peers.insert(from, peer);
+                self.peers_silent_from = self
+                    .peers_silent_from
+                    .min(now.saturating_add(self.config.peer_timeout_ms));
                 (vetted.epoch, false)
             }
         };
@@ -392,20 +408,25 @@ impl GatewayElection {
     /// When [`Self::handle_timeout`] must be called next (Unix ms).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        let peer_expiry = self
-            .peers
-            .values()
-            .map(|p| p.heard_at.saturating_add(self.config.peer_timeout_ms))
-            .min();
-        [
+        let others = [
             Some(self.next_beacon_at),
-            peer_expiry,
             self.claim.as_ref().map(Claim::next_timeout),
             self.decide_again_at,
         ]
         .into_iter()
         .flatten()
-        .min()
+        .min();
+        // No peer falls silent before `peers_silent_from`: when something
+        // else is due by then, the peers cannot change the answer.
+        if others.is_some_and(|at| at <= self.peers_silent_from) {
+            return others;
+        }
+        let peer_expiry = self
+            .peers
+            .values()
+            .map(|p| p.heard_at.saturating_add(self.config.peer_timeout_ms))
+            .min();
+        others.into_iter().chain(peer_expiry).min()
     }
 
     /// Brings the state up to `now`: forgets silent peers, enforces the
@@ -413,8 +434,16 @@ impl GatewayElection {
     fn update(&mut self, now: u64, entropy: Option<&mut dyn Entropy>) {
         self.decide_again_at = None;
         let timeout = self.config.peer_timeout_ms;
-        self.peers
-            .retain(|_, p| p.heard_at.saturating_add(timeout) > now);
+        let mut silent_from = u64::MAX;
+        self.peers.retain(|_, p| {
+            let silent_at = p.heard_at.saturating_add(timeout);
+            let live = silent_at > now;
+            if live {
+                silent_from = silent_from.min(silent_at);
+            }
+            live
+        });
+        self.peers_silent_from = silent_from;
         if self.claim.as_ref().is_some_and(|c| c.must_step_down(now)) {
             self.drop_claim();
         }

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use crate::DeviceId;
 
-pub use grant::{GrantError, LeaseGrant, GRANT_CLOCK_SLACK_MS};
+pub use grant::{GrantError, LeaseGrant, VerifiedGrant, GRANT_CLOCK_SLACK_MS};
 
 /// How far above a site's current epoch a claim may go. One would do for
 /// a claimant that heard the current epoch; a few spare let a node that

@@ -73,7 +73,7 @@ pub use id::{DeviceId, IdParseError, MessageId, OrgId, RelayId, UserId};
 pub use identity::{
     verify_signature, CertError, DeviceCert, DeviceKey, Identity, IdentityError, Signature, UserKey,
 };
-pub use lease::{Lease, LeaseGrant, LeaseRefusal, LeaseTable};
+pub use lease::{Lease, LeaseGrant, LeaseRefusal, LeaseTable, VerifiedGrant};
 pub use notify::{NotifyInput, NotifyRule, Urgency};
 pub use org::{Membership, MembershipError, OrgKey, Revocations};
 pub use post::{Change, Post, PostError, Quote};

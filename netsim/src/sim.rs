@@ -19,12 +19,12 @@
 //!
 //! # Layout
 //! - [`SimBuilder`]: seed, sites, latency, loss and timeouts.
-//! - `queue`: the event queue and what travels on it.
+//! - `queue`: the event queue (`queue/wheel.rs`) and what travels on it.
 //! - [`net`]: sites, partitions, per-hop latency and loss, WAN counters.
 //! - `world`: state shared by all nodes and the gateway/relay routing (one
 //!   envelope copy per destination site, fanned out inside the site).
-//! - `relay`: the relay's leases, where it forwards, and its mailboxes
-//!   (`mailbox`: in memory, through core's custody rule).
+//! - `relay`: leases, forwarding and mailboxes (`mailbox`: core's custody
+//!   rule); grants are signed on a worker thread (`relay/signer.rs`).
 //! - `check`: the election invariants, checked as roles change.
 //! - `fault`: partitions, crashes, restarts and roaming.
 //! - `report`: what a run can be asked about its outcome.
@@ -32,7 +32,7 @@
 //!   the sender's log lists, and whether every room converged.
 //! - [`node`]: one device driving core's outbox, gateway election and
 //!   room logs, with its durable store.
-//! - [`seed`]: random streams and [`check_seeds`].
+//! - [`seed`]: random streams and [`check_seeds`]; `trace`: the run's hash.
 //!
 //! # Example
 //! ```
@@ -60,6 +60,7 @@ mod relay;
 mod report;
 mod room;
 pub mod seed;
+pub(crate) mod trace;
 mod world;
 
 use std::fmt;
@@ -528,7 +529,9 @@ impl Sim {
     }
 
     /// A beacon reached the LAN of `site`: every other running node there
-    /// hears it, unless its copy is lost.
+    /// hears it, unless its copy is lost. Whether a node runs is read from
+    /// `net.up`, which mirrors `SimNode::is_up` in one dense array: no
+    /// cache miss on a line of each recipient that nothing else needs.
     fn beacon(&mut self, from: NodeIdx, site: SiteIdx, beacon: tincan_core::Beacon) {
         if !self.nodes[from.0].is_up() || self.world.net.location[from.0] != site {
             return;
@@ -536,7 +539,7 @@ impl Sim {
         let device = self.nodes[from.0].device_id();
         for i in 0..self.world.net.members[site.0].len() {
             let to = self.world.net.members[site.0][i];
-            if to == from || !self.nodes[to.0].is_up() || self.world.net.lose() {
+            if to == from || !self.world.net.up[to.0] || self.world.net.lose() {
                 continue;
             }
             self.nodes[to.0].on_beacon(&mut self.world, device, beacon.clone());
@@ -588,11 +591,4 @@ impl Sim {
 
 fn certs_device(w: &World, n: NodeIdx) -> DeviceId {
     w.dir.certs[n.0].device_id()
-}
-
-fn site_bytes(a: SiteIdx, b: SiteIdx) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&(a.0 as u64).to_le_bytes());
-    out[8..].copy_from_slice(&(b.0 as u64).to_le_bytes());
-    out
 }

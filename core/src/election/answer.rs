@@ -9,7 +9,7 @@
 //! driver to persist.
 
 use super::{ElectionEvent, ElectionTransmit, GatewayElection};
-use crate::lease::LeaseGrant;
+use crate::lease::{LeaseGrant, VerifiedGrant};
 use crate::site::SiteId;
 use crate::DeviceId;
 
@@ -19,11 +19,24 @@ impl GatewayElection {
     /// grant the configured relay did not sign, or for another device, is
     /// ignored.
     pub fn handle_lease_granted(&mut self, now: u64, grant: LeaseGrant) {
-        let (site, epoch) = (grant.site, grant.epoch);
-        let signed = self.relay.is_some_and(|relay| grant.verify(&relay).is_ok());
-        if !signed || grant.holder != self.config.me {
+        let Some(relay) = self.relay else {
+            return;
+        };
+        if let Ok(verified) = VerifiedGrant::new(grant, &relay) {
+            self.handle_verified_grant(now, verified);
+        }
+    }
+
+    /// [`Self::handle_lease_granted`] for a grant whose signature the
+    /// driver checked already (on another thread, say). It counts only
+    /// when checked against the relay this node pinned and given to this
+    /// device; otherwise it is ignored, as an unsigned grant is.
+    pub fn handle_verified_grant(&mut self, now: u64, verified: VerifiedGrant) {
+        if self.relay != Some(verified.relay()) || verified.grant().holder != self.config.me {
             return;
         }
+        let grant = verified.into_grant();
+        let (site, epoch) = (grant.site, grant.epoch);
         self.see_epoch(epoch);
         let config = &self.config;
         match self.claim.as_mut() {

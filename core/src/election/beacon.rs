@@ -50,19 +50,21 @@ impl Beacon {
         now: u64,
         from: DeviceId,
         relay: Option<&RelayId>,
-        proof: Option<&LeaseGrant>,
+        proof: Option<Box<LeaseGrant>>,
     ) -> Vetted {
         let claimed = self.gateway.filter(|g| g.device == from);
         let proof = match (claimed, self.site, relay) {
             (Some(gateway), Some(site), Some(relay)) => {
-                let still = |g: &&LeaseGrant| {
+                let still = |g: &LeaseGrant| {
                     RelayId::from_public_key(&g.relay_key) == *relay
                         && g.matches(from, site, gateway.epoch, now).is_ok()
                 };
-                let kept = proof.filter(still).cloned();
+                // The proof moves back out when it still holds: no copy of
+                // a grant per beacon.
+                let kept = proof.filter(|g| still(g));
                 kept.or_else(|| {
                     self.grant
-                        .as_deref()
+                        .as_ref()
                         .filter(|g| g.proves(relay, from, site, gateway.epoch, now).is_ok())
                         .cloned()
                 })
@@ -96,5 +98,5 @@ pub(super) struct Vetted {
     /// The epoch it proves, if any.
     pub(super) epoch: Option<u64>,
     /// The verified grant that proves the sender's lease, if it is gateway.
-    pub(super) proof: Option<LeaseGrant>,
+    pub(super) proof: Option<Box<LeaseGrant>>,
 }

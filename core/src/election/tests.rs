@@ -377,29 +377,6 @@ fn a_grant_too_late_to_trust_does_not_make_a_gateway() {
 }
 
 #[test]
-fn silent_peers_expire_and_lost_peers_go_at_once() {
-    let mut a = node(1, GatewayPreference::Auto, Some(site(1)));
-    a.handle_beacon(0, dev(2), peer(2, Some(site(1)), Some(1)));
-    a.handle_beacon(100, dev(3), peer(3, Some(site(1)), None));
-    assert_eq!(a.role(), Role::Member);
-    assert_eq!(a.lan_peers().collect::<Vec<_>>(), vec![dev(2), dev(3)]);
-    let timeout = a.config().peer_timeout_ms;
-    a.handle_timeout(timeout - 1, &mut SeededEntropy::new(0));
-    assert_eq!(a.role(), Role::Member);
-    a.handle_timeout(timeout, &mut SeededEntropy::new(0));
-    assert_eq!(a.lan_peers().collect::<Vec<_>>(), vec![dev(3)]);
-    assert_eq!(a.role(), Role::Roaming, "claiming once the gateway is gone");
-    a.handle_peer_lost(timeout + 1, dev(3));
-    let (tx, _) = drain(&mut a);
-    assert_eq!(a.lan_peers().count(), 0);
-    assert_eq!(
-        releases(&tx),
-        vec![(site(1), 2)],
-        "alone: the claim is moot"
-    );
-}
-
-#[test]
 fn beacons_go_out_periodically_and_on_change() {
     let mut a = node(1, GatewayPreference::Auto, Some(site(1)));
     let interval = a.config().beacon_interval_ms;
@@ -611,3 +588,6 @@ fn lease_timing_follows_the_relays_ttl() {
     a.set_lease_ttl(now, 0);
     assert!(a.config().renew_interval_ms >= 1);
 }
+
+mod timeout;
+mod verified;

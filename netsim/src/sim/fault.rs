@@ -3,7 +3,7 @@
 //! then tells the running nodes' outboxes what they can reach now, as the
 //! daemon learns it from its connections.
 
-use super::{site_bytes, NodeIdx, Sim, SiteIdx};
+use super::{NodeIdx, Sim, SiteIdx};
 
 impl Sim {
     /// Cuts the WAN path between two sites (at the relay).
@@ -97,4 +97,12 @@ impl Sim {
             self.nodes[n].drive(&mut self.world);
         }
     }
+}
+
+/// The two sites of a partition, for the trace.
+fn site_bytes(a: SiteIdx, b: SiteIdx) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&(a.0 as u64).to_le_bytes());
+    out[8..].copy_from_slice(&(b.0 as u64).to_le_bytes());
+    out
 }

@@ -1,19 +1,19 @@
-//! The event queue: a priority queue ordered by (virtual time, sequence).
-//!
-//! The sequence number is assigned at scheduling time and breaks ties, so
-//! two events due at the same millisecond run in the order they were
-//! scheduled — the only source of order besides time, which keeps runs
-//! reproducible without relying on any hash-map iteration order.
+//! What travels on the event queue (packets, timers, beacons), and the
+//! queue itself (`wheel`): a priority queue ordered by (virtual time,
+//! sequence).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+mod wheel;
+
 use std::sync::Arc;
 
 use tincan_core::route::custody::MailKey;
 use tincan_core::route::Answer;
-use tincan_core::{Beacon, DeviceId, Envelope, LeaseGrant, LeaseRefusal, MessageId, SiteId};
+use tincan_core::{Beacon, DeviceId, Envelope, LeaseRefusal, MessageId, SiteId};
 
+use super::relay::PendingGrant;
 use super::{NodeIdx, SiteIdx};
+
+pub(crate) use wheel::Queue;
 
 /// Where a packet arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,8 +124,9 @@ pub(crate) enum Packet {
         site: SiteId,
         /// The epoch claimed.
         epoch: u64,
-        /// The signed grant, or why not.
-        result: Result<Box<LeaseGrant>, LeaseRefusal>,
+        /// The signed grant (being signed and checked on the relay's
+        /// signer thread), or why not.
+        result: Result<PendingGrant, LeaseRefusal>,
     },
 }
 
@@ -250,74 +251,6 @@ pub(crate) enum Event {
         /// Which attempt this timer belongs to.
         attempt: u64,
     },
-}
-
-struct Scheduled<E> {
-    time: u64,
-    seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Scheduled<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
-    }
-}
-
-impl<E> Eq for Scheduled<E> {}
-
-impl<E> PartialOrd for Scheduled<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<E> Ord for Scheduled<E> {
-    /// Reversed, so the max-heap pops the earliest (time, seq) first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
-    }
-}
-
-/// Pending events, earliest first. Generic so that other simulations
-/// ([`crate::sim_lan`]) share the same ordering rule.
-pub(crate) struct Queue<E = Event> {
-    heap: BinaryHeap<Scheduled<E>>,
-    next_seq: u64,
-}
-
-impl<E> Default for Queue<E> {
-    fn default() -> Self {
-        Self {
-            heap: BinaryHeap::new(),
-            next_seq: 0,
-        }
-    }
-}
-
-impl<E> Queue<E> {
-    /// Schedules `event` at `time`; returns its sequence number.
-    pub(crate) fn push(&mut self, time: u64, event: E) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.heap.push(Scheduled { time, seq, event });
-        seq
-    }
-
-    /// Removes and returns the earliest event as (time, seq, event).
-    pub(crate) fn pop(&mut self) -> Option<(u64, u64, E)> {
-        self.heap.pop().map(|s| (s.time, s.seq, s.event))
-    }
-
-    /// When the earliest event is due.
-    pub(crate) fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|s| s.time)
-    }
-
-    /// Number of pending events.
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,16 @@
 //! the relay forwards what enters a site only to the node that holds that
 //! site's live lease, and it holds in its mailboxes (core's custody rule,
 //! `mailbox`) what it cannot hand over; the routing itself is in
-//! `world/custody.rs`.
+//! `world/custody.rs`. Grants are signed off the simulation's thread
+//! (`signer`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tincan_core::{
-    DeviceId, DeviceKey, ElectionConfig, LeaseGrant, LeaseRefusal, LeaseTable, RelayId, SiteId,
-};
+mod signer;
+
+use tincan_core::{DeviceId, DeviceKey, ElectionConfig, LeaseRefusal, LeaseTable, RelayId, SiteId};
+
+pub(crate) use signer::PendingGrant;
 
 use super::mailbox::Mailboxes;
 use super::seed::SimRng;
@@ -27,7 +30,8 @@ struct Connected {
 /// The relay's state.
 pub(crate) struct Relay {
     leases: LeaseTable<SiteId>,
-    key: DeviceKey,
+    /// Signs grants with the relay's key (on a worker thread).
+    signer: signer::Signer,
     id: RelayId,
     /// Per physical site, the last node granted a lease from there.
     gateways: BTreeMap<SiteIdx, Connected>,
@@ -48,7 +52,7 @@ impl Relay {
         let ttl = ElectionConfig::new(DeviceId([0; 20])).lease_ttl_ms;
         Self {
             leases: LeaseTable::new(ttl),
-            key,
+            signer: signer::Signer::new(key, id),
             id,
             gateways: BTreeMap::new(),
             direct: BTreeSet::new(),
@@ -64,7 +68,8 @@ impl Relay {
 
     /// A claim from `node` (device `device`, now in `location`): core's
     /// lease rule decides; a grant is signed and remembered as the
-    /// location's gateway.
+    /// location's gateway. The grant is signed (and checked, for the node
+    /// it goes to) on the signer's thread.
     pub(crate) fn claim(
         &mut self,
         now: u64,
@@ -73,7 +78,7 @@ impl Relay {
         location: SiteIdx,
         site: SiteId,
         epoch: u64,
-    ) -> Result<Box<LeaseGrant>, LeaseRefusal> {
+    ) -> Result<PendingGrant, LeaseRefusal> {
         let lease = self.leases.claim(now, site, device, epoch)?;
         self.gateways.insert(
             location,
@@ -84,13 +89,9 @@ impl Relay {
                 epoch: lease.epoch,
             },
         );
-        Ok(Box::new(LeaseGrant::sign(
-            &self.key,
-            site,
-            lease.epoch,
-            device,
-            lease.expires_at,
-        )))
+        Ok(self
+            .signer
+            .grant(site, lease.epoch, device, lease.expires_at))
     }
 
     /// A gateway gave its lease back.

@@ -26,6 +26,7 @@ use super::node::Uplink;
 use super::queue::{Event, Hop, Packet, Queue, Reply};
 use super::relay::Relay;
 use super::seed::SimRng;
+use super::trace::Trace;
 use super::{NodeIdx, SiteIdx};
 use tincan_core::route::hop::{plan_hop, HopSource, HopState};
 
@@ -65,7 +66,7 @@ pub(crate) struct World {
     pub(crate) wan_retransmits: u64,
     /// Copies the relay took into custody (stored, not duplicates).
     pub(crate) custody_items: u64,
-    trace: blake3::Hasher,
+    trace: Trace,
 }
 
 impl World {
@@ -83,99 +84,44 @@ impl World {
             first_copies: BTreeMap::new(),
             wan_retransmits: 0,
             custody_items: 0,
-            trace: blake3::Hasher::new_derive_key("tincan netsim trace v1"),
+            trace: Trace::new("tincan netsim trace v1"),
         }
     }
 
     /// Mixes `parts` into the trace hash.
     pub(crate) fn trace(&mut self, parts: &[&[u8]]) {
         for part in parts {
-            self.trace.update(&(part.len() as u64).to_le_bytes());
-            self.trace.update(part);
+            self.trace.part(part);
         }
     }
 
-    /// Records one dequeued event in the trace.
+    /// Records one dequeued event in the trace: its time, sequence, kind,
+    /// place and ids, each as a length-prefixed part.
     pub(crate) fn trace_event(&mut self, seq: u64, event: &Event) {
-        let (tag, index, detail): (u8, u64, Vec<u8>) = match event {
-            Event::Arrive { at, packet } => {
-                let (tag, index) = match at {
-                    Hop::Node(n) => (1, n.0 as u64),
-                    Hop::GatewayOut(s) => (2, s.0 as u64),
-                    Hop::Relay => (3, 0),
-                    Hop::GatewayIn(s) => (4, s.0 as u64),
-                };
-                let detail = match packet {
-                    Packet::Envelope { envelope, to, .. } => {
-                        let mut d = envelope.id.0.to_vec();
-                        for (site, devices) in to {
-                            d.extend_from_slice(&(site.0 as u64).to_le_bytes());
-                            for device in devices {
-                                d.extend_from_slice(&device.0);
-                            }
-                        }
-                        d
-                    }
-                    Packet::Receipt { reply, .. } => {
-                        [&reply.message_id.0[..], &reply.from_device.0[..]].concat()
-                    }
-                    Packet::MailAnswer { key, .. } => {
-                        [&key.message_id.0[..], &key.device.0[..]].concat()
-                    }
-                    Packet::Claim {
-                        from, site, epoch, ..
-                    }
-                    | Packet::Release { from, site, epoch } => {
-                        let mut d = site.0.to_vec();
-                        d.extend_from_slice(&(from.0 as u64).to_le_bytes());
-                        d.extend_from_slice(&epoch.to_le_bytes());
-                        d
-                    }
-                    Packet::Answer {
-                        site,
-                        epoch,
-                        result,
-                        ..
-                    } => {
-                        let mut d = site.0.to_vec();
-                        d.extend_from_slice(&epoch.to_le_bytes());
-                        d.push(u8::from(result.is_ok()));
-                        d
-                    }
-                };
-                (tag, index, detail)
-            }
-            Event::Wake { node, .. } => (5, node.0 as u64, Vec::new()),
-            Event::Beacon { from, beacon, .. } => {
-                let gateway = beacon.gateway.map(|g| g.epoch).unwrap_or(0);
-                (7, from.0 as u64, gateway.to_le_bytes().to_vec())
-            }
-            Event::ElectionWake { node, .. } => (8, node.0 as u64, Vec::new()),
-            Event::RelayTick => (9, 0, Vec::new()),
-            Event::AttemptTimeout {
-                node,
-                message_id,
-                device,
-                ..
-            } => (
-                6,
-                node.0 as u64,
-                [&message_id.0[..], &device.0[..]].concat(),
-            ),
+        let (tag, index) = match event {
+            Event::Arrive { at, .. } => match at {
+                Hop::Node(n) => (1, n.0 as u64),
+                Hop::GatewayOut(s) => (2, s.0 as u64),
+                Hop::Relay => (3, 0),
+                Hop::GatewayIn(s) => (4, s.0 as u64),
+            },
+            Event::Wake { node, .. } => (5, node.0 as u64),
+            Event::AttemptTimeout { node, .. } => (6, node.0 as u64),
+            Event::Beacon { from, .. } => (7, from.0 as u64),
+            Event::ElectionWake { node, .. } => (8, node.0 as u64),
+            Event::RelayTick => (9, 0),
         };
-        let now = self.now;
-        self.trace(&[
-            &now.to_le_bytes(),
-            &seq.to_le_bytes(),
-            &[tag],
-            &index.to_le_bytes(),
-            &detail,
-        ]);
+        let t = &mut self.trace;
+        t.part(&self.now.to_le_bytes());
+        t.part(&seq.to_le_bytes());
+        t.part(&[tag]);
+        t.part(&index.to_le_bytes());
+        t.part_with(|d| event_detail(event, d));
     }
 
     /// The trace hash so far, as hex.
     pub(crate) fn trace_hash(&self) -> String {
-        self.trace.finalize().to_hex().to_string()
+        self.trace.hash()
     }
 
     /// The node owning `device`, if it is part of the simulation.
@@ -363,5 +309,60 @@ impl World {
             self.send(Link::WanUp(site), Hop::Relay, up);
         }
         plan.take.then(|| packet.for_device(site, state.me))
+    }
+}
+
+/// The ids of `event` the trace records (the bytes the trace always
+/// held: message and device ids, sites, epochs), appended to `d`.
+fn event_detail(event: &Event, d: &mut Vec<u8>) {
+    match event {
+        Event::Arrive { packet, .. } => match packet {
+            Packet::Envelope { envelope, to, .. } => {
+                d.extend_from_slice(&envelope.id.0);
+                for (site, devices) in to {
+                    d.extend_from_slice(&(site.0 as u64).to_le_bytes());
+                    for device in devices {
+                        d.extend_from_slice(&device.0);
+                    }
+                }
+            }
+            Packet::Receipt { reply, .. } => {
+                d.extend_from_slice(&reply.message_id.0);
+                d.extend_from_slice(&reply.from_device.0);
+            }
+            Packet::MailAnswer { key, .. } => {
+                d.extend_from_slice(&key.message_id.0);
+                d.extend_from_slice(&key.device.0);
+            }
+            Packet::Claim {
+                from, site, epoch, ..
+            }
+            | Packet::Release { from, site, epoch } => {
+                d.extend_from_slice(&site.0);
+                d.extend_from_slice(&(from.0 as u64).to_le_bytes());
+                d.extend_from_slice(&epoch.to_le_bytes());
+            }
+            Packet::Answer {
+                site,
+                epoch,
+                result,
+                ..
+            } => {
+                d.extend_from_slice(&site.0);
+                d.extend_from_slice(&epoch.to_le_bytes());
+                d.push(u8::from(result.is_ok()));
+            }
+        },
+        Event::Beacon { beacon, .. } => {
+            let gateway = beacon.gateway.map(|g| g.epoch).unwrap_or(0);
+            d.extend_from_slice(&gateway.to_le_bytes());
+        }
+        Event::AttemptTimeout {
+            message_id, device, ..
+        } => {
+            d.extend_from_slice(&message_id.0);
+            d.extend_from_slice(&device.0);
+        }
+        Event::Wake { .. } | Event::ElectionWake { .. } | Event::RelayTick => {}
     }
 }

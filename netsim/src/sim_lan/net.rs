@@ -16,6 +16,7 @@ use tincan_core::DeviceId;
 use super::{LanSimConfig, Observation};
 use crate::sim::queue::Queue;
 use crate::sim::seed::SimRng;
+use crate::sim::trace::Trace;
 
 /// What happens at a point in virtual time (µs since the start).
 #[derive(Clone, Debug)]
@@ -103,7 +104,7 @@ pub(crate) struct Net {
     next_link: u64,
     /// Latencies of dials and hops, and hints after a reconnect.
     latency: SimRng,
-    trace: blake3::Hasher,
+    trace: Trace,
 }
 
 impl Net {
@@ -122,7 +123,7 @@ impl Net {
             links: BTreeMap::new(),
             next_link: 0,
             latency,
-            trace: blake3::Hasher::new_derive_key("tincan netsim lan trace v1"),
+            trace: Trace::new("tincan netsim lan trace v1"),
         }
     }
 
@@ -255,15 +256,15 @@ impl Net {
     /// Mixes one dequeued event into the trace.
     pub(crate) fn trace_event(&mut self, seq: u64, ev: &Ev) {
         let (tag, a, b) = ev.trace_key();
-        self.trace.update(&self.now.to_le_bytes());
-        self.trace.update(&seq.to_le_bytes());
-        self.trace.update(&[tag]);
-        self.trace.update(&a.to_le_bytes());
-        self.trace.update(&b.to_le_bytes());
+        self.trace.bytes(&self.now.to_le_bytes());
+        self.trace.bytes(&seq.to_le_bytes());
+        self.trace.bytes(&[tag]);
+        self.trace.bytes(&a.to_le_bytes());
+        self.trace.bytes(&b.to_le_bytes());
     }
 
     /// The trace hash so far, as hex.
     pub(crate) fn trace_hash(&self) -> String {
-        self.trace.finalize().to_hex().to_string()
+        self.trace.hash()
     }
 }

@@ -6,10 +6,11 @@
 use tincan_core::route::hop;
 use tincan_core::{
     Beacon, DeviceId, ElectionConfig, ElectionEvent, ElectionTransmit, GatewayElection,
-    GatewayPreference, LeaseGrant, LeaseRefusal, Role, SiteId,
+    GatewayPreference, LeaseRefusal, Role, SiteId,
 };
 
 use super::super::queue::{Event, Hop, Packet};
+use super::super::relay::PendingGrant;
 use super::super::world::World;
 use super::super::NodeIdx;
 use super::SimNode;
@@ -116,13 +117,20 @@ impl SimNode {
         w: &mut World,
         site: SiteId,
         epoch: u64,
-        result: Result<Box<LeaseGrant>, LeaseRefusal>,
+        result: Result<PendingGrant, LeaseRefusal>,
     ) {
         let Some(election) = self.election.as_mut() else {
             return;
         };
         match result {
-            Ok(grant) => election.handle_lease_granted(w.now, *grant),
+            // Checked on the relay's signer thread against the relay the
+            // node pinned (core checks that it is the one); a grant that
+            // fails the check is ignored, as handle_lease_granted does.
+            Ok(pending) => {
+                if let Ok(verified) = pending.wait() {
+                    election.handle_verified_grant(w.now, verified);
+                }
+            }
             Err(refusal) => election.handle_lease_refused(
                 w.now,
                 site,
