@@ -73,74 +73,91 @@ fn is_node_id(text: &str) -> bool {
 /// names), so this node knows them too: it routes to them, stores their
 /// receipts and lists them in its directory pushes. Ends at shutdown or
 /// on a single host, where nobody else registers devices.
-pub async fn follow_devices(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut feed = match shared.engine.watch_devices().await {
-        Ok(Some(feed)) => feed,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot follow the cluster's devices");
-            return;
-        }
-    };
-    loop {
-        let device = tokio::select! {
-            next = feed.next() => match next {
-                Some(device) => device,
-                None => {
-                    tracing::error!("the cluster's device feed ended");
-                    return;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let org = device.org;
-        shared
-            .registry()
-            .know(org, device.cert, device.name, device.last_seen_ms);
-        shared.dirty(org);
-    }
+pub async fn follow_devices(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let feed = shared.engine.watch_devices().await;
+    follow(
+        &shared,
+        feed,
+        shutdown,
+        "devices",
+        |shared, device| async move {
+            let org = device.org;
+            shared
+                .registry()
+                .know(org, device.cert, device.name, device.last_seen_ms);
+            shared.dirty(org);
+        },
+    )
+    .await;
 }
 
 /// Enforces the revocations other nodes store: a revoked user's devices
 /// and removed devices are disconnected and refused here too. Ends at
 /// shutdown or on a single host.
-pub async fn follow_revocations(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut feed = match shared.engine.watch_revocations().await {
+pub async fn follow_revocations(shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let feed = shared.engine.watch_revocations().await;
+    follow(
+        &shared,
+        feed,
+        shutdown,
+        "revocations",
+        |shared, event| async move {
+            match event {
+                RevocationEvent::List(list) => crate::revoke::apply(&shared, list, None).await,
+                RevocationEvent::Device(org, revocation) => {
+                    let device = revocation.device;
+                    let removed = shared.registry().remove_device(
+                        shared.clock.mono_ms(),
+                        org,
+                        revocation,
+                        None,
+                    );
+                    if let Some(conn) = removed {
+                        tracing::info!(%org, %device, "device removed at another relay node");
+                        if let Some(conn) = conn {
+                            conn.close(crate::close::DEVICE_REMOVED, b"device removed by its user");
+                        }
+                        shared.dirty(org);
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Hands every item of an engine feed to `apply`, one at a time, until
+/// shutdown or the feed ends (no feed: a single host, nothing to follow).
+async fn follow<T, F, Fut>(
+    shared: &Arc<Shared>,
+    feed: Result<Option<futures_util::stream::BoxStream<'static, T>>, crate::engine::EngineError>,
+    mut shutdown: watch::Receiver<bool>,
+    what: &'static str,
+    apply: F,
+) where
+    F: Fn(Arc<Shared>, T) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut feed = match feed {
         Ok(Some(feed)) => feed,
         Ok(None) => return,
         Err(e) => {
-            tracing::error!(error = %e, "cannot follow the cluster's revocations");
+            tracing::error!(error = %e, what, "cannot follow the cluster");
             return;
         }
     };
     loop {
-        let event = tokio::select! {
+        let item = tokio::select! {
             next = feed.next() => match next {
-                Some(event) => event,
+                Some(item) => item,
                 None => {
-                    tracing::error!("the cluster's revocation feed ended");
+                    tracing::error!(what, "the cluster's feed ended");
                     return;
                 }
             },
             _ = shutdown.changed() => return,
         };
-        match event {
-            RevocationEvent::List(list) => crate::revoke::apply(&shared, list, None).await,
-            RevocationEvent::Device(org, revocation) => {
-                let device = revocation.device;
-                let removed =
-                    shared
-                        .registry()
-                        .remove_device(shared.clock.mono_ms(), org, revocation, None);
-                if let Some(conn) = removed {
-                    tracing::info!(%org, %device, "device removed at another relay node");
-                    if let Some(conn) = conn {
-                        conn.close(crate::close::DEVICE_REMOVED, b"device removed by its user");
-                    }
-                    shared.dirty(org);
-                }
-            }
-        }
+        apply(shared.clone(), item).await;
     }
 }
 

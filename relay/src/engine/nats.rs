@@ -187,11 +187,6 @@ impl NatsEngine {
             .map_err(|e| NatsError::request("read the mail stream's state", e))?;
         Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
     }
-
-    /// The JetStream context (publishes go through it).
-    fn js(&self) -> &jetstream::Context {
-        &self.js
-    }
 }
 
 /// Lower-case hex of an id, as keys and subjects spell it.
@@ -199,8 +194,8 @@ fn hex(bytes: &[u8]) -> String {
     HEXLOWER.encode(bytes)
 }
 
-/// A 20-byte id from its hex spelling.
-fn id20_hex(s: &str) -> Option<[u8; 20]> {
+/// An `N`-byte id from its hex spelling (keys, subjects and headers).
+fn id_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     HEXLOWER.decode(s.as_bytes()).ok()?.try_into().ok()
 }
 

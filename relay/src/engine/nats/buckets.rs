@@ -17,7 +17,7 @@ use tincan_core::site::SiteId;
 use tincan_core::{DeviceId, DeviceRevocation, OrgId, Revocations};
 
 use super::scan::{scan, ScanMode};
-use super::{cert_for, encode, hex, id20_hex, NatsError};
+use super::{cert_for, encode, hex, id_hex, NatsError};
 use futures_util::StreamExt;
 
 use crate::cluster::ClusterNode;
@@ -166,6 +166,37 @@ impl Bucket {
             .map_err(|e| NatsError::request("delete a key", e))
     }
 
+    /// Every value written from now on (and those stored already, first),
+    /// decoded by `decode` from its key and bytes, until the watch breaks;
+    /// `what` names the values in the log.
+    async fn watch<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        decode: fn(&str, &[u8]) -> Option<T>,
+    ) -> Result<futures_util::stream::BoxStream<'static, T>, NatsError> {
+        let watch = self
+            .kv
+            .watch_with_history(">")
+            .await
+            .map_err(|e| NatsError::request("watch a bucket", e))?;
+        let feed = watch.filter_map(move |entry| async move {
+            let entry = match entry {
+                Ok(entry) if entry.operation == Operation::Put => entry,
+                Ok(_) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, what, "watch failed");
+                    return None;
+                }
+            };
+            let value = decode(&entry.key, &entry.value);
+            if value.is_none() {
+                tracing::warn!(key = %entry.key, what, "skipping a corrupt entry");
+            }
+            value
+        });
+        Ok(Box::pin(feed))
+    }
+
     /// Every live (key, value) under `prefix` (a key prefix ending in `.`,
     /// or empty for all).
     async fn list(&self, client: &Client, prefix: &str) -> Result<Vec<(String, Bytes)>, NatsError> {
@@ -192,8 +223,8 @@ impl Bucket {
 /// A device from its key (`<org>.<device>`) and value.
 fn device_entry(key: &str, value: &[u8]) -> Option<StoredDevice> {
     let (org, device) = key.split_once('.')?;
-    let org = id20_hex(org)?;
-    let device = id20_hex(device)?;
+    let org = id_hex(org)?;
+    let device = id_hex(device)?;
     let record = postcard::from_bytes::<DeviceRecord>(value).ok()?;
     let cert = cert_for(&device, &record.cert)?;
     Some(StoredDevice {
@@ -212,10 +243,15 @@ fn revocation_entry(key: &str, value: &[u8]) -> Option<RevocationEvent> {
         list.verify().ok()?;
         return Some(RevocationEvent::List(list));
     }
-    let (org, _) = key.strip_prefix("device.")?.split_once('.')?;
-    let revocation = DeviceRevocation::from_bytes(value)?;
+    let (org, revocation) = device_revocation_entry(key, value)?;
     revocation.verify().ok()?;
-    Some(RevocationEvent::Device(OrgId(id20_hex(org)?), revocation))
+    Some(RevocationEvent::Device(org, revocation))
+}
+
+/// A device revocation from its key (`device.<org>.<device>`) and value.
+fn device_revocation_entry(key: &str, value: &[u8]) -> Option<(OrgId, DeviceRevocation)> {
+    let (org, _) = key.strip_prefix("device.")?.split_once('.')?;
+    Some((OrgId(id_hex(org)?), DeviceRevocation::from_bytes(value)?))
 }
 
 /// `<org>.<device>` and the like.
@@ -270,30 +306,7 @@ impl Buckets {
     /// Every device written from now on, by any node (and those stored
     /// already, first), until the watch breaks.
     pub(super) async fn watch_devices(&self) -> Result<DeviceFeed, NatsError> {
-        let watch = self
-            .devices
-            .kv
-            .watch_with_history(">")
-            .await
-            .map_err(|e| NatsError::request("watch devices", e))?;
-        let feed = watch.filter_map(|entry| async move {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    tracing::warn!(error = %e, "device watch failed");
-                    return None;
-                }
-            };
-            if entry.operation != Operation::Put {
-                return None;
-            }
-            let device = device_entry(&entry.key, &entry.value);
-            if device.is_none() {
-                tracing::warn!(key = %entry.key, "skipping a corrupt device entry");
-            }
-            device
-        });
-        Ok(Box::pin(feed))
+        self.devices.watch("device", device_entry).await
     }
 
     /// Forgets one device.
@@ -308,28 +321,7 @@ impl Buckets {
     /// Every revocation written from now on, by any node (and those stored
     /// already, first), until the watch breaks.
     pub(super) async fn watch_revocations(&self) -> Result<RevocationFeed, NatsError> {
-        let watch = self
-            .revocations
-            .kv
-            .watch_with_history(">")
-            .await
-            .map_err(|e| NatsError::request("watch revocations", e))?;
-        let feed = watch.filter_map(|entry| async move {
-            let entry = match entry {
-                Ok(entry) if entry.operation == Operation::Put => entry,
-                Ok(_) => return None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "revocation watch failed");
-                    return None;
-                }
-            };
-            let event = revocation_entry(&entry.key, &entry.value);
-            if event.is_none() {
-                tracing::warn!(key = %entry.key, "skipping a corrupt revocation");
-            }
-            event
-        });
-        Ok(Box::pin(feed))
+        self.revocations.watch("revocation", revocation_entry).await
     }
 
     /// Stores a device revocation.
@@ -351,13 +343,9 @@ impl Buckets {
     ) -> Result<Vec<(OrgId, DeviceRevocation)>, NatsError> {
         let mut out = Vec::new();
         for (key, value) in self.revocations.list(client, "device.").await? {
-            let org = key
-                .strip_prefix("device.")
-                .and_then(|rest| rest.split_once('.'))
-                .and_then(|(org, _)| id20_hex(org));
-            match (org, DeviceRevocation::from_bytes(&value)) {
-                (Some(org), Some(r)) => out.push((OrgId(org), r)),
-                _ => tracing::warn!(%key, "skipping a corrupt device revocation"),
+            match device_revocation_entry(&key, &value) {
+                Some(entry) => out.push(entry),
+                None => tracing::warn!(%key, "skipping a corrupt device revocation"),
             }
         }
         Ok(out)
@@ -421,12 +409,8 @@ impl Buckets {
         let mut out = Vec::new();
         for (key, value) in self.epochs.list(client, "").await? {
             let decoded = key.split_once('.').and_then(|(org, site)| {
-                let org = id20_hex(org)?;
-                let site: [u8; 16] = data_encoding::HEXLOWER
-                    .decode(site.as_bytes())
-                    .ok()?
-                    .try_into()
-                    .ok()?;
+                let org = id_hex(org)?;
+                let site = id_hex(site)?;
                 let epoch = postcard::from_bytes::<u64>(&value).ok()?;
                 Some((OrgId(org), SiteId(site), epoch))
             });

@@ -14,7 +14,7 @@ use tincan_core::route::custody::{put_outcome, MailboxUsage};
 use tincan_core::{DeviceId, MessageId, OrgId};
 
 use super::scan::{scan, ScanMode, Scanned};
-use super::{hex, id20_hex, NatsEngine, NatsError, ORG_BYTES_FRESH};
+use super::{hex, id_hex, NatsEngine, NatsError, ORG_BYTES_FRESH};
 use crate::store::mail::{kind_code, kind_from_code};
 use crate::store::{ExpiredMail, MailQuota, MailRow, NewMail, PutOutcome};
 
@@ -55,12 +55,15 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 }
 
 fn header_id<const N: usize>(headers: &HeaderMap, name: &str) -> Option<[u8; N]> {
-    let text = headers.get(name)?.as_str();
-    data_encoding::HEXLOWER
-        .decode(text.as_bytes())
-        .ok()?
-        .try_into()
-        .ok()
+    id_hex(headers.get(name)?.as_str())
+}
+
+/// The bytes of the items scanned (each counted in full).
+fn held_bytes(scanned: &[Scanned]) -> u64 {
+    scanned
+        .iter()
+        .filter_map(|m| header_u64(&m.headers, H_SIZE))
+        .sum()
 }
 
 /// (organisation, device) of a mail subject.
@@ -71,7 +74,7 @@ fn owner(subject: &str) -> Option<(OrgId, DeviceId)> {
     else {
         return None;
     };
-    Some((OrgId(id20_hex(org)?), DeviceId(id20_hex(device)?)))
+    Some((OrgId(id_hex(org)?), DeviceId(id_hex(device)?)))
 }
 
 /// A row from a scanned message (payload included).
@@ -117,10 +120,7 @@ async fn org_bytes(engine: &NatsEngine, org: OrgId) -> Result<u64, NatsError> {
         }
     }
     let scanned = headers(engine, format!("tincan.mail.{}.>", hex(&org.0))).await?;
-    let bytes = scanned
-        .iter()
-        .filter_map(|m| header_u64(&m.headers, H_SIZE))
-        .sum();
+    let bytes = held_bytes(&scanned);
     if let Ok(mut cache) = engine.org_bytes.lock() {
         cache.insert(org, (Instant::now(), bytes));
     }
@@ -162,16 +162,13 @@ pub(super) async fn put(
         .await?;
         let usage = MailboxUsage {
             items: mailbox.len() as u64,
-            bytes: mailbox
-                .iter()
-                .filter_map(|m| header_u64(&m.headers, H_SIZE))
-                .sum(),
+            bytes: held_bytes(&mailbox),
         };
         let held = mailbox.iter().any(|m| m.subject == target);
         let outcome = put_outcome(held, usage, size, Some(org_held), quota);
         if outcome == PutOutcome::Stored {
             let ack = engine
-                .js()
+                .js
                 .publish_with_headers(target, item_headers(mail), payload.clone())
                 .await
                 .map_err(|e| NatsError::request("store mail", e))?;
